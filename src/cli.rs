@@ -1,0 +1,235 @@
+//! The command line, as `../shared/CONTRACT.md` fixes it: clap definitions only, no behaviour.
+//!
+//! Raw arguments stay raw here; [`crate::settings`] resolves them once, with nix's own
+//! configuration and the environment, into the value the rest of the program reads.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+/// Build with Nix where it is cheapest: from a binary cache, from a builder's store, on a
+/// builder, or here.
+///
+/// nixdispatch reads the remote builders nix is configured with (or `--builder`), probes them
+/// all at once over SSH, asks in bulk where every missing store path can come from, picks a mode
+/// and says why, then runs `nix build` or `nh` with the flags that make it so, drawing nix's log
+/// as live progress.
+#[derive(Debug, Parser)]
+#[command(name = "nixdispatch", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// A builder in nix machines-file syntax, e.g.
+    /// 'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm'. Repeatable; when given, replaces
+    /// the builders nix is configured with.
+    #[arg(long = "builder", value_name = "SPEC", global = true)]
+    pub builders: Vec<String>,
+
+    /// Force a mode instead of choosing one.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto, global = true)]
+    pub mode: ModeArg,
+
+    /// The most one builder probe may take, connection and first command together, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, global = true)]
+    pub connect_timeout: f64,
+
+    /// What runs `home` and `os` builds [default: nh where it is on PATH, else nix]
+    #[arg(long, value_enum, global = true)]
+    pub via: Option<Via>,
+
+    /// Machine-readable output on stdout: one JSON document, or JSON lines of events for
+    /// build, home, os and monitor (the last one a summary).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// How to show progress: bars on a terminal, plain lines elsewhere.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto, global = true)]
+    pub progress: ProgressArg,
+
+    /// Say more (repeat for even more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Say less: errors and the result only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The modes of `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Choose from what the builders and caches hold.
+    Auto,
+    /// Build nothing: copy every missing path from a cache or a builder's store.
+    Substitute,
+    /// Build on the reachable builders.
+    Remote,
+    /// Build here, with no remote builders.
+    Local,
+}
+
+/// The programs that can run `home` and `os` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// `nix build`, then the activation script.
+    Nix,
+    /// `nh home` / `nh os`.
+    Nh,
+}
+
+/// The values of `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Bars on a terminal, plain lines elsewhere.
+    Auto,
+    /// Live bars (needs a terminal on stderr).
+    Bar,
+    /// One plain line per event, for CI logs.
+    Plain,
+    /// Nothing but errors and the result.
+    None,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Realise installables in the best mode (like `nix build`).
+    Build(BuildArgs),
+    /// Build and activate a home-manager configuration (like `nh home`).
+    Home(HomeArgs),
+    /// Build and activate a NixOS configuration (like `nh os`).
+    Os(OsArgs),
+    /// Decide and explain where every missing path will come from; builds and copies nothing.
+    Plan(PlanArgs),
+    /// Probe every configured builder over SSH, all at once.
+    Probe,
+    /// Check the distributed-build setup and say how to fix what is wrong.
+    Doctor,
+    /// Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`).
+    Monitor,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Options of the commands that run a build.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// When a builder vanishes mid-run, fail instead of finishing the build locally once.
+    #[arg(long)]
+    pub no_fallback: bool,
+
+    /// After a successful local build, copy the results to the first reachable builder's store.
+    #[arg(long)]
+    pub push: bool,
+}
+
+/// `nixdispatch build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Flake references or paths to realise, as `nix build` takes them.
+    #[arg(required = true, value_name = "INSTALLABLE")]
+    pub installables: Vec<String>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Arguments passed to nix untouched (after `--`).
+    #[arg(last = true, value_name = "NIX ARGS")]
+    pub nix_args: Vec<OsString>,
+}
+
+/// The actions of `home`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum HomeAction {
+    /// Build, then activate.
+    #[default]
+    Switch,
+    /// Build only.
+    Build,
+}
+
+/// `nixdispatch home`.
+#[derive(Debug, Args)]
+pub struct HomeArgs {
+    /// What to do [default: switch]
+    #[arg(value_enum)]
+    pub action: Option<HomeAction>,
+
+    /// The flake holding `homeConfigurations` [default: $NH_FLAKE, $NH_HOME_FLAKE, then .]
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+
+    /// The configuration to build [default: $USER@$(hostname), then $USER]
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub configuration: Option<String>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Arguments passed to nix untouched (after `--`).
+    #[arg(last = true, value_name = "NIX ARGS")]
+    pub nix_args: Vec<OsString>,
+}
+
+/// The actions of `os`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OsAction {
+    /// Build, make it the boot default and activate it now.
+    #[default]
+    Switch,
+    /// Build and make it the boot default.
+    Boot,
+    /// Build and activate it now, without making it the boot default.
+    Test,
+    /// Build only.
+    Build,
+}
+
+/// `nixdispatch os`.
+#[derive(Debug, Args)]
+pub struct OsArgs {
+    /// What to do [default: switch]
+    #[arg(value_enum)]
+    pub action: Option<OsAction>,
+
+    /// The flake holding `nixosConfigurations` [default: $NH_FLAKE, $NH_OS_FLAKE, then .]
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+
+    /// The configuration to build [default: this machine's host name]
+    #[arg(short = 'H', long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Arguments passed to nix untouched (after `--`).
+    #[arg(last = true, value_name = "NIX ARGS")]
+    pub nix_args: Vec<OsString>,
+}
+
+/// `nixdispatch plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Flake references or paths to plan for, as `nix build` takes them.
+    #[arg(required = true, value_name = "INSTALLABLE")]
+    pub installables: Vec<String>,
+}
+
+impl Cli {
+    /// The clap command, for completions and tests.
+    pub fn command() -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+    }
+}

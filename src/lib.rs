@@ -1,0 +1,35 @@
+//! nixdispatch: a front end to `nix build` and `nh` that decides, every run, where each missing
+//! store path comes from (a binary cache, a builder's store, a build on a builder, or a local
+//! build), says why, and runs nix with the flags that make it so.
+//!
+//! One run is one pipeline:
+//! [`cli`] → [`settings`] → [`probe`] → [`sources`] → [`plan`] → [`dispatch`] → [`child`] →
+//! [`log`] → [`monitor`] → [`render`]. The [`commands`] compose it.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+
+pub use error::{Error, Result};
+
+use clap::Parser;
+use std::ffi::OsString;
+
+/// Runs nixdispatch with these arguments and returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("nixdispatch: error: {err}");
+            err.code()
+        }
+    }
+}
