@@ -6,9 +6,21 @@
 //! [`cli`] → [`settings`] → [`probe`] → [`sources`] → [`plan`] → [`dispatch`] → [`child`] →
 //! [`log`] → [`monitor`] → [`render`]. The [`commands`] compose it.
 
+pub mod child;
 pub mod cli;
 pub mod commands;
+pub mod dispatch;
 pub mod error;
+pub mod log;
+pub mod machines;
+pub mod monitor;
+pub mod nix;
+pub mod plan;
+pub mod probe;
+pub mod render;
+pub mod settings;
+pub mod sources;
+pub mod store_path;
 
 pub use error::{Error, Result};
 
