@@ -1,0 +1,207 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_nixdispatch_global_optspecs
+    string join \n builder= mode= connect-timeout= via= json progress= v/verbose q/quiet h/help V/version
+end
+
+function __fish_nixdispatch_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_nixdispatch_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_nixdispatch_using_subcommand
+    set -l cmd (__fish_nixdispatch_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l flake -d 'The flake holding `homeConfigurations` [default: $NH_FLAKE, $NH_HOME_FLAKE, then .]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s c -l configuration -d 'The configuration to build [default: $USER@$(hostname), then $USER]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l flake -d 'The flake holding `nixosConfigurations` [default: $NH_FLAKE, $NH_OS_FLAKE, then .]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s H -l hostname -d 'The configuration to build [default: this machine\'s host name]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,33 @@
+# nixdispatch's everyday commands. `just --list` shows them.
+
+# Build the binary and the lab.
+build:
+    cargo build --workspace
+
+# The whole suite, lab tests included (root; installs what is missing).
+test *ARGS:
+    ./scripts/test {{ARGS}}
+
+# Formatting and lints, as CI would want them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the committed shell completions.
+completions:
+    cargo run -q -- completions bash > completions/nixdispatch.bash
+    cargo run -q -- completions zsh > completions/_nixdispatch
+    cargo run -q -- completions fish > completions/nixdispatch.fish
+
+# Start the two-host lab for trying commands by hand; it prints how, and stops on Ctrl-C.
+lab-up *ARGS:
+    ./scripts/lab-deps
+    cargo run -q -p nixdispatch-lab -- up {{ARGS}}
+
+# Stop a lab started by `just lab-up` in another terminal.
+lab-down:
+    cargo run -q -p nixdispatch-lab -- down
+
+# The demo: `nixdispatch home` three times on the lab (builder empty, builder holding it, builder down).
+demo:
+    ./scripts/demo
