@@ -1,0 +1,136 @@
+//! A tiny HTTP/1.1 static file server on loopback: serves a `file://` binary cache directory the
+//! way cache.nixos.org serves its bucket (GET and HEAD, 404 when absent, `Connection: close`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+pub struct HttpCache {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<String>>>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl HttpCache {
+    pub fn start(root: PathBuf) -> std::io::Result<HttpCache> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let accept = {
+            let (stop, log) = (stop.clone(), log.clone());
+            thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (root, log) = (root.clone(), log.clone());
+                    thread::spawn(move || {
+                        let _ = serve(conn, &root, &log);
+                    });
+                }
+            })
+        };
+        Ok(HttpCache {
+            port,
+            stop,
+            log,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `METHOD /path STATUS` for every request served so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpCache {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(
+            &SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            Duration::from_millis(500),
+        );
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // Skip the headers.
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/");
+    let file = resolve(root, path);
+    let (status, body) = match (&*method, file) {
+        ("GET" | "HEAD", Some(f)) => match std::fs::File::open(&f) {
+            Ok(mut fh) if f.is_file() => {
+                let mut body = Vec::new();
+                fh.read_to_end(&mut body)?;
+                ("200 OK", Some((content_type(&f), body)))
+            }
+            _ => ("404 Not Found", None),
+        },
+        ("GET" | "HEAD", None) => ("404 Not Found", None),
+        _ => ("405 Method Not Allowed", None),
+    };
+    if let Ok(mut l) = log.lock() {
+        l.push(format!("{method} {path} {}", &status[..3]));
+    }
+    let (ctype, body) = body.unwrap_or(("text/plain", b"not found\n".to_vec()));
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        out.write_all(&body)?;
+    }
+    out.flush()?;
+    let _ = out.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// Maps a URL path to a file under `root`, refusing anything that climbs out.
+fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut p = root.to_path_buf();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if seg == ".." || seg == "." || seg.contains('\\') {
+            return None;
+        }
+        p.push(seg);
+    }
+    Some(p)
+}
+
+fn content_type(p: &Path) -> &'static str {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("narinfo") => "text/x-nix-narinfo",
+        _ if p.file_name().is_some_and(|n| n == "nix-cache-info") => "text/x-nix-cache-info",
+        _ => "application/octet-stream",
+    }
+}
