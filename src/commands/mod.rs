@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::{Error, Result};
 
 pub mod completions;
+mod monitor;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -15,7 +16,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(_) => not_built("plan"),
         Command::Probe => not_built("probe"),
         Command::Doctor => not_built("doctor"),
-        Command::Monitor => not_built("monitor"),
+        Command::Monitor => monitor::run(&cli.global),
     }
 }
 

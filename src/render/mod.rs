@@ -1,1 +1,108 @@
-//! (being written)
+//! Showing a run: live bars on a terminal, plain lines in CI logs, JSON lines for programs.
+//!
+//! Renderers draw only from [`crate::monitor::State`] (and the caller's own header and
+//! messages); they never decide anything about the run. Pick one with [`choose`] and
+//! [`renderer`], and hand it to a [`crate::monitor::Monitor`].
+
+mod bar;
+mod json;
+mod plain;
+mod silent;
+mod text;
+
+use crate::cli::ProgressArg;
+use crate::monitor::{State, Summary};
+use std::io::Write;
+use std::time::Instant;
+
+pub use bar::BarRenderer;
+pub use json::JsonRenderer;
+pub use plain::PlainRenderer;
+pub use silent::SilentRenderer;
+
+/// One way of showing a run. Called by [`crate::monitor::Monitor`], never concurrently.
+pub trait Render {
+    /// Shows the run's mode and the reason for it, once, before the progress.
+    fn header(&mut self, mode: &str, reason: &str);
+
+    /// Shows a line of the caller's own without garbling the progress.
+    fn message(&mut self, text: &str);
+
+    /// Shows the state after a change: the happenings since the last draw (one line each, for
+    /// line-oriented renderers) and the current totals. May skip redrawing bars to cap the rate.
+    fn draw(&mut self, state: &State, now: Instant);
+
+    /// Ends the display and shows the summary. Called once, after the last draw.
+    fn finish(&mut self, state: &State, summary: &Summary);
+}
+
+/// Which renderer to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RendererKind {
+    /// indicatif bars on stderr.
+    Bar,
+    /// Plain lines on stderr, no escape codes.
+    Plain,
+    /// JSON lines on stdout.
+    Json,
+    /// Only errors, failed builds' logs, on stderr.
+    Silent,
+}
+
+/// The renderer to build, and whether it may use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// Which renderer.
+    pub kind: RendererKind,
+    /// Whether colour escape codes are allowed (never for plain and JSON).
+    pub color: bool,
+}
+
+/// Picks the renderer for the command line and the terminal, as the contract says: `--json`
+/// wins; `--quiet` and `--progress none` show errors only; `auto` means bars when stderr is a
+/// terminal and plain lines elsewhere; `bar` without a terminal falls back to plain lines (bars
+/// would be invisible). `no_color` is whether `NO_COLOR` is set to a non-empty value.
+pub fn choose(
+    progress: ProgressArg,
+    json: bool,
+    quiet: bool,
+    stderr_is_terminal: bool,
+    no_color: bool,
+) -> Choice {
+    let kind = if json {
+        RendererKind::Json
+    } else if quiet {
+        RendererKind::Silent
+    } else {
+        match progress {
+            ProgressArg::None => RendererKind::Silent,
+            ProgressArg::Plain => RendererKind::Plain,
+            ProgressArg::Auto | ProgressArg::Bar if stderr_is_terminal => RendererKind::Bar,
+            ProgressArg::Auto | ProgressArg::Bar => RendererKind::Plain,
+        }
+    };
+    let color = kind == RendererKind::Bar && !no_color;
+    Choice { kind, color }
+}
+
+/// Whether the `NO_COLOR` value from the environment asks for no colour (set and non-empty).
+pub fn no_color_requested(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
+}
+
+/// Builds the chosen renderer on the process's stderr (stdout for JSON). `verbose` (the count
+/// of `-v`) adds builders' log lines and nix's informational messages.
+pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
+    match choice.kind {
+        RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose)),
+        RendererKind::Plain => Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose)),
+        RendererKind::Json => Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose)),
+        RendererKind::Silent => Box::new(SilentRenderer::new(Box::new(std::io::stderr()))),
+    }
+}
+
+/// Where line-oriented renderers write: any writer that can move to the reading task.
+pub type Output = Box<dyn Write + Send>;
+
+#[cfg(test)]
+mod tests;

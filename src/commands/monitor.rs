@@ -1,0 +1,102 @@
+//! `nixdispatch monitor`: draw a `nix … --log-format internal-json -v` log read on stdin, like
+//! `nom --json`. The back half of the pipeline alone: log → monitor → render.
+
+use crate::cli::GlobalArgs;
+use crate::monitor::{Monitor, Summary};
+use crate::render;
+use crate::{Error, Result};
+use std::io::{BufRead, IsTerminal};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How often the display is refreshed while no line arrives (elapsed times, spinners).
+const TICK: Duration = Duration::from_millis(200);
+
+/// Reads nix's log from stdin to its end, showing it as `--progress`/`--json` ask; exit 0, or
+/// a failed-run error (exit 1) when the log reported a failed build or an error.
+pub fn run(global: &GlobalArgs) -> Result<i32> {
+    if std::io::stdin().is_terminal() {
+        return Err(Error::input(
+            "`nixdispatch monitor` reads nix's log on stdin; pipe it in: \
+             nix build --log-format internal-json -v ... |& nixdispatch monitor",
+        ));
+    }
+    let choice = render::choose(
+        global.progress,
+        global.json,
+        global.quiet,
+        std::io::stderr().is_terminal(),
+        render::no_color_requested(std::env::var_os("NO_COLOR").as_deref()),
+    );
+    let mut monitor = Monitor::new(render::renderer(choice, global.verbose));
+
+    // Lines are read on their own thread so the display keeps ticking while nix is quiet.
+    let (lines, incoming) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1024);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            match stdin.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if lines.send(Ok(line)).is_err() {
+                        break;
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    let _ = lines.send(Err(err));
+                    break;
+                }
+            }
+        }
+    });
+    loop {
+        match incoming.recv_timeout(TICK) {
+            Ok(Ok(line)) => {
+                monitor.feed_line(&String::from_utf8_lossy(&line), Instant::now());
+            }
+            Ok(Err(err)) => {
+                monitor.message(&format!("nixdispatch: reading stdin stopped: {err}"));
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => monitor.tick(Instant::now()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let summary = monitor.finish(Instant::now());
+    if summary.ok {
+        Ok(0)
+    } else {
+        Err(Error::Failed(failure_line(&summary)))
+    }
+}
+
+/// The one line that names what failed in the monitored run.
+fn failure_line(summary: &Summary) -> String {
+    let names: Vec<&str> = summary
+        .failed
+        .iter()
+        .map(|f| crate::monitor::store_path_name(&f.drv))
+        .collect();
+    match (names.as_slice(), summary.errors.first()) {
+        ([], Some(error)) => {
+            // nix puts the error itself last, after the trace.
+            let last = error
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(error)
+                .trim();
+            let last = last.strip_prefix("error:").unwrap_or(last).trim();
+            format!("the monitored nix run reported an error: {last}")
+        }
+        ([], None) => "the monitored nix run failed".to_string(),
+        ([one], _) => format!("the monitored nix run failed: the build of {one} failed"),
+        (many, _) => format!(
+            "the monitored nix run failed: {} builds failed ({})",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,116 @@
+//! The monitor of a live run: a [`State`] and the renderer that shows it.
+
+use super::{State, Summary};
+use crate::log::{parse_line, Event};
+use crate::render::Render;
+use std::io::BufRead;
+use std::time::Instant;
+
+/// Follows one nix run: feed it nix's stderr lines as they come, then [`Monitor::finish`] it for
+/// the [`Summary`].
+///
+/// Synchronous and cheap per line, so it can be driven from the task that reads the child's
+/// stderr. The renderer decides nothing: it draws the state after each change.
+///
+/// ```no_run
+/// use nixdispatch::{monitor::Monitor, render};
+/// use std::time::Instant;
+/// let choice = render::choose(nixdispatch::cli::ProgressArg::Auto, false, false, true, false);
+/// let mut monitor = Monitor::new(render::renderer(choice, 0));
+/// monitor.set_header("remote", "3 derivations must be built and seasmoke is reachable");
+/// monitor.feed_line(r#"@nix {"action":"stop","id":1}"#, Instant::now());
+/// let summary = monitor.finish(Instant::now());
+/// let exit_code = if summary.ok { 0 } else { 1 };
+/// ```
+pub struct Monitor {
+    state: State,
+    renderer: Box<dyn Render + Send>,
+}
+
+impl Monitor {
+    /// A monitor drawing with `renderer` (see [`crate::render::renderer`]).
+    pub fn new(renderer: Box<dyn Render + Send>) -> Self {
+        Monitor {
+            state: State::new(),
+            renderer,
+        }
+    }
+
+    /// Shows the run's mode and the one-sentence reason for it (the plan), above the progress.
+    pub fn set_header(&mut self, mode: &str, reason: &str) {
+        self.renderer.header(mode, reason);
+    }
+
+    /// Prints a line of the caller's own (e.g. "builder seasmoke vanished, finishing locally")
+    /// without garbling the progress display.
+    pub fn message(&mut self, text: &str) {
+        self.renderer.message(text);
+    }
+
+    /// Takes one stderr line of nix (with or without its line ending), read at `now`.
+    /// Returns whether the display changed.
+    pub fn feed_line(&mut self, line: &str, now: Instant) -> bool {
+        self.feed_event(&parse_line(line), now)
+    }
+
+    /// Takes one already parsed event, read at `now`. Returns whether the display changed.
+    pub fn feed_event(&mut self, event: &Event, now: Instant) -> bool {
+        let changed = self.state.update(event, now);
+        if changed {
+            self.renderer.draw(&self.state, now);
+            self.state.clear_happenings();
+        }
+        changed
+    }
+
+    /// Lets the renderer catch up when no line came for a while (e.g. call it every 100-500 ms
+    /// while waiting on nix); renderers cap their own redraw rate, so calling it often is cheap.
+    pub fn tick(&mut self, now: Instant) {
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
+    }
+
+    /// What the run did so far; the whole state, for callers that want more than the summary.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Whether a build failed or nix reported an error so far.
+    pub fn has_failed(&self) -> bool {
+        self.state.has_failed()
+    }
+
+    /// Ends the display (bars cleared, summary shown or, with `--json`, written as the last
+    /// line) and returns the summary. `summary.ok` is false when a build failed or nix reported
+    /// an error: the caller's exit code.
+    pub fn finish(mut self, now: Instant) -> Summary {
+        let summary = self.state.summary(now);
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
+        self.renderer.finish(&self.state, &summary);
+        summary
+    }
+}
+
+/// Feeds every line of `reader` to `monitor` until end of input, then finishes it.
+///
+/// Lines that are not valid UTF-8 are read lossily, never rejected. Read errors end the input
+/// early; the summary covers what was read.
+pub fn drive(mut reader: impl BufRead, mut monitor: Monitor) -> Summary {
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        match reader.read_until(b'\n', &mut buffer) {
+            Ok(0) => break,
+            Ok(_) => {
+                monitor.feed_line(&String::from_utf8_lossy(&buffer), Instant::now());
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                monitor.message(&format!("nixdispatch: reading the log stopped: {err}"));
+                break;
+            }
+        }
+    }
+    monitor.finish(Instant::now())
+}

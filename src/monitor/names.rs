@@ -1,0 +1,116 @@
+//! Short human names for store paths and store URIs, for display and for summary keys.
+
+/// The name part of a store path or derivation: `/nix/store/<hash>-hello-2.12.drv` → `hello-2.12`.
+/// Anything that does not look like a store path is returned as it is.
+pub fn store_path_name(path: &str) -> &str {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.strip_suffix(".drv").unwrap_or(base);
+    match base.split_once('-') {
+        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => name,
+        _ => base,
+    }
+}
+
+/// Whether a store URI in a `CopyPath` activity means this machine's own store.
+pub fn is_local_store(uri: &str) -> bool {
+    matches!(uri, "" | "local" | "daemon" | "auto")
+        || uri.starts_with("local?")
+        || uri.starts_with("daemon?")
+        || uri.starts_with("unix://")
+        || uri.starts_with('/')
+}
+
+/// The host of a builder or store URI, for display: `ssh-ng://root@seasmoke:22?x=y` → `seasmoke`,
+/// `http://cache.example.org/sub` → `cache.example.org`. Local builds (`""`, `"local"`) → `local`.
+pub fn host_of(uri: &str) -> &str {
+    if uri.is_empty() || uri == "local" {
+        return "local";
+    }
+    let Some((_, rest)) = uri.split_once("://") else {
+        // Machines-file entries without a scheme are ssh hosts: `root@seasmoke`.
+        return uri.rsplit('@').next().unwrap_or(uri);
+    };
+    if rest.starts_with('/') {
+        // file:///srv/cache and the like: the whole URI is the best name.
+        return uri;
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    if host_port.starts_with('[') {
+        return host_port
+            .split(']')
+            .next()
+            .map_or(host_port, |h| h.trim_start_matches('['));
+    }
+    host_port.split(':').next().unwrap_or(host_port)
+}
+
+/// Every `/nix/store/…drv` path named in a message (nix quotes them in its errors).
+pub fn drv_paths_in(text: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("/nix/store/") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '\u{1b}' | ','))
+            .unwrap_or(tail.len());
+        let candidate = &tail[..end];
+        if candidate.ends_with(".drv") {
+            found.push(candidate);
+        }
+        rest = &tail[end.max(1)..];
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            store_path_name("/nix/store/50h0af3l3gkcw4c385pxvynq15y8zlxs-nd-chain-a.drv"),
+            "nd-chain-a"
+        );
+        assert_eq!(
+            store_path_name("/nix/store/5y6pa3fw8zx4m0g7g1ffvjq23d7dyq1n-nd-big"),
+            "nd-big"
+        );
+        assert_eq!(store_path_name("weird"), "weird");
+        assert_eq!(store_path_name(""), "");
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_of(""), "local");
+        assert_eq!(host_of("ssh-ng://seasmoke"), "seasmoke");
+        assert_eq!(
+            host_of("ssh-ng://root@seasmoke:2222?compress=true"),
+            "seasmoke"
+        );
+        assert_eq!(host_of("ssh://[::1]:22"), "::1");
+        assert_eq!(host_of("http://127.0.0.1:18931"), "127.0.0.1");
+        assert_eq!(host_of("file:///tmp/cache"), "file:///tmp/cache");
+        assert_eq!(host_of("root@seasmoke"), "seasmoke");
+    }
+
+    #[test]
+    fn local_stores() {
+        assert!(is_local_store("local"));
+        assert!(is_local_store(""));
+        assert!(!is_local_store("ssh-ng://seasmoke"));
+        assert!(!is_local_store("file:///tmp/x"));
+    }
+
+    #[test]
+    fn drv_paths_in_errors() {
+        let text = "builder for '\u{1b}[35;1m/nix/store/9pyk6vw9wk58lwp82vzgrwfsxz9gcqzn-nd-fail.drv\u{1b}[0m' failed";
+        assert_eq!(
+            drv_paths_in(text),
+            vec!["/nix/store/9pyk6vw9wk58lwp82vzgrwfsxz9gcqzn-nd-fail.drv"]
+        );
+        assert!(drv_paths_in("/nix/store/abc-out and nothing").is_empty());
+        assert!(drv_paths_in("/nix/store/").is_empty());
+    }
+}

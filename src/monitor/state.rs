@@ -1,0 +1,667 @@
+//! The monitor's state and its pure update step.
+
+use super::names::{drv_paths_in, is_local_store, store_path_name};
+use super::summary::{FailedBuild, Summary};
+use super::{LOG_TAIL_LINES, MAX_ERRORS_KEPT, MAX_FAILED_KEPT, MAX_HAPPENINGS, RECENT_BUILDS_KEPT};
+use crate::log::{
+    strip_ansi, Activity, ActivityId, ActivityResult, ActivityType, Event, Progress, Verbosity,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Where a build runs, as the summary keys it: the builder's store URI, or `"local"`.
+fn host_key(machine: &str) -> String {
+    if machine.is_empty() {
+        "local".to_string()
+    } else {
+        machine.to_string()
+    }
+}
+
+/// A derivation being built right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningBuild {
+    /// The derivation.
+    pub drv_path: String,
+    /// Its name without hash and `.drv`, for display.
+    pub name: String,
+    /// The builder's store URI, or `"local"`.
+    pub host: String,
+    /// The phase the builder last announced (`buildPhase`, ...), if any.
+    pub phase: Option<String>,
+    /// When the build started.
+    pub started: Instant,
+    /// Its last log lines, oldest first, at most [`LOG_TAIL_LINES`].
+    pub log_tail: VecDeque<String>,
+}
+
+impl RunningBuild {
+    /// The last line the builder printed, if any.
+    pub fn last_line(&self) -> Option<&str> {
+        self.log_tail.back().map(String::as_str)
+    }
+}
+
+/// Which way a store path is moving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferKind {
+    /// Fetched from a substituter (a binary cache, or a builder's store used as one).
+    Substitute,
+    /// Copied into this store from another store (a builder returning a build result).
+    CopyFrom,
+    /// Copied from this store to another (inputs sent to a builder, `nix copy --to`).
+    CopyTo,
+}
+
+/// A store path on its way into or out of this store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Which way.
+    pub kind: TransferKind,
+    /// The store path.
+    pub path: String,
+    /// Its name without hash, for display.
+    pub name: String,
+    /// The other store: the source (substituter, builder) or the destination.
+    pub peer: String,
+    /// Bytes copied so far.
+    pub done: u64,
+    /// Bytes expected (0 while unknown).
+    pub expected: u64,
+    /// When it started.
+    pub started: Instant,
+}
+
+/// A finished build, kept briefly in case a later error message says it failed after all.
+#[derive(Debug, Clone)]
+struct RecentBuild {
+    drv_path: String,
+    host: String,
+    log_tail: VecDeque<String>,
+}
+
+/// Something that happened in the last update, for renderers that print one line per event
+/// (plain, JSON). [`super::Monitor`] hands them to the renderer, then clears them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Happening {
+    /// A build started.
+    BuildStarted {
+        /// The derivation.
+        drv_path: String,
+        /// Builder store URI or `"local"`.
+        host: String,
+    },
+    /// A build finished and nix did not count it as failed.
+    BuildFinished {
+        /// The derivation.
+        drv_path: String,
+        /// Builder store URI or `"local"`.
+        host: String,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// A build failed.
+    BuildFailed {
+        /// What failed, where, and its last log lines.
+        build: FailedBuild,
+    },
+    /// A builder printed a line.
+    BuildLog {
+        /// The derivation.
+        drv_path: String,
+        /// The line.
+        line: String,
+    },
+    /// A build entered a phase.
+    BuildPhase {
+        /// The derivation.
+        drv_path: String,
+        /// The phase.
+        phase: String,
+    },
+    /// A store path started moving.
+    TransferStarted {
+        /// Which way.
+        kind: TransferKind,
+        /// The store path.
+        path: String,
+        /// The other store.
+        peer: String,
+    },
+    /// A store path arrived or was sent.
+    TransferFinished {
+        /// Which way.
+        kind: TransferKind,
+        /// The store path.
+        path: String,
+        /// The other store.
+        peer: String,
+        /// Bytes copied, as far as nix reported them.
+        bytes: u64,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// nix logged a message (`msg`), colour codes removed.
+    Message {
+        /// Its level.
+        level: Verbosity,
+        /// Its text.
+        text: String,
+    },
+    /// A line that is not part of nix's JSON log (ssh, nh, malformed lines), as it came.
+    Passthrough(String),
+}
+
+/// Totals of one kind of activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Finished.
+    pub done: u64,
+    /// Under way.
+    pub running: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Expected in all (done + running + failed + still to come), as far as known.
+    pub expected: u64,
+    /// Bytes moved so far (transfers only).
+    pub bytes_done: u64,
+    /// Bytes expected in all (transfers only; 0 while unknown).
+    pub bytes_expected: u64,
+}
+
+/// What nixdispatch knows about a running activity. Activities it does not follow are not kept.
+#[derive(Debug, Clone)]
+enum Live {
+    /// A `Builds` or `CopyPaths` aggregate and its latest progress.
+    Aggregate(ActivityType, Progress),
+    /// The `Realise` activity (expected sizes arrive on it).
+    Realise,
+    /// A `CopyPath` that carries the bytes of the substitution with this id.
+    CopyFor(ActivityId),
+}
+
+/// Everything the monitor knows about a run, updated one event at a time.
+///
+/// Pure: no I/O, no clock (time is passed in). Memory stays flat on an endless stream: finished
+/// activities are folded into counters and short bounded lists.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    started: Option<Instant>,
+    last: Option<Instant>,
+    live: HashMap<ActivityId, Live>,
+    builds: BTreeMap<ActivityId, RunningBuild>,
+    transfers: BTreeMap<ActivityId, Transfer>,
+    /// Progress of aggregates that have stopped, per aggregate type.
+    folded: HashMap<ActivityType, Progress>,
+    expected_bytes: HashMap<ActivityType, u64>,
+    builds_done: u64,
+    builds_failed: u64,
+    failures_attributed: u64,
+    transfers_done: HashMap<TransferKind, u64>,
+    transfer_bytes_done: HashMap<TransferKind, u64>,
+    built: BTreeMap<String, u64>,
+    substituted: BTreeMap<String, u64>,
+    copied_from: BTreeMap<String, u64>,
+    copied_to: BTreeMap<String, u64>,
+    sources: BTreeSet<String>,
+    recent_builds: VecDeque<RecentBuild>,
+    failed: Vec<FailedBuild>,
+    errors: Vec<String>,
+    happenings: Vec<Happening>,
+}
+
+impl State {
+    /// An empty state, before the first line.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one event; returns whether anything a renderer shows changed.
+    ///
+    /// `now` is when the event was read; it is the only clock the state uses.
+    pub fn update(&mut self, event: &Event, now: Instant) -> bool {
+        self.started.get_or_insert(now);
+        self.last = Some(now);
+        match event {
+            Event::Start(start) => self.start(start.id, start.parent, &start.activity, now),
+            Event::Stop { id } => self.stop(*id, now),
+            Event::Result { id, result } => self.result(*id, result),
+            Event::Message(message) => {
+                let text = strip_ansi(&message.text);
+                if message.level == Verbosity::Error {
+                    self.error(&text);
+                }
+                self.happen(Happening::Message {
+                    level: message.level,
+                    text,
+                });
+                true
+            }
+            Event::Plain(line) => {
+                self.happen(Happening::Passthrough(line.clone()));
+                true
+            }
+        }
+    }
+
+    fn happen(&mut self, happening: Happening) {
+        if self.happenings.len() >= MAX_HAPPENINGS {
+            // Nobody is draining them (a state used without a renderer): keep the newest half.
+            self.happenings.drain(..MAX_HAPPENINGS / 2);
+        }
+        self.happenings.push(happening);
+    }
+
+    fn start(
+        &mut self,
+        id: ActivityId,
+        parent: Option<ActivityId>,
+        activity: &Activity,
+        now: Instant,
+    ) -> bool {
+        match activity {
+            Activity::Builds | Activity::CopyPaths => {
+                self.live.insert(
+                    id,
+                    Live::Aggregate(activity.activity_type(), Progress::default()),
+                );
+                false
+            }
+            Activity::Realise => {
+                self.live.insert(id, Live::Realise);
+                false
+            }
+            Activity::Build {
+                drv_path, machine, ..
+            } => {
+                let host = host_key(machine);
+                self.builds.insert(
+                    id,
+                    RunningBuild {
+                        drv_path: drv_path.clone(),
+                        name: store_path_name(drv_path).to_string(),
+                        host: host.clone(),
+                        phase: None,
+                        started: now,
+                        log_tail: VecDeque::new(),
+                    },
+                );
+                self.happen(Happening::BuildStarted {
+                    drv_path: drv_path.clone(),
+                    host,
+                });
+                true
+            }
+            Activity::Substitute { path, substituter } => {
+                self.begin_transfer(id, TransferKind::Substitute, path, substituter, now);
+                true
+            }
+            Activity::CopyPath { path, from, to } => {
+                // The copy inside a substitution carries its bytes: link it to the substitution
+                // (by parent on 2.18+, by path before).
+                let owner = parent
+                    .filter(|p| self.transfers.contains_key(p))
+                    .or_else(|| {
+                        self.transfers
+                            .iter()
+                            .rev()
+                            .find(|(_, t)| t.kind == TransferKind::Substitute && t.path == *path)
+                            .map(|(id, _)| *id)
+                    });
+                if let Some(owner) = owner {
+                    self.live.insert(id, Live::CopyFor(owner));
+                    return false;
+                }
+                if is_local_store(from) {
+                    self.begin_transfer(id, TransferKind::CopyTo, path, to, now);
+                } else {
+                    self.begin_transfer(id, TransferKind::CopyFrom, path, from, now);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn begin_transfer(
+        &mut self,
+        id: ActivityId,
+        kind: TransferKind,
+        path: &str,
+        peer: &str,
+        now: Instant,
+    ) {
+        if kind != TransferKind::CopyTo {
+            self.sources.insert(peer.to_string());
+        }
+        self.transfers.insert(
+            id,
+            Transfer {
+                kind,
+                path: path.to_string(),
+                name: store_path_name(path).to_string(),
+                peer: peer.to_string(),
+                done: 0,
+                expected: 0,
+                started: now,
+            },
+        );
+        self.happen(Happening::TransferStarted {
+            kind,
+            path: path.to_string(),
+            peer: peer.to_string(),
+        });
+    }
+
+    fn result(&mut self, id: ActivityId, result: &ActivityResult) -> bool {
+        if let Some(build) = self.builds.get_mut(&id) {
+            return match result {
+                ActivityResult::BuildLogLine(line) | ActivityResult::PostBuildLogLine(line) => {
+                    let line = strip_ansi(line);
+                    if build.log_tail.len() >= LOG_TAIL_LINES {
+                        build.log_tail.pop_front();
+                    }
+                    build.log_tail.push_back(line.clone());
+                    let drv_path = build.drv_path.clone();
+                    self.happen(Happening::BuildLog { drv_path, line });
+                    true
+                }
+                ActivityResult::SetPhase(phase) => {
+                    build.phase = Some(phase.clone());
+                    let drv_path = build.drv_path.clone();
+                    self.happen(Happening::BuildPhase {
+                        drv_path,
+                        phase: phase.clone(),
+                    });
+                    true
+                }
+                _ => false,
+            };
+        }
+        let transfer_id = match self.live.get(&id) {
+            Some(Live::CopyFor(owner)) => *owner,
+            _ => id,
+        };
+        if let (Some(transfer), ActivityResult::Progress(progress)) =
+            (self.transfers.get_mut(&transfer_id), result)
+        {
+            transfer.done = progress.done;
+            transfer.expected = progress.expected;
+            return true;
+        }
+        match (self.live.get_mut(&id), result) {
+            (Some(Live::Aggregate(_, latest)), ActivityResult::Progress(progress)) => {
+                let changed = latest != progress;
+                *latest = *progress;
+                changed
+            }
+            (
+                Some(Live::Realise),
+                ActivityResult::SetExpected {
+                    activity_type,
+                    expected,
+                },
+            ) => {
+                let old = self.expected_bytes.insert(*activity_type, *expected);
+                old != Some(*expected)
+            }
+            (_, ActivityResult::UntrustedPath(path)) => {
+                self.happen(Happening::Message {
+                    level: Verbosity::Warn,
+                    text: format!("path '{path}' is not signed by a trusted key"),
+                });
+                true
+            }
+            (_, ActivityResult::CorruptedPath(path)) => {
+                self.happen(Happening::Message {
+                    level: Verbosity::Error,
+                    text: format!(
+                        "path '{path}' is corrupted (its contents do not match its hash)"
+                    ),
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn stop(&mut self, id: ActivityId, now: Instant) -> bool {
+        if let Some(build) = self.builds.remove(&id) {
+            self.finish_build(build, now);
+            return true;
+        }
+        if let Some(transfer) = self.transfers.remove(&id) {
+            self.finish_transfer(transfer, now);
+            return true;
+        }
+        match self.live.remove(&id) {
+            Some(Live::Aggregate(kind, progress)) => {
+                let folded = self.folded.entry(kind).or_default();
+                folded.done += progress.done;
+                folded.expected += progress.expected;
+                folded.failed += progress.failed;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn finish_build(&mut self, build: RunningBuild, now: Instant) {
+        // nix counts a failure on the `Builds` aggregate just before it stops the build's
+        // activity; a failure not yet attributed to a build belongs to this one.
+        if self.aggregate(ActivityType::Builds).failed > self.failures_attributed {
+            self.failures_attributed += 1;
+            self.record_failure(build.drv_path, build.host, build.log_tail);
+            return;
+        }
+        self.builds_done += 1;
+        *self.built.entry(build.host.clone()).or_default() += 1;
+        self.happen(Happening::BuildFinished {
+            drv_path: build.drv_path.clone(),
+            host: build.host.clone(),
+            elapsed: now.saturating_duration_since(build.started),
+        });
+        if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
+            self.recent_builds.pop_front();
+        }
+        self.recent_builds.push_back(RecentBuild {
+            drv_path: build.drv_path,
+            host: build.host,
+            log_tail: build.log_tail,
+        });
+    }
+
+    fn record_failure(&mut self, drv_path: String, host: String, log_tail: VecDeque<String>) {
+        self.builds_failed += 1;
+        let failed = FailedBuild {
+            drv: drv_path,
+            host,
+            log: log_tail.into_iter().collect(),
+        };
+        if self.failed.len() < MAX_FAILED_KEPT {
+            self.failed.push(failed.clone());
+        }
+        self.happen(Happening::BuildFailed { build: failed });
+    }
+
+    fn finish_transfer(&mut self, transfer: Transfer, now: Instant) {
+        let bytes = transfer.done.max(transfer.expected);
+        *self.transfers_done.entry(transfer.kind).or_default() += 1;
+        *self.transfer_bytes_done.entry(transfer.kind).or_default() += bytes;
+        let per_peer = match transfer.kind {
+            TransferKind::Substitute => &mut self.substituted,
+            TransferKind::CopyFrom => &mut self.copied_from,
+            TransferKind::CopyTo => &mut self.copied_to,
+        };
+        *per_peer.entry(transfer.peer.clone()).or_default() += 1;
+        self.happen(Happening::TransferFinished {
+            kind: transfer.kind,
+            path: transfer.path,
+            peer: transfer.peer,
+            bytes,
+            elapsed: now.saturating_duration_since(transfer.started),
+        });
+    }
+
+    fn error(&mut self, text: &str) {
+        if self.errors.len() < MAX_ERRORS_KEPT {
+            self.errors.push(text.to_string());
+        }
+        // An error naming a build we counted as done means it failed after all (the failure
+        // counter can be missing, e.g. on a partial stream).
+        for drv in drv_paths_in(text) {
+            if self.failed.iter().any(|f| f.drv == drv) {
+                continue;
+            }
+            if let Some(index) = self.recent_builds.iter().position(|b| b.drv_path == drv) {
+                if let Some(build) = self.recent_builds.remove(index) {
+                    self.builds_done = self.builds_done.saturating_sub(1);
+                    if let Some(count) = self.built.get_mut(&build.host) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            self.built.remove(&build.host);
+                        }
+                    }
+                    self.record_failure(build.drv_path, build.host, build.log_tail);
+                }
+            }
+        }
+    }
+
+    /// The latest progress of an aggregate type: stopped activities plus running ones.
+    fn aggregate(&self, kind: ActivityType) -> Progress {
+        let mut total = self.folded.get(&kind).copied().unwrap_or_default();
+        for live in self.live.values() {
+            if let Live::Aggregate(k, p) = live {
+                if *k == kind {
+                    total.done += p.done;
+                    total.expected += p.expected;
+                    total.running += p.running;
+                    total.failed += p.failed;
+                }
+            }
+        }
+        total
+    }
+
+    /// The happenings of the updates since the last [`State::clear_happenings`], oldest first.
+    pub fn happenings(&self) -> &[Happening] {
+        &self.happenings
+    }
+
+    /// Forgets the happenings once a renderer has shown them.
+    pub fn clear_happenings(&mut self) {
+        self.happenings.clear();
+    }
+
+    /// The builds under way, oldest first.
+    pub fn running_builds(&self) -> impl Iterator<Item = &RunningBuild> {
+        self.builds.values()
+    }
+
+    /// The transfers under way, oldest first.
+    pub fn running_transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.transfers.values()
+    }
+
+    /// Build totals: nix's own `Builds` counters where it sent them, else what was seen.
+    pub fn builds(&self) -> Counts {
+        let nix = self.aggregate(ActivityType::Builds);
+        let running = self.builds.len() as u64;
+        let done = self.builds_done.max(nix.done);
+        let failed = self.builds_failed.max(nix.failed);
+        Counts {
+            done,
+            running,
+            failed,
+            expected: nix.expected.max(done + running + failed),
+            ..Counts::default()
+        }
+    }
+
+    /// Substitution totals (paths and bytes); expected bytes come from nix's `Realise` estimate.
+    pub fn downloads(&self) -> Counts {
+        let mut counts = self.transfer_counts(&[TransferKind::Substitute]);
+        let nix = self.aggregate(ActivityType::CopyPaths);
+        counts.expected = counts.expected.max(nix.expected);
+        let estimate = self
+            .expected_bytes
+            .get(&ActivityType::CopyPath)
+            .copied()
+            .unwrap_or(0);
+        counts.bytes_expected = counts.bytes_expected.max(estimate);
+        counts
+    }
+
+    /// Totals of copies to and from other stores (builders), not substitutions.
+    pub fn copies(&self) -> Counts {
+        self.transfer_counts(&[TransferKind::CopyFrom, TransferKind::CopyTo])
+    }
+
+    fn transfer_counts(&self, kinds: &[TransferKind]) -> Counts {
+        let mut counts = Counts::default();
+        for kind in kinds {
+            counts.done += self.transfers_done.get(kind).copied().unwrap_or(0);
+            counts.bytes_done += self.transfer_bytes_done.get(kind).copied().unwrap_or(0);
+        }
+        counts.bytes_expected = counts.bytes_done;
+        for transfer in self.transfers.values().filter(|t| kinds.contains(&t.kind)) {
+            counts.running += 1;
+            counts.bytes_done += transfer.done;
+            counts.bytes_expected += transfer.expected.max(transfer.done);
+        }
+        counts.expected = counts.done + counts.running;
+        counts
+    }
+
+    /// The stores paths came from (substituters and builders), for "from where" displays.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(String::as_str)
+    }
+
+    /// The builds that failed so far (at most [`MAX_FAILED_KEPT`]).
+    pub fn failed_builds(&self) -> &[FailedBuild] {
+        &self.failed
+    }
+
+    /// nix's error messages so far, colour codes removed (at most [`MAX_ERRORS_KEPT`]).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Whether the run has failed so far: a failed build or an error message.
+    pub fn has_failed(&self) -> bool {
+        self.builds_failed > 0 || !self.errors.is_empty()
+    }
+
+    /// Time since the first event, as of `now`.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        self.started
+            .map_or(Duration::ZERO, |start| now.saturating_duration_since(start))
+    }
+
+    /// What the run did so far, as of `now`.
+    pub fn summary(&self, now: Instant) -> Summary {
+        let bytes_downloaded = [TransferKind::Substitute, TransferKind::CopyFrom]
+            .iter()
+            .map(|kind| self.transfer_bytes_done.get(kind).copied().unwrap_or(0))
+            .sum();
+        Summary {
+            ok: !self.has_failed(),
+            built: self.built.clone(),
+            substituted: self.substituted.clone(),
+            copied_from: self.copied_from.clone(),
+            copied_to: self.copied_to.clone(),
+            bytes_downloaded,
+            failed: self.failed.clone(),
+            errors: self.errors.clone(),
+            elapsed_secs: self.elapsed(now).as_secs_f64(),
+        }
+    }
+
+    /// How many activities are being followed; bounded by what nix runs at once, not by the
+    /// length of the log.
+    pub fn live_activities(&self) -> usize {
+        self.live.len() + self.builds.len() + self.transfers.len()
+    }
+}

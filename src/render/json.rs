@@ -1,0 +1,172 @@
+//! `--json`: one JSON object per line on stdout, the last one always the summary.
+
+use super::text::message_shown;
+use super::{Output, Render};
+use crate::log::{strip_ansi, Verbosity};
+use crate::monitor::{store_path_name, Happening, State, Summary, TransferKind};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::Instant;
+
+/// Writes events as JSON lines, for programs: `plan`, `note` (the caller's messages),
+/// `build_start`, `build_phase`, `build_done`, `build_failed`, `substitute_start`,
+/// `substitute_done`, `copy_start`, `copy_done`, `message` (nix's errors, warnings and
+/// information), `log` (lines that were not part of nix's JSON log), `build_log` (builders'
+/// lines, with `-v`), and last `summary` (the fields of [`Summary`]). Each line is flushed as
+/// it is written so a reader sees events live.
+pub struct JsonRenderer {
+    out: Output,
+    verbose: u8,
+}
+
+impl JsonRenderer {
+    /// Writes to `out` (stdout in the program, a buffer in tests); `verbose` adds builders' log
+    /// lines.
+    pub fn new(out: Output, verbose: u8) -> Self {
+        JsonRenderer { out, verbose }
+    }
+
+    /// Writes one event object as a line, its `"event"` member first for people reading the
+    /// stream (serde_json orders the others alphabetically).
+    fn emit(&mut self, value: Value) {
+        let line = match value {
+            Value::Object(mut object) => match object.remove("event") {
+                Some(event) => match Value::Object(object).to_string().strip_prefix('{') {
+                    Some("}") | None => format!("{{\"event\":{event}}}"),
+                    Some(members) => format!("{{\"event\":{event},{members}"),
+                },
+                None => Value::Object(object).to_string(),
+            },
+            other => other.to_string(),
+        };
+        // A closed stdout must not end the run.
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+}
+
+fn level_name(level: Verbosity) -> String {
+    match level {
+        Verbosity::Error => "error".into(),
+        Verbosity::Warn => "warn".into(),
+        Verbosity::Notice => "notice".into(),
+        Verbosity::Info => "info".into(),
+        Verbosity::Talkative => "talkative".into(),
+        Verbosity::Chatty => "chatty".into(),
+        Verbosity::Debug => "debug".into(),
+        Verbosity::Vomit => "vomit".into(),
+        Verbosity::Other(n) => n.to_string(),
+    }
+}
+
+/// The JSON event for one happening, or `None` when it has none at this verbosity.
+fn event(happening: &Happening, verbose: u8) -> Option<Value> {
+    Some(match happening {
+        Happening::BuildStarted { drv_path, host } => {
+            json!({"event": "build_start", "drv": drv_path, "name": store_path_name(drv_path), "host": host})
+        }
+        Happening::BuildFinished {
+            drv_path,
+            host,
+            elapsed,
+        } => json!({
+            "event": "build_done", "drv": drv_path, "name": store_path_name(drv_path), "host": host,
+            "secs": elapsed.as_secs_f64(),
+        }),
+        Happening::BuildFailed { build } => json!({
+            "event": "build_failed", "drv": build.drv, "name": store_path_name(&build.drv), "host": build.host,
+            "log": build.log,
+        }),
+        Happening::BuildPhase { drv_path, phase } => {
+            json!({"event": "build_phase", "drv": drv_path, "phase": phase})
+        }
+        Happening::BuildLog { drv_path, line } if verbose > 0 => {
+            json!({"event": "build_log", "drv": drv_path, "line": line})
+        }
+        Happening::BuildLog { .. } => return None,
+        Happening::TransferStarted {
+            kind: TransferKind::Substitute,
+            path,
+            peer,
+        } => {
+            json!({"event": "substitute_start", "path": path, "name": store_path_name(path), "from": peer})
+        }
+        Happening::TransferStarted { kind, path, peer } => {
+            let (from, to) = ends(*kind, peer);
+            json!({"event": "copy_start", "path": path, "name": store_path_name(path), "from": from, "to": to})
+        }
+        Happening::TransferFinished {
+            kind: TransferKind::Substitute,
+            path,
+            peer,
+            bytes,
+            elapsed,
+        } => json!({
+            "event": "substitute_done", "path": path, "name": store_path_name(path), "from": peer,
+            "bytes": bytes, "secs": elapsed.as_secs_f64(),
+        }),
+        Happening::TransferFinished {
+            kind,
+            path,
+            peer,
+            bytes,
+            elapsed,
+        } => {
+            let (from, to) = ends(*kind, peer);
+            json!({
+                "event": "copy_done", "path": path, "name": store_path_name(path), "from": from, "to": to,
+                "bytes": bytes, "secs": elapsed.as_secs_f64(),
+            })
+        }
+        Happening::Message { level, text } if message_shown(*level, verbose.max(1)) => {
+            json!({"event": "message", "level": level_name(*level), "text": text})
+        }
+        Happening::Message { .. } => return None,
+        Happening::Passthrough(line) => json!({"event": "log", "line": strip_ansi(line)}),
+    })
+}
+
+/// The (from, to) of a copy: this machine's store is `"local"`.
+fn ends(kind: TransferKind, peer: &str) -> (&str, &str) {
+    match kind {
+        TransferKind::CopyTo => ("local", peer),
+        TransferKind::CopyFrom | TransferKind::Substitute => (peer, "local"),
+    }
+}
+
+/// The summary line: `{"event":"summary", ...Summary's fields}`.
+#[derive(Serialize)]
+struct SummaryEvent<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    summary: &'a Summary,
+}
+
+impl Render for JsonRenderer {
+    fn header(&mut self, mode: &str, reason: &str) {
+        self.emit(json!({"event": "plan", "mode": mode, "reason": reason}));
+    }
+
+    fn message(&mut self, text: &str) {
+        self.emit(json!({"event": "note", "text": strip_ansi(text)}));
+    }
+
+    fn draw(&mut self, state: &State, _now: Instant) {
+        for happening in state.happenings() {
+            if let Some(value) = event(happening, self.verbose) {
+                self.emit(value);
+            }
+        }
+    }
+
+    fn finish(&mut self, _state: &State, summary: &Summary) {
+        // Serializing plain data cannot fail; should it, a summary line still ends the stream.
+        let value = serde_json::to_value(SummaryEvent {
+            event: "summary",
+            summary,
+        })
+        .unwrap_or_else(|_| json!({"event": "summary", "ok": summary.ok}));
+        self.emit(value);
+    }
+}

@@ -1,0 +1,55 @@
+//! Plain lines for CI logs: one per start and finish, no escape codes ever.
+
+use super::text::{happening_line, summary_lines};
+use super::{Output, Render};
+use crate::log::strip_ansi;
+use crate::monitor::{State, Summary};
+use std::io::Write;
+use std::time::Instant;
+
+/// Writes one plain line per build and transfer start and finish, nix's warnings and errors,
+/// and lines that were not part of nix's JSON log; then the summary. Readable in a CI log and
+/// with `NO_COLOR`: escape codes are removed, even from nix's own messages.
+pub struct PlainRenderer {
+    out: Output,
+    verbose: u8,
+}
+
+impl PlainRenderer {
+    /// Writes to `out` (stderr in the program, a buffer in tests); `verbose` adds builders' log
+    /// lines and phases.
+    pub fn new(out: Output, verbose: u8) -> Self {
+        PlainRenderer { out, verbose }
+    }
+
+    fn line(&mut self, text: &str) {
+        // A closed stderr must not end the run: output is best effort.
+        let _ = writeln!(self.out, "{text}");
+    }
+}
+
+impl Render for PlainRenderer {
+    fn header(&mut self, mode: &str, reason: &str) {
+        self.line(&strip_ansi(&format!("mode: {mode} — {reason}")));
+    }
+
+    fn message(&mut self, text: &str) {
+        self.line(&strip_ansi(text));
+    }
+
+    fn draw(&mut self, state: &State, _now: Instant) {
+        for happening in state.happenings() {
+            if let Some(line) = happening_line(happening, self.verbose) {
+                self.line(&line);
+            }
+        }
+        let _ = self.out.flush();
+    }
+
+    fn finish(&mut self, _state: &State, summary: &Summary) {
+        for line in summary_lines(summary) {
+            self.line(&line);
+        }
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,46 @@
+//! `--progress none` and `--quiet`: nothing but errors.
+
+use super::text::failure_block;
+use super::{Output, Render};
+use crate::log::{strip_ansi, Verbosity};
+use crate::monitor::{Happening, State, Summary};
+use std::io::Write;
+use std::time::Instant;
+
+/// Shows only what went wrong: nix's error messages and the failed builds with their last log
+/// lines, as they happen. Successful runs print nothing.
+pub struct SilentRenderer {
+    out: Output,
+}
+
+impl SilentRenderer {
+    /// Writes to `out` (stderr in the program).
+    pub fn new(out: Output) -> Self {
+        SilentRenderer { out }
+    }
+}
+
+impl Render for SilentRenderer {
+    fn header(&mut self, _mode: &str, _reason: &str) {}
+
+    fn message(&mut self, _text: &str) {}
+
+    fn draw(&mut self, state: &State, _now: Instant) {
+        for happening in state.happenings() {
+            let text = match happening {
+                Happening::Message {
+                    level: Verbosity::Error,
+                    text,
+                } => strip_ansi(text),
+                Happening::BuildFailed { build } => failure_block(build),
+                _ => continue,
+            };
+            let _ = writeln!(self.out, "{text}");
+        }
+        let _ = self.out.flush();
+    }
+
+    fn finish(&mut self, _state: &State, _summary: &Summary) {
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,353 @@
+//! Every recording in tests/data replayed through the monitor and all renderers.
+
+use super::*;
+use crate::monitor::{Monitor, Summary};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A writer whose bytes the test can read back after the renderer is gone.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn recordings() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    assert!(!files.is_empty(), "no recordings in {}", dir.display());
+    files
+}
+
+/// Replays a recording with 10 ms between lines; returns the summary.
+fn replay(path: &PathBuf, renderer: Box<dyn Render + Send>) -> Summary {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let mut monitor = Monitor::new(renderer);
+    monitor.set_header(
+        "local",
+        "nothing can be substituted and no builder is configured",
+    );
+    monitor.message("a message of the caller's own");
+    let start = Instant::now();
+    let mut now = start;
+    for line in text.lines() {
+        now += Duration::from_millis(10);
+        monitor.feed_line(line, now);
+        monitor.tick(now);
+    }
+    assert_eq!(
+        monitor.state().live_activities(),
+        0,
+        "{}: activities left running",
+        path.display()
+    );
+    monitor.finish(now)
+}
+
+#[test]
+fn every_recording_renders_in_every_renderer() {
+    for path in recordings() {
+        let name = path.display();
+        let plain_out = Captured::default();
+        let plain = replay(
+            &path,
+            Box::new(PlainRenderer::new(Box::new(plain_out.clone()), 2)),
+        );
+        let plain_text = plain_out.text();
+        assert!(
+            !plain_text.contains('\u{1b}'),
+            "{name}: escape codes in plain output:\n{plain_text}"
+        );
+        assert!(plain_text.contains("mode: local"), "{name}: no header");
+
+        let json_out = Captured::default();
+        let json = replay(
+            &path,
+            Box::new(JsonRenderer::new(Box::new(json_out.clone()), 1)),
+        );
+        let json_text = json_out.text();
+        let events: Vec<serde_json::Value> = json_text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not JSON: {l}: {e}"))
+            })
+            .collect();
+        assert_eq!(
+            events.first().and_then(|e| e["event"].as_str()),
+            Some("plan"),
+            "{name}"
+        );
+        let last = events.last().cloned().unwrap_or_default();
+        assert_eq!(last["event"], "summary", "{name}");
+        assert_eq!(last["ok"], serde_json::json!(json.ok), "{name}");
+
+        let bar_out = Captured::default();
+        let bar = replay(
+            &path,
+            Box::new(BarRenderer::new(
+                indicatif::ProgressDrawTarget::hidden(),
+                Box::new(bar_out.clone()),
+                true,
+                1,
+            )),
+        );
+        assert!(
+            bar_out.text().contains("mode:"),
+            "{name}: the summary block repeats the header"
+        );
+
+        let silent_out = Captured::default();
+        let silent = replay(
+            &path,
+            Box::new(SilentRenderer::new(Box::new(silent_out.clone()))),
+        );
+        if silent.ok {
+            assert_eq!(
+                silent_out.text(),
+                "",
+                "{name}: --progress none prints nothing on success"
+            );
+        } else {
+            assert!(
+                !silent_out.text().is_empty(),
+                "{name}: --progress none shows errors"
+            );
+        }
+
+        // The renderer never changes what happened.
+        for other in [&json, &bar, &silent] {
+            assert_eq!(
+                (&plain.built, &plain.substituted, &plain.failed),
+                (&other.built, &other.substituted, &other.failed)
+            );
+        }
+        assert_eq!(
+            plain.ok,
+            plain.failed.is_empty() && plain.errors.is_empty(),
+            "{name}"
+        );
+    }
+}
+
+fn summary_of(file: &str) -> (Summary, String, Vec<serde_json::Value>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file);
+    let plain_out = Captured::default();
+    let summary = replay(
+        &path,
+        Box::new(PlainRenderer::new(Box::new(plain_out.clone()), 0)),
+    );
+    let json_out = Captured::default();
+    replay(
+        &path,
+        Box::new(JsonRenderer::new(Box::new(json_out.clone()), 0)),
+    );
+    let events = json_out
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (summary, plain_out.text(), events)
+}
+
+fn count_events(events: &[serde_json::Value], name: &str) -> usize {
+    events.iter().filter(|e| e["event"] == name).count()
+}
+
+#[test]
+fn chain_builds_three_derivations_locally() {
+    for file in ["nix-2.8-build-chain.log", "nix-2.26-build-chain.log"] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(summary.ok, "{file}");
+        assert_eq!(summary.built.get("local"), Some(&3), "{file}");
+        assert!(
+            summary.substituted.is_empty() && summary.failed.is_empty(),
+            "{file}"
+        );
+        assert_eq!(count_events(&events, "build_start"), 3, "{file}");
+        assert_eq!(count_events(&events, "build_done"), 3, "{file}");
+        assert!(
+            plain.contains("building nd-chain-a locally"),
+            "{file}:\n{plain}"
+        );
+        assert!(
+            plain.contains("built nd-chain-c locally in"),
+            "{file}:\n{plain}"
+        );
+        assert!(
+            plain.contains("built 3 derivations: 3 locally"),
+            "{file}:\n{plain}"
+        );
+        // Talkative evaluation chatter stays out of the default display.
+        assert!(!plain.contains("evaluating file"), "{file}:\n{plain}");
+    }
+}
+
+#[test]
+fn failing_build_keeps_its_last_log_lines() {
+    for file in ["nix-2.8-build-fail.log", "nix-2.26-build-fail.log"] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(!summary.ok, "{file}");
+        assert_eq!(
+            summary.built.get("local"),
+            Some(&1),
+            "{file}: chain-a built"
+        );
+        assert_eq!(summary.failed.len(), 1, "{file}");
+        let failed = &summary.failed[0];
+        assert!(failed.drv.ends_with("-nd-fail.drv"), "{file}");
+        assert_eq!(failed.host, "local");
+        assert_eq!(failed.log.len(), crate::monitor::LOG_TAIL_LINES, "{file}");
+        assert_eq!(
+            failed.log.last().map(String::as_str),
+            Some("fail: error: something went wrong")
+        );
+        assert_eq!(summary.errors.len(), 1, "{file}");
+        assert!(
+            summary.errors[0].contains("failed with exit code 1"),
+            "{file}"
+        );
+        assert_eq!(count_events(&events, "build_failed"), 1, "{file}");
+        assert_eq!(count_events(&events, "build_done"), 1, "{file}");
+        assert!(plain.contains("nd-fail> fail: line 25"), "{file}:\n{plain}");
+        assert!(
+            plain.contains(
+                "FAILED: /nix/store/9pyk6vw9wk58lwp82vzgrwfsxz9gcqzn-nd-fail.drv locally"
+            ),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn substitution_counts_paths_and_bytes_per_cache() {
+    for (file, cache) in [
+        ("nix-2.8-substitute-http.log", "http://127.0.0.1:18931"),
+        ("nix-2.26-substitute-http.log", "http://127.0.0.1:18931"),
+        ("nix-2.8-substitute-file.log", "file:///tmp/ndrec/cache"),
+    ] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(summary.ok, "{file}");
+        assert!(summary.built.is_empty(), "{file}");
+        assert_eq!(summary.substituted.get(cache), Some(&2), "{file}");
+        assert!(
+            summary.copied_from.is_empty() && summary.copied_to.is_empty(),
+            "{file}"
+        );
+        // The 6 MiB path's NAR; the small one reported no progress.
+        assert!(
+            summary.bytes_downloaded >= 6 * 1024 * 1024,
+            "{file}: {}",
+            summary.bytes_downloaded
+        );
+        assert_eq!(count_events(&events, "substitute_start"), 2, "{file}");
+        assert_eq!(count_events(&events, "substitute_done"), 2, "{file}");
+        assert!(
+            plain.contains(&format!("fetched nd-big from {cache} (6.00 MiB")),
+            "{file}:\n{plain}"
+        );
+    }
+}
+
+#[test]
+fn nix_copy_counts_paths_sent() {
+    // The outputs' runtime closures are themselves: `chain` is one path, `chain big` two.
+    for (file, cache, paths) in [
+        (
+            "nix-2.26-copy-to-file-cache.log",
+            "file:///tmp/ndrec/cache226",
+            1,
+        ),
+        (
+            "nix-2.8-copy-to-file-cache.log",
+            "file:///tmp/ndrec/cache",
+            2,
+        ),
+    ] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(summary.ok, "{file}");
+        assert_eq!(summary.copied_to.get(cache), Some(&paths), "{file}");
+        assert!(
+            summary.substituted.is_empty() && summary.copied_from.is_empty(),
+            "{file}"
+        );
+        assert_eq!(count_events(&events, "copy_done"), paths as usize, "{file}");
+        assert!(events
+            .iter()
+            .any(|e| e["event"] == "copy_start" && e["from"] == "local" && e["to"] == cache));
+        assert!(
+            plain.contains(&format!("copied nd-chain-c to {cache}")),
+            "{file}:\n{plain}"
+        );
+    }
+}
+
+#[test]
+fn evaluation_error_fails_the_run_without_builds() {
+    for file in ["nix-2.8-eval-error.log", "nix-2.26-eval-error.log"] {
+        let (summary, plain, _) = summary_of(file);
+        assert!(!summary.ok, "{file}");
+        assert!(
+            summary.built.is_empty() && summary.failed.is_empty(),
+            "{file}"
+        );
+        assert!(
+            summary.errors[0].contains("nd-fixture: this attribute does not evaluate"),
+            "{file}"
+        );
+        assert!(plain.contains("error:"), "{file}:\n{plain}");
+    }
+}
+
+#[test]
+fn systemd_prefixed_stream_is_understood() {
+    let (summary, plain, _) = summary_of("nix-2.26-build-in-systemd.log");
+    assert_eq!(summary.built.get("local"), Some(&1));
+    assert!(!plain.contains("<3>"), "{plain}");
+}
+
+#[test]
+fn choosing_a_renderer() {
+    use crate::cli::ProgressArg::*;
+    let kind = |p, json, quiet, tty| choose(p, json, quiet, tty, false).kind;
+    assert_eq!(kind(Auto, false, false, true), RendererKind::Bar);
+    assert_eq!(kind(Auto, false, false, false), RendererKind::Plain);
+    assert_eq!(kind(Bar, false, false, false), RendererKind::Plain);
+    assert_eq!(kind(Plain, false, false, true), RendererKind::Plain);
+    assert_eq!(kind(None, false, false, true), RendererKind::Silent);
+    assert_eq!(kind(Auto, false, true, true), RendererKind::Silent);
+    assert_eq!(kind(Bar, true, false, true), RendererKind::Json);
+    assert!(choose(Auto, false, false, true, false).color);
+    assert!(!choose(Auto, false, false, true, true).color);
+    assert!(!choose(Plain, false, false, true, false).color);
+    assert!(no_color_requested(Some(std::ffi::OsStr::new("1"))));
+    assert!(!no_color_requested(Some(std::ffi::OsStr::new(""))));
+    assert!(!no_color_requested(Option::None));
+}

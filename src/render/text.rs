@@ -1,0 +1,198 @@
+//! The human sentences shared by the bar, plain and silent renderers.
+
+use crate::log::{strip_ansi, Verbosity};
+use crate::monitor::{host_of, store_path_name, FailedBuild, Happening, Summary, TransferKind};
+use std::time::Duration;
+
+/// "local" or "on seasmoke", for a build host key.
+pub fn where_built(host: &str) -> String {
+    if host == "local" {
+        "locally".to_string()
+    } else {
+        format!("on {}", host_of(host))
+    }
+}
+
+/// A duration for people: `0.4s`, `12s`, `3m05s`, `1h02m`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 10 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+/// Bytes for people: `512 B`, `6.00 MiB`.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// The one line a happening gets in a log-style display, or `None` when it gets none at this
+/// verbosity. Never contains escape codes.
+pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
+    match happening {
+        Happening::BuildStarted { drv_path, host } => Some(format!(
+            "building {} {}",
+            store_path_name(drv_path),
+            where_built(host)
+        )),
+        Happening::BuildFinished {
+            drv_path,
+            host,
+            elapsed,
+        } => Some(format!(
+            "built {} {} in {}",
+            store_path_name(drv_path),
+            where_built(host),
+            duration(*elapsed)
+        )),
+        Happening::BuildFailed { build } => Some(failure_block(build)),
+        Happening::BuildLog { drv_path, line } if verbose > 0 => Some(format!(
+            "{}> {}",
+            store_path_name(drv_path),
+            strip_ansi(line)
+        )),
+        Happening::BuildPhase { drv_path, phase } if verbose > 0 => {
+            Some(format!("{}: {phase}", store_path_name(drv_path)))
+        }
+        Happening::BuildLog { .. } | Happening::BuildPhase { .. } => None,
+        Happening::TransferStarted { kind, path, peer } => Some(match kind {
+            TransferKind::Substitute => format!("fetching {} from {peer}", store_path_name(path)),
+            TransferKind::CopyFrom => format!("copying {} from {peer}", store_path_name(path)),
+            TransferKind::CopyTo => format!("copying {} to {peer}", store_path_name(path)),
+        }),
+        Happening::TransferFinished {
+            kind,
+            path,
+            peer,
+            bytes: n,
+            elapsed,
+        } => {
+            let (verb, dir) = match kind {
+                TransferKind::Substitute => ("fetched", "from"),
+                TransferKind::CopyFrom => ("copied", "from"),
+                TransferKind::CopyTo => ("copied", "to"),
+            };
+            let size = if *n > 0 {
+                format!("{}, ", bytes(*n))
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "{verb} {} {dir} {peer} ({size}{})",
+                store_path_name(path),
+                duration(*elapsed)
+            ))
+        }
+        Happening::Message { level, text } if message_shown(*level, verbose) => Some(text.clone()),
+        Happening::Message { .. } => None,
+        Happening::Passthrough(line) => Some(strip_ansi(line)),
+    }
+}
+
+/// Whether a nix message of `level` is shown: errors and warnings always; notices and
+/// information (e.g. "these 3 derivations will be built") with `-v`; chattier levels never
+/// (nixdispatch runs nix with `-v` to get build activity, not to show evaluation chatter).
+pub fn message_shown(level: Verbosity, verbose: u8) -> bool {
+    match level {
+        Verbosity::Error | Verbosity::Warn => true,
+        Verbosity::Notice | Verbosity::Info => verbose > 0,
+        Verbosity::Talkative => verbose > 1,
+        _ => verbose > 2,
+    }
+}
+
+/// "nd-fail failed locally; its last log lines:" and the lines, indented.
+pub fn failure_block(build: &FailedBuild) -> String {
+    let name = store_path_name(&build.drv);
+    let mut block = format!("build of {} failed {}", build.drv, where_built(&build.host));
+    if !build.log.is_empty() {
+        block.push_str(&format!("; last {} log lines:", build.log.len()));
+        for line in &build.log {
+            block.push_str(&format!("\n  {name}> {line}"));
+        }
+    }
+    block
+}
+
+/// The closing block: what was built where, fetched from where, bytes, failures, elapsed.
+pub fn summary_lines(summary: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    let per = |map: &std::collections::BTreeMap<String, u64>, local_word: bool| {
+        map.iter()
+            .map(|(k, n)| {
+                if local_word {
+                    format!("{n} {}", where_built(k))
+                } else {
+                    format!("{n} from {k}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !summary.built.is_empty() {
+        lines.push(format!(
+            "built {}: {}",
+            plural(summary.built_total(), "derivation"),
+            per(&summary.built, true)
+        ));
+    }
+    if !summary.substituted.is_empty() {
+        lines.push(format!(
+            "fetched {}: {}",
+            plural(summary.substituted_total(), "path"),
+            per(&summary.substituted, false)
+        ));
+    }
+    if !summary.copied_from.is_empty() {
+        lines.push(format!(
+            "copied {} here: {}",
+            plural(summary.copied_from.values().sum(), "path"),
+            per(&summary.copied_from, false)
+        ));
+    }
+    if !summary.copied_to.is_empty() {
+        let to = summary
+            .copied_to
+            .iter()
+            .map(|(k, n)| format!("{n} to {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!(
+            "sent {}: {to}",
+            plural(summary.copied_to.values().sum(), "path")
+        ));
+    }
+    if summary.bytes_downloaded > 0 {
+        lines.push(format!("downloaded {}", bytes(summary.bytes_downloaded)));
+    }
+    for failed in &summary.failed {
+        lines.push(format!(
+            "FAILED: {} {}",
+            failed.drv,
+            where_built(&failed.host)
+        ));
+    }
+    if lines.is_empty() && summary.ok {
+        lines.push("nothing to build or fetch".to_string());
+    }
+    let outcome = if summary.ok { "done" } else { "failed" };
+    lines.push(format!(
+        "{outcome} in {}",
+        duration(Duration::try_from_secs_f64(summary.elapsed_secs).unwrap_or_default())
+    ));
+    lines
+}
+
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
