@@ -24,3 +24,6 @@ pub const MAX_ERRORS_KEPT: usize = 50;
 const RECENT_BUILDS_KEPT: usize = 64;
 /// How many undrained happenings a state holds before dropping the oldest.
 const MAX_HAPPENINGS: usize = 4096;
+
+#[cfg(test)]
+mod tests;

@@ -659,6 +659,12 @@ impl State {
         }
     }
 
+    /// How many finished builds are remembered for late failure messages (bounded).
+    #[cfg(test)]
+    pub(crate) fn recent_builds_len(&self) -> usize {
+        self.recent_builds.len()
+    }
+
     /// How many activities are being followed; bounded by what nix runs at once, not by the
     /// length of the log.
     pub fn live_activities(&self) -> usize {

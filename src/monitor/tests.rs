@@ -1,0 +1,240 @@
+//! The state on hand-written streams: what the recordings here cannot show yet.
+
+use super::*;
+use crate::log::parse_line;
+use std::time::{Duration, Instant};
+
+/// Feeds `lines` one millisecond apart; returns the state and the end time.
+fn feed(lines: &[String]) -> (State, Instant) {
+    let mut state = State::new();
+    let mut now = Instant::now();
+    for line in lines {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+    }
+    (state, now)
+}
+
+fn start(id: u64, ty: u64, fields: &str) -> String {
+    format!(
+        r#"@nix {{"action":"start","id":{id},"level":3,"parent":0,"text":"","type":{ty},"fields":{fields}}}"#
+    )
+}
+
+fn stop(id: u64) -> String {
+    format!(r#"@nix {{"action":"stop","id":{id}}}"#)
+}
+
+fn result(id: u64, ty: u64, fields: &str) -> String {
+    format!(r#"@nix {{"action":"result","id":{id},"type":{ty},"fields":{fields}}}"#)
+}
+
+const DRV: &str = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello-2.12.drv";
+const OUT: &str = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-hello-2.12";
+const SRC: &str = "/nix/store/cccccccccccccccccccccccccccccccc-hello-2.12.tar.gz";
+const SEASMOKE: &str = "ssh-ng://seasmoke";
+
+#[test]
+fn remote_build_with_copies_both_ways() {
+    let lines = vec![
+        start(1, 102, "[]"),
+        start(2, 104, "[]"),
+        result(2, 105, "[0,1,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#)),
+        result(2, 105, "[0,1,1,0]"),
+        // The source goes to the builder, the output comes back.
+        start(4, 100, &format!(r#"["{SRC}","local","{SEASMOKE}"]"#)),
+        result(4, 105, "[100,200,0,0]"),
+        result(4, 105, "[200,200,0,0]"),
+        stop(4),
+        result(3, 104, r#"["buildPhase"]"#),
+        result(3, 101, r#"["\u001b[1mcompiling\u001b[0m hello.c"]"#),
+        start(5, 100, &format!(r#"["{OUT}","{SEASMOKE}","local"]"#)),
+        result(5, 105, "[50,300,0,0]"),
+        stop(5),
+        result(2, 105, "[1,1,0,0]"),
+        stop(3),
+        stop(2),
+        stop(1),
+    ];
+    let (state, now) = feed(&lines);
+    let summary = state.summary(now);
+    assert!(summary.ok);
+    assert_eq!(summary.built.get(SEASMOKE), Some(&1));
+    assert_eq!(summary.copied_to.get(SEASMOKE), Some(&1));
+    assert_eq!(summary.copied_from.get(SEASMOKE), Some(&1));
+    assert!(summary.substituted.is_empty());
+    // Bytes that arrived here: the output's 300 (its expected size), not the 200 sent away.
+    assert_eq!(summary.bytes_downloaded, 300);
+    assert_eq!(state.live_activities(), 0);
+    assert_eq!(host_of(SEASMOKE), "seasmoke");
+}
+
+#[test]
+fn running_build_shows_host_phase_and_last_line() {
+    let lines = vec![
+        start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#)),
+        result(3, 104, r#"["configurePhase"]"#),
+        result(3, 101, r#"["checking for gcc... gcc"]"#),
+    ];
+    let (state, _) = feed(&lines);
+    let running: Vec<&RunningBuild> = state.running_builds().collect();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].name, "hello-2.12");
+    assert_eq!(running[0].host, SEASMOKE);
+    assert_eq!(running[0].phase.as_deref(), Some("configurePhase"));
+    assert_eq!(running[0].last_line(), Some("checking for gcc... gcc"));
+    assert_eq!(state.builds().running, 1);
+}
+
+#[test]
+fn substitution_from_a_builder_store() {
+    let lines = vec![
+        start(7, 108, &format!(r#"["{OUT}","{SEASMOKE}"]"#)),
+        start(8, 100, &format!(r#"["{OUT}","{SEASMOKE}","local"]"#)),
+        result(8, 105, "[4096,4096,0,0]"),
+        stop(8),
+        stop(7),
+    ];
+    let (state, now) = feed(&lines);
+    let summary = state.summary(now);
+    assert_eq!(summary.substituted.get(SEASMOKE), Some(&1));
+    assert!(
+        summary.copied_from.is_empty(),
+        "the copy inside a substitution is not a second transfer"
+    );
+    assert_eq!(summary.bytes_downloaded, 4096);
+}
+
+#[test]
+fn error_message_naming_a_finished_build_marks_it_failed() {
+    // No Builds aggregate (a partial stream): only the message tells.
+    let lines = vec![
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        result(3, 101, r#"["make: *** [all] Error 1"]"#),
+        stop(3),
+        format!(
+            r#"@nix {{"action":"msg","level":0,"msg":"\u001b[31;1merror:\u001b[0m builder for '\u001b[35;1m{DRV}\u001b[0m' failed with exit code 2"}}"#
+        ),
+    ];
+    let (state, now) = feed(&lines);
+    let summary = state.summary(now);
+    assert!(!summary.ok);
+    assert!(summary.built.is_empty());
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].host, "local");
+    assert_eq!(
+        summary.failed[0].log,
+        vec!["make: *** [all] Error 1".to_string()]
+    );
+    assert_eq!(
+        summary.errors,
+        vec![format!(
+            "error: builder for '{DRV}' failed with exit code 2"
+        )]
+    );
+}
+
+#[test]
+fn unknown_and_uninteresting_activities_change_nothing() {
+    let mut state = State::new();
+    let now = Instant::now();
+    for line in [
+        start(1, 150, r#"["x"]"#),
+        result(1, 105, "[1,2,0,0]"),
+        result(1, 142, "[1]"),
+        start(2, 109, &format!(r#"["{OUT}","https://cache.nixos.org"]"#)),
+        result(99, 101, r#"["a line for an activity never started"]"#),
+        stop(1),
+        stop(2),
+        stop(12345),
+    ] {
+        assert!(!state.update(&parse_line(&line), now), "{line}");
+    }
+    assert_eq!(state.live_activities(), 0);
+    assert_eq!(state.summary(now).built_total(), 0);
+    assert!(state.happenings().is_empty());
+}
+
+#[test]
+fn passthrough_lines_are_kept_for_the_renderer() {
+    let mut state = State::new();
+    let now = Instant::now();
+    assert!(state.update(
+        &parse_line("Warning: Permanently added 'seasmoke' (ED25519)"),
+        now
+    ));
+    assert_eq!(
+        state.happenings(),
+        [Happening::Passthrough(
+            "Warning: Permanently added 'seasmoke' (ED25519)".into()
+        )]
+    );
+    state.clear_happenings();
+    assert!(state.happenings().is_empty());
+}
+
+#[test]
+fn memory_stays_flat_on_an_endless_stream() {
+    let mut state = State::new();
+    let mut now = Instant::now();
+    let builds = 20_000u64;
+    for n in 0..builds {
+        now += Duration::from_micros(10);
+        let id = 10 + n * 4;
+        let drv = format!("/nix/store/{:032}-pkg-{n}.drv", n);
+        for line in [
+            start(id, 105, &format!(r#"["{drv}","",1,1]"#)),
+            result(id, 101, r#"["a line"]"#),
+            result(id, 104, r#"["buildPhase"]"#),
+            start(
+                id + 1,
+                109,
+                &format!(r#"["{OUT}","https://cache.nixos.org"]"#),
+            ),
+            stop(id + 1),
+            start(
+                id + 2,
+                108,
+                &format!(
+                    r#"["/nix/store/{:032}-dep-{n}","https://cache.nixos.org"]"#,
+                    n
+                ),
+            ),
+            stop(id + 2),
+            r#"@nix {"action":"msg","level":1,"msg":"warning: something"}"#.to_string(),
+            stop(id),
+        ] {
+            state.update(&parse_line(&line), now);
+        }
+        assert!(state.live_activities() <= 3);
+    }
+    assert!(
+        state.happenings().len() <= MAX_HAPPENINGS,
+        "undrained happenings are bounded"
+    );
+    assert!(state.recent_builds_len() <= RECENT_BUILDS_KEPT);
+    let summary = state.summary(now);
+    assert_eq!(summary.built.get("local"), Some(&builds));
+    assert_eq!(
+        summary.substituted.get("https://cache.nixos.org"),
+        Some(&builds)
+    );
+    assert_eq!(state.live_activities(), 0);
+}
+
+#[test]
+fn failed_list_and_errors_are_bounded() {
+    let mut state = State::new();
+    let now = Instant::now();
+    for n in 0..(MAX_ERRORS_KEPT as u64 + 10) {
+        state.update(
+            &parse_line(&format!(
+                r#"@nix {{"action":"msg","level":0,"msg":"error: number {n}"}}"#
+            )),
+            now,
+        );
+    }
+    assert_eq!(state.errors().len(), MAX_ERRORS_KEPT);
+    assert!(state.has_failed());
+}

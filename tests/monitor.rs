@@ -1,0 +1,241 @@
+//! `nixdispatch monitor` end to end: the real binary reading recorded nix logs on stdin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn data(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file)
+}
+
+fn recordings() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data(""))
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+/// Runs `nixdispatch monitor ARGS` with `stdin` as its standard input.
+fn monitor(stdin: Stdio, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nixdispatch"))
+        .arg("monitor")
+        .args(args)
+        .stdin(stdin)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nixdispatch: {e}"))
+}
+
+fn monitor_file(path: &Path, args: &[&str]) -> Output {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    monitor(Stdio::from(file), args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line: {line}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn plain_output_of_a_local_chain() {
+    for file in ["nix-2.8-build-chain.log", "nix-2.26-build-chain.log"] {
+        let out = monitor_file(&data(file), &["--progress", "plain"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {stderr}");
+        assert!(out.stdout.is_empty(), "{file}: plain output goes to stderr");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{file}: escape codes in plain output:\n{stderr}"
+        );
+        for expected in [
+            "building nd-chain-a locally",
+            "built nd-chain-b locally in",
+            "built 3 derivations: 3 locally",
+            "done in",
+        ] {
+            assert!(
+                stderr.contains(expected),
+                "{file}: no {expected:?} in:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn failed_build_exits_1_with_its_log() {
+    for file in ["nix-2.8-build-fail.log", "nix-2.26-build-fail.log"] {
+        let out = monitor_file(&data(file), &["--progress", "plain"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{file}: escape codes in plain output:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("nd-fail> fail: error: something went wrong"),
+            "{file}:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("failed with exit code 1"),
+            "{file}:\n{stderr}"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        assert_eq!(
+            last,
+            "nixdispatch: error: the monitored nix run failed: the build of nd-fail failed"
+        );
+    }
+}
+
+#[test]
+fn json_lines_end_with_the_summary() {
+    for path in recordings() {
+        let name = path.display().to_string();
+        let out = monitor_file(&path, &["--json"]);
+        let events = json_lines(&out);
+        let summary = events.last().unwrap_or_else(|| panic!("{name}: no output"));
+        assert_eq!(summary["event"], "summary", "{name}");
+        assert_eq!(
+            events.iter().filter(|e| e["event"] == "summary").count(),
+            1,
+            "{name}"
+        );
+        assert!(events.iter().all(|e| e["event"].is_string()), "{name}");
+        let ok = summary["ok"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{name}: no ok"));
+        assert_eq!(out.status.code(), Some(if ok { 0 } else { 1 }), "{name}");
+    }
+}
+
+#[test]
+fn json_summary_of_a_substitution() {
+    let out = monitor_file(&data("nix-2.26-substitute-http.log"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    let summary = events.last().cloned().unwrap_or_default();
+    assert_eq!(
+        summary["substituted"],
+        serde_json::json!({"http://127.0.0.1:18931": 2})
+    );
+    assert_eq!(summary["built"], serde_json::json!({}));
+    assert_eq!(summary["failed"], serde_json::json!([]));
+    assert!(summary["bytes_downloaded"].as_u64().unwrap_or(0) >= 6 * 1024 * 1024);
+    assert!(summary["elapsed_secs"].as_f64().is_some());
+    let starts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "substitute_start")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(starts, ["nd-big", "nd-chain-c"]);
+}
+
+#[test]
+fn json_failure_event_carries_the_log() {
+    let out = monitor_file(&data("nix-2.8-build-fail.log"), &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let events = json_lines(&out);
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "build_failed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(failed["host"], "local");
+    assert_eq!(failed["name"], "nd-fail");
+    assert_eq!(failed["log"].as_array().map(Vec::len), Some(20));
+    let summary = events.last().cloned().unwrap_or_default();
+    assert_eq!(summary["ok"], false);
+    assert_eq!(summary["built"], serde_json::json!({"local": 1}));
+    assert_eq!(summary["failed"][0]["drv"], failed["drv"]);
+}
+
+#[test]
+fn progress_none_is_silent_on_success_and_shows_errors() {
+    let out = monitor_file(&data("nix-2.26-build-chain.log"), &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = monitor_file(&data("nix-2.26-eval-error.log"), &["--progress", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("nd-fixture: this attribute does not evaluate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn auto_without_a_terminal_is_plain() {
+    let out = monitor_file(&data("nix-2.8-substitute-http.log"), &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(
+        stderr.contains("fetched nd-big from http://127.0.0.1:18931 (6.00 MiB"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fetched 2 paths: 2 from http://127.0.0.1:18931"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn anything_on_stdin_is_shown_never_fatal() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("garbage.log");
+    let mut bytes =
+        b"Warning: Permanently added 'seasmoke' (ED25519) to the list of known hosts.\n".to_vec();
+    bytes.extend_from_slice(
+        b"@nix {\"action\":\"start\",\"id\":1,\"type\":999,\"level\":3,\"text\":\"x\"}\n",
+    );
+    bytes.extend_from_slice(b"@nix {broken json\n\xff\xfe not utf-8 \x1b[31mred\x1b[0m\n");
+    bytes.extend_from_slice(b"<3>@nix {\"action\":\"stop\",\"id\":1}\nno newline at the end");
+    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("write: {e}"));
+
+    let out = monitor_file(&path, &["--progress", "plain"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Warning: Permanently added 'seasmoke'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("@nix {broken json"), "{stderr}");
+    assert!(stderr.contains("not utf-8 red"), "{stderr}");
+    assert!(stderr.contains("no newline at the end"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+
+    let out = monitor_file(&path, &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    let logs = events.iter().filter(|e| e["event"] == "log").count();
+    assert_eq!(logs, 4, "{events:?}");
+}
+
+#[test]
+fn empty_input_is_an_empty_successful_run() {
+    let out = monitor(Stdio::null(), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "summary");
+    assert_eq!(events[0]["ok"], true);
+}
