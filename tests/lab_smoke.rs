@@ -1,60 +1,418 @@
-//! Smoke tests of the two-host lab (nixdispatch-lab): real sshd, real nix, real stores.
-//! They need root; without it they skip with a printed reason, except with CI=true where they fail.
+//! Smoke tests of the two-host lab (`nixdispatch-lab`): real sshd, real nix, real stores, real
+//! HTTP. Each test starts its own lab; they run in parallel.
+//!
+//! They need root. Without root they skip with a printed reason, except with `CI=true`, where
+//! they fail.
 
-use std::process::Output;
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nixdispatch_lab::{skip_unless_root, ClientNix, Lab, LabOptions};
+use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
 
-fn run(mut c: std::process::Command) -> Output {
-    let o = c.output().expect("spawn");
-    o
+/// Runs `c`, killing it after `limit`. Returns the output and how long it ran.
+fn run_limited(mut c: Command, limit: Duration) -> (Output, Duration) {
+    let t0 = Instant::now();
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let ro = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let re = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = t0.elapsed();
+    let stdout = ro.join().unwrap_or_default();
+    let stderr = re.join().unwrap_or_default();
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        elapsed,
+    )
 }
 
-fn text(o: &Output) -> String {
+/// The lines of a child's stderr, as they come.
+fn stderr_lines(err: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(err)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn run(c: Command) -> Output {
+    run_limited(c, Duration::from_secs(120)).0
+}
+
+fn show(o: &Output) -> String {
     format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
+        "{}\n--- stdout\n{}--- stderr\n{}",
         o.status,
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `ssh seasmoke CMD` from the 2.8 client, with the lab's ssh config.
+fn ssh(lab: &Lab, extra: &[&str], remote: &str) -> Command {
+    let mut c = lab.client_command(ClientNix::V2_8, "ssh");
+    c.arg("-F")
+        .arg(lab.ssh_config())
+        .args(extra)
+        .arg("seasmoke")
+        .arg(remote);
+    c
+}
+
+/// The `out` paths in the output of `nix build --json` (Nix 2.8 and 2.26 agree on this shape).
+fn out_paths(json: &str) -> Vec<String> {
+    json.split("\"out\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(String::from)
+        .collect()
+}
+
+fn start(opts: LabOptions) -> Lab {
+    let t0 = Instant::now();
+    let lab = Lab::start(opts).expect("the lab starts (run scripts/lab-deps first)");
+    eprintln!("Lab::start: {:?} ({})", t0.elapsed(), lab.dir().display());
+    lab
+}
+
 #[test]
-fn ssh_reaches_seasmoke_and_remote_build_from_nix_2_8() {
-    if skip_unless_root("ssh_reaches_seasmoke_and_remote_build_from_nix_2_8") {
+fn seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up() {
+    if skip_unless_root("seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up") {
         return;
     }
+    let lab = start(LabOptions::default());
+    let dir = lab.dir().to_path_buf();
+
+    let o = run(ssh(&lab, &[], "nix --version; hostname"));
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("nix (Nix) 2.26.3") && stdout(&o).contains("seasmoke"),
+        "{}",
+        show(&o)
+    );
+    assert!(lab.builder_connections() >= 1, "ssh went through the proxy");
+
+    // Both clients reach the builder's store with nix itself (NIX_SSHOPTS carries -F).
+    for v in ClientNix::ALL {
+        let mut c = lab.client_command(v, "nix");
+        c.args(["store", "ping", "--store", "ssh-ng://seasmoke"]);
+        let o = run(c);
+        // Nix 2.8 prints this on stderr, 2.26 on stdout.
+        let both = stdout(&o) + &stderr(&o);
+        assert!(o.status.success(), "{v:?}: {}", show(&o));
+        assert!(both.contains("Version: 2.26.3"), "{v:?}: {}", show(&o));
+        if v == ClientNix::V2_26 {
+            assert!(both.contains("Trusted: 1"), "{}", show(&o));
+        }
+    }
+
     let t0 = Instant::now();
-    let lab = Lab::start(LabOptions::default()).expect("lab starts");
-    eprintln!("Lab::start took {:?}", t0.elapsed());
+    drop(lab);
+    eprintln!("Lab drop: {:?}", t0.elapsed());
+    assert!(!dir.exists(), "lab dir removed");
+    let marker = format!("NIXDISPATCH_LAB={}", dir.display());
+    let leftovers: Vec<_> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|&b| b == 0).any(|x| x == marker.as_bytes()))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "processes left: {leftovers:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mounts.contains(&*dir.to_string_lossy()), "mounts left");
+}
 
-    let mut ssh = lab.client_command(ClientNix::V2_8, "ssh");
-    ssh.args([
-        "-F",
-        &lab.ssh_config().to_string_lossy(),
-        "seasmoke",
-        "nix --version; hostname",
-    ]);
-    let o = run(ssh);
-    assert!(o.status.success(), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("2.26.3") && out.contains("seasmoke"), "{out}");
+#[test]
+fn remote_build_on_seasmoke_from_both_clients() {
+    if skip_unless_root("remote_build_on_seasmoke_from_both_clients") {
+        return;
+    }
+    let lab = start(LabOptions::default());
+    for v in ClientNix::ALL {
+        // A fresh nonce per client: each client really builds on seasmoke.
+        lab.renew_nonce().expect("new nonce");
+        let mut c = lab.client_command(v, "nix");
+        // 2.26 gets the machines line that pins seasmoke's host key (base64, last field).
+        let spec = match v {
+            ClientNix::V2_8 => lab.builder_spec(),
+            ClientNix::V2_26 => lab.builder_spec_with_host_key(),
+        };
+        c.args(["build", "--no-link", "--json", "-L", "--max-jobs", "0"])
+            .arg("--builders")
+            .arg(spec)
+            .arg(lab.flake_ref("chain"));
+        let t0 = Instant::now();
+        let o = run(c);
+        eprintln!("{v:?}: remote build of a 3-chain: {:?}", t0.elapsed());
+        assert!(o.status.success(), "{v:?}: {}", show(&o));
+        let err = stderr(&o);
+        assert!(err.contains("on 'ssh-ng://seasmoke'"), "{v:?}: {err}");
+        let paths = out_paths(&stdout(&o));
+        assert_eq!(paths.len(), 1, "{paths:?}");
+        assert!(paths[0].ends_with("-chain-3"), "{paths:?}");
+        assert!(lab.builder_has(&paths[0]), "{v:?}: built on seasmoke");
+        assert!(lab.client_has(v, &paths[0]), "{v:?}: copied back");
+        assert!(
+            !lab.client_has(other(v), &paths[0]),
+            "client stores are separate"
+        );
+    }
+}
 
-    let mut b = lab.client_command(ClientNix::V2_8, "nix");
-    b.args([
-        "build",
-        "--no-link",
-        "--json",
-        "--max-jobs",
-        "0",
-        "--builders",
-    ])
-    .arg(lab.builder_spec())
-    .arg(lab.flake_ref("chain"));
-    let t1 = Instant::now();
-    let o = run(b);
-    eprintln!("remote build took {:?}", t1.elapsed());
-    assert!(o.status.success(), "{}", text(&o));
-    let _ = Duration::ZERO;
+fn other(v: ClientNix) -> ClientNix {
+    match v {
+        ClientNix::V2_8 => ClientNix::V2_26,
+        ClientNix::V2_26 => ClientNix::V2_8,
+    }
+}
+
+#[test]
+fn clients_fetch_from_the_http_cache() {
+    if skip_unless_root("clients_fetch_from_the_http_cache") {
+        return;
+    }
+    let lab = start(LabOptions {
+        http_cache: true,
+        ..LabOptions::default()
+    });
+    let pushed = lab.push_to_cache(&lab.flake_ref("wide")).expect("push");
+    assert_eq!(pushed.len(), 1);
+    for v in ClientNix::ALL {
+        let mut c = lab.client_command(v, "nix");
+        // No builders, no local builds: it can only come from the cache.
+        c.args(["build", "--no-link", "--json", "--max-jobs", "0"])
+            .arg(lab.flake_ref("wide"));
+        let o = run(c);
+        assert!(o.status.success(), "{v:?}: {}", show(&o));
+        assert_eq!(out_paths(&stdout(&o)), pushed);
+        assert!(lab.client_has(v, &pushed[0]), "{v:?}");
+        assert!(
+            stderr(&o).contains(&lab.cache_url()) || !stderr(&o).contains("building"),
+            "{}",
+            show(&o)
+        );
+    }
+    let log = lab.cache_requests();
+    let hash = &pushed[0]["/nix/store/".len()..][..32];
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("/{hash}.narinfo 200"))),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l.contains("/nar/")), "{log:?}");
+}
+
+#[test]
+fn each_fault_is_really_seen() {
+    if skip_unless_root("each_fault_is_really_seen") {
+        return;
+    }
+    let lab = start(LabOptions::default());
+    let limit = Duration::from_secs(20);
+
+    lab.set_fault(Fault::Down);
+    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Connection refused"),
+        "{}",
+        show(&o)
+    );
+
+    lab.set_fault(Fault::Tarpit);
+    let (o, took) = run_limited(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(took < Duration::from_secs(10), "bounded: {took:?}");
+    assert!(stderr(&o).contains("timed out"), "{}", show(&o));
+
+    lab.set_fault(Fault::HostKeyChanged);
+    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Host key verification failed"),
+        "{}",
+        show(&o)
+    );
+    // Nix sees it too, also when the machines line pins the real host key.
+    let mut c = lab.client_command(ClientNix::V2_26, "nix");
+    c.args(["store", "ping", "--store", "ssh-ng://seasmoke"]);
+    let (o, _) = run_limited(c, limit);
+    assert!(!o.status.success(), "{}", show(&o));
+
+    lab.set_fault(Fault::AuthRefused);
+    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Permission denied"),
+        "{}",
+        show(&o)
+    );
+
+    lab.set_fault(Fault::None);
+    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    assert!(o.status.success(), "recovered: {}", show(&o));
+
+    // The builder killed in the middle of a build: the build fails, the connection drops.
+    let mut c = lab.client_command(ClientNix::V2_8, "nix");
+    c.args(["build", "--no-link", "-L", "--max-jobs", "0", "--builders"])
+        .arg(lab.builder_spec())
+        .arg(lab.flake_ref("slow"));
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nix build");
+    let lines = stderr_lines(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    // Wait until seasmoke is building (the slow fixture prints "tick N" every second).
+    while !log.contains("tick 1") {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => log += &(l + "\n"),
+            Err(e) => panic!("the build never ticked on seasmoke ({e}):\n{log}"),
+        }
+    }
+    let killed_at = Instant::now();
+    lab.kill_builder();
+    assert!(!lab.builder_running());
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if killed_at.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("nix build did not notice the builder died within 30 s:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    log.extend(lines.try_iter().map(|l| l + "\n"));
+    eprintln!("nix build ended {:?} after the kill", killed_at.elapsed());
+    assert!(!status.success(), "{log}");
+    let (o, _) = run_limited(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
+    assert!(!o.status.success(), "killed: {}", show(&o));
+
+    lab.restart_builder().expect("restart");
+    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    assert!(o.status.success(), "restarted: {}", show(&o));
+}
+
+#[test]
+fn latency_proxy_adds_the_delay() {
+    if skip_unless_root("latency_proxy_adds_the_delay") {
+        return;
+    }
+    let delay = Duration::from_millis(100);
+    let lab = start(LabOptions {
+        latency: delay,
+        ..LabOptions::default()
+    });
+    // The SSH banner crosses the proxy once (server to client).
+    let t0 = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lab.builder_port())).expect("connect");
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).expect("banner");
+    let banner = t0.elapsed();
+    assert_eq!(&buf, b"SSH-");
+    assert!(banner >= delay, "banner after {banner:?}");
+
+    // A whole ssh session takes several round trips, each at least two delays.
+    let (o, with_delay) = run_limited(ssh(&lab, &[], "true"), Duration::from_secs(30));
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(with_delay > delay * 6, "ssh with delay: {with_delay:?}");
+
+    lab.set_latency(Duration::ZERO);
+    let (o, without) = run_limited(ssh(&lab, &[], "true"), Duration::from_secs(30));
+    assert!(o.status.success(), "{}", show(&o));
+    eprintln!("ssh seasmoke true: {with_delay:?} with {delay:?} each way, {without:?} without");
+    assert!(without < with_delay);
+}
+
+#[test]
+fn nh_home_and_os_switch_activate_in_the_2_26_client() {
+    if skip_unless_root("nh_home_and_os_switch_activate_in_the_2_26_client") {
+        return;
+    }
+    let lab = start(LabOptions::default());
+    let mut c = lab.client_command(ClientNix::V2_26, "nh");
+    c.args(["home", "switch", "--no-nom", "-c", "root@vermax"])
+        .arg(lab.flake());
+    let o = run(c);
+    assert!(o.status.success(), "{}", show(&o));
+    let home = lab.marker("home-activated").expect("home marker");
+    assert!(home.ends_with("-home-manager-generation"), "{home}");
+    assert!(lab.client_has(ClientNix::V2_26, &home));
+
+    let mut c = lab.client_command(ClientNix::V2_26, "nh");
+    c.args(["os", "switch", "--no-nom", "-H", "vermax"])
+        .arg(lab.flake());
+    let o = run(c);
+    assert!(o.status.success(), "{}", show(&o));
+    let test = lab.marker("os-test").expect("os-test marker");
+    let boot = lab.marker("os-boot").expect("os-boot marker");
+    assert_eq!(test, boot);
+    assert!(test.contains("-nixos-system-vermax"), "{test}");
+}
+
+#[test]
+fn a_signing_builder_serves_as_a_substituter() {
+    if skip_unless_root("a_signing_builder_serves_as_a_substituter") {
+        return;
+    }
+    let lab = start(LabOptions {
+        builder_signs: true,
+        ..LabOptions::default()
+    });
+    let built = lab
+        .build_on_builder(&lab.flake_ref("hello"))
+        .expect("seed seasmoke");
+    let mut c = lab.client_command(ClientNix::V2_26, "nix");
+    c.args(["build", "--no-link", "--json", "--max-jobs", "0"])
+        .args(["--substituters", "ssh-ng://seasmoke"])
+        .arg(lab.flake_ref("hello"));
+    let o = run(c);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(out_paths(&stdout(&o)), built);
+    assert!(lab.client_has(ClientNix::V2_26, &built[0]));
 }

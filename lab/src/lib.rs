@@ -57,7 +57,7 @@
 //! - nh 4.4 in the 2.26 client: `nh home switch -c root@vermax FLAKE` and
 //!   `nh os switch -H vermax FLAKE` both work, with two conditions: nix-output-monitor is not
 //!   installed, so pass `--no-nom` (otherwise nh fails with "No such file or directory"); and
-//!   `nh os` refuses to run as root unless `-R`/`NH_BYPASS_ROOT_CHECK=1`, which the lab sets
+//!   `nh os` refuses to run as root unless `-R`/`NH_BYPASS_ROOT_CHECK=true`, which the lab sets
 //!   (vermax's only user is root). nh does not check `/etc/NIXOS`; it checks that the toplevel
 //!   has `bin/switch-to-configuration`, `nixos-version`, `init` and `sw/bin` (the fixture has
 //!   them), skips the diff when `/run/current-system` is missing, sets the profile
@@ -229,7 +229,11 @@ pub fn skip_unless_root(test: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{why} (CI=true: lab tests must run, not skip)");
     }
-    eprintln!("SKIPPED {why}");
+    // Straight to the stderr handle: the test harness captures eprintln!, and a skip must show.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED {why}\n").as_bytes(),
+    );
     true
 }
 
@@ -647,7 +651,7 @@ impl Lab {
             ("NIX_CONF_DIR".into(), format!("{d}/vermax/etc-nix")),
             ("NIX_SSHOPTS".into(), format!("-F {d}/ssh_config")),
             ("NIX_CONFIG".into(), self.client_nix_config()),
-            ("NH_BYPASS_ROOT_CHECK".into(), "1".into()),
+            ("NH_BYPASS_ROOT_CHECK".into(), "true".into()),
         ]
     }
 
@@ -683,6 +687,19 @@ impl Lab {
     /// The physical directory of the client's `/nix`.
     pub fn client_nix_dir(&self, v: ClientNix) -> PathBuf {
         self.dir.join(format!("vermax/nix-{}", v.version()))
+    }
+
+    /// Empties the client's store (variant `v`), as on a freshly installed vermax. No client
+    /// command of that variant may be running.
+    pub fn reset_client(&self, v: ClientNix) -> Result<()> {
+        empty_dir(&self.client_nix_dir(v))
+    }
+
+    /// Empties seasmoke's store (seasmoke is killed and started again around it).
+    pub fn reset_builder(&self) -> Result<()> {
+        self.kill_builder();
+        empty_dir(&self.builder_nix_dir())?;
+        self.start_seasmoke()
     }
 
     /// The physical directory of seasmoke's `/nix`.
@@ -1153,6 +1170,19 @@ fn remove_lab_dir(dir: &Path, extra_mountpoint: Option<&Path>) {
     if let Some(m) = extra_mountpoint {
         let _ = fs::remove_dir(m);
     }
+}
+
+/// Removes what is inside `dir`, keeping `dir` itself (it may be the source of a bind mount).
+fn empty_dir(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() && !p.is_symlink() {
+            fs::remove_dir_all(&p)?;
+        } else {
+            fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
 }
 
 fn stop_seasmoke(mut s: Seasmoke) {

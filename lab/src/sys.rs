@@ -50,13 +50,26 @@ pub fn wait_for_ssh_banner(port: u16, timeout: Duration) -> bool {
     false
 }
 
+/// Live pids (zombies excluded: they are dead already and wait for their reaper; here the
+/// machine's init reaps orphans only about once a second).
 fn proc_pids() -> Vec<i32> {
     let Ok(rd) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| p != std::process::id() as i32)
+        .filter(|&p| p != std::process::id() as i32 && !is_zombie(p))
         .collect()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; STATE follows the last ')'.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
 }
 
 /// Pids whose environment holds exactly the entry `entry` (e.g. `NIXDISPATCH_LAB=/tmp/...`).
