@@ -1,1 +1,1239 @@
-//! (being written)
+//! Plan → argv: the `nix build` or `nh home|os` command line that makes nix do what the plan
+//! says, and the activation steps after it. Pure: nothing here spawns or reads anything.
+//!
+//! The mode becomes nix options, in forms that Nix 2.8 through 2.31 and Lix all read:
+//!
+//! | mode | options |
+//! |---|---|
+//! | `noop`, `local` | `--option builders ""` (no builder is ever contacted) |
+//! | `substitute` | the live builders (so the build hook can copy unsigned outputs back, and anything the plan missed can still build), `builders-use-substitutes`, the builders' stores as `extra-substituters` where the plan substitutes from them |
+//! | `remote` | the same, plus `--max-jobs 0` when every derivation to build has a builder (preferLocalBuild ones still build here) |
+//!
+//! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
+//! so they win.
+
+use crate::machines::SpeedFactorSyntax;
+use crate::plan::{BuilderState, Mode, Plan};
+use std::cmp::Ordering;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::Path;
+
+/// The profile NixOS boots from, which `os switch` and `os boot` point at the new system.
+pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
+
+/// A Nix (or Lix) version, as `nix --version` prints it.
+///
+/// Lix forked from Nix 2.18 and numbers itself 2.90+; for choosing flags it counts as 2.18
+/// ([`NixVersion::features`]), and `lix` records where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NixVersion {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Patch version (0 when not printed).
+    pub patch: u32,
+    /// Whether this is Lix.
+    pub lix: bool,
+}
+
+/// `nix --version` output that names no version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read a version from `nix --version` output {0:?}: is `nix` on PATH really Nix?")]
+pub struct VersionError(pub String);
+
+impl From<VersionError> for crate::Error {
+    fn from(err: VersionError) -> Self {
+        crate::Error::Input(err.to_string())
+    }
+}
+
+impl NixVersion {
+    /// Parses `nix --version` output: `nix (Nix) 2.26.3`, `nix (Nix) 2.8.0`,
+    /// `nix (Lix, like Nix) 2.91.1`, `nix (Determinate Nix 3.8.2) 2.30.1`, pre-release suffixes
+    /// such as `2.26.0pre20241015_abc` included.
+    pub fn parse(text: &str) -> Result<NixVersion, VersionError> {
+        let fail = || VersionError(text.trim().to_owned());
+        let line = text.lines().next().unwrap_or_default();
+        let word = line
+            .split_whitespace()
+            .rev()
+            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+            .ok_or_else(fail)?;
+        let mut numbers = word.split('.').map(|part| {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        });
+        let major = numbers.next().flatten().ok_or_else(fail)?;
+        let minor = numbers.next().flatten().ok_or_else(fail)?;
+        let patch = numbers.next().flatten().unwrap_or(0);
+        Ok(NixVersion {
+            major,
+            minor,
+            patch,
+            lix: line.contains("Lix"),
+        })
+    }
+
+    /// The Nix version whose features this one has: itself, or 2.18.0 for Lix.
+    pub fn features(&self) -> (u32, u32, u32) {
+        if self.lix {
+            (2, 18, 0)
+        } else {
+            (self.major, self.minor, self.patch)
+        }
+    }
+
+    /// Whether it has the features of Nix `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        self.features() >= (major, minor, 0)
+    }
+
+    /// How it reads a machines entry's speed factor (floats from Nix 2.20).
+    pub fn speed_factor_syntax(&self) -> SpeedFactorSyntax {
+        if self.at_least(2, 20) {
+            SpeedFactorSyntax::Float
+        } else {
+            SpeedFactorSyntax::Integer
+        }
+    }
+}
+
+impl Ord for NixVersion {
+    /// By features first, so that Lix 2.91 sorts with Nix 2.18; then Nix before Lix; then the
+    /// printed number.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (
+            self.features(),
+            self.lix,
+            self.major,
+            self.minor,
+            self.patch,
+        )
+            .cmp(&(
+                other.features(),
+                other.lix,
+                other.major,
+                other.minor,
+                other.patch,
+            ))
+    }
+}
+
+impl PartialOrd for NixVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for NixVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lix {
+            write!(f, "Lix {}.{}.{}", self.major, self.minor, self.patch)
+        } else {
+            write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+        }
+    }
+}
+
+/// What runs `home` and `os` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// `nix build`, then the activation steps.
+    Nix,
+    /// `nh home` / `nh os` (4.x), which activate themselves.
+    Nh {
+        /// Whether nixdispatch runs as root: `nh os` refuses to unless given `--bypass-root-check`.
+        as_root: bool,
+    },
+}
+
+/// `home`'s actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HomeAction {
+    /// Build and activate.
+    Switch,
+    /// Build only.
+    Build,
+}
+
+/// `os`'s actions (and `switch-to-configuration`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsAction {
+    /// Build, make it the boot default, activate.
+    Switch,
+    /// Build, make it the boot default.
+    Boot,
+    /// Build, activate without making it the boot default.
+    Test,
+    /// Build only.
+    Build,
+}
+
+impl OsAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            OsAction::Switch => "switch",
+            OsAction::Boot => "boot",
+            OsAction::Test => "test",
+            OsAction::Build => "build",
+        }
+    }
+}
+
+/// What to realise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `nixdispatch build INSTALLABLE...` (always through `nix build`).
+    Build {
+        /// The installables, as the user gave them.
+        installables: Vec<String>,
+    },
+    /// A home-manager configuration: `FLAKE#homeConfigurations."NAME".activationPackage`.
+    Home {
+        /// The flake reference, without `#`.
+        flake: String,
+        /// The configuration name, e.g. `me@laptop`.
+        configuration: String,
+        /// Switch or build.
+        action: HomeAction,
+    },
+    /// A NixOS configuration: `FLAKE#nixosConfigurations."HOST".config.system.build.toplevel`.
+    Os {
+        /// The flake reference, without `#`.
+        flake: String,
+        /// The configuration's host name.
+        hostname: String,
+        /// Switch, boot, test or build.
+        action: OsAction,
+    },
+}
+
+/// Where a command writes nix's `--log-format internal-json` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// On its stderr (`nix build`).
+    Stderr,
+    /// On its stdout: `nh --no-nom` runs nix with stderr merged into nh's stdout; nh's own
+    /// messages go to its stderr.
+    Stdout,
+    /// It writes no nix log (activation scripts).
+    None,
+}
+
+/// What a command prints on stdout, for the caller to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Results {
+    /// `nix build --json`'s result list, `[{"drvPath": …, "outputs": {"out": PATH}}]`: the
+    /// result path for activation is the first entry's `out`.
+    BuildJson,
+    /// Nothing to read.
+    Nothing,
+}
+
+/// One command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The program (looked up on PATH unless it is a path).
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Where its nix log appears.
+    pub log: LogStream,
+    /// What its stdout carries.
+    pub results: Results,
+}
+
+impl Invocation {
+    /// The whole command line, program first.
+    pub fn argv(&self) -> Vec<OsString> {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+/// An activation step, run after a successful build with the build's result path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `RESULT/activate` (home-manager).
+    HomeActivate,
+    /// `nix-env -p /nix/var/nix/profiles/system --set RESULT`.
+    SetSystemProfile,
+    /// `RESULT/bin/switch-to-configuration ACTION`.
+    SwitchToConfiguration(OsAction),
+}
+
+impl Activation {
+    /// The command for this step, given the result path of the build.
+    pub fn invocation(&self, result: &Path) -> Invocation {
+        let (program, args): (OsString, Vec<OsString>) = match self {
+            Activation::HomeActivate => (result.join("activate").into(), Vec::new()),
+            Activation::SetSystemProfile => (
+                "nix-env".into(),
+                vec![
+                    "-p".into(),
+                    SYSTEM_PROFILE.into(),
+                    "--set".into(),
+                    result.into(),
+                ],
+            ),
+            Activation::SwitchToConfiguration(action) => (
+                result.join("bin/switch-to-configuration").into(),
+                vec![action.as_str().into()],
+            ),
+        };
+        Invocation {
+            program,
+            args,
+            log: LogStream::None,
+            results: Results::Nothing,
+        }
+    }
+}
+
+/// A run: the build, then the activation steps (empty for `build`, for build-only actions, and
+/// with nh, which activates itself). Activation runs only after the build succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steps {
+    /// The build.
+    pub build: Invocation,
+    /// The activation steps, in order.
+    pub activate: Vec<Activation>,
+}
+
+impl Steps {
+    /// The activation commands for a result path.
+    pub fn activation(&self, result: &Path) -> Vec<Invocation> {
+        self.activate.iter().map(|a| a.invocation(result)).collect()
+    }
+}
+
+/// What the command line depends on besides the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The plan to carry out.
+    pub plan: &'a Plan,
+    /// Every configured builder, as probed; only the reachable ones are passed on.
+    pub builders: &'a [BuilderState],
+    /// The local nix.
+    pub nix: &'a NixVersion,
+    /// The user's arguments after `--`, passed to nix last.
+    pub nix_args: &'a [OsString],
+}
+
+/// A target that cannot be put on a command line safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// A configuration name nix cannot select (a `"` cannot be quoted in an attribute path).
+    #[error("the configuration name {0:?} contains '\"', which nix cannot select in an attribute path: rename the configuration")]
+    UnquotableName(String),
+    /// A flake reference that already selects an attribute.
+    #[error("the flake reference {0:?} contains '#': give the flake alone and the configuration with -c/--configuration or -H/--hostname")]
+    FlakeWithFragment(String),
+    /// A flake reference, installable or nh argument that would be read as an option.
+    #[error("{text:?} starts with '-', so it would be read as an option: {fix}")]
+    OptionLike {
+        /// The argument.
+        text: String,
+        /// How to avoid it.
+        fix: &'static str,
+    },
+    /// `build` with nothing to build.
+    #[error("nothing to build: give at least one installable")]
+    NoInstallables,
+}
+
+impl From<DispatchError> for crate::Error {
+    fn from(err: DispatchError) -> Self {
+        crate::Error::Input(err.to_string())
+    }
+}
+
+/// The steps that realise `target` as the plan says, through `runner` (`build` always runs
+/// `nix build`).
+pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps, DispatchError> {
+    match (target, runner) {
+        (Target::Build { installables }, _) => {
+            if installables.is_empty() {
+                return Err(DispatchError::NoInstallables);
+            }
+            for installable in installables {
+                not_option_like(installable, PATH_FIX)?;
+            }
+            Ok(Steps {
+                build: nix_build(installables, false, ctx),
+                activate: Vec::new(),
+            })
+        }
+        (
+            Target::Home {
+                flake,
+                configuration,
+                action,
+            },
+            Runner::Nix,
+        ) => {
+            let attr = format!(
+                "homeConfigurations.{}.activationPackage",
+                quote_attr(configuration)?
+            );
+            let installable = format!("{}#{attr}", check_flake(flake)?);
+            let activate = match action {
+                HomeAction::Switch => vec![Activation::HomeActivate],
+                HomeAction::Build => Vec::new(),
+            };
+            Ok(Steps {
+                build: nix_build(&[installable], true, ctx),
+                activate,
+            })
+        }
+        (
+            Target::Os {
+                flake,
+                hostname,
+                action,
+            },
+            Runner::Nix,
+        ) => {
+            let attr = format!(
+                "nixosConfigurations.{}.config.system.build.toplevel",
+                quote_attr(hostname)?
+            );
+            let installable = format!("{}#{attr}", check_flake(flake)?);
+            let activate = match action {
+                OsAction::Switch | OsAction::Boot => {
+                    vec![
+                        Activation::SetSystemProfile,
+                        Activation::SwitchToConfiguration(*action),
+                    ]
+                }
+                OsAction::Test => vec![Activation::SwitchToConfiguration(OsAction::Test)],
+                OsAction::Build => Vec::new(),
+            };
+            Ok(Steps {
+                build: nix_build(&[installable], true, ctx),
+                activate,
+            })
+        }
+        (
+            Target::Home {
+                flake,
+                configuration,
+                action,
+            },
+            Runner::Nh { .. },
+        ) => {
+            not_option_like(configuration, NH_FIX)?;
+            let action = match action {
+                HomeAction::Switch => "switch",
+                HomeAction::Build => "build",
+            };
+            let mut args = strings(&["home", action, "-c"]);
+            args.push(configuration.into());
+            args.push(check_flake(flake)?.into());
+            Ok(Steps {
+                build: nh(args, ctx),
+                activate: Vec::new(),
+            })
+        }
+        (
+            Target::Os {
+                flake,
+                hostname,
+                action,
+            },
+            Runner::Nh { as_root },
+        ) => {
+            not_option_like(hostname, NH_FIX)?;
+            let mut args = strings(&["os", action.as_str(), "-H"]);
+            args.push(hostname.into());
+            args.push(check_flake(flake)?.into());
+            if as_root {
+                args.push("--bypass-root-check".into());
+            }
+            Ok(Steps {
+                build: nh(args, ctx),
+                activate: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The nix options that put nix in the plan's mode (see the module documentation): the live
+/// builders only, and never a dead one.
+pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> Vec<OsString> {
+    let mut flags = Vec::new();
+    let mut option = |name: &str, value: String| {
+        flags.extend(["--option".into(), name.into(), OsString::from(value)]);
+    };
+    let live: Vec<&BuilderState> = builders.iter().filter(|b| b.reachable).collect();
+    match plan.mode {
+        Mode::Noop | Mode::Local => option("builders", String::new()),
+        Mode::Substitute | Mode::Remote => {
+            if live.is_empty() {
+                option("builders", String::new());
+            } else {
+                let syntax = nix.speed_factor_syntax();
+                let lines: Vec<String> =
+                    live.iter().map(|b| b.machine.to_line_as(syntax)).collect();
+                option("builders", lines.join(" ; "));
+                option("builders-use-substitutes", "true".into());
+            }
+            let substituters: Vec<String> = live
+                .iter()
+                .filter(|b| plan.builder_substituters.contains(&b.uri))
+                .map(|b| b.machine.store_uri())
+                .collect();
+            if !substituters.is_empty() {
+                option("extra-substituters", substituters.join(" "));
+            }
+            if plan.mode == Mode::Remote
+                && !live.is_empty()
+                && !plan.builds.is_empty()
+                && plan.all_builds_remote()
+            {
+                flags.extend(["--max-jobs".into(), "0".into()]);
+            }
+        }
+    }
+    flags
+}
+
+/// `nix --extra-experimental-features "nix-command flakes" build --log-format internal-json -v
+/// --json [--no-link] MODE-FLAGS INSTALLABLES USER-ARGS`.
+fn nix_build(installables: &[String], no_link: bool, ctx: &Context<'_>) -> Invocation {
+    let mut args = strings(&[
+        "--extra-experimental-features",
+        "nix-command flakes",
+        "build",
+        "--log-format",
+        "internal-json",
+        "-v",
+        "--json",
+    ]);
+    if no_link {
+        args.push("--no-link".into());
+    }
+    args.extend(mode_flags(ctx.plan, ctx.builders, ctx.nix));
+    args.extend(installables.iter().map(OsString::from));
+    args.extend(ctx.nix_args.iter().cloned());
+    Invocation {
+        program: "nix".into(),
+        args,
+        log: LogStream::Stderr,
+        results: Results::BuildJson,
+    }
+}
+
+/// `nh ARGS --no-nom -- MODE-FLAGS --log-format internal-json -v USER-ARGS`.
+///
+/// nh 4.4 passes everything after `--` to `nix build` (and to its `nix eval` lookups). Without
+/// `--no-nom` it pipes nix's log into nix-output-monitor; with it, nix's stderr is merged into
+/// nh's stdout, raw. nh asks for confirmation only when given `--ask`.
+fn nh(mut args: Vec<OsString>, ctx: &Context<'_>) -> Invocation {
+    args.push("--no-nom".into());
+    args.push("--".into());
+    args.extend(mode_flags(ctx.plan, ctx.builders, ctx.nix));
+    args.extend(strings(&["--log-format", "internal-json", "-v"]));
+    args.extend(ctx.nix_args.iter().cloned());
+    Invocation {
+        program: "nh".into(),
+        args,
+        log: LogStream::Stdout,
+        results: Results::Nothing,
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<OsString> {
+    items.iter().map(OsString::from).collect()
+}
+
+const PATH_FIX: &str = "write it as ./PATH if it is a path";
+const NH_FIX: &str = "run it with --via nix";
+
+fn not_option_like(text: &str, fix: &'static str) -> Result<(), DispatchError> {
+    if text.starts_with('-') {
+        Err(DispatchError::OptionLike {
+            text: text.to_owned(),
+            fix,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_flake(flake: &str) -> Result<&str, DispatchError> {
+    not_option_like(flake, PATH_FIX)?;
+    if flake.contains('#') {
+        return Err(DispatchError::FlakeWithFragment(flake.to_owned()));
+    }
+    Ok(flake)
+}
+
+/// `"NAME"` for an attribute path inside a flake fragment. Nix percent-decodes the fragment
+/// and then splits it on dots outside quotes (no escapes inside quotes), so the name is quoted
+/// and characters a URL fragment cannot hold are percent-encoded; `@`, `.` and the like stay.
+fn quote_attr(name: &str) -> Result<String, DispatchError> {
+    if name.contains('"') {
+        return Err(DispatchError::UnquotableName(name.to_owned()));
+    }
+    let mut quoted = String::from("\"");
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c) {
+            quoted.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                quoted.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    quoted.push('"');
+    Ok(quoted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machines::parse_machines;
+    use crate::plan::{Counts, PlannedBuild};
+    use crate::store_path::StorePath;
+
+    const NIX_2_26: NixVersion = NixVersion {
+        major: 2,
+        minor: 26,
+        patch: 3,
+        lix: false,
+    };
+    const NIX_2_8: NixVersion = NixVersion {
+        major: 2,
+        minor: 8,
+        patch: 0,
+        lix: false,
+    };
+
+    fn state(line: &str, reachable: bool) -> BuilderState {
+        let mut none = |_: &Path| None;
+        let machine = match parse_machines(line, "test", &mut none) {
+            Ok(mut m) if m.len() == 1 => m.remove(0),
+            other => panic!("{line}: {other:?}"),
+        };
+        BuilderState {
+            uri: machine.uri.clone(),
+            host: machine.host_label().into(),
+            machine,
+            reachable,
+            error: (!reachable).then(|| "connection refused".into()),
+            systems: Vec::new(),
+        }
+    }
+
+    /// seasmoke (live), deadhost (unreachable), fast (live, fractional speed, host key).
+    fn builders() -> Vec<BuilderState> {
+        vec![
+            state("ssh-ng://seasmoke x86_64-linux - 4 1", true),
+            state("ssh-ng://deadhost x86_64-linux - 64 10", false),
+            state(
+                "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=",
+                true,
+            ),
+        ]
+    }
+
+    const SEASMOKE_LINE: &str = "ssh-ng://seasmoke x86_64-linux - 4 1 - - -";
+    const FAST_LINE: &str =
+        "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=";
+
+    fn sp(n: u8) -> StorePath {
+        let c = char::from(b'a' + n);
+        StorePath::parse(&format!("/nix/store/{}-p{n}", c.to_string().repeat(32)))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn plan(mode: Mode, builds: Vec<Option<&str>>, substituters: &[&str]) -> Plan {
+        Plan {
+            mode,
+            reason: String::new(),
+            counts: Counts::default(),
+            paths: Vec::new(),
+            builds: builds
+                .into_iter()
+                .enumerate()
+                .map(|(i, from)| PlannedBuild {
+                    drv: sp(i as u8),
+                    from: from.map(String::from),
+                })
+                .collect(),
+            builder_substituters: substituters.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn argv(steps: &Steps) -> Vec<String> {
+        steps
+            .build
+            .argv()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn build_argv(
+        plan: &Plan,
+        builders: &[BuilderState],
+        nix: &NixVersion,
+        user: &[&str],
+    ) -> Vec<String> {
+        let nix_args: Vec<OsString> = user.iter().map(OsString::from).collect();
+        let ctx = Context {
+            plan,
+            builders,
+            nix,
+            nix_args: &nix_args,
+        };
+        let target = Target::Build {
+            installables: vec![".#hello".into()],
+        };
+        let steps = steps(&target, Runner::Nix, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(steps.build.log, LogStream::Stderr);
+        assert_eq!(steps.build.results, Results::BuildJson);
+        assert!(steps.activate.is_empty());
+        argv(&steps)
+    }
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    const NIX_BUILD: &[&str] = &[
+        "nix",
+        "--extra-experimental-features",
+        "nix-command flakes",
+        "build",
+        "--log-format",
+        "internal-json",
+        "-v",
+        "--json",
+    ];
+
+    fn with(prefix: &[&str], rest: &[&str]) -> Vec<String> {
+        v(prefix).into_iter().chain(v(rest)).collect()
+    }
+
+    fn no_dead_builder(argv: &[String]) {
+        assert!(!argv.iter().any(|a| a.contains("deadhost")), "{argv:?}");
+    }
+
+    // --- nix versions -----------------------------------------------------------------------
+
+    #[test]
+    fn versions_parse() {
+        let p = |s: &str| NixVersion::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p("nix (Nix) 2.26.3\n"), NIX_2_26);
+        assert_eq!(p("nix (Nix) 2.8.0"), NIX_2_8);
+        assert_eq!(
+            p("nix (Nix) 2.26.0pre20241015_abcdef"),
+            NixVersion {
+                major: 2,
+                minor: 26,
+                patch: 0,
+                lix: false
+            }
+        );
+        assert_eq!(
+            p("nix (Nix) 2.3"),
+            NixVersion {
+                major: 2,
+                minor: 3,
+                patch: 0,
+                lix: false
+            }
+        );
+        assert_eq!(
+            p("nix (Determinate Nix 3.8.2) 2.30.1"),
+            NixVersion {
+                major: 2,
+                minor: 30,
+                patch: 1,
+                lix: false
+            }
+        );
+        let lix = p("nix (Lix, like Nix) 2.91.1");
+        assert_eq!(
+            lix,
+            NixVersion {
+                major: 2,
+                minor: 91,
+                patch: 1,
+                lix: true
+            }
+        );
+        assert_eq!(lix.features(), (2, 18, 0));
+        assert_eq!(lix.to_string(), "Lix 2.91.1");
+        assert!(NixVersion::parse("command not found").is_err());
+        assert!(NixVersion::parse("").is_err());
+        assert!(NixVersion::parse("nix (Nix) 2").is_err());
+    }
+
+    #[test]
+    fn versions_compare_by_features() {
+        let lix = NixVersion {
+            major: 2,
+            minor: 91,
+            patch: 1,
+            lix: true,
+        };
+        let nix_2_18 = NixVersion {
+            major: 2,
+            minor: 18,
+            patch: 0,
+            lix: false,
+        };
+        assert!(NIX_2_8 < nix_2_18 && nix_2_18 < lix && lix < NIX_2_26);
+        assert!(NIX_2_26.at_least(2, 20) && !NIX_2_8.at_least(2, 9) && NIX_2_8.at_least(2, 8));
+        assert!(lix.at_least(2, 18) && !lix.at_least(2, 19));
+        assert_eq!(NIX_2_26.speed_factor_syntax(), SpeedFactorSyntax::Float);
+        assert_eq!(NIX_2_8.speed_factor_syntax(), SpeedFactorSyntax::Integer);
+        assert_eq!(lix.speed_factor_syntax(), SpeedFactorSyntax::Integer);
+    }
+
+    // --- nix build, per mode ----------------------------------------------------------------
+
+    #[test]
+    fn noop_and_local_turn_builders_off() {
+        for mode in [Mode::Noop, Mode::Local] {
+            let argv = build_argv(&plan(mode, vec![], &[]), &builders(), &NIX_2_26, &[]);
+            assert_eq!(
+                argv,
+                with(NIX_BUILD, &["--option", "builders", "", ".#hello"]),
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn substitute_passes_live_builders_and_builder_substituters() {
+        let p = plan(
+            Mode::Substitute,
+            vec![],
+            &["ssh://me@fast:2222", "ssh-ng://deadhost"],
+        );
+        let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+        let builders_value = format!("{SEASMOKE_LINE} ; {FAST_LINE}");
+        assert_eq!(
+            argv,
+            with(
+                NIX_BUILD,
+                &[
+                    "--option",
+                    "builders",
+                    &builders_value,
+                    "--option",
+                    "builders-use-substitutes",
+                    "true",
+                    "--option",
+                    "extra-substituters",
+                    "ssh://me@fast:2222?ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQStiLz0%3D",
+                    ".#hello",
+                ]
+            )
+        );
+        no_dead_builder(&argv);
+    }
+
+    #[test]
+    fn substitute_without_builder_substituters_or_live_builders() {
+        let p = plan(Mode::Substitute, vec![], &[]);
+        let argv = build_argv(&p, &builders()[..1], &NIX_2_26, &[]);
+        assert_eq!(
+            argv,
+            with(
+                NIX_BUILD,
+                &[
+                    "--option",
+                    "builders",
+                    SEASMOKE_LINE,
+                    "--option",
+                    "builders-use-substitutes",
+                    "true",
+                    ".#hello"
+                ]
+            )
+        );
+        let dead = vec![state("ssh-ng://deadhost", false)];
+        let argv = build_argv(&p, &dead, &NIX_2_26, &[]);
+        assert_eq!(
+            argv,
+            with(NIX_BUILD, &["--option", "builders", "", ".#hello"])
+        );
+    }
+
+    #[test]
+    fn remote_builds_nothing_locally_only_when_every_build_has_a_builder() {
+        let all_remote = plan(
+            Mode::Remote,
+            vec![Some("ssh-ng://seasmoke"), Some("ssh://me@fast:2222")],
+            &[],
+        );
+        let argv = build_argv(
+            &all_remote,
+            &builders(),
+            &NIX_2_26,
+            &["--keep-going", "--max-jobs", "4"],
+        );
+        let builders_value = format!("{SEASMOKE_LINE} ; {FAST_LINE}");
+        assert_eq!(
+            argv,
+            with(
+                NIX_BUILD,
+                &[
+                    "--option",
+                    "builders",
+                    &builders_value,
+                    "--option",
+                    "builders-use-substitutes",
+                    "true",
+                    "--max-jobs",
+                    "0",
+                    ".#hello",
+                    "--keep-going",
+                    "--max-jobs",
+                    "4",
+                ]
+            )
+        );
+        no_dead_builder(&argv);
+
+        let some_local = plan(
+            Mode::Remote,
+            vec![Some("ssh-ng://seasmoke"), None],
+            &["ssh-ng://seasmoke"],
+        );
+        let argv = build_argv(&some_local, &builders(), &NIX_2_26, &[]);
+        assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");
+        assert!(argv.contains(&"extra-substituters".to_string()));
+        assert!(argv.contains(&"ssh-ng://seasmoke".to_string()));
+        no_dead_builder(&argv);
+    }
+
+    #[test]
+    fn old_nix_gets_whole_speed_factors() {
+        let p = plan(Mode::Remote, vec![Some("ssh://me@fast:2222")], &[]);
+        let argv = build_argv(&p, &builders(), &NIX_2_8, &[]);
+        let fast_int = FAST_LINE.replace(" 2.5 ", " 3 ");
+        assert!(
+            argv.contains(&format!("{SEASMOKE_LINE} ; {fast_int}")),
+            "{argv:?}"
+        );
+    }
+
+    #[test]
+    fn build_needs_installables_that_are_not_options() {
+        let p = plan(Mode::Noop, vec![], &[]);
+        let ctx = Context {
+            plan: &p,
+            builders: &[],
+            nix: &NIX_2_26,
+            nix_args: &[],
+        };
+        let empty = Target::Build {
+            installables: vec![],
+        };
+        assert_eq!(
+            steps(&empty, Runner::Nix, &ctx),
+            Err(DispatchError::NoInstallables)
+        );
+        let dash = Target::Build {
+            installables: vec!["--impure".into()],
+        };
+        assert!(matches!(
+            steps(&dash, Runner::Nix, &ctx),
+            Err(DispatchError::OptionLike { .. })
+        ));
+    }
+
+    // --- home and os through nix ------------------------------------------------------------
+
+    fn home(action: HomeAction) -> Target {
+        Target::Home {
+            flake: "/etc/fixture".into(),
+            configuration: "me@laptop".into(),
+            action,
+        }
+    }
+
+    fn os(action: OsAction) -> Target {
+        Target::Os {
+            flake: ".".into(),
+            hostname: "seasmoke".into(),
+            action,
+        }
+    }
+
+    fn run_steps(target: &Target, runner: Runner, p: &Plan, user: &[&str]) -> Steps {
+        let nix_args: Vec<OsString> = user.iter().map(OsString::from).collect();
+        let b = builders();
+        let ctx = Context {
+            plan: p,
+            builders: &b,
+            nix: &NIX_2_26,
+            nix_args: &nix_args,
+        };
+        steps(target, runner, &ctx).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn activation_argv(steps: &Steps) -> Vec<Vec<String>> {
+        steps
+            .activation(Path::new("/nix/store/r-result"))
+            .iter()
+            .map(|i| {
+                assert_eq!(i.log, LogStream::None);
+                i.argv()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn home_through_nix() {
+        let p = plan(Mode::Local, vec![None], &[]);
+        let s = run_steps(&home(HomeAction::Switch), Runner::Nix, &p, &["--impure"]);
+        assert_eq!(
+            argv(&s),
+            with(
+                NIX_BUILD,
+                &[
+                    "--no-link",
+                    "--option",
+                    "builders",
+                    "",
+                    "/etc/fixture#homeConfigurations.\"me@laptop\".activationPackage",
+                    "--impure",
+                ]
+            )
+        );
+        assert_eq!(s.activate, vec![Activation::HomeActivate]);
+        assert_eq!(
+            activation_argv(&s),
+            vec![v(&["/nix/store/r-result/activate"])]
+        );
+
+        let s = run_steps(&home(HomeAction::Build), Runner::Nix, &p, &[]);
+        assert!(s.activate.is_empty());
+    }
+
+    #[test]
+    fn os_through_nix() {
+        let p = plan(Mode::Substitute, vec![], &[]);
+        let s = run_steps(&os(OsAction::Switch), Runner::Nix, &p, &[]);
+        let builders_value = format!("{SEASMOKE_LINE} ; {FAST_LINE}");
+        assert_eq!(
+            argv(&s),
+            with(
+                NIX_BUILD,
+                &[
+                    "--no-link",
+                    "--option",
+                    "builders",
+                    &builders_value,
+                    "--option",
+                    "builders-use-substitutes",
+                    "true",
+                    ".#nixosConfigurations.\"seasmoke\".config.system.build.toplevel",
+                ]
+            )
+        );
+        let set_profile = v(&[
+            "nix-env",
+            "-p",
+            "/nix/var/nix/profiles/system",
+            "--set",
+            "/nix/store/r-result",
+        ]);
+        let stc = |a: &str| v(&["/nix/store/r-result/bin/switch-to-configuration", a]);
+        assert_eq!(
+            activation_argv(&s),
+            vec![set_profile.clone(), stc("switch")]
+        );
+        let s = run_steps(&os(OsAction::Boot), Runner::Nix, &p, &[]);
+        assert_eq!(activation_argv(&s), vec![set_profile, stc("boot")]);
+        let s = run_steps(&os(OsAction::Test), Runner::Nix, &p, &[]);
+        assert_eq!(activation_argv(&s), vec![stc("test")]);
+        let s = run_steps(&os(OsAction::Build), Runner::Nix, &p, &[]);
+        assert!(s.activate.is_empty());
+    }
+
+    #[test]
+    fn attribute_names_are_quoted_and_escaped() {
+        assert_eq!(quote_attr("me@laptop"), Ok("\"me@laptop\"".into()));
+        assert_eq!(quote_attr("a.b"), Ok("\"a.b\"".into()));
+        assert_eq!(quote_attr("a b%#é"), Ok("\"a%20b%25%23%C3%A9\"".into()));
+        assert_eq!(quote_attr("-x"), Ok("\"-x\"".into()));
+        assert_eq!(
+            quote_attr("a\"b"),
+            Err(DispatchError::UnquotableName("a\"b".into()))
+        );
+        let p = plan(Mode::Noop, vec![], &[]);
+        let ctx = Context {
+            plan: &p,
+            builders: &[],
+            nix: &NIX_2_26,
+            nix_args: &[],
+        };
+        let frag = Target::Home {
+            flake: ".#me".into(),
+            configuration: "me".into(),
+            action: HomeAction::Build,
+        };
+        assert_eq!(
+            steps(&frag, Runner::Nix, &ctx),
+            Err(DispatchError::FlakeWithFragment(".#me".into()))
+        );
+        let dash = Target::Os {
+            flake: "-f".into(),
+            hostname: "h".into(),
+            action: OsAction::Build,
+        };
+        assert!(steps(&dash, Runner::Nix, &ctx).is_err());
+    }
+
+    // --- through nh -------------------------------------------------------------------------
+
+    const NH_NIX_LOG: &[&str] = &["--log-format", "internal-json", "-v"];
+
+    #[test]
+    fn home_through_nh() {
+        let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
+        let builders_value = format!("{SEASMOKE_LINE} ; {FAST_LINE}");
+        for (action, word) in [(HomeAction::Switch, "switch"), (HomeAction::Build, "build")] {
+            let s = run_steps(
+                &home(action),
+                Runner::Nh { as_root: true },
+                &p,
+                &["--impure"],
+            );
+            let mut want = v(&[
+                "nh",
+                "home",
+                word,
+                "-c",
+                "me@laptop",
+                "/etc/fixture",
+                "--no-nom",
+                "--",
+            ]);
+            want.extend(v(&[
+                "--option",
+                "builders",
+                &builders_value,
+                "--option",
+                "builders-use-substitutes",
+                "true",
+                "--max-jobs",
+                "0",
+            ]));
+            want.extend(v(NH_NIX_LOG));
+            want.push("--impure".into());
+            assert_eq!(argv(&s), want);
+            assert_eq!(s.build.log, LogStream::Stdout);
+            assert_eq!(s.build.results, Results::Nothing);
+            assert!(s.activate.is_empty(), "nh activates itself");
+            no_dead_builder(&argv(&s));
+        }
+    }
+
+    #[test]
+    fn os_through_nh() {
+        let p = plan(Mode::Local, vec![None], &[]);
+        for action in [
+            OsAction::Switch,
+            OsAction::Boot,
+            OsAction::Test,
+            OsAction::Build,
+        ] {
+            let s = run_steps(&os(action), Runner::Nh { as_root: false }, &p, &[]);
+            let mut want = v(&[
+                "nh",
+                "os",
+                action.as_str(),
+                "-H",
+                "seasmoke",
+                ".",
+                "--no-nom",
+                "--",
+            ]);
+            want.extend(v(&["--option", "builders", ""]));
+            want.extend(v(NH_NIX_LOG));
+            assert_eq!(argv(&s), want);
+            assert!(s.activate.is_empty());
+
+            let s = run_steps(&os(action), Runner::Nh { as_root: true }, &p, &[]);
+            let mut want = v(&[
+                "nh",
+                "os",
+                action.as_str(),
+                "-H",
+                "seasmoke",
+                ".",
+                "--bypass-root-check",
+                "--no-nom",
+                "--",
+            ]);
+            want.extend(v(&["--option", "builders", ""]));
+            want.extend(v(NH_NIX_LOG));
+            assert_eq!(argv(&s), want);
+        }
+    }
+
+    #[test]
+    fn nh_refuses_option_like_names() {
+        let p = plan(Mode::Noop, vec![], &[]);
+        let ctx = Context {
+            plan: &p,
+            builders: &[],
+            nix: &NIX_2_26,
+            nix_args: &[],
+        };
+        let t = Target::Home {
+            flake: ".".into(),
+            configuration: "-me".into(),
+            action: HomeAction::Build,
+        };
+        let err = steps(&t, Runner::Nh { as_root: false }, &ctx)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "\"-me\" starts with '-', so it would be read as an option: run it with --via nix"
+            )
+        );
+        // Through nix the same name is quoted inside the attribute path, which is fine.
+        assert!(steps(&t, Runner::Nix, &ctx).is_ok());
+    }
+
+    #[test]
+    fn dead_builders_never_appear_in_any_mode() {
+        for mode in [Mode::Noop, Mode::Substitute, Mode::Remote, Mode::Local] {
+            let p = plan(
+                mode,
+                vec![Some("ssh-ng://seasmoke")],
+                &["ssh-ng://deadhost"],
+            );
+            for target in [
+                Target::Build {
+                    installables: vec!["x".into()],
+                },
+                home(HomeAction::Switch),
+                os(OsAction::Switch),
+            ] {
+                for runner in [Runner::Nix, Runner::Nh { as_root: false }] {
+                    no_dead_builder(&argv(&run_steps(&target, runner, &p, &[])));
+                }
+            }
+        }
+    }
+}
