@@ -29,7 +29,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l mode -d 'Force 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -55,7 +55,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l mode -
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -76,7 +76,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l mode -d
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -97,7 +97,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l mode -d '
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -116,7 +116,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l mode -d
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -133,7 +133,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l mode -
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -150,7 +150,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l mode 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -167,7 +167,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l mode
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -184,7 +184,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'

@@ -1,1 +1,120 @@
-//! (being written)
+//! Running nix or nh: in its own process group, stderr streamed line by line to the caller,
+//! stdout collected, Ctrl-C and SIGTERM forwarded to the whole group, always reaped.
+//!
+//! A child in its own group does not get the terminal's Ctrl-C directly, so no half-handled
+//! signal races us: we decide, forward SIGINT to every process of the group (nix, nh, their ssh
+//! and build processes), give them a moment, then SIGKILL what is left.
+
+use crate::{Error, Result};
+use std::ffi::OsString;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// How long the group gets after SIGINT before SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// How long the pipes may stay open after the child exited.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote on stdout.
+    pub stdout: Vec<u8>,
+}
+
+/// Runs `argv` (program first) with `env` added, calling `on_line` for each stderr line as it
+/// comes. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
+pub async fn run(
+    argv: &[OsString],
+    env: &[(String, String)],
+    mut on_line: impl FnMut(&str),
+) -> Result<Finished> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::input("nothing to run"));
+    };
+    let name = program.to_string_lossy().into_owned();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => Error::input(format!("{name} is not on PATH: install it or fix PATH")),
+        _ => Error::io(format!("starting {name}"), err),
+    })?;
+    let pgid = child.id().map(|id| id as libc::pid_t);
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(Error::input("the child's pipes were not set up"));
+    };
+
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
+
+    let collect_stdout = async move {
+        let mut buf = Vec::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_end(&mut buf).await;
+        buf
+    };
+    tokio::pin!(collect_stdout);
+    let mut lines = BufReader::new(stderr).lines();
+    let mut stderr_open = true;
+    let mut stdout_buf = None;
+    let mut exited: Option<ExitStatus> = None;
+    // A grandchild that keeps our pipes open (a lingering ssh master) must not hold us hostage
+    // after the child itself has exited.
+    let drain = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(drain);
+
+    loop {
+        if let (Some(status), false, Some(_)) = (exited, stderr_open, stdout_buf.as_ref()) {
+            return Ok(Finished { status, stdout: stdout_buf.unwrap_or_default() });
+        }
+        tokio::select! {
+            line = lines.next_line(), if stderr_open => match line {
+                Ok(Some(line)) => on_line(&line),
+                _ => stderr_open = false,
+            },
+            buf = &mut collect_stdout, if stdout_buf.is_none() => stdout_buf = Some(buf),
+            status = child.wait(), if exited.is_none() => {
+                exited = Some(status.map_err(|e| Error::io(format!("waiting for {name}"), e))?);
+                drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = &mut drain, if exited.is_some() => {
+                if let Some(status) = exited {
+                    return Ok(Finished { status, stdout: stdout_buf.unwrap_or_default() });
+                }
+            }
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+
+    // Interrupted: stop the whole group, politely first.
+    if let Some(pgid) = pgid {
+        signal_group(pgid, libc::SIGINT);
+        if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+            signal_group(pgid, libc::SIGKILL);
+            let _ = child.wait().await;
+        }
+        // Grandchildren that outlived their parent are in the same group.
+        signal_group(pgid, libc::SIGKILL);
+    }
+    Err(Error::Interrupted)
+}
+
+fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which we ignore.
+    unsafe {
+        libc::killpg(pgid, sig);
+    }
+}

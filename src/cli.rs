@@ -36,9 +36,10 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Auto, global = true)]
     pub mode: ModeArg,
 
-    /// The most one builder probe may take, connection and first command together, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0, global = true)]
-    pub connect_timeout: f64,
+    /// The most one builder probe may take, connection and first command together, in seconds
+    /// [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]
+    #[arg(long, value_name = "SECS", global = true)]
+    pub connect_timeout: Option<f64>,
 
     /// What runs `home` and `os` builds [default: nh where it is on PATH, else nix]
     #[arg(long, value_enum, global = true)]

@@ -1,1 +1,390 @@
-//! (being written)
+//! Builder probes over SSH: every builder at once, each bounded by the connect timeout.
+//!
+//! Each probe opens one OpenSSH control master (`ssh -M`) with exactly the options nix itself
+//! would use for that builder: `NIX_SSHOPTS`, the machines line's key and host key, and nothing
+//! that weakens host key checking. The [`openssh`] crate then runs commands over that master; the
+//! same connection answers the store queries of the rest of the run ([`crate::sources`]).
+//!
+//! We start the master ourselves rather than through `openssh::SessionBuilder` because the
+//! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
+//! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
+
+use crate::machines::Machine;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+/// What one probe found out about one builder, in the shape of CONTRACT.md's `probe --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuilderStatus {
+    /// The store URI from the machines line.
+    pub uri: String,
+    /// The host name alone.
+    pub host: String,
+    /// Whether the connection and the first command succeeded in time.
+    pub reachable: bool,
+    /// One command's round trip over the established connection, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// The builder's Nix version.
+    pub nix_version: Option<String>,
+    /// The systems it can build: its own `system` and `extra-platforms`, else the machines line's.
+    pub systems: Vec<String>,
+    /// Its supported features: its `system-features`, else the machines line's.
+    pub features: Vec<String>,
+    /// Whether its nix trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); null when unknown.
+    pub trusted: Option<bool>,
+    /// One human line saying why it is not reachable.
+    pub error: Option<String>,
+}
+
+/// A probed builder: its machines entry, what the probe found, and the open connection.
+pub struct ProbedBuilder {
+    /// The machines-file entry it was probed from.
+    pub machine: Machine,
+    /// What the probe found.
+    pub status: BuilderStatus,
+    /// The connection, when reachable; dropped (and the master closed) at the end of the run.
+    pub connection: Option<Arc<Connection>>,
+}
+
+/// One open SSH control master and a session over it. Closing the master is tied to Drop.
+pub struct Connection {
+    session: openssh::Session,
+    master: Master,
+}
+
+impl Connection {
+    /// The session to run remote commands over.
+    pub fn session(&self) -> &openssh::Session {
+        &self.session
+    }
+
+    /// The control socket (for debugging output).
+    pub fn control_path(&self) -> &Path {
+        &self.master.ctl
+    }
+}
+
+/// The control master's socket directory; Drop asks the master to exit and removes the directory.
+struct Master {
+    ctl: PathBuf,
+    _dir: TempDir,
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if self.ctl.exists() {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&self.ctl)
+                .args(["-O", "exit", "none"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The shell line that answers everything the probe asks in one round trip. Each answer is
+/// fenced by a marker line so that a chatty login shell cannot confuse the parser.
+const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
+echo '#nixdispatch-ping'; nix --extra-experimental-features nix-command store ping 2>&1; \
+echo '#nixdispatch-config'; nix --extra-experimental-features nix-command show-config 2>/dev/null; \
+echo '#nixdispatch-end'";
+
+/// Probes every SSH builder at once; each finishes within `timeout` (plus process start-up).
+pub async fn probe_all(
+    machines: &[Machine],
+    timeout: Duration,
+    ssh_opts: &[String],
+) -> Vec<ProbedBuilder> {
+    let probes = machines
+        .iter()
+        .map(|m| probe_one(m.clone(), timeout, ssh_opts.to_vec()));
+    futures::future::join_all(probes).await
+}
+
+async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
+    let mut status = BuilderStatus {
+        uri: machine.uri.clone(),
+        host: machine.host_label().to_owned(),
+        reachable: false,
+        rtt_ms: None,
+        nix_version: None,
+        systems: machine.systems.clone(),
+        features: machine.supported_features.clone(),
+        trusted: None,
+        error: None,
+    };
+    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
+        status.error = Some(format!(
+            "{} stores are not probed: only ssh:// and ssh-ng:// builders are",
+            machine.scheme()
+        ));
+        return ProbedBuilder { machine, status, connection: None };
+    }
+    let started = Instant::now();
+    let attempt = tokio::time::timeout(timeout, connect_and_ask(&machine, timeout, &ssh_opts)).await;
+    let connection = match attempt {
+        Err(_) => {
+            status.error = Some(format!("timed out after {}", seconds(timeout)));
+            None
+        }
+        Ok(Err(reason)) => {
+            status.error = Some(reason);
+            None
+        }
+        Ok(Ok((connection, info, rtt))) => {
+            status.reachable = true;
+            status.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
+            info.apply(&mut status);
+            Some(Arc::new(connection))
+        }
+    };
+    tracing::debug!(host = %status.host, elapsed = ?started.elapsed(), reachable = status.reachable, "probed");
+    ProbedBuilder { machine, status, connection }
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// Opens the master, runs the info script once, and measures one round trip.
+async fn connect_and_ask(
+    machine: &Machine,
+    timeout: Duration,
+    ssh_opts: &[String],
+) -> Result<(Connection, RemoteInfo, Duration), String> {
+    let master = start_master(machine, timeout, ssh_opts).await?;
+    let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
+    let connection = Connection { session, master };
+
+    let t0 = Instant::now();
+    let echo = connection
+        .session
+        .raw_command("echo")
+        .arg("ok")
+        .output()
+        .await
+        .map_err(|err| format!("the connection broke: {err}"))?;
+    let rtt = t0.elapsed();
+    if !echo.status.success() {
+        return Err("the builder's shell does not run commands".to_owned());
+    }
+
+    let out = connection
+        .session
+        .raw_command(INFO_SCRIPT)
+        .output()
+        .await
+        .map_err(|err| format!("the connection broke: {err}"))?;
+    let info = RemoteInfo::parse(&String::from_utf8_lossy(&out.stdout));
+    if info.nix_version.is_none() {
+        return Err("nix not found on the builder (nix-store is not on its PATH for non-interactive ssh)".to_owned());
+    }
+    Ok((connection, info, rtt))
+}
+
+/// Starts `ssh -M` for the machine and waits until it is authenticated (ssh `-f` forks then).
+async fn start_master(machine: &Machine, timeout: Duration, ssh_opts: &[String]) -> Result<Master, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("nixdispatch-ssh-")
+        .tempdir()
+        .map_err(|err| format!("cannot create a directory for the ssh control socket: {err}"))?;
+    let ctl = dir.path().join("master");
+    let log = dir.path().join("log");
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-E")
+        .arg(&log)
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-M", "-f", "-N", "-x", "-a"])
+        .args(["-o", "ControlPersist=yes", "-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!("ConnectTimeout={}", timeout.as_secs_f64().ceil().max(1.0)));
+    cmd.args(ssh_opts);
+    if let Some(key) = &machine.ssh_key {
+        cmd.arg("-i").arg(key);
+    }
+    let host = machine.ssh_host().unwrap_or_default();
+    if let Ok(Some(line)) = machine.decode_host_key() {
+        // As nix does: the machines line's host key is the only one accepted for this host.
+        let known = dir.path().join("known_hosts");
+        let name = match machine.ssh_port() {
+            Some(port) => format!("[{host}]:{port}"),
+            None => host.to_owned(),
+        };
+        std::fs::write(&known, format!("{name} {line}\n"))
+            .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
+        cmd.arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args(["-o", "StrictHostKeyChecking=yes"]);
+    }
+    if let Some(port) = machine.ssh_port() {
+        cmd.arg("-p").arg(port.to_string());
+    }
+    if let Some(user) = machine.ssh_user() {
+        cmd.arg("-l").arg(user);
+    }
+    cmd.arg("--").arg(host);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let master = Master { ctl, _dir: dir };
+    let status = cmd
+        .status()
+        .await
+        .map_err(|err| format!("cannot run ssh: {err}"))?;
+    if status.success() {
+        Ok(master)
+    } else {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        Err(classify_ssh_error(&text))
+    }
+}
+
+/// Turns ssh's log into one human reason.
+pub fn classify_ssh_error(log: &str) -> String {
+    let lower = log.to_lowercase();
+    let first_line = log
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("@@@") && !l.starts_with("Warning: Permanently"))
+        .unwrap_or("ssh failed without a message");
+    if lower.contains("remote host identification has changed") || lower.contains("host key for") && lower.contains("has changed") {
+        "host key mismatch: the builder's host key is not the one in known_hosts (or the machines line); if the change is expected, update it".to_owned()
+    } else if lower.contains("host key verification failed") {
+        "host key verification failed: the builder's host key is not known or does not match; add it to known_hosts or the machines line".to_owned()
+    } else if lower.contains("connection refused") {
+        "connection refused".to_owned()
+    } else if lower.contains("timed out") {
+        "timed out".to_owned()
+    } else if lower.contains("permission denied") || lower.contains("too many authentication failures") {
+        "authentication failed: the builder refused our key".to_owned()
+    } else if lower.contains("could not resolve hostname") {
+        "unknown host: the name does not resolve".to_owned()
+    } else if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        "no route to host".to_owned()
+    } else {
+        first_line.to_owned()
+    }
+}
+
+/// What the info script printed, read back.
+#[derive(Debug, Default, PartialEq)]
+struct RemoteInfo {
+    nix_version: Option<String>,
+    trusted: Option<bool>,
+    systems: Vec<String>,
+    features: Vec<String>,
+}
+
+impl RemoteInfo {
+    fn parse(out: &str) -> RemoteInfo {
+        let mut info = RemoteInfo::default();
+        let mut section = "";
+        let mut system = None;
+        let mut extra = Vec::new();
+        for line in out.lines() {
+            let line = line.trim();
+            if let Some(name) = line.strip_prefix("#nixdispatch-") {
+                section = match name {
+                    "version" => "version",
+                    "ping" => "ping",
+                    "config" => "config",
+                    _ => "",
+                };
+                continue;
+            }
+            match section {
+                "version" if info.nix_version.is_none() => {
+                    info.nix_version = line
+                        .rsplit(' ')
+                        .next()
+                        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                        .map(str::to_owned);
+                }
+                "ping" => {
+                    if let Some(v) = line.strip_prefix("Trusted:") {
+                        info.trusted = Some(v.trim() == "1");
+                    }
+                }
+                "config" => {
+                    if let Some((k, v)) = line.split_once(" = ") {
+                        let list = || v.split_whitespace().map(str::to_owned);
+                        match k.trim() {
+                            "system" => system = Some(v.trim().to_owned()),
+                            "extra-platforms" => extra = list().collect(),
+                            "system-features" => info.features = list().collect(),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        info.systems = system.into_iter().chain(extra).collect();
+        info
+    }
+
+    fn apply(self, status: &mut BuilderStatus) {
+        status.nix_version = self.nix_version;
+        status.trusted = self.trusted;
+        if !self.systems.is_empty() {
+            status.systems = self.systems;
+        }
+        if !self.features.is_empty() {
+            status.features = self.features;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_info_script() {
+        let out = "Welcome!\n#nixdispatch-version\nnix-store (Nix) 2.26.3\n#nixdispatch-ping\nStore URL: daemon\nVersion: 2.26.3\nTrusted: 1\n#nixdispatch-config\nsystem = x86_64-linux\nextra-platforms = i686-linux\nsystem-features = benchmark big-parallel kvm\n#nixdispatch-end\n";
+        let info = RemoteInfo::parse(out);
+        assert_eq!(info.nix_version.as_deref(), Some("2.26.3"));
+        assert_eq!(info.trusted, Some(true));
+        assert_eq!(info.systems, ["x86_64-linux", "i686-linux"]);
+        assert_eq!(info.features, ["benchmark", "big-parallel", "kvm"]);
+    }
+
+    #[test]
+    fn old_nix_has_no_trusted_line() {
+        let out = "#nixdispatch-version\nnix-store (Nix) 2.8.0\n#nixdispatch-ping\nStore URL: local\n#nixdispatch-config\n#nixdispatch-end\n";
+        let info = RemoteInfo::parse(out);
+        assert_eq!(info.nix_version.as_deref(), Some("2.8.0"));
+        assert_eq!(info.trusted, None);
+    }
+
+    #[test]
+    fn missing_nix_has_no_version() {
+        let out = "#nixdispatch-version\nsh: 1: nix-store: not found\n#nixdispatch-ping\n";
+        assert_eq!(RemoteInfo::parse(out).nix_version, None);
+    }
+
+    #[test]
+    fn classifies_ssh_errors() {
+        assert_eq!(classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n"), "connection refused");
+        assert!(classify_ssh_error("root@127.0.0.1: Permission denied (publickey).").starts_with("authentication failed"));
+        assert!(classify_ssh_error("@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n").starts_with("host key mismatch"));
+        assert!(classify_ssh_error("No ED25519 host key is known for seasmoke and you have requested strict checking.\r\nHost key verification failed.\r\n").starts_with("host key verification failed"));
+        assert_eq!(classify_ssh_error("Connection timed out during banner exchange"), "timed out");
+        assert_eq!(classify_ssh_error("something odd\n"), "something odd");
+    }
+}

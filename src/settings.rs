@@ -1,1 +1,172 @@
-//! (being written)
+//! One value the rest of the program reads: the command line, resolved once with nix's own
+//! configuration (`builders`, `@/etc/nix/machines`, substituters, trusted keys), nixdispatch's
+//! config file and the environment. Nothing after this reads argv or the environment again.
+
+use crate::cli::{GlobalArgs, ModeArg, ProgressArg, Via};
+use crate::machines::{parse_machines, Machine};
+use crate::nix::config::NixConfig;
+use crate::nix::Nix;
+use crate::plan::Forced;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default of `--connect-timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: f64 = 3.0;
+
+/// Everything a run needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The builders to probe, from `--builder` or nix's `builders` setting.
+    pub builders: Vec<Machine>,
+    /// Where the builders came from, for messages.
+    pub builders_origin: String,
+    /// `--mode`.
+    pub forced: Forced,
+    /// `--connect-timeout`.
+    pub connect_timeout: Duration,
+    /// What runs `home`/`os` builds.
+    pub via: Via,
+    /// `--json`.
+    pub json: bool,
+    /// `--progress`.
+    pub progress: ProgressArg,
+    /// `-v` count minus `-q`.
+    pub verbosity: i8,
+    /// `NO_COLOR` is set.
+    pub no_color: bool,
+    /// `NIX_SSHOPTS`, split as nix splits it.
+    pub ssh_opts: Vec<String>,
+    /// The local nix.
+    pub nix: Nix,
+    /// nix's resolved settings.
+    pub nix_config: NixConfig,
+}
+
+/// nixdispatch's own config file (`$XDG_CONFIG_HOME/nixdispatch/config.toml`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    connect_timeout: Option<f64>,
+    via: Option<String>,
+}
+
+impl Settings {
+    /// Resolves the global options with nix's configuration and the environment.
+    pub async fn resolve(global: &GlobalArgs) -> Result<Settings> {
+        let file = read_config_file()?;
+        let timeout = global
+            .connect_timeout
+            .or(file.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        if !timeout.is_finite() || timeout <= 0.0 || timeout > 3600.0 {
+            return Err(Error::input(format!(
+                "--connect-timeout {timeout} is not a number of seconds between 0 and 3600"
+            )));
+        }
+        let via = match (global.via, file.via.as_deref()) {
+            (Some(v), _) => v,
+            (None, Some("nix")) => Via::Nix,
+            (None, Some("nh")) => Via::Nh,
+            (None, Some(other)) => {
+                return Err(Error::input(format!(
+                    "via = {other:?} in the config file: use \"nix\" or \"nh\""
+                )))
+            }
+            (None, None) if on_path("nh") => Via::Nh,
+            (None, None) => Via::Nix,
+        };
+        let ssh_opts = match std::env::var("NIX_SSHOPTS") {
+            Ok(v) => shlex::split(&v).ok_or_else(|| {
+                Error::input("NIX_SSHOPTS has an unbalanced quote: fix the variable")
+            })?,
+            Err(_) => Vec::new(),
+        };
+        // Builder specs are checked before anything runs (a bad one is exit 2, nothing spawned).
+        let cli_builders = parse_cli_builders(&global.builders)?;
+
+        let nix = Nix::detect().await?;
+        let nix_config = nix.config().await?;
+        let (builders, builders_origin) = match cli_builders {
+            Some(b) => (b, "--builder".to_owned()),
+            None => (
+                parse_machines(&nix_config.builders, "nix's builders setting", &mut read_include)
+                    .map_err(Error::input)?,
+                "nix's builders setting".to_owned(),
+            ),
+        };
+        Ok(Settings {
+            builders,
+            builders_origin,
+            forced: match global.mode {
+                ModeArg::Auto => Forced::Auto,
+                ModeArg::Substitute => Forced::Substitute,
+                ModeArg::Remote => Forced::Remote,
+                ModeArg::Local => Forced::Local,
+            },
+            connect_timeout: Duration::from_secs_f64(timeout),
+            via,
+            json: global.json,
+            progress: global.progress,
+            verbosity: if global.quiet { -1 } else { global.verbose.min(10) as i8 },
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            ssh_opts,
+            nix,
+            nix_config,
+        })
+    }
+}
+
+/// Parses `--builder` flags; `None` when there are none.
+pub fn parse_cli_builders(specs: &[String]) -> Result<Option<Vec<Machine>>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    for spec in specs {
+        all.extend(parse_machines(spec, "--builder", &mut read_include).map_err(Error::input)?);
+    }
+    Ok(Some(all))
+}
+
+/// Reads an `@FILE` include; a missing file is skipped, as nix does.
+fn read_include(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn config_file_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("nixdispatch").join("config.toml"))
+}
+
+fn read_config_file() -> Result<ConfigFile> {
+    let Some(path) = config_file_path() else { return Ok(ConfigFile::default()) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
+        Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
+    };
+    toml::from_str(&text).map_err(|err| {
+        Error::input(format!(
+            "{}: {}",
+            path.display(),
+            err.message().lines().next().unwrap_or("invalid TOML")
+        ))
+    })
+}
+
+/// Whether a program is on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file()
+                && std::fs::metadata(&candidate)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false)
+        })
+    })
+}

@@ -1,1 +1,72 @@
-//! (being written)
+//! Where each missing store path can come from, asked in bulk and in parallel: the local store
+//! ([`local`]), the binary caches ([`cache`]) and every reachable builder's store ([`builder`]).
+//! The cost grows with round trips, not with paths.
+
+pub mod builder;
+pub mod cache;
+pub mod local;
+pub mod narinfo;
+
+use crate::nix::config::NixConfig;
+use crate::nix::Nix;
+use crate::plan::{Availability, Graph};
+use crate::probe::ProbedBuilder;
+use crate::store_path::StorePath;
+use crate::Result;
+use std::collections::BTreeSet;
+
+/// Every store path the graph can need: all outputs and all input sources.
+pub fn graph_paths(graph: &Graph) -> Vec<StorePath> {
+    let set: BTreeSet<&StorePath> = graph
+        .derivations
+        .values()
+        .flat_map(|d| d.outputs.values().chain(d.input_srcs.iter()))
+        .chain(graph.wanted.iter())
+        .collect();
+    set.into_iter().cloned().collect()
+}
+
+/// Asks the local store, then (for what it lacks) the caches and the builders at once.
+/// Returns the availability and one warning line per source that could not be asked.
+pub async fn gather(
+    nix: &Nix,
+    config: &NixConfig,
+    graph: &Graph,
+    builders: &[ProbedBuilder],
+) -> Result<(Availability, Vec<String>)> {
+    let all = graph_paths(graph);
+    let valid_locally = local::valid_paths(nix, &all).await?;
+    let missing: Vec<StorePath> = all.into_iter().filter(|p| !valid_locally.contains(p)).collect();
+
+    let trust = cache::Trust {
+        key_names: config.trusted_key_names().iter().map(|s| s.to_string()).collect(),
+        require_sigs: config.require_sigs,
+    };
+    let key_names = config.trusted_key_names();
+    let caches = cache::query(&config.substituters, &missing, &trust);
+    let stores = futures::future::join_all(builders.iter().filter_map(|b| {
+        let connection = b.connection.clone()?;
+        let missing = &missing;
+        let key_names = &key_names;
+        Some(async move {
+            let res = builder::query(&connection, &b.status.uri, missing, key_names, config.require_sigs).await;
+            (b.status.host.clone(), res)
+        })
+    }));
+    let (caches, stores) = futures::join!(caches, stores);
+
+    let mut availability = Availability { valid_locally, ..Default::default() };
+    let mut warnings = caches.warnings;
+    availability.in_caches = caches.hits;
+    for (host, res) in stores {
+        match res {
+            Ok(hits) => {
+                for (path, hit) in hits {
+                    availability.on_builders.entry(path).or_default().push(hit);
+                }
+            }
+            Err(why) => warnings.push(format!("{host}'s store was not asked: {why}")),
+        }
+    }
+    Ok((availability, warnings))
+}

@@ -1,0 +1,130 @@
+//! `nixdispatch doctor`: check the distributed-build setup and say how to fix what is wrong.
+
+use super::probe::describe;
+use crate::probe::probe_all;
+use crate::settings::Settings;
+use crate::{Error, Result};
+use serde::Serialize;
+
+/// One finding.
+#[derive(Debug, Serialize)]
+struct Check {
+    /// `ok`, `warn` or `error`.
+    level: &'static str,
+    /// What was found.
+    what: String,
+    /// How to fix it, when something is wrong.
+    fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Check {
+    Check { level: "ok", what: what.into(), fix: None }
+}
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { level: "warn", what: what.into(), fix: Some(fix.into()) }
+}
+fn error(what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { level: "error", what: what.into(), fix: Some(fix.into()) }
+}
+
+/// Runs every check; exit 0 when nothing is an error, else exit 2 (a configuration problem).
+pub async fn run(settings: &Settings) -> Result<i32> {
+    let mut checks = Vec::new();
+    let cfg = &settings.nix_config;
+    checks.push(ok(format!("nix {} on PATH, system {}", settings.nix.version, cfg.system)));
+
+    if settings.builders.is_empty() {
+        checks.push(warn(
+            format!("no builders configured ({})", settings.builders_origin),
+            "declare builders in nix (nix.buildMachines on NixOS, `builders = ...` or /etc/nix/machines) or pass --builder",
+        ));
+    }
+    let local_trusted = local_trust(settings).await;
+    match local_trusted {
+        Some(false) => checks.push(error(
+            "the local nix daemon does not trust you: it ignores --builders, builders-use-substitutes and extra substituters from you",
+            "add your user to trusted-users (nix.settings.trusted-users on NixOS) and restart nix-daemon",
+        )),
+        Some(true) => checks.push(ok("the local nix store trusts you (builders and substituters given per run are honoured)")),
+        None => {}
+    }
+    if !cfg.require_sigs {
+        checks.push(warn(
+            "require-sigs is false: any substitute is accepted unsigned",
+            "turn require-sigs back on and sign your builder's paths (secret-key-files) instead",
+        ));
+    }
+
+    let probed = probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await;
+    for b in &probed {
+        let s = &b.status;
+        if !s.reachable {
+            let reason = s.error.as_deref().unwrap_or("unreachable");
+            let fix = if reason.starts_with("host key") {
+                format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
+            } else if reason.starts_with("authentication") {
+                "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
+            } else if reason.starts_with("nix not found") {
+                "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
+            } else {
+                format!("check that {} is up and reachable with `ssh {}`", s.host, s.host)
+            };
+            checks.push(error(format!("builder {}: {reason}", s.host), fix));
+            continue;
+        }
+        checks.push(ok(format!("builder {}", describe(s))));
+        if s.trusted == Some(false) {
+            checks.push(warn(
+                format!("builder {} does not trust you: it will refuse to build input-addressed derivations you send", s.host),
+                format!("add your user to trusted-users on {} (nix.settings.trusted-users)", s.host),
+            ));
+        }
+        if !s.systems.iter().any(|sys| *sys == cfg.system) && !s.systems.is_empty() {
+            checks.push(warn(
+                format!("builder {} builds {} but this machine is {}", s.host, s.systems.join(","), cfg.system),
+                "list the systems it can build in its machines line",
+            ));
+        }
+    }
+    if !settings.builders.is_empty() && unsafe_multi_user() {
+        checks.push(warn(
+            "nix-daemon opens builder connections as root, with root's ssh key, known_hosts and config, not yours",
+            "check `sudo ssh BUILDER` works, or the daemon's builds fail where these probes succeed",
+        ));
+    }
+
+    let errors = checks.iter().filter(|c| c.level == "error").count();
+    if settings.json {
+        let doc = serde_json::json!({ "checks": checks, "errors": errors });
+        println!("{doc}");
+    } else {
+        for c in &checks {
+            println!("{:<5} {}", c.level, c.what);
+            if let Some(fix) = &c.fix {
+                println!("      fix: {fix}");
+            }
+        }
+    }
+    if errors > 0 {
+        return Err(Error::input(format!(
+            "doctor found {errors} problem(s) in the distributed-build setup: see the fixes above"
+        )));
+    }
+    Ok(0)
+}
+
+/// `nix store ping`'s `Trusted:` for the local store (2.15+); None when unknown.
+async fn local_trust(settings: &Settings) -> Option<bool> {
+    let out = settings.nix.output("nix", ["store", "ping"]).await.ok()?;
+    String::from_utf8_lossy(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("Trusted:"))
+        .map(|v| v.trim() == "1")
+}
+
+/// A non-root user on a machine with a nix daemon socket.
+fn unsafe_multi_user() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
+}

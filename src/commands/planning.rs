@@ -1,0 +1,93 @@
+//! The front half shared by `plan`, `build`, `home` and `os`: evaluate, look at the local store,
+//! and only when something is missing, probe the builders and ask every source.
+
+use crate::plan::{self, Availability, BuilderState, Plan, PlanInput};
+use crate::probe::{self, BuilderStatus, ProbedBuilder};
+use crate::settings::Settings;
+use crate::sources;
+use crate::Result;
+use serde::Serialize;
+
+/// A plan and what it was made from.
+pub struct Planned {
+    /// The decision.
+    pub plan: Plan,
+    /// Every configured builder as probed (empty when nothing was missing: no SSH at all).
+    pub builders: Vec<ProbedBuilder>,
+    /// The builders as the planner saw them (dispatch reads these).
+    pub states: Vec<BuilderState>,
+    /// Sources that could not be asked.
+    pub warnings: Vec<String>,
+}
+
+/// `plan --json`, exactly CONTRACT.md's shape.
+#[derive(Serialize)]
+pub struct PlanReport<'a> {
+    mode: plan::Mode,
+    reason: &'a str,
+    builders: Vec<&'a BuilderStatus>,
+    counts: &'a plan::Counts,
+    paths: &'a [plan::PlannedPath],
+}
+
+impl Planned {
+    /// The contract's JSON view.
+    pub fn report(&self) -> PlanReport<'_> {
+        PlanReport {
+            mode: self.plan.mode,
+            reason: &self.plan.reason,
+            builders: self.builders.iter().map(|b| &b.status).collect(),
+            counts: &self.plan.counts,
+            paths: &self.plan.paths,
+        }
+    }
+
+    /// The machines of the reachable builders, for nix's `builders` setting.
+    pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
+        self.builders
+            .iter()
+            .filter(|b| b.status.reachable)
+            .map(|b| b.machine.clone())
+            .collect()
+    }
+}
+
+/// Evaluates the installables and decides where every missing path comes from.
+pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<Planned> {
+    let graph = settings.nix.derivation_graph(installables).await?;
+    let wanted_valid = sources::local::valid_paths(&settings.nix, &graph.wanted).await?;
+    let (availability, builders, warnings) = if wanted_valid.len() == graph.wanted.len() {
+        // Everything is here: no probe, no SSH connection, no cache query.
+        let availability = Availability { valid_locally: wanted_valid, ..Default::default() };
+        (availability, Vec::new(), Vec::new())
+    } else {
+        let builders = if settings.forced == plan::Forced::Local {
+            Vec::new()
+        } else {
+            probe::probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await
+        };
+        let (availability, warnings) =
+            sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
+        (availability, builders, warnings)
+    };
+    let input = PlanInput {
+        graph,
+        availability,
+        builders: builders.iter().map(builder_state).collect(),
+        forced: settings.forced,
+        local_system: settings.nix_config.system.clone(),
+    };
+    let plan = plan::plan(&input)?;
+    Ok(Planned { plan, builders, states: input.builders, warnings })
+}
+
+fn builder_state(b: &ProbedBuilder) -> BuilderState {
+    BuilderState {
+        uri: b.status.uri.clone(),
+        host: b.status.host.clone(),
+        machine: b.machine.clone(),
+        reachable: b.status.reachable,
+        error: b.status.error.clone(),
+        systems: b.status.systems.clone(),
+    }
+}

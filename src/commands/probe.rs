@@ -1,0 +1,54 @@
+//! `nixdispatch probe`: probe every configured builder at once and report.
+
+use crate::probe::{probe_all, BuilderStatus};
+use crate::settings::Settings;
+use crate::Result;
+
+/// Probes and prints; exit 0 whatever the builders' state (the report is the result).
+pub async fn run(settings: &Settings) -> Result<i32> {
+    let probed = probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await;
+    let statuses: Vec<&BuilderStatus> = probed.iter().map(|b| &b.status).collect();
+    if settings.json {
+        let doc = serde_json::json!({ "builders": statuses });
+        println!("{doc}");
+        return Ok(0);
+    }
+    if statuses.is_empty() {
+        eprintln!(
+            "no builders configured ({}): set nix's `builders` (nix.buildMachines on NixOS) or pass --builder",
+            settings.builders_origin
+        );
+        return Ok(0);
+    }
+    for s in statuses {
+        println!("{}", describe(s));
+    }
+    Ok(0)
+}
+
+/// One line per builder: `seasmoke  reachable  12.5 ms  nix 2.26.3  x86_64-linux  trusted`.
+pub fn describe(s: &BuilderStatus) -> String {
+    if !s.reachable {
+        return format!(
+            "{:<16} unreachable  {}  ({})",
+            s.host,
+            s.error.as_deref().unwrap_or("unknown error"),
+            s.uri
+        );
+    }
+    let trust = match s.trusted {
+        Some(true) => "trusted",
+        Some(false) => "not trusted",
+        None => "trust unknown",
+    };
+    format!(
+        "{:<16} reachable  {:>6.1} ms  nix {}  {}  {}  ({})",
+        s.host,
+        s.rtt_ms.unwrap_or_default(),
+        s.nix_version.as_deref().unwrap_or("?"),
+        s.systems.join(","),
+        trust,
+        s.uri
+    )
+}
+

@@ -1,0 +1,102 @@
+//! nix's own settings, as nix itself resolves them: `nix.conf`, `NIX_CONFIG`, `extra-` settings,
+//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later).
+
+use super::Nix;
+use crate::Result;
+use std::collections::BTreeMap;
+
+/// The settings nixdispatch reads from nix.
+#[derive(Debug, Clone, Default)]
+pub struct NixConfig {
+    /// The raw `builders` value (machines-file text, `@FILE` includes not yet expanded).
+    pub builders: String,
+    /// `substituters`, in the order nix lists them.
+    pub substituters: Vec<String>,
+    /// `trusted-public-keys`: `name:base64` entries.
+    pub trusted_public_keys: Vec<String>,
+    /// `require-sigs`.
+    pub require_sigs: bool,
+    /// `system`: what this machine builds natively.
+    pub system: String,
+    /// `extra-platforms`: what else it can build.
+    pub extra_platforms: Vec<String>,
+    /// `system-features` of this machine.
+    pub system_features: Vec<String>,
+    /// `max-jobs` as nix reports it.
+    pub max_jobs: String,
+}
+
+impl NixConfig {
+    /// Builds the config from `name = value` lines as nix prints them.
+    pub fn from_lines(text: &str) -> NixConfig {
+        let map: BTreeMap<&str, &str> = text
+            .lines()
+            .filter_map(|line| line.split_once(" = ").or_else(|| line.strip_suffix(" =").map(|k| (k, ""))))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let list = |key: &str| -> Vec<String> {
+            map.get(key)
+                .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        NixConfig {
+            builders: map.get("builders").map(|v| v.to_string()).unwrap_or_default(),
+            substituters: list("substituters"),
+            trusted_public_keys: list("trusted-public-keys"),
+            require_sigs: map.get("require-sigs").is_none_or(|v| *v != "false"),
+            system: map
+                .get("system")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "x86_64-linux".to_owned()),
+            extra_platforms: list("extra-platforms"),
+            system_features: list("system-features"),
+            max_jobs: map.get("max-jobs").map(|v| v.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// The names of the trusted public keys (the part before `:`), which signatures name.
+    pub fn trusted_key_names(&self) -> Vec<&str> {
+        self.trusted_public_keys
+            .iter()
+            .filter_map(|k| k.split_once(':').map(|(name, _)| name))
+            .collect()
+    }
+}
+
+impl Nix {
+    /// Reads nix's resolved settings.
+    pub async fn config(&self) -> Result<NixConfig> {
+        let args: &[&str] = if self.version.at_least(2, 20) {
+            &["config", "show"]
+        } else {
+            &["show-config"]
+        };
+        let out = self.output("nix", args).await?;
+        Ok(NixConfig::from_lines(&String::from_utf8_lossy(&out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_show_config_output() {
+        let text = "builders = @/etc/nix/machines\nbuilders-use-substitutes = false\nrequire-sigs = true\nsubstituters = http://127.0.0.1:9 https://cache.nixos.org/\nsystem = x86_64-linux\ntrusted-public-keys = cache.nixos.org-1:6NCH= lab:abc=\nextra-platforms = i686-linux\nsystem-features = benchmark big-parallel kvm nixos-test\n";
+        let c = NixConfig::from_lines(text);
+        assert_eq!(c.builders, "@/etc/nix/machines");
+        assert_eq!(c.substituters, ["http://127.0.0.1:9", "https://cache.nixos.org/"]);
+        assert_eq!(c.trusted_key_names(), ["cache.nixos.org-1", "lab"]);
+        assert!(c.require_sigs);
+        assert_eq!(c.system, "x86_64-linux");
+        assert_eq!(c.extra_platforms, ["i686-linux"]);
+    }
+
+    #[test]
+    fn empty_values_and_require_sigs_off() {
+        let c = NixConfig::from_lines("substituters =\nbuilders =\nrequire-sigs = false\n");
+        assert!(c.substituters.is_empty());
+        assert_eq!(c.builders, "");
+        assert!(!c.require_sigs);
+    }
+}

@@ -1,0 +1,163 @@
+//! The derivation graph of installables, read without building anything: `nix show-derivation -r`
+//! (before 2.15) or `nix derivation show -r` (2.15 and later), one evaluation for all installables.
+
+use super::Nix;
+use crate::plan::{Derivation, Graph};
+use crate::store_path::StorePath;
+use crate::{Error, Result};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Nix {
+    /// Evaluates the installables and returns every derivation in their closure; the wanted
+    /// paths are the outputs of the derivations nothing else in the graph depends on (the
+    /// installables themselves). An installable that does not evaluate is `Error::Input` (exit 2).
+    pub async fn derivation_graph(&self, installables: &[String]) -> Result<Graph> {
+        let mut args: Vec<String> = if self.version.at_least(2, 15) {
+            vec!["derivation".into(), "show".into(), "-r".into()]
+        } else {
+            vec!["show-derivation".into(), "-r".into()]
+        };
+        for inst in installables {
+            // From 2.15 a bare `.drv` path means the file itself; `^*` means its outputs.
+            if self.version.at_least(2, 15) && inst.ends_with(".drv") {
+                args.push(format!("{inst}^*"));
+            } else {
+                args.push(inst.clone());
+            }
+        }
+        let out = self.output("nix", &args).await.map_err(|err| match err {
+            Error::Input(msg) => Error::Input(format!(
+                "{} does not evaluate: {msg}",
+                installables.join(" ")
+            )),
+            other => other,
+        })?;
+        let json: Value = serde_json::from_slice(&out)
+            .map_err(|err| Error::input(format!("nix printed derivations we cannot read: {err}")))?;
+        parse_graph(&json)
+    }
+}
+
+/// Reads `nix derivation show -r` JSON (every version's shape) into a [`Graph`].
+pub fn parse_graph(json: &Value) -> Result<Graph> {
+    let Some(map) = json.as_object() else {
+        return Err(Error::input("nix printed derivations that are not a JSON object"));
+    };
+    let mut derivations = BTreeMap::new();
+    for (key, drv) in map {
+        let path = store_path(key)?;
+        derivations.insert(path.clone(), parse_derivation(path, drv)?);
+    }
+    let depended_on: BTreeSet<&StorePath> = derivations
+        .values()
+        .flat_map(|d: &Derivation| d.input_drvs.keys())
+        .collect();
+    let wanted = derivations
+        .values()
+        .filter(|d| !depended_on.contains(&d.path))
+        .flat_map(|d| d.outputs.values().cloned())
+        .collect();
+    Ok(Graph { derivations, wanted })
+}
+
+/// Newer nix versions print store paths without the store directory.
+fn store_path(text: &str) -> Result<StorePath> {
+    let full = if text.starts_with('/') {
+        text.to_owned()
+    } else {
+        format!("/nix/store/{text}")
+    };
+    StorePath::parse(&full)
+        .map_err(|err| Error::input(format!("nix printed a store path we cannot read: {err}")))
+}
+
+fn parse_derivation(path: StorePath, drv: &Value) -> Result<Derivation> {
+    let mut outputs = BTreeMap::new();
+    if let Some(outs) = drv.get("outputs").and_then(Value::as_object) {
+        for (name, out) in outs {
+            // Floating content-addressed outputs have no path before they are built.
+            if let Some(p) = out.get("path").and_then(Value::as_str) {
+                outputs.insert(name.clone(), store_path(p)?);
+            }
+        }
+    }
+    let mut input_drvs = BTreeMap::new();
+    if let Some(inputs) = drv.get("inputDrvs").and_then(Value::as_object) {
+        for (p, names) in inputs {
+            // 2.8: ["out"]; 2.18+: {"outputs": ["out"], "dynamicOutputs": {}}.
+            let names = names.get("outputs").unwrap_or(names);
+            let names = names
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            input_drvs.insert(store_path(p)?, names);
+        }
+    }
+    let input_srcs = drv
+        .get("inputSrcs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(store_path).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let env = drv.get("env");
+    let env_str = |key: &str| env.and_then(|e| e.get(key)).and_then(Value::as_str).unwrap_or("");
+    Ok(Derivation {
+        path,
+        outputs,
+        input_drvs,
+        input_srcs,
+        system: drv.get("system").and_then(Value::as_str).unwrap_or("").to_owned(),
+        required_features: env_str("requiredSystemFeatures")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        prefer_local: env_str("preferLocalBuild") == "1",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "/nix/store/5w0l1ja77sh8ynga6wvibzal2aa2b643-a.drv";
+    const B: &str = "/nix/store/r7xczr6d0h95mrc9qxky6kvj6gsjy295-b.drv";
+
+    #[test]
+    fn reads_nix_2_8_shape() {
+        let json = serde_json::json!({
+            A: {"outputs": {"out": {"path": "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a"}},
+                "inputSrcs": [], "inputDrvs": {}, "system": "x86_64-linux",
+                "env": {"preferLocalBuild": "1"}},
+            B: {"outputs": {"out": {"path": "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-b"}},
+                "inputSrcs": [], "inputDrvs": {A: ["out"]}, "system": "x86_64-linux",
+                "env": {"requiredSystemFeatures": "kvm big-parallel"}}
+        });
+        let g = parse_graph(&json).unwrap();
+        assert_eq!(g.derivations.len(), 2);
+        assert_eq!(g.wanted.len(), 1);
+        assert_eq!(g.wanted[0].as_str(), "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-b");
+        let b = &g.derivations[&StorePath::parse(B).unwrap()];
+        assert_eq!(b.required_features, ["kvm", "big-parallel"]);
+        assert!(g.derivations[&StorePath::parse(A).unwrap()].prefer_local);
+    }
+
+    #[test]
+    fn reads_newer_shape_with_base_names() {
+        let json = serde_json::json!({
+            "r7xczr6d0h95mrc9qxky6kvj6gsjy295-b.drv": {
+                "outputs": {"out": {"path": "9incy9bg56h0xskhrvsp948vyrwm5xiy-b"}},
+                "inputSrcs": [], "system": "x86_64-linux",
+                "inputDrvs": {"5w0l1ja77sh8ynga6wvibzal2aa2b643-a.drv": {"outputs": ["out"], "dynamicOutputs": {}}}
+            }
+        });
+        let g = parse_graph(&json).unwrap();
+        let b = &g.derivations[&StorePath::parse(B).unwrap()];
+        assert_eq!(b.input_drvs[&StorePath::parse(A).unwrap()], ["out"]);
+    }
+
+    #[test]
+    fn garbage_is_an_input_error() {
+        assert!(parse_graph(&serde_json::json!([1, 2])).is_err());
+    }
+}

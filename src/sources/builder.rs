@@ -1,0 +1,114 @@
+//! Builders' stores: which of these paths does each reachable builder hold, over the probe's
+//! connection, with one remote `nix path-info --json` per batch of paths.
+
+use super::narinfo::acceptable;
+use crate::plan::BuilderHit;
+use crate::probe::Connection;
+use crate::store_path::StorePath;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Paths per remote command: one round trip each, far below the remote ARG_MAX.
+const BATCH: usize = 1000;
+
+/// Asks one builder about the paths. `trusted_key_names`/`require_sigs` are the LOCAL nix's
+/// rules: they decide whether nix would take the path as a substitute from that builder.
+pub async fn query(
+    connection: &Connection,
+    uri: &str,
+    paths: &[StorePath],
+    trusted_key_names: &[&str],
+    require_sigs: bool,
+) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
+    let mut hits = BTreeMap::new();
+    for batch in paths.chunks(BATCH) {
+        let out = connection
+            .session()
+            .command("nix")
+            .args(["--extra-experimental-features", "nix-command", "path-info", "--json"])
+            .args(batch.iter().map(|p| p.as_str()))
+            .output()
+            .await
+            .map_err(|err| format!("the connection broke: {err}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`nix path-info` failed on the builder: {}",
+                crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
+            ));
+        }
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
+        for (path, info) in valid_entries(&json) {
+            let Ok(path) = StorePath::parse(&path) else { continue };
+            let references = info
+                .get("references")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|r| full_path(r, path.store_dir()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let signatures: Vec<String> = info
+                .get("signatures")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            let ca = info.get("ca").is_some_and(|v| !v.is_null());
+            let substitutable = acceptable(&signatures, ca, trusted_key_names, require_sigs);
+            hits.insert(path, BuilderHit { uri: uri.to_owned(), references, substitutable });
+        }
+    }
+    Ok(hits)
+}
+
+fn full_path(reference: &str, store_dir: &str) -> Option<StorePath> {
+    if reference.starts_with('/') {
+        StorePath::parse(reference).ok()
+    } else {
+        StorePath::parse(&format!("{store_dir}/{reference}")).ok()
+    }
+}
+
+/// The valid entries of `nix path-info --json` in every version's shape: an array of objects
+/// with `path` (and `valid: false` for missing ones, up to 2.18), or an object keyed by path
+/// with `null` for missing ones (2.19+).
+fn valid_entries(json: &Value) -> Vec<(String, &Value)> {
+    match json {
+        Value::Array(items) => items
+            .iter()
+            .filter(|i| i.get("valid").and_then(Value::as_bool) != Some(false))
+            .filter_map(|i| Some((i.get("path")?.as_str()?.to_owned(), i)))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, v)| (k.clone(), v))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_path_info_shapes() {
+        let old = serde_json::json!([
+            {"path": "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c", "valid": false},
+            {"path": "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a", "narSize": 1, "references": []}
+        ]);
+        let entries = valid_entries(&old);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0, "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a");
+        let new = serde_json::json!({
+            "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c": null,
+            "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a": {"narSize": 1, "references": [], "signatures": ["lab:x"]}
+        });
+        let entries = valid_entries(&new);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].1["signatures"][0], "lab:x");
+    }
+}
