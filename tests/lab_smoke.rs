@@ -147,6 +147,10 @@ fn seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up() {
         }
     }
 
+    // A client process still running when the lab goes: Drop ends it too.
+    let mut straggler = lab.client_command(ClientNix::V2_26, "sleep");
+    let mut straggler = straggler.arg("600").spawn().expect("spawn sleep");
+
     let t0 = Instant::now();
     drop(lab);
     eprintln!("Lab drop: {:?}", t0.elapsed());
@@ -163,6 +167,8 @@ fn seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up() {
         .map(|e| e.file_name())
         .collect();
     assert!(leftovers.is_empty(), "processes left: {leftovers:?}");
+    let gone = straggler.try_wait().expect("wait");
+    assert!(gone.is_some(), "the client process outlived the lab");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     assert!(!mounts.contains(&*dir.to_string_lossy()), "mounts left");
 }
@@ -415,4 +421,51 @@ fn a_signing_builder_serves_as_a_substituter() {
     assert!(o.status.success(), "{}", show(&o));
     assert_eq!(out_paths(&stdout(&o)), built);
     assert!(lab.client_has(ClientNix::V2_26, &built[0]));
+}
+
+#[test]
+fn client_commands_are_the_program_itself_and_get_signals() {
+    use std::os::unix::process::ExitStatusExt;
+    if skip_unless_root("client_commands_are_the_program_itself_and_get_signals") {
+        return;
+    }
+    let lab = start(LabOptions::default());
+    for v in ClientNix::ALL {
+        let mut c = lab.client_command(v, "sleep");
+        let mut child = c.arg("30").spawn().expect("spawn");
+        let pid = child.id();
+        // The wrapper scripts exec all the way down: the pid becomes `sleep` itself.
+        let t0 = Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{v:?}: pid {pid} never became sleep"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let o = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .output()
+            .expect("kill");
+        assert!(o.status.success());
+        let status = child.wait().expect("wait");
+        assert_eq!(status.signal(), Some(2), "{v:?}: {status}");
+    }
+}
+
+#[test]
+fn the_nixdispatch_binary_runs_in_both_clients() {
+    if skip_unless_root("the_nixdispatch_binary_runs_in_both_clients") {
+        return;
+    }
+    let lab = start(LabOptions::default());
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_nixdispatch"));
+    for v in ClientNix::ALL {
+        let mut c = lab.nixdispatch(v, bin);
+        c.arg("--version");
+        let o = run(c);
+        assert!(o.status.success(), "{v:?}: {}", show(&o));
+        assert!(stdout(&o).contains("nixdispatch"), "{v:?}: {}", show(&o));
+    }
 }

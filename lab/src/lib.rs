@@ -248,6 +248,9 @@ pub fn trixie_root() -> PathBuf {
 struct Seasmoke {
     child: Child,
     pidns: Option<String>,
+    /// The write end of the namespace init's stdin: never written, closed when this process
+    /// dies, which ends the namespace even if Drop never ran (SIGKILL, abort, leaked Lab).
+    _lifeline: Option<std::process::ChildStdin>,
 }
 
 struct Ports {
@@ -272,6 +275,9 @@ pub struct Lab {
     builder_public_key: String,
     copied_bin: Mutex<Option<(PathBuf, SystemTime, u64)>>,
     extra_mountpoint: Option<PathBuf>,
+    /// `LABDIR/lock`, flock'ed while this lab lives: a later lab that finds it unlocked knows
+    /// the owner died without cleaning up, and removes the directory.
+    _lock: fs::File,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -340,12 +346,14 @@ impl Lab {
         fs::create_dir_all(trixie.join("nix"))?;
 
         let base = std::env::temp_dir();
+        sweep_stale_labs(&base);
         let tmp = tempfile::Builder::new()
             .prefix("nixdispatch-lab-")
             .tempdir_in(&base)?;
         let dir = tmp.path().to_path_buf();
         // From here on the Lab owns the directory (Drop removes it, even on a failed start).
         let _ = tmp.keep();
+        let lock = lock_lab_dir(&dir)?;
         let extra_mountpoint = if dir.starts_with("/tmp") {
             None
         } else {
@@ -452,6 +460,7 @@ impl Lab {
             builder_public_key,
             copied_bin: Mutex::new(None),
             extra_mountpoint,
+            _lock: lock,
         };
         half.dir = PathBuf::new(); // the Lab's Drop takes over
         drop(half);
@@ -919,16 +928,19 @@ impl Lab {
             .args([
                 "/bin/sh",
                 "-c",
-                "/usr/sbin/sshd -D -e -f \"$0\" & /usr/sbin/sshd -D -e -f \"$1\" & wait",
+                // pid 1 of the namespace; it ends (and with it the namespace) when stdin reaches
+                // EOF: when the Lab's process dies without Drop running.
+                "/usr/sbin/sshd -D -e -f \"$0\" & /usr/sbin/sshd -D -e -f \"$1\" & read -r _",
             ])
             .arg(format!("{d}/seasmoke/sshd_config"))
             .arg(format!("{d}/seasmoke/sshd_impostor_config"))
             .env_clear()
             .envs(self.builder_env())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(log.try_clone()?)
             .stderr(log);
-            let child = c.spawn().map_err(|e| failed(format!("unshare: {e}")))?;
+            let mut child = c.spawn().map_err(|e| failed(format!("unshare: {e}")))?;
+            let lifeline = child.stdin.take();
             let pid = child.id() as i32;
             // The namespace's init is unshare's only child.
             let t0 = Instant::now();
@@ -941,7 +953,11 @@ impl Lab {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
-            let s = Seasmoke { child, pidns };
+            let s = Seasmoke {
+                child,
+                pidns,
+                _lifeline: lifeline,
+            };
             let (sshd, impostor) = {
                 let p = lock(&self.ports);
                 (p.sshd, p.impostor)
@@ -1169,6 +1185,57 @@ fn remove_lab_dir(dir: &Path, extra_mountpoint: Option<&Path>) {
     }
     if let Some(m) = extra_mountpoint {
         let _ = fs::remove_dir(m);
+    }
+}
+
+/// Takes the lab directory's lock (held until the returned file is closed).
+fn lock_lab_dir(dir: &Path) -> Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    // Locked before it takes its name, so a sweeper never sees it unlocked.
+    let f = fs::File::create(dir.join("lock.new"))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    fs::rename(dir.join("lock.new"), dir.join("lock"))?;
+    Ok(f)
+}
+
+/// Removes lab directories whose owner died without Drop (SIGKILL, abort): their lock is free.
+/// Their seasmoke already ended with its owner (see `Seasmoke::_lifeline`); any process still
+/// carrying their marker is killed first.
+fn sweep_stale_labs(base: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(rd) = fs::read_dir(base) else { return };
+    for entry in rd.flatten() {
+        let dir = entry.path();
+        let is_lab = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("nixdispatch-lab-"))
+            && dir.is_dir();
+        if !is_lab {
+            continue;
+        }
+        let stale = match fs::File::open(dir.join("lock")) {
+            // SAFETY: flock on a file descriptor we own; the lock goes with the file.
+            Ok(f) => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 },
+            // No lock file: being created right now, or very old. Only the latter is stale.
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600)),
+        };
+        let marker = format!("{LAB_MARKER_VAR}={}", dir.display());
+        // Without a lock (an older lab), live processes of the lab mean it is in use.
+        let stale =
+            stale && (dir.join("lock").exists() || sys::pids_with_env_entry(&marker).is_empty());
+        if stale {
+            sys::kill_until_gone(|| sys::pids_with_env_entry(&marker), Duration::from_secs(5));
+            let _ = fs::remove_dir_all(&dir);
+        }
     }
 }
 

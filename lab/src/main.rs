@@ -34,7 +34,7 @@ usage:
   nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8]
         `nixdispatch home` three times: seasmoke empty, seasmoke holding the result, seasmoke down
 
-Without --lab, commands address the lab that `up` started last. Needs root.";
+Without --lab, commands address the one lab that `up` started (with several, say which). Needs root.";
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -103,9 +103,23 @@ fn check_args(args: &[String], flags: &[&str], opts: &[&str]) -> Result<(), Stri
     Ok(())
 }
 
-/// Where `up` records the lab it runs, for `down`, `fault`, ... without `--lab`.
-fn current_file() -> PathBuf {
-    std::env::temp_dir().join("nixdispatch-lab.current")
+/// Labs started by `nixdispatch-lab up` that answer on their control socket.
+fn running_labs() -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let mut labs: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("nixdispatch-lab-"))
+                && UnixStream::connect(p.join("control.sock")).is_ok()
+        })
+        .collect();
+    labs.sort();
+    labs
 }
 
 fn install_signal_handlers() {
@@ -164,7 +178,6 @@ fn up(args: &[String]) -> Result<(), String> {
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("control socket: {e}"))?;
-    let _ = std::fs::write(current_file(), format!("{}\n", lab.dir().display()));
 
     print_usage(&lab, installed.as_deref(), t0.elapsed());
 
@@ -185,14 +198,6 @@ fn up(args: &[String]) -> Result<(), String> {
         "nixdispatch-lab: stopping the lab in {}",
         lab.dir().display()
     );
-    if std::fs::read_to_string(current_file())
-        .ok()
-        .as_deref()
-        .map(str::trim)
-        == Some(&*lab.dir().to_string_lossy())
-    {
-        let _ = std::fs::remove_file(current_file());
-    }
     drop(listener);
     drop(lab);
     eprintln!("nixdispatch-lab: down");
@@ -267,9 +272,18 @@ fn control(args: &[String], line: &str) -> Result<(), String> {
     check_args(args, &[], &["--lab"])?;
     let dir = match opt(args, "--lab") {
         Some(d) => PathBuf::from(d),
-        None => std::fs::read_to_string(current_file())
-            .map(|s| PathBuf::from(s.trim()))
-            .map_err(|_| "no lab is up (nixdispatch-lab up starts one)".to_string())?,
+        None => match running_labs().as_slice() {
+            [] => return Err("no lab is up (nixdispatch-lab up starts one)".into()),
+            [one] => one.clone(),
+            many => {
+                let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "{} labs are up; say which with --lab DIR:\n  {}",
+                    many.len(),
+                    list.join("\n  ")
+                ));
+            }
+        },
     };
     let sock = dir.join("control.sock");
     let mut conn = UnixStream::connect(&sock)
