@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -28,20 +28,25 @@ pub struct Finished {
     pub stdout: Vec<u8>,
 }
 
-/// Runs `argv` (program first) with `env` added, calling `on_line` for each stderr line as it
-/// comes. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
-pub async fn run(
-    argv: &[OsString],
-    env: &[(String, String)],
-    mut on_line: impl FnMut(&str),
-) -> Result<Finished> {
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// The child's stdout.
+    Stdout,
+    /// The child's stderr.
+    Stderr,
+}
+
+/// Runs `argv` (program first), calling `on_line` for each line of either pipe as it comes
+/// (stdout is also collected whole). Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
+/// whole group is gone.
+pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
     };
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,16 +64,11 @@ pub async fn run(
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
-    let collect_stdout = async move {
-        let mut buf = Vec::new();
-        let mut stdout = stdout;
-        let _ = stdout.read_to_end(&mut buf).await;
-        buf
-    };
-    tokio::pin!(collect_stdout);
-    let mut lines = BufReader::new(stderr).lines();
+    let mut out_lines = BufReader::new(stdout).lines();
+    let mut err_lines = BufReader::new(stderr).lines();
+    let mut collected = Vec::new();
     let mut stderr_open = true;
-    let mut stdout_buf = None;
+    let mut stdout_open = true;
     let mut exited: Option<ExitStatus> = None;
     // A grandchild that keeps our pipes open (a lingering ssh master) must not hold us hostage
     // after the child itself has exited.
@@ -76,22 +76,29 @@ pub async fn run(
     tokio::pin!(drain);
 
     loop {
-        if let (Some(status), false, Some(_)) = (exited, stderr_open, stdout_buf.as_ref()) {
-            return Ok(Finished { status, stdout: stdout_buf.unwrap_or_default() });
+        if let (Some(status), false, false) = (exited, stderr_open, stdout_open) {
+            return Ok(Finished { status, stdout: collected });
         }
         tokio::select! {
-            line = lines.next_line(), if stderr_open => match line {
-                Ok(Some(line)) => on_line(&line),
+            line = err_lines.next_line(), if stderr_open => match line {
+                Ok(Some(line)) => on_line(Pipe::Stderr, &line),
                 _ => stderr_open = false,
             },
-            buf = &mut collect_stdout, if stdout_buf.is_none() => stdout_buf = Some(buf),
+            line = out_lines.next_line(), if stdout_open => match line {
+                Ok(Some(line)) => {
+                    collected.extend_from_slice(line.as_bytes());
+                    collected.push(b'\n');
+                    on_line(Pipe::Stdout, &line);
+                }
+                _ => stdout_open = false,
+            },
             status = child.wait(), if exited.is_none() => {
                 exited = Some(status.map_err(|e| Error::io(format!("waiting for {name}"), e))?);
                 drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
             }
             _ = &mut drain, if exited.is_some() => {
                 if let Some(status) = exited {
-                    return Ok(Finished { status, stdout: stdout_buf.unwrap_or_default() });
+                    return Ok(Finished { status, stdout: collected });
                 }
             }
             _ = interrupt.recv() => break,

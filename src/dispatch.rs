@@ -351,6 +351,34 @@ impl From<DispatchError> for crate::Error {
     }
 }
 
+impl Target {
+    /// The installables nix builds for this target, for planning (the same ones the build
+    /// step names, whichever runner runs it).
+    pub fn installables(&self) -> Result<Vec<String>, DispatchError> {
+        match self {
+            Target::Build { installables } => Ok(installables.clone()),
+            Target::Home { flake, configuration, .. } => Ok(vec![home_installable(flake, configuration)?]),
+            Target::Os { flake, hostname, .. } => Ok(vec![os_installable(flake, hostname)?]),
+        }
+    }
+}
+
+fn home_installable(flake: &str, configuration: &str) -> Result<String, DispatchError> {
+    Ok(format!(
+        "{}#homeConfigurations.{}.activationPackage",
+        check_flake(flake)?,
+        quote_attr(configuration)?
+    ))
+}
+
+fn os_installable(flake: &str, hostname: &str) -> Result<String, DispatchError> {
+    Ok(format!(
+        "{}#nixosConfigurations.{}.config.system.build.toplevel",
+        check_flake(flake)?,
+        quote_attr(hostname)?
+    ))
+}
+
 /// The steps that realise `target` as the plan says, through `runner` (`build` always runs
 /// `nix build`).
 pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps, DispatchError> {
@@ -375,11 +403,7 @@ pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps
             },
             Runner::Nix,
         ) => {
-            let attr = format!(
-                "homeConfigurations.{}.activationPackage",
-                quote_attr(configuration)?
-            );
-            let installable = format!("{}#{attr}", check_flake(flake)?);
+            let installable = home_installable(flake, configuration)?;
             let activate = match action {
                 HomeAction::Switch => vec![Activation::HomeActivate],
                 HomeAction::Build => Vec::new(),
@@ -397,11 +421,7 @@ pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps
             },
             Runner::Nix,
         ) => {
-            let attr = format!(
-                "nixosConfigurations.{}.config.system.build.toplevel",
-                quote_attr(hostname)?
-            );
-            let installable = format!("{}#{attr}", check_flake(flake)?);
+            let installable = os_installable(flake, hostname)?;
             let activate = match action {
                 OsAction::Switch | OsAction::Boot => {
                     vec![

@@ -1,15 +1,20 @@
 //! One module per subcommand, each a short composition of the pipeline's parts.
 
 use crate::cli::{Cli, Command};
-use crate::settings::Settings;
+use crate::cli::Via;
+use crate::dispatch::{Runner, Target};
+use crate::settings::{on_path, Settings};
 use crate::{Error, Result};
 
 pub mod completions;
 pub mod doctor;
+pub mod home;
 mod monitor;
+pub mod os;
 pub mod plan;
 pub mod planning;
 pub mod probe;
+pub mod run;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -22,9 +27,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             match command {
                 Command::Plan(args) => plan::run(&settings, &args).await,
                 Command::Probe => probe::run(&settings).await,
-                Command::Build(_) => not_built("build"),
-                Command::Home(_) => not_built("home"),
-                Command::Os(_) => not_built("os"),
+                Command::Build(args) => {
+                    let target = Target::Build { installables: args.installables.clone() };
+                    run::execute(&settings, target, Runner::Nix, &args.run, &args.nix_args).await
+                }
+                Command::Home(args) => home::run(&settings, &args).await,
+                Command::Os(args) => os::run(&settings, &args).await,
                 Command::Doctor => doctor::run(&settings).await,
                 Command::Completions { .. } | Command::Monitor => Ok(0),
             }
@@ -58,9 +66,36 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// The honest answer of a command that does not exist yet: exit 2, never a pretend success.
-fn not_built(name: &str) -> Result<i32> {
-    Err(Error::input(format!(
-        "`nixdispatch {name}` is not built yet in this version; use nix directly for now"
-    )))
+/// What runs `home`/`os`: nh when asked for (it must be on PATH), else nix.
+fn runner(settings: &Settings) -> Result<Runner> {
+    match settings.via {
+        Via::Nix => Ok(Runner::Nix),
+        Via::Nh if on_path("nh") => Ok(Runner::Nh {
+            // SAFETY: geteuid has no preconditions.
+            as_root: unsafe { libc::geteuid() } == 0,
+        }),
+        Via::Nh => Err(Error::input(
+            "--via nh, but nh is not on PATH: install nh (nix profile install nixpkgs#nh) or use --via nix",
+        )),
+    }
+}
+
+/// This machine's host name, as `hostname` prints it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// The attribute names of `FLAKE#ATTR`, without evaluating the values.
+async fn attr_names(settings: &Settings, flake: &str, attr: &str) -> Result<Vec<String>> {
+    let out = settings
+        .nix
+        .output(
+            "nix",
+            ["eval", "--json", &format!("{flake}#{attr}"), "--apply", "builtins.attrNames"],
+        )
+        .await?;
+    serde_json::from_slice(&out)
+        .map_err(|e| Error::input(format!("{flake}#{attr} is not an attribute set: {e}")))
 }

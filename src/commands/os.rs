@@ -1,0 +1,28 @@
+//! `nixdispatch os`: build and activate a NixOS configuration, as `nh os` does.
+
+use super::run::execute;
+use crate::cli::{OsAction as CliAction, OsArgs};
+use crate::dispatch::{OsAction, Target};
+use crate::settings::Settings;
+use crate::Result;
+
+/// Resolves the flake and host name as nixos-rebuild does, then runs.
+pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
+    let flake = args
+        .flake
+        .clone()
+        .or_else(|| std::env::var("NH_OS_FLAKE").ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var("NH_FLAKE").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| ".".to_owned());
+    let target = Target::Os {
+        flake,
+        hostname: args.hostname.clone().unwrap_or_else(super::hostname),
+        action: match args.action.unwrap_or_default() {
+            CliAction::Switch => OsAction::Switch,
+            CliAction::Boot => OsAction::Boot,
+            CliAction::Test => OsAction::Test,
+            CliAction::Build => OsAction::Build,
+        },
+    };
+    execute(settings, target, super::runner(settings)?, &args.run, &args.nix_args).await
+}
