@@ -25,6 +25,30 @@
 //! - A TCP proxy (threads in this process) in front of seasmoke's sshd adds a one-way delay in
 //!   each direction and injects [`Fault`]s. The port in the lab's ssh config is the proxy's.
 //!
+//! ## Using it in a test
+//! ```no_run
+//! use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
+//! # fn main() {
+//! if skip_unless_root("my_test") { return; } // skips without root, panics when CI=true
+//! let lab = Lab::start(LabOptions { latency: std::time::Duration::from_millis(30),
+//!                                   configure_builders_in_nix: true, ..Default::default() })
+//!     .expect("lab");
+//! let bin = std::path::Path::new("target/debug/nixdispatch"); // env!("CARGO_BIN_EXE_nixdispatch")
+//! let built = lab.build_on_builder(&lab.flake_ref("chain")).expect("seed seasmoke's store");
+//! let out = lab.nixdispatch(ClientNix::V2_26, bin)
+//!     .args(["build", &lab.flake_ref("chain")])
+//!     .output().expect("run");
+//! assert!(out.status.success() && lab.client_has(ClientNix::V2_26, &built[0]));
+//! lab.set_fault(Fault::Down); // from now on: connection refused
+//! # }
+//! ```
+//! Commands from [`Lab::client_command`] / [`Lab::nixdispatch`] get exactly the client's
+//! environment ([`Lab::client_env`]); add or override variables with `Command::env`. Fixture
+//! refs: [`Lab::flake_ref`] (`hello`, `chain`, `wide`, `big`, `fail`, `slow`, `home`, `toplevel`,
+//! plus [`LabOptions::fixtures`] / [`Lab::add_fixture`]), [`Lab::flake`] for `home`/`os`
+//! (`homeConfigurations."root@vermax"` and `.root`, `nixosConfigurations.vermax`).
+//! Markers of activations: [`Lab::marker`].
+//!
 //! ## Directory layout (`LABDIR`, e.g. `/tmp/nixdispatch-lab-XXXXXX`)
 //! ```text
 //! bin/vermax-2.8, bin/vermax-2.26   run a command (or a shell) as the client
@@ -71,9 +95,29 @@
 //!   own mount namespace.
 //! - `unshare --fork` ignores SIGINT/SIGTERM in its parent, so client commands do not fork:
 //!   the pid a test spawns is, after a chain of `exec`s, the program itself (signals reach it).
+//! - Nix 2.8's `nix store ping` prints on stderr, 2.26's on stdout.
 //! - Cleanup: every process the lab starts carries `NIXDISPATCH_LAB=LABDIR` in its environment
 //!   (seasmoke's ssh sessions get it via `SetEnv`); Drop kills seasmoke's pid namespace, then
 //!   every process still carrying the marker, then removes the directory.
+//! - The machine's pid 1 (`process_api`) reaps orphans only about a second later: killing the
+//!   namespace leaves its init a zombie for ~1.2 s. Zombies are dead, so the lab stops waiting
+//!   for them (Drop went from ~1.7 s to ~0.1 s).
+//! - `unshare --kill-child` covers unshare dying, not the test process dying without Drop
+//!   (SIGKILL, abort, a leaked `static` lab). A `PR_SET_PDEATHSIG` would follow the spawning
+//!   *thread* (each test is a thread), so instead the namespace's init waits on a pipe on its
+//!   stdin whose write end only the lab holds: EOF ends the namespace. Seen here: SIGKILL of
+//!   `nixdispatch-lab up` takes its sshd down at once. Lab directories whose `lock` (flock) is
+//!   free belong to dead owners; the next `Lab::start` removes them.
+//! - sshd ports are picked by binding port 0 and releasing it; another lab can grab the port
+//!   before sshd binds it, and then a banner on the port is not ours. So readiness means a
+//!   banner *and* "Server listening on 127.0.0.1 port N." in our sshd's log; else new ports.
+//! - Choices (reasoned, not forced by failures): no store shared by the two clients (2.26 may
+//!   upgrade the schema under 2.8); never `StrictHostKeyChecking=accept-new`; never the
+//!   machine's `/etc/nix` (shared with others: each host gets its own `NIX_CONF_DIR`); an
+//!   in-process std HTTP server rather than `python3 -m http.server` (no extra process to reap).
+//! - nix-output-monitor is not packaged in trixie, hence `--no-nom` for nh above.
+//! - Timings seen here (2 shared cores): `Lab::start` 0.1-0.5 s, Drop 0.06-0.15 s, a remote
+//!   3-derivation chain 0.5-0.8 s, the 9 smoke tests in parallel 5-9 s.
 
 mod fixtures;
 mod http;
@@ -279,6 +323,12 @@ pub struct Lab {
     /// the owner died without cleaning up, and removes the directory.
     _lock: fs::File,
 }
+
+// Tests share a lab across threads (a fault switched while a build runs elsewhere).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Lab>();
+};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -905,6 +955,7 @@ impl Lab {
                 .create(true)
                 .append(true)
                 .open(self.dir.join("seasmoke/sshd.log"))?;
+            let log_start = log.metadata()?.len() as usize;
             let d = self.dir.display().to_string();
             let mut c = Command::new("unshare");
             c.args([
@@ -962,8 +1013,18 @@ impl Lab {
                 let p = lock(&self.ports);
                 (p.sshd, p.impostor)
             };
+            // An SSH banner on the port is not enough: if another lab grabbed the port between
+            // pick_ports and sshd's bind, the banner is theirs. Our sshd logs its listening.
+            let ours = |port: u16| {
+                let line = format!("Server listening on 127.0.0.1 port {port}.");
+                self.builder_log()
+                    .get(log_start..)
+                    .is_some_and(|l| l.contains(&line))
+            };
             if sys::wait_for_ssh_banner(sshd, Duration::from_secs(10))
                 && sys::wait_for_ssh_banner(impostor, Duration::from_secs(5))
+                && ours(sshd)
+                && ours(impostor)
             {
                 *slot = Some(s);
                 return Ok(());
