@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
+use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 
 /// Runs `c`, killing it after `limit`. Returns the output and how long it ran.
 fn run_limited(mut c: Command, limit: Duration) -> (Output, Duration) {
@@ -406,21 +406,45 @@ fn a_signing_builder_serves_as_a_substituter() {
     if skip_unless_root("a_signing_builder_serves_as_a_substituter") {
         return;
     }
+    // With a custom fixture: two leaves that sleep 0.2 s and write 2 KiB each, under one root.
     let lab = start(LabOptions {
         builder_signs: true,
+        fixtures: vec![Fixture::wide("pair", 2).build_secs(0.2).output_bytes(2048)],
         ..LabOptions::default()
     });
     let built = lab
-        .build_on_builder(&lab.flake_ref("hello"))
+        .build_on_builder(&lab.flake_ref("pair"))
         .expect("seed seasmoke");
+    // require-sigs stays on: this only works because seasmoke signed what it built.
     let mut c = lab.client_command(ClientNix::V2_26, "nix");
     c.args(["build", "--no-link", "--json", "--max-jobs", "0"])
         .args(["--substituters", "ssh-ng://seasmoke"])
-        .arg(lab.flake_ref("hello"));
+        .arg(lab.flake_ref("pair"));
     let o = run(c);
     assert!(o.status.success(), "{}", show(&o));
+    assert!(!stderr(&o).contains("building"), "{}", show(&o));
     assert_eq!(out_paths(&stdout(&o)), built);
     assert!(lab.client_has(ClientNix::V2_26, &built[0]));
+    // The closure came along: both leaves, with their 2 KiB of data.
+    let mut c = lab.client_command(ClientNix::V2_26, "nix-store");
+    c.args(["-q", "--references", &built[0]]);
+    let o = run(c);
+    let leaves: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(leaves.len(), 2, "{}", show(&o));
+    for leaf in &leaves {
+        assert!(leaf.contains("-pair-leaf-"), "{leaf}");
+        let base = leaf.trim_start_matches("/nix/store/");
+        let data = lab
+            .client_nix_dir(ClientNix::V2_26)
+            .join("store")
+            .join(base)
+            .join("data");
+        assert_eq!(
+            std::fs::metadata(&data).map(|m| m.len()).ok(),
+            Some(2048),
+            "{leaf}"
+        );
+    }
 }
 
 #[test]
