@@ -23,7 +23,9 @@ pub enum Shape {
 /// One package of the fixture flake: `packages.x86_64-linux.NAME`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fixture {
+    /// The attribute name (`[A-Za-z0-9_-]`), also the stem of the derivation names.
     pub name: String,
+    /// How its derivations depend on each other.
     pub shape: Shape,
     /// Seconds each derivation sleeps while building (fractions allowed).
     pub build_secs: f64,
@@ -47,18 +49,23 @@ impl Fixture {
             output_bytes: 0,
         }
     }
+    /// One derivation (package `NAME`).
     pub fn single(name: &str) -> Fixture {
         Fixture::new(name, Shape::Single)
     }
+    /// `n` derivations in a row (package `NAME-n`, depending on `NAME-(n-1)` ... `NAME-1`).
     pub fn chain(name: &str, n: usize) -> Fixture {
         Fixture::new(name, Shape::Chain(n.max(1)))
     }
+    /// `n` independent leaves under one root (package `NAME`).
     pub fn wide(name: &str, n: usize) -> Fixture {
         Fixture::new(name, Shape::Wide(n))
     }
+    /// A derivation that logs a few lines and exits 1.
     pub fn failing(name: &str) -> Fixture {
         Fixture::new(name, Shape::Failing)
     }
+    /// A derivation that logs `tick i` once a second for `secs` seconds.
     pub fn slow(name: &str, secs: u32) -> Fixture {
         Fixture::new(name, Shape::Slow(secs))
     }

@@ -119,6 +119,8 @@
 //! - Timings seen here (2 shared cores): `Lab::start` 0.1-0.5 s, Drop 0.06-0.15 s, a remote
 //!   3-derivation chain 0.5-0.8 s, the 9 smoke tests in parallel 5-9 s.
 
+#![warn(missing_docs)]
+
 mod fixtures;
 mod http;
 mod proxy;
@@ -152,6 +154,7 @@ pub enum ClientNix {
 }
 
 impl ClientNix {
+    /// Both variants, oldest first.
     pub const ALL: [ClientNix; 2] = [ClientNix::V2_8, ClientNix::V2_26];
 
     /// "2.8" or "2.26".
