@@ -41,6 +41,13 @@ impl Monitor {
         self.renderer.header(mode, reason);
     }
 
+    /// The stores this run uses (builder and substituter URIs, e.g. `ssh-ng://seasmoke`), so
+    /// that copies and substitutions nix reports from a hostless `ssh-ng://` (nix 2.26) are
+    /// credited to the right one. Optional; call before feeding lines.
+    pub fn set_known_stores(&mut self, uris: impl IntoIterator<Item = String>) {
+        self.state.set_known_stores(uris);
+    }
+
     /// Prints a line of the caller's own (e.g. "builder seasmoke vanished, finishing locally")
     /// without garbling the progress display.
     pub fn message(&mut self, text: &str) {

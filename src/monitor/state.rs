@@ -33,6 +33,9 @@ pub struct RunningBuild {
     pub started: Instant,
     /// Its last log lines, oldest first, at most [`LOG_TAIL_LINES`].
     pub log_tail: VecDeque<String>,
+    /// Whether the builder was seen working on it (its own build activity, log lines, phases).
+    /// A remote build never seen working was the builder handing back an output it already had.
+    pub seen_working: bool,
 }
 
 impl RunningBuild {
@@ -78,6 +81,7 @@ struct RecentBuild {
     drv_path: String,
     host: String,
     log_tail: VecDeque<String>,
+    reused: bool,
 }
 
 /// Something that happened in the last update, for renderers that print one line per event
@@ -99,6 +103,14 @@ pub enum Happening {
         host: String,
         /// How long it took.
         elapsed: Duration,
+    },
+    /// A remote build ended without the builder doing any work: it already had the outputs
+    /// and handed them back (copied here, not rebuilt).
+    BuildReused {
+        /// The derivation.
+        drv_path: String,
+        /// Builder store URI.
+        host: String,
     },
     /// A build failed.
     BuildFailed {
@@ -178,6 +190,8 @@ enum Live {
     Realise,
     /// A `CopyPath` that carries the bytes of the substitution with this id.
     CopyFor(ActivityId),
+    /// A remote builder's own activity for the build with this id.
+    SameBuildAs(ActivityId),
 }
 
 /// Everything the monitor knows about a run, updated one event at a time.
@@ -200,10 +214,12 @@ pub struct State {
     transfers_done: HashMap<TransferKind, u64>,
     transfer_bytes_done: HashMap<TransferKind, u64>,
     built: BTreeMap<String, u64>,
+    reused: BTreeMap<String, u64>,
     substituted: BTreeMap<String, u64>,
     copied_from: BTreeMap<String, u64>,
     copied_to: BTreeMap<String, u64>,
     sources: BTreeSet<String>,
+    known_stores: Vec<String>,
     recent_builds: VecDeque<RecentBuild>,
     failed: Vec<FailedBuild>,
     errors: Vec<String>,
@@ -260,6 +276,14 @@ impl State {
         now: Instant,
     ) -> bool {
         match activity {
+            // While a build runs, new aggregates are the build hook's own copies or the remote
+            // nix's log relayed through it (its Realise, Builds, CopyPaths): counting them would
+            // count the same work twice.
+            Activity::Builds | Activity::CopyPaths | Activity::Realise
+                if !self.builds.is_empty() =>
+            {
+                false
+            }
             Activity::Builds | Activity::CopyPaths => {
                 self.live.insert(
                     id,
@@ -274,6 +298,18 @@ impl State {
             Activity::Build {
                 drv_path, machine, ..
             } => {
+                // The builder's own activity for a derivation we already follow as a remote
+                // build (relayed by the build hook, machine ""): the same build, seen from there.
+                let outer = self
+                    .builds
+                    .iter_mut()
+                    .find(|(_, b)| b.host != "local" && b.drv_path == *drv_path);
+                if let Some((outer_id, outer)) = outer {
+                    outer.seen_working = true;
+                    let outer_id = *outer_id;
+                    self.live.insert(id, Live::SameBuildAs(outer_id));
+                    return false;
+                }
                 let host = host_key(machine);
                 self.builds.insert(
                     id,
@@ -284,6 +320,7 @@ impl State {
                         phase: None,
                         started: now,
                         log_tail: VecDeque::new(),
+                        seen_working: machine.is_empty(),
                     },
                 );
                 self.happen(Happening::BuildStarted {
@@ -293,7 +330,8 @@ impl State {
                 true
             }
             Activity::Substitute { path, substituter } => {
-                self.begin_transfer(id, TransferKind::Substitute, path, substituter, now);
+                let substituter = self.named_store(substituter);
+                self.begin_transfer(id, TransferKind::Substitute, path, &substituter, now);
                 true
             }
             Activity::CopyPath { path, from, to } => {
@@ -313,14 +351,49 @@ impl State {
                     return false;
                 }
                 if is_local_store(from) {
-                    self.begin_transfer(id, TransferKind::CopyTo, path, to, now);
+                    let to = self.named_store(to);
+                    self.begin_transfer(id, TransferKind::CopyTo, path, &to, now);
                 } else {
-                    self.begin_transfer(id, TransferKind::CopyFrom, path, from, now);
+                    let from = self.named_store(from);
+                    self.begin_transfer(id, TransferKind::CopyFrom, path, &from, now);
                 }
                 true
             }
             _ => false,
         }
+    }
+
+    /// `uri`, or when it names no host (nix 2.26 says `ssh-ng://` for the build hook's copies)
+    /// the machine of the remote builds running now, if they all run on one.
+    fn named_store(&self, uri: &str) -> String {
+        if !uri.ends_with("://") {
+            return uri.to_string();
+        }
+        let machines: BTreeSet<&str> = self
+            .builds
+            .values()
+            .map(|b| b.host.as_str())
+            .filter(|h| *h != "local")
+            .collect();
+        if let [machine] = machines.into_iter().collect::<Vec<_>>().as_slice() {
+            return machine.to_string();
+        }
+        let known: Vec<&String> = self
+            .known_stores
+            .iter()
+            .filter(|k| k.starts_with(uri))
+            .collect();
+        match known.as_slice() {
+            [store] => store.to_string(),
+            _ => uri.to_string(),
+        }
+    }
+
+    /// Tells the state which stores the run uses (builders, substituters), so it can name the
+    /// store where nix does not: nix 2.26 reports `ssh-ng://` for an `ssh-ng://seasmoke`
+    /// substituter. A hostless URI is replaced when exactly one known store has its scheme.
+    pub fn set_known_stores(&mut self, uris: impl IntoIterator<Item = String>) {
+        self.known_stores = uris.into_iter().collect();
     }
 
     fn begin_transfer(
@@ -354,10 +427,15 @@ impl State {
     }
 
     fn result(&mut self, id: ActivityId, result: &ActivityResult) -> bool {
-        if let Some(build) = self.builds.get_mut(&id) {
+        let build_id = match self.live.get(&id) {
+            Some(Live::SameBuildAs(outer)) => *outer,
+            _ => id,
+        };
+        if let Some(build) = self.builds.get_mut(&build_id) {
             return match result {
                 ActivityResult::BuildLogLine(line) | ActivityResult::PostBuildLogLine(line) => {
                     let line = strip_ansi(line);
+                    build.seen_working = true;
                     if build.log_tail.len() >= LOG_TAIL_LINES {
                         build.log_tail.pop_front();
                     }
@@ -368,6 +446,7 @@ impl State {
                 }
                 ActivityResult::SetPhase(phase) => {
                     build.phase = Some(phase.clone());
+                    build.seen_working = true;
                     let drv_path = build.drv_path.clone();
                     self.happen(Happening::BuildPhase {
                         drv_path,
@@ -455,12 +534,21 @@ impl State {
             return;
         }
         self.builds_done += 1;
-        *self.built.entry(build.host.clone()).or_default() += 1;
-        self.happen(Happening::BuildFinished {
-            drv_path: build.drv_path.clone(),
-            host: build.host.clone(),
-            elapsed: now.saturating_duration_since(build.started),
-        });
+        let reused = !build.seen_working;
+        if reused {
+            *self.reused.entry(build.host.clone()).or_default() += 1;
+            self.happen(Happening::BuildReused {
+                drv_path: build.drv_path.clone(),
+                host: build.host.clone(),
+            });
+        } else {
+            *self.built.entry(build.host.clone()).or_default() += 1;
+            self.happen(Happening::BuildFinished {
+                drv_path: build.drv_path.clone(),
+                host: build.host.clone(),
+                elapsed: now.saturating_duration_since(build.started),
+            });
+        }
         if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
             self.recent_builds.pop_front();
         }
@@ -468,6 +556,7 @@ impl State {
             drv_path: build.drv_path,
             host: build.host,
             log_tail: build.log_tail,
+            reused,
         });
     }
 
@@ -516,10 +605,15 @@ impl State {
             if let Some(index) = self.recent_builds.iter().position(|b| b.drv_path == drv) {
                 if let Some(build) = self.recent_builds.remove(index) {
                     self.builds_done = self.builds_done.saturating_sub(1);
-                    if let Some(count) = self.built.get_mut(&build.host) {
+                    let counted = if build.reused {
+                        &mut self.reused
+                    } else {
+                        &mut self.built
+                    };
+                    if let Some(count) = counted.get_mut(&build.host) {
                         *count = count.saturating_sub(1);
                         if *count == 0 {
-                            self.built.remove(&build.host);
+                            counted.remove(&build.host);
                         }
                     }
                     self.record_failure(build.drv_path, build.host, build.log_tail);
@@ -649,6 +743,7 @@ impl State {
         Summary {
             ok: !self.has_failed(),
             built: self.built.clone(),
+            reused: self.reused.clone(),
             substituted: self.substituted.clone(),
             copied_from: self.copied_from.clone(),
             copied_to: self.copied_to.clone(),

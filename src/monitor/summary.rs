@@ -13,6 +13,9 @@ pub struct Summary {
     pub ok: bool,
     /// Derivations built, per builder store URI (`"local"` for this machine).
     pub built: BTreeMap<String, u64>,
+    /// Derivations a builder already had built: nix sent them to it as builds, it handed the
+    /// outputs back without building (per builder store URI).
+    pub reused: BTreeMap<String, u64>,
     /// Store paths substituted, per substituter URI.
     pub substituted: BTreeMap<String, u64>,
     /// Store paths copied into this store from another store (a builder's), per source URI.

@@ -238,3 +238,39 @@ fn failed_list_and_errors_are_bounded() {
     assert_eq!(state.errors().len(), MAX_ERRORS_KEPT);
     assert!(state.has_failed());
 }
+
+#[test]
+fn hostless_store_uris_are_named_from_the_known_stores() {
+    // nix 2.26 substituting from `ssh-ng://seasmoke` calls it `ssh-ng://` in its log.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/nix-2.26-substitute-from-builder.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (state, now) = feed(&lines);
+    assert_eq!(
+        state.summary(now).substituted,
+        [("ssh-ng://".to_string(), 3)].into()
+    );
+
+    let mut state = State::new();
+    state.set_known_stores(["https://cache.nixos.org".to_string(), SEASMOKE.to_string()]);
+    let mut now = Instant::now();
+    for line in &lines {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+    }
+    let summary = state.summary(now);
+    assert_eq!(summary.substituted, [(SEASMOKE.to_string(), 3)].into());
+    assert!(summary.bytes_downloaded > 4000);
+
+    // Two candidates with the scheme: no guess.
+    let mut state = State::new();
+    state.set_known_stores([SEASMOKE.to_string(), "ssh-ng://other".to_string()]);
+    for line in &lines {
+        state.update(&parse_line(line), now);
+    }
+    assert_eq!(
+        state.summary(now).substituted,
+        [("ssh-ng://".to_string(), 3)].into()
+    );
+}

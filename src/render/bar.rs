@@ -121,8 +121,10 @@ impl BarRenderer {
     fn print_happenings(&self, state: &State) {
         for happening in state.happenings() {
             let line = match happening {
-                Happening::BuildFinished { .. } => happening_line(happening, self.verbose)
-                    .map(|l| format!("{} {l}", self.paint("32", "✓"))),
+                Happening::BuildFinished { .. } | Happening::BuildReused { .. } => {
+                    happening_line(happening, self.verbose)
+                        .map(|l| format!("{} {l}", self.paint("32", "✓")))
+                }
                 Happening::BuildFailed { build } => Some(format!(
                     "{} {}",
                     self.paint("31;1", "✗"),

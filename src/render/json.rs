@@ -10,7 +10,8 @@ use std::io::Write;
 use std::time::Instant;
 
 /// Writes events as JSON lines, for programs: `plan`, `note` (the caller's messages),
-/// `build_start`, `build_phase`, `build_done`, `build_failed`, `substitute_start`,
+/// `build_start`, `build_phase`, `build_done`, `build_reused` (a builder handed back outputs it
+/// already had), `build_failed`, `substitute_start`,
 /// `substitute_done`, `copy_start`, `copy_done`, `message` (nix's errors, warnings and
 /// information), `log` (lines that were not part of nix's JSON log), `build_log` (builders'
 /// lines, with `-v`), and last `summary` (the fields of [`Summary`]). Each line is flushed as
@@ -74,6 +75,9 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
             "event": "build_done", "drv": drv_path, "name": store_path_name(drv_path), "host": host,
             "secs": elapsed.as_secs_f64(),
         }),
+        Happening::BuildReused { drv_path, host } => {
+            json!({"event": "build_reused", "drv": drv_path, "name": store_path_name(drv_path), "host": host})
+        }
         Happening::BuildFailed { build } => json!({
             "event": "build_failed", "drv": build.drv, "name": store_path_name(&build.drv), "host": build.host,
             "log": build.log,

@@ -351,3 +351,107 @@ fn choosing_a_renderer() {
     assert!(!no_color_requested(Some(std::ffi::OsStr::new(""))));
     assert!(!no_color_requested(Option::None));
 }
+
+#[test]
+fn remote_builds_count_where_they_ran() {
+    const SEASMOKE: &str = "ssh-ng://seasmoke";
+    for (file, built) in [
+        ("nix-2.8-remote-build-chain.log", 3),
+        ("nix-2.26-remote-build-chain.log", 3),
+        ("nix-2.8-remote-build-wide.log", 5),
+        ("nix-2.26-remote-build-slow.log", 1),
+    ] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(summary.ok, "{file}");
+        assert_eq!(
+            summary.built,
+            [(SEASMOKE.to_string(), built)].into(),
+            "{file}: the builder's own relayed activities are not local builds"
+        );
+        // nix 2.26 names the store of the hook's copies `ssh-ng://`: the running build's machine stands in.
+        assert_eq!(
+            summary.copied_from,
+            [(SEASMOKE.to_string(), built)].into(),
+            "{file}"
+        );
+        assert!(
+            summary.reused.is_empty() && summary.substituted.is_empty(),
+            "{file}"
+        );
+        assert_eq!(
+            count_events(&events, "build_start"),
+            built as usize,
+            "{file}"
+        );
+        assert!(
+            plain.contains(&format!("built {built} derivation")),
+            "{file}:\n{plain}"
+        );
+        assert!(plain.contains("on seasmoke"), "{file}:\n{plain}");
+    }
+}
+
+#[test]
+fn builder_handing_back_what_it_had_is_not_a_build() {
+    let (summary, plain, events) = summary_of("nix-2.8-remote-copy-back.log");
+    assert!(summary.ok);
+    assert!(summary.built.is_empty(), "{:?}", summary.built);
+    assert_eq!(
+        summary.reused,
+        [("ssh-ng://seasmoke".to_string(), 3)].into()
+    );
+    assert_eq!(
+        summary.copied_from,
+        [("ssh-ng://seasmoke".to_string(), 3)].into()
+    );
+    assert_eq!(count_events(&events, "build_reused"), 3);
+    assert!(
+        plain.contains("chain-1 was already built on seasmoke: copied here, not rebuilt"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("reused 3 derivations a builder had already built: 3 on seasmoke"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn remote_failure_names_the_builder_and_keeps_the_log() {
+    let (summary, plain, _) = summary_of("nix-2.26-remote-build-fail.log");
+    assert!(!summary.ok);
+    assert!(summary.built.is_empty());
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].host, "ssh-ng://seasmoke");
+    assert_eq!(
+        summary.failed[0].log.last().map(String::as_str),
+        Some("error: fail fails on purpose (nixdispatch lab fixture)")
+    );
+    assert_eq!(summary.failed[0].log.len(), 4);
+    assert!(
+        plain.contains("FAILED: /nix/store/vlb5id6g817yqc0784bscxrdyzdvnkvi-fail.drv on seasmoke"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn unreachable_builder_is_an_error_with_ssh_lines_shown() {
+    let (summary, plain, events) = summary_of("nix-2.26-remote-builder-down.log");
+    assert!(!summary.ok);
+    assert!(summary.built.is_empty() && summary.failed.is_empty());
+    assert!(
+        summary
+            .errors
+            .iter()
+            .any(|e| e.contains("failed to start SSH connection to 'seasmoke'")),
+        "{:?}",
+        summary.errors
+    );
+    assert!(
+        plain.contains("ssh: connect to host 127.0.0.1 port"),
+        "{plain}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "log"
+        && e["line"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("ssh: connect"))));
+}

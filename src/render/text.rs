@@ -51,6 +51,11 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             where_built(host),
             duration(*elapsed)
         )),
+        Happening::BuildReused { drv_path, host } => Some(format!(
+            "{} was already built {}: copied here, not rebuilt",
+            store_path_name(drv_path),
+            where_built(host)
+        )),
         Happening::BuildFailed { build } => Some(failure_block(build)),
         Happening::BuildLog { drv_path, line } if verbose > 0 => Some(format!(
             "{}> {}",
@@ -140,6 +145,18 @@ pub fn summary_lines(summary: &Summary) -> Vec<String> {
             "built {}: {}",
             plural(summary.built_total(), "derivation"),
             per(&summary.built, true)
+        ));
+    }
+    if !summary.reused.is_empty() {
+        let on = summary
+            .reused
+            .iter()
+            .map(|(k, n)| format!("{n} {}", where_built(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(format!(
+            "reused {} a builder had already built: {on}",
+            plural(summary.reused.values().sum(), "derivation")
         ));
     }
     if !summary.substituted.is_empty() {
