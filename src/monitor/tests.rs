@@ -274,3 +274,37 @@ fn hostless_store_uris_are_named_from_the_known_stores() {
         [("ssh-ng://".to_string(), 3)].into()
     );
 }
+
+#[test]
+fn damaged_and_reordered_streams_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    for file in [
+        "nix-2.26-build-fail.log",
+        "nix-2.26-remote-build-chain.log",
+        "nix-2.8-substitute-file.log",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let now = Instant::now();
+        // Every line cut short at many places (as a killed nix leaves its last line).
+        let mut state = State::new();
+        for line in lines.iter().take(120) {
+            for (cut, _) in line.char_indices().step_by(5) {
+                state.update(&parse_line(&line[..cut]), now);
+            }
+        }
+        // The stream backwards: stops before starts, results for unknown activities.
+        let mut state = State::new();
+        for line in lines.iter().rev() {
+            state.update(&parse_line(line), now);
+        }
+        let _ = state.summary(now);
+        // Every line twice: duplicate starts and stops.
+        let mut state = State::new();
+        for line in &lines {
+            state.update(&parse_line(line), now);
+            state.update(&parse_line(line), now);
+        }
+        let _ = state.summary(now);
+    }
+}

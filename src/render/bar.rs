@@ -171,7 +171,7 @@ impl BarRenderer {
                 downloads.bytes_expected,
             );
             bar.set_message(format!(
-                "{}/{} paths, {}{}",
+                "{}/{} paths{}{}",
                 downloads.done,
                 downloads.expected,
                 byte_progress(downloads.bytes_done, downloads.bytes_expected),
@@ -190,7 +190,7 @@ impl BarRenderer {
                 copies.bytes_expected,
             );
             bar.set_message(format!(
-                "{}/{} paths, {}{}",
+                "{}/{} paths{}{}",
                 copies.done,
                 copies.expected,
                 byte_progress(copies.bytes_done, copies.bytes_expected),
@@ -256,11 +256,14 @@ fn peers(state: &State, kinds: &[TransferKind]) -> String {
     }
 }
 
+/// ", 1.2 MiB of 6.0 MiB", ", 1.2 MiB", or nothing while nix reported no sizes.
 fn byte_progress(done: u64, expected: u64) -> String {
     if expected > 0 {
-        format!("{} of {}", bytes(done.min(expected)), bytes(expected))
+        format!(", {} of {}", bytes(done.min(expected)), bytes(expected))
+    } else if done > 0 {
+        format!(", {}", bytes(done))
     } else {
-        bytes(done)
+        String::new()
     }
 }
 

@@ -455,3 +455,18 @@ fn unreachable_builder_is_an_error_with_ssh_lines_shown() {
             .as_str()
             .is_some_and(|l| l.starts_with("ssh: connect"))));
 }
+
+#[test]
+fn drive_reads_a_whole_stream() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nix-2.8-build-chain.log");
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    let out = Captured::default();
+    let monitor = Monitor::new(Box::new(JsonRenderer::new(Box::new(out.clone()), 0)));
+    let summary = crate::monitor::drive(std::io::Cursor::new(bytes), monitor);
+    assert_eq!(summary.built_total(), 3);
+    assert!(out
+        .text()
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with(r#"{"event":"summary""#)));
+}
