@@ -470,3 +470,10 @@ fn drive_reads_a_whole_stream() {
         .last()
         .is_some_and(|l| l.starts_with(r#"{"event":"summary""#)));
 }
+
+#[test]
+fn a_monitor_can_move_to_the_task_reading_nix() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Monitor>();
+    assert_send::<BarRenderer>();
+}
