@@ -28,6 +28,18 @@ pub struct Finished {
     pub stdout: Vec<u8>,
 }
 
+/// What the child run reports to the caller while it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report<'a> {
+    /// A line from one of the child's pipes.
+    Line(Pipe, &'a str),
+    /// Nothing came for a while: a chance to refresh elapsed times.
+    Tick,
+}
+
+/// How often [`Report::Tick`] comes while the child is quiet.
+const TICK: Duration = Duration::from_millis(200);
+
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipe {
@@ -37,10 +49,10 @@ pub enum Pipe {
     Stderr,
 }
 
-/// Runs `argv` (program first), calling `on_line` for each line of either pipe as it comes
-/// (stdout is also collected whole). Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
+/// Runs `argv` (program first), reporting each line of either pipe as it comes (stdout is also
+/// collected whole) and a tick when nothing came for a while. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
 /// whole group is gone.
-pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Result<Finished> {
+pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
     };
@@ -53,7 +65,9 @@ pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Resu
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => Error::input(format!("{name} is not on PATH: install it or fix PATH")),
+        std::io::ErrorKind::NotFound => {
+            Error::input(format!("{name} is not on PATH: install it or fix PATH"))
+        }
         _ => Error::io(format!("starting {name}"), err),
     })?;
     let pgid = child.id().map(|id| id as libc::pid_t);
@@ -61,8 +75,10 @@ pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Resu
         return Err(Error::input("the child's pipes were not set up"));
     };
 
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
     let mut out_lines = BufReader::new(stdout).lines();
     let mut err_lines = BufReader::new(stderr).lines();
@@ -75,20 +91,25 @@ pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Resu
     let drain = tokio::time::sleep(Duration::from_secs(3600));
     tokio::pin!(drain);
 
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         if let (Some(status), false, false) = (exited, stderr_open, stdout_open) {
-            return Ok(Finished { status, stdout: collected });
+            return Ok(Finished {
+                status,
+                stdout: collected,
+            });
         }
         tokio::select! {
             line = err_lines.next_line(), if stderr_open => match line {
-                Ok(Some(line)) => on_line(Pipe::Stderr, &line),
+                Ok(Some(line)) => on(Report::Line(Pipe::Stderr, &line)),
                 _ => stderr_open = false,
             },
             line = out_lines.next_line(), if stdout_open => match line {
                 Ok(Some(line)) => {
                     collected.extend_from_slice(line.as_bytes());
                     collected.push(b'\n');
-                    on_line(Pipe::Stdout, &line);
+                    on(Report::Line(Pipe::Stdout, &line));
                 }
                 _ => stdout_open = false,
             },
@@ -101,6 +122,7 @@ pub async fn run(argv: &[OsString], mut on_line: impl FnMut(Pipe, &str)) -> Resu
                     return Ok(Finished { status, stdout: collected });
                 }
             }
+            _ = ticks.tick() => on(Report::Tick),
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }

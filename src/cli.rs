@@ -14,7 +14,12 @@ use std::ffi::OsString;
 /// and says why, then runs `nix build` or `nh` with the flags that make it so, drawing nix's log
 /// as live progress.
 #[derive(Debug, Parser)]
-#[command(name = "nixdispatch", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "nixdispatch",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

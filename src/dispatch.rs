@@ -357,8 +357,14 @@ impl Target {
     pub fn installables(&self) -> Result<Vec<String>, DispatchError> {
         match self {
             Target::Build { installables } => Ok(installables.clone()),
-            Target::Home { flake, configuration, .. } => Ok(vec![home_installable(flake, configuration)?]),
-            Target::Os { flake, hostname, .. } => Ok(vec![os_installable(flake, hostname)?]),
+            Target::Home {
+                flake,
+                configuration,
+                ..
+            } => Ok(vec![home_installable(flake, configuration)?]),
+            Target::Os {
+                flake, hostname, ..
+            } => Ok(vec![os_installable(flake, hostname)?]),
         }
     }
 }

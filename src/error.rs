@@ -47,7 +47,10 @@ impl Error {
 
     /// An I/O error with what we were doing.
     pub fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
-        Error::Io { context: context.to_string(), source }
+        Error::Io {
+            context: context.to_string(),
+            source,
+        }
     }
 }
 

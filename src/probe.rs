@@ -126,10 +126,15 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
             "{} stores are not probed: only ssh:// and ssh-ng:// builders are",
             machine.scheme()
         ));
-        return ProbedBuilder { machine, status, connection: None };
+        return ProbedBuilder {
+            machine,
+            status,
+            connection: None,
+        };
     }
     let started = Instant::now();
-    let attempt = tokio::time::timeout(timeout, connect_and_ask(&machine, timeout, &ssh_opts)).await;
+    let attempt =
+        tokio::time::timeout(timeout, connect_and_ask(&machine, timeout, &ssh_opts)).await;
     let connection = match attempt {
         Err(_) => {
             status.error = Some(format!("timed out after {}", seconds(timeout)));
@@ -147,7 +152,11 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         }
     };
     tracing::debug!(host = %status.host, elapsed = ?started.elapsed(), reachable = status.reachable, "probed");
-    ProbedBuilder { machine, status, connection }
+    ProbedBuilder {
+        machine,
+        status,
+        connection,
+    }
 }
 
 fn seconds(d: Duration) -> String {
@@ -190,13 +199,20 @@ async fn connect_and_ask(
         .map_err(|err| format!("the connection broke: {err}"))?;
     let info = RemoteInfo::parse(&String::from_utf8_lossy(&out.stdout));
     if info.nix_version.is_none() {
-        return Err("nix not found on the builder (nix-store is not on its PATH for non-interactive ssh)".to_owned());
+        return Err(
+            "nix not found on the builder (nix-store is not on its PATH for non-interactive ssh)"
+                .to_owned(),
+        );
     }
     Ok((connection, info, rtt))
 }
 
 /// Starts `ssh -M` for the machine and waits until it is authenticated (ssh `-f` forks then).
-async fn start_master(machine: &Machine, timeout: Duration, ssh_opts: &[String]) -> Result<Master, String> {
+async fn start_master(
+    machine: &Machine,
+    timeout: Duration,
+    ssh_opts: &[String],
+) -> Result<Master, String> {
     let dir = tempfile::Builder::new()
         .prefix("nixdispatch-ssh-")
         .tempdir()
@@ -211,7 +227,10 @@ async fn start_master(machine: &Machine, timeout: Duration, ssh_opts: &[String])
         .args(["-M", "-f", "-N", "-x", "-a"])
         .args(["-o", "ControlPersist=yes", "-o", "BatchMode=yes"])
         .arg("-o")
-        .arg(format!("ConnectTimeout={}", timeout.as_secs_f64().ceil().max(1.0)));
+        .arg(format!(
+            "ConnectTimeout={}",
+            timeout.as_secs_f64().ceil().max(1.0)
+        ));
     cmd.args(ssh_opts);
     if let Some(key) = &machine.ssh_key {
         cmd.arg("-i").arg(key);
@@ -262,15 +281,21 @@ pub fn classify_ssh_error(log: &str) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("@@@") && !l.starts_with("Warning: Permanently"))
         .unwrap_or("ssh failed without a message");
-    if lower.contains("remote host identification has changed") || lower.contains("host key for") && lower.contains("has changed") {
+    if lower.contains("remote host identification has changed")
+        || lower.contains("host key for") && lower.contains("has changed")
+    {
         "host key mismatch: the builder's host key is not the one in known_hosts (or the machines line); if the change is expected, update it".to_owned()
     } else if lower.contains("host key verification failed") {
         "host key verification failed: the builder's host key is not known or does not match; add it to known_hosts or the machines line".to_owned()
+    } else if lower.contains("connection closed") || lower.contains("connection reset") {
+        "the builder closed the connection (is its sshd running?)".to_owned()
     } else if lower.contains("connection refused") {
         "connection refused".to_owned()
     } else if lower.contains("timed out") {
         "timed out".to_owned()
-    } else if lower.contains("permission denied") || lower.contains("too many authentication failures") {
+    } else if lower.contains("permission denied")
+        || lower.contains("too many authentication failures")
+    {
         "authentication failed: the builder refused our key".to_owned()
     } else if lower.contains("could not resolve hostname") {
         "unknown host: the name does not resolve".to_owned()
@@ -380,11 +405,23 @@ mod tests {
 
     #[test]
     fn classifies_ssh_errors() {
-        assert_eq!(classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n"), "connection refused");
-        assert!(classify_ssh_error("root@127.0.0.1: Permission denied (publickey).").starts_with("authentication failed"));
-        assert!(classify_ssh_error("@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n").starts_with("host key mismatch"));
+        assert_eq!(
+            classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n"),
+            "connection refused"
+        );
+        assert!(
+            classify_ssh_error("root@127.0.0.1: Permission denied (publickey).")
+                .starts_with("authentication failed")
+        );
+        assert!(classify_ssh_error(
+            "@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        )
+        .starts_with("host key mismatch"));
         assert!(classify_ssh_error("No ED25519 host key is known for seasmoke and you have requested strict checking.\r\nHost key verification failed.\r\n").starts_with("host key verification failed"));
-        assert_eq!(classify_ssh_error("Connection timed out during banner exchange"), "timed out");
+        assert_eq!(
+            classify_ssh_error("Connection timed out during banner exchange"),
+            "timed out"
+        );
         assert_eq!(classify_ssh_error("something odd\n"), "something odd");
     }
 }

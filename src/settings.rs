@@ -90,8 +90,12 @@ impl Settings {
         let (builders, builders_origin) = match cli_builders {
             Some(b) => (b, "--builder".to_owned()),
             None => (
-                parse_machines(&nix_config.builders, "nix's builders setting", &mut read_include)
-                    .map_err(Error::input)?,
+                parse_machines(
+                    &nix_config.builders,
+                    "nix's builders setting",
+                    &mut read_include,
+                )
+                .map_err(Error::input)?,
                 "nix's builders setting".to_owned(),
             ),
         };
@@ -108,7 +112,11 @@ impl Settings {
             via,
             json: global.json,
             progress: global.progress,
-            verbosity: if global.quiet { -1 } else { global.verbose.min(10) as i8 },
+            verbosity: if global.quiet {
+                -1
+            } else {
+                global.verbose.min(10) as i8
+            },
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ssh_opts,
             nix,
@@ -143,7 +151,9 @@ fn config_file_path() -> Option<PathBuf> {
 }
 
 fn read_config_file() -> Result<ConfigFile> {
-    let Some(path) = config_file_path() else { return Ok(ConfigFile::default()) };
+    let Some(path) = config_file_path() else {
+        return Ok(ConfigFile::default());
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),

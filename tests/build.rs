@@ -26,12 +26,27 @@ fn remote_mode_builds_on_seasmoke() {
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
         let spec = lab.builder_spec();
-        let run = nixdispatch(&lab, v, &["--builder", &spec, "--progress", "plain", "build", &lab.flake_ref("chain")], BOUND);
+        let run = nixdispatch(
+            &lab,
+            v,
+            &[
+                "--builder",
+                &spec,
+                "--progress",
+                "plain",
+                "build",
+                &lab.flake_ref("chain"),
+            ],
+            BOUND,
+        );
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: remote"), "{run:?}");
         let out = result_path(&run);
         assert!(lab.builder_has(&out), "{v:?}: seasmoke did not build {out}");
-        assert!(lab.client_has(v, &out), "{v:?}: the result did not come back");
+        assert!(
+            lab.client_has(v, &out),
+            "{v:?}: the result did not come back"
+        );
     }
 }
 
@@ -41,9 +56,22 @@ fn substitute_mode_copies_from_seasmoke_and_json_ends_with_a_summary() {
         return;
     }
     let lab = lab(LabOptions::default());
-    let held = lab.build_on_builder(&lab.flake_ref("wide")).expect("seed seasmoke");
+    let held = lab
+        .build_on_builder(&lab.flake_ref("wide"))
+        .expect("seed seasmoke");
     let spec = lab.builder_spec();
-    let run = nixdispatch(&lab, ClientNix::V2_8, &["--builder", &spec, "--json", "build", &lab.flake_ref("wide")], BOUND);
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_8,
+        &[
+            "--builder",
+            &spec,
+            "--json",
+            "build",
+            &lab.flake_ref("wide"),
+        ],
+        BOUND,
+    );
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_eq!(events[0]["event"], "plan", "{run:?}");
@@ -67,7 +95,16 @@ fn local_mode_when_seasmoke_is_down_does_not_hang() {
         let run = nixdispatch(
             &lab,
             ClientNix::V2_8,
-            &["--builder", &spec, "--connect-timeout", "2", "--progress", "plain", "build", &lab.flake_ref("chain")],
+            &[
+                "--builder",
+                &spec,
+                "--connect-timeout",
+                "2",
+                "--progress",
+                "plain",
+                "build",
+                &lab.flake_ref("chain"),
+            ],
             Duration::from_secs(60),
         );
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
@@ -75,7 +112,10 @@ fn local_mode_when_seasmoke_is_down_does_not_hang() {
         let out = result_path(&run);
         assert!(lab.client_has(ClientNix::V2_8, &out));
         lab.set_fault(Fault::None);
-        assert!(!lab.builder_has(&out), "{fault:?}: built on seasmoke although it was down");
+        assert!(
+            !lab.builder_has(&out),
+            "{fault:?}: built on seasmoke although it was down"
+        );
     }
 }
 
@@ -86,18 +126,52 @@ fn a_failing_build_exits_1_with_its_log() {
     }
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
-    let run = nixdispatch(&lab, ClientNix::V2_8, &["--builder", &spec, "--progress", "plain", "build", &lab.flake_ref("fail")], BOUND);
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_8,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "build",
+            &lab.flake_ref("fail"),
+        ],
+        BOUND,
+    );
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("fails on purpose"), "the build's log is shown: {run:?}");
-    assert!(run.stderr.contains("seasmoke"), "where it was built is shown: {run:?}");
+    assert!(
+        run.stderr.contains("fails on purpose"),
+        "the build's log is shown: {run:?}"
+    );
+    assert!(
+        run.stderr.contains("seasmoke"),
+        "where it was built is shown: {run:?}"
+    );
     let last = run.stderr.trim().lines().last().unwrap_or_default();
-    assert!(last.contains("fail") && last.contains("failed"), "last line names it: {last}");
+    assert!(
+        last.contains("fail") && last.contains("failed"),
+        "last line names it: {last}"
+    );
 }
 
 fn home(lab: &Lab, v: ClientNix, via: &str, extra: &[&str]) -> common::Run {
     let spec = lab.builder_spec();
     let flake = lab.flake();
-    let mut args = vec!["--builder", spec.as_str(), "--via", via, "--progress", "plain", "home", "switch", "--flake", flake.as_str(), "-c", "root@vermax"];
+    let mut args = vec![
+        "--builder",
+        spec.as_str(),
+        "--via",
+        via,
+        "--progress",
+        "plain",
+        "home",
+        "switch",
+        "--flake",
+        flake.as_str(),
+        "-c",
+        "root@vermax",
+    ];
     args.extend_from_slice(extra);
     nixdispatch(lab, v, &args, BOUND)
 }
@@ -108,13 +182,22 @@ fn home_switch_activates_through_nix_and_through_nh() {
         return;
     }
     let lab = lab(LabOptions::default());
-    for (v, via) in [(ClientNix::V2_8, "nix"), (ClientNix::V2_26, "nix"), (ClientNix::V2_26, "nh")] {
+    for (v, via) in [
+        (ClientNix::V2_8, "nix"),
+        (ClientNix::V2_26, "nix"),
+        (ClientNix::V2_26, "nh"),
+    ] {
         lab.renew_nonce().expect("fresh paths");
         let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
         let run = home(&lab, v, via, &[]);
         assert_eq!(run.code, Some(0), "{v:?} via {via}: {run:?}");
-        let marker = lab.marker("home-activated").unwrap_or_else(|| panic!("{v:?} via {via}: not activated: {run:?}"));
-        assert!(lab.builder_has(marker.trim()), "{v:?} via {via}: not built on seasmoke");
+        let marker = lab
+            .marker("home-activated")
+            .unwrap_or_else(|| panic!("{v:?} via {via}: not activated: {run:?}"));
+        assert!(
+            lab.builder_has(marker.trim()),
+            "{v:?} via {via}: not built on seasmoke"
+        );
     }
 }
 
@@ -126,9 +209,17 @@ fn a_failed_build_never_activates() {
     let lab = lab(LabOptions::default());
     let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
     // Local mode with no local build slots: nix cannot build, the build step fails.
-    let run = home(&lab, ClientNix::V2_8, "nix", &["--mode", "local", "--", "--max-jobs", "0"]);
+    let run = home(
+        &lab,
+        ClientNix::V2_8,
+        "nix",
+        &["--mode", "local", "--", "--max-jobs", "0"],
+    );
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(lab.marker("home-activated").is_none(), "activated after a failed build: {run:?}");
+    assert!(
+        lab.marker("home-activated").is_none(),
+        "activated after a failed build: {run:?}"
+    );
 }
 
 #[test]
@@ -144,12 +235,28 @@ fn os_switch_sets_the_profile_and_switches() {
         let run = nixdispatch(
             &lab,
             v,
-            &["--builder", &spec, "--via", via, "--progress", "plain", "os", "switch", "--flake", &flake, "-H", "vermax"],
+            &[
+                "--builder",
+                &spec,
+                "--via",
+                via,
+                "--progress",
+                "plain",
+                "os",
+                "switch",
+                "--flake",
+                &flake,
+                "-H",
+                "vermax",
+            ],
             BOUND,
         );
         assert_eq!(run.code, Some(0), "{v:?} via {via}: {run:?}");
         let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
-        assert!(switched.is_some(), "{v:?} via {via}: switch-to-configuration did not run: {run:?}");
+        assert!(
+            switched.is_some(),
+            "{v:?} via {via}: switch-to-configuration did not run: {run:?}"
+        );
     }
 }
 
@@ -158,11 +265,26 @@ fn builder_killed_mid_build_finishes_locally() {
     if skip_unless_root("builder_killed_mid_build_finishes_locally") {
         return;
     }
-    let lab = lab(LabOptions { fixtures: vec![Fixture::slow("slow6", 6)], ..LabOptions::default() });
+    let lab = lab(LabOptions {
+        fixtures: vec![Fixture::slow("slow6", 6)],
+        ..LabOptions::default()
+    });
     let spec = lab.builder_spec();
     let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    cmd.args(["--builder", &spec, "--progress", "plain", "build", &lab.flake_ref("slow6")]);
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    cmd.args([
+        "--builder",
+        &spec,
+        "--progress",
+        "plain",
+        "build",
+        &lab.flake_ref("slow6"),
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -183,18 +305,28 @@ fn builder_killed_mid_build_finishes_locally() {
             }
         }
     }
-    assert!(seen.iter().any(|l| l.contains("on seasmoke")), "the build never started remotely: {seen:#?}");
+    assert!(
+        seen.iter().any(|l| l.contains("on seasmoke")),
+        "the build never started remotely: {seen:#?}"
+    );
     lab.kill_builder();
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "hung after the builder died");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "hung after the builder died"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     seen.extend(rx.try_iter());
     assert!(status.success(), "{status}: {seen:#?}");
-    assert!(seen.iter().any(|l| l.contains("finishing the build locally")), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("finishing the build locally")),
+        "{seen:#?}"
+    );
 }
 
 #[test]
@@ -205,8 +337,20 @@ fn ctrl_c_exits_130_and_leaves_no_processes() {
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
     let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    cmd.args(["--builder", &spec, "--progress", "plain", "build", &lab.flake_ref("slow")]);
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    cmd.args([
+        "--builder",
+        &spec,
+        "--progress",
+        "plain",
+        "build",
+        &lab.flake_ref("slow"),
+    ]);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut lines = stderr.lines();
     let t0 = Instant::now();
@@ -224,7 +368,10 @@ fn ctrl_c_exits_130_and_leaves_no_processes() {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(90), "did not stop after Ctrl-C");
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "did not stop after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(130));
@@ -244,7 +391,9 @@ fn client_processes(lab: &Lab) -> Vec<String> {
     let mut left = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let dir = entry.path();
-        let Ok(environ) = std::fs::read(dir.join("environ")) else { continue };
+        let Ok(environ) = std::fs::read(dir.join("environ")) else {
+            continue;
+        };
         if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
             continue;
         }
@@ -252,9 +401,14 @@ fn client_processes(lab: &Lab) -> Vec<String> {
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
         let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
-        let client = ["nix build", "nix __build-remote", "nixdispatch", "ssh seasmoke"]
-            .iter()
-            .any(|p| cmdline.contains(p));
+        let client = [
+            "nix build",
+            "nix __build-remote",
+            "nixdispatch",
+            "ssh seasmoke",
+        ]
+        .iter()
+        .any(|p| cmdline.contains(p));
         if client && !zombie && !cmdline.contains("sshd") {
             left.push(cmdline);
         }

@@ -9,7 +9,12 @@ use std::time::Duration;
 
 const V: ClientNix = ClientNix::V2_8;
 
-fn plan_json(lab: &nixdispatch_lab::Lab, v: ClientNix, attr: &str, extra: &[&str]) -> serde_json::Value {
+fn plan_json(
+    lab: &nixdispatch_lab::Lab,
+    v: ClientNix,
+    attr: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let spec = lab.builder_spec();
     let inst = lab.flake_ref(attr);
     let mut args = vec!["--builder", &spec, "--json"];
@@ -37,7 +42,11 @@ fn probe_reports_the_builder() {
         assert_eq!(b["nix_version"], "2.26.3");
         assert_eq!(b["trusted"], true);
         assert!(b["rtt_ms"].as_f64().is_some_and(|ms| ms > 0.0));
-        assert!(b["systems"].as_array().unwrap().iter().any(|s| s == "x86_64-linux"));
+        assert!(b["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "x86_64-linux"));
         assert!(b["error"].is_null());
     }
 }
@@ -55,7 +64,9 @@ fn empty_builder_means_remote() {
         assert_eq!(plan["builders"][0]["reachable"], true);
         let paths = plan["paths"].as_array().unwrap();
         assert_eq!(paths.len(), 3);
-        assert!(paths.iter().all(|p| p["source"] == "build" && p["from"] == "ssh-ng://seasmoke"));
+        assert!(paths
+            .iter()
+            .all(|p| p["source"] == "build" && p["from"] == "ssh-ng://seasmoke"));
         assert!(plan["reason"].as_str().unwrap().contains("seasmoke"));
     }
 }
@@ -66,12 +77,17 @@ fn builder_holding_the_outputs_means_substitute() {
         return;
     }
     let lab = lab(LabOptions::default());
-    lab.build_on_builder(&lab.flake_ref("wide")).expect("seed seasmoke");
+    lab.build_on_builder(&lab.flake_ref("wide"))
+        .expect("seed seasmoke");
     let plan = plan_json(&lab, V, "wide", &[]);
     assert_eq!(plan["mode"], "substitute", "{plan}");
     assert_eq!(plan["counts"]["to_build"], 0);
     assert!(plan["counts"]["from_builders"].as_u64().unwrap() > 0);
-    assert!(plan["paths"].as_array().unwrap().iter().all(|p| p["source"] == "builder"));
+    assert!(plan["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["source"] == "builder"));
 }
 
 #[test]
@@ -87,7 +103,11 @@ fn everything_local_is_noop_without_ssh() {
     let plan = plan_json(&lab, V, "hello", &[]);
     assert_eq!(plan["mode"], "noop", "{plan}");
     assert_eq!(plan["paths"].as_array().unwrap().len(), 0);
-    assert_eq!(lab.builder_connections(), before, "noop must open no SSH connection");
+    assert_eq!(
+        lab.builder_connections(),
+        before,
+        "noop must open no SSH connection"
+    );
 }
 
 #[test]
@@ -95,16 +115,27 @@ fn paths_in_the_http_cache_count_as_from_caches() {
     if skip_unless_root("paths_in_the_http_cache_count_as_from_caches") {
         return;
     }
-    let lab = lab(LabOptions { http_cache: true, ..LabOptions::default() });
-    lab.push_to_cache(&lab.flake_ref("chain")).expect("fill the cache");
+    let lab = lab(LabOptions {
+        http_cache: true,
+        ..LabOptions::default()
+    });
+    lab.push_to_cache(&lab.flake_ref("chain"))
+        .expect("fill the cache");
     let plan = plan_json(&lab, V, "chain", &[]);
     assert_eq!(plan["mode"], "substitute", "{plan}");
     // chain-3's runtime closure is itself (its deps are build-time only in the fixture).
     assert!(plan["counts"]["from_caches"].as_u64().unwrap() >= 1);
     assert_eq!(plan["counts"]["to_build"], 0);
     let cache = lab.cache_url();
-    assert!(plan["paths"].as_array().unwrap().iter().all(|p| p["source"] == "cache"
-        && p["from"].as_str().unwrap().starts_with(cache.trim_end_matches('/'))));
+    assert!(plan["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["source"] == "cache"
+            && p["from"]
+                .as_str()
+                .unwrap()
+                .starts_with(cache.trim_end_matches('/'))));
 }
 
 #[test]
@@ -126,7 +157,15 @@ fn each_fault_gives_local_with_its_error_within_the_bound() {
         let run = nixdispatch(
             &lab,
             V,
-            &["--builder", &spec, "--connect-timeout", "2", "--json", "plan", &inst],
+            &[
+                "--builder",
+                &spec,
+                "--connect-timeout",
+                "2",
+                "--json",
+                "plan",
+                &inst,
+            ],
             // Several times the connect timeout: catches a hang, asserts no speed.
             Duration::from_secs(30),
         );
@@ -136,9 +175,19 @@ fn each_fault_gives_local_with_its_error_within_the_bound() {
         let b = &plan["builders"][0];
         assert_eq!(b["reachable"], false);
         let got = b["error"].as_str().unwrap_or_default();
-        assert!(got.contains(error), "{fault:?}: error {got:?} lacks {error:?}");
-        assert!(plan["reason"].as_str().unwrap().contains("seasmoke"), "{plan}");
-        assert!(plan["paths"].as_array().unwrap().iter().all(|p| p["source"] == "build" && p["from"].is_null()));
+        assert!(
+            got.contains(error),
+            "{fault:?}: error {got:?} lacks {error:?}"
+        );
+        assert!(
+            plan["reason"].as_str().unwrap().contains("seasmoke"),
+            "{plan}"
+        );
+        assert!(plan["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["source"] == "build" && p["from"].is_null()));
     }
     lab.set_fault(Fault::None);
 }
@@ -148,7 +197,10 @@ fn builders_come_from_nix_config_when_not_given() {
     if skip_unless_root("builders_come_from_nix_config_when_not_given") {
         return;
     }
-    let lab = lab(LabOptions { configure_builders_in_nix: true, ..LabOptions::default() });
+    let lab = lab(LabOptions {
+        configure_builders_in_nix: true,
+        ..LabOptions::default()
+    });
     for v in ClientNix::ALL {
         let run = nixdispatch(&lab, v, &["--json", "probe"], BOUND);
         assert_eq!(run.code, Some(0), "{run:?}");
@@ -164,11 +216,21 @@ fn impossible_forced_modes_exit_3() {
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
     let inst = lab.flake_ref("chain");
-    let run = nixdispatch(&lab, V, &["--builder", &spec, "--mode", "substitute", "plan", &inst], BOUND);
+    let run = nixdispatch(
+        &lab,
+        V,
+        &["--builder", &spec, "--mode", "substitute", "plan", &inst],
+        BOUND,
+    );
     assert_eq!(run.code, Some(3), "{run:?}");
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {run:?}");
     lab.set_fault(Fault::Down);
-    let run = nixdispatch(&lab, V, &["--builder", &spec, "--mode", "remote", "plan", &inst], BOUND);
+    let run = nixdispatch(
+        &lab,
+        V,
+        &["--builder", &spec, "--mode", "remote", "plan", &inst],
+        BOUND,
+    );
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(run.stderr.contains("connection refused"), "{run:?}");
 }
@@ -181,16 +243,36 @@ fn bad_input_exits_2_and_runs_nothing() {
     let lab = lab(LabOptions::default());
     let inst = lab.flake_ref("chain");
     let marker = lab.dir().join("markers/option-injection");
-    let hostile = format!("ssh://-oProxyCommand=touch${{IFS}}{} x86_64-linux", marker.display());
+    let hostile = format!(
+        "ssh://-oProxyCommand=touch${{IFS}}{} x86_64-linux",
+        marker.display()
+    );
     let before = lab.builder_connections();
-    for spec in [hostile.as_str(), "ssh://sea\u{7}smoke x86_64-linux", "ssh-ng://seasmoke x86_64-linux - eight"] {
+    for spec in [
+        hostile.as_str(),
+        "ssh://sea\u{7}smoke x86_64-linux",
+        "ssh-ng://seasmoke x86_64-linux - eight",
+    ] {
         let run = nixdispatch(&lab, V, &["--builder", spec, "plan", &inst], BOUND);
         assert_eq!(run.code, Some(2), "{spec}: {run:?}");
         assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {run:?}");
     }
-    assert!(!marker.exists(), "an option-shaped host must never reach ssh");
+    assert!(
+        !marker.exists(),
+        "an option-shaped host must never reach ssh"
+    );
     assert_eq!(lab.builder_connections(), before);
-    let run = nixdispatch(&lab, V, &["--builder", &lab.builder_spec(), "plan", &lab.flake_ref("nope")], BOUND);
+    let run = nixdispatch(
+        &lab,
+        V,
+        &[
+            "--builder",
+            &lab.builder_spec(),
+            "plan",
+            &lab.flake_ref("nope"),
+        ],
+        BOUND,
+    );
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("nope"), "{run:?}");
 }

@@ -18,20 +18,35 @@ struct Check {
 }
 
 fn ok(what: impl Into<String>) -> Check {
-    Check { level: "ok", what: what.into(), fix: None }
+    Check {
+        level: "ok",
+        what: what.into(),
+        fix: None,
+    }
 }
 fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { level: "warn", what: what.into(), fix: Some(fix.into()) }
+    Check {
+        level: "warn",
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
 }
 fn error(what: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { level: "error", what: what.into(), fix: Some(fix.into()) }
+    Check {
+        level: "error",
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 /// Runs every check; exit 0 when nothing is an error, else exit 2 (a configuration problem).
 pub async fn run(settings: &Settings) -> Result<i32> {
     let mut checks = Vec::new();
     let cfg = &settings.nix_config;
-    checks.push(ok(format!("nix {} on PATH, system {}", settings.nix.version, cfg.system)));
+    checks.push(ok(format!(
+        "nix {} on PATH, system {}",
+        settings.nix.version, cfg.system
+    )));
 
     if settings.builders.is_empty() {
         checks.push(warn(
@@ -55,7 +70,12 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
     }
 
-    let probed = probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await;
+    let probed = probe_all(
+        &settings.builders,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+    )
+    .await;
     for b in &probed {
         let s = &b.status;
         if !s.reachable {
@@ -67,7 +87,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             } else if reason.starts_with("nix not found") {
                 "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
             } else {
-                format!("check that {} is up and reachable with `ssh {}`", s.host, s.host)
+                format!(
+                    "check that {} is up and reachable with `ssh {}`",
+                    s.host, s.host
+                )
             };
             checks.push(error(format!("builder {}: {reason}", s.host), fix));
             continue;
@@ -79,9 +102,14 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                 format!("add your user to trusted-users on {} (nix.settings.trusted-users)", s.host),
             ));
         }
-        if !s.systems.iter().any(|sys| *sys == cfg.system) && !s.systems.is_empty() {
+        if !s.systems.contains(&cfg.system) && !s.systems.is_empty() {
             checks.push(warn(
-                format!("builder {} builds {} but this machine is {}", s.host, s.systems.join(","), cfg.system),
+                format!(
+                    "builder {} builds {} but this machine is {}",
+                    s.host,
+                    s.systems.join(","),
+                    cfg.system
+                ),
                 "list the systems it can build in its machines line",
             ));
         }

@@ -26,13 +26,21 @@ pub async fn run(settings: &Settings, args: &HomeArgs) -> Result<i32> {
             CliAction::Build => HomeAction::Build,
         },
     };
-    execute(settings, target, super::runner(settings)?, &args.run, &args.nix_args).await
+    execute(
+        settings,
+        target,
+        super::runner(settings)?,
+        &args.run,
+        &args.nix_args,
+    )
+    .await
 }
 
 /// `$USER@$(hostname)` when the flake has it, else `$USER`, as home-manager picks.
 async fn default_configuration(settings: &Settings, flake: &str) -> Result<String> {
-    let user = env_nonempty("USER")
-        .ok_or_else(|| Error::input("USER is not set: set it, or name the configuration with -c NAME"))?;
+    let user = env_nonempty("USER").ok_or_else(|| {
+        Error::input("USER is not set: set it, or name the configuration with -c NAME")
+    })?;
     let host = super::hostname();
     let names = super::attr_names(settings, flake, "homeConfigurations").await?;
     let candidates = [format!("{user}@{host}"), user];

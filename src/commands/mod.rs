@@ -1,7 +1,7 @@
 //! One module per subcommand, each a short composition of the pipeline's parts.
 
-use crate::cli::{Cli, Command};
 use crate::cli::Via;
+use crate::cli::{Cli, Command};
 use crate::dispatch::{Runner, Target};
 use crate::settings::{on_path, Settings};
 use crate::{Error, Result};
@@ -28,7 +28,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Command::Plan(args) => plan::run(&settings, &args).await,
                 Command::Probe => probe::run(&settings).await,
                 Command::Build(args) => {
-                    let target = Target::Build { installables: args.installables.clone() };
+                    let target = Target::Build {
+                        installables: args.installables.clone(),
+                    };
                     run::execute(&settings, target, Runner::Nix, &args.run, &args.nix_args).await
                 }
                 Command::Home(args) => home::run(&settings, &args).await,
@@ -93,7 +95,13 @@ async fn attr_names(settings: &Settings, flake: &str, attr: &str) -> Result<Vec<
         .nix
         .output(
             "nix",
-            ["eval", "--json", &format!("{flake}#{attr}"), "--apply", "builtins.attrNames"],
+            [
+                "eval",
+                "--json",
+                &format!("{flake}#{attr}"),
+                "--apply",
+                "builtins.attrNames",
+            ],
         )
         .await?;
     serde_json::from_slice(&out)

@@ -24,5 +24,12 @@ pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
             CliAction::Build => OsAction::Build,
         },
     };
-    execute(settings, target, super::runner(settings)?, &args.run, &args.nix_args).await
+    execute(
+        settings,
+        target,
+        super::runner(settings)?,
+        &args.run,
+        &args.nix_args,
+    )
+    .await
 }

@@ -58,13 +58,21 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
     let wanted_valid = sources::local::valid_paths(&settings.nix, &graph.wanted).await?;
     let (availability, builders, warnings) = if wanted_valid.len() == graph.wanted.len() {
         // Everything is here: no probe, no SSH connection, no cache query.
-        let availability = Availability { valid_locally: wanted_valid, ..Default::default() };
+        let availability = Availability {
+            valid_locally: wanted_valid,
+            ..Default::default()
+        };
         (availability, Vec::new(), Vec::new())
     } else {
         let builders = if settings.forced == plan::Forced::Local {
             Vec::new()
         } else {
-            probe::probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await
+            probe::probe_all(
+                &settings.builders,
+                settings.connect_timeout,
+                &settings.ssh_opts,
+            )
+            .await
         };
         let (availability, warnings) =
             sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
@@ -78,7 +86,12 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
         local_system: settings.nix_config.system.clone(),
     };
     let plan = plan::plan(&input)?;
-    Ok(Planned { plan, builders, states: input.builders, warnings })
+    Ok(Planned {
+        plan,
+        builders,
+        states: input.builders,
+        warnings,
+    })
 }
 
 fn builder_state(b: &ProbedBuilder) -> BuilderState {

@@ -6,7 +6,12 @@ use crate::Result;
 
 /// Probes and prints; exit 0 whatever the builders' state (the report is the result).
 pub async fn run(settings: &Settings) -> Result<i32> {
-    let probed = probe_all(&settings.builders, settings.connect_timeout, &settings.ssh_opts).await;
+    let probed = probe_all(
+        &settings.builders,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+    )
+    .await;
     let statuses: Vec<&BuilderStatus> = probed.iter().map(|b| &b.status).collect();
     if settings.json {
         let doc = serde_json::json!({ "builders": statuses });
@@ -51,4 +56,3 @@ pub fn describe(s: &BuilderStatus) -> String {
         s.uri
     )
 }
-

@@ -2,7 +2,7 @@
 //! with live progress, finish locally once when a builder vanishes mid-run, then activate.
 
 use super::planning::{make_plan, Planned};
-use crate::child::{self, Pipe};
+use crate::child::{self, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
@@ -35,6 +35,14 @@ pub async fn execute(
         settings.no_color,
     );
     let mut monitor = Monitor::new(render::renderer(choice, settings.verbosity.max(0) as u8));
+    monitor.set_known_stores(
+        planned
+            .builders
+            .iter()
+            .map(|b| b.status.uri.clone())
+            .chain(settings.nix_config.substituters.iter().cloned())
+            .collect::<Vec<_>>(),
+    );
     monitor.set_header(&planned.plan.mode.to_string(), &planned.plan.reason);
     for w in &planned.warnings {
         monitor.message(&format!("warning: {w}"));
@@ -43,7 +51,16 @@ pub async fn execute(
     let started = Instant::now();
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
-    let mut attempt = run_build(settings, &target, runner, &plan, &states, nix_args, &mut monitor).await?;
+    let mut attempt = run_build(
+        settings,
+        &target,
+        runner,
+        &plan,
+        &states,
+        nix_args,
+        &mut monitor,
+    )
+    .await?;
     if !attempt.ok && uses_builders(&plan) && !run.no_fallback {
         if let Some(why) = vanished_builder(settings, &planned).await {
             monitor.message(&format!(
@@ -54,7 +71,17 @@ pub async fn execute(
             for s in &mut states {
                 s.reachable = false;
             }
-            attempt = run_build(settings, &target, runner, &plan, &states, nix_args, &mut monitor).await?;
+            monitor.restart(Instant::now());
+            attempt = run_build(
+                settings,
+                &target,
+                runner,
+                &plan,
+                &states,
+                nix_args,
+                &mut monitor,
+            )
+            .await?;
         }
     }
     if !attempt.ok {
@@ -110,7 +137,12 @@ async fn run_build(
     nix_args: &[OsString],
     monitor: &mut Monitor,
 ) -> Result<Attempt> {
-    let ctx = Context { plan, builders: states, nix: &settings.nix.version, nix_args };
+    let ctx = Context {
+        plan,
+        builders: states,
+        nix: &settings.nix.version,
+        nix_args,
+    };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
     let finished = run_logged(&steps.build, monitor).await?;
@@ -138,7 +170,11 @@ async fn run_build(
 async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
-    child::run(&inv.argv(), |pipe, line| {
+    child::run(&inv.argv(), |report| {
+        let (pipe, line) = match report {
+            Report::Line(pipe, line) => (pipe, line),
+            Report::Tick => return monitor.tick(Instant::now()),
+        };
         let is_log = matches!(
             (log, pipe),
             (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
@@ -155,7 +191,8 @@ async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Fi
 
 /// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
 fn build_json_outputs(stdout: &[u8]) -> Vec<PathBuf> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(stdout) else {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(stdout)
+    else {
         return Vec::new();
     };
     items
@@ -174,12 +211,19 @@ fn build_json_outputs(stdout: &[u8]) -> Vec<PathBuf> {
 }
 
 /// Runs the activation steps on the result; `Some(why)` when one failed.
-async fn activate(steps: &dispatch::Steps, result: &std::path::Path, monitor: &mut Monitor) -> Result<Option<String>> {
+async fn activate(
+    steps: &dispatch::Steps,
+    result: &std::path::Path,
+    monitor: &mut Monitor,
+) -> Result<Option<String>> {
     for inv in steps.activation(result) {
         let name = PathBuf::from(&inv.program);
-        let name = name.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = name
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         monitor.message(&format!("nixdispatch: activating: {name}"));
-        let finished = child::run(&inv.argv(), |_, line| monitor.message(line)).await?;
+        let finished = child::run(&inv.argv(), |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
@@ -189,6 +233,14 @@ async fn activate(steps: &dispatch::Steps, result: &std::path::Path, monitor: &m
         }
     }
     Ok(None)
+}
+
+/// Shows a child's line as it is (activation scripts, nix copy), keeping the display alive.
+fn show(monitor: &mut Monitor, report: Report<'_>) {
+    match report {
+        Report::Line(_, line) => monitor.message(line),
+        Report::Tick => monitor.tick(Instant::now()),
+    }
 }
 
 fn uses_builders(plan: &Plan) -> bool {
@@ -214,8 +266,16 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
 
 /// nix puts the error itself last, after the trace.
 fn last_line(error: &str) -> String {
-    let line = error.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(error).trim();
-    line.strip_prefix("error:").unwrap_or(line).trim().to_owned()
+    let line = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    line.strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
 }
 
 fn failure_line(attempt: &Attempt) -> String {
@@ -225,7 +285,11 @@ fn failure_line(attempt: &Attempt) -> String {
             None => format!("the build failed (nix {})", attempt.status),
         },
         [(drv, host), rest @ ..] => {
-            let more = if rest.is_empty() { String::new() } else { format!(" (and {} more)", rest.len()) };
+            let more = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" (and {} more)", rest.len())
+            };
             format!(
                 "the build of {} failed on {}{more}; its last log lines are above",
                 store_path_name(drv),
@@ -244,13 +308,29 @@ async fn push(settings: &Settings, planned: &Planned, results: &[PathBuf], monit
     if results.is_empty() || planned.plan.mode != Mode::Local {
         return;
     }
-    let mut argv: Vec<OsString> = vec!["nix".into(), "--extra-experimental-features".into(), crate::nix::FEATURES.into()];
-    argv.extend(["copy".into(), "--to".into(), builder.machine.store_uri().into()]);
+    let mut argv: Vec<OsString> = vec![
+        "nix".into(),
+        "--extra-experimental-features".into(),
+        crate::nix::FEATURES.into(),
+    ];
+    argv.extend([
+        "copy".into(),
+        "--to".into(),
+        builder.machine.store_uri().into(),
+    ]);
     argv.extend(results.iter().map(|p| p.clone().into_os_string()));
     let _ = settings;
-    match child::run(&argv, |_, line| monitor.message(line)).await {
-        Ok(f) if f.status.success() => monitor.message(&format!("nixdispatch: pushed to {}", builder.status.host)),
-        Ok(f) => monitor.message(&format!("nixdispatch: push to {} failed ({})", builder.status.host, f.status)),
-        Err(e) => monitor.message(&format!("nixdispatch: push to {} failed: {e}", builder.status.host)),
+    match child::run(&argv, |r| show(monitor, r)).await {
+        Ok(f) if f.status.success() => {
+            monitor.message(&format!("nixdispatch: pushed to {}", builder.status.host))
+        }
+        Ok(f) => monitor.message(&format!(
+            "nixdispatch: push to {} failed ({})",
+            builder.status.host, f.status
+        )),
+        Err(e) => monitor.message(&format!(
+            "nixdispatch: push to {} failed: {e}",
+            builder.status.host
+        )),
     }
 }

@@ -48,6 +48,15 @@ impl Monitor {
         self.state.set_known_stores(uris);
     }
 
+    /// Starts following a new nix run on the same display (a retry after the first run failed):
+    /// what the failed run did is dropped, so the summary describes the run that counts.
+    pub fn restart(&mut self, now: Instant) {
+        self.renderer.draw(&self.state, now);
+        let known = self.state.known_stores().to_vec();
+        self.state = State::new();
+        self.state.set_known_stores(known);
+    }
+
     /// Prints a line of the caller's own (e.g. "builder seasmoke vanished, finishing locally")
     /// without garbling the progress display.
     pub fn message(&mut self, text: &str) {

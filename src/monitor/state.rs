@@ -396,6 +396,11 @@ impl State {
         self.known_stores = uris.into_iter().collect();
     }
 
+    /// The stores given to [`State::set_known_stores`].
+    pub fn known_stores(&self) -> &[String] {
+        &self.known_stores
+    }
+
     fn begin_transfer(
         &mut self,
         id: ActivityId,

@@ -31,7 +31,10 @@ impl NixConfig {
     pub fn from_lines(text: &str) -> NixConfig {
         let map: BTreeMap<&str, &str> = text
             .lines()
-            .filter_map(|line| line.split_once(" = ").or_else(|| line.strip_suffix(" =").map(|k| (k, ""))))
+            .filter_map(|line| {
+                line.split_once(" = ")
+                    .or_else(|| line.strip_suffix(" =").map(|k| (k, "")))
+            })
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
         let list = |key: &str| -> Vec<String> {
@@ -40,7 +43,10 @@ impl NixConfig {
                 .unwrap_or_default()
         };
         NixConfig {
-            builders: map.get("builders").map(|v| v.to_string()).unwrap_or_default(),
+            builders: map
+                .get("builders")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             substituters: list("substituters"),
             trusted_public_keys: list("trusted-public-keys"),
             require_sigs: map.get("require-sigs").is_none_or(|v| *v != "false"),
@@ -50,7 +56,10 @@ impl NixConfig {
                 .unwrap_or_else(|| "x86_64-linux".to_owned()),
             extra_platforms: list("extra-platforms"),
             system_features: list("system-features"),
-            max_jobs: map.get("max-jobs").map(|v| v.to_string()).unwrap_or_default(),
+            max_jobs: map
+                .get("max-jobs")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -85,7 +94,10 @@ mod tests {
         let text = "builders = @/etc/nix/machines\nbuilders-use-substitutes = false\nrequire-sigs = true\nsubstituters = http://127.0.0.1:9 https://cache.nixos.org/\nsystem = x86_64-linux\ntrusted-public-keys = cache.nixos.org-1:6NCH= lab:abc=\nextra-platforms = i686-linux\nsystem-features = benchmark big-parallel kvm nixos-test\n";
         let c = NixConfig::from_lines(text);
         assert_eq!(c.builders, "@/etc/nix/machines");
-        assert_eq!(c.substituters, ["http://127.0.0.1:9", "https://cache.nixos.org/"]);
+        assert_eq!(
+            c.substituters,
+            ["http://127.0.0.1:9", "https://cache.nixos.org/"]
+        );
         assert_eq!(c.trusted_key_names(), ["cache.nixos.org-1", "lab"]);
         assert!(c.require_sigs);
         assert_eq!(c.system, "x86_64-linux");

@@ -33,8 +33,9 @@ impl Nix {
             )),
             other => other,
         })?;
-        let json: Value = serde_json::from_slice(&out)
-            .map_err(|err| Error::input(format!("nix printed derivations we cannot read: {err}")))?;
+        let json: Value = serde_json::from_slice(&out).map_err(|err| {
+            Error::input(format!("nix printed derivations we cannot read: {err}"))
+        })?;
         parse_graph(&json)
     }
 }
@@ -42,7 +43,9 @@ impl Nix {
 /// Reads `nix derivation show -r` JSON (every version's shape) into a [`Graph`].
 pub fn parse_graph(json: &Value) -> Result<Graph> {
     let Some(map) = json.as_object() else {
-        return Err(Error::input("nix printed derivations that are not a JSON object"));
+        return Err(Error::input(
+            "nix printed derivations that are not a JSON object",
+        ));
     };
     let mut derivations = BTreeMap::new();
     for (key, drv) in map {
@@ -58,7 +61,10 @@ pub fn parse_graph(json: &Value) -> Result<Graph> {
         .filter(|d| !depended_on.contains(&d.path))
         .flat_map(|d| d.outputs.values().cloned())
         .collect();
-    Ok(Graph { derivations, wanted })
+    Ok(Graph {
+        derivations,
+        wanted,
+    })
 }
 
 /// Newer nix versions print store paths without the store directory.
@@ -89,7 +95,12 @@ fn parse_derivation(path: StorePath, drv: &Value) -> Result<Derivation> {
             let names = names.get("outputs").unwrap_or(names);
             let names = names
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             input_drvs.insert(store_path(p)?, names);
         }
@@ -97,17 +108,30 @@ fn parse_derivation(path: StorePath, drv: &Value) -> Result<Derivation> {
     let input_srcs = drv
         .get("inputSrcs")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(store_path).collect::<Result<Vec<_>>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(store_path)
+                .collect::<Result<Vec<_>>>()
+        })
         .transpose()?
         .unwrap_or_default();
     let env = drv.get("env");
-    let env_str = |key: &str| env.and_then(|e| e.get(key)).and_then(Value::as_str).unwrap_or("");
+    let env_str = |key: &str| {
+        env.and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     Ok(Derivation {
         path,
         outputs,
         input_drvs,
         input_srcs,
-        system: drv.get("system").and_then(Value::as_str).unwrap_or("").to_owned(),
+        system: drv
+            .get("system")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         required_features: env_str("requiredSystemFeatures")
             .split_whitespace()
             .map(str::to_owned)
@@ -136,7 +160,10 @@ mod tests {
         let g = parse_graph(&json).unwrap();
         assert_eq!(g.derivations.len(), 2);
         assert_eq!(g.wanted.len(), 1);
-        assert_eq!(g.wanted[0].as_str(), "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-b");
+        assert_eq!(
+            g.wanted[0].as_str(),
+            "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-b"
+        );
         let b = &g.derivations[&StorePath::parse(B).unwrap()];
         assert_eq!(b.required_features, ["kvm", "big-parallel"]);
         assert!(g.derivations[&StorePath::parse(A).unwrap()].prefer_local);

@@ -83,14 +83,21 @@ impl Nix {
 
 /// The first arguments of a command, for messages (store paths make full argv unreadable).
 fn describe(cmd: &std::process::Command) -> String {
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let shown: Vec<&str> = args
         .iter()
         .map(String::as_str)
         .filter(|a| *a != "--extra-experimental-features" && *a != FEATURES)
         .take(4)
         .collect();
-    let more = if args.len() > shown.len() + 2 { " …" } else { "" };
+    let more = if args.len() > shown.len() + 2 {
+        " …"
+    } else {
+        ""
+    };
     format!("{}{more}", shown.join(" "))
 }
 
@@ -98,7 +105,11 @@ fn describe(cmd: &std::process::Command) -> String {
 /// non-empty one. Nix colours its messages; the escapes are removed.
 pub fn last_error_line(stderr: &str) -> String {
     let clean = strip_ansi(stderr);
-    let lines: Vec<&str> = clean.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = clean
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let line = lines
         .iter()
         .find(|l| l.starts_with("error:"))

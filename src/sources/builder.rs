@@ -25,7 +25,12 @@ pub async fn query(
         let out = connection
             .session()
             .command("nix")
-            .args(["--extra-experimental-features", "nix-command", "path-info", "--json"])
+            .args([
+                "--extra-experimental-features",
+                "nix-command",
+                "path-info",
+                "--json",
+            ])
             .args(batch.iter().map(|p| p.as_str()))
             .output()
             .await
@@ -39,7 +44,9 @@ pub async fn query(
         let json: Value = serde_json::from_slice(&out.stdout)
             .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
         for (path, info) in valid_entries(&json) {
-            let Ok(path) = StorePath::parse(&path) else { continue };
+            let Ok(path) = StorePath::parse(&path) else {
+                continue;
+            };
             let references = info
                 .get("references")
                 .and_then(Value::as_array)
@@ -53,11 +60,23 @@ pub async fn query(
             let signatures: Vec<String> = info
                 .get("signatures")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             let ca = info.get("ca").is_some_and(|v| !v.is_null());
             let substitutable = acceptable(&signatures, ca, trusted_key_names, require_sigs);
-            hits.insert(path, BuilderHit { uri: uri.to_owned(), references, substitutable });
+            hits.insert(
+                path,
+                BuilderHit {
+                    uri: uri.to_owned(),
+                    references,
+                    substitutable,
+                },
+            );
         }
     }
     Ok(hits)
@@ -102,7 +121,10 @@ mod tests {
         ]);
         let entries = valid_entries(&old);
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].0, "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a");
+        assert_eq!(
+            entries[0].0,
+            "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a"
+        );
         let new = serde_json::json!({
             "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c": null,
             "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a": {"narSize": 1, "references": [], "signatures": ["lab:x"]}

@@ -12,6 +12,9 @@ use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// One cache's answer: its hits, or why it could not be asked.
+type Answer = Result<BTreeMap<StorePath, CacheHit>, String>;
+
 /// Requests in flight per cache.
 const CONCURRENCY: usize = 64;
 
@@ -36,7 +39,12 @@ pub struct Trust {
 impl Trust {
     fn accepts(&self, info: &NarInfo) -> bool {
         let names: Vec<&str> = self.key_names.iter().map(String::as_str).collect();
-        acceptable(&info.signatures, info.ca.is_some(), &names, self.require_sigs)
+        acceptable(
+            &info.signatures,
+            info.ca.is_some(),
+            &names,
+            self.require_sigs,
+        )
     }
 }
 
@@ -54,18 +62,21 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
     {
         Ok(c) => c,
         Err(err) => {
-            answers.warnings.push(format!("cannot start an HTTP client: {err}"));
+            answers
+                .warnings
+                .push(format!("cannot start an HTTP client: {err}"));
             return answers;
         }
     };
-    let per_cache = substituters.iter().map(|uri| ask_cache(&client, uri, paths, trust));
-    let mut results: Vec<(i64, usize, String, Result<BTreeMap<StorePath, CacheHit>, String>)> =
-        futures::future::join_all(per_cache)
-            .await
-            .into_iter()
-            .enumerate()
-            .map(|(i, (prio, uri, res))| (prio, i, uri, res))
-            .collect();
+    let per_cache = substituters
+        .iter()
+        .map(|uri| ask_cache(&client, uri, paths, trust));
+    let mut results: Vec<(i64, usize, String, Answer)> = futures::future::join_all(per_cache)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, (prio, uri, res))| (prio, i, uri, res))
+        .collect();
     // nix tries substituters by ascending priority, then in configured order.
     results.sort_by_key(|(prio, i, _, _)| (*prio, *i));
     for (_, _, uri, res) in results {
@@ -75,7 +86,9 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
                     answers.hits.entry(path).or_insert(hit);
                 }
             }
-            Err(why) => answers.warnings.push(format!("cache {uri} was not asked: {why}")),
+            Err(why) => answers
+                .warnings
+                .push(format!("cache {uri} was not asked: {why}")),
         }
     }
     answers
@@ -86,8 +99,13 @@ async fn ask_cache(
     uri: &str,
     paths: &[StorePath],
     trust: &Trust,
-) -> (i64, String, Result<BTreeMap<StorePath, CacheHit>, String>) {
-    let base = uri.split('?').next().unwrap_or(uri).trim_end_matches('/').to_owned();
+) -> (i64, String, Answer) {
+    let base = uri
+        .split('?')
+        .next()
+        .unwrap_or(uri)
+        .trim_end_matches('/')
+        .to_owned();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
         ask_http(client, &base, uri, paths, trust).await
     } else if let Some(dir) = base.strip_prefix("file://") {
@@ -168,14 +186,22 @@ async fn ask_dir(
     Ok((prio, hits))
 }
 
-fn hit_from(text: &str, path: &StorePath, uri: &str, trust: &Trust) -> Option<(StorePath, CacheHit)> {
+fn hit_from(
+    text: &str,
+    path: &StorePath,
+    uri: &str,
+    trust: &Trust,
+) -> Option<(StorePath, CacheHit)> {
     let info = NarInfo::parse(text, path.store_dir())?;
     if info.store_path != path.as_str() || !trust.accepts(&info) {
         return None;
     }
     Some((
         path.clone(),
-        CacheHit { uri: uri.to_owned(), references: info.references },
+        CacheHit {
+            uri: uri.to_owned(),
+            references: info.references,
+        },
     ))
 }
 
@@ -197,7 +223,10 @@ mod tests {
 
     #[test]
     fn reads_priority() {
-        assert_eq!(priority("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"), 40);
+        assert_eq!(
+            priority("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"),
+            40
+        );
         assert_eq!(priority("StoreDir: /nix/store\n"), 50);
     }
 }

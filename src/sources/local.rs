@@ -20,7 +20,12 @@ pub async fn valid_paths(nix: &Nix, paths: &[StorePath]) -> Result<BTreeSet<Stor
             .lines()
             .map(str::trim)
             .collect();
-        valid.extend(batch.iter().filter(|p| !invalid.contains(p.as_str())).cloned());
+        valid.extend(
+            batch
+                .iter()
+                .filter(|p| !invalid.contains(p.as_str()))
+                .cloned(),
+        );
     }
     Ok(valid)
 }

@@ -36,10 +36,17 @@ pub async fn gather(
 ) -> Result<(Availability, Vec<String>)> {
     let all = graph_paths(graph);
     let valid_locally = local::valid_paths(nix, &all).await?;
-    let missing: Vec<StorePath> = all.into_iter().filter(|p| !valid_locally.contains(p)).collect();
+    let missing: Vec<StorePath> = all
+        .into_iter()
+        .filter(|p| !valid_locally.contains(p))
+        .collect();
 
     let trust = cache::Trust {
-        key_names: config.trusted_key_names().iter().map(|s| s.to_string()).collect(),
+        key_names: config
+            .trusted_key_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         require_sigs: config.require_sigs,
     };
     let key_names = config.trusted_key_names();
@@ -49,13 +56,23 @@ pub async fn gather(
         let missing = &missing;
         let key_names = &key_names;
         Some(async move {
-            let res = builder::query(&connection, &b.status.uri, missing, key_names, config.require_sigs).await;
+            let res = builder::query(
+                &connection,
+                &b.status.uri,
+                missing,
+                key_names,
+                config.require_sigs,
+            )
+            .await;
             (b.status.host.clone(), res)
         })
     }));
     let (caches, stores) = futures::join!(caches, stores);
 
-    let mut availability = Availability { valid_locally, ..Default::default() };
+    let mut availability = Availability {
+        valid_locally,
+        ..Default::default()
+    };
     let mut warnings = caches.warnings;
     availability.in_caches = caches.hits;
     for (host, res) in stores {

@@ -29,7 +29,9 @@ impl NarInfo {
             nar_size: None,
         };
         for line in text.lines() {
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             match key {
                 "StorePath" => info.store_path = value.to_owned(),
@@ -51,7 +53,12 @@ impl NarInfo {
 
 /// Whether nix would accept a path with these signatures: any signature by a trusted key name,
 /// or a content address, or `require-sigs = false`.
-pub fn acceptable(signatures: &[String], ca: bool, trusted_key_names: &[&str], require_sigs: bool) -> bool {
+pub fn acceptable(
+    signatures: &[String],
+    ca: bool,
+    trusted_key_names: &[&str],
+    require_sigs: bool,
+) -> bool {
     !require_sigs
         || ca
         || signatures
@@ -69,11 +76,19 @@ mod tests {
     #[test]
     fn parses_a_real_narinfo() {
         let info = NarInfo::parse(TEXT, "/nix/store").unwrap();
-        assert_eq!(info.store_path, "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c");
+        assert_eq!(
+            info.store_path,
+            "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c"
+        );
         assert_eq!(info.references.len(), 2);
         assert_eq!(info.nar_size, Some(18735072));
         assert_eq!(info.signatures.len(), 1);
-        assert!(acceptable(&info.signatures, false, &["cache.nixos.org-1"], true));
+        assert!(acceptable(
+            &info.signatures,
+            false,
+            &["cache.nixos.org-1"],
+            true
+        ));
         assert!(!acceptable(&info.signatures, false, &["other"], true));
         assert!(acceptable(&info.signatures, false, &["other"], false));
         assert!(acceptable(&[], true, &[], true));
