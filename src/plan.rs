@@ -809,12 +809,18 @@ fn local_reason(
     if builders.views.is_empty() {
         return format!("{what} must be built and no builders are configured");
     }
-    let why = if builders.any_reachable() {
-        builders.why_none_takes(first)
+    if builders.any_reachable() {
+        let why = builders.why_none_takes(first);
+        format!("{what} must be built and no builder can take {them} ({why})")
     } else {
-        builders.why_unreachable()
-    };
-    format!("{what} must be built and no builder can take {them} ({why})")
+        let why = builders.why_unreachable();
+        let none = if builders.views.len() == 1 {
+            "the builder is"
+        } else {
+            "no builder is"
+        };
+        format!("{what} must be built and {none} unreachable ({why})")
+    }
 }
 
 fn derivations(n: usize) -> String {
@@ -1516,7 +1522,7 @@ mod tests {
         i.builders = vec![down.clone()];
         let p = run(&i);
         assert_eq!(p.mode, Mode::Local);
-        assert_eq!(p.reason, "3 derivations must be built and no builder can take them (seasmoke: timed out after 3s)");
+        assert_eq!(p.reason, "3 derivations must be built and the builder is unreachable (seasmoke: timed out after 3s)");
         assert!(p.builds.iter().all(|b| b.from.is_none()));
         assert!(p.paths.iter().all(|p| p.from.is_none()));
 

@@ -778,7 +778,12 @@ impl Lab {
     /// over when it is inside the lab directory (2.26) or anywhere (2.8).
     pub fn client_command(&self, v: ClientNix, program: &str) -> Command {
         let mut c = Command::new(self.client_script(v));
-        c.arg(program).env_clear().envs(self.client_env());
+        // In the lab's home, so that `nix build`'s result links land there, not in the caller's
+        // directory (a test's is the repository). `Command::current_dir` overrides it.
+        c.arg(program)
+            .env_clear()
+            .envs(self.client_env())
+            .current_dir(self.dir.join("home"));
         c
     }
 
