@@ -8,12 +8,7 @@ use crate::{Error, Result};
 
 /// Resolves the flake and configuration name as home-manager does, then runs.
 pub async fn run(settings: &Settings, args: &HomeArgs) -> Result<i32> {
-    let flake = args
-        .flake
-        .clone()
-        .or_else(|| env_nonempty("NH_HOME_FLAKE"))
-        .or_else(|| env_nonempty("NH_FLAKE"))
-        .unwrap_or_else(|| ".".to_owned());
+    let flake = super::flake_or_default(&args.flake, "NH_HOME_FLAKE");
     let configuration = match &args.configuration {
         Some(c) => c.clone(),
         None => default_configuration(settings, &flake).await?,

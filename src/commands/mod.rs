@@ -82,6 +82,31 @@ fn runner(settings: &Settings) -> Result<Runner> {
     }
 }
 
+/// The line of one of nix's error messages that says what went wrong: nix puts it last, after
+/// the trace.
+fn error_headline(error: &str) -> String {
+    let line = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    line.strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
+}
+
+/// The flake `home`/`os` use: `--flake`, else `$<specific>`, else `$NH_FLAKE`, else `.`.
+fn flake_or_default(flake: &Option<String>, specific: &str) -> String {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    flake
+        .clone()
+        .or_else(|| env(specific))
+        .or_else(|| env("NH_FLAKE"))
+        .unwrap_or_else(|| ".".to_owned())
+}
+
 /// This machine's host name, as `hostname` prints it.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -80,17 +80,10 @@ fn failure_line(summary: &Summary) -> String {
         .map(|f| crate::monitor::store_path_name(&f.drv))
         .collect();
     match (names.as_slice(), summary.errors.first()) {
-        ([], Some(error)) => {
-            // nix puts the error itself last, after the trace.
-            let last = error
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or(error)
-                .trim();
-            let last = last.strip_prefix("error:").unwrap_or(last).trim();
-            format!("the monitored nix run reported an error: {last}")
-        }
+        ([], Some(error)) => format!(
+            "the monitored nix run reported an error: {}",
+            super::error_headline(error)
+        ),
         ([], None) => "the monitored nix run failed".to_string(),
         ([one], _) => format!("the monitored nix run failed: the build of {one} failed"),
         (many, _) => format!(

@@ -8,12 +8,7 @@ use crate::Result;
 
 /// Resolves the flake and host name as nixos-rebuild does, then runs.
 pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
-    let flake = args
-        .flake
-        .clone()
-        .or_else(|| std::env::var("NH_OS_FLAKE").ok().filter(|v| !v.is_empty()))
-        .or_else(|| std::env::var("NH_FLAKE").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| ".".to_owned());
+    let flake = super::flake_or_default(&args.flake, "NH_OS_FLAKE");
     let target = Target::Os {
         flake,
         hostname: args.hostname.clone().unwrap_or_else(super::hostname),

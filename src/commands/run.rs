@@ -162,7 +162,11 @@ async fn run_build(
         results,
         steps_activation: (!steps.activate.is_empty()).then_some(steps),
         failed: summary_failed,
-        last_error: monitor.state().errors().last().map(|e| last_line(e)),
+        last_error: monitor
+            .state()
+            .errors()
+            .last()
+            .map(|e| super::error_headline(e)),
     })
 }
 
@@ -262,20 +266,6 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
             b.status.error.as_deref().unwrap_or("unreachable")
         )
     })
-}
-
-/// nix puts the error itself last, after the trace.
-fn last_line(error: &str) -> String {
-    let line = error
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(error)
-        .trim();
-    line.strip_prefix("error:")
-        .unwrap_or(line)
-        .trim()
-        .to_owned()
 }
 
 fn failure_line(attempt: &Attempt) -> String {
