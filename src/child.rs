@@ -8,10 +8,51 @@
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
+
+/// Set while [`run`] owns a child: Ctrl-C is then its to handle (forward to the group, reap).
+static CHILD_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Resolves on Ctrl-C or SIGTERM that arrives while no child runs (planning, probing), so the
+/// caller can drop its work: dropping closes the SSH masters and kills unfinished helpers.
+/// While [`run`] owns a child, the signal is left to it.
+pub async fn interrupted_between_children() {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if !CHILD_RUNNING.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// Marks a child as running for as long as it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        CHILD_RUNNING.store(true, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        CHILD_RUNNING.store(false, Ordering::SeqCst);
+    }
+}
 
 /// How long the group gets after SIGINT before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
@@ -64,6 +105,7 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let _running = Running::start();
     let mut child = cmd.spawn().map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => {
             Error::input(format!("{name} is not on PATH: install it or fix PATH"))

@@ -225,7 +225,8 @@ async fn start_master(
         .arg("-S")
         .arg(&ctl)
         .args(["-M", "-f", "-N", "-x", "-a"])
-        .args(["-o", "ControlPersist=yes", "-o", "BatchMode=yes"])
+        // Idle masters go away by themselves, even if we are killed before Drop closes them.
+        .args(["-o", "ControlPersist=60", "-o", "BatchMode=yes"])
         .arg("-o")
         .arg(format!(
             "ConnectTimeout={}",

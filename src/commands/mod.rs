@@ -23,22 +23,31 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Completions { shell } => completions::run(shell),
         Command::Monitor => monitor::run(&cli.global),
         command => runtime()?.block_on(async {
-            let settings = Settings::resolve(&cli.global).await?;
-            match command {
-                Command::Plan(args) => plan::run(&settings, &args).await,
-                Command::Probe => probe::run(&settings).await,
-                Command::Build(args) => {
-                    let target = Target::Build {
-                        installables: args.installables.clone(),
-                    };
-                    run::execute(&settings, target, Runner::Nix, &args.run, &args.nix_args).await
-                }
-                Command::Home(args) => home::run(&settings, &args).await,
-                Command::Os(args) => os::run(&settings, &args).await,
-                Command::Doctor => doctor::run(&settings).await,
-                Command::Completions { .. } | Command::Monitor => Ok(0),
+            tokio::select! {
+                result = run_async(command, &cli.global) => result,
+                // Dropping the run closes its SSH masters and kills unfinished nix queries.
+                () = crate::child::interrupted_between_children() => Err(Error::Interrupted),
             }
         }),
+    }
+}
+
+/// The commands that talk to nix and the builders.
+async fn run_async(command: Command, global: &crate::cli::GlobalArgs) -> Result<i32> {
+    let settings = Settings::resolve(global).await?;
+    match command {
+        Command::Plan(args) => plan::run(&settings, &args).await,
+        Command::Probe => probe::run(&settings).await,
+        Command::Build(args) => {
+            let target = Target::Build {
+                installables: args.installables.clone(),
+            };
+            run::execute(&settings, target, Runner::Nix, &args.run, &args.nix_args).await
+        }
+        Command::Home(args) => home::run(&settings, &args).await,
+        Command::Os(args) => os::run(&settings, &args).await,
+        Command::Doctor => doctor::run(&settings).await,
+        Command::Completions { .. } | Command::Monitor => Ok(0),
     }
 }
 

@@ -48,6 +48,23 @@ pub async fn execute(
         monitor.message(&format!("warning: {w}"));
     }
 
+    let sudo = needs_sudo(&target, runner);
+    if sudo {
+        // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a
+        // long build and not behind the progress display.
+        let ok = tokio::process::Command::new("sudo")
+            .arg("-v")
+            .status()
+            .await
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::input(
+                "activating a system configuration needs root: run as root, or make sudo work for you",
+            ));
+        }
+    }
+
     let started = Instant::now();
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
@@ -92,7 +109,7 @@ pub async fn execute(
 
     let results = attempt.results.clone();
     let activation_failed = match (&attempt.steps_activation, results.first()) {
-        (Some(steps), Some(result)) => activate(steps, result, &mut monitor).await?,
+        (Some(steps), Some(result)) => activate(steps, result, sudo, &mut monitor).await?,
         (Some(_), None) => Some("nix reported no result path to activate".to_owned()),
         (None, _) => None,
     };
@@ -214,10 +231,12 @@ fn build_json_outputs(stdout: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs the activation steps on the result; `Some(why)` when one failed.
+/// Runs the activation steps on the result; `Some(why)` when one failed. With `sudo`, each
+/// runs through `sudo -n` (a system's profile and switch-to-configuration need root).
 async fn activate(
     steps: &dispatch::Steps,
     result: &std::path::Path,
+    sudo: bool,
     monitor: &mut Monitor,
 ) -> Result<Option<String>> {
     for inv in steps.activation(result) {
@@ -227,7 +246,12 @@ async fn activate(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         monitor.message(&format!("nixdispatch: activating: {name}"));
-        let finished = child::run(&inv.argv(), |r| show(monitor, r)).await?;
+        let mut argv = inv.argv();
+        if sudo {
+            // Credentials were asked for up front (`sudo -v`): never prompt behind the bars.
+            argv.splice(0..0, ["sudo".into(), "-n".into()]);
+        }
+        let finished = child::run(&argv, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
@@ -237,6 +261,16 @@ async fn activate(
         }
     }
     Ok(None)
+}
+
+/// Whether activating `target` will need sudo: a system configuration, switched through nix
+/// (nh asks for sudo itself), by someone who is not root.
+fn needs_sudo(target: &Target, runner: Runner) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root
+        && runner == Runner::Nix
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
 
 /// Shows a child's line as it is (activation scripts, nix copy), keeping the display alive.
