@@ -276,3 +276,57 @@ fn bad_input_exits_2_and_runs_nothing() {
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("nope"), "{run:?}");
 }
+
+#[test]
+fn ctrl_c_while_probing_exits_130_and_closes_ssh() {
+    if skip_unless_root("ctrl_c_while_probing_exits_130_and_closes_ssh") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    lab.set_fault(Fault::Tarpit);
+    let spec = lab.builder_spec();
+    let inst = lab.flake_ref("chain");
+    let mut cmd = lab.nixdispatch(V, common::bin());
+    cmd.args(["--builder", &spec, "--connect-timeout", "30", "plan", &inst]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until the probe is stuck on the tarpit.
+    let t0 = std::time::Instant::now();
+    while lab.builder_connections() == 0 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(25),
+            "did not stop on Ctrl-C while probing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130));
+    std::thread::sleep(Duration::from_millis(300));
+    let ssh_left = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| {
+            c.starts_with("ssh ")
+                && c.contains("nixdispatch-ssh-")
+                && c.contains(&lab.dir().display().to_string())
+        })
+        .count();
+    assert_eq!(ssh_left, 0, "ssh processes of the probe outlived it");
+}
