@@ -1,5 +1,11 @@
 //! Builders' stores: which of these paths does each reachable builder hold, over the probe's
-//! connection, with one remote `nix path-info --json` per batch of paths.
+//! connection: per batch of paths, one remote `nix-store --check-validity --print-invalid`, then
+//! one `nix path-info --json` for the valid ones only (references and signatures).
+//!
+//! `nix path-info` on paths the builder lacks first runs nix's `queryMissing` there, which asks
+//! every substituter of the builder about each missing path (a narinfo request per path to
+//! cache.nixos.org on a typical builder) and prints "don't know how to build these paths".
+//! `nix-store --check-validity` only reads the builder's database.
 
 use super::narinfo::acceptable;
 use crate::plan::BuilderHit;
@@ -24,6 +30,24 @@ pub async fn query(
     for batch in paths.chunks(BATCH) {
         let out = connection
             .session()
+            .command("nix-store")
+            .args(["--check-validity", "--print-invalid"])
+            .args(batch.iter().map(|p| p.as_str()))
+            .output()
+            .await
+            .map_err(|err| format!("the connection broke: {err}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`nix-store --check-validity` failed on the builder: {}",
+                crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
+            ));
+        }
+        let valid = super::valid_in_batch(batch, &String::from_utf8_lossy(&out.stdout));
+        if valid.is_empty() {
+            continue;
+        }
+        let out = connection
+            .session()
             .command("nix")
             .args([
                 "--extra-experimental-features",
@@ -31,7 +55,7 @@ pub async fn query(
                 "path-info",
                 "--json",
             ])
-            .args(batch.iter().map(|p| p.as_str()))
+            .args(valid.iter().map(|p| p.as_str()))
             .output()
             .await
             .map_err(|err| format!("the connection broke: {err}"))?;

@@ -15,17 +15,8 @@ pub async fn valid_paths(nix: &Nix, paths: &[StorePath]) -> Result<BTreeSet<Stor
         let mut args = vec!["--check-validity".to_owned(), "--print-invalid".to_owned()];
         args.extend(batch.iter().map(|p| p.as_str().to_owned()));
         let out = nix.output("nix-store", &args).await?;
-        let invalid: BTreeSet<&str> = std::str::from_utf8(&out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::trim)
-            .collect();
-        valid.extend(
-            batch
-                .iter()
-                .filter(|p| !invalid.contains(p.as_str()))
-                .cloned(),
-        );
+        let printed = String::from_utf8_lossy(&out);
+        valid.extend(super::valid_in_batch(batch, &printed).into_iter().cloned());
     }
     Ok(valid)
 }

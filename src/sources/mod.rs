@@ -15,6 +15,19 @@ use crate::store_path::StorePath;
 use crate::Result;
 use std::collections::BTreeSet;
 
+/// The paths of `batch` that `nix-store --check-validity --print-invalid` did not print, in
+/// order: that command prints each invalid path on a line of its own and nothing else.
+pub fn valid_in_batch<'a>(
+    batch: &'a [StorePath],
+    print_invalid_output: &str,
+) -> Vec<&'a StorePath> {
+    let invalid: BTreeSet<&str> = print_invalid_output.lines().map(str::trim).collect();
+    batch
+        .iter()
+        .filter(|p| !invalid.contains(p.as_str()))
+        .collect()
+}
+
 /// Every store path the graph can need: all outputs and all input sources.
 pub fn graph_paths(graph: &Graph) -> Vec<StorePath> {
     let set: BTreeSet<&StorePath> = graph
@@ -86,4 +99,23 @@ pub async fn gather(
         }
     }
     Ok((availability, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(name: &str, c: char) -> StorePath {
+        StorePath::parse(&format!("/nix/store/{}-{name}", c.to_string().repeat(32)))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn valid_in_batch_drops_the_printed_paths() {
+        let batch = [sp("a", 'a'), sp("b", 'b'), sp("c", 'c')];
+        let printed = format!("{}\n{}\r\n", batch[2], batch[0]);
+        assert_eq!(valid_in_batch(&batch, &printed), [&batch[1]]);
+        assert_eq!(valid_in_batch(&batch, "").len(), 3);
+        assert!(valid_in_batch(&[], "whatever").is_empty());
+    }
 }
