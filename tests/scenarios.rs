@@ -647,7 +647,6 @@ fn assert_push_lands_on_seasmoke(lab: &Lab, spec: &str, extra: &[&str]) {
 }
 
 #[test]
-#[ignore = "bug: --push runs `nix copy --to` without --no-check-sigs, and seasmoke refuses the unsigned local build (src/commands/run.rs)"]
 fn push_after_a_local_build_lands_on_seasmoke() {
     if skip_unless_root("push_after_a_local_build_lands_on_seasmoke") {
         return;
@@ -658,7 +657,6 @@ fn push_after_a_local_build_lands_on_seasmoke() {
 }
 
 #[test]
-#[ignore = "bug: with --mode local nothing is probed, so --push says no builder was reachable (src/commands/planning.rs, run.rs); then the --no-check-sigs bug above"]
 fn push_after_a_forced_local_build_lands_on_seasmoke() {
     if skip_unless_root("push_after_a_forced_local_build_lands_on_seasmoke") {
         return;
@@ -763,7 +761,6 @@ fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
 }
 
 #[test]
-#[ignore = "bug: -v/-vv debug lines are coloured on a non-terminal stderr unless NO_COLOR is set (init_tracing in src/commands/mod.rs)"]
 fn plain_output_with_debug_lines_has_no_escape_codes() {
     if skip_unless_root("plain_output_with_debug_lines_has_no_escape_codes") {
         return;

@@ -118,7 +118,7 @@ pub async fn execute(
         return Err(Error::Failed(why));
     }
     if run.push {
-        push(settings, &planned, &results, &mut monitor).await;
+        push(settings, &planned, plan.mode, &results, &mut monitor).await?;
     }
     let summary = monitor.finish(Instant::now());
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
@@ -323,38 +323,57 @@ fn failure_line(attempt: &Attempt) -> String {
     }
 }
 
-/// `--push`: copy the results to the first reachable builder's store.
-async fn push(settings: &Settings, planned: &Planned, results: &[PathBuf], monitor: &mut Monitor) {
-    let Some(builder) = planned.builders.iter().find(|b| b.status.reachable) else {
-        monitor.message("nixdispatch: nothing pushed: no builder was reachable");
-        return;
-    };
-    if results.is_empty() || planned.plan.mode != Mode::Local {
-        return;
+/// `--push`: after a local build, copy the results to the first reachable builder's store, so
+/// the next machine finds them there. A failed push is reported, not fatal: the build succeeded.
+async fn push(
+    settings: &Settings,
+    planned: &Planned,
+    mode: Mode,
+    results: &[PathBuf],
+    monitor: &mut Monitor,
+) -> Result<()> {
+    if results.is_empty() || mode != Mode::Local {
+        return Ok(());
     }
+    // `--mode local` and a builder that vanished leave no live probe: ask again now.
+    let probed_now;
+    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
+        &planned.builders
+    } else {
+        probed_now = probe_all(
+            &settings.builders,
+            settings.connect_timeout,
+            &settings.ssh_opts,
+        )
+        .await;
+        &probed_now
+    };
+    let Some(builder) = builders.iter().find(|b| b.status.reachable) else {
+        monitor.message("nixdispatch: nothing pushed: no builder is reachable");
+        return Ok(());
+    };
+    let host = &builder.status.host;
     let mut argv: Vec<OsString> = vec![
         "nix".into(),
         "--extra-experimental-features".into(),
         crate::nix::FEATURES.into(),
     ];
-    argv.extend([
-        "copy".into(),
-        "--to".into(),
-        builder.machine.store_uri().into(),
-    ]);
+    // Locally built paths carry no signature; whether the builder accepts them unsigned is its
+    // own decision (it does for its trusted users).
+    argv.extend(["copy".into(), "--no-check-sigs".into(), "--to".into()]);
+    argv.push(builder.machine.store_uri().into());
     argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-    let _ = settings;
-    match child::run(&argv, |r| show(monitor, r)).await {
-        Ok(f) if f.status.success() => {
-            monitor.message(&format!("nixdispatch: pushed to {}", builder.status.host))
-        }
-        Ok(f) => monitor.message(&format!(
-            "nixdispatch: push to {} failed ({})",
-            builder.status.host, f.status
-        )),
-        Err(e) => monitor.message(&format!(
-            "nixdispatch: push to {} failed: {e}",
-            builder.status.host
-        )),
+    let finished = child::run(&argv, |r| show(monitor, r)).await?;
+    if finished.status.success() {
+        monitor.message(&format!(
+            "nixdispatch: pushed to {host}: {} result path(s)",
+            results.len()
+        ));
+    } else {
+        monitor.message(&format!(
+            "nixdispatch: warning: pushing to {host} failed ({}); is your user in its trusted-users?",
+            finished.status
+        ));
     }
+    Ok(())
 }
