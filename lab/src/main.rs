@@ -8,6 +8,7 @@
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
 //! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8]
+//! nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json]
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -19,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nixdispatch_lab::{ClientNix, Fault, Lab, LabError, LabOptions};
+
+mod bench;
 
 const USAGE: &str = "\
 nixdispatch-lab: a two-host Nix lab on this machine (seasmoke the builder, vermax the client)
@@ -33,6 +36,8 @@ usage:
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
   nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8]
         `nixdispatch home` three times: seasmoke empty, seasmoke holding the result, seasmoke down
+  nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json] (bench --help)
+        nixdispatch against plain nix on fresh labs: medians and ratios
 
 Without --lab, commands address the one lab that `up` started (with several, say which). Needs root.";
 
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         },
         "kill-builder" | "restart-builder" => control(rest, cmd),
         "demo" => demo(rest),
+        "bench" => bench::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
