@@ -178,25 +178,24 @@ async fn connect_and_ask(
     let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
     let connection = Connection { session, master };
 
-    let t0 = Instant::now();
-    let echo = connection
-        .session
-        .raw_command("echo")
-        .arg("ok")
-        .output()
-        .await
-        .map_err(|err| format!("the connection broke: {err}"))?;
-    let rtt = t0.elapsed();
-    if !echo.status.success() {
+    // The round trip and the questions go over the master at once: one RTT, not two.
+    let echo = async {
+        let t0 = Instant::now();
+        let out = connection
+            .session
+            .raw_command("echo")
+            .arg("ok")
+            .output()
+            .await;
+        (out, t0.elapsed())
+    };
+    let ask = async { connection.session.raw_command(INFO_SCRIPT).output().await };
+    let ((echo, rtt), out) = futures::join!(echo, ask);
+    let broke = |err: openssh::Error| format!("the connection broke: {err}");
+    if !echo.map_err(broke)?.status.success() {
         return Err("the builder's shell does not run commands".to_owned());
     }
-
-    let out = connection
-        .session
-        .raw_command(INFO_SCRIPT)
-        .output()
-        .await
-        .map_err(|err| format!("the connection broke: {err}"))?;
+    let out = out.map_err(broke)?;
     let info = RemoteInfo::parse(&String::from_utf8_lossy(&out.stdout));
     if info.nix_version.is_none() {
         return Err(
