@@ -239,3 +239,54 @@ fn empty_input_is_an_empty_successful_run() {
     assert_eq!(events[0]["event"], "summary");
     assert_eq!(events[0]["ok"], true);
 }
+
+#[test]
+fn the_failed_build_is_named_when_nix_stops_the_others() {
+    let out = monitor_file(
+        &data("nix-2.26-remote-build-one-fails.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed"
+    );
+    assert!(!stderr.contains("built failmix-leaf"), "{stderr}");
+    assert!(
+        stderr.contains("stopped failmix-leaf-3 on seasmoke after"),
+        "{stderr}"
+    );
+
+    let out = monitor_file(&data("nix-2.26-remote-build-one-fails.log"), &["--json"]);
+    let events = json_lines(&out);
+    let cancelled: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "build_cancelled")
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        cancelled,
+        ["failmix-leaf-3", "failmix-leaf-2", "failmix-leaf-1"]
+    );
+}
+
+#[test]
+fn plain_output_of_a_builder_killed_mid_build_is_short() {
+    let out = monitor_file(
+        &data("nix-2.26-remote-builder-killed.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert_eq!(
+        stderr.matches("Nix daemon disconnected").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(3 repeated nix messages not shown)"),
+        "{stderr}"
+    );
+}

@@ -22,9 +22,13 @@ use std::time::Instant;
 /// let summary = monitor.finish(Instant::now());
 /// let exit_code = if summary.ok { 0 } else { 1 };
 /// ```
+///
+/// A monitor dropped without [`Monitor::finish`] (Ctrl-C, an error that ends the command)
+/// ends the display anyway: the terminal is left clean and what happened so far is shown.
 pub struct Monitor {
     state: State,
     renderer: Box<dyn Render + Send>,
+    finished: bool,
 }
 
 impl Monitor {
@@ -33,6 +37,7 @@ impl Monitor {
         Monitor {
             state: State::new(),
             renderer,
+            finished: false,
         }
     }
 
@@ -49,12 +54,12 @@ impl Monitor {
     }
 
     /// Starts following a new nix run on the same display (a retry after the first run failed):
-    /// what the failed run did is dropped, so the summary describes the run that counts.
+    /// what the failed run finished is kept, its failures and errors are dropped, so the
+    /// summary covers the whole job and the retry alone decides whether it failed.
     pub fn restart(&mut self, now: Instant) {
         self.renderer.draw(&self.state, now);
-        let known = self.state.known_stores().to_vec();
-        self.state = State::new();
-        self.state.set_known_stores(known);
+        self.state.clear_happenings();
+        self.state = self.state.next_attempt();
     }
 
     /// Prints a line of the caller's own (e.g. "builder seasmoke vanished, finishing locally")
@@ -100,11 +105,26 @@ impl Monitor {
     /// line) and returns the summary. `summary.ok` is false when a build failed or nix reported
     /// an error: the caller's exit code.
     pub fn finish(mut self, now: Instant) -> Summary {
+        self.finished = true;
         let summary = self.state.summary(now);
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
         self.renderer.finish(&self.state, &summary);
         summary
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let now = Instant::now();
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
+        let mut summary = self.state.summary(now);
+        summary.ok = false;
+        self.renderer.abandon(&self.state, &summary);
     }
 }
 

@@ -10,7 +10,7 @@ mod state;
 mod summary;
 
 pub use live::{drive, Monitor};
-pub use names::{host_of, store_path_name};
+pub use names::{drv_paths_in, host_of, store_path_name};
 pub use state::{Counts, Happening, RunningBuild, State, Transfer, TransferKind};
 pub use summary::{FailedBuild, Summary};
 

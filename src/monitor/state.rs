@@ -75,13 +75,24 @@ pub struct Transfer {
     pub started: Instant,
 }
 
-/// A finished build, kept briefly in case a later error message says it failed after all.
+/// How a build that stopped without failing ended, as far as nix's counters tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// nix counted it done and the builder was seen working on it.
+    Built,
+    /// nix counted it done, but the builder only handed back outputs it already had.
+    Reused,
+    /// nix stopped it unfinished (another build failed, Ctrl-C, the builder went away).
+    Cancelled,
+}
+
+/// A stopped build, kept briefly in case a later error message says it failed after all.
 #[derive(Debug, Clone)]
 struct RecentBuild {
     drv_path: String,
     host: String,
     log_tail: VecDeque<String>,
-    reused: bool,
+    ending: Ending,
 }
 
 /// Something that happened in the last update, for renderers that print one line per event
@@ -111,6 +122,17 @@ pub enum Happening {
         drv_path: String,
         /// Builder store URI.
         host: String,
+    },
+    /// nix stopped a build before it finished and without counting it as failed: another
+    /// build failed (nix gives up on the rest without `--keep-going`), the run was interrupted,
+    /// or the builder went away. Its outputs were not produced.
+    BuildCancelled {
+        /// The derivation.
+        drv_path: String,
+        /// Builder store URI or `"local"`.
+        host: String,
+        /// How long it had been running.
+        elapsed: Duration,
     },
     /// A build failed.
     BuildFailed {
@@ -210,7 +232,16 @@ pub struct State {
     expected_bytes: HashMap<ActivityType, u64>,
     builds_done: u64,
     builds_failed: u64,
+    /// How many of nix's counted failures have been matched to a stopped build.
     failures_attributed: u64,
+    /// How many of nix's counted successes have been matched to a stopped build.
+    done_attributed: u64,
+    /// Running builds an error message named as failed: their stop is a failure whatever the
+    /// counters say (nix names the failed build before it stops the others).
+    failing: BTreeSet<ActivityId>,
+    /// Builds finished by earlier attempts of the same run ([`State::next_attempt`]); nix's
+    /// counters start again from zero in each attempt.
+    builds_carried: u64,
     transfers_done: HashMap<TransferKind, u64>,
     transfer_bytes_done: HashMap<TransferKind, u64>,
     built: BTreeMap<String, u64>,
@@ -401,6 +432,29 @@ impl State {
         &self.known_stores
     }
 
+    /// The state for another nix run of the same job (the retry after a builder vanished):
+    /// what the earlier run finished (builds, substitutions, copies, bytes) and when the job
+    /// started are kept, so the summary covers all of it; its failures, errors and unfinished
+    /// activities are dropped, so the retry alone decides whether the job failed.
+    pub fn next_attempt(&self) -> State {
+        State {
+            started: self.started,
+            last: self.last,
+            builds_done: self.builds_done,
+            builds_carried: self.builds_done,
+            transfers_done: self.transfers_done.clone(),
+            transfer_bytes_done: self.transfer_bytes_done.clone(),
+            built: self.built.clone(),
+            reused: self.reused.clone(),
+            substituted: self.substituted.clone(),
+            copied_from: self.copied_from.clone(),
+            copied_to: self.copied_to.clone(),
+            sources: self.sources.clone(),
+            known_stores: self.known_stores.clone(),
+            ..State::default()
+        }
+    }
+
     fn begin_transfer(
         &mut self,
         id: ActivityId,
@@ -511,7 +565,7 @@ impl State {
 
     fn stop(&mut self, id: ActivityId, now: Instant) -> bool {
         if let Some(build) = self.builds.remove(&id) {
-            self.finish_build(build, now);
+            self.finish_build(id, build, now);
             return true;
         }
         if let Some(transfer) = self.transfers.remove(&id) {
@@ -530,30 +584,69 @@ impl State {
         }
     }
 
-    fn finish_build(&mut self, build: RunningBuild, now: Instant) {
-        // nix counts a failure on the `Builds` aggregate just before it stops the build's
-        // activity; a failure not yet attributed to a build belongs to this one.
-        if self.aggregate(ActivityType::Builds).failed > self.failures_attributed {
+    /// Decides how a stopped build ended. nix does not say, but it counts: a success or a
+    /// failure reaches the `Builds` aggregate just before the build's activity stops, and a
+    /// build stopped without either was abandoned. Error messages that name a running build
+    /// win over the counters (when builds stop together, the counters cannot say which failed).
+    fn finish_build(&mut self, id: ActivityId, build: RunningBuild, now: Instant) {
+        let nix = self.aggregate(ActivityType::Builds);
+        let named = self.failing.remove(&id);
+        let other_named = self.failing.len() as u64;
+        let elapsed = now.saturating_duration_since(build.started);
+        let ending = if named {
+            None
+        } else if nix.done > self.done_attributed {
+            Some(if build.seen_working {
+                Ending::Built
+            } else {
+                Ending::Reused
+            })
+        } else if nix.failed > self.failures_attributed + other_named {
+            None
+        } else if self.builds_counted() {
+            Some(Ending::Cancelled)
+        } else {
+            // No counters to go by (a partial stream): a build that stopped quietly finished.
+            Some(if build.seen_working {
+                Ending::Built
+            } else {
+                Ending::Reused
+            })
+        };
+        let Some(ending) = ending else {
             self.failures_attributed += 1;
             self.record_failure(build.drv_path, build.host, build.log_tail);
             return;
+        };
+        match ending {
+            Ending::Built | Ending::Reused => {
+                self.done_attributed += 1;
+                self.builds_done += 1;
+            }
+            Ending::Cancelled => {}
         }
-        self.builds_done += 1;
-        let reused = !build.seen_working;
-        if reused {
-            *self.reused.entry(build.host.clone()).or_default() += 1;
-            self.happen(Happening::BuildReused {
-                drv_path: build.drv_path.clone(),
-                host: build.host.clone(),
-            });
-        } else {
-            *self.built.entry(build.host.clone()).or_default() += 1;
-            self.happen(Happening::BuildFinished {
-                drv_path: build.drv_path.clone(),
-                host: build.host.clone(),
-                elapsed: now.saturating_duration_since(build.started),
-            });
-        }
+        let drv_path = build.drv_path.clone();
+        let host = build.host.clone();
+        let happening = match ending {
+            Ending::Built => {
+                *self.built.entry(host.clone()).or_default() += 1;
+                Happening::BuildFinished {
+                    drv_path,
+                    host,
+                    elapsed,
+                }
+            }
+            Ending::Reused => {
+                *self.reused.entry(host.clone()).or_default() += 1;
+                Happening::BuildReused { drv_path, host }
+            }
+            Ending::Cancelled => Happening::BuildCancelled {
+                drv_path,
+                host,
+                elapsed,
+            },
+        };
+        self.happen(happening);
         if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
             self.recent_builds.pop_front();
         }
@@ -561,8 +654,18 @@ impl State {
             drv_path: build.drv_path,
             host: build.host,
             log_tail: build.log_tail,
-            reused,
+            ending,
         });
+    }
+
+    /// Whether nix sent `Builds` counters in this attempt (every nix since 2.0 does; partial or
+    /// hand-made streams may not).
+    fn builds_counted(&self) -> bool {
+        self.folded.contains_key(&ActivityType::Builds)
+            || self
+                .live
+                .values()
+                .any(|l| matches!(l, Live::Aggregate(ActivityType::Builds, _)))
     }
 
     fn record_failure(&mut self, drv_path: String, host: String, log_tail: VecDeque<String>) {
@@ -601,29 +704,45 @@ impl State {
         if self.errors.len() < MAX_ERRORS_KEPT {
             self.errors.push(text.to_string());
         }
-        // An error naming a build we counted as done means it failed after all (the failure
-        // counter can be missing, e.g. on a partial stream).
         for drv in drv_paths_in(text) {
             if self.failed.iter().any(|f| f.drv == drv) {
                 continue;
             }
-            if let Some(index) = self.recent_builds.iter().position(|b| b.drv_path == drv) {
-                if let Some(build) = self.recent_builds.remove(index) {
-                    self.builds_done = self.builds_done.saturating_sub(1);
-                    let counted = if build.reused {
-                        &mut self.reused
-                    } else {
-                        &mut self.built
-                    };
-                    if let Some(count) = counted.get_mut(&build.host) {
-                        *count = count.saturating_sub(1);
-                        if *count == 0 {
-                            counted.remove(&build.host);
-                        }
+            // A running build named in an error failed (nix 2.26 says "build of X on Y failed"
+            // before it stops X and the builds it abandons).
+            let running: Vec<ActivityId> = self
+                .builds
+                .iter()
+                .filter(|(_, b)| b.drv_path == drv)
+                .map(|(id, _)| *id)
+                .collect();
+            if !running.is_empty() {
+                self.failing.extend(running);
+                continue;
+            }
+            // A build we counted as done or abandoned failed after all (the counters can be
+            // missing, e.g. on a partial stream).
+            let Some(index) = self.recent_builds.iter().position(|b| b.drv_path == drv) else {
+                continue;
+            };
+            let Some(build) = self.recent_builds.remove(index) else {
+                continue;
+            };
+            let counted = match build.ending {
+                Ending::Built => Some(&mut self.built),
+                Ending::Reused => Some(&mut self.reused),
+                Ending::Cancelled => None,
+            };
+            if let Some(counted) = counted {
+                self.builds_done = self.builds_done.saturating_sub(1);
+                if let Some(count) = counted.get_mut(&build.host) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        counted.remove(&build.host);
                     }
-                    self.record_failure(build.drv_path, build.host, build.log_tail);
                 }
             }
+            self.record_failure(build.drv_path, build.host, build.log_tail);
         }
     }
 
@@ -667,13 +786,13 @@ impl State {
     pub fn builds(&self) -> Counts {
         let nix = self.aggregate(ActivityType::Builds);
         let running = self.builds.len() as u64;
-        let done = self.builds_done.max(nix.done);
+        let done = self.builds_done.max(self.builds_carried + nix.done);
         let failed = self.builds_failed.max(nix.failed);
         Counts {
             done,
             running,
             failed,
-            expected: nix.expected.max(done + running + failed),
+            expected: (self.builds_carried + nix.expected).max(done + running + failed),
             ..Counts::default()
         }
     }
@@ -711,6 +830,26 @@ impl State {
         }
         counts.expected = counts.done + counts.running;
         counts
+    }
+
+    /// The other stores of the transfers of `kind` so far, running or finished: where paths
+    /// came from, or went to for [`TransferKind::CopyTo`].
+    pub fn peers(&self, kind: TransferKind) -> BTreeSet<&str> {
+        let finished = match kind {
+            TransferKind::Substitute => &self.substituted,
+            TransferKind::CopyFrom => &self.copied_from,
+            TransferKind::CopyTo => &self.copied_to,
+        };
+        finished
+            .keys()
+            .map(String::as_str)
+            .chain(
+                self.transfers
+                    .values()
+                    .filter(|t| t.kind == kind)
+                    .map(|t| t.peer.as_str()),
+            )
+            .collect()
     }
 
     /// The stores paths came from (substituters and builders), for "from where" displays.

@@ -308,3 +308,172 @@ fn damaged_and_reordered_streams_never_panic() {
         let _ = state.summary(now);
     }
 }
+
+fn msg(level: u64, text: &str) -> String {
+    format!(
+        r#"@nix {{"action":"msg","level":{level},"msg":{}}}"#,
+        serde_json::Value::String(text.to_string())
+    )
+}
+
+const DRV_B: &str = "/nix/store/dddddddddddddddddddddddddddddddd-other-1.0.drv";
+
+#[test]
+fn the_build_an_error_names_failed_whatever_stops_first() {
+    // nix 2.26 without --keep-going: "build of B failed" while A and B still run, the failure
+    // counter, then A stopped unfinished before B.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,2,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#)),
+        start(4, 105, &format!(r#"["{DRV_B}","{SEASMOKE}",1,1]"#)),
+        result(4, 101, r#"["make: *** Error 1"]"#),
+        result(2, 105, "[0,2,2,0]"),
+        msg(
+            0,
+            &format!("\u{1b}[31;1merror:\u{1b}[0m build of '{DRV_B}' on '{SEASMOKE}' failed"),
+        ),
+        result(2, 105, "[0,1,1,1]"),
+        stop(3),
+        stop(4),
+        result(2, 105, "[0,0,0,1]"),
+        stop(2),
+    ];
+    let (state, now) = feed(&lines);
+    let summary = state.summary(now);
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].drv, DRV_B);
+    assert_eq!(summary.failed[0].log, vec!["make: *** Error 1".to_string()]);
+    assert!(summary.built.is_empty() && summary.reused.is_empty());
+    let counts = state.builds();
+    assert_eq!((counts.done, counts.failed), (0, 1));
+}
+
+#[test]
+fn builds_nix_stops_without_counting_were_cancelled() {
+    // Ctrl-C: nix stops every build; neither done nor failed moves.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,2,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        result(3, 101, r#"["compiling"]"#),
+        start(4, 105, &format!(r#"["{DRV_B}","",1,1]"#)),
+        result(2, 105, "[0,2,2,0]"),
+        stop(4),
+        stop(3),
+        msg(0, "error: interrupted by the user"),
+    ];
+    let mut state = State::new();
+    let mut now = Instant::now();
+    let mut cancelled = Vec::new();
+    for line in &lines {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+        for h in state.happenings() {
+            if let Happening::BuildCancelled { drv_path, host, .. } = h {
+                cancelled.push((drv_path.clone(), host.clone()));
+            }
+        }
+        state.clear_happenings();
+    }
+    assert_eq!(
+        cancelled,
+        [
+            (DRV_B.to_string(), "local".to_string()),
+            (DRV.to_string(), "local".to_string())
+        ]
+    );
+    let summary = state.summary(now);
+    assert!(summary.built.is_empty() && summary.failed.is_empty());
+    assert!(!summary.ok, "the error still fails the run");
+}
+
+#[test]
+fn a_later_error_naming_a_cancelled_build_makes_it_failed() {
+    let lines = vec![
+        start(2, 104, "[]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        stop(3),
+        msg(
+            0,
+            &format!("error: builder for '{DRV}' failed with exit code 1"),
+        ),
+    ];
+    let (state, now) = feed(&lines);
+    let summary = state.summary(now);
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].drv, DRV);
+}
+
+#[test]
+fn a_retry_keeps_what_the_first_attempt_finished() {
+    // First attempt: one build on seasmoke and its copy back, then the builder vanishes.
+    let first = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,2,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#)),
+        result(3, 101, r#"["building"]"#),
+        start(5, 100, &format!(r#"["{OUT}","{SEASMOKE}","local"]"#)),
+        result(5, 105, "[300,300,0,0]"),
+        stop(5),
+        result(2, 105, "[1,2,0,0]"),
+        stop(3),
+        msg(
+            0,
+            "error: Nix daemon disconnected unexpectedly (maybe it crashed?)",
+        ),
+    ];
+    let (state, now) = feed(&first);
+    assert!(state.has_failed());
+    let mut state = state.next_attempt();
+    assert!(!state.has_failed(), "the retry alone decides");
+    assert_eq!(state.builds().done, 1);
+    // Second attempt: nix's counters start again; one local build is left.
+    let second = vec![
+        start(12, 104, "[]"),
+        result(12, 105, "[0,1,0,0]"),
+        start(13, 105, &format!(r#"["{DRV_B}","",1,1]"#)),
+    ];
+    let mut now = now;
+    for line in &second {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+    }
+    let counts = state.builds();
+    assert_eq!(
+        (counts.done, counts.running, counts.expected),
+        (1, 1, 2),
+        "the display counts both attempts"
+    );
+    for line in [result(12, 105, "[1,1,0,0]"), stop(13), stop(12)] {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(&line), now);
+    }
+    let summary = state.summary(now);
+    assert!(summary.ok);
+    assert_eq!(
+        summary.built,
+        [(SEASMOKE.to_string(), 1), ("local".to_string(), 1)].into()
+    );
+    assert_eq!(summary.copied_from.get(SEASMOKE), Some(&1));
+    assert_eq!(summary.bytes_downloaded, 300);
+    assert!(summary.elapsed_secs >= 0.013, "{}", summary.elapsed_secs);
+}
+
+#[test]
+fn peers_name_where_transfers_came_from() {
+    let lines = vec![
+        start(7, 108, &format!(r#"["{OUT}","https://cache.nixos.org"]"#)),
+        stop(7),
+        start(8, 108, &format!(r#"["{SRC}","{SEASMOKE}"]"#)),
+    ];
+    let (state, _) = feed(&lines);
+    assert_eq!(
+        state
+            .peers(TransferKind::Substitute)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["https://cache.nixos.org", SEASMOKE]
+    );
+    assert!(state.peers(TransferKind::CopyTo).is_empty());
+}

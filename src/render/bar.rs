@@ -1,31 +1,40 @@
-//! Live bars on a terminal (indicatif), like nix-output-monitor.
+//! Live progress on a terminal (indicatif), like nix-output-monitor.
 
-use super::text::{bytes, duration, failure_block, happening_line, summary_lines, where_built};
+use super::frame::{frame, FrameInput, TermSize};
+use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
 use crate::log::strip_ansi;
-use crate::monitor::{host_of, Happening, State, Summary, TransferKind};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::{BTreeSet, HashMap};
+use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// The shortest time between two updates of the bars (the terminal is redrawn at most ~12
-/// times a second by the draw target as well).
+/// The shortest time between two redraws of the frame (the draw target caps the terminal's
+/// refresh rate as well).
 const MIN_REDRAW: Duration = Duration::from_millis(80);
 
+/// Where the terminal's size comes from: asked each redraw, so a resized terminal is followed.
+type SizeSource = Box<dyn Fn() -> TermSize + Send>;
+
 /// Live progress on stderr: a header line (mode and reason), overall bars for builds, downloads
-/// and copies, and one line per running build with its host, phase and last log line. Finished
-/// builds, failures, nix's warnings and errors, and lines that were not part of nix's log are
-/// printed above the bars. At the end the bars are cleared and a summary block stays.
+/// and copies, and one line per running build with its host, phase and last log line (and per
+/// long transfer), never wider or taller than the terminal. Finished builds, failures, nix's
+/// warnings and errors, and lines that were not part of nix's log are printed above the frame.
+/// At the end the frame is cleared and a summary block stays; when the run is abandoned
+/// (Ctrl-C) or the renderer dropped, the frame is cleared too, so no bar line is left behind.
 pub struct BarRenderer {
-    multi: MultiProgress,
-    header: ProgressBar,
-    header_text: Option<String>,
-    builds: Option<ProgressBar>,
-    downloads: Option<ProgressBar>,
-    copies: Option<ProgressBar>,
-    build_lines: HashMap<String, ProgressBar>,
+    bar: ProgressBar,
+    header: Option<(String, String)>,
+    size: SizeSource,
+    shown_since: Instant,
     last_sync: Option<Instant>,
+    repeats: Repeats,
+    /// Failed builds whose last log lines nix's own error message already showed.
+    logs_shown: HashSet<String>,
+    /// The terminal's echo of control characters, turned off while the frame is shown.
+    echo: Option<ControlEcho>,
+    ended: bool,
     out: Output,
     color: bool,
     verbose: u8,
@@ -33,39 +42,48 @@ pub struct BarRenderer {
 
 impl BarRenderer {
     /// Bars on the process's stderr, redrawn at most ~12 times a second.
+    ///
+    /// While the frame is shown the terminal does not echo control characters: the `^C` it
+    /// would print on Ctrl-C lands below the frame and shifts it, so clearing it would leave
+    /// its first line behind. The setting is restored when the frame ends.
     pub fn stderr(color: bool, verbose: u8) -> Self {
-        Self::new(
+        let mut renderer = Self::new(
             ProgressDrawTarget::stderr_with_hz(12),
             Box::new(std::io::stderr()),
             color,
             verbose,
-        )
+        );
+        renderer.echo = ControlEcho::off(libc::STDERR_FILENO);
+        renderer
     }
 
-    /// Bars on `target`, the closing summary on `out` (tests use a hidden target).
+    /// Bars on `target`, the closing summary on `out`, sized like the process's stderr (tests
+    /// use a hidden or in-memory target and [`BarRenderer::with_size`]).
     pub fn new(target: ProgressDrawTarget, out: Output, color: bool, verbose: u8) -> Self {
-        let multi = MultiProgress::with_draw_target(target);
-        let template = if color {
-            "{spinner:.cyan} {wide_msg} {elapsed:.dim}"
-        } else {
-            "{spinner} {wide_msg} {elapsed}"
-        };
-        let header = multi.add(ProgressBar::new_spinner().with_style(style(template)));
-        header.set_message("following nix");
-        header.enable_steady_tick(Duration::from_millis(250));
+        let bar = ProgressBar::with_draw_target(None, target).with_style(
+            // A constant template; a broken one falls back to the default style.
+            ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         BarRenderer {
-            multi,
-            header,
-            header_text: None,
-            builds: None,
-            downloads: None,
-            copies: None,
-            build_lines: HashMap::new(),
+            bar,
+            header: None,
+            size: Box::new(stderr_size),
+            shown_since: Instant::now(),
             last_sync: None,
+            repeats: Repeats::default(),
+            logs_shown: HashSet::new(),
+            echo: None,
+            ended: false,
             out,
             color,
             verbose,
         }
+    }
+
+    /// The same renderer drawing for a terminal of a fixed size.
+    pub fn with_size(mut self, size: TermSize) -> Self {
+        self.size = Box::new(move || size);
+        self
     }
 
     fn println(&self, text: &str) {
@@ -74,8 +92,8 @@ impl BarRenderer {
         } else {
             strip_ansi(text)
         };
-        // Printing above hidden bars does nothing; that is fine.
-        let _ = self.multi.println(text);
+        // Printing above a hidden bar does nothing; that is fine.
+        self.bar.println(text);
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -86,52 +104,55 @@ impl BarRenderer {
         }
     }
 
-    fn overall_style(&self) -> ProgressStyle {
-        let template = if self.color {
-            "{prefix:>9.bold} [{bar:25.cyan/blue}] {wide_msg}"
-        } else {
-            "{prefix:>9} [{bar:25}] {wide_msg}"
-        };
-        style(template).progress_chars("=> ")
-    }
-
-    /// The overall bar in `slot`, created at its fixed place (builds, downloads, copies) on
-    /// first use.
-    fn overall_bar(&mut self, slot: usize, prefix: &'static str) -> ProgressBar {
-        let existing = [&self.builds, &self.downloads, &self.copies][slot].clone();
-        if let Some(bar) = existing {
-            return bar;
-        }
-        let index = 1 + [&self.builds, &self.downloads, &self.copies][..slot]
-            .iter()
-            .filter(|b| b.is_some())
-            .count();
-        let bar = self
-            .multi
-            .insert(index, ProgressBar::new(1).with_style(self.overall_style()));
-        bar.set_prefix(prefix);
-        match slot {
-            0 => self.builds = Some(bar.clone()),
-            1 => self.downloads = Some(bar.clone()),
-            _ => self.copies = Some(bar.clone()),
-        }
-        bar
-    }
-
-    fn print_happenings(&self, state: &State) {
+    fn print_happenings(&mut self, state: &State) {
         for happening in state.happenings() {
             let line = match happening {
-                Happening::BuildFinished { .. } | Happening::BuildReused { .. } => {
-                    happening_line(happening, self.verbose)
-                        .map(|l| format!("{} {l}", self.paint("32", "✓")))
-                }
-                Happening::BuildFailed { build } => Some(format!(
-                    "{} {}",
-                    self.paint("31;1", "✗"),
-                    failure_block(build)
+                Happening::BuildFinished { .. } => happening_line(happening, self.verbose)
+                    .map(|l| format!("{} {l}", self.paint("32", "✓"))),
+                Happening::BuildReused { drv_path, host } => Some(format!(
+                    "{} {} {}, already built there",
+                    self.paint("32", "✓"),
+                    store_path_name(drv_path),
+                    copied_from(host),
                 )),
+                Happening::BuildCancelled {
+                    drv_path,
+                    host,
+                    elapsed,
+                } => Some(format!(
+                    "{} {}",
+                    self.paint("33", "-"),
+                    self.paint(
+                        "2",
+                        &format!(
+                            "{} {} stopped unfinished after {}",
+                            store_path_name(drv_path),
+                            where_built(host),
+                            duration(*elapsed)
+                        )
+                    )
+                )),
+                Happening::BuildFailed { build } => {
+                    let block = if self.logs_shown.contains(&build.drv) {
+                        // nix's error above already showed the log; name the build only.
+                        let mut bare = build.clone();
+                        bare.log.clear();
+                        failure_block(&bare)
+                    } else {
+                        failure_block(build)
+                    };
+                    Some(format!("{} {block}", self.paint("31;1", "✗")))
+                }
                 Happening::BuildStarted { .. } | Happening::TransferStarted { .. } => None,
                 Happening::TransferFinished { .. } if self.verbose == 0 => None,
+                Happening::Message { level, text } => {
+                    if text.contains("log lines:") {
+                        self.logs_shown
+                            .extend(drv_paths_in(text).into_iter().map(str::to_string));
+                    }
+                    happening_line(happening, self.verbose)
+                        .filter(|_| self.repeats.admit(*level, text))
+                }
                 Happening::Passthrough(line) => Some(line.clone()),
                 _ => happening_line(happening, self.verbose),
             };
@@ -142,158 +163,117 @@ impl BarRenderer {
     }
 
     fn sync(&mut self, state: &State, now: Instant) {
-        let builds = state.builds();
-        if builds.expected > 0 {
-            let bar = self.overall_bar(0, "builds");
-            let waiting = builds
-                .expected
-                .saturating_sub(builds.done + builds.running + builds.failed);
-            let mut text = format!(
-                "{}/{} done, {} running, {waiting} waiting",
-                builds.done, builds.expected, builds.running
-            );
-            if builds.failed > 0 {
-                text.push_str(&format!(", {} failed", builds.failed));
-            }
-            bar.set_length(builds.expected);
-            bar.set_position(builds.done + builds.failed);
-            bar.set_message(text);
-        }
-        let downloads = state.downloads();
-        if downloads.expected > 0 {
-            let peers = peers(state, &[TransferKind::Substitute]);
-            let bar = self.overall_bar(1, "downloads");
-            set_transfer_bar(
-                &bar,
-                downloads.done,
-                downloads.expected,
-                downloads.bytes_done,
-                downloads.bytes_expected,
-            );
-            bar.set_message(format!(
-                "{}/{} paths{}{}",
-                downloads.done,
-                downloads.expected,
-                byte_progress(downloads.bytes_done, downloads.bytes_expected),
-                peers
-            ));
-        }
-        let copies = state.copies();
-        if copies.expected > 0 {
-            let peers = peers(state, &[TransferKind::CopyFrom, TransferKind::CopyTo]);
-            let bar = self.overall_bar(2, "copies");
-            set_transfer_bar(
-                &bar,
-                copies.done,
-                copies.expected,
-                copies.bytes_done,
-                copies.bytes_expected,
-            );
-            bar.set_message(format!(
-                "{}/{} paths{}{}",
-                copies.done,
-                copies.expected,
-                byte_progress(copies.bytes_done, copies.bytes_expected),
-                peers
-            ));
-        }
-        let mut running = BTreeSet::new();
-        for build in state.running_builds() {
-            running.insert(build.drv_path.clone());
-            let line = match self.build_lines.get(&build.drv_path) {
-                Some(line) => line.clone(),
-                None => {
-                    let template = if self.color {
-                        "  {prefix:.yellow} {wide_msg}"
-                    } else {
-                        "  {prefix} {wide_msg}"
-                    };
-                    let line = self
-                        .multi
-                        .add(ProgressBar::new_spinner().with_style(style(template)));
-                    line.set_prefix("⏵");
-                    self.build_lines
-                        .insert(build.drv_path.clone(), line.clone());
-                    line
-                }
-            };
-            let mut text = format!("{} {}", build.name, where_built(&build.host));
-            if let Some(phase) = &build.phase {
-                text.push_str(&format!(" ({phase})"));
-            }
-            text.push_str(&format!(
-                " {}",
-                duration(now.saturating_duration_since(build.started))
-            ));
-            if let Some(last) = build.last_line() {
-                text.push_str(&format!(": {}", strip_ansi(last)));
-            }
-            line.set_message(text);
-        }
-        self.build_lines.retain(|drv, line| {
-            let keep = running.contains(drv);
-            if !keep {
-                line.finish_and_clear();
-            }
-            keep
-        });
-        self.header.tick();
+        let input = FrameInput {
+            header: self
+                .header
+                .as_ref()
+                .map(|(mode, reason)| (mode.as_str(), reason.as_str())),
+            elapsed: now.saturating_duration_since(self.shown_since),
+            now,
+            size: (self.size)(),
+            color: self.color,
+        };
+        self.bar.set_message(frame(state, &input).join("\n"));
         self.last_sync = Some(now);
     }
-}
 
-/// " from a, b" for the stores of the running transfers of these kinds ("" when none).
-fn peers(state: &State, kinds: &[TransferKind]) -> String {
-    let hosts: BTreeSet<&str> = state
-        .running_transfers()
-        .filter(|t| kinds.contains(&t.kind))
-        .map(|t| host_of(&t.peer))
-        .collect();
-    if hosts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", hosts.into_iter().collect::<Vec<_>>().join(", "))
+    /// Clears the frame for good; what was printed above it stays.
+    fn end_display(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.bar.finish_and_clear();
+        }
+        if let Some(echo) = self.echo.take() {
+            echo.restore();
+        }
+    }
+
+    /// The header and summary block that stays on the terminal, its last line painted.
+    fn write_block(&mut self, mut lines: Vec<String>, last_style: &str) {
+        if let Some(hidden) = self.repeats.hidden_line() {
+            lines.insert(0, hidden);
+        }
+        if let Some((mode, reason)) = &self.header {
+            lines.insert(0, format!("mode: {} — {reason}", self.paint("1", mode)));
+        }
+        if let Some(last) = lines.last_mut() {
+            *last = self.paint(last_style, last);
+        }
+        for line in lines {
+            let _ = writeln!(self.out, "{line}");
+        }
+        let _ = self.out.flush();
     }
 }
 
-/// ", 1.2 MiB of 6.0 MiB", ", 1.2 MiB", or nothing while nix reported no sizes.
-fn byte_progress(done: u64, expected: u64) -> String {
-    if expected > 0 {
-        format!(", {} of {}", bytes(done.min(expected)), bytes(expected))
-    } else if done > 0 {
-        format!(", {}", bytes(done))
+/// "copied from seasmoke" for a build host key.
+fn copied_from(host: &str) -> String {
+    format!("copied from {}", host_of(host))
+}
+
+/// The size of the terminal on stderr, or [`TermSize::FALLBACK`] when it is not one.
+fn stderr_size() -> TermSize {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass; on a descriptor that
+    // is not a terminal it fails and leaves it zeroed.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 && size.ws_row > 0 {
+        TermSize {
+            cols: usize::from(size.ws_col),
+            rows: usize::from(size.ws_row),
+        }
     } else {
-        String::new()
+        TermSize::FALLBACK
     }
 }
 
-/// Bytes when nix gave a size to expect, else paths.
-fn set_transfer_bar(
-    bar: &ProgressBar,
-    done: u64,
-    expected: u64,
-    bytes_done: u64,
-    bytes_expected: u64,
-) {
-    if bytes_expected > 0 {
-        bar.set_length(bytes_expected);
-        bar.set_position(bytes_done.min(bytes_expected));
-    } else {
-        bar.set_length(expected.max(1));
-        bar.set_position(done);
-    }
+/// A terminal whose echo of control characters (`ECHOCTL`: Ctrl-C shown as `^C`) was turned
+/// off; [`ControlEcho::restore`] turns it back on.
+struct ControlEcho {
+    fd: libc::c_int,
 }
 
-fn style(template: &str) -> ProgressStyle {
-    // The templates are constants of this file; a broken one falls back to the default style.
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+impl ControlEcho {
+    /// Turns the echo off on `fd` when it is a terminal that has it on.
+    fn off(fd: libc::c_int) -> Option<ControlEcho> {
+        // SAFETY: isatty, tcgetattr and tcsetattr only read and write the termios struct we
+        // own; on failure nothing is changed and we do nothing.
+        unsafe {
+            if libc::isatty(fd) != 1 {
+                return None;
+            }
+            let mut modes: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut modes) != 0 || modes.c_lflag & libc::ECHOCTL == 0 {
+                return None;
+            }
+            modes.c_lflag &= !libc::ECHOCTL;
+            (libc::tcsetattr(fd, libc::TCSANOW, &modes) == 0).then_some(ControlEcho { fd })
+        }
+    }
+
+    /// Turns the echo back on, leaving every other setting as it is now (a program run
+    /// meanwhile, e.g. sudo, may have changed and restored others).
+    fn restore(self) {
+        // SAFETY: as in `off`.
+        unsafe {
+            let mut modes: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(self.fd, &mut modes) == 0 {
+                modes.c_lflag |= libc::ECHOCTL;
+                libc::tcsetattr(self.fd, libc::TCSANOW, &modes);
+            }
+        }
+    }
 }
 
 impl Render for BarRenderer {
     fn header(&mut self, mode: &str, reason: &str) {
-        let text = format!("mode: {} — {reason}", self.paint("1", mode));
-        self.header.set_message(text.clone());
-        self.header_text = Some(text);
+        self.header = Some((mode.to_string(), reason.to_string()));
+        self.last_sync = None;
     }
 
     fn message(&mut self, text: &str) {
@@ -301,43 +281,50 @@ impl Render for BarRenderer {
     }
 
     fn draw(&mut self, state: &State, now: Instant) {
-        self.print_happenings(state);
-        let due = match self.last_sync {
-            Some(last) => now.saturating_duration_since(last) >= MIN_REDRAW,
-            None => true,
-        };
+        if self.ended {
+            return;
+        }
+        // A build or transfer that started or ended changes the frame's lines: redraw now, so
+        // a build printed as finished above is not still shown running below.
+        let reshaped = state.happenings().iter().any(|h| {
+            !matches!(
+                h,
+                Happening::BuildLog { .. }
+                    | Happening::BuildPhase { .. }
+                    | Happening::Message { .. }
+                    | Happening::Passthrough(_)
+            )
+        });
+        let due = reshaped
+            || match self.last_sync {
+                Some(last) => now.saturating_duration_since(last) >= MIN_REDRAW,
+                None => true,
+            };
+        // The frame first: printing the happenings redraws the terminal, and it should redraw
+        // it with the new frame (indicatif may skip a redraw asked for just after another).
         if due {
             self.sync(state, now);
         }
+        self.print_happenings(state);
     }
 
     fn finish(&mut self, state: &State, summary: &Summary) {
         self.print_happenings(state);
-        for line in self.build_lines.values() {
-            line.finish_and_clear();
-        }
-        for bar in [&self.builds, &self.downloads, &self.copies]
-            .into_iter()
-            .flatten()
-        {
-            bar.finish_and_clear();
-        }
-        self.header.finish_and_clear();
-        let _ = self.multi.clear();
-        if let Some(header) = &self.header_text {
-            let _ = writeln!(self.out, "{header}");
-        }
-        let mut lines = summary_lines(summary);
-        if let Some(last) = lines.last_mut() {
-            *last = if summary.ok {
-                self.paint("32", last)
-            } else {
-                self.paint("31;1", last)
-            };
-        }
-        for line in lines {
-            let _ = writeln!(self.out, "{line}");
-        }
-        let _ = self.out.flush();
+        self.end_display();
+        let style = if summary.ok { "32" } else { "31;1" };
+        self.write_block(summary_lines(summary), style);
+    }
+
+    fn abandon(&mut self, state: &State, summary: &Summary) {
+        self.print_happenings(state);
+        self.end_display();
+        self.write_block(super::text::stopped_lines(summary), "33");
+    }
+}
+
+impl Drop for BarRenderer {
+    fn drop(&mut self) {
+        // A renderer dropped mid-run (an error unwinding past the monitor) leaves no bars.
+        self.end_display();
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 /// Writes events as JSON lines, for programs: `plan`, `note` (the caller's messages),
 /// `build_start`, `build_phase`, `build_done`, `build_reused` (a builder handed back outputs it
-/// already had), `build_failed`, `substitute_start`,
+/// already had), `build_cancelled` (nix stopped it unfinished), `build_failed`, `substitute_start`,
 /// `substitute_done`, `copy_start`, `copy_done`, `message` (nix's errors, warnings and
 /// information), `log` (lines that were not part of nix's JSON log), `build_log` (builders'
 /// lines, with `-v`), and last `summary` (the fields of [`Summary`]). Each line is flushed as
@@ -78,6 +78,14 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
         Happening::BuildReused { drv_path, host } => {
             json!({"event": "build_reused", "drv": drv_path, "name": store_path_name(drv_path), "host": host})
         }
+        Happening::BuildCancelled {
+            drv_path,
+            host,
+            elapsed,
+        } => json!({
+            "event": "build_cancelled", "drv": drv_path, "name": store_path_name(drv_path), "host": host,
+            "secs": elapsed.as_secs_f64(),
+        }),
         Happening::BuildFailed { build } => json!({
             "event": "build_failed", "drv": build.drv, "name": store_path_name(&build.drv), "host": build.host,
             "log": build.log,
@@ -172,5 +180,10 @@ impl Render for JsonRenderer {
         })
         .unwrap_or_else(|_| json!({"event": "summary", "ok": summary.ok}));
         self.emit(value);
+    }
+
+    fn abandon(&mut self, state: &State, summary: &Summary) {
+        // The stream still ends with a summary (ok: false), so readers need no special case.
+        self.finish(state, summary);
     }
 }

@@ -5,6 +5,7 @@
 //! [`renderer`], and hand it to a [`crate::monitor::Monitor`].
 
 mod bar;
+mod frame;
 mod json;
 mod plain;
 mod silent;
@@ -16,6 +17,7 @@ use std::io::Write;
 use std::time::Instant;
 
 pub use bar::BarRenderer;
+pub use frame::TermSize;
 pub use json::JsonRenderer;
 pub use plain::PlainRenderer;
 pub use silent::SilentRenderer;
@@ -34,6 +36,11 @@ pub trait Render {
 
     /// Ends the display and shows the summary. Called once, after the last draw.
     fn finish(&mut self, state: &State, summary: &Summary);
+
+    /// Ends the display of a run that was stopped before it ended (Ctrl-C, or an error that
+    /// made the caller give up): the terminal is left clean and what happened so far is shown.
+    /// `summary.ok` is false. Called at most once, instead of [`Render::finish`].
+    fn abandon(&mut self, state: &State, summary: &Summary);
 }
 
 /// Which renderer to use.
@@ -104,5 +111,7 @@ pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
 /// Where line-oriented renderers write: any writer that can move to the reading task.
 pub type Output = Box<dyn Write + Send>;
 
+#[cfg(test)]
+mod frame_tests;
 #[cfg(test)]
 mod tests;

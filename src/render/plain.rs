@@ -1,25 +1,31 @@
 //! Plain lines for CI logs: one per start and finish, no escape codes ever.
 
-use super::text::{happening_line, summary_lines};
+use super::text::{happening_line, stopped_lines, summary_lines, Repeats};
 use super::{Output, Render};
 use crate::log::strip_ansi;
-use crate::monitor::{State, Summary};
+use crate::monitor::{Happening, State, Summary};
 use std::io::Write;
 use std::time::Instant;
 
 /// Writes one plain line per build and transfer start and finish, nix's warnings and errors,
 /// and lines that were not part of nix's JSON log; then the summary. Readable in a CI log and
-/// with `NO_COLOR`: escape codes are removed, even from nix's own messages.
+/// with `NO_COLOR`: escape codes are removed, even from nix's own messages. nix's repeated
+/// warnings (one per derivation) are shown once and counted.
 pub struct PlainRenderer {
     out: Output,
     verbose: u8,
+    repeats: Repeats,
 }
 
 impl PlainRenderer {
     /// Writes to `out` (stderr in the program, a buffer in tests); `verbose` adds builders' log
     /// lines and phases.
     pub fn new(out: Output, verbose: u8) -> Self {
-        PlainRenderer { out, verbose }
+        PlainRenderer {
+            out,
+            verbose,
+            repeats: Repeats::default(),
+        }
     }
 
     fn line(&mut self, text: &str) {
@@ -39,15 +45,35 @@ impl Render for PlainRenderer {
 
     fn draw(&mut self, state: &State, _now: Instant) {
         for happening in state.happenings() {
-            if let Some(line) = happening_line(happening, self.verbose) {
-                self.line(&line);
+            let Some(line) = happening_line(happening, self.verbose) else {
+                continue;
+            };
+            if let Happening::Message { level, text } = happening {
+                if !self.repeats.admit(*level, text) {
+                    continue;
+                }
             }
+            self.line(&line);
         }
         let _ = self.out.flush();
     }
 
-    fn finish(&mut self, _state: &State, summary: &Summary) {
-        for line in summary_lines(summary) {
+    fn finish(&mut self, state: &State, summary: &Summary) {
+        self.end(state, summary_lines(summary));
+    }
+
+    fn abandon(&mut self, state: &State, summary: &Summary) {
+        self.end(state, stopped_lines(summary));
+    }
+}
+
+impl PlainRenderer {
+    fn end(&mut self, state: &State, lines: Vec<String>) {
+        self.draw(state, std::time::Instant::now());
+        if let Some(hidden) = self.repeats.hidden_line() {
+            self.line(&hidden);
+        }
+        for line in lines {
             self.line(&line);
         }
         let _ = self.out.flush();

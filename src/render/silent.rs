@@ -43,4 +43,8 @@ impl Render for SilentRenderer {
     fn finish(&mut self, _state: &State, _summary: &Summary) {
         let _ = self.out.flush();
     }
+
+    fn abandon(&mut self, _state: &State, _summary: &Summary) {
+        let _ = self.out.flush();
+    }
 }

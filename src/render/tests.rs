@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A writer whose bytes the test can read back after the renderer is gone.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -25,7 +25,7 @@ impl Write for Captured {
 }
 
 impl Captured {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.0
             .lock()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -476,4 +476,121 @@ fn a_monitor_can_move_to_the_task_reading_nix() {
     fn assert_send<T: Send>() {}
     assert_send::<Monitor>();
     assert_send::<BarRenderer>();
+}
+
+#[test]
+fn one_failure_among_parallel_remote_builds_is_named_right() {
+    // failmix: three ticking leaves and failmix-bad on seasmoke; failmix-bad fails, nix stops
+    // the others unfinished (no --keep-going), in an order that does not say which failed.
+    for file in [
+        "nix-2.26-remote-build-one-fails.log",
+        "nix-2.8-remote-build-one-fails.log",
+    ] {
+        let (summary, plain, events) = summary_of(file);
+        assert!(!summary.ok, "{file}");
+        assert_eq!(summary.failed.len(), 1, "{file}: {:?}", summary.failed);
+        assert!(
+            summary.failed[0].drv.ends_with("-failmix-bad.drv"),
+            "{file}: {:?}",
+            summary.failed[0]
+        );
+        assert_eq!(summary.failed[0].host, "ssh-ng://seasmoke");
+        assert!(
+            summary.built.is_empty() && summary.reused.is_empty(),
+            "{file}: nothing finished: {:?} {:?}",
+            summary.built,
+            summary.reused
+        );
+        assert_eq!(count_events(&events, "build_cancelled"), 3, "{file}");
+        assert_eq!(count_events(&events, "build_done"), 0, "{file}");
+        assert!(
+            plain.contains("stopped failmix-leaf-1 on seasmoke after"),
+            "{file}:\n{plain}"
+        );
+        assert!(!plain.contains("built failmix"), "{file}:\n{plain}");
+    }
+}
+
+#[test]
+fn a_builder_killed_mid_build_fails_one_build_and_cancels_the_rest() {
+    let (summary, plain, events) = summary_of("nix-2.26-remote-builder-killed.log");
+    assert!(!summary.ok);
+    assert!(summary.built.is_empty(), "{:?}", summary.built);
+    assert_eq!(summary.failed.len(), 1);
+    assert!(summary.failed[0].drv.ends_with("-slowwide-leaf-3.drv"));
+    assert_eq!(count_events(&events, "build_cancelled"), 3);
+    // nix says "Nix daemon disconnected unexpectedly" once per running build: shown once.
+    assert_eq!(
+        plain
+            .matches("Nix daemon disconnected unexpectedly")
+            .count(),
+        1,
+        "{plain}"
+    );
+    assert!(
+        plain.contains("(3 repeated nix messages not shown)"),
+        "{plain}"
+    );
+    let disconnected = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "message"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Nix daemon disconnected"))
+        })
+        .count();
+    assert_eq!(disconnected, 4, "JSON keeps every message");
+}
+
+#[test]
+fn an_interrupted_nix_built_nothing() {
+    let (summary, _, events) = summary_of("nix-2.26-remote-build-interrupted.log");
+    assert!(!summary.ok);
+    assert!(summary.built.is_empty() && summary.failed.is_empty());
+    assert_eq!(count_events(&events, "build_cancelled"), 4);
+}
+
+#[test]
+fn repeated_warnings_that_differ_only_in_derivations_are_shown_once() {
+    use crate::log::Verbosity;
+    let mut repeats = super::text::Repeats::default();
+    let warning = |name: &str| {
+        format!(
+            "Failed to find a machine for remote build!\nderivation: {}-{name}.drv\n1 available machines:",
+            "x".repeat(32)
+        )
+    };
+    assert!(repeats.admit(Verbosity::Warn, &warning("leaf-1")));
+    assert!(!repeats.admit(Verbosity::Warn, &warning("leaf-2")));
+    assert!(repeats.admit(Verbosity::Warn, "warning: something else"));
+    assert!(repeats.admit(
+        Verbosity::Error,
+        "error: builder for '/nix/store/a.drv' failed"
+    ));
+    assert!(repeats.admit(
+        Verbosity::Error,
+        "error: builder for '/nix/store/b.drv' failed"
+    ));
+    assert!(!repeats.admit(
+        Verbosity::Error,
+        "error: builder for '/nix/store/b.drv' failed"
+    ));
+    assert!(repeats.admit(Verbosity::Info, "same"));
+    assert!(repeats.admit(Verbosity::Info, "same"));
+    assert_eq!(
+        repeats.hidden_line().as_deref(),
+        Some("(2 repeated nix messages not shown)")
+    );
+}
+
+#[test]
+fn log_lines_for_display_lose_escapes_carriage_returns_and_tabs() {
+    use super::text::{clean_line, fit};
+    assert_eq!(clean_line("\u{1b}[1mgcc\u{1b}[0m\t-c x.c"), "gcc -c x.c");
+    assert_eq!(clean_line("10%\r50%\r100% done\r\n"), "100% done");
+    assert_eq!(fit("hello world", 8), "hello w…");
+    assert_eq!(fit("hello", 5), "hello");
+    assert_eq!(fit("日本語テキスト", 7), "日本語…");
+    assert_eq!(fit("x", 0), "");
 }

@@ -56,6 +56,16 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             store_path_name(drv_path),
             where_built(host)
         )),
+        Happening::BuildCancelled {
+            drv_path,
+            host,
+            elapsed,
+        } => Some(format!(
+            "stopped {} {} after {}, unfinished",
+            store_path_name(drv_path),
+            where_built(host),
+            duration(*elapsed)
+        )),
         Happening::BuildFailed { build } => Some(failure_block(build)),
         Happening::BuildLog { drv_path, line } if verbose > 0 => Some(format!(
             "{}> {}",
@@ -206,10 +216,144 @@ pub fn summary_lines(summary: &Summary) -> Vec<String> {
     lines
 }
 
+/// The closing block of a run that was stopped before it ended (Ctrl-C, an error in
+/// nixdispatch): what it did so far, then "stopped after …".
+pub fn stopped_lines(summary: &Summary) -> Vec<String> {
+    let mut lines = summary_lines(summary);
+    lines.pop();
+    lines.retain(|l| l != "nothing to build or fetch");
+    lines.push(format!(
+        "stopped after {}",
+        duration(Duration::try_from_secs_f64(summary.elapsed_secs).unwrap_or_default())
+    ));
+    lines
+}
+
 fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// How many columns `text` takes on a terminal (no escape codes expected): wide East Asian
+/// characters and emoji take two, combining marks none, everything else one.
+pub fn display_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+fn char_width(c: char) -> usize {
+    let n = c as u32;
+    match n {
+        0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F => 0,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
+/// `text` cut to at most `width` columns, ending in `…` when something was cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if display_width(text) <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = take_columns(text, width - 1);
+    out.push('…');
+    out
+}
+
+/// The longest start of `text` that takes at most `columns` columns.
+pub fn take_columns(text: &str, columns: usize) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = char_width(c);
+        if used + w > columns {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out
+}
+
+/// A builder's log line as one line of a display: colour codes removed, only what follows the
+/// last carriage return (progress meters redraw themselves with `\r`), tabs and other control
+/// characters as spaces, surrounding blanks trimmed.
+pub fn clean_line(line: &str) -> String {
+    let line = strip_ansi(line);
+    let line = line.trim_end_matches(['\r', '\n']);
+    let line = line.rsplit('\r').next().unwrap_or(line);
+    line.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// How many distinct messages [`Repeats`] remembers; later ones are all shown.
+const REPEATS_KEPT: usize = 1024;
+
+/// Keeps nix's repeated messages off a human display: a warning that differs from one already
+/// shown only in the derivations it names ("Failed to find a machine for remote build!
+/// derivation: …", once per derivation) and an error shown word for word before are counted
+/// instead of shown again.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    seen: std::collections::HashSet<String>,
+    hidden: u64,
+}
+
+impl Repeats {
+    /// Whether to show a message of `level` with `text`; counts it when not.
+    pub fn admit(&mut self, level: Verbosity, text: &str) -> bool {
+        let key = match level {
+            Verbosity::Warn => text
+                .split_whitespace()
+                .map(|word| {
+                    if word.contains(".drv") || word.contains("/nix/store/") {
+                        "…"
+                    } else {
+                        word
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            Verbosity::Error => text.to_string(),
+            _ => return true,
+        };
+        if self.seen.contains(&key) {
+            self.hidden += 1;
+            return false;
+        }
+        if self.seen.len() < REPEATS_KEPT {
+            self.seen.insert(key);
+        }
+        true
+    }
+
+    /// The line that says how many repeats were not shown, if any were.
+    pub fn hidden_line(&self) -> Option<String> {
+        match self.hidden {
+            0 => None,
+            1 => Some("(1 repeated nix message not shown)".to_string()),
+            n => Some(format!("({n} repeated nix messages not shown)")),
+        }
     }
 }
