@@ -81,7 +81,7 @@ pub async fn execute(
     if !attempt.ok && uses_builders(&plan) && !run.no_fallback {
         if let Some(why) = vanished_builder(settings, &planned).await {
             monitor.message(&format!(
-                "nixdispatch: {why}; finishing the build locally (once; --no-fallback turns this off)"
+                "nixdispatch: {why}; finishing the build locally, once (--no-fallback turns this off)"
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
@@ -89,6 +89,7 @@ pub async fn execute(
                 s.reachable = false;
             }
             monitor.restart(Instant::now());
+            monitor.set_header(&plan.mode.to_string(), &plan.reason);
             attempt = run_build(
                 settings,
                 &target,
@@ -295,7 +296,7 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
     let again = probe_all(&live, settings.connect_timeout, &settings.ssh_opts).await;
     again.iter().find(|b| !b.status.reachable).map(|b| {
         format!(
-            "builder {} went away during the build ({})",
+            "builder {} went away during the build: {}",
             b.status.host,
             b.status.error.as_deref().unwrap_or("unreachable")
         )
