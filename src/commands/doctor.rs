@@ -54,7 +54,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             "declare builders in nix (nix.buildMachines on NixOS, `builders = ...` or /etc/nix/machines) or pass --builder",
         ));
     }
-    let local_trusted = local_trust(settings).await;
+    let local_trusted = settings.nix.local_trust().await;
     match local_trusted {
         Some(false) => checks.push(error(
             "the local nix daemon does not trust you: it ignores --builders, builders-use-substitutes and extra substituters from you",
@@ -114,7 +114,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             ));
         }
     }
-    if !settings.builders.is_empty() && unsafe_multi_user() {
+    if !settings.builders.is_empty() && crate::nix::is_daemon_client() {
         checks.push(warn(
             "nix-daemon opens builder connections as root, with root's ssh key, known_hosts and config, not yours",
             "check `sudo ssh BUILDER` works, or the daemon's builds fail where these probes succeed",
@@ -139,20 +139,4 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         )));
     }
     Ok(0)
-}
-
-/// `nix store ping`'s `Trusted:` for the local store (2.15+); None when unknown.
-async fn local_trust(settings: &Settings) -> Option<bool> {
-    let out = settings.nix.output("nix", ["store", "ping"]).await.ok()?;
-    String::from_utf8_lossy(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("Trusted:"))
-        .map(|v| v.trim() == "1")
-}
-
-/// A non-root user on a machine with a nix daemon socket.
-fn unsafe_multi_user() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    !root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
 }

@@ -74,8 +74,16 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
             )
             .await
         };
-        let (availability, warnings) =
+        let (availability, mut warnings) =
             sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
+        if crate::nix::is_daemon_client() && settings.nix.local_trust().await == Some(false) {
+            warnings.push(
+                "the nix daemon does not trust you, so it ignores the builders and substituters \
+                 nixdispatch passes and uses its own: add yourself to trusted-users \
+                 (nix.settings.trusted-users on NixOS)"
+                    .to_owned(),
+            );
+        }
         (availability, builders, warnings)
     };
     let input = PlanInput {

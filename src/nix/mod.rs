@@ -81,6 +81,27 @@ impl Nix {
     }
 }
 
+impl Nix {
+    /// Whether the local store trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); `None`
+    /// when nix does not say. An untrusted daemon client's `--option builders`,
+    /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
+    pub async fn local_trust(&self) -> Option<bool> {
+        let out = self.output("nix", ["store", "ping"]).await.ok()?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("Trusted:"))
+            .map(|v| v.trim() == "1")
+    }
+}
+
+/// Whether we are a non-root user talking to a nix daemon (multi-user install): then the daemon,
+/// not us, decides which of our settings count, and it opens builder connections as root.
+pub fn is_daemon_client() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
+}
+
 /// The first arguments of a command, for messages (store paths make full argv unreadable).
 fn describe(cmd: &std::process::Command) -> String {
     let args: Vec<String> = cmd
