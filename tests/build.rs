@@ -3,11 +3,9 @@
 
 mod common;
 
-use common::{lab, nixdispatch, BOUND};
+use common::{lab, nixdispatch, Background, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn result_path(run: &common::Run) -> String {
     run.stdout
@@ -269,63 +267,23 @@ fn builder_killed_mid_build_finishes_locally() {
         fixtures: vec![Fixture::slow("slow6", 6)],
         ..LabOptions::default()
     });
-    let spec = lab.builder_spec();
-    let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    cmd.args([
-        "--builder",
-        &spec,
-        "--progress",
-        "plain",
-        "build",
-        &lab.flake_ref("slow6"),
-    ]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(60) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let started = line.contains("building slow6 on seasmoke");
-            seen.push(line);
-            if started {
-                // Let the remote build get going (it ticks for 6 s).
-                std::thread::sleep(Duration::from_secs(2));
-                break;
-            }
-        }
-    }
+    let mut run = Background::build(&lab, "slow6");
     assert!(
-        seen.iter().any(|l| l.contains("on seasmoke")),
-        "the build never started remotely: {seen:#?}"
+        run.wait_for("building slow6 on seasmoke", Duration::from_secs(60)),
+        "the build never started remotely: {:#?}",
+        run.seen
     );
+    // Let the remote build get going (it ticks for 6 s).
+    std::thread::sleep(Duration::from_secs(2));
     lab.kill_builder();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "hung after the builder died"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    seen.extend(rx.try_iter());
-    assert!(status.success(), "{status}: {seen:#?}");
+    let status = run.exit(Duration::from_secs(120));
+    assert!(status.success(), "{status}: {:#?}", run.seen);
     assert!(
-        seen.iter()
+        run.seen
+            .iter()
             .any(|l| l.contains("finishing the build locally")),
-        "{seen:#?}"
+        "{:#?}",
+        run.seen
     );
 }
 
@@ -335,45 +293,16 @@ fn ctrl_c_exits_130_and_leaves_no_processes() {
         return;
     }
     let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    cmd.args([
-        "--builder",
-        &spec,
-        "--progress",
-        "plain",
-        "build",
-        &lab.flake_ref("slow"),
-    ]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut lines = stderr.lines();
-    let t0 = Instant::now();
-    for line in lines.by_ref().map_while(Result::ok) {
-        if line.contains("building slow on seasmoke") {
-            std::thread::sleep(Duration::from_secs(1));
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut run = Background::build(&lab, "slow");
+    assert!(
+        run.wait_for("building slow on seasmoke", Duration::from_secs(60)),
+        "{:#?}",
+        run.seen
+    );
+    std::thread::sleep(Duration::from_secs(1));
     // SAFETY: kill only sends a signal to our own child.
-    unsafe { libc_kill(child.id() as i32, 2) };
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(90),
-            "did not stop after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    unsafe { libc_kill(run.child.id() as i32, 2) };
+    let status = run.exit(Duration::from_secs(90));
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(300));
     let left = client_processes(&lab);

@@ -108,3 +108,83 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Run {
 
 /// A generous bound for commands that should finish in seconds.
 pub const BOUND: Duration = Duration::from_secs(120);
+
+/// A nixdispatch build running in the background, its stderr lines arriving on a channel.
+pub struct Background {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    pub started: Instant,
+}
+
+impl Background {
+    /// Starts `nixdispatch --builder SPEC --progress plain build ATTR` as vermax (Nix 2.8).
+    pub fn build(lab: &Lab, attr: &str) -> Background {
+        let spec = lab.builder_spec();
+        let mut cmd = lab.nixdispatch(ClientNix::V2_8, bin());
+        cmd.args([
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "build",
+            &lab.flake_ref(attr),
+        ]);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Background {
+            child,
+            lines,
+            seen: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits (at most `limit`) for a stderr line containing `text`; false when none came.
+    pub fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let found = line.contains(text);
+                self.seen.push(line);
+                if found {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Waits for the exit (failing the test after `limit` from the start), with every line seen.
+    pub fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                self.started.elapsed() < limit,
+                "still running after {limit:?}: {:#?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.lines.try_iter());
+        status
+    }
+}
