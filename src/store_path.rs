@@ -74,6 +74,16 @@ pub struct StorePath {
 }
 
 impl StorePath {
+    /// Parses a path as nix prints it in JSON and narinfo: a full store path, or (newer nix
+    /// versions, narinfo `References`) a base name that lives in `store_dir`.
+    pub fn parse_in(store_dir: &str, text: &str) -> Result<StorePath, StorePathError> {
+        if text.starts_with('/') {
+            StorePath::parse(text)
+        } else {
+            StorePath::parse(&format!("{store_dir}/{text}"))
+        }
+    }
+
     /// Parses and validates a full store path such as
     /// `/nix/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-hello-2.12.1`.
     pub fn parse(text: &str) -> Result<StorePath, StorePathError> {
@@ -336,6 +346,17 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("at most 211"), "{err}");
+    }
+
+    #[test]
+    fn base_names_parse_in_a_store_dir() {
+        let base = "7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-hello-2.12.1";
+        let full = format!("/nix/store/{base}");
+        assert_eq!(
+            StorePath::parse_in("/nix/store", base).unwrap().as_str(),
+            full
+        );
+        assert_eq!(StorePath::parse_in("/other", &full).unwrap().as_str(), full);
     }
 
     #[test]

@@ -69,12 +69,7 @@ pub fn parse_graph(json: &Value) -> Result<Graph> {
 
 /// Newer nix versions print store paths without the store directory.
 fn store_path(text: &str) -> Result<StorePath> {
-    let full = if text.starts_with('/') {
-        text.to_owned()
-    } else {
-        format!("/nix/store/{text}")
-    };
-    StorePath::parse(&full)
+    StorePath::parse_in("/nix/store", text)
         .map_err(|err| Error::input(format!("nix printed a store path we cannot read: {err}")))
 }
 

@@ -77,7 +77,7 @@ pub async fn query(
                 .map(|a| {
                     a.iter()
                         .filter_map(Value::as_str)
-                        .filter_map(|r| full_path(r, path.store_dir()))
+                        .filter_map(|r| StorePath::parse_in(path.store_dir(), r).ok())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -104,14 +104,6 @@ pub async fn query(
         }
     }
     Ok(hits)
-}
-
-fn full_path(reference: &str, store_dir: &str) -> Option<StorePath> {
-    if reference.starts_with('/') {
-        StorePath::parse(reference).ok()
-    } else {
-        StorePath::parse(&format!("{store_dir}/{reference}")).ok()
-    }
 }
 
 /// The valid entries of `nix path-info --json` in every version's shape: an array of objects

@@ -144,22 +144,15 @@ async fn ask_http(
         .text()
         .await
         .map_err(|err| short_http_error(&err))?;
-    let prio = priority(&info);
-    let hits = stream::iter(paths)
-        .map(|path| async move {
-            let url = format!("{base}/{}.narinfo", path.hash_part());
-            let resp = client.get(url).send().await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            let text = resp.text().await.ok()?;
-            hit_from(&text, path, uri, trust)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter_map(|x| async move { x })
-        .collect::<BTreeMap<_, _>>()
-        .await;
-    Ok((prio, hits))
+    let hits = ask_each(paths, uri, trust, |name| async move {
+        let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.text().await.ok()
+    })
+    .await;
+    Ok((priority(&info), hits))
 }
 
 async fn ask_dir(
@@ -171,19 +164,37 @@ async fn ask_dir(
     let info = tokio::fs::read_to_string(format!("{dir}/nix-cache-info"))
         .await
         .map_err(|err| format!("cannot read {dir}/nix-cache-info: {err}"))?;
-    let prio = priority(&info);
-    let hits = stream::iter(paths)
+    let hits = ask_each(paths, uri, trust, |name| async move {
+        tokio::fs::read_to_string(format!("{dir}/{name}"))
+            .await
+            .ok()
+    })
+    .await;
+    Ok((priority(&info), hits))
+}
+
+/// Fetches `<hash>.narinfo` for every path with `fetch` (None = absent), many at once, and
+/// keeps the ones nix would accept from this cache.
+async fn ask_each<F, Fut>(
+    paths: &[StorePath],
+    uri: &str,
+    trust: &Trust,
+    fetch: F,
+) -> BTreeMap<StorePath, CacheHit>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let fetch = &fetch;
+    stream::iter(paths)
         .map(|path| async move {
-            let text = tokio::fs::read_to_string(format!("{dir}/{}.narinfo", path.hash_part()))
-                .await
-                .ok()?;
+            let text = fetch(format!("{}.narinfo", path.hash_part())).await?;
             hit_from(&text, path, uri, trust)
         })
         .buffer_unordered(CONCURRENCY)
         .filter_map(|x| async move { x })
-        .collect::<BTreeMap<_, _>>()
-        .await;
-    Ok((prio, hits))
+        .collect()
+        .await
 }
 
 fn hit_from(

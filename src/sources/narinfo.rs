@@ -38,7 +38,7 @@ impl NarInfo {
                 "References" => {
                     info.references = value
                         .split_whitespace()
-                        .filter_map(|base| StorePath::parse(&format!("{store_dir}/{base}")).ok())
+                        .filter_map(|base| StorePath::parse_in(store_dir, base).ok())
                         .collect()
                 }
                 "Sig" => info.signatures.push(value.to_owned()),
