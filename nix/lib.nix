@@ -402,6 +402,10 @@ let
             message = "${where}: sshKey ${toJSON b.sshKey} is relative: the nix daemon runs as root in /, give an absolute path such as /root/.ssh/nixbuild";
           }
           {
+            assertion = b.sshKey == null || match ".*[[:space:]].*" b.sshKey == null;
+            message = "${where}: sshKey ${toJSON b.sshKey} contains white space, which the machines file cannot hold: move or link the key to a path without it";
+          }
+          {
             assertion = b.sshKey == null || substring 0 11 b.sshKey != "/nix/store/";
             message = "${where}: sshKey is in the nix store, readable by every user: keep the private key outside it, e.g. /root/.ssh/nixbuild";
           }
