@@ -441,6 +441,13 @@ let
         message = "programs.nixdispatch.ssh.controlDir ${toJSON sshOpts.controlDir} is relative: give an absolute, root-only directory such as /run/nixdispatch-ssh";
       }
       {
+        # ssh binds "DIR/<40 hex of %C>.<16 random>" first; a unix socket path holds 107 bytes,
+        # and a master that cannot bind makes the session fail (seen here: nix's remote build
+        # then fails with "unexpected end-of-file").
+        assertion = sshOpts.controlDir == null || stringLength sshOpts.controlDir <= 49;
+        message = "programs.nixdispatch.ssh.controlDir ${toJSON sshOpts.controlDir} is too long for ssh's control sockets (at most 49 characters): pick a shorter directory such as /run/nixdispatch-ssh";
+      }
+      {
         assertion = !host.enable || (host ? signingKeyFile && isString host.signingKeyFile && isAbsolute host.signingKeyFile);
         message = "programs.nixdispatch.builderHost.signingKeyFile must be an absolute path outside the nix store, e.g. /var/lib/nixdispatch/signing-key";
       }

@@ -390,6 +390,10 @@ fn assertions_name_the_builder_and_the_fix() {
     assert!(twice
         .to_string()
         .contains("seasmoke is declared more than once"));
+    let long = eval(
+        r#"lib.failedAssertions { ssh.controlDir = "/var/lib/a-rather-long-directory-name/for-ssh-sockets"; }"#,
+    );
+    assert!(long.to_string().contains("too long"), "{long}");
     let host = eval(
         r#"lib.failedAssertions { builderHost = { enable = true; signingKeyFile = "key"; }; }"#,
     );
@@ -673,5 +677,310 @@ fn system_config_file_is_read_after_the_users() {
         !String::from_utf8_lossy(&out.stderr).contains("connect-timeout"),
         "the flag did not win: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ----- on the lab: what root's ssh configuration buys plain nix -------------------------------
+//
+// The lab's client runs nix as root, single-user, so nix's own ssh (build hook and ssh-ng store)
+// is root's ssh. `NIX_SSHOPTS=-F FILE` makes that ssh read exactly the text lib.sshConfig
+// writes (as the NixOS module puts it in /etc/ssh/ssh_config), with the builder's machines line
+// from lib.machinesLine. The baseline in each test is the same nix with the lab's own ssh config
+// (host key pinned, nothing else), where a tarpit or a silent link hangs nix (NIX-FACTS).
+
+use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// The declared set-up of the lab's seasmoke: its machines line and root's ssh config file.
+struct Declared {
+    line: String,
+    ssh_config: PathBuf,
+}
+
+/// Writes what the module would write for seasmoke into `LABDIR/d-NAME/`, with these
+/// ssh timings, and returns the machines line and the config file.
+fn declare(lab: &Lab, name: &str, timings: &str) -> Declared {
+    // Short: a unix socket path holds at most 107 bytes (see the controlDir assertion).
+    let dir = lab.dir().join(format!("d-{name}"));
+    let control = dir.join("c");
+    std::fs::create_dir_all(&control).expect("mkdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let builder = format!(
+        r#"{{ hostName = "seasmoke"; address = "127.0.0.1"; port = {port}; sshUser = "root";
+             sshKey = "{key}"; systems = [ "x86_64-linux" ]; maxJobs = 2;
+             publicHostKey = "{host_key}"; substitute = false; }}"#,
+        port = lab.builder_port(),
+        key = lab.dir().join("client_key").display(),
+        host_key = lab.builder_host_key().trim(),
+    );
+    let got = eval(&format!(
+        r#"let b = {builder}; in {{
+             failed = lib.failedAssertions {{ builders = [ b ]; }};
+             line = lib.machinesLine b;
+             known = lib.knownHosts [ b ];
+             ssh = lib.sshConfig ({{ builders = [ b ]; knownHostsFile = "{known}"; controlDir = "{control}"; }} // {timings});
+           }}"#,
+        known = dir.join("known_hosts").display(),
+        control = control.display(),
+    ));
+    assert_eq!(got["failed"], json!([]));
+    std::fs::write(dir.join("known_hosts"), string(got["known"].clone())).expect("write");
+    let ssh_config = dir.join("ssh_config");
+    std::fs::write(&ssh_config, string(got["ssh"].clone())).expect("write");
+    Declared {
+        line: string(got["line"].clone()),
+        ssh_config,
+    }
+}
+
+/// Plain `nix build --no-link --builders LINE ARGS...` as vermax; with `declared`, root's ssh
+/// reads the declared config, otherwise the lab's own.
+fn plain_nix(
+    lab: &Lab,
+    v: ClientNix,
+    line: &str,
+    declared: Option<&Declared>,
+    args: &[&str],
+) -> Command {
+    let mut cmd = lab.client_command(v, "nix");
+    cmd.args(["build", "--no-link", "--builders", line])
+        .args(args);
+    if let Some(d) = declared {
+        cmd.env("NIX_SSHOPTS", format!("-F {}", d.ssh_config.display()));
+    }
+    cmd
+}
+
+/// A command running in the background, its stderr lines on a channel.
+struct Running {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    started: Instant,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits (at most `limit`) for a stderr line containing `text`.
+    fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let found = line.contains(text);
+                self.seen.push(line);
+                if found {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The exit status once it exits, or `None` if it is still running after `limit` from its
+    /// start.
+    fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(100));
+                self.seen.extend(self.lines.try_iter());
+                return Some(status);
+            }
+            if self.started.elapsed() > limit {
+                self.seen.extend(self.lines.try_iter());
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two plain nix runs of a 3-derivation chain open ONE ssh connection between them: the first
+/// run's build hook starts the control master, it persists, and every later session rides it.
+/// The lab's own config (no master) opens one per derivation.
+#[test]
+fn declared_ssh_config_shares_one_connection_between_runs() {
+    if skip_unless_root("declared_ssh_config_shares_one_connection_between_runs") {
+        return;
+    }
+    let lab = common::lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let before = lab.builder_connections();
+    let run = common::run_limited(
+        plain_nix(
+            &lab,
+            ClientNix::V2_8,
+            &spec,
+            None,
+            &["--max-jobs", "0", &lab.flake_ref("chain")],
+        ),
+        common::BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let baseline = lab.builder_connections() - before;
+    assert!(
+        baseline >= 2,
+        "the lab's own config opened {baseline} connections"
+    );
+
+    for v in [ClientNix::V2_8, ClientNix::V2_26] {
+        let declared = declare(&lab, v.version(), "{ }");
+        let before = lab.builder_connections();
+        for _ in 0..2 {
+            lab.renew_nonce().expect("new nonce");
+            let run = common::run_limited(
+                plain_nix(
+                    &lab,
+                    v,
+                    &declared.line,
+                    Some(&declared),
+                    &["--max-jobs", "0", &lab.flake_ref("chain")],
+                ),
+                common::BOUND,
+            );
+            assert_eq!(run.code, Some(0), "Nix {}: {run:?}", v.version());
+            assert!(
+                run.stderr.contains("on 'ssh-ng://root@seasmoke'"),
+                "{run:?}"
+            );
+        }
+        assert_eq!(
+            lab.builder_connections() - before,
+            1,
+            "Nix {}: two runs of 3 remote builds each should share one connection (the lab's \
+             own config opened {baseline} for one run)",
+            v.version()
+        );
+    }
+}
+
+/// A builder that accepts TCP and never answers: with the declared ConnectTimeout (2 s) plain
+/// nix gives up on it and builds locally; with the lab's own config it is still waiting.
+#[test]
+fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
+    if skip_unless_root("declared_connect_timeout_bounds_plain_nix_against_a_tarpit") {
+        return;
+    }
+    let lab = common::lab(LabOptions::default());
+    let declared = declare(&lab, "tarpit", "{ connectTimeout = 2; }");
+    lab.set_fault(Fault::Tarpit);
+    let mut baseline = Running::start(plain_nix(
+        &lab,
+        ClientNix::V2_8,
+        &lab.builder_spec(),
+        None,
+        &[&lab.flake_ref("chain")],
+    ));
+    let run = common::run_limited(
+        plain_nix(
+            &lab,
+            ClientNix::V2_8,
+            &declared.line,
+            Some(&declared),
+            &[&lab.flake_ref("hello")],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.elapsed < Duration::from_secs(30),
+        "plain nix with the declared config took {:?}",
+        run.elapsed
+    );
+    assert!(run.stderr.contains("timed out"), "{run:?}");
+    eprintln!(
+        "declared ConnectTimeout 2: plain nix against the tarpit built locally in {:?}",
+        run.elapsed
+    );
+    assert_eq!(
+        baseline.exit_within(Duration::from_secs(12)),
+        None,
+        "the baseline should still hang on the tarpit: {:#?}",
+        baseline.seen
+    );
+}
+
+/// A link that goes silent mid-build (the tarpit also freezes live connections): the declared
+/// keepalive (1 s x 3) ends plain nix's remote build with an error within seconds; the lab's own
+/// config leaves it waiting.
+#[test]
+fn declared_keepalive_notices_a_silent_builder() {
+    if skip_unless_root("declared_keepalive_notices_a_silent_builder") {
+        return;
+    }
+    let lab = common::lab(LabOptions {
+        fixtures: vec![Fixture::slow("slow-baseline", 600)],
+        ..Default::default()
+    });
+    let declared = declare(
+        &lab,
+        "ka",
+        "{ serverAliveInterval = 1; serverAliveCountMax = 3; }",
+    );
+    let mut ours = Running::start(plain_nix(
+        &lab,
+        ClientNix::V2_8,
+        &declared.line,
+        Some(&declared),
+        &["-L", "--max-jobs", "0", &lab.flake_ref("slow")],
+    ));
+    let mut baseline = Running::start(plain_nix(
+        &lab,
+        ClientNix::V2_8,
+        &lab.builder_spec(),
+        None,
+        &["-L", "--max-jobs", "0", &lab.flake_ref("slow-baseline")],
+    ));
+    let limit = Duration::from_secs(60);
+    assert!(ours.wait_for("tick", limit), "{:#?}", ours.seen);
+    assert!(baseline.wait_for("tick", limit), "{:#?}", baseline.seen);
+    lab.set_fault(Fault::Tarpit);
+    let silent_since = Instant::now();
+    let status = ours.exit_within(ours.started.elapsed() + Duration::from_secs(30));
+    let noticed = silent_since.elapsed();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "nix did not end the build on a silent link within 30 s: {status:?} {:#?}",
+        ours.seen
+    );
+    eprintln!("declared keepalive (1 s x 3): nix's remote build ended {noticed:?} after the link went silent");
+    assert_eq!(
+        baseline.exit_within(baseline.started.elapsed() + Duration::from_secs(3)),
+        None,
+        "the baseline should still wait on the silent link (ours ended after {noticed:?}): {:#?}",
+        baseline.seen
     );
 }
