@@ -984,3 +984,49 @@ fn declared_keepalive_notices_a_silent_builder() {
         baseline.seen
     );
 }
+
+/// `nixdispatch doctor` reads the builder's public signing key over its probe connection and
+/// prints the exact line that makes this machine trust it (here from seasmoke's own
+/// secret-key-files, readable by the lab's root login; a NixOS builder publishes it at
+/// /etc/nixdispatch/signing-key.pub, which doctor reads first).
+#[test]
+fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
+    if skip_unless_root("doctor_prints_the_line_that_trusts_the_builders_signing_key") {
+        return;
+    }
+    let lab = common::lab(LabOptions {
+        builder_signs: true,
+        ..Default::default()
+    });
+    let key = lab.builder_public_key().trim().to_owned();
+    let spec = lab.builder_spec();
+    let mut untrusting = lab.nixdispatch(ClientNix::V2_8, common::bin());
+    untrusting.args(["--builder", &spec, "doctor"]).env(
+        "NIX_CONFIG",
+        format!(
+            "{}trusted-public-keys = {}\n",
+            lab.client_nix_config(),
+            lab.cache_public_key()
+        ),
+    );
+    let run = common::run_limited(untrusting, common::BOUND);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("extra-trusted-public-keys = {key}")),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains(&format!("publicKey = \"{key}\";")),
+        "{run:?}"
+    );
+
+    let run = common::nixdispatch(
+        &lab,
+        ClientNix::V2_8,
+        &["--builder", &spec, "doctor"],
+        common::BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("which this machine trusts"), "{run:?}");
+}
