@@ -243,6 +243,18 @@ let
   # Root's ssh configuration for the builders: what the nix daemon's ssh (builds and
   # substitutions) uses. Bounded connects, keepalives that notice a silent link, one connection
   # kept open between runs, host keys checked strictly (never accept-new).
+  #
+  # Seen on the lab (tests/nix_modules.rs, OpenSSH 9.2 and trixie's, 2026-11-29):
+  # - Nix 2.8 and 2.26 both ride `ControlMaster auto`: the build hook's first ssh becomes the
+  #   master, ControlPersist keeps it, and later sessions (also of later nix runs) open no
+  #   connection. nix's own `-oUserKnownHostsFile` for a pinned key still matches, thanks to
+  #   `HostKeyAlias hostName` (nix writes the known_hosts line under the host name).
+  # - `ConnectTimeout` also bounds the banner exchange: a tarpit costs ConnectTimeout, then nix
+  #   declines the machine and builds locally (or fails with --max-jobs 0).
+  # - A master whose link froze is dropped by its keepalives (Interval x CountMax) and the
+  #   sessions riding it end with "unexpected end-of-file": nix fails the build instead of waiting.
+  # - A ControlPath that does not fit a unix socket (107 bytes, with ssh's 17-byte temporary
+  #   suffix) makes every session fail, not just the sharing: hence the controlDir assertion.
   sshConfig = args:
     let
       o = sshDefaults // args;
