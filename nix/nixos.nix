@@ -60,7 +60,7 @@ let
         description = "How many builds nix runs on it at once.";
       };
       speedFactor = mkOption {
-        type = types.ints.positive;
+        type = types.numbers.positive;
         default = 1;
         description = "Its relative speed (nix prefers faster builders).";
       };

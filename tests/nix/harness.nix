@@ -28,6 +28,7 @@ let
       anything = type "anything";
       lines = type "lines";
       ints.positive = type "positive";
+      numbers.positive = type "positive number";
       nullOr = t: t;
       listOf = elemType: { _type = "listOf"; inherit elemType; };
       attrsOf = elemType: { _type = "attrsOf"; inherit elemType; };
