@@ -320,7 +320,8 @@ let
   publicKeyPath = "/etc/nixdispatch/signing-key.pub";
 
   # The one-shot service's script: create the signing key pair when it is missing, publish the
-  # public half, and optionally sign what the store already holds. `nix` and `nixStore` are the
+  # public half, and optionally (signExisting) sign what the store already holds when the key is
+  # new. `nix` and `nixStore` are the
   # programs' paths (the module passes the package's).
   signingKeyScript = { signingKeyFile, keyName, nixStore ? "nix-store", nix ? "nix", signExisting ? false, publicKeyFile ? publicKeyPath, ... }:
     ''
@@ -333,6 +334,7 @@ let
         ${nixStore} --generate-binary-cache-key ${shellQuote keyName} "$secret.tmp" "$secret.pub.tmp"
         mv "$secret.pub.tmp" "$secret.pub"
         mv "$secret.tmp" "$secret"
+        created=1
       fi
       if [ ! -s "$secret.pub" ]; then
         echo "nixdispatch: $secret exists but $secret.pub does not: restore it, or move both away to make a new pair" >&2
@@ -344,8 +346,11 @@ let
       chmod 0644 "$public.tmp"
       mv "$public.tmp" "$public"
     ''
+    # Once, when the key is new: what the daemon builds later, it signs itself.
     + (if signExisting then ''
-      ${nix} --extra-experimental-features nix-command store sign --all --key-file "$secret"
+      if [ -n "''${created:-}" ]; then
+        ${nix} --extra-experimental-features nix-command store sign --all --key-file "$secret"
+      fi
     '' else "");
 
   shellQuote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
