@@ -330,6 +330,58 @@ fn nix_settings_trust_the_builder_store_without_making_it_a_substituter() {
     );
 }
 
+/// The settings as NixOS writes them into nix.conf (`key = v1 v2`), read back by this machine's
+/// nix like NixOS's own `checkConfig`: no unknown setting, and the store URI intact (the daemon
+/// compares it with the one nixdispatch passes character for character).
+#[test]
+fn nix_conf_takes_the_settings_as_written() {
+    let settings = eval(&format!(
+        r#"lib.clientNixSettings [ {} ] // lib.builderHostNixSettings {{ trustedUsers = [ "nixbuild" ]; signingKeyFile = "/var/lib/nixdispatch/signing-key"; }}"#,
+        seasmoke()
+    ));
+    let mut conf = String::from("build-users-group =\n");
+    for (key, value) in settings.as_object().expect("attrs") {
+        let text = match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().expect("string").to_owned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Value::Bool(b) => b.to_string(),
+            other => panic!("unexpected {other}"),
+        };
+        conf += &format!("{key} = {text}\n");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("nix.conf"), &conf).expect("write");
+    let out = Command::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "show-config",
+            "--json",
+        ])
+        .env("NIX_CONF_DIR", dir.path())
+        .env_remove("NIX_CONFIG")
+        .output()
+        .expect("nix runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("unknown setting"),
+        "{conf}\n{stderr}"
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        shown["trusted-substituters"]["value"],
+        json!([eval(&format!("lib.storeUri {}", seasmoke()))])
+    );
+    assert_eq!(shown["builders-use-substitutes"]["value"], json!(true));
+    assert_eq!(
+        shown["secret-key-files"]["value"],
+        json!(["/var/lib/nixdispatch/signing-key"])
+    );
+}
+
 #[test]
 fn assertions_name_the_builder_and_the_fix() {
     assert_eq!(
