@@ -1122,3 +1122,38 @@ fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("which this machine trusts"), "{run:?}");
 }
+
+/// nixdispatch itself on the declared set-up: the module's machines line and root's ssh config
+/// (probe, builder store queries and nix's substitution all through it), with seasmoke holding
+/// the signed result: it substitutes from seasmoke's store, builds nothing.
+#[test]
+fn nixdispatch_runs_on_the_declared_setup() {
+    if skip_unless_root("nixdispatch_runs_on_the_declared_setup") {
+        return;
+    }
+    let lab = common::lab(LabOptions {
+        builder_signs: true,
+        ..Default::default()
+    });
+    let declared = declare(&lab, "nd", "{ }");
+    let built = lab
+        .build_on_builder(&lab.flake_ref("chain"))
+        .expect("seed seasmoke");
+    let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
+    cmd.args([
+        "--builder",
+        &declared.line,
+        "--progress",
+        "plain",
+        "build",
+        &lab.flake_ref("chain"),
+    ])
+    .env(
+        "NIX_SSHOPTS",
+        format!("-F {}", declared.ssh_config.display()),
+    );
+    let run = common::run_limited(cmd, common::BOUND);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("mode: substitute"), "{run:?}");
+    assert!(lab.client_has(ClientNix::V2_8, &built[0]), "{run:?}");
+}
