@@ -129,7 +129,11 @@ in
     builders = mkOption {
       type = types.listOf builderType;
       default = [ ];
-      description = "The remote builders of this workstation.";
+      description = ''
+        The remote builders of this workstation: nix.buildMachines, the nix settings they need and
+        root's ssh configuration for them (see the module's header). They apply whether or not
+        `enable` is set (`enable` installs the package and the settings file).
+      '';
     };
 
     ssh = {
