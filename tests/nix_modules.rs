@@ -980,7 +980,8 @@ fn declared_ssh_config_shares_one_connection_between_runs() {
 }
 
 /// A builder that accepts TCP and never answers: with the declared ConnectTimeout (2 s) plain
-/// nix gives up on it and builds locally; with the lab's own config it is still waiting.
+/// nix gives up on it and builds locally; with the lab's own config it is still waiting (at 12 s,
+/// or whenever ours ended if later).
 #[test]
 fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
     if skip_unless_root("declared_connect_timeout_bounds_plain_nix_against_a_tarpit") {
@@ -1004,14 +1005,10 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
             Some(&declared),
             &[&lab.flake_ref("hello")],
         ),
-        Duration::from_secs(30),
+        // A hang bound (the baseline never ends), generous for a loaded 2-core machine.
+        Duration::from_secs(90),
     );
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(
-        run.elapsed < Duration::from_secs(30),
-        "plain nix with the declared config took {:?}",
-        run.elapsed
-    );
     assert!(run.stderr.contains("timed out"), "{run:?}");
     eprintln!(
         "declared ConnectTimeout 2: plain nix against the tarpit built locally in {:?}",
@@ -1061,11 +1058,12 @@ fn declared_keepalive_notices_a_silent_builder() {
     assert!(baseline.wait_for("tick", limit), "{:#?}", baseline.seen);
     lab.set_fault(Fault::Tarpit);
     let silent_since = Instant::now();
-    let status = ours.exit_within(ours.started.elapsed() + Duration::from_secs(30));
+    // A hang bound (20 times Interval x CountMax), generous for a loaded 2-core machine.
+    let status = ours.exit_within(ours.started.elapsed() + Duration::from_secs(60));
     let noticed = silent_since.elapsed();
     assert!(
         status.is_some_and(|s| !s.success()),
-        "nix did not end the build on a silent link within 30 s: {status:?} {:#?}",
+        "nix did not end the build on a silent link within 60 s: {status:?} {:#?}",
         ours.seen
     );
     eprintln!("declared keepalive (1 s x 3): nix's remote build ended {noticed:?} after the link went silent");
