@@ -37,7 +37,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return err.exit_code();
         }
     };
-    match commands::run(cli) {
+    let outcome = commands::run(cli);
+    // Every ssh master is closed by now (they close on drop); their shared directory goes too.
+    probe::remove_shared_socket_dir();
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("nixdispatch: error: {err}");

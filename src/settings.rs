@@ -37,6 +37,8 @@ pub struct Settings {
     pub no_color: bool,
     /// `NIX_SSHOPTS`, split as nix splits it.
     pub ssh_opts: Vec<String>,
+    /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
+    pub nix_sshopts: Option<String>,
     /// The local nix.
     pub nix: Nix,
     /// nix's resolved settings.
@@ -77,11 +79,12 @@ impl Settings {
             (None, None) if on_path("nh") => Via::Nh,
             (None, None) => Via::Nix,
         };
-        let ssh_opts = match std::env::var("NIX_SSHOPTS") {
-            Ok(v) => shlex::split(&v).ok_or_else(|| {
+        let nix_sshopts = std::env::var("NIX_SSHOPTS").ok();
+        let ssh_opts = match &nix_sshopts {
+            Some(v) => shlex::split(v).ok_or_else(|| {
                 Error::input("NIX_SSHOPTS has an unbalanced quote: fix the variable")
             })?,
-            Err(_) => Vec::new(),
+            None => Vec::new(),
         };
         // Builder specs are checked before anything runs (a bad one is exit 2, nothing spawned).
         let cli_builders = parse_cli_builders(&global.builders)?;
@@ -120,6 +123,7 @@ impl Settings {
             },
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ssh_opts,
+            nix_sshopts,
             nix,
             nix_config,
         })

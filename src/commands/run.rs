@@ -26,6 +26,7 @@ pub async fn execute(
 ) -> Result<i32> {
     let installables = target.installables()?;
     let planned = make_plan(settings, &installables).await?;
+    share_ssh_masters(settings);
 
     let choice = render::choose(
         settings.progress,
@@ -129,6 +130,24 @@ pub async fn execute(
         }
     }
     Ok(0)
+}
+
+/// Lets the nix (or nh) we start ride the ssh masters the probe opened: one handshake per
+/// builder per run instead of one per derivation. Not for a daemon client: the daemon's ssh
+/// runs as root and never sees our environment.
+fn share_ssh_masters(settings: &Settings) {
+    if crate::nix::is_daemon_client() {
+        return;
+    }
+    if let Some(share) = crate::probe::nix_ssh_share_opts() {
+        // ssh takes the first value of an option: ours first, then the user's own.
+        let value = match settings.nix_sshopts.as_deref() {
+            Some(user) if !user.trim().is_empty() => format!("{share} {user}"),
+            _ => share,
+        };
+        tracing::debug!(nix_sshopts = %value, "nix rides the probe's ssh masters");
+        child::set_child_env("NIX_SSHOPTS", value);
+    }
 }
 
 /// One run of the build step.
