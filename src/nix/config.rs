@@ -1,5 +1,6 @@
 //! nix's own settings, as nix itself resolves them: `nix.conf`, `NIX_CONFIG`, `extra-` settings,
-//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later).
+//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later; the old
+//! name still works there but warns).
 
 use super::Nix;
 use crate::Result;
@@ -75,12 +76,9 @@ impl NixConfig {
 impl Nix {
     /// Reads nix's resolved settings.
     pub async fn config(&self) -> Result<NixConfig> {
-        let args: &[&str] = if self.version.at_least(2, 20) {
-            &["config", "show"]
-        } else {
-            &["show-config"]
-        };
-        let out = self.output("nix", args).await?;
+        let out = self
+            .output_either(self.caps.config_show, &["config", "show"], &["show-config"])
+            .await?;
         Ok(NixConfig::from_lines(&String::from_utf8_lossy(&out)))
     }
 }

@@ -1,12 +1,16 @@
 //! Talking to the local nix: its version, its settings, the derivation graph of installables, and
-//! which store paths are valid. Every command here picks the spelling that the detected version
-//! understands (see `../shared/NIX-FACTS.md`, "Commands that changed between versions").
+//! which store paths are valid. Every command here picks the spelling that the nix in front of
+//! it understands ([`capabilities`], with the table of what changed in which version), and every
+//! reader takes every shape that any supported version prints.
 
+pub mod capabilities;
 pub mod config;
 pub mod derivation;
+pub mod path_info;
 
 use crate::dispatch::NixVersion;
 use crate::{Error, Result};
+use capabilities::Capabilities;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use tokio::process::Command;
@@ -19,6 +23,8 @@ pub const FEATURES: &str = "nix-command flakes";
 pub struct Nix {
     /// Its version, as `nix --version` reports it.
     pub version: NixVersion,
+    /// What that version offers (a first guess: commands fall back when nix refuses one).
+    pub caps: Capabilities,
 }
 
 impl Nix {
@@ -37,7 +43,18 @@ impl Nix {
             })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let version = NixVersion::parse(text.trim())?;
-        Ok(Nix { version })
+        if capabilities::too_old(&version) {
+            return Err(Error::Input(capabilities::too_old_message(&version)));
+        }
+        Ok(Nix::with_version(version))
+    }
+
+    /// A nix of a known version (tests, and callers that asked already).
+    pub fn with_version(version: NixVersion) -> Nix {
+        Nix {
+            caps: Capabilities::of(&version),
+            version,
+        }
     }
 
     /// A `nix` command with the experimental features we rely on turned on.
@@ -79,6 +96,38 @@ impl Nix {
         }
         Ok(out.stdout)
     }
+
+    /// Runs `nix NEWER...`, and `nix OLDER...` instead when `prefer_newer` is false or nix says
+    /// it does not know the newer spelling (`'info' is not a recognised command`). Other
+    /// failures are `Error::Input` with nix's own error line, as in [`Nix::output`].
+    pub async fn output_either(
+        &self,
+        prefer_newer: bool,
+        newer: &[&str],
+        older: &[&str],
+    ) -> Result<Vec<u8>> {
+        if prefer_newer {
+            let mut cmd = self.command();
+            cmd.args(newer);
+            let out = cmd
+                .output()
+                .await
+                .map_err(|err| Error::io(format!("running `nix {}`", newer.join(" ")), err))?;
+            if out.status.success() {
+                return Ok(out.stdout);
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !capabilities::rejected_as_unknown(&stderr) {
+                return Err(Error::Input(format!(
+                    "`nix {}` failed: {}",
+                    newer.join(" "),
+                    last_error_line(&stderr)
+                )));
+            }
+            tracing::debug!(newer = ?newer, "nix does not know this spelling; trying the older one");
+        }
+        self.output("nix", older).await
+    }
 }
 
 impl Nix {
@@ -86,11 +135,35 @@ impl Nix {
     /// when nix does not say. An untrusted daemon client's `--option builders`,
     /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
     pub async fn local_trust(&self) -> Option<bool> {
-        let out = self.output("nix", ["store", "ping"]).await.ok()?;
-        String::from_utf8_lossy(&out)
-            .lines()
-            .find_map(|l| l.strip_prefix("Trusted:"))
-            .map(|v| v.trim() == "1")
+        let out = self
+            .output_either(self.caps.store_info, &["store", "info"], &["store", "ping"])
+            .await
+            .ok()?;
+        trusted_line(&String::from_utf8_lossy(&out))
+    }
+}
+
+/// The `Trusted:` line of `nix store info` / `store ping` (2.15+; absent before).
+pub fn trusted_line(text: &str) -> Option<bool> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Trusted:"))
+        .map(|v| v.trim() == "1")
+}
+
+impl Nix {
+    /// Whether the local nix can use `machine` as a builder at all, as far as its version tells:
+    /// `None` when it can, else the one line that says why not and what is needed.
+    pub fn cannot_use_builder(&self, machine: &crate::machines::Machine) -> Option<String> {
+        let port = machine.ssh_port()?;
+        if self.caps.ssh_uri_ports {
+            return None;
+        }
+        Some(format!(
+            "the port in {} needs Nix 2.31 or later here (this nix is {}): write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI",
+            machine.uri,
+            self.version,
+            machine.ssh_host().unwrap_or("HOST"),
+        ))
     }
 }
 
