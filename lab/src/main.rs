@@ -323,6 +323,10 @@ fn control(args: &[String], line: &str) -> Result<(), String> {
 fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
     let d = lab.dir().display();
     let opts = lab.options();
+    let builder_nix = match opts.builder_nix {
+        BuilderNix::V2_26 => "2.26.3",
+        BuilderNix::V2_34 => "2.34.8 (the sid root)",
+    };
     let latency = if opts.latency.is_zero() {
         "no added latency".to_string()
     } else {
@@ -341,7 +345,7 @@ fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
     println!(
         "nixdispatch lab is up in {took:.1?}: {d}  (pid {pid})
 
-  seasmoke   builder, Nix 2.26.3, sshd behind a proxy on 127.0.0.1:{port} ({latency})
+  seasmoke   builder, Nix {builder_nix}, sshd behind a proxy on 127.0.0.1:{port} ({latency})
              ssh -F {d}/ssh_config seasmoke        builder spec: {spec}
              builders are {builders}
   upstream   HTTP binary cache {cache}, {cache_role}

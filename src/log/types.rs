@@ -13,9 +13,9 @@
 //! | result 109 | `FetchToStore`'s result | `HashMismatch` | unassigned |
 //! | result 110 | unassigned | `BuildResult` (a JSON payload, not `fields`) | unassigned |
 //!
-//! A log does not say which fork wrote it, so 109, 110 and 113 stay `Other`: they are passed
-//! through (JSON events, `nixdispatch monitor --json`) and never drawn as something they may not
-//! be.
+//! A log does not say which fork wrote it, so 109, 110 and 113 stay `Other`: the parsed event
+//! keeps the number and the fields as they came, and the monitor draws nothing from them rather
+//! than something they may not be (tests/monitor.rs replays a real 2.34 log with them mixed in).
 
 use serde::Serialize;
 
