@@ -103,6 +103,30 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_recorded_version() {
+        // `nix show-config` (2.8) and `nix config show` (2.26, 2.34), recorded on a store
+        // with NIX_CONF_DIR holding `substituters =` and no builders.
+        for file in [
+            "show-config-2.8.txt",
+            "config-show-2.26.txt",
+            "config-show-2.34.txt",
+        ] {
+            let path = format!("{}/tests/data/formats/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let c = NixConfig::from_lines(&text);
+            assert_eq!(c.system, "x86_64-linux", "{file}");
+            assert!(c.substituters.is_empty(), "{file}: {:?}", c.substituters);
+            assert!(c.require_sigs, "{file}");
+            assert_eq!(c.trusted_key_names(), ["cache.nixos.org-1"], "{file}");
+            assert!(c.builders.starts_with('@'), "{file}: {}", c.builders);
+            assert!(
+                c.extra_platforms.contains(&"i686-linux".to_owned()),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_values_and_require_sigs_off() {
         let c = NixConfig::from_lines("substituters =\nbuilders =\nrequire-sigs = false\n");
         assert!(c.substituters.is_empty());

@@ -247,6 +247,49 @@ mod tests {
         );
     }
 
+    fn recorded(name: &str) -> String {
+        let file = format!("{}/tests/data/formats/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    #[test]
+    fn trust_from_every_recorded_store_info() {
+        // 2.8 has no Trusted: line; 2.26 and 2.34 do (`store info`, and `store ping` with a
+        // deprecation warning first on 2.34).
+        assert_eq!(trusted_line(&recorded("store-ping-2.8.txt")), None);
+        for file in [
+            "store-info-2.26.txt",
+            "store-info-2.34.txt",
+            "store-ping-2.34.txt",
+        ] {
+            assert_eq!(trusted_line(&recorded(file)), Some(true), "{file}");
+        }
+        assert_eq!(trusted_line("Store URL: daemon\nTrusted: 0\n"), Some(false));
+    }
+
+    #[test]
+    fn a_port_in_a_builder_uri_needs_2_31() {
+        let machine = |uri: &str| crate::machines::Machine::new(uri).unwrap();
+        let nix = |v: &str| Nix::with_version(NixVersion::parse(v).unwrap());
+        let with_port = machine("ssh-ng://root@127.0.0.1:2222");
+        let why = nix("nix (Nix) 2.26.3")
+            .cannot_use_builder(&with_port)
+            .expect("2.26 cannot");
+        assert!(why.contains("2.31") && why.contains("2.26.3") && why.contains("Port 2222"));
+        assert!(nix("nix (Nix) 2.8.0")
+            .cannot_use_builder(&with_port)
+            .is_some());
+        assert!(nix("nix (Lix, like Nix) 2.91.1")
+            .cannot_use_builder(&with_port)
+            .is_some());
+        assert_eq!(nix("nix (Nix) 2.31.2").cannot_use_builder(&with_port), None);
+        assert_eq!(nix("nix (Nix) 2.34.8").cannot_use_builder(&with_port), None);
+        assert_eq!(
+            nix("nix (Nix) 2.8.0").cannot_use_builder(&machine("ssh-ng://seasmoke")),
+            None
+        );
+    }
+
     #[test]
     fn error_line_falls_back_to_the_last_line() {
         assert_eq!(last_error_line("one\ntwo\n\n"), "two");

@@ -225,6 +225,20 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_lix_shape() {
+        // Lix (forked from Nix 2.18) keeps 2.18's array: lix/nix/path-info.cc prints
+        // `pathInfoToJSON(paths, ..., AllowInvalid)`, `{"path", "valid": false}` for a missing
+        // path. Lix cannot run here, so this is its shape from the source.
+        let json = serde_json::json!([
+            {"path": A, "narSize": 120, "references": [], "signatures": ["lix-1:AAAA"], "ca": null},
+            {"path": "/nix/store/0000000000000000000000000000000a-missing", "valid": false}
+        ]);
+        let infos = parse(&json, "/nix/store");
+        assert_eq!(infos.len(), 1);
+        assert_eq!(infos[0].signatures, ["lix-1:AAAA"]);
+    }
+
+    #[test]
     fn garbage_gives_nothing() {
         assert!(parse(&serde_json::json!("x"), "/nix/store").is_empty());
         assert!(parse(&serde_json::json!({"not a path": {}}), "/nix/store").is_empty());
