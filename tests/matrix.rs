@@ -338,3 +338,40 @@ fn matrix_client_2_8_builder_2_34() {
 fn matrix_client_2_26_builder_2_34() {
     cell(ClientNix::V2_26, BuilderNix::V2_34, Parts::Everything);
 }
+
+/// nh runs `nix config show` (Nix 2.20+): asking for it on Nix 2.8 is one line naming both
+/// versions, exit 2, before anything is built or activated.
+#[test]
+fn nh_on_nix_2_8_is_refused_with_the_version_needed() {
+    if skip_unless_root("nh_on_nix_2_8_is_refused_with_the_version_needed") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let flake = lab.flake();
+    let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_8,
+        &[
+            "--builder",
+            &spec,
+            "--via",
+            "nh",
+            "home",
+            "switch",
+            "--flake",
+            &flake,
+            "-c",
+            "root@vermax",
+        ],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("Nix 2.20") && last.contains("2.8.0") && last.contains("--via nix"),
+        "{run:?}"
+    );
+    assert!(lab.marker("home-activated").is_none(), "{run:?}");
+}

@@ -17,7 +17,7 @@
 //! | 2.15 | `nix derivation show` replaces `show-derivation`; a `.drv` installable needs `^*`; `store ping` prints `Trusted:` | picks by version, falls back on "not a recognised command" |
 //! | 2.18 | `inputDrvs` values become `{outputs, dynamicOutputs}` | both read |
 //! | 2.19 | `path-info --json` becomes an object keyed by path, `null` for missing; `nix store info` replaces `store ping` (an alias that warns from 2.2x) | both shapes read; `store info` first, `store ping` as fallback |
-//! | 2.20 | `nix config show` replaces `show-config` (alias warns, recorded on 2.26 and 2.34) | picks by version, falls back |
+//! | 2.20 | `nix config show` replaces `show-config` (alias warns, recorded on 2.26 and 2.34); nh 4 needs it | picks by version, falls back; `--via nh` below 2.20 is exit 2 naming the version, and the default runner is nix there even with nh on PATH |
 //! | 2.29 | `--json` is pretty-printed when stdout is a terminal (`--no-pretty` turns it off) | stdout is always a pipe for us; the readers take any whitespace anyway |
 //! | 2.31 | ports in `ssh://host:port` / `ssh-ng://host:port` store and builder URIs (before: passed to ssh as part of the host name; seen here, 2.26: `ssh: Could not resolve hostname 127.0.0.1:43349`, "Failed to find a machine for remote build!") | a builder URI with a port is unusable by an older local nix: one line says 2.31 is needed |
 //! | 2.32 | derivation JSON (format 3) uses store path base names (keys, outputs, inputs) | base names read with the store dir |
@@ -51,6 +51,8 @@ pub struct Capabilities {
     pub path_info_json_format: bool,
     /// Ports in `ssh://`/`ssh-ng://` URIs (2.31+).
     pub ssh_uri_ports: bool,
+    /// Lix, which has `nix config show` although it counts as 2.18 here.
+    pub lix: bool,
 }
 
 impl Capabilities {
@@ -62,7 +64,13 @@ impl Capabilities {
             config_show: version.at_least(2, 20),
             path_info_json_format: version.at_least(2, 33),
             ssh_uri_ports: version.at_least(2, 31),
+            lix: version.lix,
         }
+    }
+
+    /// Whether nh can run on this nix: nh 4 runs `nix config show` (2.20+; Lix has it too).
+    pub fn runs_nh(&self) -> bool {
+        self.config_show || self.lix
     }
 
     /// The same for a version string as a remote builder reports it (`nix-store (Nix) 2.34.8`
@@ -108,6 +116,9 @@ mod tests {
     fn capabilities_follow_the_version() {
         let old = Capabilities::of(&v("nix (Nix) 2.8.0"));
         assert!(!old.derivation_show && !old.store_info && !old.config_show);
+        assert!(!old.runs_nh());
+        assert!(Capabilities::of(&v("nix (Nix) 2.20.0")).runs_nh());
+        assert!(Capabilities::of(&v("nix (Lix, like Nix) 2.91.1")).runs_nh());
         assert!(!old.path_info_json_format && !old.ssh_uri_ports);
         let mid = Capabilities::of(&v("nix (Nix) 2.26.3"));
         assert!(mid.derivation_show && mid.store_info && mid.config_show);
