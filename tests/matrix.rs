@@ -100,6 +100,10 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
         version.starts_with(builder.version()),
         "{name}: the builder reports {version:?}"
     );
+    assert_eq!(
+        plan["builders"][0]["trusted"], true,
+        "{name}: the builder's store info: {plan}"
+    );
 
     // Remote: built on the builder, copied back.
     let out = built_in(&build(&lab, client, "chain"), "remote", &name);

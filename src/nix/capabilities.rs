@@ -16,13 +16,13 @@
 //! | 2.8 | oldest supported; `nix show-derivation`, `nix show-config`, `nix store ping`; `path-info --json` is an array with `valid: false` for missing paths (recorded) | reads all of it; below 2.8: exit 2 naming the version found and 2.8 |
 //! | 2.15 | `nix derivation show` replaces `show-derivation`; a `.drv` installable needs `^*`; `store ping` prints `Trusted:` | picks by version, falls back on "not a recognised command" |
 //! | 2.18 | `inputDrvs` values become `{outputs, dynamicOutputs}` | both read |
-//! | 2.19 | `path-info --json` becomes an object keyed by path, `null` for missing; `nix store info` replaces `store ping` (an alias that warns from 2.2x) | both shapes read; `store info` first, `store ping` as fallback |
+//! | 2.19 | `path-info --json` becomes an object keyed by path, `null` for missing; `nix store info` (and `--json`) replaces `store ping` (an alias that warns, recorded on 2.26 and 2.34); both print their text on stderr (seen here) | both shapes read; locally `store info --json`, else `store ping`'s text from stdout and stderr; on builders `store info`, else `store ping` |
 //! | 2.20 | `nix config show` replaces `show-config` (alias warns, recorded on 2.26 and 2.34); nh 4 needs it | picks by version, falls back; `--via nh` below 2.20 is exit 2 naming the version, and the default runner is nix there even with nh on PATH |
 //! | 2.29 | `--json` is pretty-printed when stdout is a terminal (`--no-pretty` turns it off) | stdout is always a pipe for us; the readers take any whitespace anyway |
 //! | 2.31 | ports in `ssh://host:port` / `ssh-ng://host:port` store and builder URIs (before: passed to ssh as part of the host name; seen here, 2.26: `ssh: Could not resolve hostname 127.0.0.1:43349`, "Failed to find a machine for remote build!") | a builder URI with a port is unusable by an older local nix: one line says 2.31 is needed |
 //! | 2.32 | derivation JSON (format 3) uses store path base names (keys, outputs, inputs) | base names read with the store dir |
 //! | 2.33 | derivation JSON format 4: `inputs: {srcs, drvs}` replaces `inputSrcs`/`inputDrvs`; `nix derivation show` wraps it as `{"version": 4, "derivations": {...}}` (recorded on 2.34.8); `path-info --json-format 1\|2`, bare `--json` warns on every call; format 1 adds `version` and `storeDir` per entry; format 2 is `{version, storeDir, info}` with base names and a structured `ca` | both wrappers and inner shapes read; path-info asks for `--json-format 2` where offered |
-//! | 2.34 | `store info --json` prints `trusted` as a boolean (2.26: a number) (recorded) | text form read; both JSON forms accepted |
+//! | 2.34 | `store info --json` prints `trusted` as a boolean (2.26: a number) (recorded) | both read |
 //! | 2.35 | path-info format 3: structured signatures `{keyName, sig}` | both signature forms read |
 //!
 //! What a 2.31 user (NixOS 25.11) sees that the lab's 2.26 does not: ports in ssh URIs and the

@@ -135,11 +135,27 @@ impl Nix {
     /// when nix does not say. An untrusted daemon client's `--option builders`,
     /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
     pub async fn local_trust(&self) -> Option<bool> {
-        let out = self
-            .output_either(self.caps.store_info, &["store", "info"], &["store", "ping"])
-            .await
-            .ok()?;
-        trusted_line(&String::from_utf8_lossy(&out))
+        if self.caps.store_info {
+            // 2.19+: the machine-readable form, on stdout.
+            if let Ok(out) = self.output("nix", ["store", "info", "--json"]).await {
+                return trusted_json(&serde_json::from_slice(&out).ok()?);
+            }
+        }
+        // `store ping` prints its lines through nix's logger, i.e. on stderr (seen here on
+        // 2.26 and 2.34; 2.8 has no Trusted: line at all).
+        let out = self.command().args(["store", "ping"]).output().await.ok()?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        trusted_line(&text)
+    }
+}
+
+/// `trusted` of `nix store info --json`: `1`/`0` up to 2.2x, `true`/`false` on 2.34 (recorded).
+pub fn trusted_json(json: &serde_json::Value) -> Option<bool> {
+    match json.get("trusted")? {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => Some(n.as_u64()? != 0),
+        _ => None,
     }
 }
 
@@ -265,6 +281,15 @@ mod tests {
             assert_eq!(trusted_line(&recorded(file)), Some(true), "{file}");
         }
         assert_eq!(trusted_line("Store URL: daemon\nTrusted: 0\n"), Some(false));
+        for file in ["store-info-json-2.26.json", "store-info-json-2.34.json"] {
+            let json = serde_json::from_str(&recorded(file)).unwrap();
+            assert_eq!(trusted_json(&json), Some(true), "{file}");
+        }
+        assert_eq!(
+            trusted_json(&serde_json::json!({"trusted": 0})),
+            Some(false)
+        );
+        assert_eq!(trusted_json(&serde_json::json!({"url": "daemon"})), None);
     }
 
     #[test]
