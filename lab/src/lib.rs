@@ -54,12 +54,12 @@
 //!
 //! ## Directory layout (`LABDIR`, e.g. `/tmp/nixdispatch-lab-XXXXXX`)
 //! ```text
-//! bin/vermax-2.8, bin/vermax-2.26   run a command (or a shell) as the client
+//! bin/vermax-2.8, bin/vermax-2.26, bin/vermax-2.34   run a command (or a shell) as the client
 //! bin/seasmoke                      run a command on seasmoke's store (no ssh)
 //! bin/upstream                      run a command on the scratch store that fills the cache
 //! bin/nixdispatch                   the binary under test, once Lab::nixdispatch copied it
 //! ssh_config known_hosts client_key home/ markers/ flake/flake.nix registry.json
-//! vermax/{etc-nix,nix-2.8,nix-2.26}  seasmoke/{nix,etc-nix,sshd*,*.log,...}  upstream/{cache,nix,...}
+//! vermax/{etc-nix,nix-2.8,nix-2.26,nix-2.34}  seasmoke/{nix,etc-nix,sshd*,*.log,...}  upstream/{cache,nix,...}
 //! ```
 //! The `bin/` scripts set the lab's environment themselves unless `NIXDISPATCH_LAB` already
 //! names this lab, so the same script serves a person (no env needed) and the harness (which
@@ -119,6 +119,10 @@
 //!   machine's `/etc/nix` (shared with others: each host gets its own `NIX_CONF_DIR`); an
 //!   in-process std HTTP server rather than `python3 -m http.server` (no extra process to reap).
 //! - nix-output-monitor is not packaged in trixie, hence `--no-nom` for nh above.
+//! - Nix 2.34 (sid root): the same fixtures, flags and scripts work unchanged as client and as
+//!   builder; nh 4.4 runs there without its version warning; `nix store info`/`store ping`
+//!   print on stderr (2.26 too). With a lab directory outside `/tmp`, the chroot hosts create
+//!   the lab's path inside the root they run from (trixie or sid); Drop removes both.
 //! - Timings seen here (2 shared cores): `Lab::start` 0.1-0.5 s, Drop 0.06-0.15 s, a remote
 //!   3-derivation chain 0.5-0.8 s, the 9 smoke tests in parallel 5-9 s.
 
@@ -1268,6 +1272,11 @@ impl Drop for Lab {
             Duration::from_secs(10),
         );
         remove_lab_dir(&self.dir, self.extra_mountpoint.as_deref());
+        if self.extra_mountpoint.is_some() {
+            // The sid root's twin of the trixie mount point (2.34 hosts).
+            let rel = self.dir.strip_prefix("/").unwrap_or(&self.dir);
+            let _ = fs::remove_dir(sid_root().join(rel));
+        }
     }
 }
 
