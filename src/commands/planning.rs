@@ -73,9 +73,9 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
                 &settings.ssh_opts,
             )
             .await;
-            // A builder this nix cannot talk to (a port in the URI before 2.31) is not
-            // reachable for nix, whatever our own ssh managed.
-            for b in &mut probed {
+            // A builder our ssh reached but this nix cannot talk to (a port in the URI before
+            // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
+            for b in probed.iter_mut().filter(|b| b.status.reachable) {
                 if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
                     b.status.reachable = false;
                     b.status.error = Some(why);
