@@ -309,6 +309,30 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
         error.contains("2.31") && error.contains("2.26.3"),
         "the reason names the version needed and found: {plan}"
     );
+
+    // doctor says the same, as an error with its fix.
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_26,
+        &["--builder", &spec, "doctor"],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("reachable, but the port in") && all.contains("Nix 2.31 or later"),
+        "{run:?}"
+    );
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_34,
+        &["--builder", &spec, "doctor"],
+        BOUND,
+    );
+    assert!(
+        !format!("{}{}", run.stdout, run.stderr).contains("2.31"),
+        "{run:?}"
+    );
 }
 
 // ----- `just matrix`: every other cell ----------------------------------------------------

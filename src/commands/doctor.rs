@@ -95,6 +95,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             checks.push(error(format!("builder {}: {reason}", s.host), fix));
             continue;
         }
+        if let Some((problem, fix)) = settings.nix.builder_limit(&b.machine) {
+            checks.push(error(
+                format!("builder {}: reachable, but {problem}", s.host),
+                fix,
+            ));
+            continue;
+        }
         checks.push(ok(format!("builder {}", describe(s))));
         if s.trusted == Some(false) {
             checks.push(warn(

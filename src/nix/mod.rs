@@ -168,17 +168,27 @@ pub fn trusted_line(text: &str) -> Option<bool> {
 
 impl Nix {
     /// Whether the local nix can use `machine` as a builder at all, as far as its version tells:
-    /// `None` when it can, else the one line that says why not and what is needed.
+    /// `None` when it can, else the one line that says why not, what is needed and the fix.
     pub fn cannot_use_builder(&self, machine: &crate::machines::Machine) -> Option<String> {
+        self.builder_limit(machine)
+            .map(|(problem, fix)| format!("{problem}: {fix}"))
+    }
+
+    /// [`Nix::cannot_use_builder`] as (problem, fix), for `doctor`.
+    pub fn builder_limit(&self, machine: &crate::machines::Machine) -> Option<(String, String)> {
         let port = machine.ssh_port()?;
         if self.caps.ssh_uri_ports {
             return None;
         }
-        Some(format!(
-            "the port in {} needs Nix 2.31 or later here (this nix is {}): write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI",
-            machine.uri,
-            self.version,
-            machine.ssh_host().unwrap_or("HOST"),
+        Some((
+            format!(
+                "the port in {} needs Nix 2.31 or later here (this nix is {})",
+                machine.uri, self.version
+            ),
+            format!(
+                "write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI, or upgrade nix",
+                machine.ssh_host().unwrap_or("HOST"),
+            ),
         ))
     }
 }
