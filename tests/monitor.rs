@@ -351,6 +351,23 @@ fn nix_2_34_substitution_from_the_builder_counts_every_path() {
     assert_eq!(summary["built"], serde_json::json!({}));
 }
 
+#[test]
+fn nix_2_34_substitution_over_http_counts_bytes_and_paths() {
+    let out = monitor_file(&data("nix-2.34-substitute-http.log"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = json_lines(&out).last().cloned().unwrap_or_default();
+    assert_eq!(
+        summary["substituted"],
+        serde_json::json!({"http://127.0.0.1:34139": 4})
+    );
+    assert!(summary["bytes_downloaded"].as_u64().unwrap_or(0) >= 4 * 1024 * 1024);
+    let text_out = text(&monitor_file(&data("nix-2.34-substitute-http.log"), &[]).stderr);
+    assert!(
+        text_out.contains("fetched big from http://127.0.0.1:34139 (4.00 MiB"),
+        "{text_out}"
+    );
+}
+
 /// Activity 113 and results 109/110 mean different things in upstream Nix and Determinate Nix
 /// (src/log/types.rs): mixed into a real 2.34 log, they change nothing that is drawn or counted.
 #[test]
