@@ -163,8 +163,10 @@ async fn resolved_control_path(args: &[std::ffi::OsString], pattern: &Path) -> O
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
 /// fenced by a marker line so that a chatty login shell cannot confuse the parser.
 const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
-echo '#nixdispatch-ping'; nix --extra-experimental-features nix-command store ping 2>&1; \
-echo '#nixdispatch-config'; nix --extra-experimental-features nix-command show-config 2>/dev/null; \
+echo '#nixdispatch-ping'; { nix --extra-experimental-features nix-command store info 2>&1 \
+|| nix --extra-experimental-features nix-command store ping 2>&1; }; \
+echo '#nixdispatch-config'; { nix --extra-experimental-features nix-command config show 2>/dev/null \
+|| nix --extra-experimental-features nix-command show-config 2>/dev/null; }; \
 echo '#nixdispatch-end'";
 
 /// Probes every SSH builder at once; each finishes within `timeout` (plus process start-up).

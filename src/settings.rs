@@ -113,7 +113,13 @@ impl Settings {
                 ModeArg::Local => Forced::Local,
             },
             connect_timeout: Duration::from_secs_f64(timeout),
-            via,
+            // nh on PATH is the default runner only where it can run (nh needs Nix 2.20+);
+            // asked for explicitly, `commands::runner` says which version it needs.
+            via: if global.via.is_none() && file.via.is_none() && !nix.caps.runs_nh() {
+                Via::Nix
+            } else {
+                via
+            },
             json: global.json,
             progress: global.progress,
             verbosity: if global.quiet {

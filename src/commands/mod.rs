@@ -84,6 +84,10 @@ fn init_tracing(verbose: u8, quiet: bool) {
 fn runner(settings: &Settings) -> Result<Runner> {
     match settings.via {
         Via::Nix => Ok(Runner::Nix),
+        Via::Nh if !settings.nix.caps.runs_nh() => Err(Error::input(format!(
+            "--via nh needs Nix 2.20 or later (nh runs `nix config show`), and this nix is {}: use --via nix or upgrade nix",
+            settings.nix.version
+        ))),
         Via::Nh if on_path("nh") => Ok(Runner::Nh {
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,

@@ -67,12 +67,22 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
         let builders = if settings.forced == plan::Forced::Local {
             Vec::new()
         } else {
-            probe::probe_all(
+            let mut probed = probe::probe_all(
                 &settings.builders,
                 settings.connect_timeout,
                 &settings.ssh_opts,
             )
-            .await
+            .await;
+            // A builder our ssh reached but this nix cannot talk to (a port in the URI before
+            // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
+            for b in probed.iter_mut().filter(|b| b.status.reachable) {
+                if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
+                    b.status.reachable = false;
+                    b.status.error = Some(why);
+                    b.connection = None;
+                }
+            }
+            probed
         };
         let (availability, mut warnings) =
             sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;

@@ -1,5 +1,6 @@
 //! nix's own settings, as nix itself resolves them: `nix.conf`, `NIX_CONFIG`, `extra-` settings,
-//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later).
+//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later; the old
+//! name still works there but warns).
 
 use super::Nix;
 use crate::Result;
@@ -75,12 +76,9 @@ impl NixConfig {
 impl Nix {
     /// Reads nix's resolved settings.
     pub async fn config(&self) -> Result<NixConfig> {
-        let args: &[&str] = if self.version.at_least(2, 20) {
-            &["config", "show"]
-        } else {
-            &["show-config"]
-        };
-        let out = self.output("nix", args).await?;
+        let out = self
+            .output_either(self.caps.config_show, &["config", "show"], &["show-config"])
+            .await?;
         Ok(NixConfig::from_lines(&String::from_utf8_lossy(&out)))
     }
 }
@@ -102,6 +100,30 @@ mod tests {
         assert!(c.require_sigs);
         assert_eq!(c.system, "x86_64-linux");
         assert_eq!(c.extra_platforms, ["i686-linux"]);
+    }
+
+    #[test]
+    fn reads_every_recorded_version() {
+        // `nix show-config` (2.8) and `nix config show` (2.26, 2.34), recorded on a store
+        // with NIX_CONF_DIR holding `substituters =` and no builders.
+        for file in [
+            "show-config-2.8.txt",
+            "config-show-2.26.txt",
+            "config-show-2.34.txt",
+        ] {
+            let path = format!("{}/tests/data/formats/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let c = NixConfig::from_lines(&text);
+            assert_eq!(c.system, "x86_64-linux", "{file}");
+            assert!(c.substituters.is_empty(), "{file}: {:?}", c.substituters);
+            assert!(c.require_sigs, "{file}");
+            assert_eq!(c.trusted_key_names(), ["cache.nixos.org-1"], "{file}");
+            assert!(c.builders.starts_with('@'), "{file}: {}", c.builders);
+            assert!(
+                c.extra_platforms.contains(&"i686-linux".to_owned()),
+                "{file}"
+            );
+        }
     }
 
     #[test]

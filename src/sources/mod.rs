@@ -72,6 +72,7 @@ pub async fn gather(
             let res = builder::query(
                 &connection,
                 &b.status.uri,
+                b.status.nix_version.as_deref(),
                 missing,
                 key_names,
                 config.require_sigs,
