@@ -156,3 +156,73 @@ fn a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled() {
         );
     }
 }
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh() {
+    if skip_unless_root("a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    // The URI says port 22; `-o Port=` in NIX_SSHOPTS comes first on ssh's command line and
+    // wins (ssh keeps the first value), so the connection still reaches seasmoke's proxy port.
+    // The lab's ssh config sets `HostKeyAlias seasmoke`: ssh looks the key up as `seasmoke`,
+    // the name it also uses for a real port 22, never `[seasmoke]:22`.
+    let sshopts = format!(
+        "-F {} -o Port={}",
+        lab.ssh_config().display(),
+        lab.builder_port()
+    );
+    let spec = |key: &str| format!("ssh-ng://seasmoke:22 x86_64-linux - 2 1 - - {key}");
+    let probe = |spec: &str| {
+        let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
+        cmd.env("NIX_SSHOPTS", &sshopts)
+            .args(["--builder", spec, "probe", "--json"]);
+        run_limited(cmd, BOUND)
+    };
+    let pinned = spec(&base64(lab.builder_host_key()));
+    let run = probe(&pinned);
+    let builder = run.json()["builders"][0].clone();
+    assert_eq!(builder["reachable"], true, "{run:?}");
+
+    // Still strict: another key on port 22 is refused.
+    lab.set_fault(nixdispatch_lab::Fault::HostKeyChanged);
+    let run = probe(&pinned);
+    let builder = run.json()["builders"][0].clone();
+    assert_eq!(builder["reachable"], false, "{run:?}");
+    assert!(
+        builder["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("host key")),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_host_key_field_that_cannot_be_decoded_is_exit_2_naming_line_and_field() {
+    for key in [
+        "notbase64!".to_string(),
+        base64("ssh-ed25519 not-a-key!"),
+        base64("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ"),
+    ] {
+        let out = std::process::Command::new(common::bin())
+            .args([
+                "--builder",
+                &format!("ssh-ng://seasmoke x86_64-linux - 2 1 - - {key}"),
+                "probe",
+            ])
+            .output()
+            .expect("run nixdispatch");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(
+            stderr.contains("--builder, line 1, field 8 (publicHostKey)"),
+            "{key}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
