@@ -226,3 +226,276 @@ fn a_host_key_field_that_cannot_be_decoded_is_exit_2_naming_line_and_field() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
+
+/// The client's NIX_CONFIG with its substituters, keys and `extra` lines given here instead.
+fn client_config(lab: &Lab, extra: &str) -> String {
+    let mut config: String = lab
+        .client_nix_config()
+        .lines()
+        .filter(|l| !l.starts_with("substituters") && !l.starts_with("trusted-public-keys"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    config.push_str(extra);
+    config.push('\n');
+    config
+}
+
+/// Runs `nixdispatch ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
+fn nixdispatch_with(lab: &Lab, v: ClientNix, config: &str, args: &[&str]) -> common::Run {
+    let mut cmd = lab.nixdispatch(v, common::bin());
+    cmd.env("NIX_CONFIG", config).args(args);
+    run_limited(cmd, BOUND)
+}
+
+/// Runs plain `nix ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
+fn nix_with(lab: &Lab, v: ClientNix, config: &str, args: &[&str]) -> common::Run {
+    let mut cmd = lab.client_command(v, "nix");
+    cmd.env("NIX_CONFIG", config).args(args);
+    run_limited(cmd, BOUND)
+}
+
+/// Builds `attr` in the cache-filling store and copies it into `LABDIR/NAME` as a `file://`
+/// binary cache, signed with the lab cache's key when `signed`. Returns the output path.
+fn push_to(lab: &Lab, attr: &str, dir: &std::path::Path, signed: bool) -> String {
+    let mut build = lab.upstream_command("nix");
+    build.args([
+        "build",
+        "--no-link",
+        "--print-out-paths",
+        &lab.flake_ref(attr),
+    ]);
+    let run = run_limited(build, BOUND);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let path = run.stdout.trim().to_owned();
+    let mut to = format!("file://{}?compression=none", dir.display());
+    if signed {
+        to += &format!(
+            "&secret-key={}",
+            lab.dir().join("upstream/signing.sec").display()
+        );
+    }
+    let mut copy = lab.upstream_command("nix");
+    copy.args(["copy", "--to", &to, &path]);
+    let run = run_limited(copy, BOUND);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    path
+}
+
+fn plan_json(run: &common::Run) -> serde_json::Value {
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run.json()
+}
+
+#[test]
+fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths() {
+    if skip_unless_root(
+        "a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths",
+    ) {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    // The lab's HTTP cache, holding `hello` without any signature.
+    let hello = push_to(&lab, "hello", &lab.cache_dir(), false);
+    let cache = lab.cache_url();
+    let key = lab.cache_public_key().to_owned();
+    let trusted = client_config(
+        &lab,
+        &format!("substituters = {cache}?trusted=1\ntrusted-public-keys = {key}"),
+    );
+    let untrusted = client_config(
+        &lab,
+        &format!("substituters = {cache}\ntrusted-public-keys = {key}"),
+    );
+    let installable = lab.flake_ref("hello");
+    for v in ClientNix::ALL {
+        // Plain nix's dry run: it will be fetched.
+        let dry = nix_with(
+            &lab,
+            v,
+            &trusted,
+            &["build", "--dry-run", "--no-link", &installable],
+        );
+        assert_eq!(dry.code, Some(0), "{v:?}: {dry:?}");
+        assert!(dry.stderr.contains("will be fetched"), "{v:?}: {dry:?}");
+
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &trusted,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["mode"], "substitute", "{v:?}: {plan}");
+        assert_eq!(plan["counts"]["to_build"], 0, "{v:?}: {plan}");
+        assert_eq!(plan["counts"]["from_caches"], 1, "{v:?}: {plan}");
+        assert_eq!(plan["paths"][0]["source"], "cache", "{v:?}: {plan}");
+
+        // Without ?trusted=1 nix refuses it and builds: the plan says both.
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &untrusted,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["counts"]["to_build"], 1, "{v:?}: {plan}");
+        assert_eq!(plan["counts"]["from_caches"], 0, "{v:?}: {plan}");
+        let warnings = plan["warnings"].to_string();
+        assert!(
+            warnings.contains(&format!("cache {cache} has hello"))
+                && warnings.contains("it is not signed")
+                && warnings.contains("?trusted=1"),
+            "{v:?}: {plan}"
+        );
+
+        // And nix does as planned: with ?trusted=1 it fetches, built nothing.
+        let run = nixdispatch_with(&lab, v, &trusted, &["--json", "build", &installable]);
+        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let summary = run.json_lines().last().cloned().unwrap_or_default();
+        assert_eq!(summary["built"], serde_json::json!({}), "{v:?}: {run:?}");
+        assert!(lab.client_has(v, &hello), "{v:?}");
+
+        // Without it, plain nix refuses the unsigned substitute and builds, as planned.
+        lab.reset_client(v).expect("empty the client's store");
+        let real = nix_with(
+            &lab,
+            v,
+            &untrusted,
+            &["build", "--no-link", "-L", &installable],
+        );
+        assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
+        assert!(
+            // 2.8: "is not signed by any of the keys"; 2.26: "as it's not signed by any of the keys".
+            real.stderr.contains("not signed by any of the keys"),
+            "{v:?}: {real:?}"
+        );
+        assert!(real.stderr.contains("building '"), "{v:?}: {real:?}");
+    }
+}
+
+#[test]
+fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
+    if skip_unless_root("the_cache_with_the_lower_priority_number_is_the_planned_source") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let second = lab.dir().join("second-cache");
+    push_to(&lab, "hello", &lab.cache_dir(), true);
+    push_to(&lab, "hello", &second, true);
+    let http = lab.cache_url();
+    let file = format!("file://{}", second.display());
+    let key = lab.cache_public_key().to_owned();
+    let installable = lab.flake_ref("hello");
+    let v = ClientNix::V2_8;
+    for (first, second_prio, expected) in [(50, 10, file.clone()), (10, 50, http.clone())] {
+        let config = client_config(
+            &lab,
+            &format!(
+                "substituters = {http}?priority={first} {file}?priority={second_prio}\n\
+                 trusted-public-keys = {key}"
+            ),
+        );
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &config,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["paths"][0]["source"], "cache", "{plan}");
+        let from = plan["paths"][0]["from"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(from.starts_with(&expected), "{expected}: {plan}");
+
+        // Plain nix beside: it fetches from the same cache.
+        let real = nix_with(
+            &lab,
+            v,
+            &config,
+            &["build", "--no-link", "-v", &installable],
+        );
+        assert_eq!(real.code, Some(0), "{real:?}");
+        assert!(
+            real.stderr
+                .lines()
+                .any(|l| l.contains("copying path") && l.contains(&format!("from '{expected}"))),
+            "{expected}: {real:?}"
+        );
+        lab.reset_client(v).expect("empty the client's store");
+    }
+}
+
+#[test]
+fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
+    if skip_unless_root("a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    lab.push_to_cache(&lab.flake_ref("hello"))
+        .expect("fill the cache");
+    // A flake that publishes its cache and key in nixConfig, like a flake input does.
+    let dir = lab.dir().join("home/with-cache");
+    std::fs::create_dir_all(&dir).expect("flake dir");
+    std::fs::write(
+        dir.join("flake.nix"),
+        format!(
+            r#"{{
+  nixConfig = {{
+    extra-substituters = [ "{}" ];
+    extra-trusted-public-keys = [ "{}" ];
+  }};
+  inputs.fixtures.url = "{}";
+  outputs = {{ self, fixtures }}: {{
+    packages.x86_64-linux.hello = fixtures.packages.x86_64-linux.hello;
+  }};
+}}
+"#,
+            lab.cache_url(),
+            lab.cache_public_key(),
+            lab.flake()
+        ),
+    )
+    .expect("write flake.nix");
+    let installable = format!("path:{}#hello", dir.display());
+    for v in ClientNix::ALL {
+        // No substituters and no keys of the user's own: only the flake brings them.
+        let accept = client_config(&lab, "substituters =\naccept-flake-config = true");
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &accept,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["mode"], "substitute", "{v:?}: {plan}");
+        assert_eq!(plan["paths"][0]["source"], "cache", "{v:?}: {plan}");
+        assert_eq!(plan["paths"][0]["from"], lab.cache_url(), "{v:?}: {plan}");
+
+        let refuse = client_config(&lab, "substituters =\naccept-flake-config = false");
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &refuse,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["counts"]["to_build"], 1, "{v:?}: {plan}");
+        assert!(
+            plan["warnings"].to_string().contains("accept-flake-config"),
+            "{v:?}: {plan}"
+        );
+
+        // Plain nix beside, with accept-flake-config: it fetches from the flake's cache.
+        let real = nix_with(
+            &lab,
+            v,
+            &accept,
+            &["build", "--no-link", "-v", &installable],
+        );
+        assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
+        assert!(
+            real.stderr
+                .lines()
+                .any(|l| l.contains("copying path")
+                    && l.contains(&format!("from '{}", lab.cache_url()))),
+            "{v:?}: {real:?}"
+        );
+    }
+}
