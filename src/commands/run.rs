@@ -165,6 +165,7 @@ async fn run_build(
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
     let finished = run_logged(&steps.build, monitor).await?;
+    monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
         .failed_builds()

@@ -57,6 +57,7 @@ impl Monitor {
     /// what the failed run finished is kept, its failures and errors are dropped, so the
     /// summary covers the whole job and the retry alone decides whether it failed.
     pub fn restart(&mut self, now: Instant) {
+        self.state.settle();
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
         self.state = self.state.next_attempt();
@@ -87,6 +88,14 @@ impl Monitor {
     /// Lets the renderer catch up when no line came for a while (e.g. call it every 100-500 ms
     /// while waiting on nix); renderers cap their own redraw rate, so calling it often is cheap.
     pub fn tick(&mut self, now: Instant) {
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
+    }
+
+    /// The nix run's log has ended (its process exited): decides the builds whose ending was
+    /// still open (see [`State::settle`]) and shows them. [`Monitor::finish`] does it too.
+    pub fn end_of_log(&mut self, now: Instant) {
+        self.state.settle();
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
     }
