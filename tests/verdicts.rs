@@ -329,6 +329,19 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
         assert_eq!(plan["counts"]["from_caches"], 1, "{v:?}: {plan}");
         assert_eq!(plan["paths"][0]["source"], "cache", "{v:?}: {plan}");
 
+        // require-sigs = false takes it from any cache too.
+        let no_sigs = client_config(
+            &lab,
+            &format!("substituters = {cache}\ntrusted-public-keys = {key}\nrequire-sigs = false"),
+        );
+        let plan = plan_json(&nixdispatch_with(
+            &lab,
+            v,
+            &no_sigs,
+            &["--json", "plan", &installable],
+        ));
+        assert_eq!(plan["counts"]["from_caches"], 1, "{v:?}: {plan}");
+
         // Without ?trusted=1 nix refuses it and builds: the plan says both.
         let plan = plan_json(&nixdispatch_with(
             &lab,
