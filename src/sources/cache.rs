@@ -4,6 +4,12 @@
 //! one client (HTTP/2 multiplexes them where the server can); `file://` caches are read directly.
 //! Other store types (s3, ssh, daemon) are not asked: the plan treats their paths as unknown and
 //! nix may still substitute them.
+//!
+//! Trust is judged as nix's substitution goal judges it, not as `nix build --dry-run` shows it:
+//! the dry run lists a cache's unsigned paths as "will be fetched" (it does not check
+//! signatures), while the real build warns "not signed by any of the keys in
+//! 'trusted-public-keys'" and builds them (seen with 2.8 and 2.26). A store with no `Priority`
+//! in `nix-cache-info` and no `?priority=` has priority 0, asked before cache.nixos.org's 40.
 
 use super::narinfo::{acceptable, NarInfo};
 use crate::plan::CacheHit;
@@ -193,7 +199,7 @@ fn refusal_warning(uri: &str, first: &StorePath, why: &str, count: usize) -> Str
         n => format!(" and {} more paths", n - 1),
     };
     format!(
-        "cache {uri} has {}{others}, but nix will not take {} from it: {why}; \
+        "cache {uri} has {}{others}, but nix will refuse {}: {why}; \
          {} built or copied instead (add the cache's public key to trusted-public-keys, \
          or ?trusted=1 to the substituter if you trust it)",
         first.name(),
@@ -432,9 +438,9 @@ mod tests {
         let line = refusal_warning("http://127.0.0.1:9", &hello(), "it is not signed", 3);
         assert_eq!(
             line,
-            "cache http://127.0.0.1:9 has hello and 2 more paths, but nix will not take them \
-             from it: it is not signed; they will be built or copied instead (add the cache's \
-             public key to trusted-public-keys, or ?trusted=1 to the substituter if you trust it)"
+            "cache http://127.0.0.1:9 has hello and 2 more paths, but nix will refuse them: \
+             it is not signed; they will be built or copied instead (add the cache's public \
+             key to trusted-public-keys, or ?trusted=1 to the substituter if you trust it)"
         );
     }
 }
