@@ -676,3 +676,16 @@ fn a_build_nix_cancelled_because_another_failed_is_cancelled_not_failed() {
         assert!(!plain.contains("FAILED: /nix/store/3zg83sxlfiwbj3gd406gahrg51zyn5xk-slow.drv"));
     }
 }
+
+#[test]
+fn with_keep_going_the_others_are_built_not_cancelled() {
+    // `nix build -k -j2 #fail #wide` (Nix 2.8): `fail` fails while wide's leaves build on.
+    let file = "nix-2.8-keep-going-one-fails.log";
+    let (summary, _plain, events) = summary_of(file);
+    assert!(!summary.ok);
+    assert_eq!(summary.failed.len(), 1, "{:?}", summary.failed);
+    assert!(summary.failed[0].drv.ends_with("-fail.drv"));
+    assert_eq!(summary.built.get("local"), Some(&5), "{:?}", summary.built);
+    assert_eq!(summary.builds_cancelled, 0);
+    assert_eq!(count_events(&events, "build_cancelled"), 0);
+}
