@@ -662,7 +662,7 @@ mod tests {
             state("ssh-ng://seasmoke x86_64-linux - 4 1", true),
             state("ssh-ng://deadhost x86_64-linux - 64 10", false),
             state(
-                "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=",
+                "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=",
                 true,
             ),
         ]
@@ -670,7 +670,7 @@ mod tests {
 
     const SEASMOKE_LINE: &str = "ssh-ng://seasmoke x86_64-linux - 4 1 - - -";
     const FAST_LINE: &str =
-        "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=";
+        "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=";
 
     fn sp(n: u8) -> StorePath {
         let c = char::from(b'a' + n);
@@ -860,7 +860,7 @@ mod tests {
                     "true",
                     "--option",
                     "extra-substituters",
-                    "ssh://me@fast:2222?ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQStiLz0%3D",
+                    "ssh://me@fast:2222?ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU%3D",
                     ".#hello",
                 ]
             )

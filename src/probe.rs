@@ -297,14 +297,11 @@ async fn start_master(
         opts.push(key.into());
     }
     let host = machine.ssh_host().unwrap_or_default();
-    if let Ok(Some(line)) = machine.decode_host_key() {
-        // As nix does: the machines line's host key is the only one accepted for this host.
+    // As nix does: the machines line's host key is the only one accepted for this host.
+    // Parsing rejected undecodable keys; never fall back to the user's known_hosts here.
+    if let Some(line) = machine.known_hosts_line().map_err(|err| err.to_string())? {
         let known = dir.path().join("known_hosts");
-        let name = match machine.ssh_port() {
-            Some(port) => format!("[{host}]:{port}"),
-            None => host.to_owned(),
-        };
-        std::fs::write(&known, format!("{name} {line}\n"))
+        std::fs::write(&known, format!("{line}\n"))
             .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
         opts.push("-o".into());
         opts.push(format!("UserKnownHostsFile={}", known.display()).into());

@@ -250,11 +250,11 @@ fn the_failed_build_is_named_when_nix_stops_the_others() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr.lines().last().unwrap_or_default(),
-        "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed"
+        "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed; 3 builds cancelled (nix stopped them unfinished)"
     );
     assert!(!stderr.contains("built failmix-leaf"), "{stderr}");
     assert!(
-        stderr.contains("stopped failmix-leaf-3 on seasmoke after"),
+        stderr.contains("cancelled failmix-leaf-3 on seasmoke after"),
         "{stderr}"
     );
 
@@ -402,4 +402,64 @@ fn numbers_the_forks_disagree_on_change_nothing() {
     let text_out = text(&monitor_file(&path, &["--progress", "plain"]).stderr);
     assert!(!text_out.contains("copying source"), "{text_out}");
     assert!(!text_out.contains("sha256-a"), "{text_out}");
+}
+
+#[test]
+fn relayed_warnings_at_error_level_do_not_fail_the_run() {
+    let out = monitor_file(
+        &data("nix-2.26-remote-build-forwarded-warning.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not appear to be a binary cache"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("done in")),
+        "{stderr}"
+    );
+    let out = monitor_file(
+        &data("nix-2.26-remote-build-forwarded-warning.log"),
+        &["--json"],
+    );
+    let events = json_lines(&out);
+    let last = events.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_cancelled_build_is_reported_as_cancelled() {
+    for file in [
+        "nix-2.26-one-fails-one-cancelled.log",
+        "nix-2.8-one-fails-one-cancelled.log",
+    ] {
+        let out = monitor_file(&data(file), &["--progress", "plain"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert_eq!(
+            stderr.lines().last().unwrap_or_default(),
+            "nixdispatch: error: the monitored nix run failed: the build of fail failed; \
+             1 build cancelled (nix stopped it unfinished)",
+            "{file}"
+        );
+        let out = monitor_file(&data(file), &["--json"]);
+        let events = json_lines(&out);
+        let last = events.last().cloned().unwrap_or_default();
+        assert_eq!(last["ok"], false);
+        assert_eq!(last["failed"].as_array().map(Vec::len), Some(1), "{file}");
+        assert_eq!(last["builds_cancelled"], 1, "{file}");
+        assert!(
+            last["cancelled"][0]["drv"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("-slow.drv")),
+            "{file}: {last}"
+        );
+    }
 }

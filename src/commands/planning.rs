@@ -28,6 +28,9 @@ pub struct PlanReport<'a> {
     builders: Vec<&'a BuilderStatus>,
     counts: &'a plan::Counts,
     paths: &'a [plan::PlannedPath],
+    /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
+    /// nix will ignore: one line each.
+    warnings: &'a [String],
 }
 
 impl Planned {
@@ -39,6 +42,7 @@ impl Planned {
             builders: self.builders.iter().map(|b| &b.status).collect(),
             counts: &self.plan.counts,
             paths: &self.plan.paths,
+            warnings: &self.warnings,
         }
     }
 
@@ -84,9 +88,20 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
             }
             probed
         };
+        let untrusted =
+            crate::nix::is_daemon_client() && settings.nix.local_trust().await == Some(false);
+        // The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
+        let (nix_config, notes) = sources::substituters::effective(
+            &settings.nix,
+            &settings.nix_config,
+            installables,
+            untrusted,
+        )
+        .await;
         let (availability, mut warnings) =
-            sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
-        if crate::nix::is_daemon_client() && settings.nix.local_trust().await == Some(false) {
+            sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+        warnings.extend(notes);
+        if untrusted {
             warnings.push(
                 "the nix daemon does not trust you, so it ignores the builders and substituters \
                  nixdispatch passes and uses its own: add yourself to trusted-users \

@@ -103,9 +103,10 @@ pub async fn execute(
             .await?;
         }
     }
+    // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
         let line = failure_line(&attempt);
-        monitor.finish(Instant::now());
+        monitor.finish_with(Instant::now(), false);
         return Err(Error::Failed(line));
     }
 
@@ -116,13 +117,13 @@ pub async fn execute(
         (None, _) => None,
     };
     if let Some(why) = activation_failed {
-        monitor.finish(Instant::now());
+        monitor.finish_with(Instant::now(), false);
         return Err(Error::Failed(why));
     }
     if run.push {
         push(settings, &planned, plan.mode, &results, &mut monitor).await?;
     }
-    let summary = monitor.finish(Instant::now());
+    let summary = monitor.finish_with(Instant::now(), true);
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if !settings.json && settings.verbosity >= 0 {
         for r in &results {
@@ -183,6 +184,7 @@ async fn run_build(
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
     let finished = run_logged(&steps.build, monitor).await?;
+    monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
         .failed_builds()

@@ -17,6 +17,10 @@ pub struct NixConfig {
     pub trusted_public_keys: Vec<String>,
     /// `require-sigs`.
     pub require_sigs: bool,
+    /// `trusted-substituters`: what a daemon also takes from users it does not trust.
+    pub trusted_substituters: Vec<String>,
+    /// `accept-flake-config`: nix applies a flake's `nixConfig` without asking.
+    pub accept_flake_config: bool,
     /// `system`: what this machine builds natively.
     pub system: String,
     /// `extra-platforms`: what else it can build.
@@ -51,6 +55,8 @@ impl NixConfig {
             substituters: list("substituters"),
             trusted_public_keys: list("trusted-public-keys"),
             require_sigs: map.get("require-sigs").is_none_or(|v| *v != "false"),
+            trusted_substituters: list("trusted-substituters"),
+            accept_flake_config: map.get("accept-flake-config") == Some(&"true"),
             system: map
                 .get("system")
                 .map(|v| v.to_string())
@@ -132,5 +138,11 @@ mod tests {
         assert!(c.substituters.is_empty());
         assert_eq!(c.builders, "");
         assert!(!c.require_sigs);
+        assert!(!c.accept_flake_config && c.trusted_substituters.is_empty());
+        let c = NixConfig::from_lines(
+            "accept-flake-config = true\ntrusted-substituters = http://a https://b\n",
+        );
+        assert!(c.accept_flake_config);
+        assert_eq!(c.trusted_substituters, ["http://a", "https://b"]);
     }
 }
