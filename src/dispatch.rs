@@ -601,7 +601,7 @@ fn check_flake(flake: &str) -> Result<&str, DispatchError> {
 /// `"NAME"` for an attribute path inside a flake fragment. Nix percent-decodes the fragment
 /// and then splits it on dots outside quotes (no escapes inside quotes), so the name is quoted
 /// and characters a URL fragment cannot hold are percent-encoded; `@`, `.` and the like stay.
-fn quote_attr(name: &str) -> Result<String, DispatchError> {
+pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
     if name.contains('"') {
         return Err(DispatchError::UnquotableName(name.to_owned()));
     }

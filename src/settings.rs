@@ -41,6 +41,8 @@ pub struct Settings {
     pub nix: Nix,
     /// nix's resolved settings.
     pub nix_config: NixConfig,
+    /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
+    pub github: Option<crate::render::github::GithubEnv>,
 }
 
 /// nixdispatch's own config file (`$XDG_CONFIG_HOME/nixdispatch/config.toml`).
@@ -121,6 +123,7 @@ impl Settings {
             ssh_opts,
             nix,
             nix_config,
+            github: crate::render::github::GithubEnv::from_env(),
         })
     }
 }

@@ -1,31 +1,96 @@
 //! The back half shared by `build`, `home` and `os`: plan, run nix (or nh) in the chosen mode
-//! with live progress, finish locally once when a builder vanishes mid-run, then activate.
+//! with live progress, finish locally once when a builder vanishes mid-run, then activate, push,
+//! and report (stdout as `nix build` prints it, the result file, the CI summary).
 
-use super::planning::{make_plan, Planned};
+use super::planning::{make_plan_with, Evaluation, Planned};
 use crate::child::{self, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
-use crate::plan::{Mode, Plan};
+use crate::plan::{Mode, Plan, Source};
 use crate::probe::probe_all;
 use crate::render;
+use crate::render::record::{Recorder, SharedRecord};
 use crate::settings::Settings;
 use crate::{Error, Result};
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Plans, builds, activates. Returns the exit code of a successful run.
+/// What the run prints on stdout when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdout {
+    /// The result paths, one a line (`home`, `os`).
+    #[default]
+    ResultPaths,
+    /// Nothing, as `nix build` prints nothing.
+    Nothing,
+    /// `--print-out-paths`: every output path, as nix prints them.
+    OutPaths,
+    /// `--json`: nix's result JSON, as nix printed it.
+    NixJson,
+}
+
+/// What the user asked of nix besides the target: the words for nix, and what nixdispatch
+/// carries out itself.
+#[derive(Debug, Clone, Default)]
+pub struct NixRequest {
+    /// Passed to `nix build` (or nh) after nixdispatch's own flags, so they win.
+    pub build_args: Vec<OsString>,
+    /// nix's evaluation flags, for planning (`-f`, `--expr`, `--arg`, ...).
+    pub eval_args: Vec<OsString>,
+    /// `--rebuild`.
+    pub rebuild: bool,
+    /// `--dry-run`: plan, say what would happen, build nothing.
+    pub dry_run: bool,
+    /// What goes to stdout.
+    pub stdout: Stdout,
+}
+
+impl NixRequest {
+    /// `home`/`os`: the user's arguments after `--` go to nix (or nh) untouched.
+    pub fn passthrough(nix_args: &[OsString]) -> NixRequest {
+        NixRequest {
+            build_args: nix_args.to_vec(),
+            ..NixRequest::default()
+        }
+    }
+}
+
+/// Plans, builds, activates, pushes. Returns the exit code of a successful run.
 pub async fn execute(
     settings: &Settings,
     target: Target,
     runner: Runner,
     run: &RunArgs,
-    nix_args: &[OsString],
+    request: &NixRequest,
 ) -> Result<i32> {
     let installables = target.installables()?;
-    let planned = make_plan(settings, &installables).await?;
+    let how = Evaluation {
+        eval_args: &request.eval_args,
+        rebuild: request.rebuild,
+    };
+    let planned = make_plan_with(settings, &installables, how).await?;
+    let target = match target {
+        Target::Build { .. } => Target::Build {
+            installables: planned.installables.clone(),
+        },
+        other => other,
+    };
+    if request.dry_run {
+        dry_run(&planned);
+        return Ok(0);
+    }
+    if let Some(key) = &run.sign_key {
+        // Before the build: a missing key must not cost a whole build first.
+        if let Err(e) = std::fs::metadata(key) {
+            return Err(Error::input(format!(
+                "--sign-key {}: {e}; make one with `nix key generate-secret --key-name NAME > FILE`",
+                key.display()
+            )));
+        }
+    }
 
     let choice = render::choose(
         settings.progress,
@@ -34,7 +99,16 @@ pub async fn execute(
         std::io::stderr().is_terminal(),
         settings.no_color,
     );
-    let mut monitor = Monitor::new(render::renderer(choice, settings.verbosity.max(0) as u8));
+    let mut inner = render::renderer(choice, settings.verbosity.max(0) as u8);
+    if let (Some(env), false) = (&settings.github, settings.json) {
+        inner = Box::new(render::github::GithubRenderer::new(
+            inner,
+            env.clone(),
+            Box::new(std::io::stderr()),
+        ));
+    }
+    let (recorder, record) = Recorder::new(inner);
+    let mut monitor = Monitor::new(Box::new(recorder));
     monitor.set_known_stores(
         planned
             .builders
@@ -74,14 +148,14 @@ pub async fn execute(
         runner,
         &plan,
         &states,
-        nix_args,
+        &request.build_args,
         &mut monitor,
     )
     .await?;
-    if !attempt.ok && uses_builders(&plan) && !run.no_fallback {
+    if !attempt.ok && uses_builders(&plan) && !run.no_local_fallback {
         if let Some(why) = vanished_builder(settings, &planned).await {
             monitor.message(&format!(
-                "nixdispatch: {why}; finishing the build locally, once (--no-fallback turns this off)"
+                "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
@@ -96,7 +170,7 @@ pub async fn execute(
                 runner,
                 &plan,
                 &states,
-                nix_args,
+                &request.build_args,
                 &mut monitor,
             )
             .await?;
@@ -105,6 +179,10 @@ pub async fn execute(
     if !attempt.ok {
         let line = failure_line(&attempt);
         monitor.finish(Instant::now());
+        report(
+            settings, run, request, &target, &planned, &plan, &record, false,
+        )
+        .await;
         return Err(Error::Failed(line));
     }
 
@@ -118,17 +196,140 @@ pub async fn execute(
         monitor.finish(Instant::now());
         return Err(Error::Failed(why));
     }
-    if run.push {
-        push(settings, &planned, plan.mode, &results, &mut monitor).await?;
-    }
+    let pushed = super::push::push_all(settings, run, &planned, &results, &mut monitor).await;
     let summary = monitor.finish(Instant::now());
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
-    if !settings.json && settings.verbosity >= 0 {
-        for r in &results {
-            println!("{}", r.display());
+    report(
+        settings, run, request, &target, &planned, &plan, &record, true,
+    )
+    .await;
+    print_stdout(settings, request.stdout, &results, &attempt.stdout);
+    pushed?;
+    Ok(0)
+}
+
+/// `--dry-run`: what nix would build and fetch, on stderr in nix's own words, from the plan.
+fn dry_run(planned: &Planned) {
+    let plan = &planned.plan;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "nixdispatch: mode: {} — {}", plan.mode, plan.reason);
+    let builds: Vec<_> = plan.builds.iter().collect();
+    if !builds.is_empty() {
+        let _ = if builds.len() == 1 {
+            writeln!(err, "this derivation will be built:")
+        } else {
+            writeln!(err, "these {} derivations will be built:", builds.len())
+        };
+        for b in builds {
+            let place = b.from.as_deref().unwrap_or("here");
+            let _ = writeln!(err, "  {} (on {place})", b.drv);
         }
     }
-    Ok(0)
+    let fetched: Vec<_> = plan
+        .paths
+        .iter()
+        .filter(|p| p.source != Source::Build)
+        .collect();
+    if !fetched.is_empty() {
+        let _ = if fetched.len() == 1 {
+            writeln!(err, "this path will be fetched:")
+        } else {
+            writeln!(err, "these {} paths will be fetched:", fetched.len())
+        };
+        for p in fetched {
+            let _ = writeln!(
+                err,
+                "  {} (from {})",
+                p.path,
+                p.from.as_deref().unwrap_or("?")
+            );
+        }
+    }
+}
+
+/// What the run prints on stdout, as `nix build` would (or the result paths for home/os).
+fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_json: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    match stdout {
+        Stdout::Nothing => {}
+        Stdout::NixJson => {
+            let _ = out.write_all(nix_json);
+        }
+        Stdout::OutPaths => {
+            for path in out_paths(nix_json) {
+                let _ = writeln!(out, "{path}");
+            }
+        }
+        Stdout::ResultPaths => {
+            if !settings.json && settings.verbosity >= 0 {
+                for r in results {
+                    let _ = writeln!(out, "{}", r.display());
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Every output path in `nix build --json`'s result, in nix's `--print-out-paths` order: by
+/// installable, then by output name.
+fn out_paths(nix_json: &[u8]) -> Vec<String> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(nix_json) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for item in &items {
+        if let Some(outs) = item.get("outputs").and_then(|o| o.as_object()) {
+            let mut outs: Vec<(&String, &serde_json::Value)> = outs.iter().collect();
+            outs.sort_by(|a, b| a.0.cmp(b.0));
+            paths.extend(
+                outs.into_iter()
+                    .filter_map(|(_, p)| p.as_str().map(str::to_owned)),
+            );
+        } else if let Some(p) = item.get("path").and_then(|p| p.as_str()) {
+            paths.push(p.to_owned());
+        }
+    }
+    paths
+}
+
+/// The result file, when asked for. Best effort: a file that cannot be written is a warning.
+#[allow(clippy::too_many_arguments)]
+async fn report(
+    settings: &Settings,
+    run: &RunArgs,
+    request: &NixRequest,
+    target: &Target,
+    planned: &Planned,
+    plan: &Plan,
+    record: &SharedRecord,
+    ok: bool,
+) {
+    let Some(path) = &run.result_file else {
+        return;
+    };
+    let installables = target.installables().unwrap_or_default();
+    let derived = crate::nix::installables::installable_derivations(
+        &settings.nix,
+        &installables,
+        &request.eval_args,
+    )
+    .await;
+    let record = render::record::lock(record).clone();
+    let results = render::result_file::results(&installables, &derived, &record, plan, ok);
+    let file = render::result_file::ResultFile {
+        ok,
+        mode: &plan.mode.to_string(),
+        reason: &planned.plan.reason,
+        installables: &results,
+    };
+    let text = render::result_file::render(run.result_format, &file);
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!(
+            "nixdispatch: warning: cannot write the result file {}: {e}",
+            path.display()
+        );
+    }
 }
 
 /// One run of the build step.
@@ -144,6 +345,8 @@ struct Attempt {
     failed: Vec<(String, String)>,
     /// The last error nix printed.
     last_error: Option<String>,
+    /// nix's stdout (`nix build --json`'s result), as printed.
+    stdout: Vec<u8>,
 }
 
 async fn run_build(
@@ -185,6 +388,7 @@ async fn run_build(
             .errors()
             .last()
             .map(|e| super::error_headline(e)),
+        stdout: finished.stdout.clone(),
     })
 }
 
@@ -322,59 +526,4 @@ fn failure_line(attempt: &Attempt) -> String {
             )
         }
     }
-}
-
-/// `--push`: after a local build, copy the results to the first reachable builder's store, so
-/// the next machine finds them there. A failed push is reported, not fatal: the build succeeded.
-async fn push(
-    settings: &Settings,
-    planned: &Planned,
-    mode: Mode,
-    results: &[PathBuf],
-    monitor: &mut Monitor,
-) -> Result<()> {
-    if results.is_empty() || mode != Mode::Local {
-        return Ok(());
-    }
-    // `--mode local` and a builder that vanished leave no live probe: ask again now.
-    let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
-        &planned.builders
-    } else {
-        probed_now = probe_all(
-            &settings.builders,
-            settings.connect_timeout,
-            &settings.ssh_opts,
-        )
-        .await;
-        &probed_now
-    };
-    let Some(builder) = builders.iter().find(|b| b.status.reachable) else {
-        monitor.message("nixdispatch: nothing pushed: no builder is reachable");
-        return Ok(());
-    };
-    let host = &builder.status.host;
-    let mut argv: Vec<OsString> = vec![
-        "nix".into(),
-        "--extra-experimental-features".into(),
-        crate::nix::FEATURES.into(),
-    ];
-    // Locally built paths carry no signature; whether the builder accepts them unsigned is its
-    // own decision (it does for its trusted users).
-    argv.extend(["copy".into(), "--no-check-sigs".into(), "--to".into()]);
-    argv.push(builder.machine.store_uri().into());
-    argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-    let finished = child::run(&argv, |r| show(monitor, r)).await?;
-    if finished.status.success() {
-        monitor.message(&format!(
-            "nixdispatch: pushed to {host}: {} result path(s)",
-            results.len()
-        ));
-    } else {
-        monitor.message(&format!(
-            "nixdispatch: warning: pushing to {host} failed ({}); is your user in its trusted-users?",
-            finished.status
-        ));
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod derivation;
+pub mod installables;
 
 use crate::dispatch::NixVersion;
 use crate::{Error, Result};
