@@ -24,12 +24,14 @@ pub enum Stdout {
     /// The result paths, one a line (`home`, `os`).
     #[default]
     ResultPaths,
-    /// Nothing, as `nix build` prints nothing.
-    Nothing,
-    /// `--print-out-paths`: every output path, as nix prints them.
-    OutPaths,
-    /// `--json`: nix's result JSON, as nix printed it.
-    NixJson,
+    /// What `nix build` prints: nothing, `--json`'s result as nix printed it, then
+    /// `--print-out-paths`' lines (nix prints both when given both).
+    Nix {
+        /// `--json`.
+        json: bool,
+        /// `--print-out-paths` (Nix 2.9+).
+        out_paths: bool,
+    },
 }
 
 /// What the user asked of nix besides the target: the words for nix, and what nixdispatch
@@ -251,13 +253,14 @@ fn dry_run(planned: &Planned) {
 fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_json: &[u8]) {
     let mut out = std::io::stdout().lock();
     match stdout {
-        Stdout::Nothing => {}
-        Stdout::NixJson => {
-            let _ = out.write_all(nix_json);
-        }
-        Stdout::OutPaths => {
-            for path in out_paths(nix_json) {
-                let _ = writeln!(out, "{path}");
+        Stdout::Nix { json, out_paths } => {
+            if json {
+                let _ = out.write_all(nix_json);
+            }
+            if out_paths {
+                for path in self::out_paths(nix_json) {
+                    let _ = writeln!(out, "{path}");
+                }
             }
         }
         Stdout::ResultPaths => {

@@ -23,12 +23,12 @@ impl Nix {
         installables: &[String],
         eval_args: &[std::ffi::OsString],
     ) -> Result<Graph> {
-        let mut args: Vec<std::ffi::OsString> = eval_args.to_vec();
-        args.extend(
-            self.derivation_show_args(installables)
-                .into_iter()
-                .map(Into::into),
-        );
+        // Evaluation flags such as -f belong to the subcommand: after its words.
+        let show = self.derivation_show_args(installables);
+        let (command, insts) = show.split_at(show.len() - installables.len());
+        let mut args: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+        args.extend(eval_args.iter().cloned());
+        args.extend(insts.iter().map(Into::into));
         let out = self.output("nix", &args).await.map_err(|err| match err {
             Error::Input(msg) => Error::Input(format!(
                 "{} does not evaluate: {msg}",

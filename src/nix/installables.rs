@@ -93,12 +93,12 @@ pub async fn installable_derivations(
 ) -> Vec<Option<(StorePath, BTreeMap<String, StorePath>)>> {
     let mut all = Vec::new();
     for inst in installables {
-        let mut args: Vec<OsString> = eval_args.to_vec();
-        if nix.version.at_least(2, 15) {
-            args.extend(["derivation".into(), "show".into()]);
+        let mut args: Vec<OsString> = if nix.version.at_least(2, 15) {
+            vec!["derivation".into(), "show".into()]
         } else {
-            args.push("show-derivation".into());
-        }
+            vec!["show-derivation".into()]
+        };
+        args.extend(eval_args.iter().cloned());
         if nix.version.at_least(2, 15) && inst.ends_with(".drv") {
             args.push(format!("{inst}^*").into());
         } else {
