@@ -11,7 +11,7 @@ use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptio
 use std::net::TcpListener;
 use std::time::Duration;
 
-/// The result paths `build` prints on stdout.
+/// The result paths `build --print-out-paths` prints on stdout.
 fn result_paths(run: &Run) -> Vec<String> {
     let paths: Vec<String> = run
         .stdout
@@ -94,6 +94,7 @@ fn host_key_in_the_machines_line_is_honoured() {
             "--progress",
             "plain",
             "build",
+            "--print-out-paths",
             &lab.flake_ref("hello"),
         ],
         BOUND,
@@ -133,6 +134,7 @@ fn a_wrong_host_key_in_the_machines_line_is_refused_and_nix_never_uses_it() {
             "plain",
             "-vv",
             "build",
+            "--print-out-paths",
             &lab.flake_ref("chain"),
         ],
         BOUND,
@@ -243,6 +245,7 @@ fn a_dead_second_builder_is_reported_and_left_out() {
             "plain",
             "-vv",
             "build",
+            "--print-out-paths",
             &lab.flake_ref("chain"),
         ],
         BOUND,
@@ -284,6 +287,7 @@ fn a_tarpit_second_builder_never_reaches_nix() {
             "plain",
             "-vv",
             "build",
+            "--print-out-paths",
             &lab.flake_ref("chain"),
         ],
         // Several times the connect timeout plus a small remote build: catches a wait on the
@@ -632,7 +636,7 @@ fn assert_push_lands_on_seasmoke(lab: &Lab, spec: &str, extra: &[&str]) {
         let inst = lab.flake_ref("chain");
         let mut args = vec!["--builder", spec, "--progress", "plain"];
         args.extend_from_slice(extra);
-        args.extend(["build", "--push", inst.as_str()]);
+        args.extend(["build", "--push", "--print-out-paths", inst.as_str()]);
         let run = nixdispatch(lab, v, &args, BOUND);
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: local"), "{v:?}: {run:?}");

@@ -22,6 +22,8 @@ use std::time::Instant;
 /// One destination.
 struct Destination {
     uri: String,
+    /// How messages name it: the builder's host, or the URI as given.
+    label: String,
     /// Named with `--push-to`: a failure fails the run. `--push`'s builders only warn.
     explicit: bool,
 }
@@ -47,6 +49,7 @@ pub async fn push_all(
         .iter()
         .map(|uri| Destination {
             uri: uri.clone(),
+            label: uri.clone(),
             explicit: true,
         })
         .collect();
@@ -86,7 +89,7 @@ pub async fn push_all(
                 "nixdispatch: pushing to {} without --sign-key: copied with --no-check-sigs, so the \
                  store accepts them only if it trusts you, and clients with require-sigs will not \
                  substitute them",
-                dest.uri
+                dest.label
             ));
             argv.push("--no-check-sigs".into());
         }
@@ -101,19 +104,19 @@ pub async fn push_all(
             };
             monitor.message(&format!(
                 "nixdispatch: pushed to {}: {} result path(s) and their closure{signed}",
-                dest.uri,
+                dest.label,
                 results.len()
             ));
         } else if dest.explicit {
             monitor.message(&format!(
                 "nixdispatch: error: pushing to {} failed ({})",
-                dest.uri, finished.status
+                dest.label, finished.status
             ));
             failed.push(dest.uri.clone());
         } else {
             monitor.message(&format!(
                 "nixdispatch: warning: pushing to {} failed ({}); is your user in its trusted-users?",
-                dest.uri, finished.status
+                dest.label, finished.status
             ));
         }
     }
@@ -155,6 +158,7 @@ async fn fitting_builders(
         .filter(|b| fits(&b.machine.systems) || fits(&b.status.systems))
         .map(|b| Destination {
             uri: b.machine.store_uri(),
+            label: b.status.host.clone(),
             explicit: false,
         })
         .collect();

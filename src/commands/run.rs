@@ -11,6 +11,7 @@ use crate::plan::{Mode, Plan, Source};
 use crate::probe::probe_all;
 use crate::render;
 use crate::render::record::{Recorder, SharedRecord};
+use crate::render::result_file::{InstallableResult, Status};
 use crate::settings::Settings;
 use crate::{Error, Result};
 use std::ffi::OsString;
@@ -180,11 +181,21 @@ pub async fn execute(
     }
     if !attempt.ok {
         let line = failure_line(&attempt);
+        let outcome = if run.result_file.is_some() || run.push || !run.push_to.is_empty() {
+            outcomes(settings, request, &target, &plan, &record, false).await
+        } else {
+            Vec::new()
+        };
+        // With --keep-going the rest was realised: push what succeeded (a CI run fills the
+        // cache with everything that built), the failure still fails the run.
+        let realised: Vec<PathBuf> = outcome
+            .iter()
+            .filter(|r| matches!(r.status, Status::Built | Status::Fetched | Status::Valid))
+            .flat_map(|r| r.outputs.values().map(PathBuf::from))
+            .collect();
+        let _ = super::push::push_all(settings, run, &planned, &realised, &mut monitor).await;
         monitor.finish(Instant::now());
-        report(
-            settings, run, request, &target, &planned, &plan, &record, false,
-        )
-        .await;
+        write_result_file(run, &plan, &outcome, false);
         return Err(Error::Failed(line));
     }
 
@@ -201,10 +212,10 @@ pub async fn execute(
     let pushed = super::push::push_all(settings, run, &planned, &results, &mut monitor).await;
     let summary = monitor.finish(Instant::now());
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
-    report(
-        settings, run, request, &target, &planned, &plan, &record, true,
-    )
-    .await;
+    if run.result_file.is_some() {
+        let outcome = outcomes(settings, request, &target, &plan, &record, true).await;
+        write_result_file(run, &plan, &outcome, true);
+    }
     print_stdout(settings, request.stdout, &results, &attempt.stdout);
     pushed?;
     Ok(0)
@@ -296,21 +307,15 @@ fn out_paths(nix_json: &[u8]) -> Vec<String> {
     paths
 }
 
-/// The result file, when asked for. Best effort: a file that cannot be written is a warning.
-#[allow(clippy::too_many_arguments)]
-async fn report(
+/// What became of each installable (attribute sets opened), from the plan and the log.
+async fn outcomes(
     settings: &Settings,
-    run: &RunArgs,
     request: &NixRequest,
     target: &Target,
-    planned: &Planned,
     plan: &Plan,
     record: &SharedRecord,
     ok: bool,
-) {
-    let Some(path) = &run.result_file else {
-        return;
-    };
+) -> Vec<InstallableResult> {
     let installables = target.installables().unwrap_or_default();
     let derived = crate::nix::installables::installable_derivations(
         &settings.nix,
@@ -319,12 +324,31 @@ async fn report(
     )
     .await;
     let record = render::record::lock(record).clone();
-    let results = render::result_file::results(&installables, &derived, &record, plan, ok);
+    let mut results = render::result_file::results(&installables, &derived, &record, plan, ok);
+    // The store has the last word: when parallel builds stop together nix's log cannot always
+    // say which one failed, but an output that is valid now was realised.
+    let outputs: Vec<crate::store_path::StorePath> = derived
+        .iter()
+        .flatten()
+        .flat_map(|(_, outs)| outs.values().cloned())
+        .collect();
+    if let Ok(valid) = crate::sources::local::valid_paths(&settings.nix, &outputs).await {
+        let valid: std::collections::BTreeSet<&str> = valid.iter().map(|p| p.as_str()).collect();
+        render::result_file::settle(&mut results, |p| valid.contains(p));
+    }
+    results
+}
+
+/// `--result-file`, when asked for. Best effort: a file that cannot be written is a warning.
+fn write_result_file(run: &RunArgs, plan: &Plan, outcome: &[InstallableResult], ok: bool) {
+    let Some(path) = &run.result_file else {
+        return;
+    };
     let file = render::result_file::ResultFile {
         ok,
         mode: &plan.mode.to_string(),
-        reason: &planned.plan.reason,
-        installables: &results,
+        reason: &plan.reason,
+        installables: outcome,
     };
     let text = render::result_file::render(run.result_format, &file);
     if let Err(e) = std::fs::write(path, text) {

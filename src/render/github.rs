@@ -6,7 +6,7 @@
 //! so stdout stays what `nix build` prints.
 
 use super::Render;
-use crate::monitor::{host_of, store_path_name, Happening, State, Summary};
+use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,6 +66,22 @@ impl GithubRenderer {
         let _ = writeln!(self.out, "::endgroup::");
     }
 
+    /// One `::error::` per failed derivation, with its last log lines. Where nix's own error
+    /// messages name failed derivations, only those: they are nix's word on what failed.
+    fn annotate(&mut self, summary: &Summary) {
+        for build in failures(summary) {
+            let name = store_path_name(&build.drv);
+            let host = host_of(&build.host);
+            let _ = writeln!(
+                self.out,
+                "::error title={}::{}",
+                property(&format!("build of {name} failed on {host}")),
+                data(&format!("{}\n{}", build.drv, build.log.join("\n")))
+            );
+        }
+        let _ = self.out.flush();
+    }
+
     fn write_summary(&mut self, summary: &Summary) {
         let Some(path) = self.env.step_summary.clone() else {
             return;
@@ -111,40 +127,20 @@ impl Render for GithubRenderer {
                     }
                     log.push(line.clone());
                 }
-                Happening::BuildFinished {
-                    drv_path,
-                    host,
-                    elapsed,
-                } => {
-                    let title = format!(
-                        "{} (built on {}, {:.1} s)",
-                        store_path_name(drv_path),
-                        host_of(host),
-                        elapsed.as_secs_f64()
-                    );
-                    self.group(drv_path, &title);
-                }
-                Happening::BuildCancelled { drv_path, host, .. } => {
-                    let title = format!(
-                        "{} (cancelled on {})",
-                        store_path_name(drv_path),
-                        host_of(host)
-                    );
+                Happening::BuildFinished { drv_path, host, .. }
+                | Happening::BuildCancelled { drv_path, host, .. } => {
+                    // The title names no verdict: when builds stop together nix's log does
+                    // not always say which one failed; the annotations below do, at the end.
+                    let title = format!("{} on {}", store_path_name(drv_path), host_of(host));
                     self.group(drv_path, &title);
                 }
                 Happening::BuildFailed { build } => {
-                    let name = store_path_name(&build.drv).to_owned();
-                    let title = format!("{name} (failed on {})", host_of(&build.host));
-                    self.group(&build.drv, &title);
-                    let _ = writeln!(
-                        self.out,
-                        "::error title={}::{}",
-                        property(&format!(
-                            "build of {name} failed on {}",
-                            host_of(&build.host)
-                        )),
-                        data(&format!("{}\n{}", build.drv, build.log.join("\n")))
+                    let title = format!(
+                        "{} on {}",
+                        store_path_name(&build.drv),
+                        host_of(&build.host)
                     );
+                    self.group(&build.drv, &title);
                 }
                 _ => {}
             }
@@ -154,13 +150,30 @@ impl Render for GithubRenderer {
 
     fn finish(&mut self, state: &State, summary: &Summary) {
         self.inner.finish(state, summary);
+        self.annotate(summary);
         self.write_summary(summary);
     }
 
     fn abandon(&mut self, state: &State, summary: &Summary) {
         self.inner.abandon(state, summary);
+        self.annotate(summary);
         self.write_summary(summary);
     }
+}
+
+/// The failed builds, as far as nix's own error messages name them (all of them when none
+/// does).
+fn failures(summary: &Summary) -> Vec<&crate::monitor::FailedBuild> {
+    let named: Vec<&str> = summary
+        .errors
+        .iter()
+        .flat_map(|e| drv_paths_in(e))
+        .collect();
+    summary
+        .failed
+        .iter()
+        .filter(|f| named.is_empty() || named.contains(&f.drv.as_str()))
+        .collect()
 }
 
 /// The step summary: mode and reason, built where, fetched from where, bytes, time, failures.
@@ -188,9 +201,10 @@ pub fn summary_markdown(mode: &str, reason: &str, s: &Summary) -> String {
         "{:.1} MiB downloaded.\n\n",
         s.bytes_downloaded as f64 / (1024.0 * 1024.0)
     );
-    if !s.failed.is_empty() {
+    let failed = failures(s);
+    if !failed.is_empty() {
         md += "| failed | on | last log line |\n|---|---|---|\n";
-        for f in &s.failed {
+        for f in failed {
             md += &format!(
                 "| {} | {} | {} |\n",
                 cell(store_path_name(&f.drv)),

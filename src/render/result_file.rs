@@ -138,6 +138,26 @@ pub fn results(
         .collect()
 }
 
+/// Corrects what the log suggested with what the store says now: a "failed" installable whose
+/// outputs are all valid was built; a "built" or "fetched" one whose outputs are not valid
+/// failed.
+pub fn settle(results: &mut [InstallableResult], is_valid: impl Fn(&str) -> bool) {
+    for r in results.iter_mut() {
+        if r.outputs.is_empty() || r.drv_path.is_none() {
+            continue;
+        }
+        let all_valid = r.outputs.values().all(|p| is_valid(p));
+        match r.status {
+            Status::Failed if all_valid => r.status = Status::Built,
+            Status::Built | Status::Fetched if !all_valid => {
+                r.status = Status::Failed;
+                r.fetched_from = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The file's text in the chosen format.
 pub fn render(format: ResultFormat, file: &ResultFile<'_>) -> String {
     match format {
