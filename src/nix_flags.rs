@@ -292,6 +292,8 @@ fn push_value(rest: &str, i: &mut usize, words: &[OsString], to: &mut Vec<OsStri
 /// of the `build` subcommand. `--json` and `--connect-timeout` are left out ([`NIX_WINS`]).
 struct ClapOptions<'a> {
     commands: [&'a clap::Command; 2],
+    /// After `build`: the names in [`NIX_WINS`] are nix's.
+    after_build: bool,
 }
 
 impl ClapOptions<'_> {
@@ -309,7 +311,7 @@ impl OwnOptions for ClapOptions<'_> {
     fn long(&self, name: &str) -> Option<bool> {
         match name {
             "help" | "version" => Some(false),
-            n if NIX_WINS.contains(&n) => None,
+            n if self.after_build && NIX_WINS.contains(&n) => None,
             n => self.find(|a| {
                 a.get_long() == Some(n)
                     || a.get_all_aliases()
@@ -335,6 +337,7 @@ pub fn sort_argv(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> 
     };
     let top = ClapOptions {
         commands: [command, command],
+        after_build: false,
     };
     // Find the subcommand: the first word that is neither an option nor an option's value.
     let mut i = 1;
@@ -370,6 +373,7 @@ pub fn sort_argv(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> 
     };
     let own = ClapOptions {
         commands: [command, build],
+        after_build: true,
     };
     let sorted = sort_build_words(&args[at + 1..], &own);
     let mut out: Vec<OsString> = args[..=at].to_vec();
@@ -801,6 +805,19 @@ mod tests {
             panic!("not build")
         };
         assert!(b.installables.is_empty() && b.nix_args.is_empty());
+        let cli = parse(&[
+            "--connect-timeout",
+            "7",
+            "--progress=plain",
+            "build",
+            "x",
+            "--json",
+        ]);
+        assert!(!cli.global.json);
+        let Command::Build(b) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(b.nix_args, os(&["--json"]));
         // Other commands keep the global options where they are.
         let cli = parse(&["plan", "--json", "x"]);
         assert!(cli.global.json);
