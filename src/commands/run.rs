@@ -264,6 +264,8 @@ fn dry_run(planned: &Planned) {
 fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_json: &[u8]) {
     let mut out = std::io::stdout().lock();
     match stdout {
+        // `nixdispatch --json build`: stdout is nixdispatch's events, nothing else.
+        Stdout::Nix { .. } if settings.json => {}
         Stdout::Nix { json, out_paths } => {
             if json {
                 let _ = out.write_all(nix_json);
