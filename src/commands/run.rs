@@ -182,7 +182,7 @@ pub async fn execute(
     if !attempt.ok {
         let line = failure_line(&attempt);
         let outcome = if run.result_file.is_some() || run.push || !run.push_to.is_empty() {
-            outcomes(settings, request, &target, &plan, &record, false).await
+            outcomes(settings, request, &target, &plan, &record, None).await
         } else {
             Vec::new()
         };
@@ -213,7 +213,15 @@ pub async fn execute(
     let summary = monitor.finish(Instant::now());
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if run.result_file.is_some() {
-        let outcome = outcomes(settings, request, &target, &plan, &record, true).await;
+        let outcome = outcomes(
+            settings,
+            request,
+            &target,
+            &plan,
+            &record,
+            Some(&attempt.stdout),
+        )
+        .await;
         write_result_file(run, &plan, &outcome, true);
     }
     print_stdout(settings, request.stdout, &results, &attempt.stdout);
@@ -316,15 +324,23 @@ async fn outcomes(
     target: &Target,
     plan: &Plan,
     record: &SharedRecord,
-    ok: bool,
+    nix_json: Option<&[u8]>,
 ) -> Vec<InstallableResult> {
+    let ok = nix_json.is_some();
     let installables = target.installables().unwrap_or_default();
-    let derived = crate::nix::installables::installable_derivations(
-        &settings.nix,
-        &installables,
-        &request.eval_args,
-    )
-    .await;
+    // A successful `nix build --json` names each installable's derivation and outputs, in
+    // order; after a failure nix prints nothing, so each is asked for on its own.
+    let derived = match nix_json.and_then(|j| derived_from_build_json(j, installables.len())) {
+        Some(d) => d,
+        None => {
+            crate::nix::installables::installable_derivations(
+                &settings.nix,
+                &installables,
+                &request.eval_args,
+            )
+            .await
+        }
+    };
     let record = render::record::lock(record).clone();
     let mut results = render::result_file::results(&installables, &derived, &record, plan, ok);
     // The store has the last word: when parallel builds stop together nix's log cannot always
@@ -339,6 +355,33 @@ async fn outcomes(
         render::result_file::settle(&mut results, |p| valid.contains(p));
     }
     results
+}
+
+/// `nix build --json`'s result as each installable's derivation and outputs, when it has one
+/// entry per installable.
+fn derived_from_build_json(
+    nix_json: &[u8],
+    count: usize,
+) -> Option<Vec<render::result_file::Derived>> {
+    use crate::store_path::StorePath;
+    let items: Vec<serde_json::Value> = serde_json::from_slice(nix_json).ok()?;
+    if items.len() != count {
+        return None;
+    }
+    let derived = items
+        .iter()
+        .map(|item| {
+            let drv = StorePath::parse(item.get("drvPath")?.as_str()?).ok()?;
+            let outputs = item
+                .get("outputs")?
+                .as_object()?
+                .iter()
+                .filter_map(|(name, p)| Some((name.clone(), StorePath::parse(p.as_str()?).ok()?)))
+                .collect();
+            Some((drv, outputs))
+        })
+        .collect();
+    Some(derived)
 }
 
 /// `--result-file`, when asked for. Best effort: a file that cannot be written is a warning.
