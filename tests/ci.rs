@@ -202,3 +202,84 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
         "an untrusted signature was accepted: {got:?}"
     );
 }
+
+#[test]
+fn push_to_a_builder_store_carries_the_signature() {
+    if skip_unless_root("push_to_a_builder_store_carries_the_signature") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let dir = lab.dir().join("ci");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (sec, public) = (dir.join("key.sec"), dir.join("key.pub"));
+    let gen = sh(
+        &lab,
+        ClientNix::V2_8,
+        &dir,
+        &format!(
+            "nix-store --generate-binary-cache-key ci-lab-1 {} {}",
+            sec.display(),
+            public.display()
+        ),
+        &[],
+    );
+    assert_eq!(gen.code, Some(0), "{gen:?}");
+    let key = sec.display().to_string();
+    let push = |v: ClientNix| {
+        let spec = lab.builder_spec();
+        common::nixdispatch(
+            &lab,
+            v,
+            &[
+                "--builder",
+                &spec,
+                "--mode",
+                "local",
+                "build",
+                &lab.flake_ref("hello"),
+                "--no-link",
+                "--json",
+                "--push",
+                "--sign-key",
+                &key,
+            ],
+            BOUND,
+        )
+    };
+    // seasmoke requires signatures by keys it trusts (nix's default), and does not trust this
+    // one yet: the push is refused, and said to be, not forced through.
+    lab.renew_nonce().expect("fresh paths");
+    let refused = push(ClientNix::V2_8);
+    assert_eq!(refused.code, Some(0), "--push only warns: {refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("lacks a signature by a trusted key")
+            && refused.stderr.contains("pushing to seasmoke failed"),
+        "{refused:?}"
+    );
+    // The builder host trusts the key (builderHost.signingKeyFile's public half, in NixOS).
+    let conf = lab.dir().join("seasmoke/etc-nix/nix.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("seasmoke's nix.conf");
+    let public_key = std::fs::read_to_string(&public).expect("public key");
+    text += &format!("extra-trusted-public-keys = {}\n", public_key.trim());
+    std::fs::write(&conf, text).expect("write nix.conf");
+    for v in ClientNix::ALL {
+        lab.renew_nonce().expect("fresh paths");
+        let run = push(v);
+        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let out = run.json()[0]["outputs"]["out"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(lab.builder_has(&out), "{v:?}: not pushed: {run:?}");
+        let mut c = lab.builder_command("nix");
+        c.args(["path-info", "--sigs", &out]);
+        let sigs = run_limited(c, BOUND);
+        assert!(
+            sigs.stdout.contains("ci-lab-1:"),
+            "{v:?}: seasmoke's copy is not signed: {sigs:?}\n{run:?}"
+        );
+        assert!(!run.stderr.contains("--no-check-sigs"), "{v:?}: {run:?}");
+    }
+}

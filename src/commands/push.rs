@@ -19,6 +19,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// What a refused copy usually means, and the fixes.
+const SIGNATURE_HINT: &str = "a store that requires signatures takes paths signed by a key it \
+     trusts (--sign-key FILE, with the public half in its trusted-public-keys) or from its \
+     trusted users";
+
 /// One destination.
 struct Destination {
     uri: String,
@@ -109,13 +114,13 @@ pub async fn push_all(
             ));
         } else if dest.explicit {
             monitor.message(&format!(
-                "nixdispatch: error: pushing to {} failed ({})",
+                "nixdispatch: error: pushing to {} failed ({}): {SIGNATURE_HINT}",
                 dest.label, finished.status
             ));
             failed.push(dest.uri.clone());
         } else {
             monitor.message(&format!(
-                "nixdispatch: warning: pushing to {} failed ({}); is your user in its trusted-users?",
+                "nixdispatch: warning: pushing to {} failed ({}): {SIGNATURE_HINT}",
                 dest.label, finished.status
             ));
         }
