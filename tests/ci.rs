@@ -66,6 +66,19 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
     if skip_unless_root("the_daily_workflow_reports_to_github_and_fills_a_signed_cache") {
         return;
     }
+    // The runner and the workstation that substitutes afterwards, each with its own store.
+    daily_workflow(ClientNix::V2_26, ClientNix::V2_8);
+}
+
+#[test]
+fn the_daily_workflow_on_a_nix_2_8_runner() {
+    if skip_unless_root("the_daily_workflow_on_a_nix_2_8_runner") {
+        return;
+    }
+    daily_workflow(ClientNix::V2_8, ClientNix::V2_26);
+}
+
+fn daily_workflow(runner: ClientNix, workstation: ClientNix) {
     let lab = lab(LabOptions::default());
     lab.install_nixdispatch(common::bin()).expect("install");
     let ci = lab.dir().join("ci");
@@ -102,14 +115,12 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
         .collect();
     assert_eq!(ours.len(), 3, "{commands:?}");
 
-    // The runner is the 2.26 client; the workstation that substitutes afterwards is the 2.8
-    // one, with its own store.
-    let update = sh(&lab, ClientNix::V2_26, &flake, ours[0], &env);
+    let update = sh(&lab, runner, &flake, ours[0], &env);
     assert_eq!(update.code, Some(0), "{update:?}");
 
     // The checks: one fails, so the step fails; the two others build, are annotated in
     // groups, reported, and pushed.
-    let checks = sh(&lab, ClientNix::V2_26, &flake, ours[1], &env);
+    let checks = sh(&lab, runner, &flake, ours[1], &env);
     assert_eq!(checks.code, Some(1), "{checks:?}");
     for want in [
         "::group::ci-a on local",
@@ -148,7 +159,7 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
     assert_eq!(results["ok"], false);
 
     // The home configurations: attribute set of configurations, JUnit report.
-    let homes = sh(&lab, ClientNix::V2_26, &flake, ours[2], &env);
+    let homes = sh(&lab, runner, &flake, ours[2], &env);
     assert_eq!(homes.code, Some(0), "{homes:?}");
     let junit = std::fs::read_to_string(flake.join("homes.xml")).expect("homes.xml");
     assert!(junit.contains("tests=\"1\" failures=\"0\""), "{junit}");
@@ -156,7 +167,7 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
     let md = std::fs::read_to_string(&summary).expect("step summary");
     assert!(md.contains("### nixdispatch: done"), "appended: {md}");
 
-    // Another machine (the 2.8 client, its own store) substitutes all of it, signatures
+    // Another machine (the other client, its own store) substitutes all of it, signatures
     // required and checked, building nothing.
     let strict = format!(
         "{}substituters = file://{}\ntrusted-public-keys = {}\nrequire-sigs = true\n",
@@ -169,7 +180,7 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
         "checks.x86_64-linux.b",
         "homeConfigurations.alice.activationPackage",
     ] {
-        let mut c = lab.client_command(ClientNix::V2_8, "nix");
+        let mut c = lab.client_command(workstation, "nix");
         c.args(["build", "--no-link", "--json"])
             .arg(format!("path:{}#{attr}", flake.display()))
             .env("NIX_CONFIG", &strict);
@@ -182,7 +193,7 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
         assert!(got.stderr.contains("copying path"), "{attr}: {got:?}");
         let json: serde_json::Value = serde_json::from_str(&got.stdout).expect("nix build --json");
         let out = json[0]["outputs"]["out"].as_str().unwrap_or_default();
-        assert!(lab.client_has(ClientNix::V2_8, out), "{attr}: {got:?}");
+        assert!(lab.client_has(workstation, out), "{attr}: {got:?}");
     }
     // The key matters: a client trusting another key does not take them.
     let other = format!(
@@ -191,8 +202,8 @@ fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
         cache.display(),
         lab.cache_public_key()
     );
-    lab.reset_client(ClientNix::V2_8).expect("empty store");
-    let mut c = lab.client_command(ClientNix::V2_8, "nix");
+    lab.reset_client(workstation).expect("empty store");
+    let mut c = lab.client_command(workstation, "nix");
     c.args(["build", "--no-link", "-L"])
         .arg(format!("path:{}#checks.x86_64-linux.a", flake.display()))
         .env("NIX_CONFIG", &other);
