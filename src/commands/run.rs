@@ -231,19 +231,38 @@ pub async fn execute(
 
 /// `--dry-run`: what nix would build and fetch, on stderr in nix's own words, from the plan.
 fn dry_run(planned: &Planned) {
-    let plan = &planned.plan;
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "nixdispatch: mode: {} — {}", plan.mode, plan.reason);
-    let builds: Vec<_> = plan.builds.iter().collect();
-    if !builds.is_empty() {
-        let _ = if builds.len() == 1 {
-            writeln!(err, "this derivation will be built:")
+    for line in dry_run_lines(&planned.plan) {
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+/// The lines of `--dry-run`: the plan's mode, then nix's "will be built" / "will be fetched"
+/// lists, each path with where it comes from.
+fn dry_run_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "nixdispatch: mode: {} — {}",
+        plan.mode, plan.reason
+    )];
+    let count = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_owned()
         } else {
-            writeln!(err, "these {} derivations will be built:", builds.len())
-        };
-        for b in builds {
-            let place = b.from.as_deref().unwrap_or("here");
-            let _ = writeln!(err, "  {} (on {place})", b.drv);
+            many.replace('N', &n.to_string())
+        }
+    };
+    if !plan.builds.is_empty() {
+        lines.push(count(
+            plan.builds.len(),
+            "this derivation will be built:",
+            "these N derivations will be built:",
+        ));
+        for b in &plan.builds {
+            lines.push(format!(
+                "  {} (on {})",
+                b.drv,
+                b.from.as_deref().unwrap_or("here")
+            ));
         }
     }
     let fetched: Vec<_> = plan
@@ -252,20 +271,20 @@ fn dry_run(planned: &Planned) {
         .filter(|p| p.source != Source::Build)
         .collect();
     if !fetched.is_empty() {
-        let _ = if fetched.len() == 1 {
-            writeln!(err, "this path will be fetched:")
-        } else {
-            writeln!(err, "these {} paths will be fetched:", fetched.len())
-        };
+        lines.push(count(
+            fetched.len(),
+            "this path will be fetched:",
+            "these N paths will be fetched:",
+        ));
         for p in fetched {
-            let _ = writeln!(
-                err,
+            lines.push(format!(
                 "  {} (from {})",
                 p.path,
                 p.from.as_deref().unwrap_or("?")
-            );
+            ));
         }
     }
+    lines
 }
 
 /// What the run prints on stdout, as `nix build` would (or the result paths for home/os).
@@ -597,5 +616,54 @@ fn failure_line(attempt: &Attempt) -> String {
                 host
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Counts, PlannedBuild, PlannedPath};
+    use crate::store_path::StorePath;
+
+    fn sp(text: &str) -> StorePath {
+        StorePath::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn out_paths_follow_nix_order() {
+        let json = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/o1","dev":"/d1"}},{"path":"/p2"}]"#;
+        assert_eq!(out_paths(json), ["/d1", "/o1", "/p2"]);
+        assert!(out_paths(b"").is_empty());
+    }
+
+    #[test]
+    fn dry_run_says_what_nix_says_with_the_plan() {
+        let drv = sp("/nix/store/00000000000000000000000000000000-x.drv");
+        let out = sp("/nix/store/11111111111111111111111111111111-y");
+        let plan = Plan {
+            mode: Mode::Remote,
+            reason: "1 must be built".into(),
+            counts: Counts::default(),
+            paths: vec![PlannedPath {
+                path: out.clone(),
+                source: Source::Cache,
+                from: Some("http://cache".into()),
+            }],
+            builds: vec![PlannedBuild {
+                drv: drv.clone(),
+                from: Some("ssh-ng://seasmoke".into()),
+            }],
+            builder_substituters: Vec::new(),
+        };
+        assert_eq!(
+            dry_run_lines(&plan),
+            [
+                "nixdispatch: mode: remote — 1 must be built".to_owned(),
+                "this derivation will be built:".to_owned(),
+                format!("  {drv} (on ssh-ng://seasmoke)"),
+                "this path will be fetched:".to_owned(),
+                format!("  {out} (from http://cache)"),
+            ]
+        );
     }
 }

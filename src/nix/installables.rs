@@ -85,36 +85,42 @@ fn member(inst: &str, name: &str, suffix: &str) -> Result<String> {
 }
 
 /// The derivation (and its outputs) each installable stands for, in the installables' order;
-/// `None` for one that is a plain store path or that nix cannot show on its own.
+/// `None` for one that is a plain store path or that nix cannot show on its own. A few
+/// evaluations run at once (after a failed `--keep-going` run of many checks).
 pub async fn installable_derivations(
     nix: &Nix,
     installables: &[String],
     eval_args: &[OsString],
 ) -> Vec<Option<(StorePath, BTreeMap<String, StorePath>)>> {
-    let mut all = Vec::new();
-    for inst in installables {
-        let mut args: Vec<OsString> = if nix.version.at_least(2, 15) {
-            vec!["derivation".into(), "show".into()]
-        } else {
-            vec!["show-derivation".into()]
-        };
-        args.extend(eval_args.iter().cloned());
-        if nix.version.at_least(2, 15) && inst.ends_with(".drv") {
-            args.push(format!("{inst}^*").into());
-        } else {
-            args.push(inst.into());
-        }
-        let found = async {
-            let out = nix.output("nix", &args).await.ok()?;
-            let json: Value = serde_json::from_slice(&out).ok()?;
-            let graph = super::derivation::parse_graph(&json).ok()?;
-            let drv = graph.derivations.into_values().next()?;
-            Some((drv.path, drv.outputs))
-        }
-        .await;
-        all.push(found);
+    use futures::stream::{self, StreamExt};
+    stream::iter(installables)
+        .map(|inst| installable_derivation(nix, inst, eval_args))
+        .buffered(4)
+        .collect()
+        .await
+}
+
+async fn installable_derivation(
+    nix: &Nix,
+    inst: &str,
+    eval_args: &[OsString],
+) -> Option<(StorePath, BTreeMap<String, StorePath>)> {
+    let mut args: Vec<OsString> = if nix.version.at_least(2, 15) {
+        vec!["derivation".into(), "show".into()]
+    } else {
+        vec!["show-derivation".into()]
+    };
+    args.extend(eval_args.iter().cloned());
+    if nix.version.at_least(2, 15) && inst.ends_with(".drv") {
+        args.push(format!("{inst}^*").into());
+    } else {
+        args.push(inst.into());
     }
-    all
+    let out = nix.output("nix", &args).await.ok()?;
+    let json: Value = serde_json::from_slice(&out).ok()?;
+    let graph = super::derivation::parse_graph(&json).ok()?;
+    let drv = graph.derivations.into_values().next()?;
+    Some((drv.path, drv.outputs))
 }
 
 #[cfg(test)]
