@@ -23,6 +23,7 @@ pub async fn run(settings: &Settings, args: &BuildArgs) -> Result<i32> {
         eval_args: flags.eval.clone(),
         rebuild: flags.rebuild,
         dry_run: flags.dry_run,
+        fallback: flags.fallback,
         stdout: Stdout::Nix {
             json: flags.json,
             out_paths: flags.print_out_paths && settings.nix.version.at_least(2, 9),

@@ -47,6 +47,8 @@ pub struct NixRequest {
     pub rebuild: bool,
     /// `--dry-run`: plan, say what would happen, build nothing.
     pub dry_run: bool,
+    /// nix's `--fallback`: what a substituter or builder store fails to give is built.
+    pub fallback: bool,
     /// What goes to stdout.
     pub stdout: Stdout,
 }
@@ -74,7 +76,13 @@ pub async fn execute(
         eval_args: &request.eval_args,
         rebuild: request.rebuild,
     };
-    let planned = make_plan_with(settings, &installables, how).await?;
+    let mut planned = make_plan_with(settings, &installables, how).await?;
+    if request.fallback && planned.plan.mode == Mode::Substitute {
+        planned
+            .plan
+            .reason
+            .push_str("; with --fallback, nix builds whatever a source fails to give");
+    }
     let target = match target {
         Target::Build { .. } => Target::Build {
             installables: planned.installables.clone(),
