@@ -178,6 +178,10 @@ pub const NIX_WINS: &[&str] = &["json", "connect-timeout"];
 /// an installable cannot start with `-` here anyway).
 pub fn sort_build_words(words: &[OsString], own: &dyn OwnOptions) -> Sorted {
     let mut sorted = Sorted::default();
+    // -v and -q count for both; nix takes them as typed (they cancel out), nixdispatch takes
+    // what is left (its -v and -q exclude each other).
+    let mut net = 0i32;
+    let net_verbosity = &mut net;
     let mut i = 0;
     let take = |i: &mut usize, n: usize, to: &mut Vec<OsString>| {
         for _ in 0..n {
@@ -200,7 +204,7 @@ pub fn sort_build_words(words: &[OsString], own: &dyn OwnOptions) -> Sorted {
                 None => (long, false),
             };
             if let Some(both) = shared_long(name) {
-                sorted.ours.push(word.clone());
+                *net_verbosity += if name == "verbose" { 1 } else { -1 };
                 sorted.nix.push(both.into());
             } else if NIX_WINS.contains(&name) {
                 sorted.nix.push(word.clone());
@@ -219,15 +223,20 @@ pub fn sort_build_words(words: &[OsString], own: &dyn OwnOptions) -> Sorted {
                 }
             }
         } else if text.len() > 1 && text.starts_with('-') {
-            sort_short_cluster(&text[1..], word, &mut i, words, own, &mut sorted);
+            *net_verbosity += sort_short_cluster(&text[1..], word, &mut i, words, own, &mut sorted);
         } else {
             sorted.ours.push(word.clone());
         }
     }
+    let flag = if net > 0 { "-v" } else { "-q" };
+    for _ in 0..net.unsigned_abs().min(10) {
+        sorted.ours.push(flag.into());
+    }
     sorted
 }
 
-/// `-Lvj8`, `-o out`, `-q`: one flag at a time, a value ending the cluster.
+/// `-Lvj8`, `-o out`, `-q`: one flag at a time, a value ending the cluster. Returns the
+/// count of `-v` minus `-q` in it.
 fn sort_short_cluster(
     cluster: &str,
     word: &OsStr,
@@ -235,7 +244,8 @@ fn sort_short_cluster(
     words: &[OsString],
     own: &dyn OwnOptions,
     sorted: &mut Sorted,
-) {
+) -> i32 {
+    let mut net = 0;
     // A cluster of nix's flags alone passes as typed (nix reads it the same way).
     let all_nix = cluster.chars().all(|c| own.short(c).is_none() && c != 'k');
     if all_nix {
@@ -251,12 +261,12 @@ fn sort_short_cluster(
                 }
             }
         }
-        return;
+        return 0;
     }
     for (pos, c) in cluster.char_indices() {
         let rest = &cluster[pos + c.len_utf8()..];
         if c == 'v' || c == 'q' {
-            sorted.ours.push(format!("-{c}").into());
+            net += if c == 'v' { 1 } else { -1 };
             sorted
                 .nix
                 .push(if c == 'v' { "--verbose" } else { "--quiet" }.into());
@@ -267,16 +277,17 @@ fn sort_short_cluster(
             sorted.ours.push(format!("-{c}").into());
             if takes {
                 push_value(rest, i, words, &mut sorted.ours);
-                return;
+                return net;
             }
         } else {
             sorted.nix.push(format!("-{c}").into());
             if VALUED_SHORT.contains(&c) {
                 push_value(rest, i, words, &mut sorted.nix);
-                return;
+                return net;
             }
         }
     }
+    net
 }
 
 fn push_value(rest: &str, i: &mut usize, words: &[OsString], to: &mut Vec<OsString>) {
@@ -629,7 +640,7 @@ mod tests {
             "--quiet",
             ".#x",
         ]);
-        assert_eq!(ours, vec!["-v", "--quiet", ".#x"]);
+        assert_eq!(ours, vec![".#x"]);
         assert_eq!(
             nix,
             vec![

@@ -43,6 +43,7 @@ const TABLE: &[Row] = &[
     row("--impure --expr (builtins.getFlake\"{f}\").packages.x86_64-linux.hello -o expr"),
     row("-j 1 --cores 1 -L {f}#hello --option substituters '' --no-link --print-out-paths"),
     row("{f}#hello --rebuild --no-link"),
+    row("-v {f}#hello --no-link --print-out-paths --quiet -L"),
     row("--builders {spec} -j0 {f}#chain --no-link --print-out-paths"),
     row("--option builders {spec} --max-jobs 0 {f}#hello --json --no-link"),
     row("--offline {f}#hello -Lj2 --no-link --connect-timeout 2 --no-fallback"),
