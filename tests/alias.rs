@@ -43,6 +43,8 @@ const TABLE: &[Row] = &[
     row("--impure --expr (builtins.getFlake\"{f}\").packages.x86_64-linux.hello -o expr"),
     row("-j 1 --cores 1 -L {f}#hello --option substituters '' --no-link --print-out-paths"),
     row("{f}#hello --rebuild --no-link"),
+    row("path:{dir}/uses#x --override-input dep path:{dir}/depB --no-link --print-out-paths"),
+    row("path:{dir}/uses#x --no-link --print-out-paths --no-write-lock-file"),
     row("-v {f}#hello --no-link --print-out-paths --quiet -L"),
     row("--builders {spec} -j0 {f}#chain --no-link --print-out-paths"),
     row("--option builders {spec} --max-jobs 0 {f}#hello --json --no-link"),
@@ -129,6 +131,26 @@ fn write_plain_dir(lab: &Lab, dir: &Path) {
         format!("{{ outputs = {{ self }}: {{ packages.x86_64-linux.default = {drv}; }}; }}\n"),
     )
     .expect("write");
+    // A flake with an input, and two flakes that input can be (for --override-input).
+    for (sub, text) in [
+        (
+            "uses",
+            format!(
+                r#"{{ inputs.dep.url = "path:{}/depA";
+  outputs = {{ self, dep }}: {{ packages.x86_64-linux.x = derivation {{
+    name = "uses-${{dep.word}}"; system = "x86_64-linux"; builder = "/bin/sh";
+    nonce = "{}"; args = [ "-c" "echo $nonce > $out" ]; }}; }}; }}
+"#,
+                dir.display(),
+                lab.nonce()
+            ),
+        ),
+        ("depA", r#"{ outputs = { self }: { word = "a"; }; }"#.to_owned()),
+        ("depB", r#"{ outputs = { self }: { word = "b"; }; }"#.to_owned()),
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        std::fs::write(dir.join(sub).join("flake.nix"), text).expect("write");
+    }
 }
 
 fn run_in(lab: &Lab, v: ClientNix, nixdispatch: bool, cwd: &Path, args: &[String]) -> Run {
