@@ -145,8 +145,14 @@ fn write_plain_dir(lab: &Lab, dir: &Path) {
                 lab.nonce()
             ),
         ),
-        ("depA", r#"{ outputs = { self }: { word = "a"; }; }"#.to_owned()),
-        ("depB", r#"{ outputs = { self }: { word = "b"; }; }"#.to_owned()),
+        (
+            "depA",
+            r#"{ outputs = { self }: { word = "a"; }; }"#.to_owned(),
+        ),
+        (
+            "depB",
+            r#"{ outputs = { self }: { word = "b"; }; }"#.to_owned(),
+        ),
     ] {
         std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
         std::fs::write(dir.join(sub).join("flake.nix"), text).expect("write");
