@@ -390,9 +390,8 @@ fn os_installable(flake: &str, hostname: &str) -> Result<String, DispatchError> 
 pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps, DispatchError> {
     match (target, runner) {
         (Target::Build { installables }, _) => {
-            if installables.is_empty() {
-                return Err(DispatchError::NoInstallables);
-            }
+            // None is fine: with `-f FILE` or `--expr`, nix builds the whole value (`build`
+            // itself puts `.` when neither is given).
             for installable in installables {
                 not_option_like(installable, PATH_FIX)?;
             }
@@ -601,7 +600,7 @@ fn check_flake(flake: &str) -> Result<&str, DispatchError> {
 /// `"NAME"` for an attribute path inside a flake fragment. Nix percent-decodes the fragment
 /// and then splits it on dots outside quotes (no escapes inside quotes), so the name is quoted
 /// and characters a URL fragment cannot hold are percent-encoded; `@`, `.` and the like stay.
-fn quote_attr(name: &str) -> Result<String, DispatchError> {
+pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
     if name.contains('"') {
         return Err(DispatchError::UnquotableName(name.to_owned()));
     }
@@ -955,7 +954,7 @@ mod tests {
     }
 
     #[test]
-    fn build_needs_installables_that_are_not_options() {
+    fn build_takes_installables_that_are_not_options() {
         let p = plan(Mode::Noop, vec![], &[]);
         let ctx = Context {
             plan: &p,
@@ -966,10 +965,8 @@ mod tests {
         let empty = Target::Build {
             installables: vec![],
         };
-        assert_eq!(
-            steps(&empty, Runner::Nix, &ctx),
-            Err(DispatchError::NoInstallables)
-        );
+        // `nix build --expr E` / `-f FILE` with no installable builds the whole value.
+        assert!(steps(&empty, Runner::Nix, &ctx).is_ok());
         let dash = Target::Build {
             installables: vec!["--impure".into()],
         };

@@ -43,6 +43,8 @@ pub struct Settings {
     pub nix: Nix,
     /// nix's resolved settings.
     pub nix_config: NixConfig,
+    /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
+    pub github: Option<crate::render::github::GithubEnv>,
 }
 
 /// nixdispatch's own config files: the user's (`$XDG_CONFIG_HOME/nixdispatch/config.toml`) over
@@ -132,6 +134,7 @@ impl Settings {
             nix_sshopts,
             nix,
             nix_config,
+            github: crate::render::github::GithubEnv::from_env(),
         })
     }
 }

@@ -20,6 +20,37 @@ impl Nix {
     /// paths are the outputs of the derivations nothing else in the graph depends on (the
     /// installables themselves). An installable that does not evaluate is `Error::Input` (exit 2).
     pub async fn derivation_graph(&self, installables: &[String]) -> Result<Graph> {
+        self.derivation_graph_with(installables, &[]).await
+    }
+
+    /// [`Nix::derivation_graph`] with nix's evaluation flags as the user typed them for
+    /// `nix build` (`-f FILE`, `--expr`, `--arg`, `--override-input`, `--impure`, ...).
+    pub async fn derivation_graph_with(
+        &self,
+        installables: &[String],
+        eval_args: &[std::ffi::OsString],
+    ) -> Result<Graph> {
+        // Evaluation flags such as -f belong to the subcommand: after its words.
+        let show = self.derivation_show_args(installables);
+        let (command, insts) = show.split_at(show.len() - installables.len());
+        let mut args: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+        args.extend(eval_args.iter().cloned());
+        args.extend(insts.iter().map(Into::into));
+        let out = self.output("nix", &args).await.map_err(|err| match err {
+            Error::Input(msg) => Error::Input(format!(
+                "{} does not evaluate: {msg}",
+                installables.join(" ")
+            )),
+            other => other,
+        })?;
+        let json: Value = serde_json::from_slice(&out).map_err(|err| {
+            Error::input(format!("nix printed derivations we cannot read: {err}"))
+        })?;
+        parse_graph(&json)
+    }
+
+    /// `derivation show -r INSTALLABLES` as this version spells it.
+    fn derivation_show_args(&self, installables: &[String]) -> Vec<String> {
         let mut args: Vec<String> = if self.caps.derivation_show {
             vec!["derivation".into(), "show".into(), "-r".into()]
         } else {
@@ -33,17 +64,7 @@ impl Nix {
                 args.push(inst.clone());
             }
         }
-        let out = self.output("nix", &args).await.map_err(|err| match err {
-            Error::Input(msg) => Error::Input(format!(
-                "{} does not evaluate: {msg}",
-                installables.join(" ")
-            )),
-            other => other,
-        })?;
-        let json: Value = serde_json::from_slice(&out).map_err(|err| {
-            Error::input(format!("nix printed derivations we cannot read: {err}"))
-        })?;
-        parse_graph(&json)
+        args
     }
 }
 

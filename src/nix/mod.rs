@@ -6,6 +6,7 @@
 pub mod capabilities;
 pub mod config;
 pub mod derivation;
+pub mod installables;
 pub mod path_info;
 
 use crate::dispatch::NixVersion;
