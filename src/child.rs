@@ -1,5 +1,6 @@
-//! Running nix or nh: in its own process group, stderr streamed line by line to the caller,
-//! stdout collected, Ctrl-C and SIGTERM forwarded to the whole group, always reaped.
+//! Running nix or nh: in its own process group, both pipes streamed line by line to the caller
+//! (bytes, decoded lossily, drained until the child exits), stdout kept only when asked and
+//! then bounded, Ctrl-C and SIGTERM forwarded to the whole group, always reaped.
 //!
 //! A child in its own group does not get the terminal's Ctrl-C directly, so no half-handled
 //! signal races us: we decide, forward SIGINT to every process of the group (nix, nh, their ssh
@@ -7,10 +8,11 @@
 
 use crate::{Error, Result};
 use std::ffi::OsString;
+use std::future::Future;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -54,25 +56,46 @@ impl Drop for Running {
     }
 }
 
-/// How long the group gets after SIGINT before SIGKILL.
+/// How long the group gets after SIGINT before SIGKILL (a second Ctrl-C cuts it short).
 const GRACE: Duration = Duration::from_secs(3);
 
 /// How long the pipes may stay open after the child exited.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// The longest line handed to the caller; longer ones arrive in pieces of this size, so a child
+/// that never prints a newline cannot make us hold its whole output.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The most of a child's stdout [`Keep::Stdout`] keeps (`nix build --json` of thousands of
+/// installables is far below it); the rest is still read and reported, not kept.
+pub const MAX_KEPT: usize = 32 << 20;
 
 /// How a child ended.
 #[derive(Debug)]
 pub struct Finished {
     /// Its exit status.
     pub status: ExitStatus,
-    /// Everything it wrote on stdout.
+    /// What it wrote on stdout, when the caller asked to keep it (at most [`MAX_KEPT`] bytes).
     pub stdout: Vec<u8>,
+    /// Whether stdout was longer than [`MAX_KEPT`] and cut.
+    pub stdout_cut: bool,
+    /// Why the caller's `stop` future ended the child early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// What to keep of the child's stdout besides reporting it line by line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing (a log, an activation script's chatter).
+    Nothing,
+    /// Up to [`MAX_KEPT`] bytes (a result the caller parses, e.g. `nix build --json`).
+    Stdout,
 }
 
 /// What the child run reports to the caller while it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report<'a> {
-    /// A line from one of the child's pipes.
+    /// A line from one of the child's pipes, decoded lossily (invalid UTF-8 becomes U+FFFD).
     Line(Pipe, &'a str),
     /// Nothing came for a while: a chance to refresh elapsed times.
     Tick,
@@ -90,10 +113,22 @@ pub enum Pipe {
     Stderr,
 }
 
-/// Runs `argv` (program first), reporting each line of either pipe as it comes (stdout is also
-/// collected whole) and a tick when nothing came for a while. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
-/// whole group is gone.
-pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Finished> {
+/// Runs `argv` (program first), reporting each line of either pipe as it comes and a tick when
+/// nothing came for a while; `keep` says whether stdout is also kept. Returns
+/// `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
+pub async fn run(argv: &[OsString], keep: Keep, on: impl FnMut(Report<'_>)) -> Result<Finished> {
+    run_until(argv, keep, on, std::future::pending()).await
+}
+
+/// Like [`run`], and when `stop` resolves first (a watchdog that gave up on a builder), stops
+/// the child's whole group as Ctrl-C would and returns with [`Finished::stopped`] set to the
+/// reason `stop` gave.
+pub async fn run_until(
+    argv: &[OsString],
+    keep: Keep,
+    mut on: impl FnMut(Report<'_>),
+    stop: impl Future<Output = String>,
+) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
     };
@@ -112,7 +147,8 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
         }
         _ => Error::io(format!("starting {name}"), err),
     })?;
-    let pgid = child.id().map(|id| id as libc::pid_t);
+    // Dropped on every way out (an error, our caller dropped): the whole group goes with it.
+    let group = Group(child.id().map(|id| id as libc::pid_t));
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::input("the child's pipes were not set up"));
     };
@@ -122,65 +158,201 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
-    let mut out_lines = BufReader::new(stdout).lines();
-    let mut err_lines = BufReader::new(stderr).lines();
-    let mut collected = Vec::new();
+    let mut out_lines = LineReader::new(stdout);
+    let mut err_lines = LineReader::new(stderr);
+    let mut kept = Vec::new();
+    let mut cut = false;
     let mut stderr_open = true;
     let mut stdout_open = true;
     let mut exited: Option<ExitStatus> = None;
-    // A grandchild that keeps our pipes open (a lingering ssh master) must not hold us hostage
-    // after the child itself has exited.
-    let drain = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(drain);
+    // Why we are stopping the group: Ctrl-C/SIGTERM (None) or the caller's `stop` (Some).
+    let mut stopping: Option<Option<String>> = None;
+    // After the child exits, a grandchild that keeps our pipes open (a lingering ssh master)
+    // must not hold us hostage; while stopping, the group gets GRACE before SIGKILL.
+    let deadline = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(deadline);
+    let mut deadline_armed = false;
+    tokio::pin!(stop);
+    let mut stop_done = false;
 
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
+    let status = loop {
         if let (Some(status), false, false) = (exited, stderr_open, stdout_open) {
-            return Ok(Finished {
-                status,
-                stdout: collected,
-            });
+            break status;
         }
         tokio::select! {
-            line = err_lines.next_line(), if stderr_open => match line {
-                Ok(Some(line)) => on(Report::Line(Pipe::Stderr, &line)),
-                _ => stderr_open = false,
+            line = err_lines.next(), if stderr_open => match line {
+                Some(line) => on(Report::Line(Pipe::Stderr, &String::from_utf8_lossy(&line))),
+                None => stderr_open = false,
             },
-            line = out_lines.next_line(), if stdout_open => match line {
-                Ok(Some(line)) => {
-                    collected.extend_from_slice(line.as_bytes());
-                    collected.push(b'\n');
-                    on(Report::Line(Pipe::Stdout, &line));
+            line = out_lines.next(), if stdout_open => match line {
+                Some(line) => {
+                    if keep == Keep::Stdout {
+                        if kept.len() + line.len() < MAX_KEPT {
+                            kept.extend_from_slice(&line);
+                            kept.push(b'\n');
+                        } else {
+                            cut = true;
+                        }
+                    }
+                    on(Report::Line(Pipe::Stdout, &String::from_utf8_lossy(&line)));
                 }
-                _ => stdout_open = false,
+                None => stdout_open = false,
             },
             status = child.wait(), if exited.is_none() => {
                 exited = Some(status.map_err(|e| Error::io(format!("waiting for {name}"), e))?);
-                drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                let drain = if stopping.is_some() {
+                    // Grandchildren that outlived their parent are in the same group.
+                    group.signal(libc::SIGKILL);
+                    Duration::from_millis(500)
+                } else {
+                    DRAIN
+                };
+                deadline.as_mut().reset(tokio::time::Instant::now() + drain);
+                deadline_armed = true;
             }
-            _ = &mut drain, if exited.is_some() => {
-                if let Some(status) = exited {
-                    return Ok(Finished { status, stdout: collected });
+            _ = &mut deadline, if deadline_armed => {
+                match exited {
+                    Some(status) => break status,
+                    None => {
+                        // The grace after SIGINT is over: no more asking.
+                        group.signal(libc::SIGKILL);
+                        deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                    }
                 }
             }
+            reason = &mut stop, if !stop_done && stopping.is_none() => {
+                stop_done = true;
+                stopping = Some(Some(reason));
+                group.signal(libc::SIGINT);
+                deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                deadline_armed = true;
+            }
             _ = ticks.tick() => on(Report::Tick),
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            _ = interrupt.recv() => interrupted(&group, &mut stopping, &mut deadline, &mut deadline_armed),
+            _ = terminate.recv() => interrupted(&group, &mut stopping, &mut deadline, &mut deadline_armed),
+        }
+    };
+    if stopping.is_none() {
+        // A normal end: what the child left running on purpose is not ours to kill.
+        group.forget();
+    }
+    match stopping {
+        Some(None) => Err(Error::Interrupted),
+        Some(Some(reason)) => Ok(Finished {
+            status,
+            stdout: kept,
+            stdout_cut: cut,
+            stopped: Some(reason),
+        }),
+        None => Ok(Finished {
+            status,
+            stdout: kept,
+            stdout_cut: cut,
+            stopped: None,
+        }),
+    }
+}
+
+/// Ctrl-C or SIGTERM while a child runs: the first asks the whole group to stop (SIGINT, as the
+/// terminal would have), a second one ends it at once (SIGKILL).
+fn interrupted(
+    group: &Group,
+    stopping: &mut Option<Option<String>>,
+    deadline: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    armed: &mut bool,
+) {
+    match stopping {
+        Some(None) => group.signal(libc::SIGKILL),
+        _ => {
+            *stopping = Some(None);
+            group.signal(libc::SIGINT);
+            deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+            *armed = true;
+        }
+    }
+}
+
+/// The child's process group; dropping it kills whatever of the group is left.
+struct Group(Option<libc::pid_t>);
+
+impl Group {
+    fn forget(mut self) {
+        self.0 = None;
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(pgid) = self.0 {
+            signal_group(pgid, sig);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// Reads a pipe as lines of bytes: never fails on what the bytes are (invalid UTF-8 is the
+/// caller's to decode lossily), never holds more than [`MAX_LINE`] of one line, and keeps
+/// reading until end of file or a read error, so a child never blocks on a full pipe.
+struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already searched for a newline.
+    scanned: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    fn new(inner: R) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::new(),
+            scanned: 0,
+            eof: false,
         }
     }
 
-    // Interrupted: stop the whole group, politely first.
-    if let Some(pgid) = pgid {
-        signal_group(pgid, libc::SIGINT);
-        if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-            signal_group(pgid, libc::SIGKILL);
-            let _ = child.wait().await;
+    /// The next line without its newline (and `\r`), or `None` at the end. Cancel-safe: bytes
+    /// read before a cancellation stay in the buffer.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let end = self.scanned + pos;
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.scanned = 0;
+                return Some(line);
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() >= MAX_LINE {
+                let line: Vec<u8> = self.buf.drain(..MAX_LINE).collect();
+                self.scanned = self.buf.len();
+                return Some(line);
+            }
+            if self.eof {
+                if self.buf.is_empty() {
+                    return None;
+                }
+                self.scanned = 0;
+                return Some(std::mem::take(&mut self.buf));
+            }
+            self.buf.reserve(64 * 1024);
+            match self.inner.read_buf(&mut self.buf).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                // A broken pipe is its end: report what is left, then stop.
+                Err(_) => self.eof = true,
+            }
         }
-        // Grandchildren that outlived their parent are in the same group.
-        signal_group(pgid, libc::SIGKILL);
     }
-    Err(Error::Interrupted)
 }
 
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {

@@ -55,9 +55,21 @@ pub struct ProbedBuilder {
 pub struct Connection {
     session: openssh::Session,
     master: Master,
+    query_timeout: Duration,
+}
+
+/// The deadline of each store query over an established connection: several times the connect
+/// timeout (a slow link stays usable), at least ten seconds (a busy builder's database).
+pub fn query_timeout(connect_timeout: Duration) -> Duration {
+    (connect_timeout * 5).max(Duration::from_secs(10))
 }
 
 impl Connection {
+    /// How long one store query over this connection may take.
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// The session to run remote commands over.
     pub fn session(&self) -> &openssh::Session {
         &self.session
@@ -78,15 +90,66 @@ struct Master {
 impl Drop for Master {
     fn drop(&mut self) {
         if self.ctl.exists() {
-            let _ = std::process::Command::new("ssh")
+            let child = std::process::Command::new("ssh")
                 .arg("-S")
                 .arg(&self.ctl)
                 .args(["-O", "exit", "none"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .spawn();
+            // Bounded: a wedged master must not hold up the end of the run (it exits by
+            // itself once idle, ControlPersist).
+            if let Ok(mut child) = child {
+                let t0 = Instant::now();
+                while matches!(child.try_wait(), Ok(None)) {
+                    if t0.elapsed() > Duration::from_secs(2) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
+    }
+}
+
+/// ssh keepalives on our master: a probe every [`ALIVE_INTERVAL`] seconds, the master gives up
+/// after [`ALIVE_COUNT`] unanswered ones, so a link that stops passing packets ends the master
+/// (and every store query riding it) instead of leaving it open forever.
+const ALIVE_INTERVAL: u32 = 5;
+/// See [`ALIVE_INTERVAL`].
+const ALIVE_COUNT: u32 = 3;
+
+/// The keepalive options for the master, unless the user's ssh configuration (ssh_config,
+/// `NIX_SSHOPTS`, as `ssh -G` resolves it for this host) already sets `ServerAliveInterval`:
+/// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
+async fn keepalive_options(args: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-G")
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let configured = match tokio::time::timeout(bound, cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                l.strip_prefix("serveraliveinterval ")
+                    .is_some_and(|v| v.trim() != "0")
+            })
+        }
+        _ => false,
+    };
+    if configured {
+        Vec::new()
+    } else {
+        vec![
+            "-o".to_owned(),
+            format!("ServerAliveInterval={ALIVE_INTERVAL}"),
+            "-o".to_owned(),
+            format!("ServerAliveCountMax={ALIVE_COUNT}"),
+        ]
     }
 }
 
@@ -176,7 +239,11 @@ async fn connect_and_ask(
 ) -> Result<(Connection, RemoteInfo, Duration), String> {
     let master = start_master(machine, timeout, ssh_opts).await?;
     let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
-    let connection = Connection { session, master };
+    let connection = Connection {
+        session,
+        master,
+        query_timeout: query_timeout(timeout),
+    };
 
     // The round trip and the questions go over the master at once: one RTT, not two.
     let echo = async {
@@ -218,22 +285,24 @@ async fn start_master(
         .map_err(|err| format!("cannot create a directory for the ssh control socket: {err}"))?;
     let ctl = dir.path().join("master");
     let log = dir.path().join("log");
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-E")
-        .arg(&log)
-        .arg("-S")
-        .arg(&ctl)
-        .args(["-M", "-f", "-N", "-x", "-a"])
-        // Idle masters go away by themselves, even if we are killed before Drop closes them.
-        .args(["-o", "ControlPersist=60", "-o", "BatchMode=yes"])
-        .arg("-o")
-        .arg(format!(
-            "ConnectTimeout={}",
-            timeout.as_secs_f64().ceil().max(1.0)
-        ));
-    cmd.args(ssh_opts);
+    // The connection options, host last: the master gets them, and `ssh -G` resolves the
+    // user's configuration for this host with them.
+    let mut opts: Vec<std::ffi::OsString> = Vec::new();
+    let mut opt = |a: &str| opts.push(a.into());
+    // Idle masters go away by themselves, even if we are killed before Drop closes them.
+    opt("-o");
+    opt("ControlPersist=60");
+    opt("-o");
+    opt("BatchMode=yes");
+    opt("-o");
+    opt(&format!(
+        "ConnectTimeout={}",
+        timeout.as_secs_f64().ceil().max(1.0)
+    ));
+    opts.extend(ssh_opts.iter().map(Into::into));
     if let Some(key) = &machine.ssh_key {
-        cmd.arg("-i").arg(key);
+        opts.push("-i".into());
+        opts.push(key.into());
     }
     let host = machine.ssh_host().unwrap_or_default();
     if let Ok(Some(line)) = machine.decode_host_key() {
@@ -245,17 +314,30 @@ async fn start_master(
         };
         std::fs::write(&known, format!("{name} {line}\n"))
             .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
-        cmd.arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known.display()))
-            .args(["-o", "StrictHostKeyChecking=yes"]);
+        opts.push("-o".into());
+        opts.push(format!("UserKnownHostsFile={}", known.display()).into());
+        opts.push("-o".into());
+        opts.push("StrictHostKeyChecking=yes".into());
     }
     if let Some(port) = machine.ssh_port() {
-        cmd.arg("-p").arg(port.to_string());
+        opts.push("-p".into());
+        opts.push(port.to_string().into());
     }
     if let Some(user) = machine.ssh_user() {
-        cmd.arg("-l").arg(user);
+        opts.push("-l".into());
+        opts.push(user.into());
     }
-    cmd.arg("--").arg(host);
+    opts.push("--".into());
+    opts.push(host.into());
+    let alive = keepalive_options(&opts, timeout).await;
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-E")
+        .arg(&log)
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-M", "-f", "-N", "-x", "-a"])
+        .args(alive)
+        .args(opts);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

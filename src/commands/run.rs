@@ -2,7 +2,7 @@
 //! with live progress, finish locally once when a builder vanishes mid-run, then activate.
 
 use super::planning::{make_plan, Planned};
-use crate::child::{self, Pipe, Report};
+use crate::child::{self, Keep, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
@@ -10,6 +10,7 @@ use crate::plan::{Mode, Plan};
 use crate::probe::probe_all;
 use crate::render;
 use crate::settings::Settings;
+use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -68,6 +69,7 @@ pub async fn execute(
     let started = Instant::now();
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
+    let watched = watched_builders(&planned);
     let mut attempt = run_build(
         settings,
         &target,
@@ -76,10 +78,22 @@ pub async fn execute(
         &states,
         nix_args,
         &mut monitor,
+        &watched,
     )
     .await?;
-    if !attempt.ok && uses_builders(&plan) && !run.no_fallback {
-        if let Some(why) = vanished_builder(settings, &planned).await {
+    if !attempt.ok && uses_builders(&plan) {
+        let why = match attempt.stopped.clone() {
+            Some(why) => Some(why),
+            None if !run.no_fallback => vanished_builder(settings, &planned).await,
+            None => None,
+        };
+        if let (Some(why), true) = (&why, run.no_fallback) {
+            monitor.finish(Instant::now());
+            return Err(Error::Failed(format!(
+                "{why}; nix was stopped and, as asked, not finishing locally"
+            )));
+        }
+        if let Some(why) = why {
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-fallback turns this off)"
             ));
@@ -98,6 +112,7 @@ pub async fn execute(
                 &states,
                 nix_args,
                 &mut monitor,
+                &[],
             )
             .await?;
         }
@@ -144,8 +159,28 @@ struct Attempt {
     failed: Vec<(String, String)>,
     /// The last error nix printed.
     last_error: Option<String>,
+    /// Why the watchdog stopped nix (a builder went silent), if it did.
+    stopped: Option<String>,
 }
 
+/// The builders nix is given this run that nixdispatch holds a connection to: the watchdog
+/// keeps asking them whether they are still there.
+fn watched_builders(planned: &Planned) -> Vec<Watched> {
+    planned
+        .builders
+        .iter()
+        .filter(|b| b.status.reachable)
+        .filter_map(|b| {
+            Some(Watched {
+                host: b.status.host.clone(),
+                uri: b.status.uri.clone(),
+                connection: b.connection.clone()?,
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_build(
     settings: &Settings,
     target: &Target,
@@ -154,6 +189,7 @@ async fn run_build(
     states: &[crate::plan::BuilderState],
     nix_args: &[OsString],
     monitor: &mut Monitor,
+    watched: &[Watched],
 ) -> Result<Attempt> {
     let ctx = Context {
         plan,
@@ -163,7 +199,13 @@ async fn run_build(
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
-    let finished = run_logged(&steps.build, monitor).await?;
+    // Only the builders this attempt hands to nix are watched.
+    let watched: Vec<Watched> = watched
+        .iter()
+        .filter(|w| states.iter().any(|s| s.reachable && s.uri == w.uri))
+        .cloned()
+        .collect();
+    let finished = run_logged(&steps.build, monitor, watched, settings.silent_timeout).await?;
     let summary_failed: Vec<(String, String)> = monitor
         .state()
         .failed_builds()
@@ -185,30 +227,69 @@ async fn run_build(
             .errors()
             .last()
             .map(|e| super::error_headline(e)),
+        stopped: finished.stopped,
     })
 }
 
-/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are.
-async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Finished> {
+/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are;
+/// stops it when a watched builder goes silent (see [`watchdog`]).
+async fn run_logged(
+    inv: &Invocation,
+    monitor: &mut Monitor,
+    watched: Vec<Watched>,
+    silent: std::time::Duration,
+) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
-    child::run(&inv.argv(), |report| {
-        let (pipe, line) = match report {
-            Report::Line(pipe, line) => (pipe, line),
-            Report::Tick => return monitor.tick(Instant::now()),
-        };
-        let is_log = matches!(
-            (log, pipe),
-            (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
-        );
-        if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
-            // nh's own messages (stderr) pass through the monitor as plain lines too.
-            monitor.feed_line(line, Instant::now());
-        } else if !(collect && pipe == Pipe::Stdout) {
-            monitor.message(line);
-        }
-    })
+    let keep = if collect { Keep::Stdout } else { Keep::Nothing };
+    let progress = ProgressHandle::default();
+    let watch = watchdog::watch(watched, progress.clone(), silent);
+    child::run_until(
+        &inv.argv(),
+        keep,
+        |report| {
+            let (pipe, line) = match report {
+                Report::Line(pipe, line) => (pipe, line),
+                Report::Tick => {
+                    monitor.tick(Instant::now());
+                    note_activity(&progress, monitor);
+                    return;
+                }
+            };
+            progress.line(Instant::now());
+            let is_log = matches!(
+                (log, pipe),
+                (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
+            );
+            if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
+                // nh's own messages (stderr) pass through the monitor as plain lines too.
+                monitor.feed_line(line, Instant::now());
+            } else if !(collect && pipe == Pipe::Stdout) {
+                monitor.message(line);
+            }
+            note_activity(&progress, monitor);
+        },
+        watch,
+    )
     .await
+}
+
+/// Tells the watchdog which builders nix is busy with, from the monitor's state.
+fn note_activity(progress: &ProgressHandle, monitor: &Monitor) {
+    let state = monitor.state();
+    let mut local = false;
+    let mut busy = std::collections::BTreeSet::new();
+    for b in state.running_builds() {
+        if b.host == "local" {
+            local = true;
+        } else {
+            busy.insert(b.host.clone());
+        }
+    }
+    for t in state.running_transfers() {
+        busy.insert(t.peer.clone());
+    }
+    progress.activity(busy, local);
 }
 
 /// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
@@ -252,7 +333,7 @@ async fn activate(
             // Credentials were asked for up front (`sudo -v`): never prompt behind the bars.
             argv.splice(0..0, ["sudo".into(), "-n".into()]);
         }
-        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
@@ -364,8 +445,37 @@ async fn push(
     argv.extend(["copy".into(), "--no-check-sigs".into(), "--to".into()]);
     argv.push(builder.machine.store_uri().into());
     argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-    let finished = child::run(&argv, |r| show(monitor, r)).await?;
-    if finished.status.success() {
+    // A builder that goes silent during the push must not hold the run: the same watchdog as
+    // for builds (no output and no keepalive answer for the silent timeout) stops nix copy.
+    let progress = ProgressHandle::default();
+    let watched: Vec<Watched> = builder
+        .connection
+        .clone()
+        .map(|connection| Watched {
+            host: host.clone(),
+            uri: builder.status.uri.clone(),
+            connection,
+        })
+        .into_iter()
+        .collect();
+    let watch = watchdog::watch(watched, progress.clone(), settings.silent_timeout);
+    let finished = child::run_until(
+        &argv,
+        Keep::Nothing,
+        |r| {
+            if matches!(r, Report::Line(..)) {
+                progress.line(Instant::now());
+            }
+            show(monitor, r)
+        },
+        watch,
+    )
+    .await?;
+    if let Some(why) = &finished.stopped {
+        monitor.message(&format!(
+            "nixdispatch: warning: nothing pushed to {host}: {why}"
+        ));
+    } else if finished.status.success() {
         monitor.message(&format!(
             "nixdispatch: pushed to {host}: {} result path(s)",
             results.len()

@@ -13,6 +13,7 @@ use crate::probe::Connection;
 use crate::store_path::StorePath;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Paths per remote command: one round trip each, far below the remote ARG_MAX.
 const BATCH: usize = 1000;
@@ -27,15 +28,19 @@ pub async fn query(
     require_sigs: bool,
 ) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
     let mut hits = BTreeMap::new();
+    let deadline = connection.query_timeout();
     for batch in paths.chunks(BATCH) {
-        let out = connection
-            .session()
-            .command("nix-store")
-            .args(["--check-validity", "--print-invalid"])
-            .args(batch.iter().map(|p| p.as_str()))
-            .output()
-            .await
-            .map_err(|err| format!("the connection broke: {err}"))?;
+        let out = bounded(
+            deadline,
+            "nix-store --check-validity",
+            connection
+                .session()
+                .command("nix-store")
+                .args(["--check-validity", "--print-invalid"])
+                .args(batch.iter().map(|p| p.as_str()))
+                .output(),
+        )
+        .await?;
         if !out.status.success() {
             return Err(format!(
                 "`nix-store --check-validity` failed on the builder: {}",
@@ -46,19 +51,22 @@ pub async fn query(
         if valid.is_empty() {
             continue;
         }
-        let out = connection
-            .session()
-            .command("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command",
-                "path-info",
-                "--json",
-            ])
-            .args(valid.iter().map(|p| p.as_str()))
-            .output()
-            .await
-            .map_err(|err| format!("the connection broke: {err}"))?;
+        let out = bounded(
+            deadline,
+            "nix path-info",
+            connection
+                .session()
+                .command("nix")
+                .args([
+                    "--extra-experimental-features",
+                    "nix-command",
+                    "path-info",
+                    "--json",
+                ])
+                .args(valid.iter().map(|p| p.as_str()))
+                .output(),
+        )
+        .await?;
         if !out.status.success() {
             return Err(format!(
                 "`nix path-info` failed on the builder: {}",
@@ -104,6 +112,24 @@ pub async fn query(
         }
     }
     Ok(hits)
+}
+
+/// One remote command with a deadline: a builder that answered the probe and then stalls (a
+/// wedged disk, a link that stopped passing packets) must not hold the plan. Dropping the
+/// command's future kills its local ssh client.
+async fn bounded(
+    deadline: Duration,
+    what: &str,
+    run: impl std::future::Future<Output = Result<std::process::Output, openssh::Error>>,
+) -> Result<std::process::Output, String> {
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(err)) => Err(format!("the connection broke: {err}")),
+        Err(_) => Err(format!(
+            "stopped answering: `{what}` gave no answer within {}s",
+            deadline.as_secs_f64().round()
+        )),
+    }
 }
 
 /// The valid entries of `nix path-info --json` in every version's shape: an array of objects

@@ -18,6 +18,10 @@ type Answer = Result<BTreeMap<StorePath, CacheHit>, String>;
 /// Requests in flight per cache.
 const CONCURRENCY: usize = 64;
 
+/// The most the whole batch of questions to the caches may take (each request also has its own
+/// timeout): what is not answered by then counts as unknown, and the run goes on.
+pub const BATCH_DEADLINE: Duration = Duration::from_secs(60);
+
 /// What the caches hold, and what went wrong asking them.
 #[derive(Debug, Default)]
 pub struct CacheAnswers {
@@ -68,9 +72,19 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
             return answers;
         }
     };
-    let per_cache = substituters
-        .iter()
-        .map(|uri| ask_cache(&client, uri, paths, trust));
+    let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
+    let per_cache = substituters.iter().map(|uri| async {
+        // A little after the per-request deadline, so what was answered in time is kept.
+        let hard = deadline + Duration::from_secs(2);
+        match tokio::time::timeout_at(hard, ask_cache(&client, uri, paths, trust, deadline)).await {
+            Ok(answer) => answer,
+            Err(_) => (
+                i64::MAX,
+                uri.clone(),
+                Err(format!("no answer within {}s", BATCH_DEADLINE.as_secs())),
+            ),
+        }
+    });
     let mut results: Vec<(i64, usize, String, Answer)> = futures::future::join_all(per_cache)
         .await
         .into_iter()
@@ -99,6 +113,7 @@ async fn ask_cache(
     uri: &str,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> (i64, String, Answer) {
     let base = uri
         .split('?')
@@ -107,9 +122,9 @@ async fn ask_cache(
         .trim_end_matches('/')
         .to_owned();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
-        ask_http(client, &base, uri, paths, trust).await
+        ask_http(client, &base, uri, paths, trust, deadline).await
     } else if let Some(dir) = base.strip_prefix("file://") {
-        ask_dir(dir, uri, paths, trust).await
+        ask_dir(dir, uri, paths, trust, deadline).await
     } else {
         Err("only http(s):// and file:// caches are asked".to_owned())
     };
@@ -134,6 +149,7 @@ async fn ask_http(
     uri: &str,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> Result<(i64, BTreeMap<StorePath, CacheHit>), String> {
     let info = client
         .get(format!("{base}/nix-cache-info"))
@@ -144,7 +160,7 @@ async fn ask_http(
         .text()
         .await
         .map_err(|err| short_http_error(&err))?;
-    let hits = ask_each(paths, uri, trust, |name| async move {
+    let hits = ask_each(paths, uri, trust, deadline, |name| async move {
         let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -160,11 +176,12 @@ async fn ask_dir(
     uri: &str,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> Result<(i64, BTreeMap<StorePath, CacheHit>), String> {
     let info = tokio::fs::read_to_string(format!("{dir}/nix-cache-info"))
         .await
         .map_err(|err| format!("cannot read {dir}/nix-cache-info: {err}"))?;
-    let hits = ask_each(paths, uri, trust, |name| async move {
+    let hits = ask_each(paths, uri, trust, deadline, |name| async move {
         tokio::fs::read_to_string(format!("{dir}/{name}"))
             .await
             .ok()
@@ -174,11 +191,13 @@ async fn ask_dir(
 }
 
 /// Fetches `<hash>.narinfo` for every path with `fetch` (None = absent), many at once, and
-/// keeps the ones nix would accept from this cache.
+/// keeps the ones nix would accept from this cache. A fetch still running at `deadline` counts
+/// as absent (unknown to the plan), so one slow cache cannot hold the run.
 async fn ask_each<F, Fut>(
     paths: &[StorePath],
     uri: &str,
     trust: &Trust,
+    deadline: tokio::time::Instant,
     fetch: F,
 ) -> BTreeMap<StorePath, CacheHit>
 where
@@ -188,7 +207,10 @@ where
     let fetch = &fetch;
     stream::iter(paths)
         .map(|path| async move {
-            let text = fetch(format!("{}.narinfo", path.hash_part())).await?;
+            let name = format!("{}.narinfo", path.hash_part());
+            let text = tokio::time::timeout_at(deadline, fetch(name))
+                .await
+                .ok()??;
             hit_from(&text, path, uri, trust)
         })
         .buffer_unordered(CONCURRENCY)
