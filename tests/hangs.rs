@@ -227,15 +227,13 @@ fn a_builder_whose_store_query_never_returns_does_not_hold_the_plan() {
     let lab = lab(LabOptions::default());
     let hung = builder_hangs_on(&lab, "--check-validity");
     let spec = lab.builder_spec();
-    // --connect-timeout 1: each store query gets 10 s.
+    // The default connect timeout (3 s): each store query gets 15 s.
     let run = nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
             "--builder",
             &spec,
-            "--connect-timeout",
-            "1",
             "plan",
             "--json",
             &lab.flake_ref("chain"),
@@ -277,10 +275,12 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Bg {
     args.push(attr.as_str());
     let mut run = Bg::start(lab, ClientNix::V2_8, &args);
     assert!(
-        run.wait_for("tick 2", Duration::from_secs(60)),
+        run.wait_for("building slow20 on seasmoke", Duration::from_secs(60)),
         "the remote build never got going: {:#?}",
         run.seen
     );
+    // Let it tick for a while (its log lines flow), then the link stops passing packets.
+    std::thread::sleep(Duration::from_secs(3));
     lab.set_fault(Fault::Stall);
     run
 }
@@ -611,10 +611,11 @@ fn ctrl_c_twice_while_building_ends_it() {
         &["--builder", &spec, "--progress", "plain", "build", &slow],
     );
     assert!(
-        run.wait_for("tick 1", Duration::from_secs(60)),
+        run.wait_for("building slow on seasmoke", Duration::from_secs(60)),
         "{:#?}",
         run.seen
     );
+    std::thread::sleep(Duration::from_secs(1));
     run.ctrl_c();
     std::thread::sleep(Duration::from_millis(100));
     ctrl_c_ends_it(&lab, &mut run, "build, second Ctrl-C");
@@ -719,12 +720,12 @@ fn two_runs_at_once_do_not_disturb_each_other() {
         &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert!(
-        first.wait_for("tick 1", Duration::from_secs(60)),
+        first.wait_for("building slowa on seasmoke", Duration::from_secs(60)),
         "{:#?}",
         first.seen
     );
     assert!(
-        second.wait_for("tick 1", Duration::from_secs(60)),
+        second.wait_for("building slowb on seasmoke", Duration::from_secs(60)),
         "{:#?}",
         second.seen
     );
