@@ -126,6 +126,12 @@ fn client_processes(lab: &Lab) -> Vec<String> {
         if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
             continue;
         }
+        // seasmoke runs in a pid namespace of its own: its processes are not the client's.
+        if std::fs::read_link(dir.join("ns/pid")).ok()
+            != std::fs::read_link("/proc/self/ns/pid").ok()
+        {
+            continue;
+        }
         let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
@@ -193,13 +199,23 @@ fn wait_for_process(lab: &Lab, words: &[&str], limit: Duration) -> bool {
 /// hangs (forever, as far as the test goes) on commands containing `hang_on`, after touching
 /// `LABDIR/seasmoke/hung`. Everything else runs as usual.
 fn builder_hangs_on(lab: &Lab, hang_on: &str) -> PathBuf {
+    builder_wraps(lab, hang_on, "exec /bin/sleep 3600")
+}
+
+/// Like [`builder_hangs_on`], but the command runs after a pause of two seconds: time for the
+/// test to stall the link while the answer is on its way.
+fn builder_pauses_on(lab: &Lab, pause_on: &str) -> PathBuf {
+    builder_wraps(lab, pause_on, "/bin/sleep 2")
+}
+
+fn builder_wraps(lab: &Lab, hang_on: &str, then: &str) -> PathBuf {
     let d = lab.dir().display().to_string();
     let wrapper = lab.dir().join("seasmoke/hang-wrapper");
     let hung = lab.dir().join("seasmoke/hung");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  *'{hang_on}'*) echo > {d}/seasmoke/hung; exec /bin/sleep 3600 ;;\nesac\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n"
+            "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  *'{hang_on}'*) echo > {d}/seasmoke/hung; {then} ;;\nesac\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n"
         ),
     )
     .expect("write the wrapper");
@@ -255,6 +271,55 @@ fn a_builder_whose_store_query_never_returns_does_not_hold_the_plan() {
     // The run goes on as nix would: the builder is still the one to build on.
     let plan = run.json();
     assert_eq!(plan["mode"], "remote", "{run:?}");
+}
+
+/// Waits for the wrapper's mark, failing after a minute.
+fn wait_for_file(path: &std::path::Path) {
+    let t0 = Instant::now();
+    while !path.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_link_that_stalls_during_the_store_query_does_not_hold_the_plan() {
+    if skip_unless_root("a_link_that_stalls_during_the_store_query_does_not_hold_the_plan") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let mark = builder_pauses_on(&lab, "--check-validity");
+    let spec = lab.builder_spec();
+    let mut cmd = lab.nixdispatch(ClientNix::V2_8, bin());
+    cmd.args([
+        "--builder",
+        &spec,
+        "plan",
+        "--json",
+        &lab.flake_ref("chain"),
+    ]);
+    let stall = {
+        let mark = mark.clone();
+        std::thread::spawn(move || wait_for_file(&mark))
+    };
+    let waiter = std::thread::spawn(move || run_limited(cmd, Duration::from_secs(90)));
+    let _ = stall.join();
+    // The query is on the builder; its answer will not make it back.
+    lab.set_fault(Fault::Stall);
+    let run = waiter.join().expect("run");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.contains("seasmoke") && l.contains("warning")),
+        "one line names the builder: {run:?}"
+    );
+    assert_eq!(run.json()["mode"], "remote", "{run:?}");
+    lab.set_fault(Fault::None);
 }
 
 // ----- 2. a builder that goes silent in the middle of a build --------------------------------
@@ -687,6 +752,45 @@ fn ctrl_c_while_pushing() {
     }
     std::thread::sleep(Duration::from_millis(500));
     ctrl_c_ends_it(&lab, &mut run, "push");
+}
+
+#[test]
+fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
+    if skip_unless_root("a_builder_that_goes_silent_during_the_push_does_not_hold_the_run") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let mark = builder_pauses_on(&lab, "nix-daemon");
+    let spec = lab.builder_spec();
+    let hello = lab.flake_ref("hello");
+    let mut run = Bg::start(
+        &lab,
+        ClientNix::V2_8,
+        &[
+            "--builder",
+            &spec,
+            "--mode",
+            "local",
+            "--silent-timeout",
+            "5",
+            "--progress",
+            "plain",
+            "build",
+            "--push",
+            &hello,
+        ],
+    );
+    wait_for_file(&mark);
+    lab.set_fault(Fault::Stall);
+    let (code, _) = run.exit_within(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "the build itself succeeded: {:#?}", run.seen);
+    assert!(
+        run.saw("nothing pushed to seasmoke") && run.saw("stopped answering"),
+        "{:#?}",
+        run.seen
+    );
+    lab.set_fault(Fault::None);
+    assert_nothing_left(&lab);
 }
 
 #[test]
