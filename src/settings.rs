@@ -71,7 +71,7 @@ impl Settings {
             .silent_timeout
             .or(file.silent_timeout)
             .unwrap_or(crate::watchdog::DEFAULT_SILENT_TIMEOUT);
-        if !silent.is_finite() || silent < 1.0 || silent > 86400.0 {
+        if !silent.is_finite() || !(1.0..=86400.0).contains(&silent) {
             return Err(Error::input(format!(
                 "--silent-timeout {silent} is not a number of seconds between 1 and 86400"
             )));

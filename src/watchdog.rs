@@ -108,7 +108,9 @@ pub async fn watch(builders: Vec<Watched>, progress: ProgressHandle, silent: Dur
         }
         for b in &builders {
             let last = answered.get(&b.uri).copied().unwrap_or(started);
-            let involved = p.busy.iter().any(|peer| names(peer, &b.uri, &b.host)) || !p.local_busy;
+            // Nix works with this builder, or with nothing we can see (it may be connecting).
+            let involved = p.busy.iter().any(|peer| names(peer, &b.uri, &b.host))
+                || (p.busy.is_empty() && !p.local_busy);
             if involved && now.duration_since(last) >= silent {
                 return format!(
                     "builder {} stopped answering: no log and no answer to nixdispatch's keepalive for {}s (--silent-timeout)",

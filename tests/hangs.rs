@@ -845,3 +845,102 @@ fn two_runs_at_once_do_not_disturb_each_other() {
     );
     assert_nothing_left(&lab);
 }
+
+#[test]
+fn ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean() {
+    if skip_unless_root("ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let slow = lab.flake_ref("slow");
+    let inner = lab.nixdispatch(ClientNix::V2_8, bin());
+    let mut words: Vec<String> = vec![inner.get_program().to_string_lossy().into_owned()];
+    words.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.extend(
+        ["--builder", &spec, "--progress", "bar", "build", &slow]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let line = shlex::try_join(words.iter().map(String::as_str)).expect("quote");
+    // script(1) gives the run a real terminal; a 0x03 byte typed into it is a real Ctrl-C.
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdout = stdout;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let t0 = Instant::now();
+    while !String::from_utf8_lossy(&screen).contains("slow") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{}",
+            String::from_utf8_lossy(&screen)
+        );
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(100)) {
+            screen.extend(bytes);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    use std::io::Write;
+    stdin.write_all(&[3]).expect("type Ctrl-C");
+    stdin.flush().expect("flush");
+    let t1 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t1.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!(
+                "still running 20 s after Ctrl-C: {}",
+                String::from_utf8_lossy(&screen)
+            );
+        }
+        screen.extend(rx.try_iter().flatten());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    screen.extend(rx.try_iter().flatten());
+    let text = String::from_utf8_lossy(&screen);
+    assert_eq!(status.code(), Some(130), "{text}");
+    // The cursor is not left hidden, and the last thing drawn is the ending, not a bar.
+    let hidden = text.rfind("\u{1b}[?25l");
+    let shown = text.rfind("\u{1b}[?25h");
+    assert!(
+        hidden.is_none() || shown > hidden,
+        "cursor left hidden: {text:?}"
+    );
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.contains("interrupted"),
+        "last line: {last:?}\n{text:?}"
+    );
+    assert_nothing_left(&lab);
+}
