@@ -355,6 +355,52 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
+/// A guard for a child awaited elsewhere (nix's evaluation, store queries): dropped while the
+/// child still runs (the run was interrupted), it asks the child to stop with SIGTERM, as
+/// Ctrl-C would, and gives it [`GRACE`] before SIGKILL. A plain SIGKILL would leave what nix
+/// started in sessions of their own running (the builder of an import-from-derivation).
+#[derive(Debug)]
+pub struct StopOnDrop(Option<libc::pid_t>);
+
+impl StopOnDrop {
+    /// Guards the process `pid` (None: nothing to guard).
+    pub fn new(pid: Option<u32>) -> StopOnDrop {
+        StopOnDrop(pid.map(|p| p as libc::pid_t))
+    }
+
+    /// The child ended normally: nothing to stop.
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let Some(pid) = self.0 else { return };
+        // SAFETY: kill only sends a signal; our unreaped child's pid cannot be reused.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let t0 = std::time::Instant::now();
+        while !exited(pid) {
+            if t0.elapsed() > GRACE {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Whether our child `pid` has exited (gone, or a zombie waiting to be reaped).
+fn exited(pid: libc::pid_t) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which we ignore.
     unsafe {

@@ -944,3 +944,81 @@ fn ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean() {
     );
     assert_nothing_left(&lab);
 }
+
+#[test]
+fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
+    if skip_unless_root("ctrl_c_while_evaluation_builds_an_import_leaves_nothing") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    // Import from derivation: evaluating the package first builds (here) a derivation that
+    // sleeps; nix starts that builder in a session of its own, with a clean environment, so it
+    // is found by its unique sleep time.
+    let tag = format!(
+        "600.{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let dir = lab.dir().join("ifd");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("flake.nix"),
+        format!(
+            r#"{{
+  outputs = {{ self }}: let
+    system = "x86_64-linux";
+    slow = derivation {{
+      inherit system;
+      name = "ifd-slow";
+      builder = "/bin/sh";
+      args = [ "-c" "/bin/sleep {tag}; echo '\"x\"' > $out" ];
+    }};
+  in {{
+    packages.${{system}}.default = derivation {{
+      inherit system;
+      name = "after-ifd";
+      builder = "/bin/sh";
+      x = import slow;
+    }};
+  }};
+}}
+"#
+        ),
+    )
+    .expect("flake.nix");
+    let flake = format!("path:{}", dir.display());
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains(&tag))
+                    .unwrap_or(false)
+            })
+    };
+    let mut run = Bg::start(&lab, ClientNix::V2_8, &["build", &flake]);
+    let t0 = Instant::now();
+    while !sleeping() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the import's build never started: {:#?}",
+            run.seen
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    ctrl_c_ends_it(&lab, &mut run, "evaluation building an import");
+    let t1 = Instant::now();
+    while sleeping() {
+        assert!(
+            t1.elapsed() < Duration::from_secs(5),
+            "the import's builder was left running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
