@@ -77,7 +77,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -92,6 +92,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -111,7 +115,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-fallback --push --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +130,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -145,7 +153,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,6 +168,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -179,7 +191,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -194,6 +206,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -353,7 +369,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-fallback --push --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -383,6 +399,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -399,7 +419,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +434,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -433,7 +457,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-fallback --push --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -463,6 +487,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -479,7 +507,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,6 +522,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -513,7 +545,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -528,6 +560,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
