@@ -407,3 +407,74 @@ fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
         libc::killpg(pgid, sig);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(script: &str) -> Vec<OsString> {
+        vec!["/bin/sh".into(), "-c".into(), script.into()]
+    }
+
+    #[tokio::test]
+    async fn lines_are_bytes_cut_at_the_limit_and_the_last_one_kept() {
+        let mut input = b"caf\xe9\r\n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE + 10]);
+        input.extend(b"\nno newline at the end");
+        let mut lines = LineReader::new(&input[..]);
+        assert_eq!(lines.next().await, Some(b"caf\xe9".to_vec()));
+        assert_eq!(lines.next().await.map(|l| l.len()), Some(MAX_LINE));
+        assert_eq!(lines.next().await, Some(vec![b'x'; 10]));
+        assert_eq!(lines.next().await, Some(b"no newline at the end".to_vec()));
+        assert_eq!(lines.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_and_a_flood_of_lines_are_drained_to_the_end() {
+        let script = "printf 'caf\\351\\n'; i=0; while [ $i -lt 20000 ]; do echo line $i; echo err $i >&2; i=$((i + 1)); done";
+        let mut out = Vec::new();
+        let mut errs = 0;
+        let argv = argv(script);
+        let run = run(&argv, Keep::Nothing, |r| match r {
+            Report::Line(Pipe::Stdout, l) => out.push(l.to_owned()),
+            Report::Line(Pipe::Stderr, _) => errs += 1,
+            Report::Tick => {}
+        });
+        let finished = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .unwrap_or_else(|_| panic!("the child was not drained"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(finished.status.success());
+        assert!(finished.stdout.is_empty(), "Keep::Nothing keeps nothing");
+        assert_eq!(out.len(), 20001);
+        assert_eq!(out[0], "caf\u{FFFD}");
+        assert_eq!(out[20000], "line 19999");
+        assert_eq!(errs, 20000);
+    }
+
+    #[tokio::test]
+    async fn stdout_is_kept_when_asked() {
+        let finished = run(&argv("echo one; echo two"), Keep::Stdout, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(finished.stdout, b"one\ntwo\n");
+        assert!(!finished.stdout_cut);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_whole_group_with_the_reason() {
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "builder gone".to_owned()
+        };
+        // The grandchild ignores SIGINT: it needs the SIGKILL after the grace.
+        let argv = argv("(trap '' INT; exec /bin/sleep 600) & /bin/sleep 600");
+        let run = run_until(&argv, Keep::Nothing, |_| {}, stop);
+        let finished = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .unwrap_or_else(|_| panic!("the stop was not honoured"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(finished.stopped.as_deref(), Some("builder gone"));
+        assert!(!finished.status.success());
+    }
+}

@@ -254,6 +254,25 @@ fn short_http_error(err: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_cache_that_never_answers_is_cut_off_at_the_deadline() {
+        let path = StorePath::parse("/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let trust = Trust {
+            key_names: Vec::new(),
+            require_sigs: false,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let asked = tokio::time::timeout(
+            Duration::from_secs(30),
+            ask_each(&[path], "file:///hung", &trust, deadline, |_| {
+                std::future::pending::<Option<String>>()
+            }),
+        )
+        .await;
+        assert_eq!(asked.map(|hits| hits.len()).ok(), Some(0));
+    }
+
     #[test]
     fn reads_priority() {
         assert_eq!(
