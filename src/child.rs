@@ -301,7 +301,9 @@ impl Drop for Group {
 struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
-    /// Bytes of `buf` already searched for a newline.
+    /// Where the unread part of `buf` starts (lines before it were handed out).
+    start: usize,
+    /// Up to where `buf` was searched for a newline.
     scanned: usize,
     eof: bool,
 }
@@ -311,6 +313,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             eof: false,
         }
@@ -322,27 +325,33 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         loop {
             if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
                 let end = self.scanned + pos;
-                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                line.pop();
+                let mut line = &self.buf[self.start..end];
                 if line.last() == Some(&b'\r') {
-                    line.pop();
+                    line = &line[..line.len() - 1];
                 }
-                self.scanned = 0;
+                let line = line.to_vec();
+                self.start = end + 1;
+                self.scanned = self.start;
                 return Some(line);
             }
             self.scanned = self.buf.len();
-            if self.buf.len() >= MAX_LINE {
-                let line: Vec<u8> = self.buf.drain(..MAX_LINE).collect();
-                self.scanned = self.buf.len();
+            if self.buf.len() - self.start >= MAX_LINE {
+                let line = self.buf[self.start..self.start + MAX_LINE].to_vec();
+                self.start += MAX_LINE;
                 return Some(line);
             }
             if self.eof {
-                if self.buf.is_empty() {
+                if self.start == self.buf.len() {
                     return None;
                 }
-                self.scanned = 0;
-                return Some(std::mem::take(&mut self.buf));
+                let line = self.buf[self.start..].to_vec();
+                self.start = self.buf.len();
+                return Some(line);
             }
+            // Only the unfinished line moves to the front, once per read.
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
             self.buf.reserve(64 * 1024);
             match self.inner.read_buf(&mut self.buf).await {
                 Ok(0) => self.eof = true,

@@ -199,10 +199,11 @@ async fn run_build(
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
-    // Only the builders this attempt hands to nix are watched.
+    // Only the builders this attempt hands to nix are watched, and only when a silent one can
+    // be left for a local build (the same condition as the fallback below).
     let watched: Vec<Watched> = watched
         .iter()
-        .filter(|w| states.iter().any(|s| s.reachable && s.uri == w.uri))
+        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
         .cloned()
         .collect();
     let finished = run_logged(&steps.build, monitor, watched, settings.silent_timeout).await?;
@@ -252,6 +253,8 @@ async fn run_logged(
                 Report::Line(pipe, line) => (pipe, line),
                 Report::Tick => {
                     monitor.tick(Instant::now());
+                    // Ticks come every 200 ms, log or not: often enough for the watchdog,
+                    // which looks only after seconds of silence.
                     note_activity(&progress, monitor);
                     return;
                 }
@@ -267,7 +270,6 @@ async fn run_logged(
             } else if !(collect && pipe == Pipe::Stdout) {
                 monitor.message(line);
             }
-            note_activity(&progress, monitor);
         },
         watch,
     )
