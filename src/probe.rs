@@ -127,7 +127,9 @@ const ALIVE_COUNT: u32 = 3;
 /// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
 async fn keepalive_options(args: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
     let mut cmd = Command::new("ssh");
-    cmd.arg("-G")
+    // ssh makes 300 s the default interval under BatchMode (ours, or the user's): asked with
+    // BatchMode off (the first value given wins), it reports only an interval someone set.
+    cmd.args(["-G", "-o", "BatchMode=no"])
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -322,6 +322,68 @@ fn a_link_that_stalls_during_the_store_query_does_not_hold_the_plan() {
     lab.set_fault(Fault::None);
 }
 
+/// The command line of this lab's client-side ssh control master, once one runs.
+fn master_cmdline(lab: &Lab) -> Option<String> {
+    let marker = format!("NIXDISPATCH_LAB={}", lab.dir().display());
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.starts_with("ssh ") && cmdline.contains(" -M ")).then_some(cmdline)
+        })
+}
+
+#[test]
+fn keepalives_are_added_to_the_master_only_where_the_user_set_none() {
+    if skip_unless_root("keepalives_are_added_to_the_master_only_where_the_user_set_none") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let hung = builder_hangs_on(&lab, "--check-validity");
+    let spec = lab.builder_spec();
+    let chain = lab.flake_ref("chain");
+    let args = [
+        "--builder",
+        spec.as_str(),
+        "--connect-timeout",
+        "60",
+        "plan",
+        &chain,
+    ];
+    let master_while_querying = |lab: &Lab| {
+        let _ = std::fs::remove_file(&hung);
+        let mut run = Bg::start(lab, ClientNix::V2_8, &args);
+        let t0 = Instant::now();
+        while !hung.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(60), "{:#?}", run.seen);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let cmdline = master_cmdline(lab).expect("a master runs while the query hangs");
+        run.ctrl_c();
+        let _ = run.exit_within(Duration::from_secs(20));
+        cmdline
+    };
+    let ours = master_while_querying(&lab);
+    assert!(
+        ours.contains("ServerAliveInterval=5") && ours.contains("ServerAliveCountMax=3"),
+        "{ours}"
+    );
+    // The user's ssh config (here the lab's, through NIX_SSHOPTS=-F) sets its own: it stands.
+    let config = lab.ssh_config();
+    let mut text = std::fs::read_to_string(&config).expect("ssh_config");
+    text.push_str("\nHost *\n    ServerAliveInterval 9\n");
+    std::fs::write(&config, text).expect("ssh_config");
+    let theirs = master_while_querying(&lab);
+    assert!(!theirs.contains("ServerAlive"), "{theirs}");
+}
+
 // ----- 2. a builder that goes silent in the middle of a build --------------------------------
 
 fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Bg {
