@@ -229,7 +229,7 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
                 (format!("ok: fault {f:?}"), false)
             }
             None => (
-                format!("error: unknown fault {name:?} (none, down, tarpit, hostkey, auth)"),
+                format!("error: unknown fault {name:?} (none, down, tarpit, stall, hostkey, auth)"),
                 false,
             ),
         },
