@@ -134,7 +134,16 @@ fn names(peer: &str, uri: &str, host: &str) -> bool {
 
 /// One bounded `true` over the control master: did the builder answer within `bound`?
 pub async fn keepalive(connection: &Connection, bound: Duration) -> bool {
+    // A master that ssh's own keepalives already closed cannot answer (and ssh would fall back
+    // to a host named "none" and say so on our terminal).
+    if !connection.control_path().exists() {
+        return false;
+    }
     let mut command = connection.session().command("true");
+    command
+        .stdin(openssh::Stdio::null())
+        .stdout(openssh::Stdio::null())
+        .stderr(openssh::Stdio::null());
     matches!(tokio::time::timeout(bound, command.status()).await, Ok(Ok(s)) if s.success())
 }
 

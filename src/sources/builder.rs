@@ -30,6 +30,10 @@ pub async fn query(
     let mut hits = BTreeMap::new();
     let deadline = connection.query_timeout();
     for batch in paths.chunks(BATCH) {
+        if !connection.control_path().exists() {
+            // ssh's keepalives closed the master: the link stopped passing packets.
+            return Err("stopped answering: the connection went silent and was closed".to_owned());
+        }
         let out = bounded(
             deadline,
             "nix-store --check-validity",
