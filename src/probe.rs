@@ -125,12 +125,21 @@ const ALIVE_COUNT: u32 = 3;
 /// The keepalive options for the master, unless the user's ssh configuration (ssh_config,
 /// `NIX_SSHOPTS`, as `ssh -G` resolves it for this host) already sets `ServerAliveInterval`:
 /// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
-async fn keepalive_options(args: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
+///
+/// `master_args` are the master's arguments so far (before `-- host`).
+async fn keepalive_options(
+    master_args: &[std::ffi::OsString],
+    host: &str,
+    bound: Duration,
+) -> Vec<String> {
     let mut cmd = Command::new("ssh");
     // ssh makes 300 s the default interval under BatchMode (ours, or the user's): asked with
     // BatchMode off (the first value given wins), it reports only an interval someone set.
     cmd.args(["-G", "-o", "BatchMode=no"])
-        .args(args)
+        // The options, without the master's own flags (-E log -S socket -M -f ...).
+        .args(master_args.iter().skip_while(|a| *a != "-o"))
+        .arg("--")
+        .arg(host)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
@@ -287,24 +296,22 @@ async fn start_master(
         .map_err(|err| format!("cannot create a directory for the ssh control socket: {err}"))?;
     let ctl = dir.path().join("master");
     let log = dir.path().join("log");
-    // The connection options, host last: the master gets them, and `ssh -G` resolves the
-    // user's configuration for this host with them.
-    let mut opts: Vec<std::ffi::OsString> = Vec::new();
-    let mut opt = |a: &str| opts.push(a.into());
-    // Idle masters go away by themselves, even if we are killed before Drop closes them.
-    opt("-o");
-    opt("ControlPersist=60");
-    opt("-o");
-    opt("BatchMode=yes");
-    opt("-o");
-    opt(&format!(
-        "ConnectTimeout={}",
-        timeout.as_secs_f64().ceil().max(1.0)
-    ));
-    opts.extend(ssh_opts.iter().map(Into::into));
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-E")
+        .arg(&log)
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-M", "-f", "-N", "-x", "-a"])
+        // Idle masters go away by themselves, even if we are killed before Drop closes them.
+        .args(["-o", "ControlPersist=60", "-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!(
+            "ConnectTimeout={}",
+            timeout.as_secs_f64().ceil().max(1.0)
+        ));
+    cmd.args(ssh_opts);
     if let Some(key) = &machine.ssh_key {
-        opts.push("-i".into());
-        opts.push(key.into());
+        cmd.arg("-i").arg(key);
     }
     let host = machine.ssh_host().unwrap_or_default();
     if let Ok(Some(line)) = machine.decode_host_key() {
@@ -316,30 +323,20 @@ async fn start_master(
         };
         std::fs::write(&known, format!("{name} {line}\n"))
             .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
-        opts.push("-o".into());
-        opts.push(format!("UserKnownHostsFile={}", known.display()).into());
-        opts.push("-o".into());
-        opts.push("StrictHostKeyChecking=yes".into());
+        cmd.arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args(["-o", "StrictHostKeyChecking=yes"]);
     }
     if let Some(port) = machine.ssh_port() {
-        opts.push("-p".into());
-        opts.push(port.to_string().into());
+        cmd.arg("-p").arg(port.to_string());
     }
     if let Some(user) = machine.ssh_user() {
-        opts.push("-l".into());
-        opts.push(user.into());
+        cmd.arg("-l").arg(user);
     }
-    opts.push("--".into());
-    opts.push(host.into());
-    let alive = keepalive_options(&opts, timeout).await;
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-E")
-        .arg(&log)
-        .arg("-S")
-        .arg(&ctl)
-        .args(["-M", "-f", "-N", "-x", "-a"])
-        .args(alive)
-        .args(opts);
+    // ssh keepalives, unless the user's ssh configuration for this host sets its own.
+    let so_far: Vec<std::ffi::OsString> = cmd.as_std().get_args().map(Into::into).collect();
+    cmd.args(keepalive_options(&so_far, host, timeout).await);
+    cmd.arg("--").arg(host);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
