@@ -80,6 +80,19 @@ pub fn keepalive_every(silent: Duration) -> Duration {
 /// Resolves (with one line saying which builder and why) once a watched builder has been silent
 /// for `silent`; never resolves while every builder answers or nix keeps printing.
 pub async fn watch(builders: Vec<Watched>, progress: ProgressHandle, silent: Duration) -> String {
+    // A master that is already gone (it outlived ControlPersist while nothing used it, e.g.
+    // during a sudo prompt) cannot tell a dead link from a live one: that builder is left to
+    // nix, as before.
+    let builders: Vec<Watched> = builders
+        .into_iter()
+        .filter(|b| {
+            let open = b.connection.control_path().exists();
+            if !open {
+                tracing::debug!(host = %b.host, "no open connection to watch");
+            }
+            open
+        })
+        .collect();
     if builders.is_empty() {
         return std::future::pending().await;
     }
