@@ -1084,3 +1084,15 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_silent_timeout_that_is_not_a_number_of_seconds_is_exit_2() {
+    for bad in ["0", "-5", "nan"] {
+        let mut cmd = Command::new(bin());
+        cmd.arg(format!("--silent-timeout={bad}"))
+            .args(["plan", "."]);
+        let run = run_limited(cmd, Duration::from_secs(30));
+        assert_eq!(run.code, Some(2), "{bad}: {run:?}");
+        assert!(run.stderr.contains("--silent-timeout"), "{bad}: {run:?}");
+    }
+}
