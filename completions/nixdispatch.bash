@@ -77,7 +77,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -92,6 +92,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -115,12 +119,28 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --push-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-format)
+                    COMPREPLY=($(compgen -W "json junit" -- "${cur}"))
+                    return 0
+                    ;;
                 --builder)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -130,6 +150,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -153,7 +177,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +192,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -191,7 +219,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,6 +234,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -369,7 +401,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,6 +419,22 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --push-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-format)
+                    COMPREPLY=($(compgen -W "json junit" -- "${cur}"))
+                    return 0
+                    ;;
                 --builder)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -396,6 +444,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -419,7 +471,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -434,6 +486,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -457,7 +513,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-fallback --push --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -475,6 +531,22 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --push-to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --result-format)
+                    COMPREPLY=($(compgen -W "json junit" -- "${cur}"))
+                    return 0
+                    ;;
                 --builder)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -484,6 +556,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -507,7 +583,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -522,6 +598,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -545,7 +625,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -560,6 +640,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
