@@ -55,9 +55,21 @@ pub struct ProbedBuilder {
 pub struct Connection {
     session: openssh::Session,
     master: Master,
+    query_timeout: Duration,
+}
+
+/// The deadline of each store query over an established connection: several times the connect
+/// timeout (a slow link stays usable), at least ten seconds (a busy builder's database).
+pub fn query_timeout(connect_timeout: Duration) -> Duration {
+    (connect_timeout * 5).max(Duration::from_secs(10))
 }
 
 impl Connection {
+    /// How long one store query over this connection may take.
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// The session to run remote commands over.
     pub fn session(&self) -> &openssh::Session {
         &self.session
@@ -79,15 +91,70 @@ struct Master {
 impl Drop for Master {
     fn drop(&mut self) {
         if self.ctl.exists() {
-            let _ = std::process::Command::new("ssh")
+            let child = std::process::Command::new("ssh")
                 .arg("-S")
                 .arg(&self.ctl)
                 .args(["-O", "exit", "none"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .spawn();
+            // Bounded: a wedged master must not hold up the end of the run (it exits by
+            // itself once idle, ControlPersist).
+            if let Ok(mut child) = child {
+                let t0 = Instant::now();
+                while matches!(child.try_wait(), Ok(None)) {
+                    if t0.elapsed() > Duration::from_secs(2) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
+    }
+}
+
+/// ssh keepalives on our master: a probe every [`ALIVE_INTERVAL`] seconds, the master gives up
+/// after [`ALIVE_COUNT`] unanswered ones, so a link that stops passing packets ends the master
+/// (and every store query riding it) instead of leaving it open forever.
+const ALIVE_INTERVAL: u32 = 5;
+/// See [`ALIVE_INTERVAL`].
+const ALIVE_COUNT: u32 = 3;
+
+/// The keepalive options for the master, unless the user's ssh configuration (ssh_config,
+/// `NIX_SSHOPTS`, as `ssh -G` resolves it for this host) already sets `ServerAliveInterval`:
+/// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
+///
+/// `opts` are the connection options, `-- host` last.
+async fn keepalive_options(opts: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
+    let mut cmd = Command::new("ssh");
+    // ssh makes 300 s the default interval under BatchMode (ours, or the user's): asked with
+    // BatchMode off (the first value given wins), it reports only an interval someone set.
+    cmd.args(["-G", "-o", "BatchMode=no"])
+        .args(opts)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let configured = match tokio::time::timeout(bound, cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                l.strip_prefix("serveraliveinterval ")
+                    .is_some_and(|v| v.trim() != "0")
+            })
+        }
+        _ => false,
+    };
+    if configured {
+        Vec::new()
+    } else {
+        vec![
+            "-o".to_owned(),
+            format!("ServerAliveInterval={ALIVE_INTERVAL}"),
+            "-o".to_owned(),
+            format!("ServerAliveCountMax={ALIVE_COUNT}"),
+        ]
     }
 }
 
@@ -248,7 +315,11 @@ async fn connect_and_ask(
 ) -> Result<(Connection, RemoteInfo, Duration), String> {
     let master = start_master(machine, timeout, ssh_opts).await?;
     let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
-    let connection = Connection { session, master };
+    let connection = Connection {
+        session,
+        master,
+        query_timeout: query_timeout(timeout),
+    };
 
     // The round trip and the questions go over the master at once: one RTT, not two.
     let echo = async {
@@ -320,10 +391,16 @@ async fn start_master(
 
     // The socket goes where the nix processes of this run will look for it (see
     // `nix_ssh_share_opts`), else in the master's own directory.
-    let shared = match shared_socket_dir() {
-        Some(d) => resolved_control_path(&opts, &d.join("%C")).await,
-        None => None,
-    };
+    // ssh keepalives too, unless the user's ssh configuration for this host sets its own.
+    let (shared, alive) = futures::join!(
+        async {
+            match shared_socket_dir() {
+                Some(d) => resolved_control_path(&opts, &d.join("%C")).await,
+                None => None,
+            }
+        },
+        keepalive_options(&opts, timeout),
+    );
     let ctl = shared.unwrap_or_else(|| dir.path().join("master"));
     let mut cmd = Command::new("ssh");
     cmd.arg("-E")
@@ -338,6 +415,7 @@ async fn start_master(
             "ConnectTimeout={}",
             timeout.as_secs_f64().ceil().max(1.0)
         ))
+        .args(alive)
         .args(&opts);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 //! config file and the environment. Nothing after this reads argv or the environment again.
 
 use crate::cli::{GlobalArgs, ModeArg, ProgressArg, Via};
-use crate::machines::{parse_machines, Machine};
+use crate::machines::{parse_machines_checked, read_include_file, Machine};
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
 use crate::plan::Forced;
@@ -25,6 +25,8 @@ pub struct Settings {
     pub forced: Forced,
     /// `--connect-timeout`.
     pub connect_timeout: Duration,
+    /// `--silent-timeout`: how long a builder may be silent mid-run before it counts as gone.
+    pub silent_timeout: Duration,
     /// What runs `home`/`os` builds.
     pub via: Via,
     /// `--json`.
@@ -53,6 +55,7 @@ pub struct Settings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ConfigFile {
     connect_timeout: Option<f64>,
+    silent_timeout: Option<f64>,
     via: Option<String>,
 }
 
@@ -67,6 +70,15 @@ impl Settings {
         if !timeout.is_finite() || timeout <= 0.0 || timeout > 3600.0 {
             return Err(Error::input(format!(
                 "--connect-timeout {timeout} is not a number of seconds between 0 and 3600"
+            )));
+        }
+        let silent = global
+            .silent_timeout
+            .or(file.silent_timeout)
+            .unwrap_or(crate::watchdog::DEFAULT_SILENT_TIMEOUT);
+        if !silent.is_finite() || !(1.0..=86400.0).contains(&silent) {
+            return Err(Error::input(format!(
+                "--silent-timeout {silent} is not a number of seconds between 1 and 86400"
             )));
         }
         let via = match (global.via, file.via.as_deref()) {
@@ -96,7 +108,7 @@ impl Settings {
         let (builders, builders_origin) = match cli_builders {
             Some(b) => (b, "--builder".to_owned()),
             None => (
-                parse_machines(
+                parse_machines_checked(
                     &nix_config.builders,
                     "nix's builders setting",
                     &mut read_include,
@@ -115,6 +127,7 @@ impl Settings {
                 ModeArg::Local => Forced::Local,
             },
             connect_timeout: Duration::from_secs_f64(timeout),
+            silent_timeout: Duration::from_secs_f64(silent),
             // nh on PATH is the default runner only where it can run (nh needs Nix 2.20+);
             // asked for explicitly, `commands::runner` says which version it needs.
             via: if global.via.is_none() && file.via.is_none() && !nix.caps.runs_nh() {
@@ -146,14 +159,17 @@ pub fn parse_cli_builders(specs: &[String]) -> Result<Option<Vec<Machine>>> {
     }
     let mut all = Vec::new();
     for spec in specs {
-        all.extend(parse_machines(spec, "--builder", &mut read_include).map_err(Error::input)?);
+        all.extend(
+            parse_machines_checked(spec, "--builder", &mut read_include).map_err(Error::input)?,
+        );
     }
     Ok(Some(all))
 }
 
-/// Reads an `@FILE` include; a missing file is skipped, as nix does.
-fn read_include(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+/// Reads an `@FILE` include; a missing file is skipped, as nix does; special and huge files
+/// are refused ([`read_include_file`]).
+fn read_include(path: &Path) -> std::result::Result<Option<String>, String> {
+    read_include_file(path)
 }
 
 fn config_file_path() -> Option<PathBuf> {

@@ -211,6 +211,9 @@ pub enum Fault {
     HostKeyChanged,
     /// The client key is no longer in seasmoke's authorized keys: "Permission denied".
     AuthRefused,
+    /// Every connection open now stops passing data in both directions, its sockets left open
+    /// (a half-open link: nothing is refused or closed, nothing arrives). New connections work.
+    Stall,
 }
 
 /// How to start a lab. `LabOptions::default()` gives: no latency, no substituters, an unsigned
@@ -929,7 +932,7 @@ impl Lab {
             panic!("nixdispatch-lab: cannot write {}: {e}", auth.display());
         }
         let route = match f {
-            Fault::None | Fault::AuthRefused => proxy::Route::Normal,
+            Fault::None | Fault::AuthRefused | Fault::Stall => proxy::Route::Normal,
             Fault::Down => proxy::Route::Down,
             Fault::Tarpit => proxy::Route::Tarpit,
             Fault::HostKeyChanged => proxy::Route::Impostor,
@@ -940,6 +943,7 @@ impl Lab {
                 self.proxy.port()
             );
         }
+        self.proxy.stall_live(f == Fault::Stall);
         *cur = f;
     }
 

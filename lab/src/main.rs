@@ -4,7 +4,7 @@
 //! nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
 //!                    [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
 //! nixdispatch-lab down [--lab DIR]                  stop it from another terminal
-//! nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
+//! nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
 //! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
@@ -31,7 +31,7 @@ usage:
                      [--nixdispatch PATH] [--builder-nix 2.26|2.34]
         start a lab, print how to use it, and keep it up until Ctrl-C (or `down`)
   nixdispatch-lab down [--lab DIR]
-  nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
+  nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
   nixdispatch-lab latency MS [--lab DIR]       one-way delay added in each direction
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
   nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
@@ -235,7 +235,7 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
                 (format!("ok: fault {f:?}"), false)
             }
             None => (
-                format!("error: unknown fault {name:?} (none, down, tarpit, hostkey, auth)"),
+                format!("error: unknown fault {name:?} (none, down, tarpit, stall, hostkey, auth)"),
                 false,
             ),
         },
@@ -276,6 +276,7 @@ fn parse_fault(name: &str) -> Option<Fault> {
         "tarpit" => Fault::Tarpit,
         "hostkey" | "host-key-changed" => Fault::HostKeyChanged,
         "auth" | "auth-refused" => Fault::AuthRefused,
+        "stall" => Fault::Stall,
         _ => return None,
     })
 }
@@ -382,7 +383,7 @@ The scripts set this environment (and give vermax its own /nix, which a plain ex
     }
     println!(
         "
-From another terminal:  nixdispatch-lab fault down|tarpit|hostkey|auth|none
+From another terminal:  nixdispatch-lab fault down|tarpit|stall|hostkey|auth|none
                         nixdispatch-lab latency MS | kill-builder | restart-builder
 Ctrl-C here (or nixdispatch-lab down) stops the lab, ends the shells inside it and removes {d}."
     );

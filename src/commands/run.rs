@@ -3,7 +3,7 @@
 //! and report (stdout as `nix build` prints it, the result file, the CI summary).
 
 use super::planning::{make_plan_with, Evaluation, Planned};
-use crate::child::{self, Pipe, Report};
+use crate::child::{self, Keep, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
@@ -13,6 +13,7 @@ use crate::render;
 use crate::render::record::{Recorder, SharedRecord};
 use crate::render::result_file::{InstallableResult, Status};
 use crate::settings::Settings;
+use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -154,6 +155,7 @@ pub async fn execute(
     let started = Instant::now();
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
+    let watched = watched_builders(&planned);
     let mut attempt = run_build(
         settings,
         &target,
@@ -162,10 +164,22 @@ pub async fn execute(
         &states,
         &request.build_args,
         &mut monitor,
+        &watched,
     )
     .await?;
-    if !attempt.ok && uses_builders(&plan) && !run.no_local_fallback {
-        if let Some(why) = vanished_builder(settings, &planned).await {
+    if !attempt.ok && uses_builders(&plan) {
+        let why = match attempt.stopped.clone() {
+            Some(why) => Some(why),
+            None if !run.no_local_fallback => vanished_builder(settings, &planned).await,
+            None => None,
+        };
+        if let (Some(why), true) = (&why, run.no_local_fallback) {
+            monitor.finish(Instant::now());
+            return Err(Error::Failed(format!(
+                "{why}; nix was stopped and, as asked, not finishing locally"
+            )));
+        }
+        if let Some(why) = why {
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
@@ -184,6 +198,7 @@ pub async fn execute(
                 &states,
                 &request.build_args,
                 &mut monitor,
+                &[],
             )
             .await?;
         }
@@ -464,10 +479,30 @@ struct Attempt {
     failed: Vec<(String, String)>,
     /// The last error nix printed.
     last_error: Option<String>,
+    /// Why the watchdog stopped nix (a builder went silent), if it did.
+    stopped: Option<String>,
     /// nix's stdout (`nix build --json`'s result), as printed.
     stdout: Vec<u8>,
 }
 
+/// The builders nix is given this run that nixdispatch holds a connection to: the watchdog
+/// keeps asking them whether they are still there.
+fn watched_builders(planned: &Planned) -> Vec<Watched> {
+    planned
+        .builders
+        .iter()
+        .filter(|b| b.status.reachable)
+        .filter_map(|b| {
+            Some(Watched {
+                host: b.status.host.clone(),
+                uri: b.status.uri.clone(),
+                connection: b.connection.clone()?,
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_build(
     settings: &Settings,
     target: &Target,
@@ -476,6 +511,7 @@ async fn run_build(
     states: &[crate::plan::BuilderState],
     nix_args: &[OsString],
     monitor: &mut Monitor,
+    watched: &[Watched],
 ) -> Result<Attempt> {
     let ctx = Context {
         plan,
@@ -485,7 +521,14 @@ async fn run_build(
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
-    let finished = run_logged(&steps.build, monitor).await?;
+    // Only the builders this attempt hands to nix are watched, and only when a silent one can
+    // be left for a local build (the same condition as the fallback below).
+    let watched: Vec<Watched> = watched
+        .iter()
+        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
+        .cloned()
+        .collect();
+    let finished = run_logged(&steps.build, monitor, watched, settings.silent_timeout).await?;
     monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
@@ -508,31 +551,71 @@ async fn run_build(
             .errors()
             .last()
             .map(|e| super::error_headline(e)),
+        stopped: finished.stopped,
         stdout: finished.stdout.clone(),
     })
 }
 
-/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are.
-async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Finished> {
+/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are;
+/// stops it when a watched builder goes silent (see [`watchdog`]).
+async fn run_logged(
+    inv: &Invocation,
+    monitor: &mut Monitor,
+    watched: Vec<Watched>,
+    silent: std::time::Duration,
+) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
-    child::run(&inv.argv(), |report| {
-        let (pipe, line) = match report {
-            Report::Line(pipe, line) => (pipe, line),
-            Report::Tick => return monitor.tick(Instant::now()),
-        };
-        let is_log = matches!(
-            (log, pipe),
-            (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
-        );
-        if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
-            // nh's own messages (stderr) pass through the monitor as plain lines too.
-            monitor.feed_line(line, Instant::now());
-        } else if !(collect && pipe == Pipe::Stdout) {
-            monitor.message(line);
-        }
-    })
+    let keep = if collect { Keep::Stdout } else { Keep::Nothing };
+    let progress = ProgressHandle::default();
+    let watch = watchdog::watch(watched, progress.clone(), silent);
+    child::run_until(
+        &inv.argv(),
+        keep,
+        |report| {
+            let (pipe, line) = match report {
+                Report::Line(pipe, line) => (pipe, line),
+                Report::Tick => {
+                    monitor.tick(Instant::now());
+                    // Ticks come every 200 ms, log or not: often enough for the watchdog,
+                    // which looks only after seconds of silence.
+                    note_activity(&progress, monitor);
+                    return;
+                }
+            };
+            progress.line(Instant::now());
+            let is_log = matches!(
+                (log, pipe),
+                (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
+            );
+            if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
+                // nh's own messages (stderr) pass through the monitor as plain lines too.
+                monitor.feed_line(line, Instant::now());
+            } else if !(collect && pipe == Pipe::Stdout) {
+                monitor.message(line);
+            }
+        },
+        watch,
+    )
     .await
+}
+
+/// Tells the watchdog which builders nix is busy with, from the monitor's state.
+fn note_activity(progress: &ProgressHandle, monitor: &Monitor) {
+    let state = monitor.state();
+    let mut local = false;
+    let mut busy = std::collections::BTreeSet::new();
+    for b in state.running_builds() {
+        if b.host == "local" {
+            local = true;
+        } else {
+            busy.insert(b.host.clone());
+        }
+    }
+    for t in state.running_transfers() {
+        busy.insert(t.peer.clone());
+    }
+    progress.activity(busy, local);
 }
 
 /// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
@@ -576,7 +659,7 @@ async fn activate(
             // Credentials were asked for up front (`sudo -v`): never prompt behind the bars.
             argv.splice(0..0, ["sudo".into(), "-n".into()]);
         }
-        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
