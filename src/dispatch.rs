@@ -9,6 +9,11 @@
 //! | `substitute` | the live builders (so the build hook can copy unsigned outputs back, and anything the plan missed can still build), `builders-use-substitutes`, the builders' stores as `extra-substituters` where the plan substitutes from them |
 //! | `remote` | the same, plus `--max-jobs 0` when every derivation to build has a builder (preferLocalBuild ones still build here) |
 //!
+//! A builder the probe could not verify as nix will reach it (a nix-daemon connects as root)
+//! never gets `--max-jobs 0`: nix may still have to build here. When the daemon does not trust
+//! us, it ignores per-run builders and substituters, so none are passed (`builders = ""` is the
+//! one value it honours).
+//!
 //! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
 //! so they win.
 
@@ -495,8 +500,20 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
     let live: Vec<&BuilderState> = builders.iter().filter(|b| b.reachable).collect();
+    // A probe that could not see what nix will see never takes the choice away from nix.
+    let all_verified = live.iter().all(|b| b.unverified.is_none());
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
+        Mode::Substitute | Mode::Remote if plan.daemon_decides => {
+            if plan.mode == Mode::Remote
+                && !live.is_empty()
+                && all_verified
+                && !plan.builds.is_empty()
+                && plan.all_builds_remote()
+            {
+                flags.extend(["--max-jobs".into(), "0".into()]);
+            }
+        }
         Mode::Substitute | Mode::Remote => {
             if live.is_empty() {
                 option("builders", String::new());
@@ -517,6 +534,7 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
             }
             if plan.mode == Mode::Remote
                 && !live.is_empty()
+                && all_verified
                 && !plan.builds.is_empty()
                 && plan.all_builds_remote()
             {
@@ -653,6 +671,7 @@ mod tests {
             reachable,
             error: (!reachable).then(|| "connection refused".into()),
             systems: Vec::new(),
+            unverified: None,
         }
     }
 
@@ -693,6 +712,7 @@ mod tests {
                 })
                 .collect(),
             builder_substituters: substituters.iter().map(|s| s.to_string()).collect(),
+            daemon_decides: false,
         }
     }
 

@@ -9,6 +9,10 @@
 //! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
 //! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
 
+mod identity;
+
+pub use identity::{current_user, liveness, Identity, Liveness};
+
 use crate::machines::Machine;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -39,6 +43,16 @@ pub struct BuilderStatus {
     pub trusted: Option<bool>,
     /// One human line saying why it is not reachable.
     pub error: Option<String>,
+    /// Whether its sshd answered (banner) within the timeout, no credentials needed; null when
+    /// it could not be told (e.g. the name resolves only through root's ssh config).
+    pub alive: Option<bool>,
+    /// Whether the answers came from the identity nix itself will use (see `identity`).
+    pub verified: bool,
+    /// Whose ssh nix uses for this builder: the user's own, or `root` for a nix-daemon.
+    pub identity: String,
+    /// One human line on what could not be checked, when `verified` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A probed builder: its machines entry, what the probe found, and the open connection.
@@ -92,7 +106,7 @@ impl Drop for Master {
 
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
 /// fenced by a marker line so that a chatty login shell cannot confuse the parser.
-const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
+pub(crate) const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
 echo '#nixdispatch-ping'; nix --extra-experimental-features nix-command store ping 2>&1; \
 echo '#nixdispatch-config'; nix --extra-experimental-features nix-command show-config 2>/dev/null; \
 echo '#nixdispatch-end'";
@@ -103,10 +117,99 @@ pub async fn probe_all(
     timeout: Duration,
     ssh_opts: &[String],
 ) -> Vec<ProbedBuilder> {
-    let probes = machines
-        .iter()
-        .map(|m| probe_one(m.clone(), timeout, ssh_opts.to_vec()));
+    let identity = Identity::current();
+    let sudo = identity == Identity::Daemon
+        && machines
+            .iter()
+            .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"))
+        && identity::sudo_works().await;
+    let probes = machines.iter().map(|m| {
+        let identity = identity.clone();
+        async move {
+            let own = probe_one(m.clone(), timeout, ssh_opts.to_vec()).await;
+            match identity {
+                Identity::Own(_) => own,
+                Identity::Daemon => as_daemon(own, timeout, ssh_opts, sudo).await,
+            }
+        }
+    });
     futures::future::join_all(probes).await
+}
+
+/// A daemon client's view of a builder: the daemon connects as root, so our own probe (`own`)
+/// tells what the builder's store holds but not whether root's ssh works. Root's ssh is tried
+/// through `sudo -n` when it needs no password; otherwise the builder is at best alive, not
+/// verified, and left to nix.
+async fn as_daemon(
+    mut own: ProbedBuilder,
+    timeout: Duration,
+    ssh_opts: &[String],
+    sudo: bool,
+) -> ProbedBuilder {
+    if !matches!(own.machine.scheme(), "ssh" | "ssh-ng") {
+        return own;
+    }
+    let root_probe = async {
+        if sudo {
+            Some(identity::probe_as_root(&own.machine, timeout).await)
+        } else {
+            None
+        }
+    };
+    let live = async {
+        if own.status.reachable {
+            Liveness::Alive
+        } else {
+            liveness(&own.machine, timeout, ssh_opts).await
+        }
+    };
+    let (root, live) = futures::join!(root_probe, live);
+    let s = &mut own.status;
+    s.identity = Identity::Daemon.label();
+    let own_error = s.error.take();
+    let own_trust = s.trusted.take();
+    s.alive = match &live {
+        Liveness::Alive => Some(true),
+        Liveness::Dead(_) => Some(false),
+        Liveness::Unknown(_) => None,
+    };
+    match root {
+        Some(Ok(info)) => {
+            s.verified = true;
+            s.reachable = true;
+            info.apply(s);
+        }
+        Some(Err(reason)) => {
+            s.verified = true;
+            s.reachable = false;
+            s.error = Some(format!("root's ssh (the nix-daemon's) fails: {reason}"));
+            own.connection = None;
+        }
+        None => {
+            s.verified = false;
+            match live {
+                Liveness::Dead(reason) => {
+                    s.reachable = false;
+                    s.error = Some(reason);
+                }
+                Liveness::Alive | Liveness::Unknown(_) => {
+                    s.reachable = true;
+                    let yours = match (&own_error, own_trust) {
+                        (Some(e), _) => format!("your own ssh: {e}"),
+                        (None, _) => "your own ssh reaches it".to_owned(),
+                    };
+                    let what = match &live {
+                        Liveness::Unknown(why) => format!("not checked: {why}"),
+                        _ => "alive".to_owned(),
+                    };
+                    s.note = Some(format!(
+                        "{what}; not verified: the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
+                    ));
+                }
+            }
+        }
+    }
+    own
 }
 
 async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
@@ -120,6 +223,10 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         features: machine.supported_features.clone(),
         trusted: None,
         error: None,
+        alive: None,
+        verified: false,
+        identity: current_user(),
+        note: None,
     };
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         status.error = Some(format!(
@@ -146,6 +253,8 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         }
         Ok(Ok((connection, info, rtt))) => {
             status.reachable = true;
+            status.alive = Some(true);
+            status.verified = true;
             status.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
             info.apply(&mut status);
             Some(Arc::new(connection))
@@ -159,7 +268,7 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
     }
 }
 
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0}s")
@@ -308,7 +417,7 @@ pub fn classify_ssh_error(log: &str) -> String {
 
 /// What the info script printed, read back.
 #[derive(Debug, Default, PartialEq)]
-struct RemoteInfo {
+pub(crate) struct RemoteInfo {
     nix_version: Option<String>,
     trusted: Option<bool>,
     systems: Vec<String>,
@@ -316,7 +425,7 @@ struct RemoteInfo {
 }
 
 impl RemoteInfo {
-    fn parse(out: &str) -> RemoteInfo {
+    pub(crate) fn parse(out: &str) -> RemoteInfo {
         let mut info = RemoteInfo::default();
         let mut section = "";
         let mut system = None;

@@ -3,7 +3,7 @@
 
 use crate::plan::{self, Availability, BuilderState, Plan, PlanInput};
 use crate::probe::{self, BuilderStatus, ProbedBuilder};
-use crate::settings::Settings;
+use crate::settings::{DaemonClient, Settings};
 use crate::sources;
 use crate::Result;
 use serde::Serialize;
@@ -74,18 +74,25 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
             )
             .await
         };
-        let (availability, mut warnings) =
+        let (mut availability, warnings) =
             sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
-        if crate::nix::is_daemon_client() && settings.nix.local_trust().await == Some(false) {
-            warnings.push(
-                "the nix daemon does not trust you, so it ignores the builders and substituters \
-                 nixdispatch passes and uses its own: add yourself to trusted-users \
-                 (nix.settings.trusted-users on NixOS)"
-                    .to_owned(),
-            );
+        if settings.daemon.as_ref().is_some_and(|d| d.decides()) {
+            // The daemon ignores builders-use-substitutes and extra substituters from us: a
+            // builder's store can only serve what its build hook copies back.
+            for hits in availability.on_builders.values_mut() {
+                for hit in hits {
+                    hit.substitutable = false;
+                }
+            }
         }
         (availability, builders, warnings)
     };
+    let mut warnings = warnings;
+    if let Some(d) = &settings.daemon {
+        if d.ignored_cli_builders {
+            warnings.insert(0, IGNORED_BUILDER.to_owned());
+        }
+    }
     let input = PlanInput {
         graph,
         availability,
@@ -93,7 +100,8 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
     };
-    let plan = plan::plan(&input)?;
+    let mut plan = plan::plan(&input)?;
+    explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     Ok(Planned {
         plan,
         builders,
@@ -110,5 +118,46 @@ fn builder_state(b: &ProbedBuilder) -> BuilderState {
         reachable: b.status.reachable,
         error: b.status.error.clone(),
         systems: b.status.systems.clone(),
+        unverified: (b.status.reachable && !b.status.verified).then(|| {
+            b.status
+                .note
+                .clone()
+                .unwrap_or_else(|| "not verified as nix will reach it".to_owned())
+        }),
+    }
+}
+
+/// The warning for `--builder` given to an untrusted daemon client.
+pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does not trust you, so \
+it ignores per-run builders and uses its own (nix's builders setting, planned with here); add \
+yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builders per run";
+
+/// Says in the plan's reason who really decides: the nix daemon when it does not trust us, nix
+/// when a builder could not be verified as the daemon will reach it. Marks the plan so that
+/// dispatch passes nothing the daemon would ignore.
+pub fn explain_daemon(plan: &mut Plan, states: &[BuilderState], daemon: Option<&DaemonClient>) {
+    let Some(daemon) = daemon else { return };
+    let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
+    let unverified: Vec<&str> = states
+        .iter()
+        .filter(|s| s.reachable && s.unverified.is_some())
+        .map(|s| s.host.as_str())
+        .collect();
+    if daemon.decides() {
+        plan.daemon_decides = true;
+        if plan.mode != plan::Mode::Noop {
+            plan.reason.push_str(
+                "; the nix daemon decides: it does not trust you, so it uses its own builders and \
+                 substituters whatever is passed (trusted-users)",
+            );
+        }
+    }
+    if uses_builders && !unverified.is_empty() {
+        let verb = if unverified.len() == 1 { "is" } else { "are" };
+        plan.reason.push_str(&format!(
+            "; {} {verb} alive but not verified: the nix daemon connects as root with root's key, \
+             which nixdispatch cannot use, so nix decides",
+            unverified.join(", ")
+        ));
     }
 }

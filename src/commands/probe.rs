@@ -25,6 +25,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         );
         return Ok(0);
     }
+    if settings
+        .daemon
+        .as_ref()
+        .is_some_and(|d| d.ignored_cli_builders)
+    {
+        eprintln!("warning: {}", super::planning::IGNORED_BUILDER);
+    }
     for s in statuses {
         println!("{}", describe(s));
     }
@@ -38,6 +45,14 @@ pub fn describe(s: &BuilderStatus) -> String {
             "{:<16} unreachable  {}  ({})",
             s.host,
             s.error.as_deref().unwrap_or("unknown error"),
+            s.uri
+        );
+    }
+    if !s.verified {
+        return format!(
+            "{:<16} alive, not verified  {}  ({})",
+            s.host,
+            s.note.as_deref().unwrap_or("nix decides"),
             s.uri
         );
     }

@@ -1,0 +1,250 @@
+//! The real setup (issue 11): vermax runs a nix-daemon as root; alice, a non-root user, runs
+//! nixdispatch and plain nix through it; the builder key is root's alone (mode 600 in
+//! /root/.ssh), and root's known_hosts is not alice's. Plain nix is the baseline of every row.
+
+mod common;
+
+use common::{bin, lab, run_limited, Run, BOUND};
+use nixdispatch_lab::{skip_unless_root, DaemonClient, DaemonOptions, Fault, LabOptions};
+use std::time::Duration;
+
+fn alice(client: &DaemonClient<'_>, args: &[&str]) -> Run {
+    let mut cmd = client.nixdispatch(bin());
+    cmd.args(args);
+    run_limited(cmd, BOUND)
+}
+
+fn plain_nix(client: &DaemonClient<'_>, args: &[&str]) -> Run {
+    let mut cmd = client.command("nix");
+    cmd.args(args);
+    run_limited(cmd, BOUND)
+}
+
+/// The output path `nix build --json` put on stdout (nixdispatch prints result paths).
+fn out_path(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("/nix/store/"))
+        .unwrap_or_else(|| panic!("no result path: {run:?}"))
+        .to_owned()
+}
+
+fn local_builds(run: &Run) -> Vec<String> {
+    run.json_lines()
+        .iter()
+        .filter(|e| e["event"] == "build_start" && e["host"] == "local")
+        .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn fresh_build_goes_to_seasmoke_as_plain_nix_does() {
+    if skip_unless_root("fresh_build_goes_to_seasmoke_as_plain_nix_does") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Baseline: plain nix as alice builds on seasmoke through the daemon.
+    let chain = lab.flake_ref("chain");
+    let plain = plain_nix(
+        &client,
+        &["build", "--no-link", "--print-out-paths", &chain],
+    );
+    assert_eq!(plain.code, Some(0), "plain nix: {plain:?}");
+    assert!(
+        lab.builder_has(&out_path(&plain)),
+        "plain nix built elsewhere"
+    );
+
+    lab.renew_nonce().expect("fresh paths");
+    let run = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let events = run.json_lines();
+    assert_eq!(events[0]["mode"], "remote", "{run:?}");
+    let reason = events[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not verified"), "{reason}");
+    assert!(local_builds(&run).is_empty(), "built locally: {run:?}");
+    let probe = alice(&client, &["--json", "probe"]);
+    let b = &probe.json()["builders"][0];
+    assert_eq!(b["identity"], "root", "{probe:?}");
+    assert_eq!(b["alive"], true, "{probe:?}");
+    assert_eq!(b["verified"], false, "{probe:?}");
+    assert_eq!(b["reachable"], true, "{probe:?}");
+}
+
+#[test]
+fn a_result_seasmoke_holds_is_copied_not_rebuilt() {
+    if skip_unless_root("a_result_seasmoke_holds_is_copied_not_rebuilt") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let held = lab
+        .build_on_builder(&lab.flake_ref("chain"))
+        .expect("seed seasmoke");
+    let run = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_ne!(run.json_lines()[0]["mode"], "local", "{run:?}");
+    assert!(local_builds(&run).is_empty(), "rebuilt locally: {run:?}");
+    for p in &held {
+        assert!(client.has(p), "{p} did not come back");
+    }
+}
+
+#[test]
+fn mode_remote_works_with_root_only_credentials() {
+    if skip_unless_root("mode_remote_works_with_root_only_credentials") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = alice(
+        &client,
+        &[
+            "--mode",
+            "remote",
+            "--json",
+            "build",
+            &lab.flake_ref("chain"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json_lines()[0]["mode"], "remote", "{run:?}");
+    assert!(local_builds(&run).is_empty(), "built locally: {run:?}");
+}
+
+#[test]
+fn doctor_passes_a_healthy_daemon_setup_with_a_canary() {
+    if skip_unless_root("doctor_passes_a_healthy_daemon_setup_with_a_canary") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = alice(&client, &["doctor"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("built a canary on ssh-ng://root@seasmoke"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("error"), "{run:?}");
+}
+
+#[test]
+fn a_down_builder_means_a_local_build_within_the_connect_timeout() {
+    if skip_unless_root("a_down_builder_means_a_local_build_within_the_connect_timeout") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for fault in [Fault::Down, Fault::Tarpit] {
+        lab.renew_nonce().expect("fresh paths");
+        lab.set_fault(fault);
+        let run = alice(
+            &client,
+            &[
+                "--connect-timeout",
+                "2",
+                "--json",
+                "build",
+                &lab.flake_ref("hello"),
+            ],
+        );
+        lab.set_fault(Fault::None);
+        assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
+        assert_eq!(run.json_lines()[0]["mode"], "local", "{fault:?}: {run:?}");
+        assert!(run.elapsed < Duration::from_secs(60), "{fault:?}: {run:?}");
+    }
+}
+
+#[test]
+fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
+    if skip_unless_root("roots_missing_host_key_is_named_by_doctor_and_the_build") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions {
+            user_ssh: true,
+            root_known_host: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    // alice's own ssh works: the probe as her succeeds, but that is not the daemon's view.
+    let plain = plain_nix(&client, &["build", &lab.flake_ref("hello")]);
+    assert_ne!(plain.code, Some(0), "plain nix should fail: {plain:?}");
+
+    let doctor = alice(&client, &["doctor"]);
+    assert_eq!(doctor.code, Some(2), "{doctor:?}");
+    assert!(
+        doctor.stdout.contains("Host key verification failed"),
+        "{doctor:?}"
+    );
+    assert!(doctor.stdout.contains("publicHostKey"), "{doctor:?}");
+
+    lab.renew_nonce().expect("fresh paths");
+    let run = alice(
+        &client,
+        &["--progress", "plain", "build", &lab.flake_ref("hello")],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("Host key verification failed"), "{run:?}");
+}
+
+#[test]
+fn an_untrusted_user_is_told_the_daemon_decides() {
+    if skip_unless_root("an_untrusted_user_is_told_the_daemon_decides") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions {
+            trusted: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = alice(
+        &client,
+        &[
+            "--builder",
+            "ssh-ng://other x86_64-linux - 4 1",
+            "--json",
+            "plan",
+            &lab.flake_ref("chain"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("--builder has no effect"), "{run:?}");
+    let plan = run.json();
+    let reason = plan["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("the nix daemon decides"), "{reason}");
+    assert_eq!(plan["builders"][0]["host"], "seasmoke", "{run:?}");
+    assert_eq!(
+        plan["builders"].as_array().map(Vec::len),
+        Some(1),
+        "{run:?}"
+    );
+
+    // And the build does what the plan says: on the daemon's builder.
+    let build = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
+    assert_eq!(build.code, Some(0), "{build:?}");
+    assert!(local_builds(&build).is_empty(), "built locally: {build:?}");
+
+    let doctor = alice(&client, &["doctor"]);
+    assert_eq!(doctor.code, Some(0), "{doctor:?}");
+    assert!(doctor.stdout.contains("does not trust you"), "{doctor:?}");
+    assert!(doctor.stdout.contains("built a canary"), "{doctor:?}");
+}
