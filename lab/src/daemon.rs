@@ -148,7 +148,16 @@ impl Lab {
         let etc = |name: &str| fs::read_to_string(root.join("etc").join(name)).unwrap_or_default();
         let mut passwd = etc("passwd");
         passwd += &format!("{USER}:x:{UID}:{UID}:Alice:/home/{USER}:/bin/bash\n");
-        let mut group = etc("group");
+        // With sudo, alice is in group sudo (as a NixOS user is in wheel).
+        let mut group: String = etc("group")
+            .lines()
+            .map(|l| match l.strip_prefix("sudo:x:27:") {
+                Some(members) if opts.sudo != Sudo::None && members.is_empty() => {
+                    format!("sudo:x:27:{USER}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
         group += &format!("{USER}:x:{UID}:\n");
         let mut shadow = etc("shadow");
         shadow += &format!("{USER}:{PASSWORD_HASH}:20000:0:99999:7:::\n");

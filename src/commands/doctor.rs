@@ -90,7 +90,9 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         }
         if !s.reachable {
             let reason = s.error.as_deref().unwrap_or("unreachable");
-            let fix = if reason.starts_with("host key") {
+            let fix = if reason.starts_with("root's ssh") {
+                canary::fix_for(reason, Some(&b.machine))
+            } else if reason.starts_with("host key") {
                 format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
             } else if reason.starts_with("authentication") {
                 "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()

@@ -14,6 +14,7 @@ pub mod os;
 pub mod plan;
 pub mod planning;
 pub mod probe;
+pub mod reality;
 pub mod run;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.

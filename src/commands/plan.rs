@@ -11,6 +11,10 @@ use crate::Result;
 pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
     let planned = make_plan(settings, &args.installables).await?;
     if settings.json {
+        // stdout holds the one JSON document; warnings still reach the person, on stderr.
+        for w in &planned.warnings {
+            eprintln!("warning: {w}");
+        }
         let text = serde_json::to_string(&planned.report())
             .map_err(|e| crate::Error::input(format!("cannot print the plan: {e}")))?;
         println!("{text}");

@@ -102,6 +102,13 @@ pub async fn execute(
             .await?;
         }
     }
+    if let Some(line) =
+        super::reality::compare(&plan, &monitor.state().summary(Instant::now()), |uri| {
+            crate::monitor::host_of(uri).to_owned()
+        })
+    {
+        monitor.message(&format!("nixdispatch: warning: {line}"));
+    }
     if !attempt.ok {
         let line = failure_line(&attempt);
         monitor.finish(Instant::now());
@@ -180,10 +187,15 @@ async fn run_build(
         results,
         steps_activation: (!steps.activate.is_empty()).then_some(steps),
         failed: summary_failed,
+        // "cannot build on 'ssh-ng://…': …" is the real reason; nix's last words after it
+        // ("Unable to start any build; … system features") only point at the manual.
         last_error: monitor
             .state()
             .errors()
-            .last()
+            .iter()
+            .rev()
+            .find(|e| e.contains("cannot build on"))
+            .or_else(|| monitor.state().errors().last())
             .map(|e| super::error_headline(e)),
     })
 }

@@ -86,9 +86,22 @@ impl Nix {
     /// when nix does not say. An untrusted daemon client's `--option builders`,
     /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
     pub async fn local_trust(&self) -> Option<bool> {
-        let out = self.output("nix", ["store", "ping"]).await.ok()?;
-        String::from_utf8_lossy(&out)
-            .lines()
+        // 2.26 prints `nix store ping`'s answer on stderr (a deprecated alias of `store info`
+        // logs it), 2.8 too; newer versions on stdout: read both.
+        let out = self
+            .command()
+            .args(["store", "ping"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .ok()?;
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
             .find_map(|l| l.strip_prefix("Trusted:"))
             .map(|v| v.trim() == "1")
     }

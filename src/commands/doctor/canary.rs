@@ -65,7 +65,49 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
         Ok(Ok(out)) => out,
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
-    read_log(&stderr, out.status.success())
+    match read_log(&stderr, out.status.success()) {
+        Outcome::Failed(why) if why.contains("failed to start SSH connection") => {
+            // The daemon's ssh writes its own words to the daemon's stderr (the journal on
+            // NixOS, readable by wheel), never to us.
+            match journal_ssh_words().await {
+                Some(words) => Outcome::Failed(format!("{why}: {words}")),
+                None => Outcome::Failed(why),
+            }
+        }
+        other => other,
+    }
+}
+
+/// ssh's last error line in nix-daemon's journal, when this user may read it.
+async fn journal_ssh_words() -> Option<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::process::Command::new("journalctl")
+            .args([
+                "-u",
+                "nix-daemon",
+                "-n",
+                "200",
+                "-o",
+                "cat",
+                "--no-pager",
+                "--since",
+                "-2min",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| SSH_WORDS.iter().any(|w| l.contains(w)))
+        .map(str::to_owned)
 }
 
 /// Reads the canary's internal-json log: where it was built, or the most telling error.
@@ -109,6 +151,17 @@ pub fn read_log(stderr: &str, success: bool) -> Outcome {
     Outcome::Failed(telling_error(&errors))
 }
 
+/// What ssh says when it fails, as it says it.
+const SSH_WORDS: [&str; 7] = [
+    "Host key verification failed",
+    "Permission denied",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    "Could not resolve hostname",
+    "Connection refused",
+    "Connection timed out",
+    "Load key",
+];
+
 /// The error line that says what really went wrong: ssh's own words first, then nix's
 /// "cannot build on" line, then the first error.
 fn telling_error(errors: &[String]) -> String {
@@ -118,18 +171,9 @@ fn telling_error(errors: &[String]) -> String {
         .map(|l| l.trim().trim_start_matches("error:").trim())
         .filter(|l| !l.is_empty())
         .collect();
-    const SSH: [&str; 7] = [
-        "Host key verification failed",
-        "Permission denied",
-        "REMOTE HOST IDENTIFICATION HAS CHANGED",
-        "Could not resolve hostname",
-        "Connection refused",
-        "Connection timed out",
-        "No such file or directory",
-    ];
     let pick = lines
         .iter()
-        .find(|l| SSH.iter().any(|s| l.contains(s)))
+        .find(|l| SSH_WORDS.iter().any(|s| l.contains(s)))
         .or_else(|| lines.iter().find(|l| l.contains("cannot build on")))
         .or_else(|| lines.iter().find(|l| l.contains("failed")))
         .or_else(|| lines.first());
@@ -162,6 +206,13 @@ pub fn fix_for(error: &str, machine: Option<&Machine>) -> String {
         )
     } else if lower.contains("could not resolve") {
         format!("make {host} resolve for root (networking.hosts, or programs.ssh.extraConfig with a HostName)")
+    } else if lower.contains("failed to start ssh connection") {
+        format!(
+            "root's ssh to {host} does not start: ssh's own words are in the daemon's log \
+             (`journalctl -u nix-daemon -n 20`, or run `sudo ssh -i {key} {host} true`); when it \
+             says \"Host key verification failed\", set nix.buildMachines.*.publicHostKey or \
+             programs.ssh.knownHosts; \"Permission denied\": authorize {key}.pub on {host}"
+        )
     } else if lower.contains("refused") || lower.contains("timed out") {
         format!("check that {host}'s sshd is up and reachable from this machine")
     } else {
