@@ -311,3 +311,149 @@ fn with_sudo_roots_missing_host_key_is_named_and_the_build_stays_here() {
     let doctor = alice(&client, &["doctor"]);
     assert_eq!(doctor.code, Some(0), "{doctor:?}");
 }
+
+/// A flake whose `nixosConfigurations.vermax` takes `secs` to build (here, `--mode local`)
+/// and whose switch-to-configuration writes `markers/os-ACTION`.
+fn slow_os_flake(client: &DaemonClient<'_>, markers: &std::path::Path, secs: u32) -> String {
+    let dir = client.user_home().join("osflake");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let flake = format!(
+        r#"{{
+  outputs = {{ self }}: {{
+    nixosConfigurations.vermax.config.system.build.toplevel = derivation {{
+      name = "nixos-system-vermax-slow"; system = "x86_64-linux"; builder = "/bin/sh";
+      nonce = "{nonce}";
+      args = [ "-c" ''
+        /bin/sleep {secs}
+        /bin/mkdir -p "$out/bin" "$out/sw/bin"
+        echo 25.05.lab > "$out/nixos-version"
+        printf '#!/bin/sh\nexit 0\n' > "$out/init"
+        /bin/cat > "$out/bin/switch-to-configuration" <<EOS
+        #!/bin/sh
+        echo "\$1 \$(id -u)" > {markers}/os-\$1
+        EOS
+        /bin/chmod +x "$out/init" "$out/bin/switch-to-configuration"
+      '' ];
+    }};
+  }};
+}}
+"#,
+        markers = markers.display()
+    );
+    std::fs::write(dir.join("flake.nix"), flake).expect("flake");
+    format!("path:{}", dir.display())
+}
+
+/// Runs `cmd` on a pseudo-terminal (`script`), typing alice's password at every sudo prompt.
+/// Returns the exit code, the terminal's output and how many prompts were answered.
+fn on_a_terminal(cmd: std::process::Command, limit: Duration) -> (Option<i32>, String, usize) {
+    use std::io::{Read, Write};
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = String::from("exec env -i");
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            line += &format!(
+                " {}",
+                quote(&std::ffi::OsString::from(format!(
+                    "{}={}",
+                    k.to_string_lossy(),
+                    v.to_string_lossy()
+                )))
+            );
+        }
+    }
+    line += &format!(" {}", quote(cmd.get_program()));
+    for a in cmd.get_args() {
+        line += &format!(" {}", quote(a));
+    }
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &line, "/dev/null"])
+        .current_dir(cmd.get_current_dir().unwrap_or(std::path::Path::new("/")))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let mut out = String::new();
+    let mut answered = 0;
+    let code = loop {
+        while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            out += &String::from_utf8_lossy(&chunk);
+        }
+        let prompts = out.matches("password for alice").count();
+        if prompts > answered {
+            let _ = stdin.write_all(format!("{}\n", nixdispatch_lab::daemon::PASSWORD).as_bytes());
+            let _ = stdin.flush();
+            answered = prompts;
+        }
+        if let Some(s) = child.try_wait().expect("wait") {
+            std::thread::sleep(Duration::from_millis(100));
+            while let Ok(chunk) = rx.try_recv() {
+                out += &String::from_utf8_lossy(&chunk);
+            }
+            break s.code();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            break None;
+        }
+    };
+    (code, out, answered)
+}
+
+#[test]
+fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
+    if skip_unless_root("os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    // 0.02 minutes: the timestamp lapses 1.2 s after the password, long before the build ends.
+    let client = lab
+        .start_daemon(DaemonOptions {
+            sudo: Sudo::Password,
+            sudo_timeout_minutes: 0.02,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flake = slow_os_flake(&client, &lab.markers_dir(), 4);
+    let mut cmd = client.nixdispatch(bin());
+    cmd.args([
+        "--via",
+        "nix",
+        "--mode",
+        "local",
+        "--progress",
+        "plain",
+        "os",
+        "switch",
+        "--flake",
+        &flake,
+        "-H",
+        "vermax",
+    ]);
+    let (code, out, answered) = on_a_terminal(cmd, BOUND);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        answered, 2,
+        "one prompt before the build, one at activation: {out}"
+    );
+    assert!(out.contains("asking again to activate"), "{out}");
+    assert_eq!(
+        lab.marker("os-switch").as_deref(),
+        Some("switch 0"),
+        "{out}"
+    );
+}

@@ -16,6 +16,7 @@ pub mod planning;
 pub mod probe;
 pub mod reality;
 pub mod run;
+pub mod sudo;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {

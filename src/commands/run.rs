@@ -49,21 +49,19 @@ pub async fn execute(
     }
 
     let sudo = needs_sudo(&target, runner);
-    if sudo {
-        // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a
-        // long build and not behind the progress display.
-        let ok = tokio::process::Command::new("sudo")
-            .arg("-v")
-            .status()
-            .await
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
+    // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
+    // build and not behind the progress display; then keep sudo's timestamp fresh while nix
+    // builds (activation asks again if it lapsed anyway).
+    let _keepalive = if sudo {
+        if !super::sudo::validate().await {
             return Err(Error::input(
                 "activating a system configuration needs root: run as root, or make sudo work for you",
             ));
         }
-    }
+        Some(super::sudo::Keepalive::start())
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let mut plan = planned.plan.clone();
@@ -252,6 +250,17 @@ async fn activate(
     sudo: bool,
     monitor: &mut Monitor,
 ) -> Result<Option<String>> {
+    if sudo && !super::sudo::fresh().await {
+        monitor.message(
+            "nixdispatch: sudo's timestamp lapsed during the build: asking again to activate",
+        );
+        if !super::sudo::validate().await {
+            return Ok(Some(format!(
+                "activation needs root and sudo did not allow it; the build is done: activate it with `sudo {}/bin/switch-to-configuration switch`",
+                result.display()
+            )));
+        }
+    }
     for inv in steps.activation(result) {
         let name = PathBuf::from(&inv.program);
         let name = name
