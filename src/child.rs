@@ -93,7 +93,27 @@ pub enum Pipe {
 /// Runs `argv` (program first), reporting each line of either pipe as it comes (stdout is also
 /// collected whole) and a tick when nothing came for a while. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
 /// whole group is gone.
-pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Finished> {
+pub async fn run(argv: &[OsString], on: impl FnMut(Report<'_>)) -> Result<Finished> {
+    run_inner(argv, false, on).await
+}
+
+/// Like [`run`], but the child's group holds the terminal's foreground while it runs, so that a
+/// password prompt it shows on `/dev/tty` (nh's sudo) can read the answer instead of stopping
+/// on SIGTTIN. Ctrl-C then goes to the child directly; its death by SIGINT is an interruption.
+pub async fn run_in_foreground(argv: &[OsString], on: impl FnMut(Report<'_>)) -> Result<Finished> {
+    use std::os::unix::process::ExitStatusExt;
+    let finished = run_inner(argv, true, on).await?;
+    if finished.status.signal() == Some(libc::SIGINT) || finished.status.code() == Some(130) {
+        return Err(Error::Interrupted);
+    }
+    Ok(finished)
+}
+
+async fn run_inner(
+    argv: &[OsString],
+    foreground: bool,
+    mut on: impl FnMut(Report<'_>),
+) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
     };
@@ -113,6 +133,7 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
         _ => Error::io(format!("starting {name}"), err),
     })?;
     let pgid = child.id().map(|id| id as libc::pid_t);
+    let _terminal = pgid.filter(|_| foreground).and_then(Foreground::give);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::input("the child's pipes were not set up"));
     };
@@ -181,6 +202,53 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
         signal_group(pgid, libc::SIGKILL);
     }
     Err(Error::Interrupted)
+}
+
+/// The terminal's foreground, lent to a child's process group; given back on drop. SIGTTOU is
+/// ignored meanwhile, as shells do, so that we may take it back (and write) from the background.
+struct Foreground {
+    tty: std::fs::File,
+    ours: libc::pid_t,
+    old_ttou: libc::sighandler_t,
+}
+
+impl Foreground {
+    fn give(pgid: libc::pid_t) -> Option<Foreground> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: plain syscalls on a descriptor we own; the old handler is restored on drop.
+        unsafe {
+            let ours = libc::getpgrp();
+            if libc::tcgetpgrp(tty.as_raw_fd()) != ours {
+                return None; // we are not in the foreground ourselves: nothing to lend
+            }
+            let old_ttou = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            if libc::tcsetpgrp(tty.as_raw_fd(), pgid) != 0 {
+                libc::signal(libc::SIGTTOU, old_ttou);
+                return None;
+            }
+            Some(Foreground {
+                tty,
+                ours,
+                old_ttou,
+            })
+        }
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `give`.
+        unsafe {
+            libc::tcsetpgrp(self.tty.as_raw_fd(), self.ours);
+            libc::signal(libc::SIGTTOU, self.old_ttou);
+        }
+    }
 }
 
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {

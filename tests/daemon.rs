@@ -457,3 +457,41 @@ fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
         "{out}"
     );
 }
+
+#[test]
+fn os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal() {
+    if skip_unless_root("os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions {
+            sudo: Sudo::Password,
+            sudo_timeout_minutes: 0.02,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flake = slow_os_flake(&client, &lab.markers_dir(), 4);
+    let mut cmd = client.nixdispatch(bin());
+    cmd.args([
+        "--via",
+        "nh",
+        "--mode",
+        "local",
+        "--progress",
+        "plain",
+        "os",
+        "switch",
+        "--flake",
+        &flake,
+        "-H",
+        "vermax",
+    ]);
+    let (code, out, answered) = on_a_terminal(cmd, Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{out}");
+    // Once before the build (nixdispatch), once by nh at activation (the timestamp lapsed).
+    assert_eq!(answered, 2, "{out}");
+    // nh 4.4's switch is `switch-to-configuration test`, then `boot`, as root.
+    assert_eq!(lab.marker("os-test").as_deref(), Some("test 0"), "{out}");
+    assert_eq!(lab.marker("os-boot").as_deref(), Some("boot 0"), "{out}");
+}

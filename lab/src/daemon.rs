@@ -21,7 +21,8 @@
 //! - sudo (installed in the root by `scripts/lab-deps`): [`Sudo`] decides the sudoers line, with a
 //!   short `timestamp_timeout` ([`DaemonOptions::sudo_timeout_minutes`]).
 //!
-//! Learned here: the chroot's `/run` is a fresh tmpfs per command, so sudo's timestamps
+//! Learned here: the trixie root has no `/etc/hosts` (so none is bound, the shared root stays as
+//! it is) and sudo warns "unable to resolve host vermax", harmlessly; the chroot's `/run` is a fresh tmpfs per command, so sudo's timestamps
 //! (`/run/sudo/ts`) live as long as one command; `setpriv` (not `runuser`) drops to alice because
 //! it execs: the pid a test spawns is the program itself, so signals reach it; the lab directory
 //! is made world-readable (mode 755; its secrets stay mode 600) so alice can read the flake.

@@ -27,8 +27,16 @@ pub async fn execute(
     let installables = target.installables()?;
     let planned = make_plan(settings, &installables).await?;
 
+    // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
+    // prompt would garble it, so such runs show plain lines.
+    let progress =
+        if nh_needs_sudo(&target, runner) && settings.progress == crate::cli::ProgressArg::Auto {
+            crate::cli::ProgressArg::Plain
+        } else {
+            settings.progress
+        };
     let choice = render::choose(
-        settings.progress,
+        progress,
         settings.json,
         settings.verbosity < 0,
         std::io::stderr().is_terminal(),
@@ -52,7 +60,7 @@ pub async fn execute(
     // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
     // build and not behind the progress display; then keep sudo's timestamp fresh while nix
     // builds (activation asks again if it lapsed anyway).
-    let _keepalive = if sudo {
+    let _keepalive = if sudo || nh_needs_sudo(&target, runner) {
         if !super::sudo::validate().await {
             return Err(Error::input(
                 "activating a system configuration needs root: run as root, or make sudo work for you",
@@ -83,6 +91,9 @@ pub async fn execute(
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
+            for b in &mut plan.builds {
+                b.from = None;
+            }
             for s in &mut states {
                 s.reachable = false;
             }
@@ -168,7 +179,8 @@ async fn run_build(
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
-    let finished = run_logged(&steps.build, monitor).await?;
+    let foreground = nh_needs_sudo(target, runner);
+    let finished = run_logged(&steps.build, monitor, foreground).await?;
     let summary_failed: Vec<(String, String)> = monitor
         .state()
         .failed_builds()
@@ -199,10 +211,14 @@ async fn run_build(
 }
 
 /// Runs one invocation, its nix log lines into the monitor, other lines shown as they are.
-async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Finished> {
+async fn run_logged(
+    inv: &Invocation,
+    monitor: &mut Monitor,
+    foreground: bool,
+) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
-    child::run(&inv.argv(), |report| {
+    let on = |report: Report<'_>| {
         let (pipe, line) = match report {
             Report::Line(pipe, line) => (pipe, line),
             Report::Tick => return monitor.tick(Instant::now()),
@@ -217,8 +233,12 @@ async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Fi
         } else if !(collect && pipe == Pipe::Stdout) {
             monitor.message(line);
         }
-    })
-    .await
+    };
+    if foreground {
+        child::run_in_foreground(&inv.argv(), on).await
+    } else {
+        child::run(&inv.argv(), on).await
+    }
 }
 
 /// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
@@ -283,6 +303,16 @@ async fn activate(
         }
     }
     Ok(None)
+}
+
+/// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
+/// prompt must reach the terminal, so nh runs in the terminal's foreground.
+fn nh_needs_sudo(target: &Target, runner: Runner) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root
+        && matches!(runner, Runner::Nh { .. })
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
 
 /// Whether activating `target` will need sudo: a system configuration, switched through nix
