@@ -916,6 +916,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unverified_builder_never_gets_max_jobs_0() {
+        let mut seasmoke = state("ssh-ng://seasmoke x86_64-linux - 4 1", true);
+        seasmoke.unverified = Some("alive; not verified".into());
+        let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
+        let argv = build_argv(&p, &[seasmoke], &NIX_2_26, &[]);
+        assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");
+        assert!(argv.contains(&"builders".to_string()), "{argv:?}");
+    }
+
+    #[test]
+    fn when_the_daemon_decides_no_builders_or_substituters_are_passed() {
+        let mut p = plan(
+            Mode::Remote,
+            vec![Some("ssh-ng://seasmoke")],
+            &["ssh-ng://seasmoke"],
+        );
+        p.daemon_decides = true;
+        let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+        assert!(!argv.contains(&"builders".to_string()), "{argv:?}");
+        assert!(
+            !argv.contains(&"extra-substituters".to_string()),
+            "{argv:?}"
+        );
+        // Local still turns builders off: the one value the daemon honours from anyone.
+        p.mode = Mode::Local;
+        let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+        assert!(argv.contains(&"builders".to_string()), "{argv:?}");
+    }
+
+    #[test]
     fn remote_builds_nothing_locally_only_when_every_build_has_a_builder() {
         let all_remote = plan(
             Mode::Remote,

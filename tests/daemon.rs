@@ -495,3 +495,41 @@ fn os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal() {
     assert_eq!(lab.marker("os-test").as_deref(), Some("test 0"), "{out}");
     assert_eq!(lab.marker("os-boot").as_deref(), Some("boot 0"), "{out}");
 }
+
+#[test]
+fn her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots() {
+    if skip_unless_root("her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions {
+            user_ssh: true,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    lab.build_on_builder(&lab.flake_ref("chain"))
+        .expect("seed seasmoke");
+    let run = alice(&client, &["--json", "plan", &lab.flake_ref("chain")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let plan = run.json();
+    // The same store answered through her ssh: the held outputs come from seasmoke.
+    assert_eq!(plan["counts"]["from_builders"], 3, "{run:?}");
+    assert_eq!(plan["counts"]["to_build"], 0, "{run:?}");
+    let b = &plan["builders"][0];
+    assert_eq!(b["verified"], false, "{run:?}");
+    assert_eq!(b["identity"], "root", "{run:?}");
+    assert!(
+        b["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("your own ssh reaches it"),
+        "{run:?}"
+    );
+    let build = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
+    assert_eq!(build.code, Some(0), "{build:?}");
+    assert!(
+        local_builds(&build).is_empty(),
+        "rebuilt locally: {build:?}"
+    );
+}

@@ -161,3 +161,75 @@ pub fn explain_daemon(plan: &mut Plan, states: &[BuilderState], daemon: Option<&
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machines::parse_machines;
+    use crate::plan::{Counts, Mode};
+
+    fn state(unverified: bool) -> BuilderState {
+        let mut none = |_: &std::path::Path| None;
+        let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        BuilderState {
+            uri: machine.uri.clone(),
+            host: "seasmoke".into(),
+            machine,
+            reachable: true,
+            error: None,
+            systems: Vec::new(),
+            unverified: unverified.then(|| "alive; not verified".to_owned()),
+        }
+    }
+
+    fn plan(mode: Mode) -> Plan {
+        Plan {
+            mode,
+            reason: "1 derivation must be built and seasmoke is reachable".into(),
+            counts: Counts::default(),
+            paths: Vec::new(),
+            builds: Vec::new(),
+            builder_substituters: Vec::new(),
+            daemon_decides: false,
+        }
+    }
+
+    #[test]
+    fn a_single_user_plan_is_left_alone() {
+        let mut p = plan(Mode::Remote);
+        explain_daemon(&mut p, &[state(true)], None);
+        assert_eq!(p, plan(Mode::Remote));
+    }
+
+    #[test]
+    fn an_unverified_builder_leaves_the_choice_to_nix_and_says_so() {
+        let mut p = plan(Mode::Remote);
+        let daemon = DaemonClient {
+            trusted: Some(true),
+            ignored_cli_builders: false,
+        };
+        explain_daemon(&mut p, &[state(true)], Some(&daemon));
+        assert!(!p.daemon_decides);
+        assert!(
+            p.reason.contains("seasmoke is alive but not verified"),
+            "{}",
+            p.reason
+        );
+        assert!(p.reason.contains("nix decides"), "{}", p.reason);
+    }
+
+    #[test]
+    fn an_untrusted_user_is_told_the_daemon_decides() {
+        let mut p = plan(Mode::Remote);
+        let daemon = DaemonClient {
+            trusted: Some(false),
+            ignored_cli_builders: true,
+        };
+        explain_daemon(&mut p, &[state(false)], Some(&daemon));
+        assert!(p.daemon_decides);
+        assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
+        assert!(!p.reason.contains("not verified"), "{}", p.reason);
+    }
+}

@@ -87,7 +87,11 @@ async fn resolve(machine: &Machine, ssh_opts: &[String]) -> Result<(String, u16)
         .output()
         .await
         .map_err(|err| format!("cannot run ssh -G: {err}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    parse_ssh_g(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Reads `ssh -G`'s `hostname` and `port`; a proxy makes a direct look meaningless.
+fn parse_ssh_g(text: &str) -> Result<(String, u16), String> {
     let mut host = None;
     let mut port = 22;
     for line in text.lines() {
@@ -248,4 +252,22 @@ pub(super) async fn probe_as_root(
         );
     }
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_g_gives_where_to_connect() {
+        let text = "user root\nhostname 127.0.0.1\nport 2222\nproxycommand none\n";
+        assert_eq!(parse_ssh_g(text), Ok(("127.0.0.1".to_owned(), 2222)));
+        assert_eq!(parse_ssh_g("hostname h\n"), Ok(("h".to_owned(), 22)));
+    }
+
+    #[test]
+    fn a_proxy_makes_liveness_unknowable() {
+        let text = "hostname h\nport 22\nproxyjump bastion\n";
+        assert!(parse_ssh_g(text).is_err());
+    }
 }
