@@ -533,3 +533,35 @@ fn her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots() {
         "rebuilt locally: {build:?}"
     );
 }
+
+#[test]
+fn the_daemon_variant_runs_on_the_nix_2_34_root_too() {
+    if skip_unless_root("the_daemon_variant_runs_on_the_nix_2_34_root_too") {
+        return;
+    }
+    // The sid root (Nix 2.34) that scripts/lab-deps builds beside the trixie one.
+    let sid = nixdispatch_lab::trixie_root().with_file_name("sid");
+    let lab = lab(LabOptions::default());
+    let client = lab
+        .start_daemon(DaemonOptions {
+            root: Some(sid),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let version = plain_nix(&client, &["--version"]);
+    assert!(version.stdout.contains("2.34"), "{version:?}");
+    let plain = plain_nix(
+        &client,
+        &["build", "--print-out-paths", &lab.flake_ref("chain")],
+    );
+    assert_eq!(plain.code, Some(0), "{plain:?}");
+    assert!(
+        lab.builder_has(&out_path(&plain)),
+        "not built on seasmoke: {plain:?}"
+    );
+    let ping = plain_nix(&client, &["store", "info"]);
+    assert!(
+        format!("{}{}", ping.stdout, ping.stderr).contains("Trusted: 1"),
+        "{ping:?}"
+    );
+}

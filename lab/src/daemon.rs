@@ -21,6 +21,21 @@
 //! - sudo (installed in the root by `scripts/lab-deps`): [`Sudo`] decides the sudoers line, with a
 //!   short `timestamp_timeout` ([`DaemonOptions::sudo_timeout_minutes`]).
 //!
+//! Seen here with this variant (Nix 2.26 daemon, 2026-11-29):
+//! - The daemon's ssh writes its own words ("Host key verification failed.") to the daemon's
+//!   stderr (this variant's `nix-daemon.log`; the journal on NixOS), never to the client. The
+//!   client sees only "cannot build on 'ssh-ng://root@seasmoke': error: failed to start SSH
+//!   connection to 'root@seasmoke'" (after an empty "SSH stdout first line:"), and with
+//!   `--max-jobs 0` then "Unable to start any build; remote machines may not have all required
+//!   system features", which points the wrong way.
+//! - Plain nix with the default `max-jobs` builds locally after that failure (exit 0).
+//! - `nix store ping` (a deprecated alias in 2.26) prints `Trusted: 0|1` on stderr.
+//! - An untrusted alice's `--option builders ...` is ignored; `--max-jobs 0` is honoured.
+//! - nh 4.4 as alice runs `sudo` for `switch-to-configuration test`/`boot`; from a background
+//!   process group its prompt is shown but never read (the typed password echoes): the child
+//!   must hold the terminal's foreground.
+//! - The sid root (Nix 2.34) works as [`DaemonOptions::root`] too (no sudo installed there).
+//!
 //! Learned here: the trixie root has no `/etc/hosts` (so none is bound, the shared root stays as
 //! it is) and sudo warns "unable to resolve host vermax", harmlessly; the chroot's `/run` is a fresh tmpfs per command, so sudo's timestamps
 //! (`/run/sudo/ts`) live as long as one command; `setpriv` (not `runuser`) drops to alice because
@@ -101,7 +116,7 @@ mount -t tmpfs -o mode=1777 tmpfs "$T/tmp"
 mount -t tmpfs -o mode=0755 tmpfs "$T/run"
 mkdir -p "$T/run/sshd" "$T$L"
 mount --bind "$L" "$T$L"
-for f in passwd group shadow sudoers; do mount --bind "$D/etc/$f" "$T/etc/$f"; done
+for f in passwd group shadow sudoers; do [ ! -e "$T/etc/$f" ] || mount --bind "$D/etc/$f" "$T/etc/$f"; done
 mount --bind "$D/etc/nix" "$T/etc/nix"
 mount --bind "$D/etc/ssh_config" "$T/etc/ssh/ssh_config"
 mount --bind "$D/root" "$T/root"
