@@ -347,6 +347,7 @@ impl DaemonClient<'_> {
         let mut child = c.spawn().map_err(|e| failed(format!("nix-daemon: {e}")))?;
         self._lifeline = child.stdin.take();
         self.daemon = Some(child);
+        self.write_script()?;
         let socket = self.nix_dir().join("var/nix/daemon-socket/socket");
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {
@@ -359,6 +360,27 @@ impl DaemonClient<'_> {
             "vermax's nix-daemon did not come up; its log:\n{}",
             self.daemon_log()
         )))
+    }
+
+    /// `LABDIR/bin/vermax-daemon [COMMAND...]`: a shell (or a command) as alice on this vermax,
+    /// for people trying things by hand.
+    fn write_script(&self) -> Result<(), LabError> {
+        let q = |s: &str| sys::sh_quote(s);
+        let exports: String = self
+            .user_env()
+            .iter()
+            .map(|(k, v)| format!("export {k}={}\n", q(v)))
+            .collect();
+        let argv: Vec<String> = self.argv_prefix().iter().map(|a| q(a)).collect();
+        let text = format!(
+            "#!/bin/sh\n# alice on vermax, through its nix-daemon (nixdispatch-lab daemon variant)\n\
+             set -e\n{exports}[ \"$#\" -gt 0 ] || set -- /bin/bash\ncd {home}\n\
+             exec {argv} /usr/bin/setpriv --reuid {USER} --regid {USER} --init-groups -- \"$@\"\n",
+            home = q(&self.user_home().display().to_string()),
+            argv = argv.join(" "),
+        );
+        sys::write_mode(&self.lab.dir.join("bin/vermax-daemon"), &text, 0o755)?;
+        Ok(())
     }
 
     /// Stops the daemon and starts it again (after changing `/etc/nix/nix.conf`, say).
