@@ -126,44 +126,44 @@ pub async fn probe_all(
     let probes = machines.iter().map(|m| {
         let identity = identity.clone();
         async move {
-            let own = probe_one(m.clone(), timeout, ssh_opts.to_vec()).await;
             match identity {
-                Identity::Own(_) => own,
-                Identity::Daemon => as_daemon(own, timeout, ssh_opts, sudo).await,
+                Identity::Own(_) => probe_one(m.clone(), timeout, ssh_opts.to_vec()).await,
+                Identity::Daemon => as_daemon(m, timeout, ssh_opts, sudo).await,
             }
         }
     });
     futures::future::join_all(probes).await
 }
 
-/// A daemon client's view of a builder: the daemon connects as root, so our own probe (`own`)
-/// tells what the builder's store holds but not whether root's ssh works. Root's ssh is tried
-/// through `sudo -n` when it needs no password; otherwise the builder is at best alive, not
-/// verified, and left to nix.
+/// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
+/// what the builder's store holds but not whether root's ssh works. Root's ssh is tried through
+/// `sudo -n` when it needs no password; otherwise the builder is at best alive, not verified,
+/// and left to nix. The three looks run at once: one connect timeout bounds them all.
 async fn as_daemon(
-    mut own: ProbedBuilder,
+    machine: &Machine,
     timeout: Duration,
     ssh_opts: &[String],
     sudo: bool,
 ) -> ProbedBuilder {
-    if !matches!(own.machine.scheme(), "ssh" | "ssh-ng") {
-        return own;
+    let own = probe_one(machine.clone(), timeout, ssh_opts.to_vec());
+    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
+        return own.await;
     }
     let root_probe = async {
         if sudo {
-            Some(identity::probe_as_root(&own.machine, timeout).await)
+            Some(identity::probe_as_root(machine, timeout).await)
         } else {
             None
         }
     };
-    let live = async {
-        if own.status.reachable {
-            Liveness::Alive
-        } else {
-            liveness(&own.machine, timeout, ssh_opts).await
-        }
+    let live = liveness(machine, timeout, ssh_opts);
+    let (mut own, root, live) = futures::join!(own, root_probe, live);
+    // Our own ssh got in: whatever the banner check saw, the sshd is alive.
+    let live = if own.status.reachable {
+        Liveness::Alive
+    } else {
+        live
     };
-    let (root, live) = futures::join!(root_probe, live);
     let s = &mut own.status;
     s.identity = Identity::Daemon.label();
     let own_error = s.error.take();
