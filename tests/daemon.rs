@@ -217,6 +217,28 @@ fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
             .any(|l| l.contains("did not follow the plan") && l.contains("seasmoke")),
         "{run:?}"
     );
+
+    // Told to build nothing here, nix fails: the last line is the daemon's ssh failure, not
+    // nix's pointer to the manual ("remote machines may not have all required system features").
+    lab.renew_nonce().expect("fresh paths");
+    let run = alice(
+        &client,
+        &[
+            "--progress",
+            "plain",
+            "build",
+            &lab.flake_ref("hello"),
+            "--",
+            "--max-jobs",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("failed to start SSH connection to 'root@seasmoke'"),
+        "{run:?}"
+    );
 }
 
 #[test]
