@@ -19,6 +19,14 @@ completions:
     cargo run -q -- completions zsh > completions/_nixdispatch
     cargo run -q -- completions fish > completions/nixdispatch.fish
 
+# Regenerate the committed man pages (man/*.1, clap_mangen; a test fails when they are stale).
+man:
+    NIXDISPATCH_UPDATE_MAN=1 cargo test -q --test man committed_man_pages_are_current
+
+# The Nix side: parse every .nix file, evaluate nix/lib.nix and the modules (no nixpkgs needed).
+nix-check:
+    cargo test -q --test nix_modules
+
 # Start the two-host lab for trying commands by hand; it prints how, and stops on Ctrl-C.
 lab-up *ARGS:
     ./scripts/lab-deps
