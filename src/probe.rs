@@ -194,16 +194,19 @@ async fn as_daemon(
                 }
                 Liveness::Alive | Liveness::Unknown(_) => {
                     s.reachable = true;
+                    // ssh's verdict alone: the fix that follows it is for the user's ssh.
                     let yours = match (&own_error, own_trust) {
-                        (Some(e), _) => format!("your own ssh: {e}"),
+                        (Some(e), _) => {
+                            format!("your own ssh: {}", e.split(':').next().unwrap_or(e))
+                        }
                         (None, _) => "your own ssh reaches it".to_owned(),
                     };
-                    let what = match &live {
-                        Liveness::Unknown(why) => format!("not checked: {why}"),
-                        _ => "alive".to_owned(),
+                    let unknown = match &live {
+                        Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
+                        _ => String::new(),
                     };
                     s.note = Some(format!(
-                        "{what}; not verified: the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
+                        "{unknown}the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
                     ));
                 }
             }

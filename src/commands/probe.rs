@@ -61,6 +61,12 @@ pub fn describe(s: &BuilderStatus) -> String {
         Some(false) => "not trusted",
         None => "trust unknown",
     };
+    // A daemon client's verified builder was probed with root's ssh (the daemon's): say so.
+    let trust = if s.identity == "root" && crate::nix::is_daemon_client() {
+        format!("{trust} (as root, through sudo)")
+    } else {
+        trust.to_owned()
+    };
     format!(
         "{:<16} reachable  {:>6.1} ms  nix {}  {}  {}  ({})",
         s.host,

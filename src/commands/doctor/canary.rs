@@ -24,6 +24,15 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
                 .then(|| m.systems[0].clone())
         })
         .unwrap_or_else(|| settings.nix_config.system.clone());
+    // It goes into a Nix string below: a system name is `arch-os`, nothing else.
+    let system = if system
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        system
+    } else {
+        settings.nix_config.system.clone()
+    };
     let nonce = format!(
         "{}-{}",
         std::process::id(),
