@@ -65,14 +65,14 @@ fn fresh_build_goes_to_seasmoke_as_plain_nix_does() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_eq!(events[0]["mode"], "remote", "{run:?}");
-    let reason = events[0]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("not verified"), "{reason}");
     assert!(local_builds(&run).is_empty(), "built locally: {run:?}");
+    // alice has no ssh of her own to seasmoke; the daemon, which trusts her, verified it with
+    // root's ssh.
     let probe = alice(&client, &["--json", "probe"]);
     let b = &probe.json()["builders"][0];
     assert_eq!(b["identity"], "root", "{probe:?}");
     assert_eq!(b["alive"], true, "{probe:?}");
-    assert_eq!(b["verified"], false, "{probe:?}");
+    assert_eq!(b["verified"], true, "{probe:?}");
     assert_eq!(b["reachable"], true, "{probe:?}");
 }
 
@@ -202,8 +202,31 @@ fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
         "{doctor:?}"
     );
 
-    // nixdispatch does as well as plain nix (the build succeeds here), and says why the plan
-    // was not followed.
+    // The daemon, which trusts alice, told nixdispatch that root's ssh fails: the build stays
+    // here from the start, and the reason says why.
+    lab.renew_nonce().expect("fresh paths");
+    let run = alice(&client, &["--json", "build", &lab.flake_ref("hello")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let plan = &run.json_lines()[0];
+    assert_eq!(plan["mode"], "local", "{run:?}");
+    let reason = plan["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("root's ssh"), "{reason}");
+    assert!(
+        reason.contains("failed to start SSH connection"),
+        "{reason}"
+    );
+
+    // An untrusted alice: the daemon answers nothing for her, so nix decides; nixdispatch
+    // does as well as plain nix and says where nix did not follow the plan.
+    drop(client);
+    let client = lab
+        .start_daemon(DaemonOptions {
+            trusted: false,
+            user_ssh: true,
+            root_known_host: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     lab.renew_nonce().expect("fresh paths");
     let run = alice(
         &client,
@@ -527,6 +550,8 @@ fn her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots() {
     let client = lab
         .start_daemon(DaemonOptions {
             user_ssh: true,
+            // Untrusted: the daemon answers nothing for her, so only her own ssh can tell.
+            trusted: false,
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));

@@ -262,7 +262,7 @@ pub fn machines_line() -> String {
 }
 
 fn chown_tree(p: &Path, uid: u32) -> std::io::Result<()> {
-    std::os::unix::fs::chown(p, Some(uid), Some(uid))?;
+    std::os::unix::fs::lchown(p, Some(uid), Some(uid))?;
     if p.is_dir() && !p.is_symlink() {
         for e in fs::read_dir(p)? {
             chown_tree(&e?.path(), uid)?;

@@ -76,6 +76,13 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
         };
         let (mut availability, warnings) =
             sources::gather(&settings.nix, &settings.nix_config, &graph, &builders).await?;
+        if settings
+            .daemon
+            .as_ref()
+            .is_some_and(|d| d.trusted == Some(true))
+        {
+            ask_through_daemon(settings, &graph, &builders, &mut availability).await;
+        }
         if settings.daemon.as_ref().is_some_and(|d| d.decides()) {
             // The daemon ignores builders-use-substitutes and extra substituters from us: a
             // builder's store can only serve what its build hook copies back.
@@ -108,6 +115,45 @@ pub async fn make_plan(settings: &Settings, installables: &[String]) -> Result<P
         states: input.builders,
         warnings,
     })
+}
+
+/// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
+/// ssh, says what their stores hold (the build hook copies such outputs back, unbuilt).
+async fn ask_through_daemon(
+    settings: &Settings,
+    graph: &plan::Graph,
+    builders: &[ProbedBuilder],
+    availability: &mut Availability,
+) {
+    let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
+        .into_iter()
+        .filter(|p| !availability.valid_locally.contains(p))
+        .collect();
+    let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(10);
+    let missing = &missing;
+    let asks = builders
+        .iter()
+        .filter(|b| b.status.reachable && b.status.verified && b.connection.is_none())
+        .map(|b| async move {
+            let held = probe::through_daemon::held(&b.machine, missing, limit).await;
+            (b, held)
+        });
+    for (b, held) in futures::future::join_all(asks).await {
+        let Ok(held) = held else { continue };
+        for path in held {
+            let Ok(path) = crate::store_path::StorePath::parse(&path) else {
+                continue;
+            };
+            let hits = availability.on_builders.entry(path).or_default();
+            if !hits.iter().any(|h| h.uri == b.status.uri) {
+                hits.push(plan::BuilderHit {
+                    uri: b.status.uri.clone(),
+                    references: Vec::new(),
+                    substitutable: false,
+                });
+            }
+        }
+    }
 }
 
 fn builder_state(b: &ProbedBuilder) -> BuilderState {
