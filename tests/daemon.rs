@@ -88,6 +88,10 @@ fn a_result_seasmoke_holds_is_copied_not_rebuilt() {
     let held = lab
         .build_on_builder(&lab.flake_ref("chain"))
         .expect("seed seasmoke");
+    // alice cannot reach seasmoke herself; the daemon (it trusts her) says what it holds.
+    let plan = alice(&client, &["--json", "plan", &lab.flake_ref("chain")]);
+    assert_eq!(plan.json()["counts"]["from_builders"], 3, "{plan:?}");
+    assert_eq!(plan.json()["counts"]["to_build"], 0, "{plan:?}");
     let run = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_ne!(run.json_lines()[0]["mode"], "local", "{run:?}");

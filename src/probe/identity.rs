@@ -6,8 +6,9 @@
 //! for a daemon client a builder is known in stages:
 //! - **alive**: its sshd sends its banner (`SSH-2.0-…`) after a TCP connect, before any
 //!   credentials; this catches down, refused and tarpit hosts for anyone.
-//! - **verified**: root's own ssh answered (`sudo -n ssh …`, only tried when the user is in a
-//!   sudo group and sudo needs no password), or failed with root's real reason.
+//! - **verified**: root's own ssh answered, or failed with root's real reason: asked through
+//!   `sudo -n ssh …` (only tried when the user is in a sudo group and sudo needs no password),
+//!   else through the daemon itself when it trusts us ([`super::through_daemon`]).
 //! - The user's own ssh, when it reaches the same host, still answers truthfully what the
 //!   builder's store holds; it says nothing about root's credentials.
 //!
