@@ -39,3 +39,9 @@ lab-down:
 # The demo: `nixdispatch home` three times on the lab (builder empty, builder holding it, builder down).
 demo:
     ./scripts/demo
+
+# The whole Nix version matrix (client 2.8/2.26/2.34 x builder 2.26/2.34 x nix/nh), beyond the
+# cells the default test run covers. Root; installs the lab's roots first.
+matrix *ARGS:
+    ./scripts/lab-deps
+    CI=${CI:-true} cargo test --locked --test matrix -- --include-ignored {{ARGS}}

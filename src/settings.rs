@@ -37,10 +37,14 @@ pub struct Settings {
     pub no_color: bool,
     /// `NIX_SSHOPTS`, split as nix splits it.
     pub ssh_opts: Vec<String>,
+    /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
+    pub nix_sshopts: Option<String>,
     /// The local nix.
     pub nix: Nix,
     /// nix's resolved settings.
     pub nix_config: NixConfig,
+    /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
+    pub github: Option<crate::render::github::GithubEnv>,
     /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
     pub daemon: Option<DaemonClient>,
 }
@@ -96,11 +100,12 @@ impl Settings {
             (None, None) if on_path("nh") => Via::Nh,
             (None, None) => Via::Nix,
         };
-        let ssh_opts = match std::env::var("NIX_SSHOPTS") {
-            Ok(v) => shlex::split(&v).ok_or_else(|| {
+        let nix_sshopts = std::env::var("NIX_SSHOPTS").ok();
+        let ssh_opts = match &nix_sshopts {
+            Some(v) => shlex::split(v).ok_or_else(|| {
                 Error::input("NIX_SSHOPTS has an unbalanced quote: fix the variable")
             })?,
-            Err(_) => Vec::new(),
+            None => Vec::new(),
         };
         // Builder specs are checked before anything runs (a bad one is exit 2, nothing spawned).
         let cli_builders = parse_cli_builders(&global.builders)?;
@@ -148,7 +153,13 @@ impl Settings {
                 ModeArg::Local => Forced::Local,
             },
             connect_timeout: Duration::from_secs_f64(timeout),
-            via,
+            // nh on PATH is the default runner only where it can run (nh needs Nix 2.20+);
+            // asked for explicitly, `commands::runner` says which version it needs.
+            via: if global.via.is_none() && file.via.is_none() && !nix.caps.runs_nh() {
+                Via::Nix
+            } else {
+                via
+            },
             json: global.json,
             progress: global.progress,
             verbosity: if global.quiet {
@@ -158,8 +169,10 @@ impl Settings {
             },
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ssh_opts,
+            nix_sshopts,
             nix,
             nix_config,
+            github: crate::render::github::GithubEnv::from_env(),
             daemon,
         })
     }

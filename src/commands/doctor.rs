@@ -112,6 +112,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             checks.push(error(format!("builder {}: {reason}", s.host), fix));
             continue;
         }
+        if let Some((problem, fix)) = settings.nix.builder_limit(&b.machine) {
+            checks.push(error(
+                format!("builder {}: reachable, but {problem}", s.host),
+                fix,
+            ));
+            continue;
+        }
         checks.push(ok(format!("builder {}", describe(s))));
         if let Some(conn) = &b.connection {
             let keys = signing_key::published_keys(conn, settings.connect_timeout).await;

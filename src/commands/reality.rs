@@ -108,6 +108,8 @@ mod tests {
             copied_to: BTreeMap::new(),
             bytes_downloaded: 0,
             failed: Vec::new(),
+            cancelled: Vec::new(),
+            builds_cancelled: 0,
             errors: Vec::new(),
             elapsed_secs: 0.0,
         }
