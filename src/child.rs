@@ -134,7 +134,23 @@ pub enum Pipe {
 /// nothing came for a while; `keep` says whether stdout is also kept. Returns
 /// `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
 pub async fn run(argv: &[OsString], keep: Keep, on: impl FnMut(Report<'_>)) -> Result<Finished> {
-    run_until(argv, keep, on, std::future::pending()).await
+    run_inner(argv, keep, on, std::future::pending(), false).await
+}
+
+/// Like [`run`], but the child's group holds the terminal's foreground while it runs, so that a
+/// password prompt it shows on `/dev/tty` (nh's sudo) can read the answer instead of stopping
+/// on SIGTTIN. Ctrl-C then goes to the child directly; its death by SIGINT is an interruption.
+pub async fn run_in_foreground(
+    argv: &[OsString],
+    keep: Keep,
+    on: impl FnMut(Report<'_>),
+) -> Result<Finished> {
+    use std::os::unix::process::ExitStatusExt;
+    let finished = run_inner(argv, keep, on, std::future::pending(), true).await?;
+    if finished.status.signal() == Some(libc::SIGINT) || finished.status.code() == Some(130) {
+        return Err(Error::Interrupted);
+    }
+    Ok(finished)
 }
 
 /// Like [`run`], and when `stop` resolves first (a watchdog that gave up on a builder), stops
@@ -143,8 +159,18 @@ pub async fn run(argv: &[OsString], keep: Keep, on: impl FnMut(Report<'_>)) -> R
 pub async fn run_until(
     argv: &[OsString],
     keep: Keep,
+    on: impl FnMut(Report<'_>),
+    stop: impl Future<Output = String>,
+) -> Result<Finished> {
+    run_inner(argv, keep, on, stop, false).await
+}
+
+async fn run_inner(
+    argv: &[OsString],
+    keep: Keep,
     mut on: impl FnMut(Report<'_>),
     stop: impl Future<Output = String>,
+    foreground: bool,
 ) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
@@ -167,6 +193,7 @@ pub async fn run_until(
     })?;
     // Dropped on every way out (an error, our caller dropped): the whole group goes with it.
     let group = Group(child.id().map(|id| id as libc::pid_t));
+    let _terminal = group.0.filter(|_| foreground).and_then(Foreground::give);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::input("the child's pipes were not set up"));
     };
@@ -432,6 +459,53 @@ fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which we ignore.
     unsafe {
         libc::killpg(pgid, sig);
+    }
+}
+
+/// The terminal's foreground, lent to a child's process group; given back on drop. SIGTTOU is
+/// ignored meanwhile, as shells do, so that we may take it back (and write) from the background.
+struct Foreground {
+    tty: std::fs::File,
+    ours: libc::pid_t,
+    old_ttou: libc::sighandler_t,
+}
+
+impl Foreground {
+    fn give(pgid: libc::pid_t) -> Option<Foreground> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: plain syscalls on a descriptor we own; the old handler is restored on drop.
+        unsafe {
+            let ours = libc::getpgrp();
+            if libc::tcgetpgrp(tty.as_raw_fd()) != ours {
+                return None; // we are not in the foreground ourselves: nothing to lend
+            }
+            let old_ttou = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            if libc::tcsetpgrp(tty.as_raw_fd(), pgid) != 0 {
+                libc::signal(libc::SIGTTOU, old_ttou);
+                return None;
+            }
+            Some(Foreground {
+                tty,
+                ours,
+                old_ttou,
+            })
+        }
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `give`.
+        unsafe {
+            libc::tcsetpgrp(self.tty.as_raw_fd(), self.ours);
+            libc::signal(libc::SIGTTOU, self.old_ttou);
+        }
     }
 }
 

@@ -9,6 +9,11 @@
 //! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
 //! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
 
+mod identity;
+pub mod through_daemon;
+
+pub use identity::{current_user, liveness, Identity, Liveness};
+
 use crate::machines::Machine;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -39,6 +44,16 @@ pub struct BuilderStatus {
     pub trusted: Option<bool>,
     /// One human line saying why it is not reachable.
     pub error: Option<String>,
+    /// Whether its sshd answered (banner) within the timeout, no credentials needed; null when
+    /// it could not be told (e.g. the name resolves only through root's ssh config).
+    pub alive: Option<bool>,
+    /// Whether the answers came from the identity nix itself will use (see `identity`).
+    pub verified: bool,
+    /// Whose ssh nix uses for this builder: the user's own, or `root` for a nix-daemon.
+    pub identity: String,
+    /// One human line on what could not be checked, when `verified` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A probed builder: its machines entry, what the probe found, and the open connection.
@@ -229,7 +244,7 @@ async fn resolved_control_path(args: &[std::ffi::OsString], pattern: &Path) -> O
 
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
 /// fenced by a marker line so that a chatty login shell cannot confuse the parser.
-const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
+pub(crate) const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
 echo '#nixdispatch-ping'; { nix --extra-experimental-features nix-command store info 2>&1 \
 || nix --extra-experimental-features nix-command store ping 2>&1; }; \
 echo '#nixdispatch-config'; { nix --extra-experimental-features nix-command config show 2>/dev/null \
@@ -242,10 +257,120 @@ pub async fn probe_all(
     timeout: Duration,
     ssh_opts: &[String],
 ) -> Vec<ProbedBuilder> {
-    let probes = machines
+    let identity = Identity::current();
+    let ssh_builders = machines
         .iter()
-        .map(|m| probe_one(m.clone(), timeout, ssh_opts.to_vec()));
+        .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"));
+    let sudo = identity == Identity::Daemon && ssh_builders && identity::sudo_works().await;
+    // A daemon that trusts us opens the stores we name as substituters with root's ssh: it can
+    // verify builders for us (see `through_daemon`).
+    let daemon_verifies = identity == Identity::Daemon
+        && ssh_builders
+        && !sudo
+        && identity::daemon_trusts_us().await == Some(true);
+    let probes = machines.iter().map(|m| {
+        let identity = identity.clone();
+        async move {
+            match identity {
+                Identity::Own(_) => probe_one(m.clone(), timeout, ssh_opts.to_vec()).await,
+                Identity::Daemon => as_daemon(m, timeout, ssh_opts, sudo, daemon_verifies).await,
+            }
+        }
+    });
     futures::future::join_all(probes).await
+}
+
+/// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
+/// what the builder's store holds but not whether root's ssh works. Root's ssh is tried through
+/// `sudo -n` when it needs no password; otherwise the builder is at best alive, not verified,
+/// and left to nix. The three looks run at once: one connect timeout bounds them all.
+async fn as_daemon(
+    machine: &Machine,
+    timeout: Duration,
+    ssh_opts: &[String],
+    sudo: bool,
+    daemon_verifies: bool,
+) -> ProbedBuilder {
+    let own = probe_one(machine.clone(), timeout, ssh_opts.to_vec());
+    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
+        return own.await;
+    }
+    let root_probe = async {
+        if sudo {
+            Some(identity::probe_as_root(machine, timeout).await)
+        } else if daemon_verifies {
+            // The daemon answers with root's ssh: whether it gets in, not the builder's details.
+            let limit = timeout * 2 + Duration::from_secs(5);
+            Some(
+                through_daemon::held(machine, &[], limit)
+                    .await
+                    .map(|_| RemoteInfo::default()),
+            )
+        } else {
+            None
+        }
+    };
+    let live = liveness(machine, timeout, ssh_opts);
+    let (mut own, root, live) = futures::join!(own, root_probe, live);
+    // Our own ssh got in: whatever the banner check saw, the sshd is alive.
+    let live = if own.status.reachable {
+        Liveness::Alive
+    } else {
+        live
+    };
+    let s = &mut own.status;
+    s.identity = Identity::Daemon.label();
+    let own_error = s.error.take();
+    let own_trust = s.trusted.take();
+    s.alive = match &live {
+        Liveness::Alive => Some(true),
+        Liveness::Dead(_) => Some(false),
+        Liveness::Unknown(_) => None,
+    };
+    match root {
+        Some(Ok(info)) => {
+            s.verified = true;
+            s.reachable = true;
+            s.alive = Some(true);
+            // The daemon's answer says nothing of the builder's nix: keep what our ssh learned.
+            if info.nix_version.is_some() {
+                info.apply(s);
+            }
+        }
+        Some(Err(reason)) => {
+            s.verified = true;
+            s.reachable = false;
+            s.error = Some(format!("root's ssh (the nix-daemon's) fails: {reason}"));
+            own.connection = None;
+        }
+        None => {
+            s.verified = false;
+            match live {
+                Liveness::Dead(reason) => {
+                    s.reachable = false;
+                    s.error = Some(reason);
+                }
+                Liveness::Alive | Liveness::Unknown(_) => {
+                    s.reachable = true;
+                    // ssh's verdict alone: the fix that follows it is for the user's ssh.
+                    let yours = match (&own_error, own_trust) {
+                        (Some(e), _) => {
+                            format!("your own ssh: {}", e.split(':').next().unwrap_or(e))
+                        }
+                        (None, _) => "your own ssh reaches it".to_owned(),
+                    };
+                    let unknown = match &live {
+                        Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
+                        _ => String::new(),
+                    };
+                    s.note = Some(format!(
+                        "{unknown}the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
+                    ));
+                }
+            }
+        }
+    }
+    own
 }
 
 async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
@@ -259,6 +384,10 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         features: machine.supported_features.clone(),
         trusted: None,
         error: None,
+        alive: None,
+        verified: false,
+        identity: current_user(),
+        note: None,
     };
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         status.error = Some(format!(
@@ -285,6 +414,8 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         }
         Ok(Ok((connection, info, rtt))) => {
             status.reachable = true;
+            status.alive = Some(true);
+            status.verified = true;
             status.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
             info.apply(&mut status);
             Some(Arc::new(connection))
@@ -298,7 +429,7 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
     }
 }
 
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0}s")
@@ -469,7 +600,7 @@ pub fn classify_ssh_error(log: &str) -> String {
 
 /// What the info script printed, read back.
 #[derive(Debug, Default, PartialEq)]
-struct RemoteInfo {
+pub(crate) struct RemoteInfo {
     nix_version: Option<String>,
     trusted: Option<bool>,
     systems: Vec<String>,
@@ -477,7 +608,7 @@ struct RemoteInfo {
 }
 
 impl RemoteInfo {
-    fn parse(out: &str) -> RemoteInfo {
+    pub(crate) fn parse(out: &str) -> RemoteInfo {
         let mut info = RemoteInfo::default();
         let mut section = "";
         let mut system = None;

@@ -47,6 +47,25 @@ pub struct Settings {
     pub nix_config: NixConfig,
     /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
     pub github: Option<crate::render::github::GithubEnv>,
+    /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
+    pub daemon: Option<DaemonClient>,
+}
+
+/// What the nix-daemon makes of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonClient {
+    /// Whether it trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); `None` when unknown.
+    pub trusted: Option<bool>,
+    /// `--builder` was given but the daemon ignores it (we are not trusted): the builders are
+    /// nix's configured ones, which the daemon uses.
+    pub ignored_cli_builders: bool,
+}
+
+impl DaemonClient {
+    /// Whether the daemon ignores per-run builders and substituters from us.
+    pub fn decides(&self) -> bool {
+        self.trusted == Some(false)
+    }
 }
 
 /// nixdispatch's own config files: the user's (`$XDG_CONFIG_HOME/nixdispatch/config.toml`) over
@@ -105,6 +124,25 @@ impl Settings {
 
         let nix = Nix::detect().await?;
         let nix_config = nix.config().await?;
+        let daemon = if crate::nix::is_daemon_client() {
+            Some(DaemonClient {
+                trusted: nix.local_trust().await,
+                ignored_cli_builders: false,
+            })
+        } else {
+            None
+        };
+        // An untrusted user's `--builder` never reaches the daemon: plan with what it uses.
+        let (cli_builders, daemon) = match (cli_builders, daemon) {
+            (Some(_), Some(d)) if d.decides() => (
+                None,
+                Some(DaemonClient {
+                    ignored_cli_builders: true,
+                    ..d
+                }),
+            ),
+            other => other,
+        };
         let (builders, builders_origin) = match cli_builders {
             Some(b) => (b, "--builder".to_owned()),
             None => (
@@ -148,6 +186,7 @@ impl Settings {
             nix,
             nix_config,
             github: crate::render::github::GithubEnv::from_env(),
+            daemon,
         })
     }
 }

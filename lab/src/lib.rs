@@ -50,7 +50,8 @@
 //! refs: [`Lab::flake_ref`] (`hello`, `chain`, `wide`, `big`, `fail`, `slow`, `home`, `toplevel`,
 //! plus [`LabOptions::fixtures`] / [`Lab::add_fixture`]), [`Lab::flake`] for `home`/`os`
 //! (`homeConfigurations."root@vermax"` and `.root`, `nixosConfigurations.vermax`).
-//! Markers of activations: [`Lab::marker`].
+//! Markers of activations: [`Lab::marker`]. A multi-user vermax (nix-daemon as root, a
+//! non-root user `alice`, root-only builder key): [`Lab::start_daemon`] (module `daemon`).
 //!
 //! ## Directory layout (`LABDIR`, e.g. `/tmp/nixdispatch-lab-XXXXXX`)
 //! ```text
@@ -128,12 +129,14 @@
 
 #![warn(missing_docs)]
 
+pub mod daemon;
 mod fixtures;
 mod http;
 mod proxy;
 mod roots;
 mod sys;
 
+pub use daemon::{DaemonClient, DaemonOptions, Sudo};
 pub use fixtures::{default_fixtures, Fixture, Shape};
 pub use roots::{sid_root, BuilderNix};
 

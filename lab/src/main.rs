@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-//!                    [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
+//!                    [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
 //! nixdispatch-lab down [--lab DIR]                  stop it from another terminal
 //! nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
@@ -28,7 +28,7 @@ nixdispatch-lab: a two-host Nix lab on this machine (seasmoke the builder, verma
 
 usage:
   nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-                     [--nixdispatch PATH] [--builder-nix 2.26|2.34]
+                     [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]
         start a lab, print how to use it, and keep it up until Ctrl-C (or `down`)
   nixdispatch-lab down [--lab DIR]
   nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
@@ -153,7 +153,12 @@ fn start_lab(opts: LabOptions) -> Result<Lab, String> {
 fn up(args: &[String]) -> Result<(), String> {
     check_args(
         args,
-        &["--http-cache", "--builder-signs", "--builders-in-nix"],
+        &[
+            "--http-cache",
+            "--builder-signs",
+            "--builders-in-nix",
+            "--daemon",
+        ],
         &["--latency-ms", "--nixdispatch", "--builder-nix"],
     )?;
     let builder_nix = match opt(args, "--builder-nix").unwrap_or("2.26") {
@@ -192,6 +197,18 @@ fn up(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("control socket: {e}"))?;
 
     print_usage(&lab, installed.as_deref(), t0.elapsed());
+    let daemon = if flag(args, "--daemon") {
+        let d = lab
+            .start_daemon(nixdispatch_lab::DaemonOptions::default())
+            .map_err(|e| e.to_string())?;
+        println!(
+            "A multi-user vermax (nix-daemon as root, root-only builder key; alice is trusted):\n  {}/bin/vermax-daemon      a shell as alice (or append a command)\n",
+            lab.dir().display()
+        );
+        Some(d)
+    } else {
+        None
+    };
 
     while !STOP.load(Ordering::SeqCst) {
         match listener.accept() {
@@ -211,6 +228,7 @@ fn up(args: &[String]) -> Result<(), String> {
         lab.dir().display()
     );
     drop(listener);
+    drop(daemon);
     drop(lab);
     eprintln!("nixdispatch-lab: down");
     Ok(())

@@ -16,7 +16,9 @@ pub mod plan;
 pub mod planning;
 pub mod probe;
 pub mod push;
+pub mod reality;
 pub mod run;
+pub mod sudo;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {

@@ -105,8 +105,16 @@ pub async fn execute(
         }
     }
 
+    // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
+    // prompt would garble it, so such runs show plain lines.
+    let progress =
+        if nh_needs_sudo(&target, runner) && settings.progress == crate::cli::ProgressArg::Auto {
+            crate::cli::ProgressArg::Plain
+        } else {
+            settings.progress
+        };
     let choice = render::choose(
-        settings.progress,
+        progress,
         settings.json,
         settings.verbosity < 0,
         std::io::stderr().is_terminal(),
@@ -136,21 +144,19 @@ pub async fn execute(
     }
 
     let sudo = needs_sudo(&target, runner);
-    if sudo {
-        // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a
-        // long build and not behind the progress display.
-        let ok = tokio::process::Command::new("sudo")
-            .arg("-v")
-            .status()
-            .await
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
+    // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
+    // build and not behind the progress display; then keep sudo's timestamp fresh while nix
+    // builds (activation asks again if it lapsed anyway).
+    let _keepalive = if sudo || nh_needs_sudo(&target, runner) {
+        if !super::sudo::validate().await {
             return Err(Error::input(
                 "activating a system configuration needs root: run as root, or make sudo work for you",
             ));
         }
-    }
+        Some(super::sudo::Keepalive::start())
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let mut plan = planned.plan.clone();
@@ -185,6 +191,9 @@ pub async fn execute(
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
+            for b in &mut plan.builds {
+                b.from = None;
+            }
             for s in &mut states {
                 s.reachable = false;
             }
@@ -202,6 +211,13 @@ pub async fn execute(
             )
             .await?;
         }
+    }
+    if let Some(line) =
+        super::reality::compare(&plan, &monitor.state().summary(Instant::now()), |uri| {
+            crate::monitor::host_of(uri).to_owned()
+        })
+    {
+        monitor.message(&format!("nixdispatch: warning: {line}"));
     }
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
@@ -528,7 +544,15 @@ async fn run_build(
         .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
         .cloned()
         .collect();
-    let finished = run_logged(&steps.build, monitor, watched, settings.silent_timeout).await?;
+    let foreground = nh_needs_sudo(target, runner);
+    let finished = run_logged(
+        &steps.build,
+        monitor,
+        watched,
+        settings.silent_timeout,
+        foreground,
+    )
+    .await?;
     monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
@@ -546,10 +570,15 @@ async fn run_build(
         results,
         steps_activation: (!steps.activate.is_empty()).then_some(steps),
         failed: summary_failed,
+        // "cannot build on 'ssh-ng://…': …" is the real reason; nix's last words after it
+        // ("Unable to start any build; … system features") only point at the manual.
         last_error: monitor
             .state()
             .errors()
-            .last()
+            .iter()
+            .rev()
+            .find(|e| e.contains("cannot build on"))
+            .or_else(|| monitor.state().errors().last())
             .map(|e| super::error_headline(e)),
         stopped: finished.stopped,
         stdout: finished.stdout.clone(),
@@ -557,47 +586,47 @@ async fn run_build(
 }
 
 /// Runs one invocation, its nix log lines into the monitor, other lines shown as they are;
-/// stops it when a watched builder goes silent (see [`watchdog`]).
+/// stops it when a watched builder goes silent (see [`watchdog`]). With `foreground`, the
+/// child holds the terminal (nh's own sudo prompt must be answerable) and is not watched.
 async fn run_logged(
     inv: &Invocation,
     monitor: &mut Monitor,
     watched: Vec<Watched>,
     silent: std::time::Duration,
+    foreground: bool,
 ) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
     let keep = if collect { Keep::Stdout } else { Keep::Nothing };
     let progress = ProgressHandle::default();
-    let watch = watchdog::watch(watched, progress.clone(), silent);
-    child::run_until(
-        &inv.argv(),
-        keep,
-        |report| {
-            let (pipe, line) = match report {
-                Report::Line(pipe, line) => (pipe, line),
-                Report::Tick => {
-                    monitor.tick(Instant::now());
-                    // Ticks come every 200 ms, log or not: often enough for the watchdog,
-                    // which looks only after seconds of silence.
-                    note_activity(&progress, monitor);
-                    return;
-                }
-            };
-            progress.line(Instant::now());
-            let is_log = matches!(
-                (log, pipe),
-                (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
-            );
-            if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
-                // nh's own messages (stderr) pass through the monitor as plain lines too.
-                monitor.feed_line(line, Instant::now());
-            } else if !(collect && pipe == Pipe::Stdout) {
-                monitor.message(line);
+    let on = |report: Report<'_>| {
+        let (pipe, line) = match report {
+            Report::Line(pipe, line) => (pipe, line),
+            Report::Tick => {
+                monitor.tick(Instant::now());
+                // Ticks come every 200 ms, log or not: often enough for the watchdog,
+                // which looks only after seconds of silence.
+                note_activity(&progress, monitor);
+                return;
             }
-        },
-        watch,
-    )
-    .await
+        };
+        progress.line(Instant::now());
+        let is_log = matches!(
+            (log, pipe),
+            (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
+        );
+        if is_log || (pipe == Pipe::Stderr && log == LogStream::Stdout) {
+            // nh's own messages (stderr) pass through the monitor as plain lines too.
+            monitor.feed_line(line, Instant::now());
+        } else if !(collect && pipe == Pipe::Stdout) {
+            monitor.message(line);
+        }
+    };
+    if foreground {
+        return child::run_in_foreground(&inv.argv(), keep, on).await;
+    }
+    let watch = watchdog::watch(watched, progress.clone(), silent);
+    child::run_until(&inv.argv(), keep, on, watch).await
 }
 
 /// Tells the watchdog which builders nix is busy with, from the monitor's state.
@@ -647,6 +676,17 @@ async fn activate(
     sudo: bool,
     monitor: &mut Monitor,
 ) -> Result<Option<String>> {
+    if sudo && !super::sudo::fresh().await {
+        monitor.message(
+            "nixdispatch: sudo's timestamp lapsed during the build: asking again to activate",
+        );
+        if !super::sudo::validate().await {
+            return Ok(Some(format!(
+                "activation needs root and sudo did not allow it; the build is done: activate it with `sudo {}/bin/switch-to-configuration switch`",
+                result.display()
+            )));
+        }
+    }
     for inv in steps.activation(result) {
         let name = PathBuf::from(&inv.program);
         let name = name
@@ -669,6 +709,16 @@ async fn activate(
         }
     }
     Ok(None)
+}
+
+/// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
+/// prompt must reach the terminal, so nh runs in the terminal's foreground.
+fn nh_needs_sudo(target: &Target, runner: Runner) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root
+        && matches!(runner, Runner::Nh { .. })
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
 
 /// Whether activating `target` will need sudo: a system configuration, switched through nix
@@ -766,6 +816,7 @@ mod tests {
                 from: Some("ssh-ng://seasmoke".into()),
             }],
             builder_substituters: Vec::new(),
+            daemon_decides: false,
         };
         assert_eq!(
             dry_run_lines(&plan),
