@@ -847,7 +847,7 @@ impl State {
             // while a failure they count is still unmatched: nix's closing "build of 'A', 'B'
             // failed" also names the builds it cancelled. Without counters (a partial stream)
             // the error is all there is to go by.
-            if report && text.contains("builder for '") && self.correct_guess(&drv) {
+            if report && text.contains("builder for '") && self.correct_guess(drv) {
                 continue;
             }
             if self.builds_counted && self.unattributed_failures() == 0 {
