@@ -473,6 +473,9 @@ impl Lab {
         ] {
             fs::create_dir_all(dir.join(d))?;
         }
+        for v in ClientNix::EVERY {
+            seed_store_layout(&dir.join(format!("vermax/nix-{}", v.version())))?;
+        }
 
         // Keys.
         let keygen = |file: &str, comment: &str| -> Result<String> {
@@ -793,7 +796,8 @@ impl Lab {
     /// Empties the client's store (variant `v`), as on a freshly installed vermax. No client
     /// command of that variant may be running.
     pub fn reset_client(&self, v: ClientNix) -> Result<()> {
-        empty_dir(&self.client_nix_dir(v))
+        empty_dir(&self.client_nix_dir(v))?;
+        seed_store_layout(&self.client_nix_dir(v))
     }
 
     /// Empties seasmoke's store (seasmoke is killed and started again around it).
@@ -1366,6 +1370,20 @@ fn sweep_stale_labs(base: &Path) {
 }
 
 /// Removes what is inside `dir`, keeping `dir` itself (it may be the source of a bind mount).
+/// The link every nix makes when it first opens a store (`var/nix/gcroots/profiles`), made in
+/// advance: two nix processes opening a fresh store at the same moment race to create it, and
+/// the loser fails with "creating symlink from '/nix/var/nix/gcroots/profiles' ...: File
+/// exists" (seen here with Nix 2.8 when two runs start at once). A used store always has it.
+fn seed_store_layout(nix_dir: &Path) -> Result<()> {
+    fs::create_dir_all(nix_dir.join("var/nix/profiles"))?;
+    fs::create_dir_all(nix_dir.join("var/nix/gcroots"))?;
+    let link = nix_dir.join("var/nix/gcroots/profiles");
+    if fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink("/nix/var/nix/profiles", &link)?;
+    }
+    Ok(())
+}
+
 fn empty_dir(dir: &Path) -> Result<()> {
     for entry in fs::read_dir(dir)? {
         let p = entry?.path();
