@@ -15,8 +15,10 @@ pub mod log;
 pub mod machines;
 pub mod monitor;
 pub mod nix;
+pub mod output;
 pub mod plan;
 pub mod probe;
+pub mod redact;
 pub mod render;
 pub mod settings;
 pub mod sources;
@@ -39,8 +41,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match commands::run(cli) {
         Ok(code) => code,
+        Err(Error::StdoutClosed) => Error::StdoutClosed.code(),
         Err(err) => {
-            eprintln!("nixdispatch: error: {err}");
+            output::stderr_line(&format!("nixdispatch: error: {err}"));
             err.code()
         }
     }

@@ -15,18 +15,18 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     let statuses: Vec<&BuilderStatus> = probed.iter().map(|b| &b.status).collect();
     if settings.json {
         let doc = serde_json::json!({ "builders": statuses });
-        println!("{doc}");
+        crate::output::stdout_line(&doc.to_string(), false)?;
         return Ok(0);
     }
     if statuses.is_empty() {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "no builders configured ({}): set nix's `builders` (nix.buildMachines on NixOS) or pass --builder",
             settings.builders_origin
-        );
+        ));
         return Ok(0);
     }
     for s in statuses {
-        println!("{}", describe(s));
+        crate::output::stdout_line(&describe(s), true)?;
     }
     Ok(0)
 }

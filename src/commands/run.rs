@@ -125,7 +125,7 @@ pub async fn execute(
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if !settings.json && settings.verbosity >= 0 {
         for r in &results {
-            println!("{}", r.display());
+            crate::output::stdout_line(&r.display().to_string(), true)?;
         }
     }
     Ok(0)

@@ -14,8 +14,34 @@ use crate::store_path::StorePath;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Paths per remote command: one round trip each, far below the remote ARG_MAX.
+/// Paths per remote command at most: one round trip each.
 const BATCH: usize = 1000;
+
+/// Bytes of paths per remote command at most. ssh hands the builder's shell the whole command
+/// as ONE argument (`sh -c 'nix-store ... P1 P2 ...'`), and Linux caps one argument at 128 KiB
+/// (MAX_ARG_STRLEN): 1,000 paths with long names pass it ("Argument list too long"). 64 KiB
+/// leaves room for quoting and the command itself. (`nix-store --check-validity` takes its
+/// paths only as arguments, not on stdin.)
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// `paths` cut into batches of at most [`BATCH`] paths and [`BATCH_BYTES`] bytes (a path is
+/// counted with its quotes and separating space).
+fn batches(paths: &[StorePath]) -> Vec<&[StorePath]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, path) in paths.iter().enumerate() {
+        let size = path.as_str().len() + 3;
+        if i > start && (i - start >= BATCH || bytes + size > BATCH_BYTES) {
+            out.push(&paths[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < paths.len() {
+        out.push(&paths[start..]);
+    }
+    out
+}
 
 /// Asks one builder about the paths. `trusted_key_names`/`require_sigs` are the LOCAL nix's
 /// rules: they decide whether nix would take the path as a substitute from that builder.
@@ -27,15 +53,17 @@ pub async fn query(
     require_sigs: bool,
 ) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
     let mut hits = BTreeMap::new();
-    for batch in paths.chunks(BATCH) {
-        let out = connection
-            .session()
-            .command("nix-store")
-            .args(["--check-validity", "--print-invalid"])
-            .args(batch.iter().map(|p| p.as_str()))
-            .output()
-            .await
-            .map_err(|err| format!("the connection broke: {err}"))?;
+    for batch in batches(paths) {
+        let out = super::remote::output(
+            connection
+                .session()
+                .command("nix-store")
+                .args(["--check-validity", "--print-invalid"])
+                .args(batch.iter().map(|p| p.as_str())),
+            super::remote::MAX_ANSWER,
+        )
+        .await
+        .map_err(|err| format!("the connection broke: {err}"))?;
         if !out.status.success() {
             return Err(format!(
                 "`nix-store --check-validity` failed on the builder: {}",
@@ -46,19 +74,22 @@ pub async fn query(
         if valid.is_empty() {
             continue;
         }
-        let out = connection
-            .session()
-            .command("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command",
-                "path-info",
-                "--json",
-            ])
-            .args(valid.iter().map(|p| p.as_str()))
-            .output()
-            .await
-            .map_err(|err| format!("the connection broke: {err}"))?;
+        // `valid` is a part of `batch`: within the same byte budget.
+        let out = super::remote::output(
+            connection
+                .session()
+                .command("nix")
+                .args([
+                    "--extra-experimental-features",
+                    "nix-command",
+                    "path-info",
+                    "--json",
+                ])
+                .args(valid.iter().map(|p| p.as_str())),
+            super::remote::MAX_ANSWER,
+        )
+        .await
+        .map_err(|err| format!("the connection broke: {err}"))?;
         if !out.status.success() {
             return Err(format!(
                 "`nix path-info` failed on the builder: {}",
@@ -128,6 +159,27 @@ fn valid_entries(json: &Value) -> Vec<(String, &Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_paths_are_batched_under_one_argument_limit() {
+        let name = "x".repeat(200);
+        let paths: Vec<StorePath> = (0..1000)
+            .map(|i| {
+                StorePath::parse(&format!("/nix/store/{:0>32}-{name}", i % 10))
+                    .expect("a valid store path")
+            })
+            .collect();
+        let cut = batches(&paths);
+        assert!(cut.len() > 1, "1,000 long paths fit no single command");
+        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), 1000);
+        for batch in &cut {
+            let command: usize = batch.iter().map(|p| p.as_str().len() + 3).sum();
+            assert!(command <= BATCH_BYTES, "{command} bytes in one command");
+        }
+        let short: Vec<StorePath> = paths[..3].to_vec();
+        assert_eq!(batches(&short), vec![&short[..]]);
+        assert!(batches(&[]).is_empty());
+    }
 
     #[test]
     fn reads_both_path_info_shapes() {

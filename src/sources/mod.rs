@@ -6,6 +6,7 @@ pub mod builder;
 pub mod cache;
 pub mod local;
 pub mod narinfo;
+pub mod remote;
 
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
