@@ -2,6 +2,8 @@
 //! nothing run for what a user typed wrong; no panic for a closed pipe; a few MiB of memory for
 //! a gigabyte of garbage; no secret and no terminal control on the way out.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
@@ -345,4 +347,43 @@ fn secrets_never_reach_the_output() {
     ]));
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!all.contains("HUNTER2"), "{all}");
+}
+
+#[test]
+fn secrets_in_nix_args_stay_out_of_verbose_logs_and_nix_messages() {
+    if nixdispatch_lab::skip_unless_root("secrets_in_nix_args_stay_out_of_verbose_logs") {
+        return;
+    }
+    let lab = common::lab(nixdispatch_lab::LabOptions::default());
+    let spec = lab.builder_spec();
+    let inst = lab.flake_ref("hello");
+    let run = common::nixdispatch(
+        &lab,
+        nixdispatch_lab::ClientNix::V2_8,
+        &[
+            "-vv",
+            "--builder",
+            &spec,
+            "build",
+            &inst,
+            "--",
+            "--no-link",
+            "--option",
+            "access-tokens",
+            "github.com=ghp_TOKEN1",
+            "--option",
+            "extra-substituters",
+            "http://alice:HUNTER2@127.0.0.1:1",
+        ],
+        common::BOUND,
+    );
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("access-tokens"),
+        "the argv was not logged: {run:?}"
+    );
+    assert!(
+        !all.contains("ghp_TOKEN1") && !all.contains("HUNTER2"),
+        "{run:?}"
+    );
 }
