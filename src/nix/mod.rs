@@ -21,6 +21,18 @@ pub struct Nix {
     pub version: NixVersion,
 }
 
+/// Refuses a nix older than 2.4: it has no `--extra-experimental-features`, no
+/// `--log-format internal-json` and no flakes, so every command nixdispatch runs would fail.
+fn supported(version: &NixVersion) -> Result<()> {
+    if version.at_least(2, 4) {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "nix {version} is too old: nixdispatch needs Nix 2.4 or later (2.8+ is tested); upgrade nix"
+        )))
+    }
+}
+
 impl Nix {
     /// Finds nix on PATH and asks its version.
     pub async fn detect() -> Result<Nix> {
@@ -37,6 +49,7 @@ impl Nix {
             })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let version = NixVersion::parse(text.trim())?;
+        supported(&version)?;
         Ok(Nix { version })
     }
 
@@ -178,5 +191,29 @@ mod tests {
     fn error_line_falls_back_to_the_last_line() {
         assert_eq!(last_error_line("one\ntwo\n\n"), "two");
         assert_eq!(last_error_line(""), "(no message)");
+    }
+}
+
+#[cfg(test)]
+mod supported_tests {
+    use super::*;
+
+    #[test]
+    fn nix_older_than_2_4_is_bad_input() {
+        for (text, ok) in [
+            ("nix (Nix) 2.3.16", false),
+            ("nix (Nix) 1.11.16", false),
+            ("nix (Nix) 2.4", true),
+            ("nix (Nix) 2.8.0", true),
+            ("nix (Lix, like Nix) 2.91.1", true),
+        ] {
+            let version = NixVersion::parse(text).expect("a version");
+            let checked = supported(&version);
+            assert_eq!(checked.is_ok(), ok, "{text}");
+            if let Err(err) = checked {
+                assert_eq!(err.code(), 2);
+                assert!(err.to_string().contains("too old"), "{err}");
+            }
+        }
     }
 }
