@@ -141,7 +141,7 @@ async fn ask_http(
         .await
         .and_then(|r| r.error_for_status())
         .map_err(|err| short_http_error(&err))?;
-    let info = capped_text(info)
+    let info = super::remote::capped_text(info)
         .await
         .map_err(|err| short_http_error(&err))?;
     let hits = ask_each(paths, uri, trust, |name| async move {
@@ -149,27 +149,10 @@ async fn ask_http(
         if !resp.status().is_success() {
             return None;
         }
-        capped_text(resp).await.ok()
+        super::remote::capped_text(resp).await.ok()
     })
     .await;
     Ok((priority(&info), hits))
-}
-
-/// The most of one HTTP answer kept: narinfo and nix-cache-info are a few KiB; a server that
-/// answers with gigabytes costs this much, the rest is not read.
-const MAX_BODY: usize = 1024 * 1024;
-
-/// A response's body as text, cut at [`MAX_BODY`] bytes.
-async fn capped_text(mut resp: reqwest::Response) -> Result<String, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        let room = MAX_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY {
-            break;
-        }
-    }
-    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 async fn ask_dir(
