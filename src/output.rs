@@ -224,4 +224,28 @@ mod tests {
             "https://u:<redacted>@h/"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_but_colour_newlines_and_tabs_survives(text in "(\\PC|\\p{Cc}|\u{1b}\\[[0-9;?]{0,6}[@-~]|\u{1b}\\][^\u{7}]{0,8}\u{7}){0,40}") {
+            for keep in [false, true] {
+                let shown = neutralise(&text, keep).into_owned();
+                let mut rest = shown.as_str();
+                while let Some(i) = rest.find(special) {
+                    let tail = &rest[i..];
+                    let body = tail.strip_prefix("\u{1b}[").unwrap_or("");
+                    let end = body.find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':'));
+                    proptest::prop_assert!(keep && end.is_some_and(|e| body[e..].starts_with('m')), "{shown:?}");
+                    rest = &tail[1..];
+                }
+                proptest::prop_assert_eq!(neutralise(&shown, keep).into_owned(), shown.clone());
+            }
+        }
+
+        #[test]
+        fn redaction_is_stable_and_never_panics(text in "(\\PC|://|:|@|access-tokens|=| |\"){0,60}") {
+            let once = redact(&text).into_owned();
+            proptest::prop_assert_eq!(redact(&once).into_owned(), once.clone());
+        }
+    }
 }
