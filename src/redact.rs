@@ -9,7 +9,8 @@
 use std::borrow::Cow;
 
 /// What a secret is replaced with.
-pub const MARK: &str = "<redacted>";
+/// (No character that ends a URI, so redacting twice changes nothing.)
+pub const MARK: &str = "***";
 
 /// `text` with every secret replaced by [`MARK`]. Cheap when there is nothing to redact.
 pub fn redact(text: &str) -> Cow<'_, str> {
@@ -21,7 +22,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     }
     let mut out = text.to_owned();
     if has_uri {
-        out = redact_uris(&out);
+        out = redact_uris(&out, 0);
     }
     if has_tokens {
         out = redact_access_tokens(&out);
@@ -49,24 +50,38 @@ fn ends_uri(c: char) -> bool {
         )
 }
 
-/// Replaces the password of `scheme://user:password@host` and secret query parameters.
-fn redact_uris(text: &str) -> String {
+/// How deep URIs inside URIs are looked into (a bound, so no input can exhaust the stack).
+const MAX_NESTING: usize = 4;
+
+/// Replaces the password of `scheme://user:password@host` and secret query parameters;
+/// `depth` is how many URIs this text is nested in.
+fn redact_uris(text: &str, depth: usize) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
+        let scheme_start = before[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let web = matches!(
+            before[scheme_start..at].to_ascii_lowercase().as_str(),
+            "http" | "https" | "s3" | "gs"
+        );
         let end = after.find(ends_uri).unwrap_or(after.len());
         let (uri, tail) = after.split_at(end);
-        out.push_str(&redact_one_uri(uri));
+        out.push_str(&redact_one_uri(uri, web, depth));
         rest = tail;
     }
     out.push_str(rest);
     out
 }
 
-/// `uri` is what follows `scheme://`, up to the end of the URI.
-fn redact_one_uri(uri: &str) -> String {
+/// `uri` is what follows `scheme://`, up to the end of the URI. On the web (`web`) a user name
+/// alone is a token too (`https://TOKEN@host`); an ssh user name is not a secret.
+fn redact_one_uri(uri: &str, web: bool, depth: usize) -> String {
     let authority_end = uri.find(['/', '?', '#']).unwrap_or(uri.len());
     let (authority, path) = uri.split_at(authority_end);
     let mut out = String::with_capacity(uri.len());
@@ -79,15 +94,17 @@ fn redact_one_uri(uri: &str) -> String {
                     out.push_str(&userinfo[..=colon]);
                     out.push_str(MARK);
                 }
+                None if web => out.push_str(MARK),
                 None => out.push_str(userinfo),
             }
             out.push_str(&authority[at..]);
         }
         None => out.push_str(authority),
     }
+    let mut rest = String::with_capacity(path.len());
     match path.find('?') {
         Some(q) => {
-            out.push_str(&path[..=q]);
+            rest.push_str(&path[..=q]);
             let query = &path[q + 1..];
             let params: Vec<String> = query
                 .split('&')
@@ -96,9 +113,15 @@ fn redact_one_uri(uri: &str) -> String {
                     _ => param.to_owned(),
                 })
                 .collect();
-            out.push_str(&params.join("&"));
+            rest.push_str(&params.join("&"));
         }
-        None => out.push_str(path),
+        None => rest.push_str(path),
+    }
+    // A URI inside this one (`https://proxy/?to=https://u:p@h`).
+    if depth < MAX_NESTING {
+        out.push_str(&redact_uris(&rest, depth + 1));
+    } else {
+        out.push_str(&rest);
     }
     out
 }
@@ -141,6 +164,13 @@ fn redact_access_tokens(text: &str) -> String {
         }
         out.push_str(separator);
         let value = &after[value_start..];
+        // The name again (`"access-tokens", "access-tokens=..."`): the next round takes it.
+        if value.len() >= 13 && value.as_bytes()[..13].eq_ignore_ascii_case(b"access-tokens")
+            || value.len() >= 13 && value.as_bytes()[..13].eq_ignore_ascii_case(b"access_tokens")
+        {
+            rest = value;
+            continue;
+        }
         let quote = separator.chars().rev().find(|c| matches!(c, '"' | '\''));
         // Tokens hold no quotes or backslashes: stopping there keeps JSON text valid.
         let value_end = match quote {
@@ -162,19 +192,24 @@ mod tests {
     fn uri_passwords_are_redacted_and_users_kept() {
         assert_eq!(
             redact("warning: 'https://alice:SECRET@cache.example/' does not appear to be a binary cache"),
-            "warning: 'https://alice:<redacted>@cache.example/' does not appear to be a binary cache"
+            "warning: 'https://alice:***@cache.example/' does not appear to be a binary cache"
         );
         assert_eq!(
             redact("ssh-ng://root@seasmoke x86_64-linux"),
             "ssh-ng://root@seasmoke x86_64-linux"
         );
-        assert_eq!(
-            redact("\"https://u:p@ss@h/x\""),
-            "\"https://u:<redacted>@h/x\""
-        );
+        assert_eq!(redact("\"https://u:p@ss@h/x\""), "\"https://u:***@h/x\"");
         assert_eq!(
             redact("s3://b?region=x&access_token=T0K&profile=p"),
-            "s3://b?region=x&access_token=<redacted>&profile=p"
+            "s3://b?region=x&access_token=***&profile=p"
+        );
+        assert_eq!(
+            redact("https://proxy/?to=https://u:pw@h/"),
+            "https://proxy/?to=https://u:***@h/"
+        );
+        assert_eq!(
+            redact("url 'https://ghp_TOKEN@git.example/x'"),
+            "url 'https://***@git.example/x'"
         );
         assert_eq!(
             redact("file:///c?secret-key=/etc/key"),
@@ -192,19 +227,25 @@ mod tests {
         );
         assert!(shown.ends_with(r#"", "--json"]"#), "{shown}");
         let conf = "access-tokens = github.com=ghp_SECRET\nsubstituters = x";
-        assert_eq!(redact(conf), "access-tokens = <redacted>\nsubstituters = x");
+        assert_eq!(redact(conf), "access-tokens = ***\nsubstituters = x");
         assert_eq!(
             redact("--access-tokens github.com=SECRET"),
-            "--access-tokens <redacted>"
+            "--access-tokens ***"
         );
         assert_eq!(redact("access-tokens"), "access-tokens");
         let json = r#"{"event":"message","text":"access-tokens = a=SECRET\nnext"}"#;
         let shown = redact(json);
         assert_eq!(
             shown,
-            r#"{"event":"message","text":"access-tokens = <redacted>\nnext"}"#
+            r#"{"event":"message","text":"access-tokens = ***\nnext"}"#
         );
         assert!(serde_json::from_str::<serde_json::Value>(&shown).is_ok());
+    }
+
+    #[test]
+    fn deeply_nested_uris_do_not_exhaust_the_stack() {
+        let text = "a://".repeat(100_000);
+        assert_eq!(redact(&text).len(), text.len());
     }
 
     #[test]
