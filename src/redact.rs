@@ -243,6 +243,15 @@ mod tests {
     }
 
     #[test]
+    fn cases_the_property_tests_found() {
+        // A scheme after a multi-byte character once sliced inside it.
+        assert_eq!(redact("\u{13460}://"), "\u{13460}://");
+        // The name twice once hid the value from redaction.
+        let shown = redact("access-tokens@\"access-tokens \"access-tokens\", \"h=SECRET\"");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    #[test]
     fn deeply_nested_uris_do_not_exhaust_the_stack() {
         let text = "a://".repeat(100_000);
         assert_eq!(redact(&text).len(), text.len());
