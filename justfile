@@ -19,6 +19,14 @@ completions:
     cargo run -q -- completions zsh > completions/_nixdispatch
     cargo run -q -- completions fish > completions/nixdispatch.fish
 
+# Regenerate the committed man pages (man/*.1, clap_mangen; a test fails when they are stale).
+man:
+    NIXDISPATCH_UPDATE_MAN=1 cargo test -q --test man committed_man_pages_are_current
+
+# The Nix side: parse every .nix file, evaluate nix/lib.nix and the modules (no nixpkgs needed).
+nix-check:
+    cargo test -q --test nix_modules
+
 # Start the two-host lab for trying commands by hand; it prints how, and stops on Ctrl-C.
 lab-up *ARGS:
     ./scripts/lab-deps
@@ -31,6 +39,12 @@ lab-down:
 # The demo: `nixdispatch home` three times on the lab (builder empty, builder holding it, builder down).
 demo:
     ./scripts/demo
+
+# The whole Nix version matrix (client 2.8/2.26/2.34 x builder 2.26/2.34 x nix/nh), beyond the
+# cells the default test run covers. Root; installs the lab's roots first.
+matrix *ARGS:
+    ./scripts/lab-deps
+    CI=${CI:-true} cargo test --locked --test matrix -- --include-ignored {{ARGS}}
 
 # Fuzz the parsers (machines file, builder URI, narinfo, nix's log) for SECS seconds each; not
 # in CI. cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 allows them on the stable toolchain.

@@ -29,14 +29,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l mode -d 'Force 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -50,63 +50,78 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "doctor" -d 
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push-to -d 'After success, copy the results to this store: ssh-ng://HOST, file:///DIR, s3://... Repeatable' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l sign-key -d 'Sign what is pushed with this secret key (nix key generate-secret) [default: the store\'s own secret-key-files]' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l result-file -d 'Write every installable\'s outputs and status (built, fetched, valid, failed, cancelled), and where it was built, to this file' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l result-format -d 'The format of --result-file' -r -f -a "json\t'One JSON document'
+junit\t'JUnit XML, one test case per installable'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s V -l version -d 'Print version'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l flake -d 'The flake holding `homeConfigurations` [default: $NH_FLAKE, $NH_HOME_FLAKE, then .]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s c -l configuration -d 'The configuration to build [default: $USER@$(hostname), then $USER]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push-to -d 'After success, copy the results to this store: ssh-ng://HOST, file:///DIR, s3://... Repeatable' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l sign-key -d 'Sign what is pushed with this secret key (nix key generate-secret) [default: the store\'s own secret-key-files]' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l result-file -d 'Write every installable\'s outputs and status (built, fetched, valid, failed, cancelled), and where it was built, to this file' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l result-format -d 'The format of --result-file' -r -f -a "json\t'One JSON document'
+junit\t'JUnit XML, one test case per installable'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s V -l version -d 'Print version'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l flake -d 'The flake holding `nixosConfigurations` [default: $NH_FLAKE, $NH_OS_FLAKE, then .]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s H -l hostname -d 'The configuration to build [default: this machine\'s host name]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push-to -d 'After success, copy the results to this store: ssh-ng://HOST, file:///DIR, s3://... Repeatable' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l sign-key -d 'Sign what is pushed with this secret key (nix key generate-secret) [default: the store\'s own secret-key-files]' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l result-file -d 'Write every installable\'s outputs and status (built, fetched, valid, failed, cancelled), and where it was built, to this file' -r -F
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l result-format -d 'The format of --result-file' -r -f -a "json\t'One JSON document'
+junit\t'JUnit XML, one test case per installable'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After a successful local build, copy the results to the first reachable builder\'s store'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -116,14 +131,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l mode -d
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -133,14 +148,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l mode -
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -150,14 +165,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l mode 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -167,14 +182,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l mode
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -184,14 +199,14 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l 
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -54,6 +54,23 @@ impl Drop for Running {
     }
 }
 
+/// Variables set for every child [`run`] starts, on top of our own environment.
+static CHILD_ENV: std::sync::Mutex<Vec<(OsString, OsString)>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets `key=value` for every child started from now on (e.g. the `NIX_SSHOPTS` that lets nix's
+/// ssh ride this run's control masters), without touching our own environment.
+pub fn set_child_env(key: impl Into<OsString>, value: impl Into<OsString>) {
+    let (key, value) = (key.into(), value.into());
+    if let Ok(mut env) = CHILD_ENV.lock() {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+}
+
+fn child_env() -> Vec<(OsString, OsString)> {
+    CHILD_ENV.lock().map(|env| env.clone()).unwrap_or_default()
+}
+
 /// How long the group gets after SIGINT before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
@@ -100,6 +117,7 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .envs(child_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

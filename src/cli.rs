@@ -42,8 +42,15 @@ pub struct GlobalArgs {
     pub mode: ModeArg,
 
     /// The most one builder probe may take, connection and first command together, in seconds
-    /// [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]
-    #[arg(long, value_name = "SECS", global = true)]
+    /// [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`,
+    /// `--connect-timeout` is nix's own (binary caches): write this one in front of `build`, or
+    /// as `--probe-timeout`.
+    #[arg(
+        long,
+        value_name = "SECS",
+        global = true,
+        visible_alias = "probe-timeout"
+    )]
     pub connect_timeout: Option<f64>,
 
     /// What runs `home` and `os` builds [default: nh where it is on PATH, else nix]
@@ -51,7 +58,8 @@ pub struct GlobalArgs {
     pub via: Option<Via>,
 
     /// Machine-readable output on stdout: one JSON document, or JSON lines of events for
-    /// build, home, os and monitor (the last one a summary).
+    /// build, home, os and monitor (the last one a summary). After `build`, `--json` is nix's
+    /// own (its result JSON): write this one in front of `build`.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -133,25 +141,58 @@ pub enum Command {
 pub struct RunArgs {
     /// When a builder vanishes mid-run, fail instead of finishing the build locally once.
     #[arg(long)]
-    pub no_fallback: bool,
+    pub no_local_fallback: bool,
 
-    /// After a successful local build, copy the results to the first reachable builder's store.
+    /// After success, copy the results to the reachable builders whose systems fit them
+    /// (short for --push-to each of them), signed as --sign-key says.
     #[arg(long)]
     pub push: bool,
+
+    /// After success, copy the results to this store: ssh-ng://HOST, file:///DIR, s3://...
+    /// Repeatable.
+    #[arg(long, value_name = "URI")]
+    pub push_to: Vec<String>,
+
+    /// Sign what is pushed with this secret key (nix key generate-secret) [default: the
+    /// store's own secret-key-files]
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<std::path::PathBuf>,
+
+    /// Write every installable's outputs and status (built, fetched, valid, failed,
+    /// cancelled), and where it was built, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<std::path::PathBuf>,
+
+    /// The format of --result-file.
+    #[arg(long, value_enum, default_value_t = ResultFormat::Json, value_name = "FORMAT")]
+    pub result_format: ResultFormat,
 }
 
-/// `nixdispatch build`.
+/// The formats of `--result-file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ResultFormat {
+    /// One JSON document.
+    #[default]
+    Json,
+    /// JUnit XML, one test case per installable.
+    Junit,
+}
+
+/// `nixdispatch build`: `nix build`'s own flags are accepted as typed, before or after the
+/// installables, with or without `--` (see [`crate::nix_flags`]).
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Flake references or paths to realise, as `nix build` takes them.
-    #[arg(required = true, value_name = "INSTALLABLE")]
+    /// Flake references or paths to realise, as `nix build` takes them; an attribute set of
+    /// derivations builds every one in it [default: .]
+    #[arg(value_name = "INSTALLABLE")]
     pub installables: Vec<String>,
 
     #[command(flatten)]
     pub run: RunArgs,
 
-    /// Arguments passed to nix untouched (after `--`).
-    #[arg(last = true, value_name = "NIX ARGS")]
+    /// nix build's own flags (--no-link, -o, --print-out-paths, -L, --rebuild, --option K V,
+    /// --json, ...), before or after the installables; passed to nix as typed.
+    #[arg(last = true, value_name = "NIX BUILD FLAGS")]
     pub nix_args: Vec<OsString>,
 }
 
@@ -237,5 +278,13 @@ impl Cli {
     /// The clap command, for completions and tests.
     pub fn command() -> clap::Command {
         <Self as clap::CommandFactory>::command()
+    }
+
+    /// Parses the command line. The words after `build` are sorted first
+    /// ([`crate::nix_flags::sort_build_words`]): nixdispatch's options and the installables
+    /// stay in front, nix's flags and their values go behind a `--`.
+    pub fn try_parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+        let args: Vec<OsString> = args.into_iter().collect();
+        <Self as Parser>::try_parse_from(crate::nix_flags::sort_argv(&Self::command(), args))
     }
 }

@@ -390,9 +390,8 @@ fn os_installable(flake: &str, hostname: &str) -> Result<String, DispatchError> 
 pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps, DispatchError> {
     match (target, runner) {
         (Target::Build { installables }, _) => {
-            if installables.is_empty() {
-                return Err(DispatchError::NoInstallables);
-            }
+            // None is fine: with `-f FILE` or `--expr`, nix builds the whole value (`build`
+            // itself puts `.` when neither is given).
             for installable in installables {
                 not_option_like(installable, PATH_FIX)?;
             }
@@ -601,7 +600,7 @@ fn check_flake(flake: &str) -> Result<&str, DispatchError> {
 /// `"NAME"` for an attribute path inside a flake fragment. Nix percent-decodes the fragment
 /// and then splits it on dots outside quotes (no escapes inside quotes), so the name is quoted
 /// and characters a URL fragment cannot hold are percent-encoded; `@`, `.` and the like stay.
-fn quote_attr(name: &str) -> Result<String, DispatchError> {
+pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
     if name.contains('"') {
         return Err(DispatchError::UnquotableName(name.to_owned()));
     }
@@ -662,7 +661,7 @@ mod tests {
             state("ssh-ng://seasmoke x86_64-linux - 4 1", true),
             state("ssh-ng://deadhost x86_64-linux - 64 10", false),
             state(
-                "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=",
+                "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=",
                 true,
             ),
         ]
@@ -670,7 +669,7 @@ mod tests {
 
     const SEASMOKE_LINE: &str = "ssh-ng://seasmoke x86_64-linux - 4 1 - - -";
     const FAST_LINE: &str =
-        "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQStiLz0=";
+        "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=";
 
     fn sp(n: u8) -> StorePath {
         let c = char::from(b'a' + n);
@@ -860,7 +859,7 @@ mod tests {
                     "true",
                     "--option",
                     "extra-substituters",
-                    "ssh://me@fast:2222?ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQStiLz0%3D",
+                    "ssh://me@fast:2222?ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU%3D",
                     ".#hello",
                 ]
             )
@@ -955,7 +954,7 @@ mod tests {
     }
 
     #[test]
-    fn build_needs_installables_that_are_not_options() {
+    fn build_takes_installables_that_are_not_options() {
         let p = plan(Mode::Noop, vec![], &[]);
         let ctx = Context {
             plan: &p,
@@ -966,10 +965,8 @@ mod tests {
         let empty = Target::Build {
             installables: vec![],
         };
-        assert_eq!(
-            steps(&empty, Runner::Nix, &ctx),
-            Err(DispatchError::NoInstallables)
-        );
+        // `nix build --expr E` / `-f FILE` with no installable builds the whole value.
+        assert!(steps(&empty, Runner::Nix, &ctx).is_ok());
         let dash = Target::Build {
             installables: vec!["--impure".into()],
         };

@@ -15,6 +15,7 @@ pub mod log;
 pub mod machines;
 pub mod monitor;
 pub mod nix;
+pub mod nix_flags;
 pub mod output;
 pub mod plan;
 pub mod probe;
@@ -26,12 +27,11 @@ pub mod store_path;
 
 pub use error::{Error, Result};
 
-use clap::Parser;
 use std::ffi::OsString;
 
 /// Runs nixdispatch with these arguments and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::Cli::try_parse_args(args) {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
@@ -39,7 +39,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return err.exit_code();
         }
     };
-    match commands::run(cli) {
+    let outcome = commands::run(cli);
+    // Every ssh master is closed by now (they close on drop); their shared directory goes too.
+    probe::remove_shared_socket_dir();
+    match outcome {
         Ok(code) => code,
         Err(Error::StdoutClosed) => Error::StdoutClosed.code(),
         Err(err) => {

@@ -516,11 +516,35 @@ fn decode_host_key_line(key: &str) -> Result<String, HostKeyError> {
         .map_err(|_| fail("is not valid base64"))?;
     let text = String::from_utf8(bytes).map_err(|_| fail("does not decode to text"))?;
     let mut words = text.split_whitespace();
-    match (words.next(), words.next()) {
-        (Some(kind), Some(body)) if !text.trim().contains(['\n', '\r']) => {
-            Ok(format!("{kind} {body}"))
-        }
-        _ => Err(fail("does not decode to one \"TYPE KEY\" line")),
+    let (kind, body) = match (words.next(), words.next()) {
+        (Some(kind), Some(body)) if !text.trim().contains(['\n', '\r']) => (kind, body),
+        _ => return Err(fail("does not decode to one \"TYPE KEY\" line")),
+    };
+    // ssh skips a known_hosts line whose key it cannot read, and then reports "host key
+    // verification failed" as if the builder's key were wrong: check the key part here.
+    let blob = engine.decode(body).map_err(|_| {
+        fail(&format!(
+            "decodes to a {kind} key whose key part is not base64"
+        ))
+    })?;
+    let named = blob
+        .get(..4)
+        .map(|len| u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize)
+        .and_then(|len| blob.get(4..4 + len));
+    if named != Some(kind.as_bytes()) {
+        return Err(fail(&format!(
+            "decodes to a line whose key part is not an ssh {kind} public key"
+        )));
+    }
+    Ok(format!("{kind} {body}"))
+}
+
+/// The known_hosts name ssh looks a host up by: the bare host on port 22 (named or not),
+/// `[host]:port` on any other port.
+pub fn known_hosts_name(host: &str, port: Option<u16>) -> String {
+    match port {
+        Some(port) if port != 22 => format!("[{host}]:{port}"),
+        _ => host.to_owned(),
     }
 }
 
@@ -662,6 +686,18 @@ impl Machine {
             .as_deref()
             .map(decode_host_key_line)
             .transpose()
+    }
+
+    /// The known_hosts line that pins this entry's host key for ssh (`seasmoke ssh-ed25519
+    /// AAAA…`, `[seasmoke]:2222 …`), or `None` when the entry pins none or is not an ssh URI.
+    pub fn known_hosts_line(&self) -> Result<Option<String>, HostKeyError> {
+        let (Some(key), Some(host)) = (self.decode_host_key()?, self.ssh_host()) else {
+            return Ok(None);
+        };
+        Ok(Some(format!(
+            "{} {key}",
+            known_hosts_name(host, self.ssh_port())
+        )))
     }
 
     /// The store URI with this entry's ssh key and host key as query parameters, so that nix
@@ -996,6 +1032,56 @@ mod tests {
     }
 
     #[test]
+    fn a_host_key_whose_key_part_cannot_be_decoded_is_a_field_8_error() {
+        // ssh would skip such a known_hosts line and then blame the builder's host key.
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let not_base64 = b64("ssh-ed25519 not-a-key!");
+        let err = parse_err(&format!("h - - - - - - {not_base64}"));
+        assert!(
+            err.starts_with("/etc/nix/machines, line 1, field 8 (publicHostKey)"),
+            "{err}"
+        );
+        assert!(err.contains("key part is not base64"), "{err}");
+        // A real key blob of another type under the ed25519 name.
+        let rsa_blob = "AAAAB3NzaC1yc2EAAAADAQABAAABAQ";
+        let err = parse_err(&format!(
+            "h - - - - - - {}",
+            b64(&format!("ssh-ed25519 {rsa_blob}"))
+        ));
+        assert!(err.contains("not an ssh ssh-ed25519 public key"), "{err}");
+        let err = parse_err(&format!("\n# c\nh - - - - - - {}", b64("ssh-ed25519 AAAA")));
+        assert!(err.contains("line 3, field 8"), "{err}");
+    }
+
+    #[test]
+    fn the_pinned_key_is_written_under_the_name_ssh_looks_up() {
+        let key = host_key();
+        let line = |uri: &str| {
+            one(&format!("{uri} - - - - - - {key}"))
+                .known_hosts_line()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let pinned = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4ZKXn5sL0T1b1xYmN0aXRsZWtleQ";
+        assert_eq!(
+            line("ssh-ng://seasmoke"),
+            Some(format!("seasmoke {pinned}"))
+        );
+        // ssh looks port 22 up by the bare name, never as [host]:22.
+        assert_eq!(
+            line("ssh-ng://root@seasmoke:22"),
+            Some(format!("seasmoke {pinned}"))
+        );
+        assert_eq!(
+            line("ssh://seasmoke:2222"),
+            Some(format!("[seasmoke]:2222 {pinned}"))
+        );
+        assert_eq!(one("ssh-ng://seasmoke").known_hosts_line(), Ok(None));
+        assert_eq!(known_hosts_name("h", Some(22)), "h");
+        assert_eq!(known_hosts_name("h", None), "h");
+        assert_eq!(known_hosts_name("h", Some(2)), "[h]:2");
+    }
+
+    #[test]
     fn to_line_prints_all_fields() {
         let m = one("ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm");
         assert_eq!(
@@ -1045,10 +1131,12 @@ mod tests {
             one("ssh-ng://h - /root/my+key").store_uri(),
             "ssh-ng://h?ssh-key=/root/my%2Bkey"
         );
-        let m = one("ssh-ng://h?compress=true - /k - - - - c3NoLWVkMjU1MTkgQUFBQStiLz0=");
+        let m = one(
+            "ssh-ng://h?compress=true - /k - - - - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=",
+        );
         assert_eq!(
             m.store_uri(),
-            "ssh-ng://h?compress=true&ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQStiLz0%3D"
+            "ssh-ng://h?compress=true&ssh-key=/k&base64-ssh-public-host-key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU%3D"
         );
     }
 

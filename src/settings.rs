@@ -37,13 +37,18 @@ pub struct Settings {
     pub no_color: bool,
     /// `NIX_SSHOPTS`, split as nix splits it.
     pub ssh_opts: Vec<String>,
+    /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
+    pub nix_sshopts: Option<String>,
     /// The local nix.
     pub nix: Nix,
     /// nix's resolved settings.
     pub nix_config: NixConfig,
+    /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
+    pub github: Option<crate::render::github::GithubEnv>,
 }
 
-/// nixdispatch's own config file (`$XDG_CONFIG_HOME/nixdispatch/config.toml`).
+/// nixdispatch's own config files: the user's (`$XDG_CONFIG_HOME/nixdispatch/config.toml`) over
+/// the system-wide one ([`SYSTEM_CONFIG_FILE`]).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ConfigFile {
@@ -76,11 +81,12 @@ impl Settings {
             (None, None) if on_path("nh") => Via::Nh,
             (None, None) => Via::Nix,
         };
-        let ssh_opts = match std::env::var("NIX_SSHOPTS") {
-            Ok(v) => shlex::split(&v).ok_or_else(|| {
+        let nix_sshopts = std::env::var("NIX_SSHOPTS").ok();
+        let ssh_opts = match &nix_sshopts {
+            Some(v) => shlex::split(v).ok_or_else(|| {
                 Error::input("NIX_SSHOPTS has an unbalanced quote: fix the variable")
             })?,
-            Err(_) => Vec::new(),
+            None => Vec::new(),
         };
         // Builder specs are checked before anything runs (a bad one is exit 2, nothing spawned).
         let cli_builders = parse_cli_builders(&global.builders)?;
@@ -109,7 +115,13 @@ impl Settings {
                 ModeArg::Local => Forced::Local,
             },
             connect_timeout: Duration::from_secs_f64(timeout),
-            via,
+            // nh on PATH is the default runner only where it can run (nh needs Nix 2.20+);
+            // asked for explicitly, `commands::runner` says which version it needs.
+            via: if global.via.is_none() && file.via.is_none() && !nix.caps.runs_nh() {
+                Via::Nix
+            } else {
+                via
+            },
             json: global.json,
             progress: global.progress,
             verbosity: if global.quiet {
@@ -119,8 +131,10 @@ impl Settings {
             },
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ssh_opts,
+            nix_sshopts,
             nix,
             nix_config,
+            github: crate::render::github::GithubEnv::from_env(),
         })
     }
 }
@@ -175,22 +189,49 @@ fn config_file_path() -> Option<PathBuf> {
     Some(base.join("nixdispatch").join("config.toml"))
 }
 
+/// The system-wide config file (NixOS: `programs.nixdispatch.settings`), read after the user's:
+/// `$NIXDISPATCH_SYSTEM_CONFIG` when set, else [`SYSTEM_CONFIG_FILE`].
+fn system_config_path() -> PathBuf {
+    std::env::var_os("NIXDISPATCH_SYSTEM_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(SYSTEM_CONFIG_FILE), PathBuf::from)
+}
+
+/// Where the system-wide config file is, unless `NIXDISPATCH_SYSTEM_CONFIG` says otherwise.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/nixdispatch/config.toml";
+
+/// The config files merged key by key: a flag wins, then the environment, then the user's file,
+/// then the system-wide file, then the default. Each file is checked on its own first, so an
+/// error names the file it is in.
 fn read_config_file() -> Result<ConfigFile> {
-    let Some(path) = config_file_path() else {
-        return Ok(ConfigFile::default());
-    };
-    let text = match std::fs::read_to_string(&path) {
+    let mut merged = toml::Table::new();
+    let user = config_file_path();
+    for path in [Some(system_config_path()), user].into_iter().flatten() {
+        if let Some(table) = read_config_table(&path)? {
+            merged.extend(table);
+        }
+    }
+    toml::Value::Table(merged)
+        .try_into()
+        .map_err(|err| Error::input(format!("config files: {}", err.message())))
+}
+
+/// One config file as a table, checked against [`ConfigFile`]; `None` when it does not exist.
+fn read_config_table(path: &Path) -> Result<Option<toml::Table>> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io(format!("reading {}", path.display()), err)),
     };
-    toml::from_str(&text).map_err(|err| {
+    let bad = |err: toml::de::Error| {
         Error::input(format!(
             "{}: {}",
             path.display(),
             err.message().lines().next().unwrap_or("invalid TOML")
         ))
-    })
+    };
+    toml::from_str::<ConfigFile>(&text).map_err(bad)?;
+    toml::from_str::<toml::Table>(&text).map(Some).map_err(bad)
 }
 
 /// Whether a program is on PATH.

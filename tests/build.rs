@@ -7,10 +7,10 @@ use common::{lab, nixdispatch, Background, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::Duration;
 
+/// The first output of `build … --json` (nix's result JSON; Nix 2.8 has no --print-out-paths).
 fn result_path(run: &common::Run) -> String {
-    run.stdout
-        .lines()
-        .find(|l| l.starts_with("/nix/store/"))
+    run.json()[0]["outputs"]["out"]
+        .as_str()
         .unwrap_or_else(|| panic!("no result path printed: {run:?}"))
         .to_owned()
 }
@@ -33,6 +33,7 @@ fn remote_mode_builds_on_seasmoke() {
                 "--progress",
                 "plain",
                 "build",
+                "--json",
                 &lab.flake_ref("chain"),
             ],
             BOUND,
@@ -101,6 +102,7 @@ fn local_mode_when_seasmoke_is_down_does_not_hang() {
                 "--progress",
                 "plain",
                 "build",
+                "--json",
                 &lab.flake_ref("chain"),
             ],
             Duration::from_secs(60),

@@ -186,7 +186,7 @@ fn remote_build_on_seasmoke_from_both_clients() {
         // 2.26 gets the machines line that pins seasmoke's host key (base64, last field).
         let spec = match v {
             ClientNix::V2_8 => lab.builder_spec(),
-            ClientNix::V2_26 => lab.builder_spec_with_host_key(),
+            ClientNix::V2_26 | ClientNix::V2_34 => lab.builder_spec_with_host_key(),
         };
         c.args(["build", "--no-link", "--json", "-L", "--max-jobs", "0"])
             .arg("--builders")
@@ -213,7 +213,7 @@ fn remote_build_on_seasmoke_from_both_clients() {
 fn other(v: ClientNix) -> ClientNix {
     match v {
         ClientNix::V2_8 => ClientNix::V2_26,
-        ClientNix::V2_26 => ClientNix::V2_8,
+        ClientNix::V2_26 | ClientNix::V2_34 => ClientNix::V2_8,
     }
 }
 

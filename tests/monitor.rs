@@ -250,11 +250,11 @@ fn the_failed_build_is_named_when_nix_stops_the_others() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr.lines().last().unwrap_or_default(),
-        "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed"
+        "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed; 3 builds cancelled (nix stopped them unfinished)"
     );
     assert!(!stderr.contains("built failmix-leaf"), "{stderr}");
     assert!(
-        stderr.contains("stopped failmix-leaf-3 on seasmoke after"),
+        stderr.contains("cancelled failmix-leaf-3 on seasmoke after"),
         "{stderr}"
     );
 
@@ -289,4 +289,177 @@ fn plain_output_of_a_builder_killed_mid_build_is_short() {
         stderr.contains("(3 repeated nix messages not shown)"),
         "{stderr}"
     );
+}
+
+// ----- Nix 2.34 (Debian sid), recorded on the lab: vermax-2.34 against seasmoke-2.34 -----------
+
+#[test]
+fn nix_2_34_remote_build_is_drawn_like_2_26() {
+    let out = monitor_file(
+        &data("nix-2.34-remote-build-chain.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for expected in [
+        "built chain-3 on seasmoke in",
+        "built 3 derivations: 3 on seasmoke",
+        "copied 3 paths here: 3 from ssh-ng://seasmoke",
+    ] {
+        assert!(stderr.contains(expected), "no {expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn nix_2_34_remote_failure_names_the_build_and_exits_1() {
+    let out = monitor_file(
+        &data("nix-2.34-remote-build-fail.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("builder failed with exit code 1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().last().unwrap_or_default(),
+        "nixdispatch: error: the monitored nix run failed: the build of fail failed"
+    );
+    let events = json_lines(&monitor_file(
+        &data("nix-2.34-remote-build-fail.log"),
+        &["--json"],
+    ));
+    let summary = events.last().cloned().unwrap_or_default();
+    assert_eq!(summary["ok"], false);
+    // As on 2.26: the failed build names the builder by its URI.
+    assert_eq!(
+        summary["failed"][0]["host"], "ssh-ng://seasmoke",
+        "{summary}"
+    );
+}
+
+#[test]
+fn nix_2_34_substitution_from_the_builder_counts_every_path() {
+    let out = monitor_file(&data("nix-2.34-substitute-from-builder.log"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = json_lines(&out).last().cloned().unwrap_or_default();
+    assert_eq!(
+        summary["substituted"],
+        serde_json::json!({"ssh-ng://seasmoke": 5})
+    );
+    assert_eq!(summary["built"], serde_json::json!({}));
+}
+
+#[test]
+fn nix_2_34_substitution_over_http_counts_bytes_and_paths() {
+    let out = monitor_file(&data("nix-2.34-substitute-http.log"), &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = json_lines(&out).last().cloned().unwrap_or_default();
+    assert_eq!(
+        summary["substituted"],
+        serde_json::json!({"http://127.0.0.1:34139": 4})
+    );
+    assert!(summary["bytes_downloaded"].as_u64().unwrap_or(0) >= 4 * 1024 * 1024);
+    let text_out = text(&monitor_file(&data("nix-2.34-substitute-http.log"), &[]).stderr);
+    assert!(
+        text_out.contains("fetched big from http://127.0.0.1:34139 (4.00 MiB"),
+        "{text_out}"
+    );
+}
+
+/// Activity 113 and results 109/110 mean different things in upstream Nix and Determinate Nix
+/// (src/log/types.rs): mixed into a real 2.34 log, they change nothing that is drawn or counted.
+#[test]
+fn numbers_the_forks_disagree_on_change_nothing() {
+    let original = std::fs::read(data("nix-2.34-remote-build-chain.log")).unwrap_or_default();
+    let mut mixed = original.clone();
+    mixed.extend_from_slice(
+        concat!(
+            "@nix {\"action\":\"start\",\"id\":990001,\"level\":3,\"parent\":0,\"text\":\"copying source\",\"type\":113,\"fields\":[\"/nix/store/p9g7hmnj7g2sm7wfs4wq98nv6v0n94da-source\"]}\n",
+            "@nix {\"action\":\"result\",\"id\":990001,\"type\":109,\"fields\":[\"/nix/store/p9g7hmnj7g2sm7wfs4wq98nv6v0n94da-source\",\"sha256-a\",\"sha256-b\"]}\n",
+            "@nix {\"action\":\"result\",\"id\":990001,\"type\":110,\"payload\":{\"success\":false}}\n",
+            "@nix {\"action\":\"stop\",\"id\":990001}\n",
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("mixed.log");
+    std::fs::write(&path, &mixed).unwrap_or_else(|e| panic!("write: {e}"));
+    let strip_time = |out: &Output| {
+        let mut events = json_lines(out);
+        for e in &mut events {
+            if let Some(o) = e.as_object_mut() {
+                o.retain(|k, _| !k.contains("elapsed") && !k.contains("secs"));
+            }
+        }
+        events
+    };
+    let plain = monitor_file(&data("nix-2.34-remote-build-chain.log"), &["--json"]);
+    let with_forks = monitor_file(&path, &["--json"]);
+    assert_eq!(with_forks.status.code(), Some(0));
+    assert_eq!(strip_time(&with_forks), strip_time(&plain));
+    let text_out = text(&monitor_file(&path, &["--progress", "plain"]).stderr);
+    assert!(!text_out.contains("copying source"), "{text_out}");
+    assert!(!text_out.contains("sha256-a"), "{text_out}");
+}
+
+#[test]
+fn relayed_warnings_at_error_level_do_not_fail_the_run() {
+    let out = monitor_file(
+        &data("nix-2.26-remote-build-forwarded-warning.log"),
+        &["--progress", "plain"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("does not appear to be a binary cache"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("done in")),
+        "{stderr}"
+    );
+    let out = monitor_file(
+        &data("nix-2.26-remote-build-forwarded-warning.log"),
+        &["--json"],
+    );
+    let events = json_lines(&out);
+    let last = events.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_cancelled_build_is_reported_as_cancelled() {
+    for file in [
+        "nix-2.26-one-fails-one-cancelled.log",
+        "nix-2.8-one-fails-one-cancelled.log",
+    ] {
+        let out = monitor_file(&data(file), &["--progress", "plain"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert_eq!(
+            stderr.lines().last().unwrap_or_default(),
+            "nixdispatch: error: the monitored nix run failed: the build of fail failed; \
+             1 build cancelled (nix stopped it unfinished)",
+            "{file}"
+        );
+        let out = monitor_file(&data(file), &["--json"]);
+        let events = json_lines(&out);
+        let last = events.last().cloned().unwrap_or_default();
+        assert_eq!(last["ok"], false);
+        assert_eq!(last["failed"].as_array().map(Vec::len), Some(1), "{file}");
+        assert_eq!(last["builds_cancelled"], 1, "{file}");
+        assert!(
+            last["cancelled"][0]["drv"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("-slow.drv")),
+            "{file}: {last}"
+        );
+    }
 }

@@ -11,13 +11,16 @@ use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptio
 use std::net::TcpListener;
 use std::time::Duration;
 
-/// The result paths `build` prints on stdout.
+/// The result paths in `build … --json`'s stdout (nix's result JSON; Nix 2.8 has no
+/// --print-out-paths).
 fn result_paths(run: &Run) -> Vec<String> {
     let paths: Vec<String> = run
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("/nix/store/"))
-        .map(str::to_owned)
+        .json()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["outputs"].as_object().cloned().unwrap_or_default())
+        .filter_map(|(_, p)| p.as_str().map(str::to_owned))
         .collect();
     assert!(!paths.is_empty(), "no result path printed: {run:?}");
     paths
@@ -94,6 +97,7 @@ fn host_key_in_the_machines_line_is_honoured() {
             "--progress",
             "plain",
             "build",
+            "--json",
             &lab.flake_ref("hello"),
         ],
         BOUND,
@@ -133,6 +137,7 @@ fn a_wrong_host_key_in_the_machines_line_is_refused_and_nix_never_uses_it() {
             "plain",
             "-vv",
             "build",
+            "--json",
             &lab.flake_ref("chain"),
         ],
         BOUND,
@@ -243,6 +248,7 @@ fn a_dead_second_builder_is_reported_and_left_out() {
             "plain",
             "-vv",
             "build",
+            "--json",
             &lab.flake_ref("chain"),
         ],
         BOUND,
@@ -284,6 +290,7 @@ fn a_tarpit_second_builder_never_reaches_nix() {
             "plain",
             "-vv",
             "build",
+            "--json",
             &lab.flake_ref("chain"),
         ],
         // Several times the connect timeout plus a small remote build: catches a wait on the
@@ -632,7 +639,7 @@ fn assert_push_lands_on_seasmoke(lab: &Lab, spec: &str, extra: &[&str]) {
         let inst = lab.flake_ref("chain");
         let mut args = vec!["--builder", spec, "--progress", "plain"];
         args.extend_from_slice(extra);
-        args.extend(["build", "--push", inst.as_str()]);
+        args.extend(["build", "--push", "--json", inst.as_str()]);
         let run = nixdispatch(lab, v, &args, BOUND);
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: local"), "{v:?}: {run:?}");

@@ -20,6 +20,9 @@
 //!   lab directory at the same absolute path, have hostname `vermax`, and read nix settings only
 //!   from `NIX_CONFIG` (plus an empty `NIX_CONF_DIR`, so `/etc/nix` of the machine or of the
 //!   trixie root is never read).
+//! - **vermax-2.34** ([`ClientNix::V2_34`]): a chroot of the Debian sid root ([`sid_root`], Nix
+//!   2.34.8 + nh 4.4) like the 2.26 client; **seasmoke-2.34**: seasmoke started from the sid root
+//!   instead of trixie ([`LabOptions::builder_nix`] = [`BuilderNix::V2_34`]).
 //! - **upstream**: an HTTP binary cache (a small std server in this process) over a `file://`
 //!   cache directory, signed with its own key, which the client trusts.
 //! - A TCP proxy (threads in this process) in front of seasmoke's sshd adds a one-way delay in
@@ -51,12 +54,12 @@
 //!
 //! ## Directory layout (`LABDIR`, e.g. `/tmp/nixdispatch-lab-XXXXXX`)
 //! ```text
-//! bin/vermax-2.8, bin/vermax-2.26   run a command (or a shell) as the client
+//! bin/vermax-2.8, bin/vermax-2.26, bin/vermax-2.34   run a command (or a shell) as the client
 //! bin/seasmoke                      run a command on seasmoke's store (no ssh)
 //! bin/upstream                      run a command on the scratch store that fills the cache
 //! bin/nixdispatch                   the binary under test, once Lab::nixdispatch copied it
 //! ssh_config known_hosts client_key home/ markers/ flake/flake.nix registry.json
-//! vermax/{etc-nix,nix-2.8,nix-2.26}  seasmoke/{nix,etc-nix,sshd*,*.log,...}  upstream/{cache,nix,...}
+//! vermax/{etc-nix,nix-2.8,nix-2.26,nix-2.34}  seasmoke/{nix,etc-nix,sshd*,*.log,...}  upstream/{cache,nix,...}
 //! ```
 //! The `bin/` scripts set the lab's environment themselves unless `NIXDISPATCH_LAB` already
 //! names this lab, so the same script serves a person (no env needed) and the harness (which
@@ -116,6 +119,10 @@
 //!   machine's `/etc/nix` (shared with others: each host gets its own `NIX_CONF_DIR`); an
 //!   in-process std HTTP server rather than `python3 -m http.server` (no extra process to reap).
 //! - nix-output-monitor is not packaged in trixie, hence `--no-nom` for nh above.
+//! - Nix 2.34 (sid root): the same fixtures, flags and scripts work unchanged as client and as
+//!   builder; nh 4.4 runs there without its version warning; `nix store info`/`store ping`
+//!   print on stderr (2.26 too). With a lab directory outside `/tmp`, the chroot hosts create
+//!   the lab's path inside the root they run from (trixie or sid); Drop removes both.
 //! - Timings seen here (2 shared cores): `Lab::start` 0.1-0.5 s, Drop 0.06-0.15 s, a remote
 //!   3-derivation chain 0.5-0.8 s, the 9 smoke tests in parallel 5-9 s.
 
@@ -124,9 +131,11 @@
 mod fixtures;
 mod http;
 mod proxy;
+mod roots;
 mod sys;
 
 pub use fixtures::{default_fixtures, Fixture, Shape};
+pub use roots::{sid_root, BuilderNix};
 
 use std::fmt;
 use std::fs;
@@ -151,26 +160,40 @@ pub enum ClientNix {
     V2_8,
     /// Nix 2.26.3 and nh 4.4 in a chroot of the Debian trixie root, with the lab's `/nix`.
     V2_26,
+    /// Nix 2.34.8 and nh 4.4 in a chroot of the Debian sid root ([`sid_root`]), with the lab's
+    /// `/nix`.
+    V2_34,
 }
 
 impl ClientNix {
-    /// Both variants, oldest first.
+    /// The 2.8 and 2.26 variants, oldest first: what most lab tests run on.
     pub const ALL: [ClientNix; 2] = [ClientNix::V2_8, ClientNix::V2_26];
 
-    /// "2.8" or "2.26".
+    /// Every variant, 2.34 included, oldest first.
+    pub const EVERY: [ClientNix; 3] = [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34];
+
+    /// "2.8", "2.26" or "2.34".
     pub fn version(self) -> &'static str {
         match self {
             ClientNix::V2_8 => "2.8",
             ClientNix::V2_26 => "2.26",
+            ClientNix::V2_34 => "2.34",
         }
     }
 
-    /// The name of the lab's script for this client (`vermax-2.8`, `vermax-2.26`).
+    /// The name of the lab's script for this client (`vermax-2.8`, `vermax-2.26`,
+    /// `vermax-2.34`).
     pub fn script_name(self) -> &'static str {
         match self {
             ClientNix::V2_8 => "vermax-2.8",
             ClientNix::V2_26 => "vermax-2.26",
+            ClientNix::V2_34 => "vermax-2.34",
         }
+    }
+
+    /// Whether nh runs on it (nh needs Nix 2.20+: not on 2.8).
+    pub fn has_nh(self) -> bool {
+        self != ClientNix::V2_8
     }
 }
 
@@ -212,6 +235,8 @@ pub struct LabOptions {
     pub fixtures: Vec<Fixture>,
     /// Lines appended to the client's `NIX_CONFIG`.
     pub extra_nix_config: String,
+    /// Which Nix seasmoke runs (2.26 by default; 2.34 from the sid root).
+    pub builder_nix: BuilderNix,
 }
 
 impl Default for LabOptions {
@@ -224,6 +249,7 @@ impl Default for LabOptions {
             builder_max_jobs: 2,
             fixtures: Vec::new(),
             extra_nix_config: String::new(),
+            builder_nix: BuilderNix::default(),
         }
     }
 }
@@ -394,9 +420,15 @@ impl Lab {
                 return Err(LabError::Missing(need.to_string()));
             }
         }
-        // Mount points: an empty /nix on the machine (for the 2.8 client) and in the root.
+        if let Some(need) = roots::missing_in(&opts.builder_nix.root()) {
+            return Err(LabError::Missing(need.display().to_string()));
+        }
+        // Mount points: an empty /nix on the machine (for the 2.8 client) and in the roots.
         fs::create_dir_all("/nix")?;
         fs::create_dir_all(trixie.join("nix"))?;
+        if sid_root().is_dir() {
+            fs::create_dir_all(sid_root().join("nix"))?;
+        }
 
         let base = std::env::temp_dir();
         sweep_stale_labs(&base);
@@ -425,6 +457,7 @@ impl Lab {
             "vermax/etc-nix",
             "vermax/nix-2.8",
             "vermax/nix-2.26",
+            "vermax/nix-2.34",
             "seasmoke/nix",
             "seasmoke/etc-nix",
             "seasmoke/home",
@@ -980,7 +1013,7 @@ impl Lab {
                 CHROOT_SCRIPT,
                 "sh",
             ])
-            .arg(&self.trixie)
+            .arg(self.opts.builder_nix.root())
             .arg(self.builder_nix_dir())
             .arg(&self.dir)
             .arg("seasmoke")
@@ -1151,6 +1184,8 @@ impl Lab {
                 .collect()
         };
         let trixie = self.trixie.display().to_string();
+        let sid = sid_root().display().to_string();
+        let builder_root = self.opts.builder_nix.root().display().to_string();
         let header = |what: &str, env: &[(String, String)], host: &str| {
             format!(
                 "#!/bin/sh\n# {what}\n# Lab {d} (nixdispatch-lab). Usage: $0 [COMMAND [ARGS...]] (no command: a shell)\n\
@@ -1162,15 +1197,17 @@ impl Lab {
                 exports = exports(env),
             )
         };
-        let chroot_exec = |nixdir: &str, host: &str| {
+        let chroot_exec_in = |root: &str, nixdir: &str, host: &str| {
             format!(
-                "exec unshare --mount --uts --propagation private -- /bin/sh -ec {} sh {} {} {} {host} \"$@\"\n",
+                "[ -x {root}/usr/bin/nix ] || {{ echo \"$0: {root} is missing: run scripts/lab-deps as root\" >&2; exit 2; }}\n\
+                 exec unshare --mount --uts --propagation private -- /bin/sh -ec {} sh {root} {} {} {host} \"$@\"\n",
                 q(CHROOT_SCRIPT),
-                q(&trixie),
                 q(nixdir),
                 q(&d),
+                root = q(root),
             )
         };
+        let chroot_exec = |nixdir: &str, host: &str| chroot_exec_in(&trixie, nixdir, host);
         let client_env = self.client_env();
         let scripts = [
             (
@@ -1194,12 +1231,20 @@ impl Lab {
                 ) + &chroot_exec(&format!("{d}/vermax/nix-2.26"), "vermax"),
             ),
             (
+                "vermax-2.34",
+                header(
+                    "vermax, the client, with Nix 2.34 and nh (chroot of the sid root), private /nix",
+                    &client_env,
+                    "vermax-2.34",
+                ) + &chroot_exec_in(&sid, &format!("{d}/vermax/nix-2.34"), "vermax"),
+            ),
+            (
                 "seasmoke",
                 header(
                     "a command on seasmoke's store and settings, directly (not over ssh)",
                     &self.builder_env(),
                     "seasmoke",
-                ) + &chroot_exec(&format!("{d}/seasmoke/nix"), "seasmoke"),
+                ) + &chroot_exec_in(&builder_root, &format!("{d}/seasmoke/nix"), "seasmoke"),
             ),
             (
                 "upstream",
@@ -1227,6 +1272,11 @@ impl Drop for Lab {
             Duration::from_secs(10),
         );
         remove_lab_dir(&self.dir, self.extra_mountpoint.as_deref());
+        if self.extra_mountpoint.is_some() {
+            // The sid root's twin of the trixie mount point (2.34 hosts).
+            let rel = self.dir.strip_prefix("/").unwrap_or(&self.dir);
+            let _ = fs::remove_dir(sid_root().join(rel));
+        }
     }
 }
 

@@ -2,12 +2,12 @@
 //!
 //! ```text
 //! nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-//!                    [--nixdispatch PATH]           start a lab, print how to use it, wait for Ctrl-C
+//!                    [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
 //! nixdispatch-lab down [--lab DIR]                  stop it from another terminal
 //! nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
-//! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8]
+//! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
 //! nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json]
 //! ```
 
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nixdispatch_lab::{ClientNix, Fault, Lab, LabError, LabOptions};
+use nixdispatch_lab::{BuilderNix, ClientNix, Fault, Lab, LabError, LabOptions};
 
 mod bench;
 
@@ -28,13 +28,13 @@ nixdispatch-lab: a two-host Nix lab on this machine (seasmoke the builder, verma
 
 usage:
   nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-                     [--nixdispatch PATH]
+                     [--nixdispatch PATH] [--builder-nix 2.26|2.34]
         start a lab, print how to use it, and keep it up until Ctrl-C (or `down`)
   nixdispatch-lab down [--lab DIR]
   nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
   nixdispatch-lab latency MS [--lab DIR]       one-way delay added in each direction
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
-  nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8]
+  nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
         `nixdispatch home` three times: seasmoke empty, seasmoke holding the result, seasmoke down
   nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json] (bench --help)
         nixdispatch against plain nix on fresh labs: medians and ratios
@@ -154,8 +154,13 @@ fn up(args: &[String]) -> Result<(), String> {
     check_args(
         args,
         &["--http-cache", "--builder-signs", "--builders-in-nix"],
-        &["--latency-ms", "--nixdispatch"],
+        &["--latency-ms", "--nixdispatch", "--builder-nix"],
     )?;
+    let builder_nix = match opt(args, "--builder-nix").unwrap_or("2.26") {
+        "2.26" => BuilderNix::V2_26,
+        "2.34" => BuilderNix::V2_34,
+        other => return Err(format!("--builder-nix {other:?}: 2.26 or 2.34")),
+    };
     let latency_ms: u64 = match opt(args, "--latency-ms") {
         Some(v) => v
             .parse()
@@ -167,6 +172,7 @@ fn up(args: &[String]) -> Result<(), String> {
         http_cache: flag(args, "--http-cache"),
         builder_signs: flag(args, "--builder-signs"),
         configure_builders_in_nix: flag(args, "--builders-in-nix"),
+        builder_nix,
         ..LabOptions::default()
     };
     install_signal_handlers();
@@ -317,6 +323,10 @@ fn control(args: &[String], line: &str) -> Result<(), String> {
 fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
     let d = lab.dir().display();
     let opts = lab.options();
+    let builder_nix = match opts.builder_nix {
+        BuilderNix::V2_26 => "2.26.3",
+        BuilderNix::V2_34 => "2.34.8 (the sid root)",
+    };
     let latency = if opts.latency.is_zero() {
         "no added latency".to_string()
     } else {
@@ -335,7 +345,7 @@ fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
     println!(
         "nixdispatch lab is up in {took:.1?}: {d}  (pid {pid})
 
-  seasmoke   builder, Nix 2.26.3, sshd behind a proxy on 127.0.0.1:{port} ({latency})
+  seasmoke   builder, Nix {builder_nix}, sshd behind a proxy on 127.0.0.1:{port} ({latency})
              ssh -F {d}/ssh_config seasmoke        builder spec: {spec}
              builders are {builders}
   upstream   HTTP binary cache {cache}, {cache_role}
@@ -344,6 +354,7 @@ fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
 
 A shell on vermax, the client (or append a command):
   {d}/bin/vermax-2.26      Nix 2.26 + nh, chroot of the trixie root
+  {d}/bin/vermax-2.34      Nix 2.34 + nh, chroot of the sid root
   {d}/bin/vermax-2.8       this machine's Nix 2.8
 and, inside it, for example:
   {nd} plan {flake}#chain
@@ -387,7 +398,8 @@ fn demo(args: &[String]) -> Result<(), String> {
     let client = match opt(args, "--client").unwrap_or("2.26") {
         "2.26" => ClientNix::V2_26,
         "2.8" => ClientNix::V2_8,
-        other => return Err(format!("--client {other:?}: 2.26 or 2.8")),
+        "2.34" => ClientNix::V2_34,
+        other => return Err(format!("--client {other:?}: 2.26, 2.8 or 2.34")),
     };
     let latency_ms: u64 = opt(args, "--latency-ms")
         .map(|v| v.parse().map_err(|_| format!("--latency-ms {v:?}")))

@@ -6,6 +6,8 @@ use crate::settings::Settings;
 use crate::{Error, Result};
 use serde::Serialize;
 
+mod signing_key;
+
 /// One finding.
 #[derive(Debug, Serialize)]
 struct Check {
@@ -95,7 +97,22 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             checks.push(error(format!("builder {}: {reason}", s.host), fix));
             continue;
         }
+        if let Some((problem, fix)) = settings.nix.builder_limit(&b.machine) {
+            checks.push(error(
+                format!("builder {}: reachable, but {problem}", s.host),
+                fix,
+            ));
+            continue;
+        }
         checks.push(ok(format!("builder {}", describe(s))));
+        if let Some(conn) = &b.connection {
+            let keys = signing_key::published_keys(conn, settings.connect_timeout).await;
+            checks.extend(signing_key::finding(
+                &s.host,
+                &keys,
+                &cfg.trusted_public_keys,
+            ));
+        }
         if s.trusted == Some(false) {
             checks.push(warn(
                 format!("builder {} does not trust you: it will refuse to build input-addressed derivations you send", s.host),

@@ -2,10 +2,11 @@
 
 use crate::cli::Via;
 use crate::cli::{Cli, Command};
-use crate::dispatch::{Runner, Target};
+use crate::dispatch::Runner;
 use crate::settings::{on_path, Settings};
 use crate::{Error, Result};
 
+pub mod build;
 pub mod completions;
 pub mod doctor;
 pub mod home;
@@ -14,6 +15,7 @@ pub mod os;
 pub mod plan;
 pub mod planning;
 pub mod probe;
+pub mod push;
 pub mod run;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
@@ -38,12 +40,7 @@ async fn run_async(command: Command, global: &crate::cli::GlobalArgs) -> Result<
     match command {
         Command::Plan(args) => plan::run(&settings, &args).await,
         Command::Probe => probe::run(&settings).await,
-        Command::Build(args) => {
-            let target = Target::Build {
-                installables: args.installables.clone(),
-            };
-            run::execute(&settings, target, Runner::Nix, &args.run, &args.nix_args).await
-        }
+        Command::Build(args) => build::run(&settings, &args).await,
         Command::Home(args) => home::run(&settings, &args).await,
         Command::Os(args) => os::run(&settings, &args).await,
         Command::Doctor => doctor::run(&settings).await,
@@ -84,6 +81,10 @@ fn init_tracing(verbose: u8, quiet: bool) {
 fn runner(settings: &Settings) -> Result<Runner> {
     match settings.via {
         Via::Nix => Ok(Runner::Nix),
+        Via::Nh if !settings.nix.caps.runs_nh() => Err(Error::input(format!(
+            "--via nh needs Nix 2.20 or later (nh runs `nix config show`), and this nix is {}: use --via nix or upgrade nix",
+            settings.nix.version
+        ))),
         Via::Nh if on_path("nh") => Ok(Runner::Nh {
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(200);
 
 /// Reads nix's log from stdin to its end, showing it as `--progress`/`--json` ask; exit 0, or
-/// a failed-run error (exit 1) when the log reported a failed build or an error.
+/// a failed-run error (exit 1) when the log reported a failed build or an error of nix's own
+/// that ended the run (relayed warnings at error level do not count).
 pub fn run(global: &GlobalArgs) -> Result<i32> {
     if std::io::stdin().is_terminal() {
         return Err(Error::input(
@@ -105,7 +106,12 @@ fn failure_line(summary: &Summary) -> String {
         .iter()
         .map(|f| crate::monitor::store_path_name(&f.drv))
         .collect();
-    match (names.as_slice(), summary.errors.first()) {
+    let cancelled = match summary.builds_cancelled {
+        0 => String::new(),
+        1 => "; 1 build cancelled (nix stopped it unfinished)".to_string(),
+        n => format!("; {n} builds cancelled (nix stopped them unfinished)"),
+    };
+    let line = match (names.as_slice(), summary.errors.first()) {
         ([], Some(error)) => format!(
             "the monitored nix run reported an error: {}",
             super::error_headline(error)
@@ -117,5 +123,6 @@ fn failure_line(summary: &Summary) -> String {
             many.len(),
             many.join(", ")
         ),
-    }
+    };
+    format!("{line}{cancelled}")
 }

@@ -24,7 +24,7 @@ pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
         target,
         super::runner(settings)?,
         &args.run,
-        &args.nix_args,
+        &super::run::NixRequest::passthrough(&args.nix_args),
     )
     .await
 }

@@ -1,31 +1,108 @@
 //! The back half shared by `build`, `home` and `os`: plan, run nix (or nh) in the chosen mode
-//! with live progress, finish locally once when a builder vanishes mid-run, then activate.
+//! with live progress, finish locally once when a builder vanishes mid-run, then activate, push,
+//! and report (stdout as `nix build` prints it, the result file, the CI summary).
 
-use super::planning::{make_plan, Planned};
+use super::planning::{make_plan_with, Evaluation, Planned};
 use crate::child::{self, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
-use crate::plan::{Mode, Plan};
+use crate::plan::{Mode, Plan, Source};
 use crate::probe::probe_all;
 use crate::render;
+use crate::render::record::{Recorder, SharedRecord};
+use crate::render::result_file::{InstallableResult, Status};
 use crate::settings::Settings;
 use crate::{Error, Result};
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Plans, builds, activates. Returns the exit code of a successful run.
+/// What the run prints on stdout when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdout {
+    /// The result paths, one a line (`home`, `os`).
+    #[default]
+    ResultPaths,
+    /// What `nix build` prints: nothing, `--json`'s result as nix printed it, then
+    /// `--print-out-paths`' lines (nix prints both when given both).
+    Nix {
+        /// `--json`.
+        json: bool,
+        /// `--print-out-paths` (Nix 2.9+).
+        out_paths: bool,
+    },
+}
+
+/// What the user asked of nix besides the target: the words for nix, and what nixdispatch
+/// carries out itself.
+#[derive(Debug, Clone, Default)]
+pub struct NixRequest {
+    /// Passed to `nix build` (or nh) after nixdispatch's own flags, so they win.
+    pub build_args: Vec<OsString>,
+    /// nix's evaluation flags, for planning (`-f`, `--expr`, `--arg`, ...).
+    pub eval_args: Vec<OsString>,
+    /// `--rebuild`.
+    pub rebuild: bool,
+    /// `--dry-run`: plan, say what would happen, build nothing.
+    pub dry_run: bool,
+    /// nix's `--fallback`: what a substituter or builder store fails to give is built.
+    pub fallback: bool,
+    /// What goes to stdout.
+    pub stdout: Stdout,
+}
+
+impl NixRequest {
+    /// `home`/`os`: the user's arguments after `--` go to nix (or nh) untouched.
+    pub fn passthrough(nix_args: &[OsString]) -> NixRequest {
+        NixRequest {
+            build_args: nix_args.to_vec(),
+            ..NixRequest::default()
+        }
+    }
+}
+
+/// Plans, builds, activates, pushes. Returns the exit code of a successful run.
 pub async fn execute(
     settings: &Settings,
     target: Target,
     runner: Runner,
     run: &RunArgs,
-    nix_args: &[OsString],
+    request: &NixRequest,
 ) -> Result<i32> {
     let installables = target.installables()?;
-    let planned = make_plan(settings, &installables).await?;
+    let how = Evaluation {
+        eval_args: &request.eval_args,
+        rebuild: request.rebuild,
+    };
+    let mut planned = make_plan_with(settings, &installables, how).await?;
+    share_ssh_masters(settings);
+    if request.fallback && planned.plan.mode == Mode::Substitute {
+        planned
+            .plan
+            .reason
+            .push_str("; with --fallback, nix builds whatever a source fails to give");
+    }
+    let target = match target {
+        Target::Build { .. } => Target::Build {
+            installables: planned.installables.clone(),
+        },
+        other => other,
+    };
+    if request.dry_run {
+        dry_run(&planned);
+        return Ok(0);
+    }
+    if let Some(key) = &run.sign_key {
+        // Before the build: a missing key must not cost a whole build first.
+        if let Err(e) = std::fs::metadata(key) {
+            return Err(Error::input(format!(
+                "--sign-key {}: {e}; make one with `nix key generate-secret --key-name NAME > FILE`",
+                key.display()
+            )));
+        }
+    }
 
     let choice = render::choose(
         settings.progress,
@@ -34,7 +111,16 @@ pub async fn execute(
         std::io::stderr().is_terminal(),
         settings.no_color,
     );
-    let mut monitor = Monitor::new(render::renderer(choice, settings.verbosity.max(0) as u8));
+    let mut inner = render::renderer(choice, settings.verbosity.max(0) as u8);
+    if let (Some(env), false) = (&settings.github, settings.json) {
+        inner = Box::new(render::github::GithubRenderer::new(
+            inner,
+            env.clone(),
+            Box::new(std::io::stderr()),
+        ));
+    }
+    let (recorder, record) = Recorder::new(inner);
+    let mut monitor = Monitor::new(Box::new(recorder));
     monitor.set_known_stores(
         planned
             .builders
@@ -74,14 +160,14 @@ pub async fn execute(
         runner,
         &plan,
         &states,
-        nix_args,
+        &request.build_args,
         &mut monitor,
     )
     .await?;
-    if !attempt.ok && uses_builders(&plan) && !run.no_fallback {
+    if !attempt.ok && uses_builders(&plan) && !run.no_local_fallback {
         if let Some(why) = vanished_builder(settings, &planned).await {
             monitor.message(&format!(
-                "nixdispatch: {why}; finishing the build locally, once (--no-fallback turns this off)"
+                "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
@@ -96,15 +182,30 @@ pub async fn execute(
                 runner,
                 &plan,
                 &states,
-                nix_args,
+                &request.build_args,
                 &mut monitor,
             )
             .await?;
         }
     }
+    // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
         let line = failure_line(&attempt);
-        monitor.finish(Instant::now());
+        let outcome = if run.result_file.is_some() || run.push || !run.push_to.is_empty() {
+            outcomes(settings, request, &target, &plan, &record, None).await
+        } else {
+            Vec::new()
+        };
+        // With --keep-going the rest was realised: push what succeeded (a CI run fills the
+        // cache with everything that built), the failure still fails the run.
+        let realised: Vec<PathBuf> = outcome
+            .iter()
+            .filter(|r| matches!(r.status, Status::Built | Status::Fetched | Status::Valid))
+            .flat_map(|r| r.outputs.values().map(PathBuf::from))
+            .collect();
+        let _ = super::push::push_all(settings, run, &planned, &realised, &mut monitor).await;
+        monitor.finish_with(Instant::now(), false);
+        write_result_file(run, &plan, &outcome, false);
         return Err(Error::Failed(line));
     }
 
@@ -115,20 +216,238 @@ pub async fn execute(
         (None, _) => None,
     };
     if let Some(why) = activation_failed {
-        monitor.finish(Instant::now());
+        monitor.finish_with(Instant::now(), false);
         return Err(Error::Failed(why));
     }
-    if run.push {
-        push(settings, &planned, plan.mode, &results, &mut monitor).await?;
-    }
-    let summary = monitor.finish(Instant::now());
+    let pushed = super::push::push_all(settings, run, &planned, &results, &mut monitor).await;
+    let summary = monitor.finish_with(Instant::now(), true);
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
-    if !settings.json && settings.verbosity >= 0 {
-        for r in &results {
-            crate::output::stdout_line(&r.display().to_string(), true)?;
+    if run.result_file.is_some() {
+        let outcome = outcomes(
+            settings,
+            request,
+            &target,
+            &plan,
+            &record,
+            Some(&attempt.stdout),
+        )
+        .await;
+        write_result_file(run, &plan, &outcome, true);
+    }
+    print_stdout(settings, request.stdout, &results, &attempt.stdout);
+    pushed?;
+    Ok(0)
+}
+
+/// `--dry-run`: what nix would build and fetch, on stderr in nix's own words, from the plan.
+fn dry_run(planned: &Planned) {
+    for line in dry_run_lines(&planned.plan) {
+        crate::output::stderr_line(&line);
+    }
+}
+
+/// The lines of `--dry-run`: the plan's mode, then nix's "will be built" / "will be fetched"
+/// lists, each path with where it comes from.
+fn dry_run_lines(plan: &Plan) -> Vec<String> {
+    let mut lines = vec![format!(
+        "nixdispatch: mode: {} — {}",
+        plan.mode, plan.reason
+    )];
+    let count = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_owned()
+        } else {
+            many.replace('N', &n.to_string())
+        }
+    };
+    if !plan.builds.is_empty() {
+        lines.push(count(
+            plan.builds.len(),
+            "this derivation will be built:",
+            "these N derivations will be built:",
+        ));
+        for b in &plan.builds {
+            lines.push(format!(
+                "  {} (on {})",
+                b.drv,
+                b.from.as_deref().unwrap_or("here")
+            ));
         }
     }
-    Ok(0)
+    let fetched: Vec<_> = plan
+        .paths
+        .iter()
+        .filter(|p| p.source != Source::Build)
+        .collect();
+    if !fetched.is_empty() {
+        lines.push(count(
+            fetched.len(),
+            "this path will be fetched:",
+            "these N paths will be fetched:",
+        ));
+        for p in fetched {
+            lines.push(format!(
+                "  {} (from {})",
+                p.path,
+                p.from.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    lines
+}
+
+/// What the run prints on stdout, as `nix build` would (or the result paths for home/os).
+fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_json: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    match stdout {
+        // `nixdispatch --json build`: stdout is nixdispatch's events, nothing else.
+        Stdout::Nix { .. } if settings.json => {}
+        Stdout::Nix { json, out_paths } => {
+            if json {
+                let _ = out.write_all(nix_json);
+            }
+            if out_paths {
+                for path in self::out_paths(nix_json) {
+                    let _ = writeln!(out, "{path}");
+                }
+            }
+        }
+        Stdout::ResultPaths => {
+            if !settings.json && settings.verbosity >= 0 {
+                for r in results {
+                    let _ = writeln!(out, "{}", r.display());
+                }
+            }
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Every output path in `nix build --json`'s result, in nix's `--print-out-paths` order: by
+/// installable, then by output name.
+fn out_paths(nix_json: &[u8]) -> Vec<String> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(nix_json) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for item in &items {
+        if let Some(outs) = item.get("outputs").and_then(|o| o.as_object()) {
+            let mut outs: Vec<(&String, &serde_json::Value)> = outs.iter().collect();
+            outs.sort_by(|a, b| a.0.cmp(b.0));
+            paths.extend(
+                outs.into_iter()
+                    .filter_map(|(_, p)| p.as_str().map(str::to_owned)),
+            );
+        } else if let Some(p) = item.get("path").and_then(|p| p.as_str()) {
+            paths.push(p.to_owned());
+        }
+    }
+    paths
+}
+
+/// What became of each installable (attribute sets opened), from the plan and the log.
+async fn outcomes(
+    settings: &Settings,
+    request: &NixRequest,
+    target: &Target,
+    plan: &Plan,
+    record: &SharedRecord,
+    nix_json: Option<&[u8]>,
+) -> Vec<InstallableResult> {
+    let ok = nix_json.is_some();
+    let installables = target.installables().unwrap_or_default();
+    // A successful `nix build --json` names each installable's derivation and outputs, in
+    // order; after a failure nix prints nothing, so each is asked for on its own.
+    let derived = match nix_json.and_then(|j| derived_from_build_json(j, installables.len())) {
+        Some(d) => d,
+        None => {
+            crate::nix::installables::installable_derivations(
+                &settings.nix,
+                &installables,
+                &request.eval_args,
+            )
+            .await
+        }
+    };
+    let record = render::record::lock(record).clone();
+    let mut results = render::result_file::results(&installables, &derived, &record, plan, ok);
+    // The store has the last word: when parallel builds stop together nix's log cannot always
+    // say which one failed, but an output that is valid now was realised.
+    let outputs: Vec<crate::store_path::StorePath> = derived
+        .iter()
+        .flatten()
+        .flat_map(|(_, outs)| outs.values().cloned())
+        .collect();
+    if let Ok(valid) = crate::sources::local::valid_paths(&settings.nix, &outputs).await {
+        let valid: std::collections::BTreeSet<&str> = valid.iter().map(|p| p.as_str()).collect();
+        render::result_file::settle(&mut results, |p| valid.contains(p));
+    }
+    results
+}
+
+/// `nix build --json`'s result as each installable's derivation and outputs, when it has one
+/// entry per installable.
+fn derived_from_build_json(
+    nix_json: &[u8],
+    count: usize,
+) -> Option<Vec<render::result_file::Derived>> {
+    use crate::store_path::StorePath;
+    let items: Vec<serde_json::Value> = serde_json::from_slice(nix_json).ok()?;
+    if items.len() != count {
+        return None;
+    }
+    let derived = items
+        .iter()
+        .map(|item| {
+            let drv = StorePath::parse(item.get("drvPath")?.as_str()?).ok()?;
+            let outputs = item
+                .get("outputs")?
+                .as_object()?
+                .iter()
+                .filter_map(|(name, p)| Some((name.clone(), StorePath::parse(p.as_str()?).ok()?)))
+                .collect();
+            Some((drv, outputs))
+        })
+        .collect();
+    Some(derived)
+}
+
+/// `--result-file`, when asked for. Best effort: a file that cannot be written is a warning.
+fn write_result_file(run: &RunArgs, plan: &Plan, outcome: &[InstallableResult], ok: bool) {
+    let Some(path) = &run.result_file else {
+        return;
+    };
+    let file = render::result_file::ResultFile {
+        ok,
+        mode: &plan.mode.to_string(),
+        reason: &plan.reason,
+        installables: outcome,
+    };
+    let text = render::result_file::render(run.result_format, &file);
+    if let Err(e) = std::fs::write(path, text) {
+        crate::output::stderr_line(&format!(
+            "nixdispatch: warning: cannot write the result file {}: {e}",
+            path.display()
+        ));
+    }
+}
+
+/// Lets the nix (or nh) we start ride the ssh masters the probe opened: one handshake per
+/// builder per run instead of one per derivation. Not for a daemon client: the daemon's ssh
+/// runs as root and never sees our environment.
+fn share_ssh_masters(settings: &Settings) {
+    if crate::nix::is_daemon_client() {
+        return;
+    }
+    if let Some(share) = crate::probe::nix_ssh_share_opts() {
+        // ssh takes the first value of an option: ours first, then the user's own.
+        let value = match settings.nix_sshopts.as_deref() {
+            Some(user) if !user.trim().is_empty() => format!("{share} {user}"),
+            _ => share,
+        };
+        tracing::debug!(nix_sshopts = %value, "nix rides the probe's ssh masters");
+        child::set_child_env("NIX_SSHOPTS", value);
+    }
 }
 
 /// One run of the build step.
@@ -144,6 +463,8 @@ struct Attempt {
     failed: Vec<(String, String)>,
     /// The last error nix printed.
     last_error: Option<String>,
+    /// nix's stdout (`nix build --json`'s result), as printed.
+    stdout: Vec<u8>,
 }
 
 async fn run_build(
@@ -164,6 +485,7 @@ async fn run_build(
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
     let finished = run_logged(&steps.build, monitor).await?;
+    monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
         .failed_builds()
@@ -185,6 +507,7 @@ async fn run_build(
             .errors()
             .last()
             .map(|e| super::error_headline(e)),
+        stdout: finished.stdout.clone(),
     })
 }
 
@@ -324,57 +647,51 @@ fn failure_line(attempt: &Attempt) -> String {
     }
 }
 
-/// `--push`: after a local build, copy the results to the first reachable builder's store, so
-/// the next machine finds them there. A failed push is reported, not fatal: the build succeeded.
-async fn push(
-    settings: &Settings,
-    planned: &Planned,
-    mode: Mode,
-    results: &[PathBuf],
-    monitor: &mut Monitor,
-) -> Result<()> {
-    if results.is_empty() || mode != Mode::Local {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Counts, PlannedBuild, PlannedPath};
+    use crate::store_path::StorePath;
+
+    fn sp(text: &str) -> StorePath {
+        StorePath::parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
-    // `--mode local` and a builder that vanished leave no live probe: ask again now.
-    let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
-        &planned.builders
-    } else {
-        probed_now = probe_all(
-            &settings.builders,
-            settings.connect_timeout,
-            &settings.ssh_opts,
-        )
-        .await;
-        &probed_now
-    };
-    let Some(builder) = builders.iter().find(|b| b.status.reachable) else {
-        monitor.message("nixdispatch: nothing pushed: no builder is reachable");
-        return Ok(());
-    };
-    let host = &builder.status.host;
-    let mut argv: Vec<OsString> = vec![
-        "nix".into(),
-        "--extra-experimental-features".into(),
-        crate::nix::FEATURES.into(),
-    ];
-    // Locally built paths carry no signature; whether the builder accepts them unsigned is its
-    // own decision (it does for its trusted users).
-    argv.extend(["copy".into(), "--no-check-sigs".into(), "--to".into()]);
-    argv.push(builder.machine.store_uri().into());
-    argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-    let finished = child::run(&argv, |r| show(monitor, r)).await?;
-    if finished.status.success() {
-        monitor.message(&format!(
-            "nixdispatch: pushed to {host}: {} result path(s)",
-            results.len()
-        ));
-    } else {
-        monitor.message(&format!(
-            "nixdispatch: warning: pushing to {host} failed ({}); is your user in its trusted-users?",
-            finished.status
-        ));
+
+    #[test]
+    fn out_paths_follow_nix_order() {
+        let json = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/o1","dev":"/d1"}},{"path":"/p2"}]"#;
+        assert_eq!(out_paths(json), ["/d1", "/o1", "/p2"]);
+        assert!(out_paths(b"").is_empty());
     }
-    Ok(())
+
+    #[test]
+    fn dry_run_says_what_nix_says_with_the_plan() {
+        let drv = sp("/nix/store/00000000000000000000000000000000-x.drv");
+        let out = sp("/nix/store/11111111111111111111111111111111-y");
+        let plan = Plan {
+            mode: Mode::Remote,
+            reason: "1 must be built".into(),
+            counts: Counts::default(),
+            paths: vec![PlannedPath {
+                path: out.clone(),
+                source: Source::Cache,
+                from: Some("http://cache".into()),
+            }],
+            builds: vec![PlannedBuild {
+                drv: drv.clone(),
+                from: Some("ssh-ng://seasmoke".into()),
+            }],
+            builder_substituters: Vec::new(),
+        };
+        assert_eq!(
+            dry_run_lines(&plan),
+            [
+                "nixdispatch: mode: remote — 1 must be built".to_owned(),
+                "this derivation will be built:".to_owned(),
+                format!("  {drv} (on ssh-ng://seasmoke)"),
+                "this path will be fetched:".to_owned(),
+                format!("  {out} (from http://cache)"),
+            ]
+        );
+    }
 }

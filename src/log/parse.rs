@@ -2,25 +2,34 @@
 
 use super::event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
 use super::types::{ActivityType, ResultType, Verbosity};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Parses one line of nix's stderr (with or without its line ending).
 ///
 /// `@nix {json}` lines (optionally preceded by systemd's `<N>` level prefix) become typed events;
 /// everything else, including malformed JSON and actions this version does not know, becomes
 /// [`Event::Plain`] with the line as it was (minus the line ending and a `<N>` prefix).
+///
+/// The hot path (nearly every line of a big build is a `Progress` result) deserializes straight
+/// into [`Wire`], borrowing strings from the line; only a line whose values have unexpected
+/// types (a string `id`, a float field, a duplicate key) goes through the lenient
+/// `serde_json::Value` reading, which gives the same event for every line the fast one accepts.
 pub fn parse_line(line: &str) -> Event {
     let line = line.trim_end_matches(['\n', '\r']);
     let line = strip_systemd_prefix(line);
     let Some(json) = line.strip_prefix("@nix ") else {
         return Event::Plain(line.to_string());
     };
-    match serde_json::from_str::<Value>(json) {
-        Ok(Value::Object(object)) => {
-            parse_object(&object).unwrap_or_else(|| Event::Plain(line.to_string()))
-        }
-        _ => Event::Plain(line.to_string()),
-    }
+    let event = match serde_json::from_str::<Wire<'_>>(json) {
+        Ok(wire) => wire.into_event(),
+        Err(_) => match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(object)) => Wire::lenient(&object).and_then(Wire::into_event),
+            _ => None,
+        },
+    };
+    event.unwrap_or_else(|| Event::Plain(line.to_string()))
 }
 
 /// Drops the `<N>` syslog level prefix nix adds before every line under `IN_SYSTEMD=1`.
@@ -33,83 +42,150 @@ fn strip_systemd_prefix(line: &str) -> &str {
     }
 }
 
-fn parse_object(object: &Map<String, Value>) -> Option<Event> {
-    match object.get("action")?.as_str()? {
-        "start" => {
-            let id = ActivityId(object.get("id")?.as_u64()?);
-            let activity_type = ActivityType::from_code(object.get("type")?.as_u64()?);
-            let fields = fields(object);
-            Some(Event::Start(Start {
-                id,
-                level: level(object),
-                text: string(object, "text").unwrap_or_default(),
-                parent: object
-                    .get("parent")
-                    .and_then(Value::as_u64)
-                    .filter(|&p| p != 0)
-                    .map(ActivityId),
-                activity: activity(activity_type, fields),
-            }))
+/// The keys of one `@nix` object that nixdispatch reads; others are skipped.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    id: Option<u64>,
+    #[serde(rename = "type")]
+    kind: Option<u64>,
+    level: Option<u64>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    parent: Option<u64>,
+    fields: Option<Vec<WireField>>,
+    #[serde(borrow)]
+    msg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    raw_msg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    file: Option<Cow<'a, str>>,
+    line: Option<u64>,
+    column: Option<u64>,
+    trace: Option<Value>,
+}
+
+impl<'a> Wire<'a> {
+    /// The same keys read from any JSON object, each ignored when its type is unexpected.
+    fn lenient(object: &'a Map<String, Value>) -> Option<Wire<'a>> {
+        let string = |key: &str| object.get(key).and_then(Value::as_str).map(Cow::Borrowed);
+        let number = |key: &str| object.get(key).and_then(Value::as_u64);
+        Some(Wire {
+            action: string("action")?,
+            id: number("id"),
+            kind: number("type"),
+            level: number("level"),
+            text: string("text"),
+            parent: number("parent"),
+            fields: match object.get("fields") {
+                Some(Value::Array(values)) => Some(values.iter().map(field).collect()),
+                _ => None,
+            },
+            msg: string("msg"),
+            raw_msg: string("raw_msg"),
+            file: string("file"),
+            line: number("line"),
+            column: number("column"),
+            trace: object.get("trace").cloned(),
+        })
+    }
+
+    fn into_event(self) -> Option<Event> {
+        // A missing level is treated as Info: shown by default, and not an error.
+        let level = Verbosity::from_code(self.level.unwrap_or(3));
+        let fields = || -> Vec<Field> {
+            self.fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| f.0)
+                .collect()
+        };
+        match &*self.action {
+            "start" => {
+                let id = ActivityId(self.id?);
+                let activity_type = ActivityType::from_code(self.kind?);
+                Some(Event::Start(Start {
+                    id,
+                    level,
+                    text: self.text.map(Cow::into_owned).unwrap_or_default(),
+                    parent: self.parent.filter(|&p| p != 0).map(ActivityId),
+                    activity: activity(activity_type, fields()),
+                }))
+            }
+            "stop" => Some(Event::Stop {
+                id: ActivityId(self.id?),
+            }),
+            "result" => {
+                let id = ActivityId(self.id?);
+                let result_type = ResultType::from_code(self.kind?);
+                Some(Event::Result {
+                    id,
+                    result: result(result_type, fields()),
+                })
+            }
+            "msg" => Some(Event::Message(Message {
+                level,
+                text: self.msg.map(Cow::into_owned).unwrap_or_default(),
+                raw: self.raw_msg.map(Cow::into_owned),
+                file: self.file.map(Cow::into_owned),
+                line: self.line,
+                column: self.column,
+                trace: self.trace.as_ref().map(trace).unwrap_or_default(),
+            })),
+            _ => None,
         }
-        "stop" => Some(Event::Stop {
-            id: ActivityId(object.get("id")?.as_u64()?),
-        }),
-        "result" => {
-            let id = ActivityId(object.get("id")?.as_u64()?);
-            let result_type = ResultType::from_code(object.get("type")?.as_u64()?);
-            Some(Event::Result {
-                id,
-                result: result(result_type, fields(object)),
-            })
-        }
-        "msg" => Some(Event::Message(Message {
-            level: level(object),
-            text: string(object, "msg").unwrap_or_default(),
-            raw: string(object, "raw_msg"),
-            file: string(object, "file"),
-            line: object.get("line").and_then(Value::as_u64),
-            column: object.get("column").and_then(Value::as_u64),
-            trace: trace(object),
-        })),
-        _ => None,
     }
 }
 
-fn level(object: &Map<String, Value>) -> Verbosity {
-    // A missing level is treated as Info: shown by default, and not an error.
-    Verbosity::from_code(object.get("level").and_then(Value::as_u64).unwrap_or(3))
-}
+/// One field as nix sends it: a non-negative integer or a string. Anything else fails the fast
+/// reading, and the lenient one keeps it as its JSON text.
+struct WireField(Field);
 
-fn string(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn fields(object: &Map<String, Value>) -> Vec<Field> {
-    match object.get("fields") {
-        Some(Value::Array(values)) => values.iter().map(field).collect(),
-        _ => Vec::new(),
+impl<'de> Deserialize<'de> for WireField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = WireField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a non-negative integer or a string")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<WireField, E> {
+                Ok(WireField(Field::Int(n)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<WireField, E> {
+                Ok(WireField(Field::Str(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<WireField, E> {
+                Ok(WireField(Field::Str(s)))
+            }
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 
-fn field(value: &Value) -> Field {
-    match value {
+fn field(value: &Value) -> WireField {
+    WireField(match value {
         Value::String(s) => Field::Str(s.clone()),
         Value::Number(n) => match n.as_u64() {
             Some(n) => Field::Int(n),
             None => Field::Str(n.to_string()),
         },
         other => Field::Str(other.to_string()),
-    }
+    })
 }
 
-fn trace(object: &Map<String, Value>) -> Vec<String> {
-    let Some(Value::Array(frames)) = object.get("trace") else {
+fn trace(value: &Value) -> Vec<String> {
+    let Value::Array(frames) = value else {
         return Vec::new();
     };
     frames
         .iter()
         .filter_map(|frame| match frame {
-            Value::Object(frame) => string(frame, "raw_msg"),
+            Value::Object(frame) => frame
+                .get("raw_msg")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             Value::String(s) => Some(s.clone()),
             _ => None,
         })
@@ -218,6 +294,48 @@ mod tests {
     }
 
     // Lines below are copied from tests/data recordings unless marked synthetic.
+
+    #[test]
+    fn fast_and_lenient_readings_agree_on_every_recorded_line() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+        let (mut lines, mut fast_hits) = (0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "log") {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            for line in text.lines() {
+                let Some(json) = strip_systemd_prefix(line).strip_prefix("@nix ") else {
+                    continue;
+                };
+                lines += 1;
+                let object: Map<String, Value> = serde_json::from_str(json).unwrap();
+                let lenient = Wire::lenient(&object).and_then(Wire::into_event);
+                if let Ok(wire) = serde_json::from_str::<Wire<'_>>(json) {
+                    fast_hits += 1;
+                    assert_eq!(wire.into_event(), lenient, "{}: {line}", path.display());
+                }
+            }
+        }
+        assert!(lines > 1000, "recordings missing: {lines} lines");
+        assert_eq!(fast_hits, lines, "every recorded line takes the fast path");
+    }
+
+    #[test]
+    fn unexpected_value_types_take_the_lenient_path() {
+        // Synthetic: a float and a negative field, a string level, a duplicate key.
+        let (_, r) = result_of(r#"@nix {"action":"result","fields":[1.5,-2],"id":7,"type":999}"#);
+        assert_eq!(
+            r,
+            ActivityResult::Other {
+                result_type: ResultType::from_code(999),
+                fields: vec![Field::Str("1.5".into()), Field::Str("-2".into())],
+            }
+        );
+        let s = start(r#"@nix {"action":"start","id":3,"level":"x","type":102,"id":4}"#);
+        assert_eq!((s.id, s.level), (ActivityId(4), Verbosity::Info));
+    }
 
     #[test]
     fn local_build_start_from_nix_2_8() {

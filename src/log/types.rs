@@ -3,6 +3,19 @@
 //!
 //! Nix numbers these in `logging.hh`; forks (Lix) and future versions add numbers of their own,
 //! so every enum keeps an `Other(n)` that carries an unknown number through unchanged.
+//!
+//! Only the numbers that every fork agrees on are named. Upstream Nix (2.34 included) ends at
+//! activity 112 / result 108; beyond that the forks disagree (their `logging.hh`):
+//!
+//! | number | upstream Nix (next) | Determinate Nix | Lix |
+//! |---|---|---|---|
+//! | activity 113 | `FetchToStore` | unassigned | unassigned |
+//! | result 109 | `FetchToStore`'s result | `HashMismatch` | unassigned |
+//! | result 110 | unassigned | `BuildResult` (a JSON payload, not `fields`) | unassigned |
+//!
+//! A log does not say which fork wrote it, so 109, 110 and 113 stay `Other`: the parsed event
+//! keeps the number and the fields as they came, and the monitor draws nothing from them rather
+//! than something they may not be (tests/monitor.rs replays a real 2.34 log with them mixed in).
 
 use serde::Serialize;
 
@@ -153,6 +166,19 @@ mod tests {
             assert!(!matches!(ty, ResultType::Other(_)), "{code}");
             assert_eq!(ty.code(), code);
         }
+    }
+
+    #[test]
+    fn numbers_the_forks_disagree_on_stay_unknown() {
+        // Upstream's next FetchToStore (113 / 109), Determinate's HashMismatch (109) and
+        // BuildResult (110): ambiguous, so never named.
+        assert_eq!(ActivityType::from_code(113), ActivityType::Other(113));
+        assert_eq!(ResultType::from_code(109), ResultType::Other(109));
+        assert_eq!(ResultType::from_code(110), ResultType::Other(110));
+        assert_eq!(ResultType::Other(110).code(), 110);
+        // What every fork agrees on stays named.
+        assert_eq!(ActivityType::from_code(112), ActivityType::FetchTree);
+        assert_eq!(ResultType::from_code(108), ResultType::FetchStatus);
     }
 
     #[test]

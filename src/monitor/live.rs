@@ -57,6 +57,7 @@ impl Monitor {
     /// what the failed run finished is kept, its failures and errors are dropped, so the
     /// summary covers the whole job and the retry alone decides whether it failed.
     pub fn restart(&mut self, now: Instant) {
+        self.state.settle();
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
         self.state = self.state.next_attempt();
@@ -91,22 +92,41 @@ impl Monitor {
         self.state.clear_happenings();
     }
 
+    /// The nix run's log has ended (its process exited): decides the builds whose ending was
+    /// still open (see [`State::settle`]) and shows them. [`Monitor::finish`] does it too.
+    pub fn end_of_log(&mut self, now: Instant) {
+        self.state.settle();
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
+    }
+
     /// What the run did so far; the whole state, for callers that want more than the summary.
     pub fn state(&self) -> &State {
         &self.state
     }
 
-    /// Whether a build failed or nix reported an error so far.
+    /// Whether the log says the run failed so far (see [`State::has_failed`]).
     pub fn has_failed(&self) -> bool {
         self.state.has_failed()
     }
 
     /// Ends the display (bars cleared, summary shown or, with `--json`, written as the last
-    /// line) and returns the summary. `summary.ok` is false when a build failed or nix reported
-    /// an error: the caller's exit code.
+    /// line) and returns the summary. `summary.ok` is what the log says (no failed build, no
+    /// error of nix's own that ended the run): the verdict of `nixdispatch monitor`, which
+    /// has no exit status to go by. Callers that ran nix use [`Monitor::finish_with`].
     pub fn finish(mut self, now: Instant) -> Summary {
+        self.state.settle();
+        let ok = !self.state.has_failed();
+        self.finish_with(now, ok)
+    }
+
+    /// Like [`Monitor::finish`], with the verdict given: whether nix (or nh, or the activation)
+    /// succeeded, by its exit status. The log's messages never overrule it.
+    pub fn finish_with(mut self, now: Instant, ok: bool) -> Summary {
         self.finished = true;
-        let summary = self.state.summary(now);
+        self.state.settle();
+        let mut summary = self.state.summary(now);
+        summary.ok = ok;
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
         self.renderer.finish(&self.state, &summary);
@@ -120,6 +140,7 @@ impl Drop for Monitor {
             return;
         }
         let now = Instant::now();
+        self.state.settle();
         self.renderer.draw(&self.state, now);
         self.state.clear_happenings();
         let mut summary = self.state.summary(now);

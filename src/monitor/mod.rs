@@ -11,8 +11,10 @@ mod summary;
 
 pub use live::{drive, Monitor};
 pub use names::{drv_paths_in, host_of, store_path_name};
-pub use state::{Counts, Happening, RunningBuild, State, Transfer, TransferKind};
-pub use summary::{FailedBuild, Summary};
+pub use state::{
+    is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
+};
+pub use summary::{CancelledBuild, FailedBuild, Summary};
 
 /// How many of a running build's last log lines are kept, to show when it fails.
 pub const LOG_TAIL_LINES: usize = 20;

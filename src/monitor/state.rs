@@ -1,7 +1,7 @@
 //! The monitor's state and its pure update step.
 
 use super::names::{drv_paths_in, is_local_store, store_path_name};
-use super::summary::{FailedBuild, Summary};
+use super::summary::{CancelledBuild, FailedBuild, Summary};
 use super::{
     LOG_TAIL_BYTES, MAX_KEPT_TEXT, MAX_PEERS, MAX_RUNNING, MAX_RUNNING_BUILDS, OTHER_PEERS,
 };
@@ -19,6 +19,13 @@ fn host_key(machine: &str) -> String {
     } else {
         machine.to_string()
     }
+}
+
+/// Whether an error-level message is in fact a warning: nix relays the plain stderr lines of
+/// its build hook and of a builder's store (`warning: '…' does not appear to be a binary
+/// cache`, `warning: error: SQLite database '…' is busy`) at level error (seen with 2.26).
+pub fn is_forwarded_warning(text: &str) -> bool {
+    text.trim_start().starts_with("warning:")
 }
 
 /// A derivation being built right now.
@@ -96,6 +103,17 @@ struct RecentBuild {
     host: String,
     log_tail: VecDeque<String>,
     ending: Ending,
+}
+
+/// A stopped build nix counted a failure for while other builds could have been the one that
+/// failed (nix stops the builds it abandons in no telling order): decided when an error names
+/// it, when the counters leave no doubt, or at the end of the log.
+#[derive(Debug, Clone)]
+struct PendingBuild {
+    drv_path: String,
+    host: String,
+    log_tail: VecDeque<String>,
+    elapsed: Duration,
 }
 
 /// Something that happened in the last update, for renderers that print one line per event
@@ -256,6 +274,17 @@ pub struct State {
     known_stores: Vec<String>,
     recent_builds: VecDeque<RecentBuild>,
     failed: Vec<FailedBuild>,
+    /// Stopped builds that may be the failure nix counted, oldest stop first.
+    pending: Vec<PendingBuild>,
+    /// Builds nix stopped unfinished (at most [`MAX_FAILED_KEPT`]).
+    cancelled: Vec<CancelledBuild>,
+    builds_cancelled: u64,
+    /// Whether nix sent progress for its `Builds` aggregate in this attempt (every nix since
+    /// 2.0 does; partial or hand-made streams may not).
+    builds_counted: bool,
+    /// nix's own error report (an error with `raw_msg`) that nothing started after: what ended
+    /// the run (an evaluation error, "Unable to start any build", an interrupt).
+    fatal: Option<String>,
     errors: Vec<String>,
     happenings: Vec<Happening>,
     /// The distinct builder and store names seen, at most [`MAX_PEERS`]; later ones are
@@ -294,13 +323,15 @@ impl State {
             Event::Result { id, result } => self.result(*id, result),
             Event::Message(message) => {
                 let text = strip_ansi(&message.text);
-                if message.level == Verbosity::Error {
-                    self.error(&text);
+                let level = if message.level == Verbosity::Error && is_forwarded_warning(&text) {
+                    Verbosity::Warn
+                } else {
+                    message.level
+                };
+                if level == Verbosity::Error {
+                    self.error(&text, message.raw.is_some());
                 }
-                self.happen(Happening::Message {
-                    level: message.level,
-                    text,
-                });
+                self.happen(Happening::Message { level, text });
                 true
             }
             Event::Plain(line) => {
@@ -325,6 +356,13 @@ impl State {
         activity: &Activity,
         now: Instant,
     ) -> bool {
+        if matches!(
+            activity,
+            Activity::Build { .. } | Activity::Substitute { .. } | Activity::CopyPath { .. }
+        ) {
+            // nix went on working after its error: that error did not end the run.
+            self.fatal = None;
+        }
         // A garbage stream that starts activities and never stops them must not grow the
         // state: past this many, new ones are not followed (a real run has far fewer at once).
         if self.live.len() + self.builds.len() + self.transfers.len() >= MAX_RUNNING
@@ -575,7 +613,10 @@ impl State {
             return true;
         }
         match (self.live.get_mut(&id), result) {
-            (Some(Live::Aggregate(_, latest)), ActivityResult::Progress(progress)) => {
+            (Some(Live::Aggregate(kind, latest)), ActivityResult::Progress(progress)) => {
+                if *kind == ActivityType::Builds {
+                    self.builds_counted = true;
+                }
                 let changed = latest != progress;
                 *latest = *progress;
                 changed
@@ -633,86 +674,154 @@ impl State {
 
     /// Decides how a stopped build ended. nix does not say, but it counts: a success or a
     /// failure reaches the `Builds` aggregate just before the build's activity stops, and a
-    /// build stopped without either was abandoned. Error messages that name a running build
-    /// win over the counters (when builds stop together, the counters cannot say which failed).
+    /// build stopped without either was abandoned (cancelled). Error messages that name a
+    /// running build win over the counters. When nix counted a failure and other builds were
+    /// running too, the stop alone cannot say which one failed (nix stops the builds it
+    /// abandons in no telling order, seen with 2.8 and 2.26): the build waits in `pending`
+    /// until an error names it or the log ends ([`State::settle`]).
     fn finish_build(&mut self, id: ActivityId, build: RunningBuild, now: Instant) {
         let nix = self.aggregate(ActivityType::Builds);
         let named = self.failing.remove(&id);
-        let other_named = self.failing.len() as u64;
         let elapsed = now.saturating_duration_since(build.started);
         let ending = if named {
             None
-        } else if nix.done > self.done_attributed {
+        } else if nix.done > self.done_attributed || !self.builds_counted {
+            // Counted done, or no counters to go by (a partial stream): it finished.
             Some(if build.seen_working {
                 Ending::Built
             } else {
                 Ending::Reused
             })
-        } else if nix.failed > self.failures_attributed + other_named {
-            None
-        } else if self.builds_counted() {
-            Some(Ending::Cancelled)
+        } else if self.unattributed_failures() > 0 {
+            if self.pending.is_empty() && self.builds.is_empty() {
+                None
+            } else {
+                if self.pending.len() >= MAX_RUNNING_BUILDS {
+                    // Only a garbage stream keeps this many undecided: decide them now.
+                    self.decide_pending(true);
+                }
+                self.pending.push(PendingBuild {
+                    drv_path: build.drv_path,
+                    host: build.host,
+                    log_tail: build.log_tail,
+                    elapsed,
+                });
+                self.decide_pending(false);
+                return;
+            }
         } else {
-            // No counters to go by (a partial stream): a build that stopped quietly finished.
-            Some(if build.seen_working {
-                Ending::Built
-            } else {
-                Ending::Reused
-            })
+            Some(Ending::Cancelled)
         };
         let Some(ending) = ending else {
             self.failures_attributed += 1;
             self.record_failure(build.drv_path, build.host, build.log_tail);
+            self.decide_pending(false);
             return;
         };
-        match ending {
-            Ending::Built | Ending::Reused => {
-                self.done_attributed += 1;
-                self.builds_done += 1;
-            }
-            Ending::Cancelled => {}
+        if matches!(ending, Ending::Built | Ending::Reused) {
+            self.done_attributed += 1;
+            self.builds_done += 1;
         }
-        let drv_path = build.drv_path.clone();
-        let host = build.host.clone();
+        self.record_ending(build.drv_path, build.host, build.log_tail, ending, elapsed);
+        self.decide_pending(false);
+    }
+
+    /// Failures nix counted that no stopped build has been matched to yet, less those an error
+    /// already pinned on a running build.
+    fn unattributed_failures(&self) -> u64 {
+        let nix = self.aggregate(ActivityType::Builds);
+        nix.failed
+            .saturating_sub(self.failures_attributed + self.failing.len() as u64)
+    }
+
+    /// Counts a build that ended without failing, tells the renderers, and remembers it in case
+    /// a later error says it failed after all.
+    fn record_ending(
+        &mut self,
+        drv_path: String,
+        host: String,
+        log_tail: VecDeque<String>,
+        ending: Ending,
+        elapsed: Duration,
+    ) {
         let happening = match ending {
             Ending::Built => {
                 *self.built.entry(host.clone()).or_default() += 1;
                 Happening::BuildFinished {
-                    drv_path,
-                    host,
+                    drv_path: drv_path.clone(),
+                    host: host.clone(),
                     elapsed,
                 }
             }
             Ending::Reused => {
                 *self.reused.entry(host.clone()).or_default() += 1;
-                Happening::BuildReused { drv_path, host }
+                Happening::BuildReused {
+                    drv_path: drv_path.clone(),
+                    host: host.clone(),
+                }
             }
-            Ending::Cancelled => Happening::BuildCancelled {
-                drv_path,
-                host,
-                elapsed,
-            },
+            Ending::Cancelled => {
+                self.builds_cancelled += 1;
+                if self.cancelled.len() < MAX_FAILED_KEPT {
+                    self.cancelled.push(CancelledBuild {
+                        drv: drv_path.clone(),
+                        host: host.clone(),
+                    });
+                }
+                Happening::BuildCancelled {
+                    drv_path: drv_path.clone(),
+                    host: host.clone(),
+                    elapsed,
+                }
+            }
         };
         self.happen(happening);
         if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
             self.recent_builds.pop_front();
         }
         self.recent_builds.push_back(RecentBuild {
-            drv_path: build.drv_path,
-            host: build.host,
-            log_tail: build.log_tail,
+            drv_path,
+            host,
+            log_tail,
             ending,
         });
     }
 
-    /// Whether nix sent `Builds` counters in this attempt (every nix since 2.0 does; partial or
-    /// hand-made streams may not).
-    fn builds_counted(&self) -> bool {
-        self.folded.contains_key(&ActivityType::Builds)
-            || self
-                .live
-                .values()
-                .any(|l| matches!(l, Live::Aggregate(ActivityType::Builds, _)))
+    /// Decides the pending builds the counters now leave no doubt about: none of nix's
+    /// failures left for them means they were cancelled; as many failures as pending builds,
+    /// with nothing else running, means they all failed. At the end of the log (`at_end`) the
+    /// rest is decided too: the failed build is the last one nix stopped (as seen with 2.8 and
+    /// 2.26), the earlier ones were cancelled.
+    fn decide_pending(&mut self, at_end: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let left = self.unattributed_failures().min(self.pending.len() as u64) as usize;
+        let all_failed = left == self.pending.len() && self.builds.is_empty();
+        if left > 0 && !all_failed && !at_end {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let first_failed = pending.len() - left;
+        for (i, build) in pending.into_iter().enumerate() {
+            if i >= first_failed {
+                self.failures_attributed += 1;
+                self.record_failure(build.drv_path, build.host, build.log_tail);
+            } else {
+                self.record_ending(
+                    build.drv_path,
+                    build.host,
+                    build.log_tail,
+                    Ending::Cancelled,
+                    build.elapsed,
+                );
+            }
+        }
+    }
+
+    /// The log has ended: decides what is still undecided (see [`State::decide_pending`]).
+    pub fn settle(&mut self) {
+        self.decide_pending(true);
     }
 
     fn record_failure(&mut self, drv_path: String, host: String, log_tail: VecDeque<String>) {
@@ -747,9 +856,14 @@ impl State {
         });
     }
 
-    fn error(&mut self, text: &str) {
+    /// An error message: kept for the summary; a build it names failed. `report` is true for
+    /// nix's own error reports (`raw_msg`), false for plain lines (relayed from a builder).
+    fn error(&mut self, text: &str, report: bool) {
         if self.errors.len() < MAX_ERRORS_KEPT {
             self.errors.push(bounded(text, 4 * MAX_KEPT_TEXT));
+        }
+        if report {
+            self.fatal = Some(text.to_string());
         }
         for drv in drv_paths_in(text) {
             if self.failed.iter().any(|f| f.drv == drv) {
@@ -767,8 +881,19 @@ impl State {
                 self.failing.extend(running);
                 continue;
             }
-            // A build we counted as done or abandoned failed after all (the counters can be
-            // missing, e.g. on a partial stream).
+            if let Some(index) = self.pending.iter().position(|b| b.drv_path == drv) {
+                let build = self.pending.remove(index);
+                self.failures_attributed += 1;
+                self.record_failure(build.drv_path, build.host, build.log_tail);
+                continue;
+            }
+            // A build taken as done or cancelled failed after all. With nix's counters, only
+            // while a failure they count is still unmatched: nix's closing "build of 'A', 'B'
+            // failed" also names the builds it cancelled. Without counters (a partial stream)
+            // the error is all there is to go by.
+            if self.builds_counted && self.unattributed_failures() == 0 {
+                continue;
+            }
             let Some(index) = self.recent_builds.iter().position(|b| b.drv_path == drv) else {
                 continue;
             };
@@ -788,9 +913,18 @@ impl State {
                         counted.remove(&build.host);
                     }
                 }
+            } else {
+                self.builds_cancelled = self.builds_cancelled.saturating_sub(1);
+                if let Some(i) = self.cancelled.iter().position(|c| c.drv == build.drv_path) {
+                    self.cancelled.remove(i);
+                }
+            }
+            if self.builds_counted {
+                self.failures_attributed += 1;
             }
             self.record_failure(build.drv_path, build.host, build.log_tail);
         }
+        self.decide_pending(false);
     }
 
     /// The latest progress of an aggregate type: stopped activities plus running ones.
@@ -914,9 +1048,20 @@ impl State {
         &self.errors
     }
 
-    /// Whether the run has failed so far: a failed build or an error message.
+    /// Whether the log says the run failed so far: a build failed (nix counted it or an error
+    /// named it), or nix's own error ended the run (an evaluation error, "Unable to start any
+    /// build", an interrupt). Message levels alone never decide: nix relays a builder's
+    /// warnings, and its own "error (ignored)" lines, as errors in runs that succeed.
     pub fn has_failed(&self) -> bool {
-        self.builds_failed > 0 || !self.errors.is_empty()
+        self.builds_failed > 0
+            || !self.pending.is_empty()
+            || self.aggregate(ActivityType::Builds).failed > 0
+            || self.fatal.is_some()
+    }
+
+    /// The builds nix stopped unfinished so far (at most [`MAX_FAILED_KEPT`]).
+    pub fn cancelled_builds(&self) -> &[CancelledBuild] {
+        &self.cancelled
     }
 
     /// Time since the first event, as of `now`.
@@ -940,6 +1085,8 @@ impl State {
             copied_to: self.copied_to.clone(),
             bytes_downloaded,
             failed: self.failed.clone(),
+            cancelled: self.cancelled.clone(),
+            builds_cancelled: self.builds_cancelled,
             errors: self.errors.clone(),
             elapsed_secs: self.elapsed(now).as_secs_f64(),
         }

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 /// command-line contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// False when a build failed or nix reported an error; the exit code follows it.
+    /// Whether the run succeeded: nix's exit status where nixdispatch ran nix (`build`, `home`,
+    /// `os`), else (`monitor`) what the log says: no failed build and no error of nix's own
+    /// that ended the run. Never message levels. The exit code follows it.
     pub ok: bool,
     /// Derivations built, per builder store URI (`"local"` for this machine).
     pub built: BTreeMap<String, u64>,
@@ -28,6 +30,11 @@ pub struct Summary {
     pub bytes_downloaded: u64,
     /// Builds that failed, with their last log lines (at most [`super::MAX_FAILED_KEPT`]).
     pub failed: Vec<FailedBuild>,
+    /// Builds nix stopped unfinished, e.g. because another one failed (without
+    /// `--keep-going`) or the run was interrupted (at most [`super::MAX_FAILED_KEPT`]).
+    pub cancelled: Vec<CancelledBuild>,
+    /// How many builds nix stopped unfinished, all of them.
+    pub builds_cancelled: u64,
     /// Error messages nix printed, without colour codes (at most [`super::MAX_ERRORS_KEPT`]).
     pub errors: Vec<String>,
     /// Seconds from the first line of the log to the end of the run.
@@ -43,6 +50,15 @@ pub struct FailedBuild {
     pub host: String,
     /// Its last log lines (at most [`super::LOG_TAIL_LINES`]), oldest first.
     pub log: Vec<String>,
+}
+
+/// A build nix stopped before it finished; it neither failed nor produced its outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelledBuild {
+    /// The derivation.
+    pub drv: String,
+    /// Where it was running: the builder's store URI, or `"local"`.
+    pub host: String,
 }
 
 impl Summary {

@@ -1,7 +1,7 @@
 //! The state on hand-written streams: what the recordings here cannot show yet.
 
 use super::*;
-use crate::log::parse_line;
+use crate::log::{parse_line, Verbosity};
 use std::time::{Duration, Instant};
 
 /// Feeds `lines` one millisecond apart; returns the state and the end time.
@@ -230,7 +230,7 @@ fn failed_list_and_errors_are_bounded() {
     for n in 0..(MAX_ERRORS_KEPT as u64 + 10) {
         state.update(
             &parse_line(&format!(
-                r#"@nix {{"action":"msg","level":0,"msg":"error: number {n}"}}"#
+                r#"@nix {{"action":"msg","level":0,"msg":"error: number {n}","raw_msg":"number {n}"}}"#
             )),
             now,
         );
@@ -316,6 +316,16 @@ fn msg(level: u64, text: &str) -> String {
     )
 }
 
+/// An error nix itself reports (with `raw_msg`, as its top-level errors have), not a line it
+/// relays from a builder.
+fn report(text: &str) -> String {
+    format!(
+        r#"@nix {{"action":"msg","level":0,"msg":{},"raw_msg":{}}}"#,
+        serde_json::Value::String(format!("error: {text}")),
+        serde_json::Value::String(text.to_string())
+    )
+}
+
 const DRV_B: &str = "/nix/store/dddddddddddddddddddddddddddddddd-other-1.0.drv";
 
 #[test]
@@ -361,7 +371,7 @@ fn builds_nix_stops_without_counting_were_cancelled() {
         result(2, 105, "[0,2,2,0]"),
         stop(4),
         stop(3),
-        msg(0, "error: interrupted by the user"),
+        report("interrupted by the user"),
     ];
     let mut state = State::new();
     let mut now = Instant::now();
@@ -418,10 +428,7 @@ fn a_retry_keeps_what_the_first_attempt_finished() {
         stop(5),
         result(2, 105, "[1,2,0,0]"),
         stop(3),
-        msg(
-            0,
-            "error: Nix daemon disconnected unexpectedly (maybe it crashed?)",
-        ),
+        report("Nix daemon disconnected unexpectedly (maybe it crashed?)"),
     ];
     let (state, now) = feed(&first);
     assert!(state.has_failed());
@@ -476,4 +483,145 @@ fn peers_name_where_transfers_came_from() {
         ["https://cache.nixos.org", SEASMOKE]
     );
     assert!(state.peers(TransferKind::CopyTo).is_empty());
+}
+
+#[test]
+fn warnings_nix_relays_at_error_level_are_warnings() {
+    // A successful run's log carried this (relayed from a store at level 0); and Nix 2.26's
+    // build hook relays a builder's warnings the same way.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,1,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        msg(
+            0,
+            "\u{1b}[35;1mwarning:\u{1b}[0m error: SQLite database '/nix/var/nix/db/db.sqlite' is busy",
+        ),
+        msg(0, "warning: 'http://127.0.0.1:9/x' does not appear to be a binary cache"),
+        result(2, 105, "[1,1,0,0]"),
+        stop(3),
+        stop(2),
+    ];
+    let mut state = State::new();
+    let mut now = Instant::now();
+    let mut levels = Vec::new();
+    for line in &lines {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+        for h in state.happenings() {
+            if let Happening::Message { level, .. } = h {
+                levels.push(*level);
+            }
+        }
+        state.clear_happenings();
+    }
+    assert_eq!(levels, [Verbosity::Warn, Verbosity::Warn]);
+    assert!(state.errors().is_empty());
+    assert!(!state.has_failed());
+    assert!(state.summary(now).ok);
+    assert_eq!(state.summary(now).built.get("local"), Some(&1));
+}
+
+#[test]
+fn an_error_line_relayed_from_a_builder_does_not_decide_the_run() {
+    // Plain level-0 lines (no raw_msg) are relayed ones: "error (ignored)", a builder's own
+    // messages. They are shown as errors, but only failed builds or nix's own error fail.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,1,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        msg(0, "error (ignored): error: cannot connect to 'ssh://gone'"),
+        result(2, 105, "[1,1,0,0]"),
+        stop(3),
+    ];
+    let (state, now) = feed(&lines);
+    assert_eq!(state.errors().len(), 1);
+    assert!(state.summary(now).ok);
+}
+
+#[test]
+fn an_error_of_nix_s_own_that_ends_the_run_fails_it() {
+    let (state, now) = feed(&[report("undefined variable 'x'")]);
+    assert!(!state.summary(now).ok);
+    // An error nix went on from (a substituter failed, it built instead) does not.
+    let (state, now) = feed(&[
+        report("unable to download 'http://cache/x.narinfo'"),
+        start(2, 104, "[]"),
+        result(2, 105, "[0,1,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        result(2, 105, "[1,1,0,0]"),
+        stop(3),
+    ]);
+    assert!(state.summary(now).ok);
+}
+
+#[test]
+fn the_closing_build_of_list_does_not_turn_a_cancelled_build_into_a_failure() {
+    // nix's closing "build of 'A^out', 'B^out' failed" lists every top-level goal that did not
+    // succeed, cancelled ones too; drv paths as 2.8 prints them.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,2,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        start(4, 105, &format!(r#"["{DRV_B}","",1,1]"#)),
+        result(2, 105, "[0,1,1,1]"),
+        stop(4),
+        stop(3),
+        report(&format!("builder for '{DRV}' failed with exit code 1")),
+        report(&format!("build of '{DRV_B}', '{DRV}' failed")),
+    ];
+    let mut state = State::new();
+    let mut now = Instant::now();
+    let mut happenings = Vec::new();
+    for line in &lines {
+        now += Duration::from_millis(1);
+        state.update(&parse_line(line), now);
+        happenings.extend(state.happenings().iter().cloned());
+        state.clear_happenings();
+    }
+    let summary = state.summary(now);
+    assert_eq!(
+        summary
+            .failed
+            .iter()
+            .map(|f| f.drv.as_str())
+            .collect::<Vec<_>>(),
+        [DRV]
+    );
+    assert_eq!(
+        summary
+            .cancelled
+            .iter()
+            .map(|c| c.drv.as_str())
+            .collect::<Vec<_>>(),
+        [DRV_B]
+    );
+    assert!(happenings
+        .iter()
+        .any(|h| matches!(h, Happening::BuildCancelled { drv_path, .. } if drv_path == DRV_B)));
+    assert!(!summary.ok);
+}
+
+#[test]
+fn an_undecided_stop_is_decided_when_the_log_ends() {
+    // The stream ends before nix names the failed build: the one nix stopped last failed.
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,2,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","",1,1]"#)),
+        start(4, 105, &format!(r#"["{DRV_B}","",1,1]"#)),
+        result(2, 105, "[0,1,1,1]"),
+        stop(4),
+        stop(3),
+    ];
+    let (mut state, now) = feed(&lines);
+    assert!(
+        state.has_failed(),
+        "a counted failure fails the run at once"
+    );
+    state.settle();
+    let summary = state.summary(now);
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].drv, DRV);
+    assert_eq!(summary.builds_cancelled, 1);
 }

@@ -1,5 +1,6 @@
 //! nix's own settings, as nix itself resolves them: `nix.conf`, `NIX_CONFIG`, `extra-` settings,
-//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later).
+//! all merged by `nix show-config` (before 2.20) or `nix config show` (2.20 and later; the old
+//! name still works there but warns).
 
 use super::Nix;
 use crate::Result;
@@ -16,6 +17,10 @@ pub struct NixConfig {
     pub trusted_public_keys: Vec<String>,
     /// `require-sigs`.
     pub require_sigs: bool,
+    /// `trusted-substituters`: what a daemon also takes from users it does not trust.
+    pub trusted_substituters: Vec<String>,
+    /// `accept-flake-config`: nix applies a flake's `nixConfig` without asking.
+    pub accept_flake_config: bool,
     /// `system`: what this machine builds natively.
     pub system: String,
     /// `extra-platforms`: what else it can build.
@@ -50,6 +55,8 @@ impl NixConfig {
             substituters: list("substituters"),
             trusted_public_keys: list("trusted-public-keys"),
             require_sigs: map.get("require-sigs").is_none_or(|v| *v != "false"),
+            trusted_substituters: list("trusted-substituters"),
+            accept_flake_config: map.get("accept-flake-config") == Some(&"true"),
             system: map
                 .get("system")
                 .map(|v| v.to_string())
@@ -75,12 +82,9 @@ impl NixConfig {
 impl Nix {
     /// Reads nix's resolved settings.
     pub async fn config(&self) -> Result<NixConfig> {
-        let args: &[&str] = if self.version.at_least(2, 20) {
-            &["config", "show"]
-        } else {
-            &["show-config"]
-        };
-        let out = self.output("nix", args).await?;
+        let out = self
+            .output_either(self.caps.config_show, &["config", "show"], &["show-config"])
+            .await?;
         Ok(NixConfig::from_lines(&String::from_utf8_lossy(&out)))
     }
 }
@@ -105,10 +109,40 @@ mod tests {
     }
 
     #[test]
+    fn reads_every_recorded_version() {
+        // `nix show-config` (2.8) and `nix config show` (2.26, 2.34), recorded on a store
+        // with NIX_CONF_DIR holding `substituters =` and no builders.
+        for file in [
+            "show-config-2.8.txt",
+            "config-show-2.26.txt",
+            "config-show-2.34.txt",
+        ] {
+            let path = format!("{}/tests/data/formats/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let c = NixConfig::from_lines(&text);
+            assert_eq!(c.system, "x86_64-linux", "{file}");
+            assert!(c.substituters.is_empty(), "{file}: {:?}", c.substituters);
+            assert!(c.require_sigs, "{file}");
+            assert_eq!(c.trusted_key_names(), ["cache.nixos.org-1"], "{file}");
+            assert!(c.builders.starts_with('@'), "{file}: {}", c.builders);
+            assert!(
+                c.extra_platforms.contains(&"i686-linux".to_owned()),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_values_and_require_sigs_off() {
         let c = NixConfig::from_lines("substituters =\nbuilders =\nrequire-sigs = false\n");
         assert!(c.substituters.is_empty());
         assert_eq!(c.builders, "");
         assert!(!c.require_sigs);
+        assert!(!c.accept_flake_config && c.trusted_substituters.is_empty());
+        let c = NixConfig::from_lines(
+            "accept-flake-config = true\ntrusted-substituters = http://a https://b\n",
+        );
+        assert!(c.accept_flake_config);
+        assert_eq!(c.trusted_substituters, ["http://a", "https://b"]);
     }
 }

@@ -1,5 +1,12 @@
 //! The derivation graph of installables, read without building anything: `nix show-derivation -r`
 //! (before 2.15) or `nix derivation show -r` (2.15 and later), one evaluation for all installables.
+//!
+//! Shapes read (recorded from real binaries in `tests/data/formats/`):
+//! - up to 2.31: `{"/nix/store/…drv": {outputs, inputDrvs, inputSrcs, env, system}}`, with
+//!   `inputDrvs` values `["out"]` (before 2.18) or `{"outputs": ["out"], "dynamicOutputs": {}}`;
+//! - 2.32 (format 3): the same with store path base names everywhere;
+//! - 2.33+ (format 4): `{"version": 4, "derivations": {BASENAME: {…, "inputs": {"srcs": […],
+//!   "drvs": {…}}}}}`.
 
 use super::Nix;
 use crate::plan::{Derivation, Graph};
@@ -13,19 +20,22 @@ impl Nix {
     /// paths are the outputs of the derivations nothing else in the graph depends on (the
     /// installables themselves). An installable that does not evaluate is `Error::Input` (exit 2).
     pub async fn derivation_graph(&self, installables: &[String]) -> Result<Graph> {
-        let mut args: Vec<String> = if self.version.at_least(2, 15) {
-            vec!["derivation".into(), "show".into(), "-r".into()]
-        } else {
-            vec!["show-derivation".into(), "-r".into()]
-        };
-        for inst in installables {
-            // From 2.15 a bare `.drv` path means the file itself; `^*` means its outputs.
-            if self.version.at_least(2, 15) && inst.ends_with(".drv") {
-                args.push(format!("{inst}^*"));
-            } else {
-                args.push(inst.clone());
-            }
-        }
+        self.derivation_graph_with(installables, &[]).await
+    }
+
+    /// [`Nix::derivation_graph`] with nix's evaluation flags as the user typed them for
+    /// `nix build` (`-f FILE`, `--expr`, `--arg`, `--override-input`, `--impure`, ...).
+    pub async fn derivation_graph_with(
+        &self,
+        installables: &[String],
+        eval_args: &[std::ffi::OsString],
+    ) -> Result<Graph> {
+        // Evaluation flags such as -f belong to the subcommand: after its words.
+        let show = self.derivation_show_args(installables);
+        let (command, insts) = show.split_at(show.len() - installables.len());
+        let mut args: Vec<std::ffi::OsString> = command.iter().map(Into::into).collect();
+        args.extend(eval_args.iter().cloned());
+        args.extend(insts.iter().map(Into::into));
         let out = self.output("nix", &args).await.map_err(|err| match err {
             Error::Input(msg) => Error::Input(format!(
                 "{} does not evaluate: {msg}",
@@ -38,14 +48,36 @@ impl Nix {
         })?;
         parse_graph(&json)
     }
+
+    /// `derivation show -r INSTALLABLES` as this version spells it.
+    fn derivation_show_args(&self, installables: &[String]) -> Vec<String> {
+        let mut args: Vec<String> = if self.caps.derivation_show {
+            vec!["derivation".into(), "show".into(), "-r".into()]
+        } else {
+            vec!["show-derivation".into(), "-r".into()]
+        };
+        for inst in installables {
+            // From 2.15 a bare `.drv` path means the file itself; `^*` means its outputs.
+            if self.caps.derivation_show && inst.ends_with(".drv") {
+                args.push(format!("{inst}^*"));
+            } else {
+                args.push(inst.clone());
+            }
+        }
+        args
+    }
 }
 
 /// Reads `nix derivation show -r` JSON (every version's shape) into a [`Graph`].
 pub fn parse_graph(json: &Value) -> Result<Graph> {
-    let Some(map) = json.as_object() else {
-        return Err(Error::input(
-            "nix printed derivations that are not a JSON object",
-        ));
+    let Some(map) = derivation_map(json) else {
+        return Err(Error::input(format!(
+            "nix printed derivations in a shape nixdispatch cannot read (a JSON {}{}): please report it with `nix --version`",
+            kind(json),
+            json.get("version")
+                .map(|v| format!(" with version {v}"))
+                .unwrap_or_default()
+        )));
     };
     let mut derivations = BTreeMap::new();
     for (key, drv) in map {
@@ -67,6 +99,30 @@ pub fn parse_graph(json: &Value) -> Result<Graph> {
     })
 }
 
+/// The map from derivation path to derivation: the wrapper's `derivations` (format 4, Nix
+/// 2.33+: `{"version": 4, "derivations": {...}}`), or the whole object (earlier formats, whose
+/// keys are all store paths; a key `derivations` there would not be one).
+fn derivation_map(json: &Value) -> Option<&serde_json::Map<String, Value>> {
+    let map = json.as_object()?;
+    match map.get("derivations") {
+        Some(Value::Object(inner)) if map.contains_key("version") => Some(inner),
+        Some(_) => None,
+        None if map.contains_key("version") => None,
+        None => Some(map),
+    }
+}
+
+fn kind(json: &Value) -> &'static str {
+    match json {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+    }
+}
+
 /// Newer nix versions print store paths without the store directory.
 fn store_path(text: &str) -> Result<StorePath> {
     StorePath::parse_in("/nix/store", text)
@@ -83,8 +139,13 @@ fn parse_derivation(path: StorePath, drv: &Value) -> Result<Derivation> {
             }
         }
     }
+    // Format 4 (2.33+) nests the inputs: {"inputs": {"drvs": {...}, "srcs": [...]}}.
+    let nested = drv.get("inputs");
     let mut input_drvs = BTreeMap::new();
-    if let Some(inputs) = drv.get("inputDrvs").and_then(Value::as_object) {
+    let drvs = drv
+        .get("inputDrvs")
+        .or_else(|| nested.and_then(|i| i.get("drvs")));
+    if let Some(inputs) = drvs.and_then(Value::as_object) {
         for (p, names) in inputs {
             // 2.8: ["out"]; 2.18+: {"outputs": ["out"], "dynamicOutputs": {}}.
             let names = names.get("outputs").unwrap_or(names);
@@ -102,6 +163,7 @@ fn parse_derivation(path: StorePath, drv: &Value) -> Result<Derivation> {
     }
     let input_srcs = drv
         .get("inputSrcs")
+        .or_else(|| nested.and_then(|i| i.get("srcs")))
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -181,5 +243,72 @@ mod tests {
     #[test]
     fn garbage_is_an_input_error() {
         assert!(parse_graph(&serde_json::json!([1, 2])).is_err());
+        // A wrapper whose inner map is missing is not read as a map of derivations.
+        let err = parse_graph(&serde_json::json!({"version": 9, "drvs": {}})).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    fn recorded(name: &str) -> Value {
+        let file = format!("{}/tests/data/formats/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    /// `tests/data/formats/chain.nix`'s `c` (needs b, needs a), recorded with `nix
+    /// show-derivation -r -f chain.nix c` (2.8) and `nix derivation show -r ...` (2.26, 2.34):
+    /// every version's output reads to the same graph.
+    #[test]
+    fn every_recorded_version_reads_to_the_same_graph() {
+        let a = "/nix/store/x3nxi4a6vf0xx210scln0cipw1fv1845-a.drv";
+        let b = "/nix/store/k3r046ckx6fbw7lfgwf2ar2lcxrgqdkz-b.drv";
+        let c = "/nix/store/xigj6bil5bilh73fc6hrgzpscwjpqn4h-c.drv";
+        let mut graphs = Vec::new();
+        for file in [
+            "derivation-show-2.8.json",
+            "derivation-show-2.26.json",
+            "derivation-show-2.34.json",
+            "derivation-show-2.34-tty.json",
+        ] {
+            let g = parse_graph(&recorded(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(g.derivations.len(), 3, "{file}");
+            assert_eq!(
+                g.wanted.iter().map(StorePath::as_str).collect::<Vec<_>>(),
+                ["/nix/store/6xgppb9108hakzfgpd7fymlw6ajlq6h1-c"],
+                "{file}"
+            );
+            let dc = &g.derivations[&StorePath::parse(c).unwrap()];
+            assert_eq!(
+                dc.input_drvs[&StorePath::parse(b).unwrap()],
+                ["out"],
+                "{file}"
+            );
+            assert_eq!(dc.required_features, ["big-parallel"], "{file}");
+            assert!(dc.prefer_local, "{file}");
+            let db = &g.derivations[&StorePath::parse(b).unwrap()];
+            assert!(
+                db.input_drvs.contains_key(&StorePath::parse(a).unwrap()),
+                "{file}"
+            );
+            graphs.push(g);
+        }
+        for g in &graphs[1..] {
+            assert_eq!(g.derivations, graphs[0].derivations);
+        }
+    }
+
+    #[test]
+    fn reads_format_4_input_sources() {
+        // 2.33+: inputs nested, sources as base names.
+        let json = serde_json::json!({"version": 4, "derivations": {
+            "r7xczr6d0h95mrc9qxky6kvj6gsjy295-b.drv": {
+                "outputs": {"out": {"path": "9incy9bg56h0xskhrvsp948vyrwm5xiy-b"}},
+                "inputs": {"srcs": ["3kqs82dyiay178lrv2p1kxw92gy88zdz-srcfile"], "drvs": {}},
+                "system": "x86_64-linux", "env": {}, "version": 4}}});
+        let g = parse_graph(&json).unwrap();
+        let b = &g.derivations[&StorePath::parse(B).unwrap()];
+        assert_eq!(
+            b.input_srcs[0].as_str(),
+            "/nix/store/3kqs82dyiay178lrv2p1kxw92gy88zdz-srcfile"
+        );
     }
 }

@@ -1,12 +1,17 @@
 //! Talking to the local nix: its version, its settings, the derivation graph of installables, and
-//! which store paths are valid. Every command here picks the spelling that the detected version
-//! understands (see `../shared/NIX-FACTS.md`, "Commands that changed between versions").
+//! which store paths are valid. Every command here picks the spelling that the nix in front of
+//! it understands ([`capabilities`], with the table of what changed in which version), and every
+//! reader takes every shape that any supported version prints.
 
+pub mod capabilities;
 pub mod config;
 pub mod derivation;
+pub mod installables;
+pub mod path_info;
 
 use crate::dispatch::NixVersion;
 use crate::{Error, Result};
+use capabilities::Capabilities;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use tokio::process::Command;
@@ -19,18 +24,8 @@ pub const FEATURES: &str = "nix-command flakes";
 pub struct Nix {
     /// Its version, as `nix --version` reports it.
     pub version: NixVersion,
-}
-
-/// Refuses a nix older than 2.4: it has no `--extra-experimental-features`, no
-/// `--log-format internal-json` and no flakes, so every command nixdispatch runs would fail.
-fn supported(version: &NixVersion) -> Result<()> {
-    if version.at_least(2, 4) {
-        Ok(())
-    } else {
-        Err(Error::input(format!(
-            "nix {version} is too old: nixdispatch needs Nix 2.4 or later (2.8+ is tested); upgrade nix"
-        )))
-    }
+    /// What that version offers (a first guess: commands fall back when nix refuses one).
+    pub caps: Capabilities,
 }
 
 impl Nix {
@@ -49,8 +44,18 @@ impl Nix {
             })?;
         let text = String::from_utf8_lossy(&out.stdout);
         let version = NixVersion::parse(text.trim())?;
-        supported(&version)?;
-        Ok(Nix { version })
+        if capabilities::too_old(&version) {
+            return Err(Error::Input(capabilities::too_old_message(&version)));
+        }
+        Ok(Nix::with_version(version))
+    }
+
+    /// A nix of a known version (tests, and callers that asked already).
+    pub fn with_version(version: NixVersion) -> Nix {
+        Nix {
+            caps: Capabilities::of(&version),
+            version,
+        }
     }
 
     /// A `nix` command with the experimental features we rely on turned on.
@@ -92,6 +97,38 @@ impl Nix {
         }
         Ok(out.stdout)
     }
+
+    /// Runs `nix NEWER...`, and `nix OLDER...` instead when `prefer_newer` is false or nix says
+    /// it does not know the newer spelling (`'info' is not a recognised command`). Other
+    /// failures are `Error::Input` with nix's own error line, as in [`Nix::output`].
+    pub async fn output_either(
+        &self,
+        prefer_newer: bool,
+        newer: &[&str],
+        older: &[&str],
+    ) -> Result<Vec<u8>> {
+        if prefer_newer {
+            let mut cmd = self.command();
+            cmd.args(newer);
+            let out = cmd
+                .output()
+                .await
+                .map_err(|err| Error::io(format!("running `nix {}`", newer.join(" ")), err))?;
+            if out.status.success() {
+                return Ok(out.stdout);
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !capabilities::rejected_as_unknown(&stderr) {
+                return Err(Error::Input(format!(
+                    "`nix {}` failed: {}",
+                    newer.join(" "),
+                    last_error_line(&stderr)
+                )));
+            }
+            tracing::debug!(newer = ?newer, "nix does not know this spelling; trying the older one");
+        }
+        self.output("nix", older).await
+    }
 }
 
 impl Nix {
@@ -99,11 +136,61 @@ impl Nix {
     /// when nix does not say. An untrusted daemon client's `--option builders`,
     /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
     pub async fn local_trust(&self) -> Option<bool> {
-        let out = self.output("nix", ["store", "ping"]).await.ok()?;
-        String::from_utf8_lossy(&out)
-            .lines()
-            .find_map(|l| l.strip_prefix("Trusted:"))
-            .map(|v| v.trim() == "1")
+        if self.caps.store_info {
+            // 2.19+: the machine-readable form, on stdout.
+            if let Ok(out) = self.output("nix", ["store", "info", "--json"]).await {
+                return trusted_json(&serde_json::from_slice(&out).ok()?);
+            }
+        }
+        // `store ping` prints its lines through nix's logger, i.e. on stderr (seen here on
+        // 2.26 and 2.34; 2.8 has no Trusted: line at all).
+        let out = self.command().args(["store", "ping"]).output().await.ok()?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        trusted_line(&text)
+    }
+}
+
+/// `trusted` of `nix store info --json`: `1`/`0` up to 2.2x, `true`/`false` on 2.34 (recorded).
+pub fn trusted_json(json: &serde_json::Value) -> Option<bool> {
+    match json.get("trusted")? {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => Some(n.as_u64()? != 0),
+        _ => None,
+    }
+}
+
+/// The `Trusted:` line of `nix store info` / `store ping` (2.15+; absent before).
+pub fn trusted_line(text: &str) -> Option<bool> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Trusted:"))
+        .map(|v| v.trim() == "1")
+}
+
+impl Nix {
+    /// Whether the local nix can use `machine` as a builder at all, as far as its version tells:
+    /// `None` when it can, else the one line that says why not, what is needed and the fix.
+    pub fn cannot_use_builder(&self, machine: &crate::machines::Machine) -> Option<String> {
+        self.builder_limit(machine)
+            .map(|(problem, fix)| format!("{problem}: {fix}"))
+    }
+
+    /// [`Nix::cannot_use_builder`] as (problem, fix), for `doctor`.
+    pub fn builder_limit(&self, machine: &crate::machines::Machine) -> Option<(String, String)> {
+        let port = machine.ssh_port()?;
+        if self.caps.ssh_uri_ports {
+            return None;
+        }
+        Some((
+            format!(
+                "the port in {} needs Nix 2.31 or later here (this nix is {})",
+                machine.uri, self.version
+            ),
+            format!(
+                "write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI, or upgrade nix",
+                machine.ssh_host().unwrap_or("HOST"),
+            ),
+        ))
     }
 }
 
@@ -187,33 +274,61 @@ mod tests {
         );
     }
 
+    fn recorded(name: &str) -> String {
+        let file = format!("{}/tests/data/formats/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    #[test]
+    fn trust_from_every_recorded_store_info() {
+        // 2.8 has no Trusted: line; 2.26 and 2.34 do (`store info`, and `store ping` with a
+        // deprecation warning first on 2.34).
+        assert_eq!(trusted_line(&recorded("store-ping-2.8.txt")), None);
+        for file in [
+            "store-info-2.26.txt",
+            "store-info-2.34.txt",
+            "store-ping-2.34.txt",
+        ] {
+            assert_eq!(trusted_line(&recorded(file)), Some(true), "{file}");
+        }
+        assert_eq!(trusted_line("Store URL: daemon\nTrusted: 0\n"), Some(false));
+        for file in ["store-info-json-2.26.json", "store-info-json-2.34.json"] {
+            let json = serde_json::from_str(&recorded(file)).unwrap();
+            assert_eq!(trusted_json(&json), Some(true), "{file}");
+        }
+        assert_eq!(
+            trusted_json(&serde_json::json!({"trusted": 0})),
+            Some(false)
+        );
+        assert_eq!(trusted_json(&serde_json::json!({"url": "daemon"})), None);
+    }
+
+    #[test]
+    fn a_port_in_a_builder_uri_needs_2_31() {
+        let machine = |uri: &str| crate::machines::Machine::new(uri).unwrap();
+        let nix = |v: &str| Nix::with_version(NixVersion::parse(v).unwrap());
+        let with_port = machine("ssh-ng://root@127.0.0.1:2222");
+        let why = nix("nix (Nix) 2.26.3")
+            .cannot_use_builder(&with_port)
+            .expect("2.26 cannot");
+        assert!(why.contains("2.31") && why.contains("2.26.3") && why.contains("Port 2222"));
+        assert!(nix("nix (Nix) 2.8.0")
+            .cannot_use_builder(&with_port)
+            .is_some());
+        assert!(nix("nix (Lix, like Nix) 2.91.1")
+            .cannot_use_builder(&with_port)
+            .is_some());
+        assert_eq!(nix("nix (Nix) 2.31.2").cannot_use_builder(&with_port), None);
+        assert_eq!(nix("nix (Nix) 2.34.8").cannot_use_builder(&with_port), None);
+        assert_eq!(
+            nix("nix (Nix) 2.8.0").cannot_use_builder(&machine("ssh-ng://seasmoke")),
+            None
+        );
+    }
+
     #[test]
     fn error_line_falls_back_to_the_last_line() {
         assert_eq!(last_error_line("one\ntwo\n\n"), "two");
         assert_eq!(last_error_line(""), "(no message)");
-    }
-}
-
-#[cfg(test)]
-mod supported_tests {
-    use super::*;
-
-    #[test]
-    fn nix_older_than_2_4_is_bad_input() {
-        for (text, ok) in [
-            ("nix (Nix) 2.3.16", false),
-            ("nix (Nix) 1.11.16", false),
-            ("nix (Nix) 2.4", true),
-            ("nix (Nix) 2.8.0", true),
-            ("nix (Lix, like Nix) 2.91.1", true),
-        ] {
-            let version = NixVersion::parse(text).expect("a version");
-            let checked = supported(&version);
-            assert_eq!(checked.is_ok(), ok, "{text}");
-            if let Err(err) = checked {
-                assert_eq!(err.code(), 2);
-                assert!(err.to_string().contains("too old"), "{err}");
-            }
-        }
     }
 }

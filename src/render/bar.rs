@@ -121,7 +121,7 @@ impl BarRenderer {
                     self.paint(
                         "2",
                         &format!(
-                            "{} {} stopped unfinished after {}",
+                            "{} {} cancelled after {}: nix stopped it unfinished",
                             store_path_name(drv_path),
                             where_built(host),
                             duration(*elapsed)

@@ -6,8 +6,11 @@
 
 mod bar;
 mod frame;
+pub mod github;
 mod json;
 mod plain;
+pub mod record;
+pub mod result_file;
 mod silent;
 mod text;
 

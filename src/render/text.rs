@@ -61,7 +61,7 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             host,
             elapsed,
         } => Some(format!(
-            "stopped {} {} after {}, unfinished",
+            "cancelled {} {} after {}: nix stopped it unfinished",
             store_path_name(drv_path),
             where_built(host),
             duration(*elapsed)
@@ -203,6 +203,22 @@ pub fn summary_lines(summary: &Summary) -> Vec<String> {
             "FAILED: {} {}",
             failed.drv,
             where_built(&failed.host)
+        ));
+    }
+    if summary.builds_cancelled > 0 {
+        let mut names: Vec<String> = summary
+            .cancelled
+            .iter()
+            .map(|c| format!("{} {}", store_path_name(&c.drv), where_built(&c.host)))
+            .collect();
+        let unnamed = summary.builds_cancelled.saturating_sub(names.len() as u64);
+        if unnamed > 0 {
+            names.push(format!("{unnamed} more"));
+        }
+        lines.push(format!(
+            "cancelled {} (nix stopped it unfinished, not failed): {}",
+            plural(summary.builds_cancelled, "build"),
+            names.join(", ")
         ));
     }
     if lines.is_empty() && summary.ok {

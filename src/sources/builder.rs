@@ -1,6 +1,7 @@
 //! Builders' stores: which of these paths does each reachable builder hold, over the probe's
 //! connection: per batch of paths, one remote `nix-store --check-validity --print-invalid`, then
-//! one `nix path-info --json` for the valid ones only (references and signatures).
+//! one `nix path-info --json` for the valid ones only (references and signatures), in the JSON
+//! format the builder's nix prints best (`crate::nix::path_info`).
 //!
 //! `nix path-info` on paths the builder lacks first runs nix's `queryMissing` there, which asks
 //! every substituter of the builder about each missing path (a narinfo request per path to
@@ -8,6 +9,7 @@
 //! `nix-store --check-validity` only reads the builder's database.
 
 use super::narinfo::acceptable;
+use crate::nix::capabilities::{rejected_as_unknown, Capabilities};
 use crate::plan::BuilderHit;
 use crate::probe::Connection;
 use crate::store_path::StorePath;
@@ -45,14 +47,19 @@ fn batches(paths: &[StorePath]) -> Vec<&[StorePath]> {
 
 /// Asks one builder about the paths. `trusted_key_names`/`require_sigs` are the LOCAL nix's
 /// rules: they decide whether nix would take the path as a substitute from that builder.
+///
+/// `nix_version` is the builder's as the probe read it: it picks the `nix path-info` JSON format
+/// to ask for (see `crate::nix::path_info`).
 pub async fn query(
     connection: &Connection,
     uri: &str,
+    nix_version: Option<&str>,
     paths: &[StorePath],
     trusted_key_names: &[&str],
     require_sigs: bool,
 ) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
     let mut hits = BTreeMap::new();
+    let mut caps = nix_version.and_then(Capabilities::of_text);
     for batch in batches(paths) {
         let out = super::remote::output(
             connection
@@ -75,21 +82,18 @@ pub async fn query(
             continue;
         }
         // `valid` is a part of `batch`: within the same byte budget.
-        let out = super::remote::output(
-            connection
-                .session()
-                .command("nix")
-                .args([
-                    "--extra-experimental-features",
-                    "nix-command",
-                    "path-info",
-                    "--json",
-                ])
-                .args(valid.iter().map(|p| p.as_str())),
-            super::remote::MAX_ANSWER,
-        )
-        .await
-        .map_err(|err| format!("the connection broke: {err}"))?;
+        let mut args = crate::nix::path_info::args(caps);
+        let mut out = path_info(connection, args, &valid).await?;
+        if !out.status.success()
+            && args != crate::nix::path_info::FALLBACK_ARGS
+            && rejected_as_unknown(&String::from_utf8_lossy(&out.stderr))
+        {
+            // A nix that numbers itself 2.33+ without `--json-format` (a fork): plain --json,
+            // for this batch and the next ones.
+            caps = None;
+            args = crate::nix::path_info::FALLBACK_ARGS;
+            out = path_info(connection, args, &valid).await?;
+        }
         if !out.status.success() {
             return Err(format!(
                 "`nix path-info` failed on the builder: {}",
@@ -98,37 +102,19 @@ pub async fn query(
         }
         let json: Value = serde_json::from_slice(&out.stdout)
             .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
-        for (path, info) in valid_entries(&json) {
-            let Ok(path) = StorePath::parse(&path) else {
-                continue;
-            };
-            let references = info
-                .get("references")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|r| StorePath::parse_in(path.store_dir(), r).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let signatures: Vec<String> = info
-                .get("signatures")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ca = info.get("ca").is_some_and(|v| !v.is_null());
-            let substitutable = acceptable(&signatures, ca, trusted_key_names, require_sigs);
+        let store_dir = valid.first().map_or("/nix/store", |p| p.store_dir());
+        for info in crate::nix::path_info::parse(&json, store_dir) {
+            let substitutable = acceptable(
+                &info.signatures,
+                info.content_addressed,
+                trusted_key_names,
+                require_sigs,
+            );
             hits.insert(
-                path,
+                info.path,
                 BuilderHit {
                     uri: uri.to_owned(),
-                    references,
+                    references: info.references,
                     substitutable,
                 },
             );
@@ -137,23 +123,23 @@ pub async fn query(
     Ok(hits)
 }
 
-/// The valid entries of `nix path-info --json` in every version's shape: an array of objects
-/// with `path` (and `valid: false` for missing ones, up to 2.18), or an object keyed by path
-/// with `null` for missing ones (2.19+).
-fn valid_entries(json: &Value) -> Vec<(String, &Value)> {
-    match json {
-        Value::Array(items) => items
-            .iter()
-            .filter(|i| i.get("valid").and_then(Value::as_bool) != Some(false))
-            .filter_map(|i| Some((i.get("path")?.as_str()?.to_owned(), i)))
-            .collect(),
-        Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| v.is_object())
-            .map(|(k, v)| (k.clone(), v))
-            .collect(),
-        _ => Vec::new(),
-    }
+/// `nix path-info ARGS PATHS...` on the builder.
+async fn path_info(
+    connection: &Connection,
+    args: &[&str],
+    paths: &[&StorePath],
+) -> Result<std::process::Output, String> {
+    super::remote::output(
+        connection
+            .session()
+            .command("nix")
+            .args(["--extra-experimental-features", "nix-command"])
+            .args(args)
+            .args(paths.iter().map(|p| p.as_str())),
+        super::remote::MAX_ANSWER,
+    )
+    .await
+    .map_err(|err| format!("the connection broke: {err}"))
 }
 
 #[cfg(test)]
@@ -179,26 +165,5 @@ mod tests {
         let short: Vec<StorePath> = paths[..3].to_vec();
         assert_eq!(batches(&short), vec![&short[..]]);
         assert!(batches(&[]).is_empty());
-    }
-
-    #[test]
-    fn reads_both_path_info_shapes() {
-        let old = serde_json::json!([
-            {"path": "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c", "valid": false},
-            {"path": "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a", "narSize": 1, "references": []}
-        ]);
-        let entries = valid_entries(&old);
-        assert_eq!(entries.len(), 1);
-        assert_eq!(
-            entries[0].0,
-            "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a"
-        );
-        let new = serde_json::json!({
-            "/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c": null,
-            "/nix/store/mprq6n8lsbcxlwkmg7aal7ynrk5wrjsr-a": {"narSize": 1, "references": [], "signatures": ["lab:x"]}
-        });
-        let entries = valid_entries(&new);
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].1["signatures"][0], "lab:x");
     }
 }

@@ -4,6 +4,12 @@
 //! one client (HTTP/2 multiplexes them where the server can); `file://` caches are read directly.
 //! Other store types (s3, ssh, daemon) are not asked: the plan treats their paths as unknown and
 //! nix may still substitute them.
+//!
+//! Trust is judged as nix's substitution goal judges it, not as `nix build --dry-run` shows it:
+//! the dry run lists a cache's unsigned paths as "will be fetched" (it does not check
+//! signatures), while the real build warns "not signed by any of the keys in
+//! 'trusted-public-keys'" and builds them (seen with 2.8 and 2.26). A store with no `Priority`
+//! in `nix-cache-info` and no `?priority=` has priority 0, asked before cache.nixos.org's 40.
 
 use super::narinfo::{acceptable, NarInfo};
 use crate::plan::CacheHit;
@@ -12,8 +18,53 @@ use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// One cache's answer: its hits, or why it could not be asked.
-type Answer = Result<BTreeMap<StorePath, CacheHit>, String>;
+/// What one cache holds: the paths nix would take from it, and the paths it holds that nix
+/// would refuse (with why).
+#[derive(Debug, Default)]
+struct Held {
+    accepted: BTreeMap<StorePath, CacheHit>,
+    refused: BTreeMap<StorePath, String>,
+}
+
+/// One cache's answer: what it holds, or why it could not be asked.
+type Answer = Result<Held, String>;
+
+/// One entry of nix's `substituters`, with the store settings in its query string that decide
+/// whether nix takes unsigned paths from it and in which order it is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substituter {
+    /// The URI as configured, query included (how nix names it in its log).
+    pub uri: String,
+    /// The URI without its query string.
+    pub base: String,
+    /// `?trusted=1`: nix accepts its paths without a trusted signature.
+    pub trusted: bool,
+    /// `?priority=N`: wins over the cache's own `Priority` in `nix-cache-info`.
+    pub priority: Option<i64>,
+}
+
+impl Substituter {
+    /// Reads the settings nix reads from a substituter URI's query (`trusted`, `priority`);
+    /// other parameters are kept in `uri` and otherwise ignored.
+    pub fn parse(uri: &str) -> Substituter {
+        let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let mut substituter = Substituter {
+            uri: uri.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            trusted: false,
+            priority: None,
+        };
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                // nix's boolean settings read "true"/"1" and "false"/"0".
+                Some(("trusted", value)) => substituter.trusted = matches!(value, "1" | "true"),
+                Some(("priority", value)) => substituter.priority = value.parse().ok(),
+                _ => {}
+            }
+        }
+        substituter
+    }
+}
 
 /// Requests in flight per cache.
 const CONCURRENCY: usize = 64;
@@ -23,7 +74,10 @@ const CONCURRENCY: usize = 64;
 pub struct CacheAnswers {
     /// For each path held by some cache, the first cache (in nix's priority order) and references.
     pub hits: BTreeMap<StorePath, CacheHit>,
-    /// One line per cache that could not be asked.
+    /// Paths some cache holds but nix would take from none of them (unsigned, or signed by
+    /// no trusted key), with the first such cache and why: they are built or copied instead.
+    pub refused: BTreeMap<StorePath, (String, String)>,
+    /// One line per cache that could not be asked, and per cache whose paths nix would refuse.
     pub warnings: Vec<String>,
 }
 
@@ -37,14 +91,34 @@ pub struct Trust {
 }
 
 impl Trust {
-    fn accepts(&self, info: &NarInfo) -> bool {
+    /// `None` when nix would take this path from `substituter`, else why not. As nix's
+    /// substitution goal decides: a trusted substituter (`?trusted=1`) needs no signature;
+    /// otherwise `require-sigs = false`, a content address, or a signature by a trusted key.
+    fn refusal(&self, info: &NarInfo, substituter: &Substituter) -> Option<String> {
         let names: Vec<&str> = self.key_names.iter().map(String::as_str).collect();
-        acceptable(
-            &info.signatures,
-            info.ca.is_some(),
-            &names,
-            self.require_sigs,
-        )
+        if substituter.trusted
+            || acceptable(
+                &info.signatures,
+                info.ca.is_some(),
+                &names,
+                self.require_sigs,
+            )
+        {
+            return None;
+        }
+        let signers: Vec<&str> = info
+            .signatures
+            .iter()
+            .filter_map(|s| s.split_once(':').map(|(name, _)| name))
+            .collect();
+        Some(if signers.is_empty() {
+            "it is not signed".to_owned()
+        } else {
+            format!(
+                "it is signed only by {}, not a key in trusted-public-keys",
+                signers.join(", ")
+            )
+        })
     }
 }
 
@@ -68,73 +142,117 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
             return answers;
         }
     };
+    let substituters: Vec<Substituter> =
+        substituters.iter().map(|u| Substituter::parse(u)).collect();
     let per_cache = substituters
         .iter()
-        .map(|uri| ask_cache(&client, uri, paths, trust));
+        .map(|substituter| ask_cache(&client, substituter, paths, trust));
     let mut results: Vec<(i64, usize, String, Answer)> = futures::future::join_all(per_cache)
         .await
         .into_iter()
         .enumerate()
         .map(|(i, (prio, uri, res))| (prio, i, uri, res))
         .collect();
-    // nix tries substituters by ascending priority, then in configured order.
+    // nix tries substituters by ascending priority, then in configured order (a stable sort),
+    // and takes a path from the first one that has it and that it accepts it from.
     results.sort_by_key(|(prio, i, _, _)| (*prio, *i));
+    let mut refused_by_cache: Vec<(String, Vec<(StorePath, String)>)> = Vec::new();
     for (_, _, uri, res) in results {
         match res {
-            Ok(hits) => {
-                for (path, hit) in hits {
+            Ok(held) => {
+                for (path, hit) in held.accepted {
                     answers.hits.entry(path).or_insert(hit);
                 }
+                refused_by_cache.push((uri, held.refused.into_iter().collect()));
             }
             Err(why) => answers
                 .warnings
                 .push(format!("cache {uri} was not asked: {why}")),
         }
     }
+    for (uri, refused) in refused_by_cache {
+        let refused: Vec<(StorePath, String)> = refused
+            .into_iter()
+            .filter(|(path, _)| !answers.hits.contains_key(path))
+            .collect();
+        let Some((first, why)) = refused.first() else {
+            continue;
+        };
+        answers
+            .warnings
+            .push(refusal_warning(&uri, first, why, refused.len()));
+        for (path, why) in refused {
+            answers
+                .refused
+                .entry(path)
+                .or_insert_with(|| (uri.clone(), why));
+        }
+    }
     answers
+}
+
+/// One line for a cache whose paths nix would refuse: which cache, which path, why, the fix.
+fn refusal_warning(uri: &str, first: &StorePath, why: &str, count: usize) -> String {
+    let others = match count {
+        0 | 1 => String::new(),
+        2 => " and 1 more path".to_owned(),
+        n => format!(" and {} more paths", n - 1),
+    };
+    format!(
+        "cache {uri} has {}{others}, but nix will refuse {}: {why}; \
+         {} built or copied instead (add the cache's public key to trusted-public-keys, \
+         or ?trusted=1 to the substituter if you trust it)",
+        first.name(),
+        if count > 1 { "them" } else { "it" },
+        if count > 1 {
+            "they will be"
+        } else {
+            "it will be"
+        },
+    )
 }
 
 async fn ask_cache(
     client: &reqwest::Client,
-    uri: &str,
+    substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
 ) -> (i64, String, Answer) {
-    let base = uri
-        .split('?')
-        .next()
-        .unwrap_or(uri)
-        .trim_end_matches('/')
-        .to_owned();
+    let base = substituter.base.as_str();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
-        ask_http(client, &base, uri, paths, trust).await
+        ask_http(client, base, substituter, paths, trust).await
     } else if let Some(dir) = base.strip_prefix("file://") {
-        ask_dir(dir, uri, paths, trust).await
+        ask_dir(dir, substituter, paths, trust).await
     } else {
         Err("only http(s):// and file:// caches are asked".to_owned())
     };
+    let uri = substituter.uri.clone();
     match result {
-        Ok((prio, hits)) => (prio, uri.to_owned(), Ok(hits)),
-        Err(why) => (i64::MAX, uri.to_owned(), Err(why)),
+        Ok((info, held)) => {
+            let prio = substituter.priority.unwrap_or_else(|| priority(&info));
+            (prio, uri, Ok(held))
+        }
+        Err(why) => (i64::MAX, uri, Err(why)),
     }
 }
 
-/// Reads `Priority` from `nix-cache-info` text (nix's default is 50).
+/// Reads `Priority` from `nix-cache-info` text; nix's default for a store is 0 (a cache that
+/// names none is asked before cache.nixos.org's 40).
 fn priority(cache_info: &str) -> i64 {
     cache_info
         .lines()
         .find_map(|l| l.strip_prefix("Priority:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(50)
+        .unwrap_or(0)
 }
 
 async fn ask_http(
     client: &reqwest::Client,
     base: &str,
-    uri: &str,
+    substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
-) -> Result<(i64, BTreeMap<StorePath, CacheHit>), String> {
+) -> Result<(String, Held), String> {
     let info = client
         .get(format!("{base}/nix-cache-info"))
         .send()
@@ -144,7 +262,7 @@ async fn ask_http(
     let info = super::remote::capped_text(info)
         .await
         .map_err(|err| short_http_error(&err))?;
-    let hits = ask_each(paths, uri, trust, |name| async move {
+    let held = ask_each(paths, substituter, trust, |name| async move {
         let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -152,67 +270,84 @@ async fn ask_http(
         super::remote::capped_text(resp).await.ok()
     })
     .await;
-    Ok((priority(&info), hits))
+    Ok((info, held))
 }
 
 async fn ask_dir(
     dir: &str,
-    uri: &str,
+    substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
-) -> Result<(i64, BTreeMap<StorePath, CacheHit>), String> {
+) -> Result<(String, Held), String> {
     let info = tokio::fs::read_to_string(format!("{dir}/nix-cache-info"))
         .await
         .map_err(|err| format!("cannot read {dir}/nix-cache-info: {err}"))?;
-    let hits = ask_each(paths, uri, trust, |name| async move {
+    let held = ask_each(paths, substituter, trust, |name| async move {
         tokio::fs::read_to_string(format!("{dir}/{name}"))
             .await
             .ok()
     })
     .await;
-    Ok((priority(&info), hits))
+    Ok((info, held))
 }
 
 /// Fetches `<hash>.narinfo` for every path with `fetch` (None = absent), many at once, and
-/// keeps the ones nix would accept from this cache.
+/// sorts what the cache holds into what nix would take from it and what it would refuse.
 async fn ask_each<F, Fut>(
     paths: &[StorePath],
-    uri: &str,
+    substituter: &Substituter,
     trust: &Trust,
     fetch: F,
-) -> BTreeMap<StorePath, CacheHit>
+) -> Held
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Option<String>>,
 {
     let fetch = &fetch;
-    stream::iter(paths)
+    let answers: Vec<(StorePath, Result<CacheHit, String>)> = stream::iter(paths)
         .map(|path| async move {
             let text = fetch(format!("{}.narinfo", path.hash_part())).await?;
-            hit_from(&text, path, uri, trust)
+            hit_from(&text, path, substituter, trust)
         })
         .buffer_unordered(CONCURRENCY)
         .filter_map(|x| async move { x })
         .collect()
-        .await
+        .await;
+    let mut held = Held::default();
+    for (path, answer) in answers {
+        match answer {
+            Ok(hit) => {
+                held.accepted.insert(path, hit);
+            }
+            Err(why) => {
+                held.refused.insert(path, why);
+            }
+        }
+    }
+    held
 }
 
+/// What a cache's narinfo for `path` means: a hit nix would take, or why it would not; `None`
+/// when the text is not a narinfo of that path.
 fn hit_from(
     text: &str,
     path: &StorePath,
-    uri: &str,
+    substituter: &Substituter,
     trust: &Trust,
-) -> Option<(StorePath, CacheHit)> {
+) -> Option<(StorePath, Result<CacheHit, String>)> {
     let info = NarInfo::parse(text, path.store_dir())?;
-    if info.store_path != path.as_str() || !trust.accepts(&info) {
+    if info.store_path != path.as_str() {
         return None;
+    }
+    if let Some(why) = trust.refusal(&info, substituter) {
+        return Some((path.clone(), Err(why)));
     }
     Some((
         path.clone(),
-        CacheHit {
-            uri: uri.to_owned(),
+        Ok(CacheHit {
+            uri: substituter.uri.clone(),
             references: info.references,
-        },
+        }),
     ))
 }
 
@@ -238,6 +373,74 @@ mod tests {
             priority("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"),
             40
         );
-        assert_eq!(priority("StoreDir: /nix/store\n"), 50);
+        assert_eq!(priority("StoreDir: /nix/store\n"), 0);
+    }
+
+    #[test]
+    fn reads_the_substituter_settings_nix_reads_from_the_uri() {
+        let s = Substituter::parse("http://c.example/sub/?trusted=1&priority=10");
+        assert_eq!(s.base, "http://c.example/sub");
+        assert!(s.trusted);
+        assert_eq!(s.priority, Some(10));
+        let s = Substituter::parse("file:///srv/cache?trusted=true");
+        assert_eq!((s.base.as_str(), s.trusted), ("file:///srv/cache", true));
+        let s = Substituter::parse("https://cache.example?trusted=0&compression=zstd");
+        assert!(!s.trusted && s.priority.is_none());
+    }
+
+    const NARINFO: &str = "StorePath: /nix/store/fmlmlvvnibcar2c1npxm7b4yds5d6djn-hello\nURL: nar/x.nar\nCompression: none\nNarHash: sha256:0ab63gr7v9vra7c8p586616yv4kgr68akmhyr6n57z2b08kxspck\nNarSize: 296\nReferences: \n";
+
+    fn hello() -> StorePath {
+        StorePath::parse("/nix/store/fmlmlvvnibcar2c1npxm7b4yds5d6djn-hello")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn trust(require_sigs: bool) -> Trust {
+        Trust {
+            key_names: vec!["upstream-lab-1".into()],
+            require_sigs,
+        }
+    }
+
+    #[test]
+    fn an_unsigned_path_is_taken_only_from_a_trusted_substituter_or_without_require_sigs() {
+        let plain = Substituter::parse("http://127.0.0.1:9");
+        let trusted = Substituter::parse("http://127.0.0.1:9?trusted=1");
+        let verdict = |s: &Substituter, t: &Trust| {
+            hit_from(NARINFO, &hello(), s, t).map(|(_, r)| r.map(|h| h.uri))
+        };
+        assert_eq!(
+            verdict(&plain, &trust(true)),
+            Some(Err("it is not signed".to_owned()))
+        );
+        assert_eq!(
+            verdict(&trusted, &trust(true)),
+            Some(Ok("http://127.0.0.1:9?trusted=1".to_owned()))
+        );
+        assert!(matches!(verdict(&plain, &trust(false)), Some(Ok(_))));
+        let signed_by_other = format!("{NARINFO}Sig: other-1:AAAA\n");
+        let why = hit_from(&signed_by_other, &hello(), &plain, &trust(true))
+            .and_then(|(_, r)| r.err())
+            .unwrap_or_default();
+        assert_eq!(
+            why,
+            "it is signed only by other-1, not a key in trusted-public-keys"
+        );
+        let signed = format!("{NARINFO}Sig: upstream-lab-1:AAAA\n");
+        assert!(matches!(
+            hit_from(&signed, &hello(), &plain, &trust(true)),
+            Some((_, Ok(_)))
+        ));
+    }
+
+    #[test]
+    fn the_refusal_warning_names_the_cache_the_path_and_the_fix() {
+        let line = refusal_warning("http://127.0.0.1:9", &hello(), "it is not signed", 3);
+        assert_eq!(
+            line,
+            "cache http://127.0.0.1:9 has hello and 2 more paths, but nix will refuse them: \
+             it is not signed; they will be built or copied instead (add the cache's public \
+             key to trusted-public-keys, or ?trusted=1 to the substituter if you trust it)"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod local;
 pub mod narinfo;
 pub mod remote;
+pub mod substituters;
 
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
@@ -73,6 +74,7 @@ pub async fn gather(
             let res = builder::query(
                 &connection,
                 &b.status.uri,
+                b.status.nix_version.as_deref(),
                 missing,
                 key_names,
                 config.require_sigs,

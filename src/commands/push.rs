@@ -1,0 +1,184 @@
+//! After a successful run: copy the results to other stores (`--push-to URI`, and `--push` for
+//! the reachable builders whose systems fit), signed with `--sign-key` so that machines with
+//! `require-sigs = true` that trust the key can substitute them.
+//!
+//! Signing is `nix store sign --key-file FILE -r` on the local store, then `nix copy --to`:
+//! one way that works for every kind of store (ssh-ng, file://, s3://, http) and every Nix
+//! version here. Without a key the paths go as they are with `--no-check-sigs`, and the run says
+//! so: the destination decides (a builder accepts them from its trusted users), and clients
+//! with `require-sigs` will not substitute them.
+
+use super::planning::Planned;
+use crate::child::{self, Report};
+use crate::cli::RunArgs;
+use crate::monitor::Monitor;
+use crate::probe::probe_all;
+use crate::settings::Settings;
+use crate::{Error, Result};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What a refused copy usually means, and the fixes.
+const SIGNATURE_HINT: &str = "a store that requires signatures takes paths signed by a key it \
+     trusts (--sign-key FILE, with the public half in its trusted-public-keys) or from its \
+     trusted users";
+
+/// One destination.
+struct Destination {
+    uri: String,
+    /// How messages name it: the builder's host, or the URI as given.
+    label: String,
+    /// Named with `--push-to`: a failure fails the run. `--push`'s builders only warn.
+    explicit: bool,
+}
+
+/// Pushes the results where `--push-to`/`--push` say. Returns an error (exit 1) when an
+/// explicit `--push-to` failed; every other problem is a warning line.
+pub async fn push_all(
+    settings: &Settings,
+    run: &RunArgs,
+    planned: &Planned,
+    results: &[PathBuf],
+    monitor: &mut Monitor,
+) -> Result<()> {
+    if run.push_to.is_empty() && !run.push {
+        return Ok(());
+    }
+    if results.is_empty() {
+        monitor.message("nixdispatch: nothing pushed: nix reported no result paths");
+        return Ok(());
+    }
+    let mut destinations: Vec<Destination> = run
+        .push_to
+        .iter()
+        .map(|uri| Destination {
+            uri: uri.clone(),
+            label: uri.clone(),
+            explicit: true,
+        })
+        .collect();
+    if run.push {
+        destinations.extend(fitting_builders(settings, planned, monitor).await);
+    }
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    let nix = |args: &[&str]| -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![
+            "nix".into(),
+            "--extra-experimental-features".into(),
+            crate::nix::FEATURES.into(),
+        ];
+        argv.extend(args.iter().map(OsString::from));
+        argv
+    };
+    if let Some(key) = &run.sign_key {
+        let mut argv = nix(&["store", "sign", "-r", "--key-file"]);
+        argv.push(key.clone().into_os_string());
+        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
+        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        if !finished.status.success() {
+            return Err(Error::Failed(format!(
+                "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
+                key.display(),
+                finished.status
+            )));
+        }
+    }
+    let mut failed = Vec::new();
+    for dest in &destinations {
+        let mut argv = nix(&["copy"]);
+        if run.sign_key.is_none() {
+            monitor.message(&format!(
+                "nixdispatch: pushing to {} without --sign-key: copied with --no-check-sigs, so the \
+                 store accepts them only if it trusts you, and clients with require-sigs will not \
+                 substitute them",
+                dest.label
+            ));
+            argv.push("--no-check-sigs".into());
+        }
+        argv.extend(["--to".into(), OsString::from(&dest.uri)]);
+        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
+        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        if finished.status.success() {
+            let signed = if run.sign_key.is_some() {
+                ", signed"
+            } else {
+                ""
+            };
+            monitor.message(&format!(
+                "nixdispatch: pushed to {}: {} result path(s) and their closure{signed}",
+                dest.label,
+                results.len()
+            ));
+        } else if dest.explicit {
+            monitor.message(&format!(
+                "nixdispatch: error: pushing to {} failed ({}): {SIGNATURE_HINT}",
+                dest.label, finished.status
+            ));
+            failed.push(dest.uri.clone());
+        } else {
+            monitor.message(&format!(
+                "nixdispatch: warning: pushing to {} failed ({}): {SIGNATURE_HINT}",
+                dest.label, finished.status
+            ));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "the build succeeded but pushing to {} failed; its error is above",
+            failed.join(", ")
+        )))
+    }
+}
+
+/// `--push`: the reachable builders whose systems include one of the results' systems.
+async fn fitting_builders(
+    settings: &Settings,
+    planned: &Planned,
+    monitor: &mut Monitor,
+) -> Vec<Destination> {
+    // `--mode local` and a builder that vanished leave no live probe: ask again now.
+    let probed_now;
+    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
+        &planned.builders
+    } else {
+        probed_now = probe_all(
+            &settings.builders,
+            settings.connect_timeout,
+            &settings.ssh_opts,
+        )
+        .await;
+        &probed_now
+    };
+    let fits = |systems: &[String]| {
+        planned.systems.is_empty() || systems.iter().any(|s| planned.systems.contains(s))
+    };
+    let chosen: Vec<Destination> = builders
+        .iter()
+        .filter(|b| b.status.reachable)
+        .filter(|b| fits(&b.machine.systems) || fits(&b.status.systems))
+        .map(|b| Destination {
+            uri: b.machine.store_uri(),
+            label: b.status.host.clone(),
+            explicit: false,
+        })
+        .collect();
+    if chosen.is_empty() {
+        monitor.message(
+            "nixdispatch: nothing pushed: no reachable builder builds for the results' systems",
+        );
+    }
+    chosen
+}
+
+/// Shows a child's line as it is, keeping the display alive.
+fn show(monitor: &mut Monitor, report: Report<'_>) {
+    match report {
+        Report::Line(_, line) => monitor.message(line),
+        Report::Tick => monitor.tick(Instant::now()),
+    }
+}

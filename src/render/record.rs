@@ -1,0 +1,116 @@
+//! What became of each build and store path in a run, kept for the result file and the CI
+//! summary: a renderer wrapper that reads the happenings and draws nothing itself.
+
+use super::Render;
+use crate::monitor::{Happening, State, Summary, TransferKind};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How a build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildEnd {
+    /// Built.
+    Built,
+    /// A builder already had it and handed it back.
+    Reused,
+    /// Failed.
+    Failed,
+    /// Stopped before it finished (another build failed, Ctrl-C, a builder went away).
+    Cancelled,
+}
+
+/// What a run did, per derivation and per store path.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    /// The plan's mode and reason, as shown.
+    pub mode: String,
+    /// Why that mode.
+    pub reason: String,
+    /// Each build: how it ended and where (`local` or a builder's store URI).
+    pub builds: BTreeMap<String, (BuildEnd, String)>,
+    /// Each store path that came from elsewhere, and from where.
+    pub fetched: BTreeMap<String, String>,
+}
+
+/// The shared record a [`Recorder`] fills.
+pub type SharedRecord = Arc<Mutex<RunRecord>>;
+
+/// Passes everything to the renderer inside and keeps a [`RunRecord`].
+pub struct Recorder {
+    inner: Box<dyn Render + Send>,
+    record: SharedRecord,
+}
+
+impl Recorder {
+    /// Wraps `inner`; read the record through the returned handle after the run.
+    pub fn new(inner: Box<dyn Render + Send>) -> (Recorder, SharedRecord) {
+        let record = SharedRecord::default();
+        (
+            Recorder {
+                inner,
+                record: record.clone(),
+            },
+            record,
+        )
+    }
+}
+
+/// Locks a record, whatever a panicking holder left behind.
+pub fn lock(record: &SharedRecord) -> std::sync::MutexGuard<'_, RunRecord> {
+    record.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Render for Recorder {
+    fn header(&mut self, mode: &str, reason: &str) {
+        {
+            let mut r = lock(&self.record);
+            r.mode = mode.to_owned();
+            r.reason = reason.to_owned();
+        }
+        self.inner.header(mode, reason);
+    }
+
+    fn message(&mut self, text: &str) {
+        self.inner.message(text);
+    }
+
+    fn draw(&mut self, state: &State, now: Instant) {
+        {
+            let mut r = lock(&self.record);
+            for h in state.happenings() {
+                let (drv, end, host) = match h {
+                    Happening::BuildFinished { drv_path, host, .. } => {
+                        (drv_path, BuildEnd::Built, host)
+                    }
+                    Happening::BuildReused { drv_path, host } => (drv_path, BuildEnd::Reused, host),
+                    Happening::BuildCancelled { drv_path, host, .. } => {
+                        (drv_path, BuildEnd::Cancelled, host)
+                    }
+                    Happening::BuildFailed { build } => (&build.drv, BuildEnd::Failed, &build.host),
+                    Happening::TransferFinished {
+                        kind: TransferKind::Substitute | TransferKind::CopyFrom,
+                        path,
+                        peer,
+                        ..
+                    } => {
+                        r.fetched.insert(path.clone(), peer.clone());
+                        continue;
+                    }
+                    _ => continue,
+                };
+                r.builds.insert(drv.clone(), (end, host.clone()));
+            }
+        }
+        self.inner.draw(state, now);
+    }
+
+    fn finish(&mut self, state: &State, summary: &Summary) {
+        self.inner.finish(state, summary);
+    }
+
+    fn abandon(&mut self, state: &State, summary: &Summary) {
+        self.inner.abandon(state, summary);
+    }
+}
