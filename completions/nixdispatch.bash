@@ -77,7 +77,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,6 +99,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -115,7 +119,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -153,6 +157,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -169,7 +177,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -188,6 +196,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -207,7 +219,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -226,6 +238,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -385,7 +401,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,6 +451,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -451,7 +471,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,6 +493,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -489,7 +513,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,6 +563,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
@@ -555,7 +583,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -574,6 +602,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -593,7 +625,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -612,6 +644,10 @@ _nixdispatch() {
                     return 0
                     ;;
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

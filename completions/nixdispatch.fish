@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_nixdispatch_global_optspecs
-    string join \n builder= mode= connect-timeout= via= json progress= v/verbose q/quiet h/help V/version
+    string join \n builder= mode= connect-timeout= silent-timeout= via= json progress= v/verbose q/quiet h/help V/version
 end
 
 function __fish_nixdispatch_needs_command
@@ -30,6 +30,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -61,6 +62,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -87,6 +89,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -113,6 +116,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -132,6 +136,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -149,6 +154,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -166,6 +172,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -183,6 +190,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
@@ -200,6 +208,7 @@ substitute\t'Build nothing: copy every missing path from a cache or a builder\'s
 remote\t'Build on the reachable builders'
 local\t'Build here, with no remote builders'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'

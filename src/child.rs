@@ -1,5 +1,6 @@
-//! Running nix or nh: in its own process group, stderr streamed line by line to the caller,
-//! stdout collected, Ctrl-C and SIGTERM forwarded to the whole group, always reaped.
+//! Running nix or nh: in its own process group, both pipes streamed line by line to the caller
+//! (bytes, decoded lossily, drained until the child exits), stdout kept only when asked and
+//! then bounded, Ctrl-C and SIGTERM forwarded to the whole group, always reaped.
 //!
 //! A child in its own group does not get the terminal's Ctrl-C directly, so no half-handled
 //! signal races us: we decide, forward SIGINT to every process of the group (nix, nh, their ssh
@@ -7,10 +8,11 @@
 
 use crate::{Error, Result};
 use std::ffi::OsString;
+use std::future::Future;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -71,25 +73,46 @@ fn child_env() -> Vec<(OsString, OsString)> {
     CHILD_ENV.lock().map(|env| env.clone()).unwrap_or_default()
 }
 
-/// How long the group gets after SIGINT before SIGKILL.
+/// How long the group gets after SIGINT before SIGKILL (a second Ctrl-C cuts it short).
 const GRACE: Duration = Duration::from_secs(3);
 
 /// How long the pipes may stay open after the child exited.
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// The longest line handed to the caller; longer ones arrive in pieces of this size, so a child
+/// that never prints a newline cannot make us hold its whole output.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The most of a child's stdout [`Keep::Stdout`] keeps (`nix build --json` of thousands of
+/// installables is far below it); the rest is still read and reported, not kept.
+pub const MAX_KEPT: usize = 32 << 20;
 
 /// How a child ended.
 #[derive(Debug)]
 pub struct Finished {
     /// Its exit status.
     pub status: ExitStatus,
-    /// Everything it wrote on stdout.
+    /// What it wrote on stdout, when the caller asked to keep it (at most [`MAX_KEPT`] bytes).
     pub stdout: Vec<u8>,
+    /// Whether stdout was longer than [`MAX_KEPT`] and cut.
+    pub stdout_cut: bool,
+    /// Why the caller's `stop` future ended the child early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// What to keep of the child's stdout besides reporting it line by line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing (a log, an activation script's chatter).
+    Nothing,
+    /// Up to [`MAX_KEPT`] bytes (a result the caller parses, e.g. `nix build --json`).
+    Stdout,
 }
 
 /// What the child run reports to the caller while it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report<'a> {
-    /// A line from one of the child's pipes.
+    /// A line from one of the child's pipes, decoded lossily (invalid UTF-8 becomes U+FFFD).
     Line(Pipe, &'a str),
     /// Nothing came for a while: a chance to refresh elapsed times.
     Tick,
@@ -107,10 +130,48 @@ pub enum Pipe {
     Stderr,
 }
 
-/// Runs `argv` (program first), reporting each line of either pipe as it comes (stdout is also
-/// collected whole) and a tick when nothing came for a while. Returns `Error::Interrupted` after Ctrl-C/SIGTERM once the
-/// whole group is gone.
-pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Finished> {
+/// Runs `argv` (program first), reporting each line of either pipe as it comes and a tick when
+/// nothing came for a while; `keep` says whether stdout is also kept. Returns
+/// `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
+pub async fn run(argv: &[OsString], keep: Keep, on: impl FnMut(Report<'_>)) -> Result<Finished> {
+    run_inner(argv, keep, on, std::future::pending(), false).await
+}
+
+/// Like [`run`], but the child's group holds the terminal's foreground while it runs, so that a
+/// password prompt it shows on `/dev/tty` (nh's sudo) can read the answer instead of stopping
+/// on SIGTTIN. Ctrl-C then goes to the child directly; its death by SIGINT is an interruption.
+pub async fn run_in_foreground(
+    argv: &[OsString],
+    keep: Keep,
+    on: impl FnMut(Report<'_>),
+) -> Result<Finished> {
+    use std::os::unix::process::ExitStatusExt;
+    let finished = run_inner(argv, keep, on, std::future::pending(), true).await?;
+    if finished.status.signal() == Some(libc::SIGINT) || finished.status.code() == Some(130) {
+        return Err(Error::Interrupted);
+    }
+    Ok(finished)
+}
+
+/// Like [`run`], and when `stop` resolves first (a watchdog that gave up on a builder), stops
+/// the child's whole group as Ctrl-C would and returns with [`Finished::stopped`] set to the
+/// reason `stop` gave.
+pub async fn run_until(
+    argv: &[OsString],
+    keep: Keep,
+    on: impl FnMut(Report<'_>),
+    stop: impl Future<Output = String>,
+) -> Result<Finished> {
+    run_inner(argv, keep, on, stop, false).await
+}
+
+async fn run_inner(
+    argv: &[OsString],
+    keep: Keep,
+    mut on: impl FnMut(Report<'_>),
+    stop: impl Future<Output = String>,
+    foreground: bool,
+) -> Result<Finished> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::input("nothing to run"));
     };
@@ -130,7 +191,9 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
         }
         _ => Error::io(format!("starting {name}"), err),
     })?;
-    let pgid = child.id().map(|id| id as libc::pid_t);
+    // Dropped on every way out (an error, our caller dropped): the whole group goes with it.
+    let group = Group(child.id().map(|id| id as libc::pid_t));
+    let _terminal = group.0.filter(|_| foreground).and_then(Foreground::give);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::input("the child's pipes were not set up"));
     };
@@ -140,70 +203,379 @@ pub async fn run(argv: &[OsString], mut on: impl FnMut(Report<'_>)) -> Result<Fi
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
-    let mut out_lines = BufReader::new(stdout).lines();
-    let mut err_lines = BufReader::new(stderr).lines();
-    let mut collected = Vec::new();
+    let mut out_lines = LineReader::new(stdout);
+    let mut err_lines = LineReader::new(stderr);
+    let mut kept = Vec::new();
+    let mut cut = false;
     let mut stderr_open = true;
     let mut stdout_open = true;
     let mut exited: Option<ExitStatus> = None;
-    // A grandchild that keeps our pipes open (a lingering ssh master) must not hold us hostage
-    // after the child itself has exited.
-    let drain = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(drain);
+    // Why we are stopping the group: Ctrl-C/SIGTERM (None) or the caller's `stop` (Some).
+    let mut stopping: Option<Option<String>> = None;
+    // After the child exits, a grandchild that keeps our pipes open (a lingering ssh master)
+    // must not hold us hostage; while stopping, the group gets GRACE before SIGKILL.
+    let deadline = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(deadline);
+    let mut deadline_armed = false;
+    tokio::pin!(stop);
+    let mut stop_done = false;
 
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
+    let status = loop {
         if let (Some(status), false, false) = (exited, stderr_open, stdout_open) {
-            return Ok(Finished {
-                status,
-                stdout: collected,
-            });
+            break status;
         }
         tokio::select! {
-            line = err_lines.next_line(), if stderr_open => match line {
-                Ok(Some(line)) => on(Report::Line(Pipe::Stderr, &line)),
-                _ => stderr_open = false,
+            line = err_lines.next(), if stderr_open => match line {
+                Some(line) => on(Report::Line(Pipe::Stderr, &String::from_utf8_lossy(&line))),
+                None => stderr_open = false,
             },
-            line = out_lines.next_line(), if stdout_open => match line {
-                Ok(Some(line)) => {
-                    collected.extend_from_slice(line.as_bytes());
-                    collected.push(b'\n');
-                    on(Report::Line(Pipe::Stdout, &line));
+            line = out_lines.next(), if stdout_open => match line {
+                Some(line) => {
+                    if keep == Keep::Stdout {
+                        if kept.len() + line.len() < MAX_KEPT {
+                            kept.extend_from_slice(&line);
+                            kept.push(b'\n');
+                        } else {
+                            cut = true;
+                        }
+                    }
+                    on(Report::Line(Pipe::Stdout, &String::from_utf8_lossy(&line)));
                 }
-                _ => stdout_open = false,
+                None => stdout_open = false,
             },
             status = child.wait(), if exited.is_none() => {
                 exited = Some(status.map_err(|e| Error::io(format!("waiting for {name}"), e))?);
-                drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                let drain = if stopping.is_some() {
+                    // Grandchildren that outlived their parent are in the same group.
+                    group.signal(libc::SIGKILL);
+                    Duration::from_millis(500)
+                } else {
+                    DRAIN
+                };
+                deadline.as_mut().reset(tokio::time::Instant::now() + drain);
+                deadline_armed = true;
             }
-            _ = &mut drain, if exited.is_some() => {
-                if let Some(status) = exited {
-                    return Ok(Finished { status, stdout: collected });
+            _ = &mut deadline, if deadline_armed => {
+                match exited {
+                    Some(status) => break status,
+                    None => {
+                        // The grace after SIGINT is over: no more asking.
+                        group.signal(libc::SIGKILL);
+                        deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                    }
                 }
             }
+            reason = &mut stop, if !stop_done && stopping.is_none() => {
+                stop_done = true;
+                stopping = Some(Some(reason));
+                group.signal(libc::SIGINT);
+                deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+                deadline_armed = true;
+            }
             _ = ticks.tick() => on(Report::Tick),
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            _ = interrupt.recv() => interrupted(&group, &mut stopping, &mut deadline, &mut deadline_armed),
+            _ = terminate.recv() => interrupted(&group, &mut stopping, &mut deadline, &mut deadline_armed),
+        }
+    };
+    if stopping.is_none() {
+        // A normal end: what the child left running on purpose is not ours to kill.
+        group.forget();
+    }
+    match stopping {
+        Some(None) => Err(Error::Interrupted),
+        Some(Some(reason)) => Ok(Finished {
+            status,
+            stdout: kept,
+            stdout_cut: cut,
+            stopped: Some(reason),
+        }),
+        None => Ok(Finished {
+            status,
+            stdout: kept,
+            stdout_cut: cut,
+            stopped: None,
+        }),
+    }
+}
+
+/// Ctrl-C or SIGTERM while a child runs: the first asks the whole group to stop (SIGINT, as the
+/// terminal would have), a second one ends it at once (SIGKILL).
+fn interrupted(
+    group: &Group,
+    stopping: &mut Option<Option<String>>,
+    deadline: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    armed: &mut bool,
+) {
+    match stopping {
+        Some(None) => group.signal(libc::SIGKILL),
+        _ => {
+            *stopping = Some(None);
+            group.signal(libc::SIGINT);
+            deadline.as_mut().reset(tokio::time::Instant::now() + GRACE);
+            *armed = true;
+        }
+    }
+}
+
+/// The child's process group; dropping it kills whatever of the group is left.
+struct Group(Option<libc::pid_t>);
+
+impl Group {
+    fn forget(mut self) {
+        self.0 = None;
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(pgid) = self.0 {
+            signal_group(pgid, sig);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// Reads a pipe as lines of bytes: never fails on what the bytes are (invalid UTF-8 is the
+/// caller's to decode lossily), never holds more than [`MAX_LINE`] of one line, and keeps
+/// reading until end of file or a read error, so a child never blocks on a full pipe.
+struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// Where the unread part of `buf` starts (lines before it were handed out).
+    start: usize,
+    /// Up to where `buf` was searched for a newline.
+    scanned: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    fn new(inner: R) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            eof: false,
         }
     }
 
-    // Interrupted: stop the whole group, politely first.
-    if let Some(pgid) = pgid {
-        signal_group(pgid, libc::SIGINT);
-        if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-            signal_group(pgid, libc::SIGKILL);
-            let _ = child.wait().await;
+    /// The next line without its newline (and `\r`), or `None` at the end. Cancel-safe: bytes
+    /// read before a cancellation stay in the buffer.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let end = self.scanned + pos;
+                let mut line = &self.buf[self.start..end];
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                let line = line.to_vec();
+                self.start = end + 1;
+                self.scanned = self.start;
+                return Some(line);
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() - self.start >= MAX_LINE {
+                let line = self.buf[self.start..self.start + MAX_LINE].to_vec();
+                self.start += MAX_LINE;
+                return Some(line);
+            }
+            if self.eof {
+                if self.start == self.buf.len() {
+                    return None;
+                }
+                let line = self.buf[self.start..].to_vec();
+                self.start = self.buf.len();
+                return Some(line);
+            }
+            // Only the unfinished line moves to the front, once per read.
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+            self.buf.reserve(64 * 1024);
+            match self.inner.read_buf(&mut self.buf).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                // A broken pipe is its end: report what is left, then stop.
+                Err(_) => self.eof = true,
+            }
         }
-        // Grandchildren that outlived their parent are in the same group.
-        signal_group(pgid, libc::SIGKILL);
     }
-    Err(Error::Interrupted)
+}
+
+/// A guard for a child awaited elsewhere (nix's evaluation, store queries): dropped while the
+/// child still runs (the run was interrupted), it asks the child to stop with SIGTERM, as
+/// Ctrl-C would, and gives it [`GRACE`] before SIGKILL. A plain SIGKILL would leave what nix
+/// started in sessions of their own running (the builder of an import-from-derivation).
+#[derive(Debug)]
+pub struct StopOnDrop(Option<libc::pid_t>);
+
+impl StopOnDrop {
+    /// Guards the process `pid` (None: nothing to guard).
+    pub fn new(pid: Option<u32>) -> StopOnDrop {
+        StopOnDrop(pid.map(|p| p as libc::pid_t))
+    }
+
+    /// The child ended normally: nothing to stop.
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let Some(pid) = self.0 else { return };
+        // SAFETY: kill only sends a signal; our unreaped child's pid cannot be reused.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let t0 = std::time::Instant::now();
+        while !exited(pid) {
+            if t0.elapsed() > GRACE {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Whether our child `pid` has exited (gone, or a zombie waiting to be reaped).
+fn exited(pid: libc::pid_t) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
 }
 
 fn signal_group(pgid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: killpg only sends a signal; a stale group id yields ESRCH, which we ignore.
     unsafe {
         libc::killpg(pgid, sig);
+    }
+}
+
+/// The terminal's foreground, lent to a child's process group; given back on drop. SIGTTOU is
+/// ignored meanwhile, as shells do, so that we may take it back (and write) from the background.
+struct Foreground {
+    tty: std::fs::File,
+    ours: libc::pid_t,
+    old_ttou: libc::sighandler_t,
+}
+
+impl Foreground {
+    fn give(pgid: libc::pid_t) -> Option<Foreground> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        // SAFETY: plain syscalls on a descriptor we own; the old handler is restored on drop.
+        unsafe {
+            let ours = libc::getpgrp();
+            if libc::tcgetpgrp(tty.as_raw_fd()) != ours {
+                return None; // we are not in the foreground ourselves: nothing to lend
+            }
+            let old_ttou = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            if libc::tcsetpgrp(tty.as_raw_fd(), pgid) != 0 {
+                libc::signal(libc::SIGTTOU, old_ttou);
+                return None;
+            }
+            Some(Foreground {
+                tty,
+                ours,
+                old_ttou,
+            })
+        }
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `give`.
+        unsafe {
+            libc::tcsetpgrp(self.tty.as_raw_fd(), self.ours);
+            libc::signal(libc::SIGTTOU, self.old_ttou);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(script: &str) -> Vec<OsString> {
+        vec!["/bin/sh".into(), "-c".into(), script.into()]
+    }
+
+    #[tokio::test]
+    async fn lines_are_bytes_cut_at_the_limit_and_the_last_one_kept() {
+        let mut input = b"caf\xe9\r\n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE + 10]);
+        input.extend(b"\nno newline at the end");
+        let mut lines = LineReader::new(&input[..]);
+        assert_eq!(lines.next().await, Some(b"caf\xe9".to_vec()));
+        assert_eq!(lines.next().await.map(|l| l.len()), Some(MAX_LINE));
+        assert_eq!(lines.next().await, Some(vec![b'x'; 10]));
+        assert_eq!(lines.next().await, Some(b"no newline at the end".to_vec()));
+        assert_eq!(lines.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_and_a_flood_of_lines_are_drained_to_the_end() {
+        let script = "printf 'caf\\351\\n'; i=0; while [ $i -lt 20000 ]; do echo line $i; echo err $i >&2; i=$((i + 1)); done";
+        let mut out = Vec::new();
+        let mut errs = 0;
+        let argv = argv(script);
+        let run = run(&argv, Keep::Nothing, |r| match r {
+            Report::Line(Pipe::Stdout, l) => out.push(l.to_owned()),
+            Report::Line(Pipe::Stderr, _) => errs += 1,
+            Report::Tick => {}
+        });
+        let finished = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .unwrap_or_else(|_| panic!("the child was not drained"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(finished.status.success());
+        assert!(finished.stdout.is_empty(), "Keep::Nothing keeps nothing");
+        assert_eq!(out.len(), 20001);
+        assert_eq!(out[0], "caf\u{FFFD}");
+        assert_eq!(out[20000], "line 19999");
+        assert_eq!(errs, 20000);
+    }
+
+    #[tokio::test]
+    async fn stdout_is_kept_when_asked() {
+        let finished = run(&argv("echo one; echo two"), Keep::Stdout, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(finished.stdout, b"one\ntwo\n");
+        assert!(!finished.stdout_cut);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_whole_group_with_the_reason() {
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "builder gone".to_owned()
+        };
+        // The grandchild ignores SIGINT: it needs the SIGKILL after the grace.
+        let argv = argv("(trap '' INT; exec /bin/sleep 600) & /bin/sleep 600");
+        let run = run_until(&argv, Keep::Nothing, |_| {}, stop);
+        let finished = tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .unwrap_or_else(|_| panic!("the stop was not honoured"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(finished.stopped.as_deref(), Some("builder gone"));
+        assert!(!finished.status.success());
     }
 }

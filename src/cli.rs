@@ -53,6 +53,12 @@ pub struct GlobalArgs {
     )]
     pub connect_timeout: Option<f64>,
 
+    /// How long a builder may stay silent mid-run (no log and no answer to nixdispatch's
+    /// keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in
+    /// ~/.config/nixdispatch/config.toml]
+    #[arg(long, value_name = "SECS", global = true)]
+    pub silent_timeout: Option<f64>,
+
     /// What runs `home` and `os` builds [default: nh where it is on PATH, else nix]
     #[arg(long, value_enum, global = true)]
     pub via: Option<Via>,

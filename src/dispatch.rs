@@ -9,6 +9,11 @@
 //! | `substitute` | the live builders (so the build hook can copy unsigned outputs back, and anything the plan missed can still build), `builders-use-substitutes`, the builders' stores as `extra-substituters` where the plan substitutes from them |
 //! | `remote` | the same, plus `--max-jobs 0` when every derivation to build has a builder (preferLocalBuild ones still build here) |
 //!
+//! A builder the probe could not verify as nix will reach it (a nix-daemon connects as root)
+//! never gets `--max-jobs 0`: nix may still have to build here. When the daemon does not trust
+//! us, it ignores per-run builders and substituters, so none are passed (`builders = ""` is the
+//! one value it honours).
+//!
 //! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
 //! so they win.
 
@@ -494,8 +499,20 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
     let live: Vec<&BuilderState> = builders.iter().filter(|b| b.reachable).collect();
+    // A probe that could not see what nix will see never takes the choice away from nix.
+    let all_verified = live.iter().all(|b| b.unverified.is_none());
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
+        Mode::Substitute | Mode::Remote if plan.daemon_decides => {
+            if plan.mode == Mode::Remote
+                && !live.is_empty()
+                && all_verified
+                && !plan.builds.is_empty()
+                && plan.all_builds_remote()
+            {
+                flags.extend(["--max-jobs".into(), "0".into()]);
+            }
+        }
         Mode::Substitute | Mode::Remote => {
             if live.is_empty() {
                 option("builders", String::new());
@@ -516,6 +533,7 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
             }
             if plan.mode == Mode::Remote
                 && !live.is_empty()
+                && all_verified
                 && !plan.builds.is_empty()
                 && plan.all_builds_remote()
             {
@@ -652,6 +670,7 @@ mod tests {
             reachable,
             error: (!reachable).then(|| "connection refused".into()),
             systems: Vec::new(),
+            unverified: None,
         }
     }
 
@@ -692,6 +711,7 @@ mod tests {
                 })
                 .collect(),
             builder_substituters: substituters.iter().map(|s| s.to_string()).collect(),
+            daemon_decides: false,
         }
     }
 
@@ -892,6 +912,36 @@ mod tests {
             argv,
             with(NIX_BUILD, &["--option", "builders", "", ".#hello"])
         );
+    }
+
+    #[test]
+    fn an_unverified_builder_never_gets_max_jobs_0() {
+        let mut seasmoke = state("ssh-ng://seasmoke x86_64-linux - 4 1", true);
+        seasmoke.unverified = Some("alive; not verified".into());
+        let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
+        let argv = build_argv(&p, &[seasmoke], &NIX_2_26, &[]);
+        assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");
+        assert!(argv.contains(&"builders".to_string()), "{argv:?}");
+    }
+
+    #[test]
+    fn when_the_daemon_decides_no_builders_or_substituters_are_passed() {
+        let mut p = plan(
+            Mode::Remote,
+            vec![Some("ssh-ng://seasmoke")],
+            &["ssh-ng://seasmoke"],
+        );
+        p.daemon_decides = true;
+        let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+        assert!(!argv.contains(&"builders".to_string()), "{argv:?}");
+        assert!(
+            !argv.contains(&"extra-substituters".to_string()),
+            "{argv:?}"
+        );
+        // Local still turns builders off: the one value the daemon honours from anyone.
+        p.mode = Mode::Local;
+        let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+        assert!(argv.contains(&"builders".to_string()), "{argv:?}");
     }
 
     #[test]

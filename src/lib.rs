@@ -24,6 +24,7 @@ pub mod render;
 pub mod settings;
 pub mod sources;
 pub mod store_path;
+pub mod watchdog;
 
 pub use error::{Error, Result};
 

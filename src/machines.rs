@@ -26,6 +26,17 @@ use std::path::{Path, PathBuf};
 /// loop overflows its stack); real configurations nest one or two levels.
 pub const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// How many `@FILE` includes one parse may read in all: a file that includes others many times
+/// per level would otherwise multiply without bound. Real configurations read a handful.
+pub const MAX_INCLUDES: usize = 256;
+
+/// The largest included file read: a machines file is a few lines per builder.
+pub const MAX_INCLUDE_BYTES: u64 = 1 << 20;
+
+/// The callback that reads an `@FILE` include: its text, `Ok(None)` for a file nix would skip
+/// (missing), or why it must not be read (the parser adds the origin and line).
+pub type ReadInclude<'a> = dyn FnMut(&Path) -> Result<Option<String>, String> + 'a;
+
 /// One remote builder, as one machines-file entry declares it.
 ///
 /// Fields hold what the entry says, normalised the way nix normalises it: a URI without `://`
@@ -158,17 +169,97 @@ pub fn parse_machines(
     origin: &str,
     read_include: &mut dyn FnMut(&Path) -> Option<String>,
 ) -> Result<Vec<Machine>, MachinesError> {
+    parse_machines_checked(text, origin, &mut |p: &Path| Ok(read_include(p)))
+}
+
+/// Like [`parse_machines`], with a reader that may refuse a file (see [`read_include_file`]).
+/// At most [`MAX_INCLUDES`] includes are read in all.
+pub fn parse_machines_checked(
+    text: &str,
+    origin: &str,
+    read_include: &mut ReadInclude<'_>,
+) -> Result<Vec<Machine>, MachinesError> {
     let mut machines = Vec::new();
-    let mut reading = Vec::new();
+    let mut reading = Reading::default();
     parse_into(text, origin, read_include, &mut reading, &mut machines)?;
     Ok(machines)
+}
+
+/// The includes being read (innermost last) and how many were read in all.
+#[derive(Default)]
+struct Reading {
+    stack: Vec<PathBuf>,
+    count: usize,
+}
+
+/// Reads an `@FILE` include as nix would, with bounds nix lacks: a missing (or unreadable)
+/// file is skipped, as nix does; what is not a regular file (`/dev/zero`, a FIFO, a
+/// directory) is refused without reading or blocking, and so is a file over
+/// [`MAX_INCLUDE_BYTES`].
+pub fn read_include_file(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    let Ok(meta) = file.metadata() else {
+        return Ok(None);
+    };
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!(
+            "@{} is {what}, not a machines file: include a regular file",
+            path.display()
+        ));
+    }
+    let too_big = || {
+        format!(
+            "@{} is larger than {} KiB, too big for a machines file: include the right file",
+            path.display(),
+            MAX_INCLUDE_BYTES >> 10
+        )
+    };
+    if meta.len() > MAX_INCLUDE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    if file
+        .take(MAX_INCLUDE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    if bytes.len() as u64 > MAX_INCLUDE_BYTES {
+        return Err(too_big());
+    }
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 fn parse_into(
     text: &str,
     origin: &str,
-    read_include: &mut dyn FnMut(&Path) -> Option<String>,
-    reading: &mut Vec<PathBuf>,
+    read_include: &mut ReadInclude<'_>,
+    reading: &mut Reading,
     machines: &mut Vec<Machine>,
 ) -> Result<(), MachinesError> {
     for (index, line) in text.split('\n').enumerate() {
@@ -193,24 +284,32 @@ fn parse_into(
                     field: None,
                     problem,
                 };
-                if reading.contains(&path) {
+                if reading.stack.contains(&path) {
                     return Err(err(format!(
                         "@{} includes a file that is already being read (an include loop): remove one of the includes",
                         path.display()
                     )));
                 }
-                if reading.len() >= MAX_INCLUDE_DEPTH {
+                if reading.stack.len() >= MAX_INCLUDE_DEPTH {
                     return Err(err(format!(
                         "@{} nests includes more than {MAX_INCLUDE_DEPTH} deep (an include loop?): include each file once",
                         path.display()
                     )));
                 }
-                if let Some(included) = read_include(&path) {
-                    reading.push(path.clone());
+                if reading.count >= MAX_INCLUDES {
+                    return Err(err(format!(
+                        "@{} would be include number {}, more than {MAX_INCLUDES} (a file included over and over?): include each file once",
+                        path.display(),
+                        reading.count + 1
+                    )));
+                }
+                reading.count += 1;
+                if let Some(included) = read_include(&path).map_err(err)? {
+                    reading.stack.push(path.clone());
                     let included_origin = path.display().to_string();
                     let result =
                         parse_into(&included, &included_origin, read_include, reading, machines);
-                    reading.pop();
+                    reading.stack.pop();
                     result?;
                 }
                 continue;
@@ -922,6 +1021,48 @@ mod tests {
             err.err().map(|e| e.to_string()).unwrap_or_default(),
             "/etc/nix/machines, line 2, field 4 (maxJobs): \"x\" is not a whole number: write how many builds it may run at once, e.g. 8, or - for 1"
         );
+    }
+
+    #[test]
+    fn includes_that_multiply_are_capped() {
+        // Each level includes the next ten times: 10^6 reads without a cap.
+        let mut reads = 0;
+        let mut read = |p: &Path| {
+            reads += 1;
+            let level: usize = p.to_str()?.trim_start_matches("/l").parse().ok()?;
+            (level < 6).then(|| format!("@/l{}\n", level + 1).repeat(10))
+        };
+        let err = parse_machines("@/l0", "--builder", &mut read)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("more than 256"), "{err}");
+        assert!(reads <= MAX_INCLUDES, "{reads}");
+    }
+
+    #[test]
+    fn special_files_are_refused_without_reading() {
+        for (path, what) in [("/dev/zero", "a character device"), ("/", "a directory")] {
+            let err = read_include_file(Path::new(path)).err().unwrap_or_default();
+            assert!(err.contains(what), "{path}: {err}");
+        }
+        assert_eq!(
+            read_include_file(Path::new("/nonexistent/machines")),
+            Ok(None)
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_include_file(&fifo).err().unwrap_or_default();
+        assert!(err.contains("a FIFO"), "{err}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'#'; (MAX_INCLUDE_BYTES + 1) as usize])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = read_include_file(&big).err().unwrap_or_default();
+        assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub struct BuilderState {
     pub error: Option<String>,
     /// The systems it builds for, as probed; empty when unknown.
     pub systems: Vec<String>,
+    /// Why the probe could not verify it as nix will reach it (a nix-daemon's root ssh), when
+    /// it could not: then nix, not nixdispatch, has the last word on using it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<String>,
 }
 
 /// The mode `--mode` forces, or `Auto` to choose.
@@ -244,6 +248,10 @@ pub struct Plan {
     /// in configuration order.
     #[serde(skip)]
     pub builder_substituters: Vec<String>,
+    /// The nix daemon ignores the builders and substituters we would pass (we are not a
+    /// trusted user): pass none, except an empty `builders` to build locally.
+    #[serde(skip)]
+    pub daemon_decides: bool,
 }
 
 impl Plan {
@@ -735,6 +743,7 @@ impl<'a> Walk<'a> {
             paths,
             builds,
             builder_substituters,
+            daemon_decides: false,
         }
     }
 }
@@ -931,6 +940,7 @@ mod tests {
             reachable,
             error: (!reachable).then(|| "connection refused".to_string()),
             systems: Vec::new(),
+            unverified: None,
             machine,
         }
     }

@@ -9,6 +9,11 @@
 //! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
 //! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
 
+mod identity;
+pub mod through_daemon;
+
+pub use identity::{current_user, liveness, Identity, Liveness};
+
 use crate::machines::Machine;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -39,6 +44,16 @@ pub struct BuilderStatus {
     pub trusted: Option<bool>,
     /// One human line saying why it is not reachable.
     pub error: Option<String>,
+    /// Whether its sshd answered (banner) within the timeout, no credentials needed; null when
+    /// it could not be told (e.g. the name resolves only through root's ssh config).
+    pub alive: Option<bool>,
+    /// Whether the answers came from the identity nix itself will use (see `identity`).
+    pub verified: bool,
+    /// Whose ssh nix uses for this builder: the user's own, or `root` for a nix-daemon.
+    pub identity: String,
+    /// One human line on what could not be checked, when `verified` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A probed builder: its machines entry, what the probe found, and the open connection.
@@ -55,9 +70,21 @@ pub struct ProbedBuilder {
 pub struct Connection {
     session: openssh::Session,
     master: Master,
+    query_timeout: Duration,
+}
+
+/// The deadline of each store query over an established connection: several times the connect
+/// timeout (a slow link stays usable), at least ten seconds (a busy builder's database).
+pub fn query_timeout(connect_timeout: Duration) -> Duration {
+    (connect_timeout * 5).max(Duration::from_secs(10))
 }
 
 impl Connection {
+    /// How long one store query over this connection may take.
+    pub fn query_timeout(&self) -> Duration {
+        self.query_timeout
+    }
+
     /// The session to run remote commands over.
     pub fn session(&self) -> &openssh::Session {
         &self.session
@@ -79,15 +106,70 @@ struct Master {
 impl Drop for Master {
     fn drop(&mut self) {
         if self.ctl.exists() {
-            let _ = std::process::Command::new("ssh")
+            let child = std::process::Command::new("ssh")
                 .arg("-S")
                 .arg(&self.ctl)
                 .args(["-O", "exit", "none"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .spawn();
+            // Bounded: a wedged master must not hold up the end of the run (it exits by
+            // itself once idle, ControlPersist).
+            if let Ok(mut child) = child {
+                let t0 = Instant::now();
+                while matches!(child.try_wait(), Ok(None)) {
+                    if t0.elapsed() > Duration::from_secs(2) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
+    }
+}
+
+/// ssh keepalives on our master: a probe every [`ALIVE_INTERVAL`] seconds, the master gives up
+/// after [`ALIVE_COUNT`] unanswered ones, so a link that stops passing packets ends the master
+/// (and every store query riding it) instead of leaving it open forever.
+const ALIVE_INTERVAL: u32 = 5;
+/// See [`ALIVE_INTERVAL`].
+const ALIVE_COUNT: u32 = 3;
+
+/// The keepalive options for the master, unless the user's ssh configuration (ssh_config,
+/// `NIX_SSHOPTS`, as `ssh -G` resolves it for this host) already sets `ServerAliveInterval`:
+/// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
+///
+/// `opts` are the connection options, `-- host` last.
+async fn keepalive_options(opts: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
+    let mut cmd = Command::new("ssh");
+    // ssh makes 300 s the default interval under BatchMode (ours, or the user's): asked with
+    // BatchMode off (the first value given wins), it reports only an interval someone set.
+    cmd.args(["-G", "-o", "BatchMode=no"])
+        .args(opts)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let configured = match tokio::time::timeout(bound, cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => {
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                l.strip_prefix("serveraliveinterval ")
+                    .is_some_and(|v| v.trim() != "0")
+            })
+        }
+        _ => false,
+    };
+    if configured {
+        Vec::new()
+    } else {
+        vec![
+            "-o".to_owned(),
+            format!("ServerAliveInterval={ALIVE_INTERVAL}"),
+            "-o".to_owned(),
+            format!("ServerAliveCountMax={ALIVE_COUNT}"),
+        ]
     }
 }
 
@@ -162,7 +244,7 @@ async fn resolved_control_path(args: &[std::ffi::OsString], pattern: &Path) -> O
 
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
 /// fenced by a marker line so that a chatty login shell cannot confuse the parser.
-const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
+pub(crate) const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
 echo '#nixdispatch-ping'; { nix --extra-experimental-features nix-command store info 2>&1 \
 || nix --extra-experimental-features nix-command store ping 2>&1; }; \
 echo '#nixdispatch-config'; { nix --extra-experimental-features nix-command config show 2>/dev/null \
@@ -175,10 +257,120 @@ pub async fn probe_all(
     timeout: Duration,
     ssh_opts: &[String],
 ) -> Vec<ProbedBuilder> {
-    let probes = machines
+    let identity = Identity::current();
+    let ssh_builders = machines
         .iter()
-        .map(|m| probe_one(m.clone(), timeout, ssh_opts.to_vec()));
+        .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"));
+    let sudo = identity == Identity::Daemon && ssh_builders && identity::sudo_works().await;
+    // A daemon that trusts us opens the stores we name as substituters with root's ssh: it can
+    // verify builders for us (see `through_daemon`).
+    let daemon_verifies = identity == Identity::Daemon
+        && ssh_builders
+        && !sudo
+        && identity::daemon_trusts_us().await == Some(true);
+    let probes = machines.iter().map(|m| {
+        let identity = identity.clone();
+        async move {
+            match identity {
+                Identity::Own(_) => probe_one(m.clone(), timeout, ssh_opts.to_vec()).await,
+                Identity::Daemon => as_daemon(m, timeout, ssh_opts, sudo, daemon_verifies).await,
+            }
+        }
+    });
     futures::future::join_all(probes).await
+}
+
+/// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
+/// what the builder's store holds but not whether root's ssh works. Root's ssh is tried through
+/// `sudo -n` when it needs no password; otherwise the builder is at best alive, not verified,
+/// and left to nix. The three looks run at once: one connect timeout bounds them all.
+async fn as_daemon(
+    machine: &Machine,
+    timeout: Duration,
+    ssh_opts: &[String],
+    sudo: bool,
+    daemon_verifies: bool,
+) -> ProbedBuilder {
+    let own = probe_one(machine.clone(), timeout, ssh_opts.to_vec());
+    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
+        return own.await;
+    }
+    let root_probe = async {
+        if sudo {
+            Some(identity::probe_as_root(machine, timeout).await)
+        } else if daemon_verifies {
+            // The daemon answers with root's ssh: whether it gets in, not the builder's details.
+            let limit = timeout * 2 + Duration::from_secs(5);
+            Some(
+                through_daemon::held(machine, &[], limit)
+                    .await
+                    .map(|_| RemoteInfo::default()),
+            )
+        } else {
+            None
+        }
+    };
+    let live = liveness(machine, timeout, ssh_opts);
+    let (mut own, root, live) = futures::join!(own, root_probe, live);
+    // Our own ssh got in: whatever the banner check saw, the sshd is alive.
+    let live = if own.status.reachable {
+        Liveness::Alive
+    } else {
+        live
+    };
+    let s = &mut own.status;
+    s.identity = Identity::Daemon.label();
+    let own_error = s.error.take();
+    let own_trust = s.trusted.take();
+    s.alive = match &live {
+        Liveness::Alive => Some(true),
+        Liveness::Dead(_) => Some(false),
+        Liveness::Unknown(_) => None,
+    };
+    match root {
+        Some(Ok(info)) => {
+            s.verified = true;
+            s.reachable = true;
+            s.alive = Some(true);
+            // The daemon's answer says nothing of the builder's nix: keep what our ssh learned.
+            if info.nix_version.is_some() {
+                info.apply(s);
+            }
+        }
+        Some(Err(reason)) => {
+            s.verified = true;
+            s.reachable = false;
+            s.error = Some(format!("root's ssh (the nix-daemon's) fails: {reason}"));
+            own.connection = None;
+        }
+        None => {
+            s.verified = false;
+            match live {
+                Liveness::Dead(reason) => {
+                    s.reachable = false;
+                    s.error = Some(reason);
+                }
+                Liveness::Alive | Liveness::Unknown(_) => {
+                    s.reachable = true;
+                    // ssh's verdict alone: the fix that follows it is for the user's ssh.
+                    let yours = match (&own_error, own_trust) {
+                        (Some(e), _) => {
+                            format!("your own ssh: {}", e.split(':').next().unwrap_or(e))
+                        }
+                        (None, _) => "your own ssh reaches it".to_owned(),
+                    };
+                    let unknown = match &live {
+                        Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
+                        _ => String::new(),
+                    };
+                    s.note = Some(format!(
+                        "{unknown}the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
+                    ));
+                }
+            }
+        }
+    }
+    own
 }
 
 async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
@@ -192,6 +384,10 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         features: machine.supported_features.clone(),
         trusted: None,
         error: None,
+        alive: None,
+        verified: false,
+        identity: current_user(),
+        note: None,
     };
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         status.error = Some(format!(
@@ -218,6 +414,8 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         }
         Ok(Ok((connection, info, rtt))) => {
             status.reachable = true;
+            status.alive = Some(true);
+            status.verified = true;
             status.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
             info.apply(&mut status);
             Some(Arc::new(connection))
@@ -231,7 +429,7 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
     }
 }
 
-fn seconds(d: Duration) -> String {
+pub(crate) fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0}s")
@@ -248,7 +446,11 @@ async fn connect_and_ask(
 ) -> Result<(Connection, RemoteInfo, Duration), String> {
     let master = start_master(machine, timeout, ssh_opts).await?;
     let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
-    let connection = Connection { session, master };
+    let connection = Connection {
+        session,
+        master,
+        query_timeout: query_timeout(timeout),
+    };
 
     // The round trip and the questions go over the master at once: one RTT, not two.
     let echo = async {
@@ -323,10 +525,16 @@ async fn start_master(
 
     // The socket goes where the nix processes of this run will look for it (see
     // `nix_ssh_share_opts`), else in the master's own directory.
-    let shared = match shared_socket_dir() {
-        Some(d) => resolved_control_path(&opts, &d.join("%C")).await,
-        None => None,
-    };
+    // ssh keepalives too, unless the user's ssh configuration for this host sets its own.
+    let (shared, alive) = futures::join!(
+        async {
+            match shared_socket_dir() {
+                Some(d) => resolved_control_path(&opts, &d.join("%C")).await,
+                None => None,
+            }
+        },
+        keepalive_options(&opts, timeout),
+    );
     let ctl = shared.unwrap_or_else(|| dir.path().join("master"));
     let mut cmd = Command::new("ssh");
     cmd.arg("-E")
@@ -341,6 +549,7 @@ async fn start_master(
             "ConnectTimeout={}",
             timeout.as_secs_f64().ceil().max(1.0)
         ))
+        .args(alive)
         .args(&opts);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -394,7 +603,7 @@ pub fn classify_ssh_error(log: &str) -> String {
 
 /// What the info script printed, read back.
 #[derive(Debug, Default, PartialEq)]
-struct RemoteInfo {
+pub(crate) struct RemoteInfo {
     nix_version: Option<String>,
     trusted: Option<bool>,
     systems: Vec<String>,
@@ -402,7 +611,7 @@ struct RemoteInfo {
 }
 
 impl RemoteInfo {
-    fn parse(out: &str) -> RemoteInfo {
+    pub(crate) fn parse(out: &str) -> RemoteInfo {
         let mut info = RemoteInfo::default();
         let mut section = "";
         let mut system = None;

@@ -3,7 +3,7 @@
 //! config file and the environment. Nothing after this reads argv or the environment again.
 
 use crate::cli::{GlobalArgs, ModeArg, ProgressArg, Via};
-use crate::machines::{parse_machines, Machine};
+use crate::machines::{parse_machines_checked, read_include_file, Machine};
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
 use crate::plan::Forced;
@@ -25,6 +25,8 @@ pub struct Settings {
     pub forced: Forced,
     /// `--connect-timeout`.
     pub connect_timeout: Duration,
+    /// `--silent-timeout`: how long a builder may be silent mid-run before it counts as gone.
+    pub silent_timeout: Duration,
     /// What runs `home`/`os` builds.
     pub via: Via,
     /// `--json`.
@@ -45,6 +47,25 @@ pub struct Settings {
     pub nix_config: NixConfig,
     /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
     pub github: Option<crate::render::github::GithubEnv>,
+    /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
+    pub daemon: Option<DaemonClient>,
+}
+
+/// What the nix-daemon makes of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonClient {
+    /// Whether it trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); `None` when unknown.
+    pub trusted: Option<bool>,
+    /// `--builder` was given but the daemon ignores it (we are not trusted): the builders are
+    /// nix's configured ones, which the daemon uses.
+    pub ignored_cli_builders: bool,
+}
+
+impl DaemonClient {
+    /// Whether the daemon ignores per-run builders and substituters from us.
+    pub fn decides(&self) -> bool {
+        self.trusted == Some(false)
+    }
 }
 
 /// nixdispatch's own config files: the user's (`$XDG_CONFIG_HOME/nixdispatch/config.toml`) over
@@ -53,6 +74,7 @@ pub struct Settings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ConfigFile {
     connect_timeout: Option<f64>,
+    silent_timeout: Option<f64>,
     via: Option<String>,
 }
 
@@ -67,6 +89,15 @@ impl Settings {
         if !timeout.is_finite() || timeout <= 0.0 || timeout > 3600.0 {
             return Err(Error::input(format!(
                 "--connect-timeout {timeout} is not a number of seconds between 0 and 3600"
+            )));
+        }
+        let silent = global
+            .silent_timeout
+            .or(file.silent_timeout)
+            .unwrap_or(crate::watchdog::DEFAULT_SILENT_TIMEOUT);
+        if !silent.is_finite() || !(1.0..=86400.0).contains(&silent) {
+            return Err(Error::input(format!(
+                "--silent-timeout {silent} is not a number of seconds between 1 and 86400"
             )));
         }
         let via = match (global.via, file.via.as_deref()) {
@@ -93,10 +124,29 @@ impl Settings {
 
         let nix = Nix::detect().await?;
         let nix_config = nix.config().await?;
+        let daemon = if crate::nix::is_daemon_client() {
+            Some(DaemonClient {
+                trusted: nix.local_trust().await,
+                ignored_cli_builders: false,
+            })
+        } else {
+            None
+        };
+        // An untrusted user's `--builder` never reaches the daemon: plan with what it uses.
+        let (cli_builders, daemon) = match (cli_builders, daemon) {
+            (Some(_), Some(d)) if d.decides() => (
+                None,
+                Some(DaemonClient {
+                    ignored_cli_builders: true,
+                    ..d
+                }),
+            ),
+            other => other,
+        };
         let (builders, builders_origin) = match cli_builders {
             Some(b) => (b, "--builder".to_owned()),
             None => (
-                parse_machines(
+                parse_machines_checked(
                     &nix_config.builders,
                     "nix's builders setting",
                     &mut read_include,
@@ -115,6 +165,7 @@ impl Settings {
                 ModeArg::Local => Forced::Local,
             },
             connect_timeout: Duration::from_secs_f64(timeout),
+            silent_timeout: Duration::from_secs_f64(silent),
             // nh on PATH is the default runner only where it can run (nh needs Nix 2.20+);
             // asked for explicitly, `commands::runner` says which version it needs.
             via: if global.via.is_none() && file.via.is_none() && !nix.caps.runs_nh() {
@@ -135,6 +186,7 @@ impl Settings {
             nix,
             nix_config,
             github: crate::render::github::GithubEnv::from_env(),
+            daemon,
         })
     }
 }
@@ -146,7 +198,9 @@ pub fn parse_cli_builders(specs: &[String]) -> Result<Option<Vec<Machine>>> {
     }
     let mut all = Vec::new();
     for spec in specs {
-        all.extend(parse_machines(spec, "--builder", &mut read_include).map_err(Error::input)?);
+        all.extend(
+            parse_machines_checked(spec, "--builder", &mut read_include).map_err(Error::input)?,
+        );
     }
     for machine in &all {
         check_key_file(machine)?;
@@ -176,9 +230,10 @@ fn check_key_file(machine: &Machine) -> Result<()> {
     }
 }
 
-/// Reads an `@FILE` include; a missing file is skipped, as nix does.
-fn read_include(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
+/// Reads an `@FILE` include; a missing file is skipped, as nix does; special and huge files
+/// are refused ([`read_include_file`]).
+fn read_include(path: &Path) -> std::result::Result<Option<String>, String> {
+    read_include_file(path)
 }
 
 fn config_file_path() -> Option<PathBuf> {

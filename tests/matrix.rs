@@ -24,7 +24,14 @@ enum Parts {
     Everything,
 }
 
+/// The result path: `build … --json` prints nix's own result JSON (as `nix build --json`);
+/// `home` and `os` print the path.
 fn result_path(run: &Run) -> String {
+    if let Ok(serde_json::Value::Array(results)) = serde_json::from_str(&run.stdout) {
+        if let Some(out) = results.first().and_then(|r| r["outputs"]["out"].as_str()) {
+            return out.to_owned();
+        }
+    }
     run.stdout
         .lines()
         .find(|l| l.starts_with("/nix/store/"))
@@ -46,6 +53,7 @@ fn build(lab: &Lab, v: ClientNix, attr: &str) -> Run {
             "plain",
             "build",
             &lab.flake_ref(attr),
+            "--json",
         ],
         BOUND,
     )
@@ -282,6 +290,7 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
             "plain",
             "build",
             &lab.flake_ref("chain"),
+            "--json",
         ],
         BOUND,
     );

@@ -348,7 +348,8 @@ fn a_thousand_long_paths_are_asked_of_the_builder_without_passing_the_argument_l
     let run = nixdispatch(&lab, V, &["--builder", &spec, "plan", &inst], BOUND);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
-        !run.stdout.contains("was not asked") && !run.stderr.contains("too long"),
+        !format!("{}{}", run.stdout, run.stderr).contains("was not asked")
+            && !run.stderr.contains("too long"),
         "{}",
         run.stdout
     );

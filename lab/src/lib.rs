@@ -50,7 +50,8 @@
 //! refs: [`Lab::flake_ref`] (`hello`, `chain`, `wide`, `big`, `fail`, `slow`, `home`, `toplevel`,
 //! plus [`LabOptions::fixtures`] / [`Lab::add_fixture`]), [`Lab::flake`] for `home`/`os`
 //! (`homeConfigurations."root@vermax"` and `.root`, `nixosConfigurations.vermax`).
-//! Markers of activations: [`Lab::marker`].
+//! Markers of activations: [`Lab::marker`]. A multi-user vermax (nix-daemon as root, a
+//! non-root user `alice`, root-only builder key): [`Lab::start_daemon`] (module `daemon`).
 //!
 //! ## Directory layout (`LABDIR`, e.g. `/tmp/nixdispatch-lab-XXXXXX`)
 //! ```text
@@ -128,12 +129,14 @@
 
 #![warn(missing_docs)]
 
+pub mod daemon;
 mod fixtures;
 mod http;
 mod proxy;
 mod roots;
 mod sys;
 
+pub use daemon::{DaemonClient, DaemonOptions, Sudo};
 pub use fixtures::{default_fixtures, Fixture, Shape};
 pub use roots::{sid_root, BuilderNix};
 
@@ -211,6 +214,9 @@ pub enum Fault {
     HostKeyChanged,
     /// The client key is no longer in seasmoke's authorized keys: "Permission denied".
     AuthRefused,
+    /// Every connection open now stops passing data in both directions, its sockets left open
+    /// (a half-open link: nothing is refused or closed, nothing arrives). New connections work.
+    Stall,
 }
 
 /// How to start a lab. `LabOptions::default()` gives: no latency, no substituters, an unsigned
@@ -929,7 +935,7 @@ impl Lab {
             panic!("nixdispatch-lab: cannot write {}: {e}", auth.display());
         }
         let route = match f {
-            Fault::None | Fault::AuthRefused => proxy::Route::Normal,
+            Fault::None | Fault::AuthRefused | Fault::Stall => proxy::Route::Normal,
             Fault::Down => proxy::Route::Down,
             Fault::Tarpit => proxy::Route::Tarpit,
             Fault::HostKeyChanged => proxy::Route::Impostor,
@@ -940,6 +946,7 @@ impl Lab {
                 self.proxy.port()
             );
         }
+        self.proxy.stall_live(f == Fault::Stall);
         *cur = f;
     }
 

@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-//!                    [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
+//!                    [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
 //! nixdispatch-lab down [--lab DIR]                  stop it from another terminal
-//! nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
+//! nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
 //! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
@@ -28,10 +28,10 @@ nixdispatch-lab: a two-host Nix lab on this machine (seasmoke the builder, verma
 
 usage:
   nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
-                     [--nixdispatch PATH] [--builder-nix 2.26|2.34]
+                     [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]
         start a lab, print how to use it, and keep it up until Ctrl-C (or `down`)
   nixdispatch-lab down [--lab DIR]
-  nixdispatch-lab fault none|down|tarpit|hostkey|auth [--lab DIR]
+  nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
   nixdispatch-lab latency MS [--lab DIR]       one-way delay added in each direction
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
   nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
@@ -153,7 +153,12 @@ fn start_lab(opts: LabOptions) -> Result<Lab, String> {
 fn up(args: &[String]) -> Result<(), String> {
     check_args(
         args,
-        &["--http-cache", "--builder-signs", "--builders-in-nix"],
+        &[
+            "--http-cache",
+            "--builder-signs",
+            "--builders-in-nix",
+            "--daemon",
+        ],
         &["--latency-ms", "--nixdispatch", "--builder-nix"],
     )?;
     let builder_nix = match opt(args, "--builder-nix").unwrap_or("2.26") {
@@ -192,6 +197,18 @@ fn up(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("control socket: {e}"))?;
 
     print_usage(&lab, installed.as_deref(), t0.elapsed());
+    let daemon = if flag(args, "--daemon") {
+        let d = lab
+            .start_daemon(nixdispatch_lab::DaemonOptions::default())
+            .map_err(|e| e.to_string())?;
+        println!(
+            "A multi-user vermax (nix-daemon as root, root-only builder key; alice is trusted):\n  {}/bin/vermax-daemon      a shell as alice (or append a command)\n",
+            lab.dir().display()
+        );
+        Some(d)
+    } else {
+        None
+    };
 
     while !STOP.load(Ordering::SeqCst) {
         match listener.accept() {
@@ -211,6 +228,7 @@ fn up(args: &[String]) -> Result<(), String> {
         lab.dir().display()
     );
     drop(listener);
+    drop(daemon);
     drop(lab);
     eprintln!("nixdispatch-lab: down");
     Ok(())
@@ -235,7 +253,7 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
                 (format!("ok: fault {f:?}"), false)
             }
             None => (
-                format!("error: unknown fault {name:?} (none, down, tarpit, hostkey, auth)"),
+                format!("error: unknown fault {name:?} (none, down, tarpit, stall, hostkey, auth)"),
                 false,
             ),
         },
@@ -276,6 +294,7 @@ fn parse_fault(name: &str) -> Option<Fault> {
         "tarpit" => Fault::Tarpit,
         "hostkey" | "host-key-changed" => Fault::HostKeyChanged,
         "auth" | "auth-refused" => Fault::AuthRefused,
+        "stall" => Fault::Stall,
         _ => return None,
     })
 }
@@ -382,7 +401,7 @@ The scripts set this environment (and give vermax its own /nix, which a plain ex
     }
     println!(
         "
-From another terminal:  nixdispatch-lab fault down|tarpit|hostkey|auth|none
+From another terminal:  nixdispatch-lab fault down|tarpit|stall|hostkey|auth|none
                         nixdispatch-lab latency MS | kill-builder | restart-builder
 Ctrl-C here (or nixdispatch-lab down) stops the lab, ends the shells inside it and removes {d}."
     );

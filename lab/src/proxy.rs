@@ -39,6 +39,8 @@ struct Shared {
     upstream: AtomicU16,
     impostor: AtomicU16,
     blackhole: AtomicBool,
+    /// Connections with an id below this stop moving data (a stalled link); 0 = none.
+    stall_below: AtomicU64,
     accepted: AtomicU64,
     state: Mutex<State>,
 }
@@ -66,6 +68,7 @@ impl Proxy {
             upstream: AtomicU16::new(upstream),
             impostor: AtomicU16::new(impostor),
             blackhole: AtomicBool::new(false),
+            stall_below: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             state: Mutex::new(State {
                 route: Route::Normal,
@@ -143,6 +146,15 @@ impl Proxy {
             return Err(last.unwrap_or_else(|| std::io::Error::other("bind failed")));
         }
         Ok(())
+    }
+
+    /// With `true`, every connection open now stops moving data in both directions while its
+    /// sockets stay open (a link that silently drops packets); new connections work. `false`
+    /// lets the stalled ones move again.
+    pub fn stall_live(&self, on: bool) {
+        let st = self.shared.lock();
+        let below = if on { st.next_id } else { 0 };
+        self.shared.stall_below.store(below, Ordering::SeqCst);
     }
 
     /// Closes every live forwarded connection (the listener stays).
@@ -242,7 +254,7 @@ fn forward(shared: Arc<Shared>, client: TcpStream, route: Route) {
     for (from, to) in pumps {
         if let (Ok(from), Ok(to)) = (from, to) {
             let shared = shared.clone();
-            handles.push(thread::spawn(move || pump(&shared, from, to)));
+            handles.push(thread::spawn(move || pump(&shared, id, from, to)));
         }
     }
     for h in handles {
@@ -251,7 +263,7 @@ fn forward(shared: Arc<Shared>, client: TcpStream, route: Route) {
     shared.lock().live.retain(|(i, _)| *i != id);
 }
 
-fn pump(shared: &Shared, from: TcpStream, mut to: TcpStream) {
+fn pump(shared: &Shared, id: u64, from: TcpStream, mut to: TcpStream) {
     let (tx, rx) = mpsc::channel::<Msg>();
     let delay_us = &shared.delay_us;
     let reader = {
@@ -292,7 +304,9 @@ fn pump(shared: &Shared, from: TcpStream, mut to: TcpStream) {
                 if due > now {
                     thread::sleep(due - now);
                 }
-                while shared.blackhole.load(Ordering::SeqCst) {
+                while shared.blackhole.load(Ordering::SeqCst)
+                    || id < shared.stall_below.load(Ordering::SeqCst)
+                {
                     thread::sleep(Duration::from_millis(20));
                 }
                 if to.write_all(&data).is_err() {

@@ -1,5 +1,7 @@
 //! `nixdispatch doctor`: check the distributed-build setup and say how to fix what is wrong.
 
+mod canary;
+
 use super::probe::describe;
 use crate::probe::probe_all;
 use crate::settings::Settings;
@@ -58,9 +60,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     }
     let local_trusted = settings.nix.local_trust().await;
     match local_trusted {
-        Some(false) => checks.push(error(
-            "the local nix daemon does not trust you: it ignores --builders, builders-use-substitutes and extra substituters from you",
-            "add your user to trusted-users (nix.settings.trusted-users on NixOS) and restart nix-daemon",
+        // Plain nix works for an untrusted user (the daemon uses its own builders): a warning.
+        Some(false) => checks.push(warn(
+            "the local nix daemon does not trust you: it ignores per-run builders, builders-use-substitutes and extra substituters from you, and builds with its own",
+            "to choose builders per run, add your user to trusted-users (nix.settings.trusted-users on NixOS) and restart nix-daemon",
         )),
         Some(true) => checks.push(ok("the local nix store trusts you (builders and substituters given per run are honoured)")),
         None => {}
@@ -78,11 +81,23 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.ssh_opts,
     )
     .await;
+    let daemon = settings.daemon.is_some();
+    let mut canary_builders = Vec::new();
     for b in &probed {
         let s = &b.status;
+        if daemon && s.reachable {
+            // The real question is whether the daemon's builds get there: the canary below
+            // answers it, for root, whatever the probe could verify.
+            canary_builders.push(b);
+            if !s.verified {
+                continue;
+            }
+        }
         if !s.reachable {
             let reason = s.error.as_deref().unwrap_or("unreachable");
-            let fix = if reason.starts_with("host key") {
+            let fix = if reason.starts_with("root's ssh") {
+                canary::fix_for(reason, Some(&b.machine))
+            } else if reason.starts_with("host key") {
                 format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
             } else if reason.starts_with("authentication") {
                 "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
@@ -131,11 +146,8 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             ));
         }
     }
-    if !settings.builders.is_empty() && crate::nix::is_daemon_client() {
-        checks.push(warn(
-            "nix-daemon opens builder connections as root, with root's ssh key, known_hosts and config, not yours",
-            "check `sudo ssh BUILDER` works, or the daemon's builds fail where these probes succeed",
-        ));
+    if !canary_builders.is_empty() {
+        canary_checks(settings, local_trusted, &canary_builders, &mut checks).await;
     }
 
     let errors = checks.iter().filter(|c| c.level == "error").count();
@@ -156,4 +168,42 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         )));
     }
     Ok(0)
+}
+
+/// For builders a daemon client could not verify: build the canary through the daemon and
+/// report what root's ssh really does. A trusted user's canary goes to each builder alone; an
+/// untrusted user's to the daemon's own builders, once.
+async fn canary_checks(
+    settings: &Settings,
+    local_trusted: Option<bool>,
+    builders: &[&crate::probe::ProbedBuilder],
+    checks: &mut Vec<Check>,
+) {
+    let limit = settings.connect_timeout * 4 + std::time::Duration::from_secs(60);
+    let targets: Vec<Option<&crate::probe::ProbedBuilder>> = if local_trusted == Some(false) {
+        vec![None]
+    } else {
+        builders.iter().map(|b| Some(*b)).collect()
+    };
+    for target in targets {
+        let machine = target.map(|b| &b.machine);
+        let name = target.map_or("the daemon's builders".to_owned(), |b| {
+            b.status.host.clone()
+        });
+        match canary::run(settings, machine, limit).await {
+            canary::Outcome::Built(Some(on)) => checks.push(ok(format!(
+                "the nix daemon built a canary on {on}: root's ssh reaches {name} (alive; verified by the canary)"
+            ))),
+            canary::Outcome::Built(None) => checks.push(warn(
+                format!("the nix daemon built the canary for {name} locally, not on a builder"),
+                "check nix.buildMachines (the daemon's builders) and that max-jobs 0 is honoured",
+            )),
+            canary::Outcome::Failed(why) => checks.push(error(
+                format!(
+                    "the nix daemon cannot build on {name}: {why} (the daemon connects as root, with root's key, known_hosts and ssh config, not yours)"
+                ),
+                canary::fix_for(&why, machine),
+            )),
+        }
+    }
 }

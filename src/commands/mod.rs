@@ -16,7 +16,9 @@ pub mod plan;
 pub mod planning;
 pub mod probe;
 pub mod push;
+pub mod reality;
 pub mod run;
+pub mod sudo;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -24,13 +26,20 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Completions { shell } => completions::run(shell),
         Command::Monitor => monitor::run(&cli.global),
-        command => runtime()?.block_on(async {
-            tokio::select! {
-                result = run_async(command, &cli.global) => result,
-                // Dropping the run closes its SSH masters and kills unfinished nix queries.
-                () = crate::child::interrupted_between_children() => Err(Error::Interrupted),
-            }
-        }),
+        command => {
+            let runtime = runtime()?;
+            let result = runtime.block_on(async {
+                tokio::select! {
+                    result = run_async(command, &cli.global) => result,
+                    // Dropping the run closes its SSH masters and kills unfinished nix queries.
+                    () = crate::child::interrupted_between_children() => Err(Error::Interrupted),
+                }
+            });
+            // A blocking read that never returns (a file:// cache on a hung mount) must not
+            // keep the process alive: dropping the runtime would wait for it forever.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            result
+        }
     }
 }
 

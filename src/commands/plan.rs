@@ -11,6 +11,10 @@ use crate::Result;
 pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
     let planned = make_plan(settings, &args.installables).await?;
     if settings.json {
+        // stdout is the JSON document; what could not be asked still deserves a line.
+        for w in &planned.warnings {
+            crate::output::stderr_line(&format!("nixdispatch: warning: {w}"));
+        }
         let text = serde_json::to_string(&planned.report())
             .map_err(|e| crate::Error::input(format!("cannot print the plan: {e}")))?;
         crate::output::stdout_line(&text, false)?;

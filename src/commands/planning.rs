@@ -4,7 +4,7 @@
 use crate::nix::installables::expand_attribute_sets;
 use crate::plan::{self, Availability, BuilderState, Plan, PlanInput};
 use crate::probe::{self, BuilderStatus, ProbedBuilder};
-use crate::settings::Settings;
+use crate::settings::{DaemonClient, Settings};
 use crate::sources;
 use crate::Result;
 use serde::Serialize;
@@ -164,8 +164,8 @@ async fn plan_graph(
             }
             probed
         };
-        let untrusted =
-            crate::nix::is_daemon_client() && settings.nix.local_trust().await == Some(false);
+        // The daemon's answer to `nix store ping`, read once in Settings.
+        let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
         // The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
         let (nix_config, notes) = sources::substituters::effective(
             &settings.nix,
@@ -177,6 +177,13 @@ async fn plan_graph(
         let (mut availability, mut warnings) =
             sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
         warnings.extend(notes);
+        if settings
+            .daemon
+            .as_ref()
+            .is_some_and(|d| d.trusted == Some(true))
+        {
+            ask_through_daemon(settings, &graph, &builders, &mut availability).await;
+        }
         if rebuild {
             for wanted in &graph.wanted {
                 availability.valid_locally.remove(wanted);
@@ -185,15 +192,23 @@ async fn plan_graph(
             }
         }
         if untrusted {
-            warnings.push(
-                "the nix daemon does not trust you, so it ignores the builders and substituters \
-                 nixdispatch passes and uses its own: add yourself to trusted-users \
-                 (nix.settings.trusted-users on NixOS)"
-                    .to_owned(),
-            );
+            // The daemon ignores builders-use-substitutes and extra substituters from us: a
+            // builder's store can only serve what its build hook copies back. The plan's reason
+            // says the daemon decides (`explain_daemon`).
+            for hits in availability.on_builders.values_mut() {
+                for hit in hits {
+                    hit.substitutable = false;
+                }
+            }
         }
         (availability, builders, warnings)
     };
+    let mut warnings = warnings;
+    if let Some(d) = &settings.daemon {
+        if d.ignored_cli_builders {
+            warnings.insert(0, IGNORED_BUILDER.to_owned());
+        }
+    }
     let wanted = input_wanted(&graph);
     let input = PlanInput {
         graph,
@@ -202,7 +217,8 @@ async fn plan_graph(
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
     };
-    let plan = plan::plan(&input)?;
+    let mut plan = plan::plan(&input)?;
+    explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     Ok(Planned {
         plan,
         builders,
@@ -214,6 +230,45 @@ async fn plan_graph(
     })
 }
 
+/// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
+/// ssh, says what their stores hold (the build hook copies such outputs back, unbuilt).
+async fn ask_through_daemon(
+    settings: &Settings,
+    graph: &plan::Graph,
+    builders: &[ProbedBuilder],
+    availability: &mut Availability,
+) {
+    let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
+        .into_iter()
+        .filter(|p| !availability.valid_locally.contains(p))
+        .collect();
+    let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(10);
+    let missing = &missing;
+    let asks = builders
+        .iter()
+        .filter(|b| b.status.reachable && b.status.verified && b.connection.is_none())
+        .map(|b| async move {
+            let held = probe::through_daemon::held(&b.machine, missing, limit).await;
+            (b, held)
+        });
+    for (b, held) in futures::future::join_all(asks).await {
+        let Ok(held) = held else { continue };
+        for path in held {
+            let Ok(path) = crate::store_path::StorePath::parse(&path) else {
+                continue;
+            };
+            let hits = availability.on_builders.entry(path).or_default();
+            if !hits.iter().any(|h| h.uri == b.status.uri) {
+                hits.push(plan::BuilderHit {
+                    uri: b.status.uri.clone(),
+                    references: Vec::new(),
+                    substitutable: false,
+                });
+            }
+        }
+    }
+}
+
 fn builder_state(b: &ProbedBuilder) -> BuilderState {
     BuilderState {
         uri: b.status.uri.clone(),
@@ -222,5 +277,118 @@ fn builder_state(b: &ProbedBuilder) -> BuilderState {
         reachable: b.status.reachable,
         error: b.status.error.clone(),
         systems: b.status.systems.clone(),
+        unverified: (b.status.reachable && !b.status.verified).then(|| {
+            b.status
+                .note
+                .clone()
+                .unwrap_or_else(|| "not verified as nix will reach it".to_owned())
+        }),
+    }
+}
+
+/// The warning for `--builder` given to an untrusted daemon client.
+pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does not trust you, so \
+it ignores per-run builders and uses its own (nix's builders setting, planned with here); add \
+yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builders per run";
+
+/// Says in the plan's reason who really decides: the nix daemon when it does not trust us, nix
+/// when a builder could not be verified as the daemon will reach it. Marks the plan so that
+/// dispatch passes nothing the daemon would ignore.
+pub fn explain_daemon(plan: &mut Plan, states: &[BuilderState], daemon: Option<&DaemonClient>) {
+    let Some(daemon) = daemon else { return };
+    let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
+    let unverified: Vec<&str> = states
+        .iter()
+        .filter(|s| s.reachable && s.unverified.is_some())
+        .map(|s| s.host.as_str())
+        .collect();
+    if daemon.decides() {
+        plan.daemon_decides = true;
+        if plan.mode != plan::Mode::Noop {
+            plan.reason.push_str(
+                "; the nix daemon decides: it does not trust you, so it uses its own builders and \
+                 substituters whatever is passed (trusted-users)",
+            );
+        }
+    }
+    if uses_builders && !unverified.is_empty() {
+        let verb = if unverified.len() == 1 { "is" } else { "are" };
+        plan.reason.push_str(&format!(
+            "; {} {verb} alive but not verified: the nix daemon connects as root with root's key, \
+             which nixdispatch cannot use, so nix decides",
+            unverified.join(", ")
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machines::parse_machines;
+    use crate::plan::{Counts, Mode};
+
+    fn state(unverified: bool) -> BuilderState {
+        let mut none = |_: &std::path::Path| None;
+        let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        BuilderState {
+            uri: machine.uri.clone(),
+            host: "seasmoke".into(),
+            machine,
+            reachable: true,
+            error: None,
+            systems: Vec::new(),
+            unverified: unverified.then(|| "alive; not verified".to_owned()),
+        }
+    }
+
+    fn plan(mode: Mode) -> Plan {
+        Plan {
+            mode,
+            reason: "1 derivation must be built and seasmoke is reachable".into(),
+            counts: Counts::default(),
+            paths: Vec::new(),
+            builds: Vec::new(),
+            builder_substituters: Vec::new(),
+            daemon_decides: false,
+        }
+    }
+
+    #[test]
+    fn a_single_user_plan_is_left_alone() {
+        let mut p = plan(Mode::Remote);
+        explain_daemon(&mut p, &[state(true)], None);
+        assert_eq!(p, plan(Mode::Remote));
+    }
+
+    #[test]
+    fn an_unverified_builder_leaves_the_choice_to_nix_and_says_so() {
+        let mut p = plan(Mode::Remote);
+        let daemon = DaemonClient {
+            trusted: Some(true),
+            ignored_cli_builders: false,
+        };
+        explain_daemon(&mut p, &[state(true)], Some(&daemon));
+        assert!(!p.daemon_decides);
+        assert!(
+            p.reason.contains("seasmoke is alive but not verified"),
+            "{}",
+            p.reason
+        );
+        assert!(p.reason.contains("nix decides"), "{}", p.reason);
+    }
+
+    #[test]
+    fn an_untrusted_user_is_told_the_daemon_decides() {
+        let mut p = plan(Mode::Remote);
+        let daemon = DaemonClient {
+            trusted: Some(false),
+            ignored_cli_builders: true,
+        };
+        explain_daemon(&mut p, &[state(false)], Some(&daemon));
+        assert!(p.daemon_decides);
+        assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
+        assert!(!p.reason.contains("not verified"), "{}", p.reason);
     }
 }

@@ -25,6 +25,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
         return Ok(0);
     }
+    if settings
+        .daemon
+        .as_ref()
+        .is_some_and(|d| d.ignored_cli_builders)
+    {
+        crate::output::stderr_line(&format!("warning: {}", super::planning::IGNORED_BUILDER));
+    }
     for s in statuses {
         crate::output::stdout_line(&describe(s), true)?;
     }
@@ -41,10 +48,24 @@ pub fn describe(s: &BuilderStatus) -> String {
             s.uri
         );
     }
+    if !s.verified {
+        return format!(
+            "{:<16} alive, not verified  {}  ({})",
+            s.host,
+            s.note.as_deref().unwrap_or("nix decides"),
+            s.uri
+        );
+    }
     let trust = match s.trusted {
         Some(true) => "trusted",
         Some(false) => "not trusted",
         None => "trust unknown",
+    };
+    // A daemon client's verified builder was probed with root's ssh (the daemon's): say so.
+    let trust = if s.identity == "root" && crate::nix::is_daemon_client() {
+        format!("{trust} (as root, through sudo)")
+    } else {
+        trust.to_owned()
     };
     format!(
         "{:<16} reachable  {:>6.1} ms  nix {}  {}  {}  ({})",

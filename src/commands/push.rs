@@ -9,11 +9,12 @@
 //! with `require-sigs` will not substitute them.
 
 use super::planning::Planned;
-use crate::child::{self, Report};
+use crate::child::{self, Keep, Report};
 use crate::cli::RunArgs;
 use crate::monitor::Monitor;
 use crate::probe::probe_all;
 use crate::settings::Settings;
+use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ struct Destination {
     label: String,
     /// Named with `--push-to`: a failure fails the run. `--push`'s builders only warn.
     explicit: bool,
+    /// nixdispatch's own connection, for a builder: the watchdog asks it whether the builder
+    /// is still there while nix copies.
+    watched: Option<Watched>,
 }
 
 /// Pushes the results where `--push-to`/`--push` say. Returns an error (exit 1) when an
@@ -56,6 +60,7 @@ pub async fn push_all(
             uri: uri.clone(),
             label: uri.clone(),
             explicit: true,
+            watched: None,
         })
         .collect();
     if run.push {
@@ -77,7 +82,7 @@ pub async fn push_all(
         let mut argv = nix(&["store", "sign", "-r", "--key-file"]);
         argv.push(key.clone().into_os_string());
         argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Err(Error::Failed(format!(
                 "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
@@ -100,8 +105,32 @@ pub async fn push_all(
         }
         argv.extend(["--to".into(), OsString::from(&dest.uri)]);
         argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-        let finished = child::run(&argv, |r| show(monitor, r)).await?;
-        if finished.status.success() {
+        // A builder that goes silent during the push must not hold the run: the same watchdog
+        // as for builds (no output and no keepalive answer for the silent timeout) stops it.
+        let progress = ProgressHandle::default();
+        let watch = watchdog::watch(
+            dest.watched.clone().into_iter().collect(),
+            progress.clone(),
+            settings.silent_timeout,
+        );
+        let finished = child::run_until(
+            &argv,
+            Keep::Nothing,
+            |r| {
+                if matches!(r, Report::Line(..)) {
+                    progress.line(Instant::now());
+                }
+                show(monitor, r)
+            },
+            watch,
+        )
+        .await?;
+        if let Some(why) = &finished.stopped {
+            monitor.message(&format!(
+                "nixdispatch: warning: nothing pushed to {}: {why}",
+                dest.label
+            ));
+        } else if finished.status.success() {
             let signed = if run.sign_key.is_some() {
                 ", signed"
             } else {
@@ -165,6 +194,11 @@ async fn fitting_builders(
             uri: b.machine.store_uri(),
             label: b.status.host.clone(),
             explicit: false,
+            watched: b.connection.clone().map(|connection| Watched {
+                host: b.status.host.clone(),
+                uri: b.status.uri.clone(),
+                connection,
+            }),
         })
         .collect();
     if chosen.is_empty() {

@@ -3,7 +3,7 @@
 //! and report (stdout as `nix build` prints it, the result file, the CI summary).
 
 use super::planning::{make_plan_with, Evaluation, Planned};
-use crate::child::{self, Pipe, Report};
+use crate::child::{self, Keep, Pipe, Report};
 use crate::cli::RunArgs;
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
@@ -13,6 +13,7 @@ use crate::render;
 use crate::render::record::{Recorder, SharedRecord};
 use crate::render::result_file::{InstallableResult, Status};
 use crate::settings::Settings;
+use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -104,8 +105,16 @@ pub async fn execute(
         }
     }
 
+    // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
+    // prompt would garble it, so such runs show plain lines.
+    let progress =
+        if nh_needs_sudo(&target, runner) && settings.progress == crate::cli::ProgressArg::Auto {
+            crate::cli::ProgressArg::Plain
+        } else {
+            settings.progress
+        };
     let choice = render::choose(
-        settings.progress,
+        progress,
         settings.json,
         settings.verbosity < 0,
         std::io::stderr().is_terminal(),
@@ -135,25 +144,24 @@ pub async fn execute(
     }
 
     let sudo = needs_sudo(&target, runner);
-    if sudo {
-        // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a
-        // long build and not behind the progress display.
-        let ok = tokio::process::Command::new("sudo")
-            .arg("-v")
-            .status()
-            .await
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
+    // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
+    // build and not behind the progress display; then keep sudo's timestamp fresh while nix
+    // builds (activation asks again if it lapsed anyway).
+    let _keepalive = if sudo || nh_needs_sudo(&target, runner) {
+        if !super::sudo::validate().await {
             return Err(Error::input(
                 "activating a system configuration needs root: run as root, or make sudo work for you",
             ));
         }
-    }
+        Some(super::sudo::Keepalive::start())
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
+    let watched = watched_builders(&planned);
     let mut attempt = run_build(
         settings,
         &target,
@@ -162,15 +170,30 @@ pub async fn execute(
         &states,
         &request.build_args,
         &mut monitor,
+        &watched,
     )
     .await?;
-    if !attempt.ok && uses_builders(&plan) && !run.no_local_fallback {
-        if let Some(why) = vanished_builder(settings, &planned).await {
+    if !attempt.ok && uses_builders(&plan) {
+        let why = match attempt.stopped.clone() {
+            Some(why) => Some(why),
+            None if !run.no_local_fallback => vanished_builder(settings, &planned).await,
+            None => None,
+        };
+        if let (Some(why), true) = (&why, run.no_local_fallback) {
+            monitor.finish(Instant::now());
+            return Err(Error::Failed(format!(
+                "{why}; nix was stopped and, as asked, not finishing locally"
+            )));
+        }
+        if let Some(why) = why {
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
             plan.mode = Mode::Local;
             plan.reason = format!("{why}, so the rest is built locally");
+            for b in &mut plan.builds {
+                b.from = None;
+            }
             for s in &mut states {
                 s.reachable = false;
             }
@@ -184,9 +207,17 @@ pub async fn execute(
                 &states,
                 &request.build_args,
                 &mut monitor,
+                &[],
             )
             .await?;
         }
+    }
+    if let Some(line) =
+        super::reality::compare(&plan, &monitor.state().summary(Instant::now()), |uri| {
+            crate::monitor::host_of(uri).to_owned()
+        })
+    {
+        monitor.message(&format!("nixdispatch: warning: {line}"));
     }
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
@@ -463,10 +494,30 @@ struct Attempt {
     failed: Vec<(String, String)>,
     /// The last error nix printed.
     last_error: Option<String>,
+    /// Why the watchdog stopped nix (a builder went silent), if it did.
+    stopped: Option<String>,
     /// nix's stdout (`nix build --json`'s result), as printed.
     stdout: Vec<u8>,
 }
 
+/// The builders nix is given this run that nixdispatch holds a connection to: the watchdog
+/// keeps asking them whether they are still there.
+fn watched_builders(planned: &Planned) -> Vec<Watched> {
+    planned
+        .builders
+        .iter()
+        .filter(|b| b.status.reachable)
+        .filter_map(|b| {
+            Some(Watched {
+                host: b.status.host.clone(),
+                uri: b.status.uri.clone(),
+                connection: b.connection.clone()?,
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_build(
     settings: &Settings,
     target: &Target,
@@ -475,6 +526,7 @@ async fn run_build(
     states: &[crate::plan::BuilderState],
     nix_args: &[OsString],
     monitor: &mut Monitor,
+    watched: &[Watched],
 ) -> Result<Attempt> {
     let ctx = Context {
         plan,
@@ -484,7 +536,22 @@ async fn run_build(
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
-    let finished = run_logged(&steps.build, monitor).await?;
+    // Only the builders this attempt hands to nix are watched, and only when a silent one can
+    // be left for a local build (the same condition as the fallback below).
+    let watched: Vec<Watched> = watched
+        .iter()
+        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
+        .cloned()
+        .collect();
+    let foreground = nh_needs_sudo(target, runner);
+    let finished = run_logged(
+        &steps.build,
+        monitor,
+        watched,
+        settings.silent_timeout,
+        foreground,
+    )
+    .await?;
     monitor.end_of_log(Instant::now());
     let summary_failed: Vec<(String, String)> = monitor
         .state()
@@ -502,24 +569,47 @@ async fn run_build(
         results,
         steps_activation: (!steps.activate.is_empty()).then_some(steps),
         failed: summary_failed,
+        // "cannot build on 'ssh-ng://…': …" is the real reason; nix's last words after it
+        // ("Unable to start any build; … system features") only point at the manual.
         last_error: monitor
             .state()
             .errors()
-            .last()
+            .iter()
+            .rev()
+            .find(|e| e.contains("cannot build on"))
+            .or_else(|| monitor.state().errors().last())
             .map(|e| super::error_headline(e)),
+        stopped: finished.stopped,
         stdout: finished.stdout.clone(),
     })
 }
 
-/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are.
-async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Finished> {
+/// Runs one invocation, its nix log lines into the monitor, other lines shown as they are;
+/// stops it when a watched builder goes silent (see [`watchdog`]). With `foreground`, the
+/// child holds the terminal (nh's own sudo prompt must be answerable) and is not watched.
+async fn run_logged(
+    inv: &Invocation,
+    monitor: &mut Monitor,
+    watched: Vec<Watched>,
+    silent: std::time::Duration,
+    foreground: bool,
+) -> Result<child::Finished> {
     let log = inv.log;
     let collect = matches!(inv.results, Results::BuildJson);
-    child::run(&inv.argv(), |report| {
+    let keep = if collect { Keep::Stdout } else { Keep::Nothing };
+    let progress = ProgressHandle::default();
+    let on = |report: Report<'_>| {
         let (pipe, line) = match report {
             Report::Line(pipe, line) => (pipe, line),
-            Report::Tick => return monitor.tick(Instant::now()),
+            Report::Tick => {
+                monitor.tick(Instant::now());
+                // Ticks come every 200 ms, log or not: often enough for the watchdog,
+                // which looks only after seconds of silence.
+                note_activity(&progress, monitor);
+                return;
+            }
         };
+        progress.line(Instant::now());
         let is_log = matches!(
             (log, pipe),
             (LogStream::Stderr, Pipe::Stderr) | (LogStream::Stdout, Pipe::Stdout)
@@ -530,8 +620,30 @@ async fn run_logged(inv: &Invocation, monitor: &mut Monitor) -> Result<child::Fi
         } else if !(collect && pipe == Pipe::Stdout) {
             monitor.message(line);
         }
-    })
-    .await
+    };
+    if foreground {
+        return child::run_in_foreground(&inv.argv(), keep, on).await;
+    }
+    let watch = watchdog::watch(watched, progress.clone(), silent);
+    child::run_until(&inv.argv(), keep, on, watch).await
+}
+
+/// Tells the watchdog which builders nix is busy with, from the monitor's state.
+fn note_activity(progress: &ProgressHandle, monitor: &Monitor) {
+    let state = monitor.state();
+    let mut local = false;
+    let mut busy = std::collections::BTreeSet::new();
+    for b in state.running_builds() {
+        if b.host == "local" {
+            local = true;
+        } else {
+            busy.insert(b.host.clone());
+        }
+    }
+    for t in state.running_transfers() {
+        busy.insert(t.peer.clone());
+    }
+    progress.activity(busy, local);
 }
 
 /// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
@@ -563,6 +675,17 @@ async fn activate(
     sudo: bool,
     monitor: &mut Monitor,
 ) -> Result<Option<String>> {
+    if sudo && !super::sudo::fresh().await {
+        monitor.message(
+            "nixdispatch: sudo's timestamp lapsed during the build: asking again to activate",
+        );
+        if !super::sudo::validate().await {
+            return Ok(Some(format!(
+                "activation needs root and sudo did not allow it; the build is done: activate it with `sudo {}/bin/switch-to-configuration switch`",
+                result.display()
+            )));
+        }
+    }
     for inv in steps.activation(result) {
         let name = PathBuf::from(&inv.program);
         let name = name
@@ -575,7 +698,7 @@ async fn activate(
             // Credentials were asked for up front (`sudo -v`): never prompt behind the bars.
             argv.splice(0..0, ["sudo".into(), "-n".into()]);
         }
-        let finished = child::run(&argv, |r| show(monitor, r)).await?;
+        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
@@ -585,6 +708,16 @@ async fn activate(
         }
     }
     Ok(None)
+}
+
+/// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
+/// prompt must reach the terminal, so nh runs in the terminal's foreground.
+fn nh_needs_sudo(target: &Target, runner: Runner) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    !root
+        && matches!(runner, Runner::Nh { .. })
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
 
 /// Whether activating `target` will need sudo: a system configuration, switched through nix
@@ -682,6 +815,7 @@ mod tests {
                 from: Some("ssh-ng://seasmoke".into()),
             }],
             builder_substituters: Vec::new(),
+            daemon_decides: false,
         };
         assert_eq!(
             dry_run_lines(&plan),

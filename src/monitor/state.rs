@@ -276,6 +276,9 @@ pub struct State {
     failed: Vec<FailedBuild>,
     /// Stopped builds that may be the failure nix counted, oldest stop first.
     pending: Vec<PendingBuild>,
+    /// Failures decided by nix's counters alone (no error named them yet), by derivation: an
+    /// error of nix's naming another build that was taken as done corrects them.
+    guessed: Vec<String>,
     /// Builds nix stopped unfinished (at most [`MAX_FAILED_KEPT`]).
     cancelled: Vec<CancelledBuild>,
     builds_cancelled: u64,
@@ -714,6 +717,9 @@ impl State {
         };
         let Some(ending) = ending else {
             self.failures_attributed += 1;
+            if !named {
+                self.guessed.push(build.drv_path.clone());
+            }
             self.record_failure(build.drv_path, build.host, build.log_tail);
             self.decide_pending(false);
             return;
@@ -806,6 +812,7 @@ impl State {
         for (i, build) in pending.into_iter().enumerate() {
             if i >= first_failed {
                 self.failures_attributed += 1;
+                self.guessed.push(build.drv_path.clone());
                 self.record_failure(build.drv_path, build.host, build.log_tail);
             } else {
                 self.record_ending(
@@ -891,6 +898,9 @@ impl State {
             // while a failure they count is still unmatched: nix's closing "build of 'A', 'B'
             // failed" also names the builds it cancelled. Without counters (a partial stream)
             // the error is all there is to go by.
+            if report && text.contains("builder for '") && self.correct_guess(drv) {
+                continue;
+            }
             if self.builds_counted && self.unattributed_failures() == 0 {
                 continue;
             }
@@ -925,6 +935,50 @@ impl State {
             self.record_failure(build.drv_path, build.host, build.log_tail);
         }
         self.decide_pending(false);
+    }
+
+    /// nix's "builder for 'X' failed" names the build that really failed. When X was taken as
+    /// done while the counters pinned the failure on another build (with `--keep-going`, nix
+    /// stops a build's activity when it lets go of it, not when it ends, seen with 2.8 and
+    /// 2.26), the two swap: X failed, the guessed one was built. Returns whether it swapped.
+    fn correct_guess(&mut self, drv: &str) -> bool {
+        let Some(named) = self
+            .recent_builds
+            .iter()
+            .position(|b| b.drv_path == drv && matches!(b.ending, Ending::Built | Ending::Reused))
+        else {
+            return false;
+        };
+        let Some(guess) = self.guessed.pop() else {
+            return false;
+        };
+        let Some(failed) = self.failed.iter().position(|f| f.drv == guess) else {
+            return false;
+        };
+        let wrong = self.failed.remove(failed);
+        self.builds_failed = self.builds_failed.saturating_sub(1);
+        *self.built.entry(wrong.host.clone()).or_default() += 1;
+        self.recent_builds.push_back(RecentBuild {
+            drv_path: wrong.drv,
+            host: wrong.host,
+            log_tail: wrong.log.into_iter().collect(),
+            ending: Ending::Built,
+        });
+        let Some(build) = self.recent_builds.remove(named) else {
+            return false;
+        };
+        let counted = match build.ending {
+            Ending::Reused => &mut self.reused,
+            _ => &mut self.built,
+        };
+        if let Some(count) = counted.get_mut(&build.host) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counted.remove(&build.host);
+            }
+        }
+        self.record_failure(build.drv_path, build.host, build.log_tail);
+        true
     }
 
     /// The latest progress of an aggregate type: stopped activities plus running ones.

@@ -85,10 +85,19 @@ impl Nix {
         };
         cmd.args(args);
         let what = format!("{program} {}", describe(cmd.as_std()));
-        let out = cmd
-            .output()
+        // Interrupted, nix gets to stop what it started (crate::child::StopOnDrop).
+        let child = cmd
+            .kill_on_drop(false)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| Error::io(format!("running `{what}`"), err))?;
+        let guard = crate::child::StopOnDrop::new(child.id());
+        let out = child
+            .wait_with_output()
             .await
             .map_err(|err| Error::io(format!("running `{what}`"), err))?;
+        guard.disarm();
         if !out.status.success() {
             return Err(Error::Input(format!(
                 "`{what}` failed: {}",

@@ -284,6 +284,7 @@ mod tests {
             }],
             builds: Vec::new(),
             builder_substituters: Vec::new(),
+            daemon_decides: false,
         };
         let names: Vec<String> = ["a", "c", "e", "g"].map(String::from).to_vec();
         let derived = vec![Some(a), Some(c), Some(e), Some(g)];

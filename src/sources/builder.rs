@@ -15,6 +15,7 @@ use crate::probe::Connection;
 use crate::store_path::StorePath;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Paths per remote command at most: one round trip each.
 const BATCH: usize = 1000;
@@ -59,18 +60,26 @@ pub async fn query(
     require_sigs: bool,
 ) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
     let mut hits = BTreeMap::new();
+    let deadline = connection.query_timeout();
     let mut caps = nix_version.and_then(Capabilities::of_text);
     for batch in batches(paths) {
-        let out = super::remote::output(
-            connection
-                .session()
-                .command("nix-store")
-                .args(["--check-validity", "--print-invalid"])
-                .args(batch.iter().map(|p| p.as_str())),
-            super::remote::MAX_ANSWER,
+        if !connection.control_path().exists() {
+            // ssh's keepalives closed the master: the link stopped passing packets.
+            return Err("stopped answering: the connection went silent and was closed".to_owned());
+        }
+        let out = bounded(
+            deadline,
+            "nix-store --check-validity",
+            super::remote::output(
+                connection
+                    .session()
+                    .command("nix-store")
+                    .args(["--check-validity", "--print-invalid"])
+                    .args(batch.iter().map(|p| p.as_str())),
+                super::remote::MAX_ANSWER,
+            ),
         )
-        .await
-        .map_err(|err| format!("the connection broke: {err}"))?;
+        .await?;
         if !out.status.success() {
             return Err(format!(
                 "`nix-store --check-validity` failed on the builder: {}",
@@ -123,23 +132,44 @@ pub async fn query(
     Ok(hits)
 }
 
+/// One remote command with a deadline: a builder that answered the probe and then stalls (a
+/// wedged disk, a link that stopped passing packets) must not hold the plan. Dropping the
+/// command's future kills its local ssh client.
+async fn bounded(
+    deadline: Duration,
+    what: &str,
+    run: impl std::future::Future<Output = Result<std::process::Output, openssh::Error>>,
+) -> Result<std::process::Output, String> {
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(err)) => Err(format!("the connection broke: {err}")),
+        Err(_) => Err(format!(
+            "stopped answering: `{what}` gave no answer within {}s",
+            deadline.as_secs_f64().round()
+        )),
+    }
+}
+
 /// `nix path-info ARGS PATHS...` on the builder.
 async fn path_info(
     connection: &Connection,
     args: &[&str],
     paths: &[&StorePath],
 ) -> Result<std::process::Output, String> {
-    super::remote::output(
-        connection
-            .session()
-            .command("nix")
-            .args(["--extra-experimental-features", "nix-command"])
-            .args(args)
-            .args(paths.iter().map(|p| p.as_str())),
-        super::remote::MAX_ANSWER,
+    bounded(
+        connection.query_timeout(),
+        "nix path-info",
+        super::remote::output(
+            connection
+                .session()
+                .command("nix")
+                .args(["--extra-experimental-features", "nix-command"])
+                .args(args)
+                .args(paths.iter().map(|p| p.as_str())),
+            super::remote::MAX_ANSWER,
+        ),
     )
     .await
-    .map_err(|err| format!("the connection broke: {err}"))
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ impl Substituter {
 /// Requests in flight per cache.
 const CONCURRENCY: usize = 64;
 
+/// The most the whole batch of questions to the caches may take (each request also has its own
+/// timeout): what is not answered by then counts as unknown, and the run goes on.
+pub const BATCH_DEADLINE: Duration = Duration::from_secs(60);
+
 /// What the caches hold, and what went wrong asking them.
 #[derive(Debug, Default)]
 pub struct CacheAnswers {
@@ -144,9 +148,20 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
     };
     let substituters: Vec<Substituter> =
         substituters.iter().map(|u| Substituter::parse(u)).collect();
-    let per_cache = substituters
-        .iter()
-        .map(|substituter| ask_cache(&client, substituter, paths, trust));
+    let deadline = tokio::time::Instant::now() + BATCH_DEADLINE;
+    let per_cache = substituters.iter().map(|substituter| async {
+        // A little after the per-request deadline, so what was answered in time is kept.
+        let hard = deadline + Duration::from_secs(2);
+        let ask = ask_cache(&client, substituter, paths, trust, deadline);
+        match tokio::time::timeout_at(hard, ask).await {
+            Ok(answer) => answer,
+            Err(_) => (
+                i64::MAX,
+                substituter.uri.clone(),
+                Err(format!("no answer within {}s", BATCH_DEADLINE.as_secs())),
+            ),
+        }
+    });
     let mut results: Vec<(i64, usize, String, Answer)> = futures::future::join_all(per_cache)
         .await
         .into_iter()
@@ -217,12 +232,13 @@ async fn ask_cache(
     substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> (i64, String, Answer) {
     let base = substituter.base.as_str();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
-        ask_http(client, base, substituter, paths, trust).await
+        ask_http(client, base, substituter, paths, trust, deadline).await
     } else if let Some(dir) = base.strip_prefix("file://") {
-        ask_dir(dir, substituter, paths, trust).await
+        ask_dir(dir, substituter, paths, trust, deadline).await
     } else {
         Err("only http(s):// and file:// caches are asked".to_owned())
     };
@@ -252,6 +268,7 @@ async fn ask_http(
     substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> Result<(String, Held), String> {
     let info = client
         .get(format!("{base}/nix-cache-info"))
@@ -262,7 +279,7 @@ async fn ask_http(
     let info = super::remote::capped_text(info)
         .await
         .map_err(|err| short_http_error(&err))?;
-    let held = ask_each(paths, substituter, trust, |name| async move {
+    let held = ask_each(paths, substituter, trust, deadline, |name| async move {
         let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -278,11 +295,12 @@ async fn ask_dir(
     substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
+    deadline: tokio::time::Instant,
 ) -> Result<(String, Held), String> {
     let info = tokio::fs::read_to_string(format!("{dir}/nix-cache-info"))
         .await
         .map_err(|err| format!("cannot read {dir}/nix-cache-info: {err}"))?;
-    let held = ask_each(paths, substituter, trust, |name| async move {
+    let held = ask_each(paths, substituter, trust, deadline, |name| async move {
         tokio::fs::read_to_string(format!("{dir}/{name}"))
             .await
             .ok()
@@ -292,11 +310,14 @@ async fn ask_dir(
 }
 
 /// Fetches `<hash>.narinfo` for every path with `fetch` (None = absent), many at once, and
-/// sorts what the cache holds into what nix would take from it and what it would refuse.
+/// sorts what the cache holds into what nix would take from it and what it would refuse. A
+/// fetch still running at `deadline` counts as absent (unknown to the plan), so one slow cache
+/// cannot hold the run.
 async fn ask_each<F, Fut>(
     paths: &[StorePath],
     substituter: &Substituter,
     trust: &Trust,
+    deadline: tokio::time::Instant,
     fetch: F,
 ) -> Held
 where
@@ -306,7 +327,10 @@ where
     let fetch = &fetch;
     let answers: Vec<(StorePath, Result<CacheHit, String>)> = stream::iter(paths)
         .map(|path| async move {
-            let text = fetch(format!("{}.narinfo", path.hash_part())).await?;
+            let name = format!("{}.narinfo", path.hash_part());
+            let text = tokio::time::timeout_at(deadline, fetch(name))
+                .await
+                .ok()??;
             hit_from(&text, path, substituter, trust)
         })
         .buffer_unordered(CONCURRENCY)
@@ -366,6 +390,34 @@ fn short_http_error(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cache_that_never_answers_is_cut_off_at_the_deadline() {
+        let path = StorePath::parse("/nix/store/9incy9bg56h0xskhrvsp948vyrwm5xiy-c")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let trust = Trust {
+            key_names: Vec::new(),
+            require_sigs: false,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let asked = tokio::time::timeout(
+            Duration::from_secs(30),
+            ask_each(
+                &[path],
+                &Substituter::parse("file:///hung"),
+                &trust,
+                deadline,
+                |_| std::future::pending::<Option<String>>(),
+            ),
+        )
+        .await;
+        assert_eq!(
+            asked
+                .map(|held| held.accepted.len() + held.refused.len())
+                .ok(),
+            Some(0)
+        );
+    }
 
     #[test]
     fn reads_priority() {

@@ -98,6 +98,9 @@ pub async fn gather(
                     availability.on_builders.entry(path).or_default().push(hit);
                 }
             }
+            Err(why) if why.starts_with("stopped answering") => warnings.push(format!(
+                "builder {host} {why}: what it holds counts as unknown"
+            )),
             Err(why) => warnings.push(format!("{host}'s store was not asked: {why}")),
         }
     }

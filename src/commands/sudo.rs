@@ -1,0 +1,72 @@
+//! sudo for activation by a non-root user: asked once before the build (on the terminal, not
+//! behind the progress display), kept fresh during the build, and asked again at activation
+//! time when it lapsed anyway (a build longer than sudo's `timestamp_timeout`, 5 minutes by
+//! default, or a timeout shorter than our refresh interval).
+
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// How often the timestamp is refreshed while nix builds. sudo's default timeout is 5 minutes;
+/// a shorter one is caught at activation time by [`ensure`].
+pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// Asks sudo for the password now (if it needs one), with the terminal: stdin, stdout and stderr
+/// are ours, and we are in the foreground process group, so the prompt reaches the person.
+pub async fn validate() -> bool {
+    Command::new("sudo")
+        .arg("-v")
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Whether `sudo -n` runs without asking right now.
+pub async fn fresh() -> bool {
+    Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Makes sure `sudo -n` works for activation: asks again on the terminal when the timestamp
+/// lapsed. `false` when it cannot be had (no terminal, wrong password, not allowed).
+pub async fn ensure() -> bool {
+    fresh().await || validate().await
+}
+
+/// Refreshes sudo's timestamp (`sudo -n -v`, never a prompt) every [`REFRESH`] until dropped.
+pub struct Keepalive(tokio::task::JoinHandle<()>);
+
+impl Keepalive {
+    /// Starts refreshing in the background.
+    pub fn start() -> Keepalive {
+        Keepalive(tokio::spawn(async {
+            loop {
+                tokio::time::sleep(REFRESH).await;
+                let refreshed = Command::new("sudo")
+                    .args(["-n", "-v"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .status();
+                // Bounded: a sudo that hangs is given up on, and tried again next round.
+                let _ = tokio::time::timeout(Duration::from_secs(10), refreshed).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Keepalive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
