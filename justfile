@@ -45,3 +45,10 @@ demo:
 matrix *ARGS:
     ./scripts/lab-deps
     CI=${CI:-true} cargo test --locked --test matrix -- --include-ignored {{ARGS}}
+
+# Fuzz the parsers (machines file, builder URI, narinfo, nix's log) for SECS seconds each; not
+# in CI. cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 allows them on the stable toolchain.
+fuzz SECS="180":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    for target in machines builder_uri narinfo; do RUSTC_BOOTSTRAP=1 nice cargo fuzz run -s none "$target" -- -max_total_time={{SECS}} -max_len=4096 || exit 1; done
+    mkdir -p fuzz/corpus/log && RUSTC_BOOTSTRAP=1 nice cargo fuzz run -s none log fuzz/corpus/log tests/data -- -max_total_time={{SECS}} -max_len=65536

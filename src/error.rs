@@ -16,6 +16,10 @@ pub enum Error {
     /// The build or the activation failed. Exit 1.
     #[error("{0}")]
     Failed(String),
+    /// Whoever read our stdout closed it (`nixdispatch probe | head -1`): the run ends quietly,
+    /// as Unix tools do. Exit 0.
+    #[error("stdout was closed")]
+    StdoutClosed,
     /// Interrupted by Ctrl-C or SIGTERM. Exit 130.
     #[error("interrupted")]
     Interrupted,
@@ -37,6 +41,7 @@ impl Error {
             Error::Impossible(_) => 3,
             Error::Failed(_) | Error::Io { .. } => 1,
             Error::Interrupted => 130,
+            Error::StdoutClosed => 0,
         }
     }
 

@@ -16,8 +16,10 @@ pub mod machines;
 pub mod monitor;
 pub mod nix;
 pub mod nix_flags;
+pub mod output;
 pub mod plan;
 pub mod probe;
+pub mod redact;
 pub mod render;
 pub mod settings;
 pub mod sources;
@@ -43,8 +45,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     probe::remove_shared_socket_dir();
     match outcome {
         Ok(code) => code,
+        Err(Error::StdoutClosed) => Error::StdoutClosed.code(),
         Err(err) => {
-            eprintln!("nixdispatch: error: {err}");
+            output::stderr_line(&format!("nixdispatch: error: {err}"));
             err.code()
         }
     }

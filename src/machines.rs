@@ -483,12 +483,35 @@ fn normalize_uri(uri: &str) -> Result<String, String> {
                 "{uri:?} has no valid scheme: write e.g. ssh-ng://HOST or ssh://HOST"
             ));
         }
+        if !KNOWN_SCHEMES.contains(&scheme) {
+            return Err(format!(
+                "{uri:?}: nix knows no store scheme {scheme:?}: write ssh-ng://HOST or ssh://HOST"
+            ));
+        }
         if is_ssh_scheme(scheme) {
             parse_ssh_authority(&uri).map_err(|why| format!("{uri:?}: {why}"))?;
         }
     }
     Ok(uri)
 }
+
+/// The store URI schemes of nix (2.8 to 2.34) and Lix; any other fails in nix with "don't know
+/// how to open Nix store".
+const KNOWN_SCHEMES: &[&str] = &[
+    "ssh",
+    "ssh-ng",
+    "mounted-ssh-ng",
+    "unix",
+    "local",
+    "daemon",
+    "file",
+    "http",
+    "https",
+    "s3",
+    "dummy",
+    "auto",
+    "gs",
+];
 
 fn is_ssh_scheme(scheme: &str) -> bool {
     scheme == "ssh" || scheme == "ssh-ng"

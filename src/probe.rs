@@ -463,7 +463,10 @@ async fn connect_and_ask(
             .await;
         (out, t0.elapsed())
     };
-    let ask = async { connection.session.raw_command(INFO_SCRIPT).output().await };
+    let ask = async {
+        let mut command = connection.session.raw_command(INFO_SCRIPT);
+        crate::sources::remote::output(&mut command, crate::sources::remote::MAX_PROBE_ANSWER).await
+    };
     let ((echo, rtt), out) = futures::join!(echo, ask);
     let broke = |err: openssh::Error| format!("the connection broke: {err}");
     if !echo.map_err(broke)?.status.success() {

@@ -202,7 +202,32 @@ pub fn parse_cli_builders(specs: &[String]) -> Result<Option<Vec<Machine>>> {
             parse_machines_checked(spec, "--builder", &mut read_include).map_err(Error::input)?,
         );
     }
+    for machine in &all {
+        check_key_file(machine)?;
+    }
     Ok(Some(all))
+}
+
+/// A `--builder`'s ssh key must be a readable file: ssh would only warn and try other keys,
+/// and the probe would then fail with a misleading "authentication failed".
+fn check_key_file(machine: &Machine) -> Result<()> {
+    let Some(key) = &machine.ssh_key else {
+        return Ok(());
+    };
+    let fail = |why: String| {
+        Error::input(format!(
+            "--builder {}: the ssh key {key:?} {why}: fix the path, or write - for ssh's own keys",
+            machine.uri
+        ))
+    };
+    match std::fs::File::open(key).and_then(|f| f.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(fail("is not a file".to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(fail("does not exist".to_owned()))
+        }
+        Err(err) => Err(fail(format!("cannot be read ({err})"))),
+    }
 }
 
 /// Reads an `@FILE` include; a missing file is skipped, as nix does; special and huge files

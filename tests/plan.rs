@@ -330,3 +330,28 @@ fn ctrl_c_while_probing_exits_130_and_closes_ssh() {
         .count();
     assert_eq!(ssh_left, 0, "ssh processes of the probe outlived it");
 }
+
+#[test]
+fn a_thousand_long_paths_are_asked_of_the_builder_without_passing_the_argument_limit() {
+    if skip_unless_root("a_thousand_long_paths_are_asked_of_the_builder") {
+        return;
+    }
+    // 1,001 paths of ~230 bytes: ~235 KiB, past the 128 KiB that one remote shell argument
+    // may hold, had they gone on one `nix-store --check-validity` command line.
+    let name = format!("long{}", "n".repeat(176));
+    let lab = lab(LabOptions {
+        fixtures: vec![nixdispatch_lab::Fixture::wide(&name, 1000)],
+        ..LabOptions::default()
+    });
+    let spec = lab.builder_spec();
+    let inst = lab.flake_ref(&name);
+    let run = nixdispatch(&lab, V, &["--builder", &spec, "plan", &inst], BOUND);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        !format!("{}{}", run.stdout, run.stderr).contains("was not asked")
+            && !run.stderr.contains("too long"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1001 to build"), "{}", run.stdout);
+}

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+/// What `nix copy --to file://` writes as `nix-cache-info`, served until it exists.
+const CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n";
+
 pub struct HttpCache {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -87,6 +90,14 @@ fn serve(conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Res
     let path = target.split('?').next().unwrap_or("/");
     let file = resolve(root, path);
     let (status, body) = match (&*method, file) {
+        // An empty cache is still a binary cache: nix asks for nix-cache-info before anything
+        // is copied there, and warns "does not appear to be a binary cache" on a 404.
+        ("GET" | "HEAD", Some(f)) if path.trim_matches('/') == "nix-cache-info" && !f.is_file() => {
+            (
+                "200 OK",
+                Some(("text/x-nix-cache-info", CACHE_INFO.as_bytes().to_vec())),
+            )
+        }
         ("GET" | "HEAD", Some(f)) => match std::fs::File::open(&f) {
             Ok(mut fh) if f.is_file() => {
                 let mut body = Vec::new();
@@ -132,5 +143,29 @@ fn content_type(p: &Path) -> &'static str {
         Some("narinfo") => "text/x-nix-narinfo",
         _ if p.file_name().is_some_and(|n| n == "nix-cache-info") => "text/x-nix-cache-info",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(port: u16, path: &str) -> String {
+        let mut conn = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("answer");
+        answer
+    }
+
+    #[test]
+    fn an_empty_cache_answers_nix_cache_info() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = HttpCache::start(dir.path().to_path_buf()).expect("start");
+        let answer = get(cache.port(), "/nix-cache-info");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("StoreDir: /nix/store"), "{answer}");
+        let missing = get(cache.port(), "/0000000000000000000000000000000a.narinfo");
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     }
 }

@@ -5,7 +5,7 @@ use crate::Result;
 
 /// Writes the completion script for `shell` to stdout.
 pub fn run(shell: clap_complete::Shell) -> Result<i32> {
-    print!("{}", script(shell));
+    crate::output::stdout_raw(&script(shell))?;
     Ok(0)
 }
 

@@ -153,12 +153,12 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     let errors = checks.iter().filter(|c| c.level == "error").count();
     if settings.json {
         let doc = serde_json::json!({ "checks": checks, "errors": errors });
-        println!("{doc}");
+        crate::output::stdout_line(&doc.to_string(), false)?;
     } else {
         for c in &checks {
-            println!("{:<5} {}", c.level, c.what);
+            crate::output::stdout_line(&format!("{:<5} {}", c.level, c.what), true)?;
             if let Some(fix) = &c.fix {
-                println!("      fix: {fix}");
+                crate::output::stdout_line(&format!("      fix: {fix}"), true)?;
             }
         }
     }

@@ -81,7 +81,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::output::RedactingStderr)
         .without_time()
         .try_init();
 }

@@ -2,10 +2,11 @@
 //! `nom --json`. The back half of the pipeline alone: log → monitor → render.
 
 use crate::cli::GlobalArgs;
+use crate::log::{read_capped, MAX_LINE, TRUNCATED};
 use crate::monitor::{Monitor, Summary};
 use crate::render;
 use crate::{Error, Result};
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -31,20 +32,20 @@ pub fn run(global: &GlobalArgs) -> Result<i32> {
     );
     let mut monitor = Monitor::new(render::renderer(choice, global.verbose));
 
-    // Lines are read on their own thread so the display keeps ticking while nix is quiet.
-    let (lines, incoming) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(1024);
+    // Lines are read on their own thread so the display keeps ticking while nix is quiet. Each
+    // line is capped and few wait in the channel: garbage on stdin costs a few MiB at most.
+    let (lines, incoming) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, bool)>>(16);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         loop {
             let mut line = Vec::new();
-            match stdin.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if lines.send(Ok(line)).is_err() {
+            match read_capped(&mut stdin, &mut line, MAX_LINE) {
+                Ok(None) => break,
+                Ok(Some(truncated)) => {
+                    if lines.send(Ok((line, truncated))).is_err() {
                         break;
                     }
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(err) => {
                     let _ = lines.send(Err(err));
                     break;
@@ -52,10 +53,17 @@ pub fn run(global: &GlobalArgs) -> Result<i32> {
             }
         }
     });
+    let mut cut = 0u64;
     loop {
         match incoming.recv_timeout(TICK) {
-            Ok(Ok(line)) => {
+            Ok(Ok((line, false))) => {
                 monitor.feed_line(&String::from_utf8_lossy(&line), Instant::now());
+            }
+            Ok(Ok((line, true))) => {
+                cut += 1;
+                if let Some(shown) = oversized(&line) {
+                    monitor.feed_line(&shown, Instant::now());
+                }
             }
             Ok(Err(err)) => {
                 monitor.message(&format!("nixdispatch: reading stdin stopped: {err}"));
@@ -65,12 +73,30 @@ pub fn run(global: &GlobalArgs) -> Result<i32> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
+    if cut > 0 {
+        monitor.message(&format!(
+            "nixdispatch: {cut} log line(s) longer than {} KiB were cut (nix's JSON ones dropped)",
+            MAX_LINE / 1024
+        ));
+    }
     let summary = monitor.finish(Instant::now());
     if summary.ok {
         Ok(0)
     } else {
         Err(Error::Failed(failure_line(&summary)))
     }
+}
+
+/// How a line cut at [`MAX_LINE`] is shown: nix's JSON lines are unreadable once cut and are
+/// dropped; other lines show their start.
+fn oversized(line: &[u8]) -> Option<String> {
+    /// How much of a cut line is shown.
+    const SHOWN: usize = 4096;
+    let text = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+    let json = text
+        .trim_start_matches(|c: char| c == '<' || c == '>' || c.is_ascii_digit())
+        .starts_with("@nix ");
+    (!json).then(|| format!("{text}{TRUNCATED}"))
 }
 
 /// The one line that names what failed in the monitored run.

@@ -13,33 +13,34 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
     if settings.json {
         // stdout is the JSON document; what could not be asked still deserves a line.
         for w in &planned.warnings {
-            eprintln!("nixdispatch: warning: {w}");
+            crate::output::stderr_line(&format!("nixdispatch: warning: {w}"));
         }
         let text = serde_json::to_string(&planned.report())
             .map_err(|e| crate::Error::input(format!("cannot print the plan: {e}")))?;
-        println!("{text}");
+        crate::output::stdout_line(&text, false)?;
         return Ok(0);
     }
-    print_human(settings, &planned);
+    print_human(settings, &planned)?;
     Ok(0)
 }
 
-fn print_human(settings: &Settings, planned: &Planned) {
+fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {
+    let println = |text: String| crate::output::stdout_line(&text, true);
     let plan = &planned.plan;
-    println!("mode: {} ({})", plan.mode, plan.reason);
+    println(format!("mode: {} ({})", plan.mode, plan.reason))?;
     for b in &planned.builders {
-        println!("  builder {}", describe(&b.status));
+        println(format!("  builder {}", describe(&b.status)))?;
     }
     for w in &planned.warnings {
-        println!("  warning: {w}");
+        println(format!("  warning: {w}"))?;
     }
     let c = &plan.counts;
-    println!(
+    println(format!(
         "  {} valid locally, {} from caches, {} from builders, {} to build",
         c.valid_locally, c.from_caches, c.from_builders, c.to_build
-    );
+    ))?;
     if settings.verbosity < 0 {
-        return;
+        return Ok(());
     }
     for p in &plan.paths {
         let (verb, place) = match (&p.source, &p.from) {
@@ -48,6 +49,7 @@ fn print_human(settings: &Settings, planned: &Planned) {
             (Source::Cache, from) => ("fetch", format!("from {}", from.as_deref().unwrap_or("?"))),
             (Source::Builder, from) => ("copy", format!("from {}", from.as_deref().unwrap_or("?"))),
         };
-        println!("  {verb:<5} {}  {place}", p.path);
+        println(format!("  {verb:<5} {}  {place}", p.path))?;
     }
+    Ok(())
 }

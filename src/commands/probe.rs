@@ -15,14 +15,14 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     let statuses: Vec<&BuilderStatus> = probed.iter().map(|b| &b.status).collect();
     if settings.json {
         let doc = serde_json::json!({ "builders": statuses });
-        println!("{doc}");
+        crate::output::stdout_line(&doc.to_string(), false)?;
         return Ok(0);
     }
     if statuses.is_empty() {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "no builders configured ({}): set nix's `builders` (nix.buildMachines on NixOS) or pass --builder",
             settings.builders_origin
-        );
+        ));
         return Ok(0);
     }
     if settings
@@ -30,10 +30,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         .as_ref()
         .is_some_and(|d| d.ignored_cli_builders)
     {
-        eprintln!("warning: {}", super::planning::IGNORED_BUILDER);
+        crate::output::stderr_line(&format!("warning: {}", super::planning::IGNORED_BUILDER));
     }
     for s in statuses {
-        println!("{}", describe(s));
+        crate::output::stdout_line(&describe(s), true)?;
     }
     Ok(0)
 }

@@ -272,9 +272,8 @@ pub async fn execute(
 
 /// `--dry-run`: what nix would build and fetch, on stderr in nix's own words, from the plan.
 fn dry_run(planned: &Planned) {
-    let mut err = std::io::stderr().lock();
     for line in dry_run_lines(&planned.plan) {
-        let _ = writeln!(err, "{line}");
+        crate::output::stderr_line(&line);
     }
 }
 
@@ -457,10 +456,10 @@ fn write_result_file(run: &RunArgs, plan: &Plan, outcome: &[InstallableResult], 
     };
     let text = render::result_file::render(run.result_format, &file);
     if let Err(e) = std::fs::write(path, text) {
-        eprintln!(
+        crate::output::stderr_line(&format!(
             "nixdispatch: warning: cannot write the result file {}: {e}",
             path.display()
-        );
+        ));
     }
 }
 

@@ -5,10 +5,12 @@
 //! fails: anything it does not understand becomes [`Event::Plain`] so the user still sees it.
 
 mod event;
+mod lines;
 mod parse;
 mod types;
 
 pub use event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
+pub use lines::{read_capped, MAX_LINE, TRUNCATED};
 pub use parse::parse_line;
 pub use types::{ActivityType, ResultType, Verbosity};
 

@@ -24,6 +24,19 @@ pub const MAX_FAILED_KEPT: usize = 50;
 pub const MAX_ERRORS_KEPT: usize = 50;
 /// How many finished builds are remembered in case a later error says they failed.
 const RECENT_BUILDS_KEPT: usize = 64;
+/// How many activities (builds, transfers, aggregates) are followed at once at most.
+const MAX_RUNNING: usize = 4096;
+/// How many builds are followed at once at most (each keeps a log tail).
+const MAX_RUNNING_BUILDS: usize = 512;
+/// The most bytes of a running build's log tail kept.
+const LOG_TAIL_BYTES: usize = 16 * 1024;
+/// How many distinct builders and stores are named in counts; more are counted together.
+const MAX_PEERS: usize = 256;
+/// The name the stores past [`MAX_PEERS`] are counted under.
+const OTHER_PEERS: &str = "(other stores)";
+/// The longest string from the log the state keeps (store paths, host names, log tail lines);
+/// error messages keep four times as much.
+const MAX_KEPT_TEXT: usize = 4096;
 /// How many undrained happenings a state holds before dropping the oldest.
 const MAX_HAPPENINGS: usize = 4096;
 

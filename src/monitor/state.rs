@@ -2,6 +2,9 @@
 
 use super::names::{drv_paths_in, is_local_store, store_path_name};
 use super::summary::{CancelledBuild, FailedBuild, Summary};
+use super::{
+    LOG_TAIL_BYTES, MAX_KEPT_TEXT, MAX_PEERS, MAX_RUNNING, MAX_RUNNING_BUILDS, OTHER_PEERS,
+};
 use super::{LOG_TAIL_LINES, MAX_ERRORS_KEPT, MAX_FAILED_KEPT, MAX_HAPPENINGS, RECENT_BUILDS_KEPT};
 use crate::log::{
     strip_ansi, Activity, ActivityId, ActivityResult, ActivityType, Event, Progress, Verbosity,
@@ -287,6 +290,22 @@ pub struct State {
     fatal: Option<String>,
     errors: Vec<String>,
     happenings: Vec<Happening>,
+    /// The distinct builder and store names seen, at most [`MAX_PEERS`]; later ones are
+    /// counted under [`OTHER_PEERS`], so every per-peer map stays small.
+    peers: BTreeSet<String>,
+}
+
+/// `text` cut to `max` bytes (at a character boundary): what the state keeps of a string
+/// that came from the log.
+fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl State {
@@ -347,6 +366,14 @@ impl State {
             // nix went on working after its error: that error did not end the run.
             self.fatal = None;
         }
+        // A garbage stream that starts activities and never stops them must not grow the
+        // state: past this many, new ones are not followed (a real run has far fewer at once).
+        if self.live.len() + self.builds.len() + self.transfers.len() >= MAX_RUNNING
+            || (self.builds.len() >= MAX_RUNNING_BUILDS
+                && matches!(activity, Activity::Build { .. }))
+        {
+            return false;
+        }
         match activity {
             // While a build runs, new aggregates are the build hook's own copies or the remote
             // nix's log relayed through it (its Realise, Builds, CopyPaths): counting them would
@@ -382,7 +409,8 @@ impl State {
                     self.live.insert(id, Live::SameBuildAs(outer_id));
                     return false;
                 }
-                let host = host_key(machine);
+                let host = self.peer(&host_key(machine));
+                let drv_path = &bounded(drv_path, MAX_KEPT_TEXT);
                 self.builds.insert(
                     id,
                     RunningBuild {
@@ -433,6 +461,19 @@ impl State {
             }
             _ => false,
         }
+    }
+
+    /// `name` (a builder or store), or [`OTHER_PEERS`] once [`MAX_PEERS`] others were seen.
+    fn peer(&mut self, name: &str) -> String {
+        let name = bounded(name, MAX_KEPT_TEXT);
+        if self.peers.contains(&name) {
+            return name;
+        }
+        if self.peers.len() >= MAX_PEERS {
+            return OTHER_PEERS.to_string();
+        }
+        self.peers.insert(name.clone());
+        name
     }
 
     /// `uri`, or when it names no host (nix 2.26 says `ssh-ng://` for the build hook's copies)
@@ -492,6 +533,7 @@ impl State {
             copied_to: self.copied_to.clone(),
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
+            peers: self.peers.clone(),
             ..State::default()
         }
     }
@@ -504,6 +546,8 @@ impl State {
         peer: &str,
         now: Instant,
     ) {
+        let peer = &self.peer(peer);
+        let path = &bounded(path, MAX_KEPT_TEXT);
         if kind != TransferKind::CopyTo {
             self.sources.insert(peer.to_string());
         }
@@ -534,12 +578,15 @@ impl State {
         if let Some(build) = self.builds.get_mut(&build_id) {
             return match result {
                 ActivityResult::BuildLogLine(line) | ActivityResult::PostBuildLogLine(line) => {
-                    let line = strip_ansi(line);
+                    let line = bounded(&strip_ansi(line), MAX_KEPT_TEXT);
                     build.seen_working = true;
                     if build.log_tail.len() >= LOG_TAIL_LINES {
                         build.log_tail.pop_front();
                     }
                     build.log_tail.push_back(line.clone());
+                    while build.log_tail.iter().map(String::len).sum::<usize>() > LOG_TAIL_BYTES {
+                        build.log_tail.pop_front();
+                    }
                     let drv_path = build.drv_path.clone();
                     self.happen(Happening::BuildLog { drv_path, line });
                     true
@@ -652,6 +699,10 @@ impl State {
             if self.pending.is_empty() && self.builds.is_empty() {
                 None
             } else {
+                if self.pending.len() >= MAX_RUNNING_BUILDS {
+                    // Only a garbage stream keeps this many undecided: decide them now.
+                    self.decide_pending(true);
+                }
                 self.pending.push(PendingBuild {
                     drv_path: build.drv_path,
                     host: build.host,
@@ -816,7 +867,7 @@ impl State {
     /// nix's own error reports (`raw_msg`), false for plain lines (relayed from a builder).
     fn error(&mut self, text: &str, report: bool) {
         if self.errors.len() < MAX_ERRORS_KEPT {
-            self.errors.push(text.to_string());
+            self.errors.push(bounded(text, 4 * MAX_KEPT_TEXT));
         }
         if report {
             self.fatal = Some(text.to_string());

@@ -3,7 +3,6 @@
 use super::frame::{frame, FrameInput, TermSize};
 use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
-use crate::log::strip_ansi;
 use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -87,11 +86,8 @@ impl BarRenderer {
     }
 
     fn println(&self, text: &str) {
-        let text = if self.color {
-            text.to_string()
-        } else {
-            strip_ansi(text)
-        };
+        // Builds and remote hosts wrote much of this: only colour may reach the terminal.
+        let text = crate::output::clean(text, self.color).into_owned();
         // Printing above a hidden bar does nothing; that is fine.
         self.bar.println(text);
     }
@@ -173,7 +169,11 @@ impl BarRenderer {
             size: (self.size)(),
             color: self.color,
         };
-        self.bar.set_message(frame(state, &input).join("\n"));
+        let lines: Vec<String> = frame(state, &input)
+            .iter()
+            .map(|line| crate::output::clean(line, self.color).into_owned())
+            .collect();
+        self.bar.set_message(lines.join("\n"));
         self.last_sync = Some(now);
     }
 
@@ -200,7 +200,7 @@ impl BarRenderer {
             *last = self.paint(last_style, last);
         }
         for line in lines {
-            let _ = writeln!(self.out, "{line}");
+            let _ = writeln!(self.out, "{}", crate::output::clean(&line, self.color));
         }
         let _ = self.out.flush();
     }

@@ -86,7 +86,9 @@ impl GithubRenderer {
         let Some(path) = self.env.step_summary.clone() else {
             return;
         };
-        let text = summary_markdown(&self.mode, &self.reason, summary);
+        // The step summary is shown on the web: no secret goes there.
+        let text = crate::redact::redact(&summary_markdown(&self.mode, &self.reason, summary))
+            .into_owned();
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -229,7 +231,7 @@ fn cell(text: &str) -> String {
 }
 
 fn one_line(text: &str) -> String {
-    crate::log::strip_ansi(text)
+    crate::output::clean(text, false)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
@@ -237,7 +239,7 @@ fn one_line(text: &str) -> String {
 
 /// A workflow command's message: `%`, CR and LF escaped as the runner expects.
 fn data(text: &str) -> String {
-    crate::log::strip_ansi(text)
+    crate::log::strip_ansi(&crate::redact::redact(text))
         .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
@@ -250,7 +252,7 @@ fn property(text: &str) -> String {
 
 /// A log line that starts like a workflow command (`::`) is shown, not obeyed.
 fn defuse(line: &str) -> String {
-    let line = crate::log::strip_ansi(line);
+    let line = crate::output::clean(line, false).into_owned();
     if line.trim_start().starts_with("::") {
         format!(" {line}")
     } else {

@@ -41,8 +41,10 @@ impl JsonRenderer {
             },
             other => other.to_string(),
         };
-        // A closed stdout must not end the run.
-        let _ = writeln!(self.out, "{line}");
+        // A closed stdout must not end the run. Secrets are redacted in the encoded line (the
+        // redaction never adds quotes or backslashes, so the line stays valid JSON), raw C1
+        // controls escaped.
+        let _ = writeln!(self.out, "{}", crate::output::json_text(&line));
         let _ = self.out.flush();
     }
 }

@@ -118,3 +118,5 @@ pub type Output = Box<dyn Write + Send>;
 mod frame_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod untrusted_tests;

@@ -30,7 +30,7 @@ impl PlainRenderer {
 
     fn line(&mut self, text: &str) {
         // A closed stderr must not end the run: output is best effort.
-        let _ = writeln!(self.out, "{text}");
+        let _ = writeln!(self.out, "{}", crate::output::clean(text, false));
     }
 }
 

@@ -35,7 +35,7 @@ impl Render for SilentRenderer {
                 Happening::BuildFailed { build } => failure_block(build),
                 _ => continue,
             };
-            let _ = writeln!(self.out, "{text}");
+            let _ = writeln!(self.out, "{}", crate::output::clean(&text, false));
         }
         let _ = self.out.flush();
     }

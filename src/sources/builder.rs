@@ -17,8 +17,34 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Paths per remote command: one round trip each, far below the remote ARG_MAX.
+/// Paths per remote command at most: one round trip each.
 const BATCH: usize = 1000;
+
+/// Bytes of paths per remote command at most. ssh hands the builder's shell the whole command
+/// as ONE argument (`sh -c 'nix-store ... P1 P2 ...'`), and Linux caps one argument at 128 KiB
+/// (MAX_ARG_STRLEN): 1,000 paths with long names pass it ("Argument list too long"). 64 KiB
+/// leaves room for quoting and the command itself. (`nix-store --check-validity` takes its
+/// paths only as arguments, not on stdin.)
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// `paths` cut into batches of at most [`BATCH`] paths and [`BATCH_BYTES`] bytes (a path is
+/// counted with its quotes and separating space).
+fn batches(paths: &[StorePath]) -> Vec<&[StorePath]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, path) in paths.iter().enumerate() {
+        let size = path.as_str().len() + 3;
+        if i > start && (i - start >= BATCH || bytes + size > BATCH_BYTES) {
+            out.push(&paths[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < paths.len() {
+        out.push(&paths[start..]);
+    }
+    out
+}
 
 /// Asks one builder about the paths. `trusted_key_names`/`require_sigs` are the LOCAL nix's
 /// rules: they decide whether nix would take the path as a substitute from that builder.
@@ -36,7 +62,7 @@ pub async fn query(
     let mut hits = BTreeMap::new();
     let deadline = connection.query_timeout();
     let mut caps = nix_version.and_then(Capabilities::of_text);
-    for batch in paths.chunks(BATCH) {
+    for batch in batches(paths) {
         if !connection.control_path().exists() {
             // ssh's keepalives closed the master: the link stopped passing packets.
             return Err("stopped answering: the connection went silent and was closed".to_owned());
@@ -44,12 +70,14 @@ pub async fn query(
         let out = bounded(
             deadline,
             "nix-store --check-validity",
-            connection
-                .session()
-                .command("nix-store")
-                .args(["--check-validity", "--print-invalid"])
-                .args(batch.iter().map(|p| p.as_str()))
-                .output(),
+            super::remote::output(
+                connection
+                    .session()
+                    .command("nix-store")
+                    .args(["--check-validity", "--print-invalid"])
+                    .args(batch.iter().map(|p| p.as_str())),
+                super::remote::MAX_ANSWER,
+            ),
         )
         .await?;
         if !out.status.success() {
@@ -62,6 +90,7 @@ pub async fn query(
         if valid.is_empty() {
             continue;
         }
+        // `valid` is a part of `batch`: within the same byte budget.
         let mut args = crate::nix::path_info::args(caps);
         let mut out = path_info(connection, args, &valid).await?;
         if !out.status.success()
@@ -130,13 +159,41 @@ async fn path_info(
     bounded(
         connection.query_timeout(),
         "nix path-info",
-        connection
-            .session()
-            .command("nix")
-            .args(["--extra-experimental-features", "nix-command"])
-            .args(args)
-            .args(paths.iter().map(|p| p.as_str()))
-            .output(),
+        super::remote::output(
+            connection
+                .session()
+                .command("nix")
+                .args(["--extra-experimental-features", "nix-command"])
+                .args(args)
+                .args(paths.iter().map(|p| p.as_str())),
+            super::remote::MAX_ANSWER,
+        ),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_are_batched_under_one_argument_limit() {
+        let name = "x".repeat(200);
+        let paths: Vec<StorePath> = (0..1000)
+            .map(|i| {
+                StorePath::parse(&format!("/nix/store/{:0>32}-{name}", i % 10))
+                    .expect("a valid store path")
+            })
+            .collect();
+        let cut = batches(&paths);
+        assert!(cut.len() > 1, "1,000 long paths fit no single command");
+        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), 1000);
+        for batch in &cut {
+            let command: usize = batch.iter().map(|p| p.as_str().len() + 3).sum();
+            assert!(command <= BATCH_BYTES, "{command} bytes in one command");
+        }
+        let short: Vec<StorePath> = paths[..3].to_vec();
+        assert_eq!(batches(&short), vec![&short[..]]);
+        assert!(batches(&[]).is_empty());
+    }
 }

@@ -275,8 +275,8 @@ async fn ask_http(
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|err| short_http_error(&err))?
-        .text()
+        .map_err(|err| short_http_error(&err))?;
+    let info = super::remote::capped_text(info)
         .await
         .map_err(|err| short_http_error(&err))?;
     let held = ask_each(paths, substituter, trust, deadline, |name| async move {
@@ -284,7 +284,7 @@ async fn ask_http(
         if !resp.status().is_success() {
             return None;
         }
-        resp.text().await.ok()
+        super::remote::capped_text(resp).await.ok()
     })
     .await;
     Ok((info, held))

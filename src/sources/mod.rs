@@ -6,6 +6,7 @@ pub mod builder;
 pub mod cache;
 pub mod local;
 pub mod narinfo;
+pub mod remote;
 pub mod substituters;
 
 use crate::nix::config::NixConfig;
