@@ -880,15 +880,17 @@ fn two_runs_at_once_do_not_disturb_each_other() {
         ClientNix::V2_8,
         &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let mut second = Bg::start(
-        &lab,
-        ClientNix::V2_8,
-        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    // The second starts once the first has opened the fresh client store: two nix 2.8
+    // processes creating its database at once can fail with "SQLite database ... is busy".
     assert!(
         first.wait_for("building slowa on seasmoke", Duration::from_secs(60)),
         "{:#?}",
         first.seen
+    );
+    let mut second = Bg::start(
+        &lab,
+        ClientNix::V2_8,
+        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert!(
         second.wait_for("building slowb on seasmoke", Duration::from_secs(60)),

@@ -989,6 +989,14 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
     }
     let lab = common::lab(LabOptions::default());
     let declared = declare(&lab, "tarpit", "{ connectTimeout = 2; }");
+    // The fresh client store is opened once before the two runs share it: two nix 2.8
+    // processes creating its database at once can fail with "SQLite database ... is busy".
+    let opened = lab
+        .client_command(ClientNix::V2_8, "nix-store")
+        .args(["--gc", "--print-roots"])
+        .output()
+        .expect("nix-store runs");
+    assert!(opened.status.success(), "{opened:?}");
     lab.set_fault(Fault::Tarpit);
     let mut baseline = Running::start(plain_nix(
         &lab,
@@ -1046,6 +1054,10 @@ fn declared_keepalive_notices_a_silent_builder() {
         Some(&declared),
         &["-L", "--max-jobs", "0", &lab.flake_ref("slow")],
     ));
+    // One at a time onto the fresh client store: two nix 2.8 processes creating its database at
+    // once can fail with "SQLite database ... is busy".
+    let limit = Duration::from_secs(60);
+    assert!(ours.wait_for("tick", limit), "{:#?}", ours.seen);
     let mut baseline = Running::start(plain_nix(
         &lab,
         ClientNix::V2_8,
@@ -1053,8 +1065,6 @@ fn declared_keepalive_notices_a_silent_builder() {
         None,
         &["-L", "--max-jobs", "0", &lab.flake_ref("slow-baseline")],
     ));
-    let limit = Duration::from_secs(60);
-    assert!(ours.wait_for("tick", limit), "{:#?}", ours.seen);
     assert!(baseline.wait_for("tick", limit), "{:#?}", baseline.seen);
     lab.set_fault(Fault::Tarpit);
     let silent_since = Instant::now();
