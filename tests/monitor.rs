@@ -463,3 +463,48 @@ fn a_cancelled_build_is_reported_as_cancelled() {
         );
     }
 }
+
+/// The reader hands lines over in batches; a line must still be shown while the writer pauses
+/// (a live nix that is quiet), not when the next batch fills or the input ends.
+#[test]
+fn a_line_is_shown_while_the_writer_pauses() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nixdispatch"))
+        .args(["monitor", "--progress", "plain"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nixdispatch runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stderr = child.stderr.take().expect("stderr");
+    // Synthetic, shaped like the 2.8 recordings; a whole line and half of the next one.
+    stdin
+        .write_all(
+            b"@nix {\"action\":\"start\",\"fields\":[\"/nix/store/50h0af3l3gkcw4c385pxvynq15y8zlxs-nd-live.drv\",\"\",1,1],\"id\":1,\"level\":3,\"text\":\"building\",\"type\":105}\n@nix {\"action\":",
+        )
+        .expect("write");
+    stdin.flush().expect("flush");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // A generous bound: the line is due at once; only a batch waiting for more input misses it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            if line.contains("nd-live") {
+                drop(stdin);
+                let _ = child.wait();
+                return;
+            }
+            seen.push(line);
+        }
+    }
+    let _ = child.kill();
+    panic!("the build was not shown while the writer paused: {seen:?}");
+}

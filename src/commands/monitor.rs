@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How often the display is refreshed while no line arrives (elapsed times, spinners).
 const TICK: Duration = Duration::from_millis(200);
 
+/// Roughly how much of the log one batch carries from the reading thread (and the size of its
+/// read buffer).
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// Reads nix's log from stdin to its end, showing it as `--progress`/`--json` ask; exit 0, or
 /// a failed-run error (exit 1) when the log reported a failed build or an error of nix's own
 /// that ended the run (relayed warnings at error level do not count).
@@ -32,37 +36,53 @@ pub fn run(global: &GlobalArgs) -> Result<i32> {
     );
     let mut monitor = Monitor::new(render::renderer(choice, global.verbose));
 
-    // Lines are read on their own thread so the display keeps ticking while nix is quiet. Each
-    // line is capped and few wait in the channel: garbage on stdin costs a few MiB at most.
-    let (lines, incoming) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, bool)>>(16);
+    // Lines are read on their own thread so the display keeps ticking while nix is quiet. They
+    // travel in batches (one channel hand-over per batch, not per line: a big log is mostly
+    // tiny progress lines); a batch goes as soon as no whole line is left buffered, so a live log is
+    // shown as it comes. Each line is capped and few batches wait: garbage on stdin costs a
+    // few MiB at most.
+    let (lines, incoming) = mpsc::sync_channel::<std::io::Result<Vec<(Vec<u8>, bool)>>>(4);
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
+        let mut stdin = std::io::BufReader::with_capacity(BATCH_BYTES, std::io::stdin());
+        let mut batch = Vec::new();
+        let mut bytes = 0;
         loop {
             let mut line = Vec::new();
             match read_capped(&mut stdin, &mut line, MAX_LINE) {
                 Ok(None) => break,
                 Ok(Some(truncated)) => {
-                    if lines.send(Ok((line, truncated))).is_err() {
-                        break;
+                    bytes += line.len();
+                    batch.push((line, truncated));
+                    // Without a whole line buffered, the next read may wait on the writer.
+                    if bytes >= BATCH_BYTES || !stdin.buffer().contains(&b'\n') {
+                        bytes = 0;
+                        if lines.send(Ok(std::mem::take(&mut batch))).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(err) => {
+                    let _ = lines.send(Ok(std::mem::take(&mut batch)));
                     let _ = lines.send(Err(err));
-                    break;
+                    return;
                 }
             }
         }
+        let _ = lines.send(Ok(batch));
     });
     let mut cut = 0u64;
     loop {
         match incoming.recv_timeout(TICK) {
-            Ok(Ok((line, false))) => {
-                monitor.feed_line(&String::from_utf8_lossy(&line), Instant::now());
-            }
-            Ok(Ok((line, true))) => {
-                cut += 1;
-                if let Some(shown) = oversized(&line) {
-                    monitor.feed_line(&shown, Instant::now());
+            Ok(Ok(batch)) => {
+                for (line, truncated) in batch {
+                    if !truncated {
+                        monitor.feed_line(&String::from_utf8_lossy(&line), Instant::now());
+                        continue;
+                    }
+                    cut += 1;
+                    if let Some(shown) = oversized(&line) {
+                        monitor.feed_line(&shown, Instant::now());
+                    }
                 }
             }
             Ok(Err(err)) => {
