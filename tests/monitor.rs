@@ -506,5 +506,6 @@ fn a_line_is_shown_while_the_writer_pauses() {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the build was not shown while the writer paused: {seen:?}");
 }
