@@ -6,6 +6,13 @@
 //! [`cli`] → [`settings`] → [`probe`] → [`sources`] → [`plan`] → [`dispatch`] → [`child`] →
 //! [`log`] → [`monitor`] → [`render`]. The [`commands`] compose it.
 
+// Input from users and remote hosts never reaches an unwrap, an expect or a panic: outside tests
+// the library has none, and these keep it so (tests may unwrap, see clippy.toml).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod child;
 pub mod cli;
 pub mod commands;
