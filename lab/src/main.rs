@@ -7,7 +7,7 @@
 //! nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
-//! nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
+//! nixdispatch-lab demo --nixdispatch PATH [--client 2.34|2.26|2.8]   (default 2.34, current Nix)
 //! nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json]
 //! ```
 
@@ -34,7 +34,7 @@ usage:
   nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
   nixdispatch-lab latency MS [--lab DIR]       one-way delay added in each direction
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
-  nixdispatch-lab demo --nixdispatch PATH [--client 2.26|2.8|2.34]
+  nixdispatch-lab demo --nixdispatch PATH [--client 2.34|2.26|2.8]
         `nixdispatch home` three times: seasmoke empty, seasmoke holding the result, seasmoke down
   nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json] (bench --help)
         nixdispatch against plain nix on fresh labs: medians and ratios
@@ -414,11 +414,11 @@ fn demo(args: &[String]) -> Result<(), String> {
         .map(PathBuf::from)
         .or_else(default_nixdispatch)
         .ok_or("demo: --nixdispatch PATH is needed")?;
-    let client = match opt(args, "--client").unwrap_or("2.26") {
+    let client = match opt(args, "--client").unwrap_or("2.34") {
         "2.26" => ClientNix::V2_26,
         "2.8" => ClientNix::V2_8,
         "2.34" => ClientNix::V2_34,
-        other => return Err(format!("--client {other:?}: 2.26, 2.8 or 2.34")),
+        other => return Err(format!("--client {other:?}: 2.34, 2.26 or 2.8")),
     };
     let latency_ms: u64 = opt(args, "--latency-ms")
         .map(|v| v.parse().map_err(|_| format!("--latency-ms {v:?}")))
