@@ -138,29 +138,50 @@ const ALIVE_INTERVAL: u32 = 5;
 /// See [`ALIVE_INTERVAL`].
 const ALIVE_COUNT: u32 = 3;
 
-/// The keepalive options for the master, unless the user's ssh configuration (ssh_config,
-/// `NIX_SSHOPTS`, as `ssh -G` resolves it for this host) already sets `ServerAliveInterval`:
-/// then theirs stand, as ssh would use them. A `-o` on the command line would override it.
-///
-/// `opts` are the connection options, `-- host` last.
-async fn keepalive_options(opts: &[std::ffi::OsString], bound: Duration) -> Vec<String> {
+/// What ssh's own configuration says for one master, read once (`ssh -G` resolves it without
+/// connecting): where its control socket goes under a `%C` pattern, and whether the user's
+/// configuration (ssh_config, `NIX_SSHOPTS`) already sets `ServerAliveInterval`.
+struct Resolved {
+    control_path: Option<PathBuf>,
+    keepalive_configured: bool,
+}
+
+/// Asks `ssh -G` once for [`Resolved`]; `opts` are the connection options, `-- host` last,
+/// `pattern` the shared `ControlPath` pattern when there is one. Bounded by `bound`.
+async fn resolve(opts: &[std::ffi::OsString], pattern: Option<&Path>, bound: Duration) -> Resolved {
     let mut cmd = Command::new("ssh");
     // ssh makes 300 s the default interval under BatchMode (ours, or the user's): asked with
     // BatchMode off (the first value given wins), it reports only an interval someone set.
-    cmd.args(["-G", "-o", "BatchMode=no"])
-        .args(opts)
+    cmd.args(["-G", "-o", "BatchMode=no"]);
+    if let Some(pattern) = pattern {
+        cmd.arg("-o")
+            .arg(format!("ControlPath={}", pattern.display()));
+    }
+    cmd.args(opts)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    let configured = match tokio::time::timeout(bound, cmd.output()).await {
-        Ok(Ok(out)) if out.status.success() => {
-            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-                l.strip_prefix("serveraliveinterval ")
-                    .is_some_and(|v| v.trim() != "0")
-            })
-        }
-        _ => false,
+    let text = match tokio::time::timeout(bound, cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => String::new(),
     };
+    Resolved {
+        control_path: pattern.and_then(|_| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("controlpath "))
+                .map(PathBuf::from)
+        }),
+        keepalive_configured: text.lines().any(|l| {
+            l.strip_prefix("serveraliveinterval ")
+                .is_some_and(|v| v.trim() != "0")
+        }),
+    }
+}
+
+/// The keepalive options for the master, unless the user's ssh configuration already sets
+/// `ServerAliveInterval`: then theirs stand, as ssh would use them (a `-o` on the command line
+/// would override it).
+fn keepalive_options(configured: bool) -> Vec<String> {
     if configured {
         Vec::new()
     } else {
@@ -220,26 +241,6 @@ pub fn nix_ssh_share_opts() -> Option<String> {
     let dir = shared_socket_dir()?;
     let used = std::fs::read_dir(dir).ok()?.next().is_some();
     used.then(|| format!("-o ControlPath={}/%C -o ControlMaster=no", dir.display()))
-}
-
-/// Where ssh puts the control socket of `args` (the master's own arguments) under `pattern`:
-/// `ssh -G` prints the resolved configuration, `%` tokens expanded, without connecting.
-async fn resolved_control_path(args: &[std::ffi::OsString], pattern: &Path) -> Option<PathBuf> {
-    let out = Command::new("ssh")
-        .arg("-G")
-        .arg("-o")
-        .arg(format!("ControlPath={}", pattern.display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("controlpath "))
-        .map(PathBuf::from)
 }
 
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
@@ -524,18 +525,14 @@ async fn start_master(
     opts.push(host.into());
 
     // The socket goes where the nix processes of this run will look for it (see
-    // `nix_ssh_share_opts`), else in the master's own directory.
-    // ssh keepalives too, unless the user's ssh configuration for this host sets its own.
-    let (shared, alive) = futures::join!(
-        async {
-            match shared_socket_dir() {
-                Some(d) => resolved_control_path(&opts, &d.join("%C")).await,
-                None => None,
-            }
-        },
-        keepalive_options(&opts, timeout),
-    );
-    let ctl = shared.unwrap_or_else(|| dir.path().join("master"));
+    // `nix_ssh_share_opts`), else in the master's own directory; ssh keepalives too, unless the
+    // user's ssh configuration for this host sets its own.
+    let pattern = shared_socket_dir().map(|d| d.join("%C"));
+    let resolved = resolve(&opts, pattern.as_deref(), timeout).await;
+    let alive = keepalive_options(resolved.keepalive_configured);
+    let ctl = resolved
+        .control_path
+        .unwrap_or_else(|| dir.path().join("master"));
     let mut cmd = Command::new("ssh");
     cmd.arg("-E")
         .arg(&log)
