@@ -234,7 +234,7 @@ fn describe(cmd: &std::process::Command) -> String {
 /// The line of nix's stderr that says what went wrong: the first `error:` line, else the last
 /// non-empty one. Nix colours its messages; the escapes are removed.
 pub fn last_error_line(stderr: &str) -> String {
-    let clean = strip_ansi(stderr);
+    let clean = crate::log::strip_ansi(stderr);
     let lines: Vec<&str> = clean
         .lines()
         .map(str::trim)
@@ -247,27 +247,6 @@ pub fn last_error_line(stderr: &str) -> String {
         .copied()
         .unwrap_or("(no message)");
     line.trim_start_matches("error:").trim().to_owned()
-}
-
-/// Removes ANSI escape sequences (nix colours errors even when not on a terminal).
-pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

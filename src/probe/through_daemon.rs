@@ -56,7 +56,7 @@ pub async fn held(
                 )
             })?
             .map_err(|err| format!("cannot run nix-store: {err}"))?;
-        let text = crate::nix::strip_ansi(&String::from_utf8_lossy(&out.stderr));
+        let text = crate::log::strip_ansi(&String::from_utf8_lossy(&out.stderr));
         if !out.status.success() {
             return Err(crate::nix::last_error_line(&text));
         }

@@ -129,7 +129,7 @@ pub fn read_log(stderr: &str, success: bool) -> Outcome {
             .map(|i| &line[i + 5..])
             .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
         else {
-            let plain = crate::nix::strip_ansi(line).trim().to_owned();
+            let plain = crate::log::strip_ansi(line).trim().to_owned();
             if !plain.is_empty() {
                 errors.push(plain);
             }
@@ -148,7 +148,7 @@ pub fn read_log(stderr: &str, success: bool) -> Outcome {
             }
             Some("msg") if json.get("level").and_then(|l| l.as_u64()) <= Some(1) => {
                 if let Some(m) = json.get("msg").and_then(|m| m.as_str()) {
-                    errors.push(crate::nix::strip_ansi(m).trim().to_owned());
+                    errors.push(crate::log::strip_ansi(m).trim().to_owned());
                 }
             }
             _ => {}
