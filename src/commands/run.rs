@@ -467,7 +467,7 @@ fn write_result_file(run: &RunArgs, plan: &Plan, outcome: &[InstallableResult], 
 /// builder per run instead of one per derivation. Not for a daemon client: the daemon's ssh
 /// runs as root and never sees our environment.
 fn share_ssh_masters(settings: &Settings) {
-    if crate::nix::is_daemon_client() {
+    if settings.daemon.is_some() {
         return;
     }
     if let Some(share) = crate::probe::nix_ssh_share_opts() {
