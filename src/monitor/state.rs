@@ -782,15 +782,43 @@ impl State {
             }
         };
         self.happen(happening);
-        if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
-            self.recent_builds.pop_front();
-        }
-        self.recent_builds.push_back(RecentBuild {
+        self.remember(RecentBuild {
             drv_path,
             host,
             log_tail,
             ending,
         });
+    }
+
+    /// Keeps an ended build (at most [`RECENT_BUILDS_KEPT`]) in case an error names it later.
+    fn remember(&mut self, build: RecentBuild) {
+        if self.recent_builds.len() >= RECENT_BUILDS_KEPT {
+            self.recent_builds.pop_front();
+        }
+        self.recent_builds.push_back(build);
+    }
+
+    /// Takes back what [`State::record_ending`] counted for a build that failed after all.
+    fn uncount(&mut self, build: &RecentBuild) {
+        let counted = match build.ending {
+            Ending::Built => Some(&mut self.built),
+            Ending::Reused => Some(&mut self.reused),
+            Ending::Cancelled => None,
+        };
+        if let Some(counted) = counted {
+            self.builds_done = self.builds_done.saturating_sub(1);
+            if let Some(count) = counted.get_mut(&build.host) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counted.remove(&build.host);
+                }
+            }
+        } else {
+            self.builds_cancelled = self.builds_cancelled.saturating_sub(1);
+            if let Some(i) = self.cancelled.iter().position(|c| c.drv == build.drv_path) {
+                self.cancelled.remove(i);
+            }
+        }
     }
 
     /// Decides the pending builds the counters now leave no doubt about: none of nix's
@@ -910,25 +938,7 @@ impl State {
             let Some(build) = self.recent_builds.remove(index) else {
                 continue;
             };
-            let counted = match build.ending {
-                Ending::Built => Some(&mut self.built),
-                Ending::Reused => Some(&mut self.reused),
-                Ending::Cancelled => None,
-            };
-            if let Some(counted) = counted {
-                self.builds_done = self.builds_done.saturating_sub(1);
-                if let Some(count) = counted.get_mut(&build.host) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        counted.remove(&build.host);
-                    }
-                }
-            } else {
-                self.builds_cancelled = self.builds_cancelled.saturating_sub(1);
-                if let Some(i) = self.cancelled.iter().position(|c| c.drv == build.drv_path) {
-                    self.cancelled.remove(i);
-                }
-            }
+            self.uncount(&build);
             if self.builds_counted {
                 self.failures_attributed += 1;
             }
@@ -949,35 +959,30 @@ impl State {
         else {
             return false;
         };
-        let Some(guess) = self.guessed.pop() else {
+        let Some(failed) = self
+            .guessed
+            .last()
+            .and_then(|guess| self.failed.iter().position(|f| f.drv == *guess))
+        else {
             return false;
         };
-        let Some(failed) = self.failed.iter().position(|f| f.drv == guess) else {
+        let Some(build) = self.recent_builds.remove(named) else {
             return false;
         };
+        self.guessed.pop();
         let wrong = self.failed.remove(failed);
         self.builds_failed = self.builds_failed.saturating_sub(1);
+        self.uncount(&build);
+        self.record_failure(build.drv_path, build.host, build.log_tail);
+        // The guessed one was built: counted as record_ending counts a build.
+        self.builds_done += 1;
         *self.built.entry(wrong.host.clone()).or_default() += 1;
-        self.recent_builds.push_back(RecentBuild {
+        self.remember(RecentBuild {
             drv_path: wrong.drv,
             host: wrong.host,
             log_tail: wrong.log.into_iter().collect(),
             ending: Ending::Built,
         });
-        let Some(build) = self.recent_builds.remove(named) else {
-            return false;
-        };
-        let counted = match build.ending {
-            Ending::Reused => &mut self.reused,
-            _ => &mut self.built,
-        };
-        if let Some(count) = counted.get_mut(&build.host) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counted.remove(&build.host);
-            }
-        }
-        self.record_failure(build.drv_path, build.host, build.log_tail);
         true
     }
 
