@@ -145,14 +145,22 @@ impl Lab {
 
     /// The nixdispatch binary at `bin` (e.g. `env!("CARGO_BIN_EXE_nixdispatch")`) run as vermax:
     /// copied to `LABDIR/bin/nixdispatch` (again when it changed), which runs in both variants.
+    /// When the copy fails, the command returned fails when run (exit 127, the reason on its
+    /// stderr); [`Lab::try_nixdispatch`] returns that error instead.
     pub fn nixdispatch(&self, v: ClientNix, bin: &Path) -> Command {
-        if let Err(e) = self.install_nixdispatch(bin) {
-            panic!(
+        self.try_nixdispatch(v, bin)
+            .unwrap_or_else(|e| sys::failing_command(&e.to_string()))
+    }
+
+    /// [`Lab::nixdispatch`], with a failed copy as an error.
+    pub fn try_nixdispatch(&self, v: ClientNix, bin: &Path) -> Result<Command> {
+        let dest = self.install_nixdispatch(bin).map_err(|e| {
+            failed(format!(
                 "nixdispatch-lab: cannot copy {} into the lab: {e}",
                 bin.display()
-            );
-        }
-        self.client_command(v, &self.dir.join("bin/nixdispatch").to_string_lossy())
+            ))
+        })?;
+        Ok(self.client_command(v, &dest.to_string_lossy()))
     }
 
     /// Copies the nixdispatch binary into `LABDIR/bin/nixdispatch` (atomically).

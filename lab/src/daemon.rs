@@ -473,13 +473,23 @@ impl DaemonClient<'_> {
         c
     }
 
-    /// The nixdispatch binary at `bin` run as alice.
+    /// The nixdispatch binary at `bin` run as alice. When it cannot be copied into the lab, the
+    /// command returned fails when run (exit 127, the reason on its stderr);
+    /// [`DaemonClient::try_nixdispatch`] returns that error instead.
     pub fn nixdispatch(&self, bin: &Path) -> Command {
-        let dest = self
-            .lab
-            .install_nixdispatch(bin)
-            .unwrap_or_else(|e| panic!("nixdispatch-lab: cannot copy {}: {e}", bin.display()));
-        self.command(&dest.to_string_lossy())
+        self.try_nixdispatch(bin)
+            .unwrap_or_else(|e| sys::failing_command(&e.to_string()))
+    }
+
+    /// [`DaemonClient::nixdispatch`], with a failed copy as an error.
+    pub fn try_nixdispatch(&self, bin: &Path) -> Result<Command, LabError> {
+        let dest = self.lab.install_nixdispatch(bin).map_err(|e| {
+            failed(format!(
+                "nixdispatch-lab: cannot copy {}: {e}",
+                bin.display()
+            ))
+        })?;
+        Ok(self.command(&dest.to_string_lossy()))
     }
 
     /// Is `path` valid in vermax's store?

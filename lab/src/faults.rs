@@ -3,7 +3,7 @@
 
 use crate::files::write_atomic;
 use crate::lab::{lock, Lab};
-use crate::proxy;
+use crate::{failed, proxy, Result};
 use std::fs;
 use std::time::Duration;
 
@@ -27,9 +27,18 @@ pub enum Fault {
 }
 
 impl Lab {
-    /// Switches to fault `f` (replacing the current one). Panics if the port cannot be bound
-    /// again when leaving [`Fault::Down`] (another process took it).
+    /// Switches to fault `f` (replacing the current one). When that fails (the port cannot be
+    /// bound again when leaving [`Fault::Down`]: another process took it), says why on stderr
+    /// and [`Lab::fault`] keeps the previous fault; [`Lab::try_set_fault`] returns the error.
     pub fn set_fault(&self, f: Fault) {
+        if let Err(e) = self.try_set_fault(f) {
+            // Straight to the stderr handle, as for a skipped test: it must show.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{e}\n").as_bytes());
+        }
+    }
+
+    /// [`Lab::set_fault`], with a failure as an error.
+    pub fn try_set_fault(&self, f: Fault) -> Result<()> {
         let mut cur = lock(&self.fault);
         let auth = self.dir.join("seasmoke/authorized_keys");
         let client_pub = fs::read_to_string(self.dir.join("client_key.pub")).unwrap_or_default();
@@ -38,23 +47,27 @@ impl Lab {
         } else {
             client_pub
         };
-        if let Err(e) = write_atomic(&auth, &keys) {
-            panic!("nixdispatch-lab: cannot write {}: {e}", auth.display());
-        }
+        write_atomic(&auth, &keys).map_err(|e| {
+            failed(format!(
+                "nixdispatch-lab: cannot write {}: {e}",
+                auth.display()
+            ))
+        })?;
         let route = match f {
             Fault::None | Fault::AuthRefused | Fault::Stall => proxy::Route::Normal,
             Fault::Down => proxy::Route::Down,
             Fault::Tarpit => proxy::Route::Tarpit,
             Fault::HostKeyChanged => proxy::Route::Impostor,
         };
-        if let Err(e) = self.proxy.set_route(route) {
-            panic!(
+        self.proxy.set_route(route).map_err(|e| {
+            failed(format!(
                 "nixdispatch-lab: cannot listen on port {} again: {e}",
                 self.proxy.port()
-            );
-        }
+            ))
+        })?;
         self.proxy.stall_live(f == Fault::Stall);
         *cur = f;
+        Ok(())
     }
 
     /// The current fault.

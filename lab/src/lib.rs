@@ -128,6 +128,11 @@
 //!   3-derivation chain 0.5-0.8 s, the 9 smoke tests in parallel 5-9 s.
 
 #![warn(missing_docs)]
+// As in the main crate: no unwrap, expect or panic outside tests (errors are `LabError`s).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod cleanup;
 mod clients;
@@ -172,6 +177,8 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// ```no_run
 /// if nixdispatch_lab::skip_unless_root("remote_build") { return; }
 /// ```
+// Failing the calling test in CI is this helper's job, and a panic is how a test fails.
+#[allow(clippy::panic)]
 pub fn skip_unless_root(test: &str) -> bool {
     if sys::is_root() {
         return false;

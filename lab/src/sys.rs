@@ -173,6 +173,14 @@ pub fn write_mode(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
+/// A command that, when run, prints `reason` on stderr and exits 127: an error carried to the
+/// point where a caller that expects a `Command` runs it. Arguments added later are ignored.
+pub fn failing_command(reason: &str) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", "printf '%s\\n' \"$0\" >&2; exit 127", reason]);
+    c
+}
+
 /// Runs `c` with no input and its output dropped: did it succeed?
 pub fn quiet_success(mut c: Command) -> bool {
     c.stdin(Stdio::null())
@@ -202,5 +210,13 @@ mod tests {
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
         assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn a_failing_command_says_why_and_exits_127() {
+        let mut c = failing_command("cannot copy /x: it's gone");
+        let out = c.arg("ignored").output().expect("sh runs");
+        assert_eq!(out.status.code(), Some(127));
+        assert_eq!(out.stderr, b"cannot copy /x: it's gone\n");
     }
 }
