@@ -4,7 +4,7 @@
 mod common;
 
 use common::procs::lab_processes;
-use common::{lab, nixdispatch, Background, BOUND};
+use common::{build_plain, lab, nixdispatch, Background, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::Duration;
 
@@ -25,20 +25,7 @@ fn remote_mode_builds_on_seasmoke() {
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
         let spec = lab.builder_spec();
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--progress",
-                "plain",
-                "build",
-                "--json",
-                &lab.flake_ref("chain"),
-            ],
-            BOUND,
-        );
+        let run = build_plain(&lab, v, &spec, &["--json", &lab.flake_ref("chain")]);
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: remote"), "{run:?}");
         let out = result_path(&run);
@@ -127,19 +114,7 @@ fn a_failing_build_exits_1_with_its_log() {
     }
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref("fail"),
-        ],
-        BOUND,
-    );
+    let run = build_plain(&lab, ClientNix::V2_8, &spec, &[&lab.flake_ref("fail")]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr.contains("fails on purpose"),

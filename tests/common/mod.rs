@@ -73,6 +73,13 @@ pub fn nixdispatch(lab: &Lab, v: ClientNix, args: &[&str], limit: Duration) -> R
     run_limited(cmd, limit)
 }
 
+/// `nixdispatch --builder SPEC --progress plain build ARGS...` as vermax, bounded by [`BOUND`].
+pub fn build_plain(lab: &Lab, v: ClientNix, spec: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--builder", spec, "--progress", "plain", "build"];
+    all.extend_from_slice(args);
+    nixdispatch(lab, v, &all, BOUND)
+}
+
 /// Runs a command with a hang bound, collecting both pipes.
 pub fn run_limited(cmd: Command, limit: Duration) -> Run {
     let (out, elapsed) = run_output(cmd, limit);
