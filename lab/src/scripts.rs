@@ -4,19 +4,40 @@
 use crate::lab::Lab;
 use crate::{sid_root, sys, Result, LAB_MARKER_VAR};
 
-/// The namespace + chroot preamble shared by seasmoke, the 2.26 client and the cache filler.
-/// Arguments: TRIXIE NIXDIR LABDIR HOSTNAME COMMAND...
-pub(crate) const CHROOT_SCRIPT: &str = r#"set -e
-T=$1 N=$2 L=$3 H=$4; shift 4
-mount --bind "$N" "$T/nix"
+/// The mounts a chroot host starts with: its own `/nix`, `/proc`, `/dev`, fresh `/tmp` and `/run`,
+/// and the lab directory at its own path. Shell variables: `T` the root, `N` the directory bound
+/// on `/nix`, `L` the lab directory.
+macro_rules! chroot_mounts {
+    () => {
+        r#"mount --bind "$N" "$T/nix"
 mount -t proc proc "$T/proc"
 mount --rbind /dev "$T/dev"
 mount -t tmpfs -o mode=1777 tmpfs "$T/tmp"
 mount -t tmpfs -o mode=0755 tmpfs "$T/run"
 mkdir -p "$T/run/sshd" "$T$L"
 mount --bind "$L" "$T$L"
-hostname "$H"
-exec chroot "$T" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$PWD" "$@""#;
+"#
+    };
+}
+pub(crate) use chroot_mounts;
+
+/// The end of a chroot preamble: hostname `H`, then the command in the root `T`, in the
+/// caller's directory when the root has it (chroot(1) always changes to `/`).
+macro_rules! chroot_exec {
+    () => {
+        r#"hostname "$H"
+exec chroot "$T" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$PWD" "$@""#
+    };
+}
+pub(crate) use chroot_exec;
+
+/// The namespace + chroot preamble shared by seasmoke, the 2.26 client and the cache filler.
+/// Arguments: TRIXIE NIXDIR LABDIR HOSTNAME COMMAND...
+pub(crate) const CHROOT_SCRIPT: &str = concat!(
+    "set -e\nT=$1 N=$2 L=$3 H=$4; shift 4\n",
+    chroot_mounts!(),
+    chroot_exec!()
+);
 
 /// The private-/nix preamble of the 2.8 client. Arguments: NIXDIR HOSTNAME COMMAND...
 pub(crate) const HOST_NS_SCRIPT: &str = r#"set -e
