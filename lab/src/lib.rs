@@ -66,6 +66,16 @@
 //! names this lab, so the same script serves a person (no env needed) and the harness (which
 //! passes its own env, and lets a test override any variable with `Command::env`).
 //!
+//! ## Where things live (one module per host or job, each adding methods to [`Lab`])
+//! - `lab`: the [`Lab`] value and [`Lab::start`]; `options`: [`LabOptions`]; `error`: [`LabError`].
+//! - Hosts: `seasmoke` (the builder: sshd in its namespace, its store, its machines line),
+//!   `clients` ([`ClientNix`], commands as vermax, nixdispatch copied in), `upstream` (the HTTP
+//!   cache and the store that fills it), [`daemon`] (the multi-user vermax).
+//! - Jobs: `faults` ([`Fault`], latency, through `proxy`), `files` (layout, keys, `known_hosts`,
+//!   ssh config, `nix.conf`s), `flake` and `fixtures` (the fixture flake), `scripts` (the `bin/`
+//!   scripts and chroot preambles), `roots` (the Debian roots, prerequisites), `cleanup` (Drop,
+//!   the sweep of labs whose owner died), `sys` and `http` (OS helpers, the cache's server).
+//!
 //! ## What was learned on this machine (Debian 12 host, kernel 6.x, 2 cores)
 //! - `tc netem` is unavailable: latency comes from the userspace proxy. The delay is applied per
 //!   chunk at its read time, so it adds latency without capping throughput.
