@@ -2,7 +2,7 @@
 //! markers its activation scripts leave.
 
 use crate::lab::{lock, Lab};
-use crate::{files::write_atomic, fixtures, sys, Fixture, Result};
+use crate::{failed, files::write_atomic, fixtures, sys, Fixture, Result};
 use std::fs;
 use std::path::PathBuf;
 
@@ -52,6 +52,7 @@ impl Lab {
 
     /// Adds (or replaces) a fixture package and rewrites the flake.
     pub fn add_fixture(&self, f: Fixture) -> Result<()> {
+        check_fixtures(std::slice::from_ref(&f))?;
         {
             let mut fx = lock(&self.fixtures);
             fx.retain(|g| g.name != f.name);
@@ -64,5 +65,30 @@ impl Lab {
         let text = fixtures::flake_nix(&self.nonce(), &self.markers_dir(), &lock(&self.fixtures));
         write_atomic(&self.flake_dir().join("flake.nix"), &text)?;
         Ok(())
+    }
+}
+
+/// Refuses a fixture whose name the flake cannot hold.
+pub(crate) fn check_fixtures(fixtures: &[Fixture]) -> Result<()> {
+    match fixtures.iter().find(|f| !f.has_valid_name()) {
+        Some(f) => Err(failed(format!(
+            "fixture names use [A-Za-z0-9_-]: {:?}",
+            f.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixture_name_the_flake_cannot_hold_is_an_error_not_a_panic() {
+        assert!(check_fixtures(&crate::default_fixtures()).is_ok());
+        let bad = [Fixture::single("ok"), Fixture::chain("two words", 2)];
+        let err = check_fixtures(&bad).expect_err("refused").to_string();
+        assert!(err.contains("\"two words\""), "{err}");
+        assert!(check_fixtures(&[Fixture::single("")]).is_err());
     }
 }

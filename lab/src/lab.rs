@@ -49,6 +49,7 @@ impl Lab {
     /// [`Fault::HostKeyChanged`]), the proxy and the HTTP cache. About a quarter second.
     pub fn start(opts: LabOptions) -> Result<Lab> {
         let trixie = roots::check_prerequisites(&opts)?;
+        crate::flake::check_fixtures(&opts.fixtures)?;
 
         let base = std::env::temp_dir();
         sweep_stale_labs(&base);
