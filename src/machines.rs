@@ -638,6 +638,16 @@ fn decode_host_key_line(key: &str) -> Result<String, HostKeyError> {
     Ok(format!("{kind} {body}"))
 }
 
+/// Why a machine's features do not take a derivation (see [`Machine::feature_mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureMismatch<'a> {
+    /// The derivation requires this feature and the machine neither supports it nor makes it
+    /// mandatory.
+    Lacks(&'a str),
+    /// The machine takes only derivations requiring this (mandatory) feature.
+    OnlyRequiring(&'a str),
+}
+
 /// The known_hosts name ssh looks a host up by: the bare host on port 22 (named or not),
 /// `[host]:port` on any other port.
 pub fn known_hosts_name(host: &str, port: Option<u16>) -> String {
@@ -769,13 +779,25 @@ impl Machine {
     /// The feature half of nix's rule: every required feature supported or mandatory, every
     /// mandatory feature required.
     pub fn supports_features(&self, required_features: &[String]) -> bool {
-        required_features
+        self.feature_mismatch(required_features).is_none()
+    }
+
+    /// Where the feature half of nix's rule fails, first failure first: a required feature
+    /// neither supported nor mandatory, else a mandatory feature not required.
+    pub fn feature_mismatch<'s>(
+        &'s self,
+        required_features: &'s [String],
+    ) -> Option<FeatureMismatch<'s>> {
+        if let Some(f) = required_features
             .iter()
-            .all(|f| self.supported_features.contains(f) || self.mandatory_features.contains(f))
-            && self
-                .mandatory_features
-                .iter()
-                .all(|f| required_features.contains(f))
+            .find(|f| !self.supported_features.contains(f) && !self.mandatory_features.contains(f))
+        {
+            return Some(FeatureMismatch::Lacks(f));
+        }
+        self.mandatory_features
+            .iter()
+            .find(|f| !required_features.contains(f))
+            .map(|f| FeatureMismatch::OnlyRequiring(f))
     }
 
     /// The pinned host key as the `TYPE KEY` text of a known_hosts entry, or `None` when the

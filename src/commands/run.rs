@@ -189,14 +189,7 @@ pub async fn execute(
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
-            plan.mode = Mode::Local;
-            plan.reason = format!("{why}, so the rest is built locally");
-            for b in &mut plan.builds {
-                b.from = None;
-            }
-            for s in &mut states {
-                s.reachable = false;
-            }
+            crate::plan::fall_back_locally(&mut plan, &mut states, &why);
             monitor.restart(Instant::now());
             monitor.set_header(&plan.mode.to_string(), &plan.reason);
             attempt = run_build(
