@@ -664,7 +664,7 @@ mod tests {
             other => panic!("{line}: {other:?}"),
         };
         BuilderState {
-            uri: machine.uri.clone(),
+            uri: machine.uri.to_string(),
             host: machine.host_label().into(),
             machine,
             reachable,

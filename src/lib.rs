@@ -31,6 +31,7 @@ pub mod render;
 pub mod settings;
 pub mod sources;
 pub mod store_path;
+pub mod store_uri;
 pub mod watchdog;
 
 pub use error::{Error, Result};

@@ -376,7 +376,7 @@ async fn as_daemon(
 
 async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
     let mut status = BuilderStatus {
-        uri: machine.uri.clone(),
+        uri: machine.uri.to_string(),
         host: machine.host_label().to_owned(),
         reachable: false,
         rtt_ms: None,
@@ -502,7 +502,7 @@ async fn start_master(
         opts.push("-i".into());
         opts.push(key.into());
     }
-    let host = machine.ssh_host().unwrap_or_default();
+    let ssh = ssh_address(machine)?;
     // As nix does: the machines line's host key is the only one accepted for this host.
     // Parsing rejected undecodable keys; never fall back to the user's known_hosts here.
     if let Some(line) = machine.known_hosts_line().map_err(|err| err.to_string())? {
@@ -513,16 +513,7 @@ async fn start_master(
         opts.push(format!("UserKnownHostsFile={}", known.display()).into());
         opts.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
     }
-    if let Some(port) = machine.ssh_port() {
-        opts.push("-p".into());
-        opts.push(port.to_string().into());
-    }
-    if let Some(user) = machine.ssh_user() {
-        opts.push("-l".into());
-        opts.push(user.into());
-    }
-    opts.push("--".into());
-    opts.push(host.into());
+    opts.extend(ssh.destination_args().into_iter().map(Into::into));
 
     // The socket goes where the nix processes of this run will look for it (see
     // `nix_ssh_share_opts`), else in the master's own directory; ssh keepalives too, unless the
@@ -563,6 +554,16 @@ async fn start_master(
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         Err(classify_ssh_error(&text))
     }
+}
+
+/// Where ssh connects for `machine`; only ssh stores are probed, so anything else is refused.
+pub(crate) fn ssh_address(machine: &Machine) -> Result<&crate::store_uri::SshAddress, String> {
+    machine.uri.ssh().ok_or_else(|| {
+        format!(
+            "{} stores are not probed: only ssh:// and ssh-ng:// builders are",
+            machine.scheme()
+        )
+    })
 }
 
 /// Turns ssh's log into one human reason.

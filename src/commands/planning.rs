@@ -333,7 +333,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
         BuilderState {
-            uri: machine.uri.clone(),
+            uri: machine.uri.to_string(),
             host: "seasmoke".into(),
             machine,
             reachable: true,

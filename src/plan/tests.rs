@@ -58,7 +58,7 @@ fn machine(line: &str) -> Machine {
 fn builder(line: &str, reachable: bool) -> BuilderState {
     let machine = machine(line);
     BuilderState {
-        uri: machine.uri.clone(),
+        uri: machine.uri.to_string(),
         host: machine.host_label().to_string(),
         reachable,
         error: (!reachable).then(|| "connection refused".to_string()),

@@ -14,7 +14,7 @@
 //!
 //! When nothing verifies a builder, it stays "alive, not verified": the plan leaves it to nix.
 
-use super::{classify_ssh_error, seconds, RemoteInfo, INFO_SCRIPT};
+use super::{classify_ssh_error, seconds, ssh_address, RemoteInfo, INFO_SCRIPT};
 use crate::machines::Machine;
 use std::process::Stdio;
 use std::time::Duration;
@@ -76,13 +76,7 @@ pub enum Liveness {
 async fn resolve(machine: &Machine, ssh_opts: &[String]) -> Result<(String, u16), String> {
     let mut cmd = Command::new("ssh");
     cmd.arg("-G").args(ssh_opts);
-    if let Some(port) = machine.ssh_port() {
-        cmd.arg("-p").arg(port.to_string());
-    }
-    if let Some(user) = machine.ssh_user() {
-        cmd.arg("-l").arg(user);
-    }
-    cmd.arg("--").arg(machine.ssh_host().unwrap_or_default());
+    cmd.args(ssh_address(machine)?.destination_args());
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let out = cmd
         .output()
@@ -246,26 +240,16 @@ pub(super) async fn probe_as_root(
     if let Some(key) = &machine.ssh_key {
         cmd.arg("-i").arg(key);
     }
-    let host = machine.ssh_host().unwrap_or_default();
-    if let Ok(Some(line)) = machine.decode_host_key() {
+    let ssh = ssh_address(machine)?;
+    if let Ok(Some(line)) = machine.known_hosts_line() {
         let known = dir.path().join("known_hosts");
-        let name = match machine.ssh_port() {
-            Some(port) => format!("[{host}]:{port}"),
-            None => host.to_owned(),
-        };
-        std::fs::write(&known, format!("{name} {line}\n"))
+        std::fs::write(&known, format!("{line}\n"))
             .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
         cmd.arg("-o")
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .args(["-o", "StrictHostKeyChecking=yes"]);
     }
-    if let Some(port) = machine.ssh_port() {
-        cmd.arg("-p").arg(port.to_string());
-    }
-    if let Some(user) = machine.ssh_user() {
-        cmd.arg("-l").arg(user);
-    }
-    cmd.arg("--").arg(host).arg(INFO_SCRIPT);
+    cmd.args(ssh.destination_args()).arg(INFO_SCRIPT);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
