@@ -668,7 +668,7 @@ mod tests {
             host: machine.host_label().into(),
             machine,
             reachable,
-            error: (!reachable).then(|| "connection refused".into()),
+            error: (!reachable).then_some(crate::probe::ProbeFailure::Refused),
             systems: Vec::new(),
             unverified: None,
         }

@@ -10,9 +10,11 @@
 //! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
 
 mod identity;
+mod outcome;
 pub mod through_daemon;
 
 pub use identity::{current_user, liveness, Identity, Liveness};
+pub use outcome::{classify_ssh_error, ProbeFailure};
 
 use crate::machines::Machine;
 use serde::Serialize;
@@ -42,8 +44,8 @@ pub struct BuilderStatus {
     pub features: Vec<String>,
     /// Whether its nix trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); null when unknown.
     pub trusted: Option<bool>,
-    /// One human line saying why it is not reachable.
-    pub error: Option<String>,
+    /// Why it is not reachable (serialised as one human line).
+    pub error: Option<ProbeFailure>,
     /// Whether its sshd answered (banner) within the timeout, no credentials needed; null when
     /// it could not be told (e.g. the name resolves only through root's ssh config).
     pub alive: Option<bool>,
@@ -341,7 +343,7 @@ async fn as_daemon(
         Some(Err(reason)) => {
             s.verified = true;
             s.reachable = false;
-            s.error = Some(format!("root's ssh (the nix-daemon's) fails: {reason}"));
+            s.error = Some(ProbeFailure::RootSsh(reason));
             own.connection = None;
         }
         None => {
@@ -356,7 +358,7 @@ async fn as_daemon(
                     // ssh's verdict alone: the fix that follows it is for the user's ssh.
                     let yours = match (&own_error, own_trust) {
                         (Some(e), _) => {
-                            format!("your own ssh: {}", e.split(':').next().unwrap_or(e))
+                            format!("your own ssh: {}", e.headline())
                         }
                         (None, _) => "your own ssh reaches it".to_owned(),
                     };
@@ -391,10 +393,7 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         note: None,
     };
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
-        status.error = Some(format!(
-            "{} stores are not probed: only ssh:// and ssh-ng:// builders are",
-            machine.scheme()
-        ));
+        status.error = Some(ProbeFailure::NotProbed(machine.scheme().to_owned()));
         return ProbedBuilder {
             machine,
             status,
@@ -406,7 +405,7 @@ async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -
         tokio::time::timeout(timeout, connect_and_ask(&machine, timeout, &ssh_opts)).await;
     let connection = match attempt {
         Err(_) => {
-            status.error = Some(format!("timed out after {}", seconds(timeout)));
+            status.error = Some(ProbeFailure::TimedOut(Some(timeout)));
             None
         }
         Ok(Err(reason)) => {
@@ -444,7 +443,7 @@ async fn connect_and_ask(
     machine: &Machine,
     timeout: Duration,
     ssh_opts: &[String],
-) -> Result<(Connection, RemoteInfo, Duration), String> {
+) -> Result<(Connection, RemoteInfo, Duration), ProbeFailure> {
     let master = start_master(machine, timeout, ssh_opts).await?;
     let session = openssh::Session::resume(master.ctl.clone().into_boxed_path(), None);
     let connection = Connection {
@@ -469,17 +468,14 @@ async fn connect_and_ask(
         crate::sources::remote::output(&mut command, crate::sources::remote::MAX_PROBE_ANSWER).await
     };
     let ((echo, rtt), out) = futures::join!(echo, ask);
-    let broke = |err: openssh::Error| format!("the connection broke: {err}");
+    let broke = |err: openssh::Error| ProbeFailure::ConnectionBroke(err.to_string());
     if !echo.map_err(broke)?.status.success() {
-        return Err("the builder's shell does not run commands".to_owned());
+        return Err(ProbeFailure::ShellBroken);
     }
     let out = out.map_err(broke)?;
     let info = RemoteInfo::parse(&String::from_utf8_lossy(&out.stdout));
     if info.nix_version.is_none() {
-        return Err(
-            "nix not found on the builder (nix-store is not on its PATH for non-interactive ssh)"
-                .to_owned(),
-        );
+        return Err(ProbeFailure::NixMissing);
     }
     Ok((connection, info, rtt))
 }
@@ -489,11 +485,16 @@ async fn start_master(
     machine: &Machine,
     timeout: Duration,
     ssh_opts: &[String],
-) -> Result<Master, String> {
+) -> Result<Master, ProbeFailure> {
+    let local = |why: String| ProbeFailure::Local(why);
     let dir = tempfile::Builder::new()
         .prefix("nixdispatch-ssh-")
         .tempdir()
-        .map_err(|err| format!("cannot create a directory for the ssh control socket: {err}"))?;
+        .map_err(|err| {
+            local(format!(
+                "cannot create a directory for the ssh control socket: {err}"
+            ))
+        })?;
     let log = dir.path().join("log");
     // The options nix's own ssh would use for this builder; `ssh -G` resolves the socket name
     // from the same ones.
@@ -505,10 +506,16 @@ async fn start_master(
     let ssh = ssh_address(machine)?;
     // As nix does: the machines line's host key is the only one accepted for this host.
     // Parsing rejected undecodable keys; never fall back to the user's known_hosts here.
-    if let Some(line) = machine.known_hosts_line().map_err(|err| err.to_string())? {
+    if let Some(line) = machine
+        .known_hosts_line()
+        .map_err(|err| local(err.to_string()))?
+    {
         let known = dir.path().join("known_hosts");
-        std::fs::write(&known, format!("{line}\n"))
-            .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
+        std::fs::write(&known, format!("{line}\n")).map_err(|err| {
+            local(format!(
+                "cannot write the builder's host key to a file: {err}"
+            ))
+        })?;
         opts.push("-o".into());
         opts.push(format!("UserKnownHostsFile={}", known.display()).into());
         opts.extend(["-o".into(), "StrictHostKeyChecking=yes".into()]);
@@ -547,7 +554,7 @@ async fn start_master(
     let status = cmd
         .status()
         .await
-        .map_err(|err| format!("cannot run ssh: {err}"))?;
+        .map_err(|err| local(format!("cannot run ssh: {err}")))?;
     if status.success() {
         Ok(master)
     } else {
@@ -557,46 +564,13 @@ async fn start_master(
 }
 
 /// Where ssh connects for `machine`; only ssh stores are probed, so anything else is refused.
-pub(crate) fn ssh_address(machine: &Machine) -> Result<&crate::store_uri::SshAddress, String> {
-    machine.uri.ssh().ok_or_else(|| {
-        format!(
-            "{} stores are not probed: only ssh:// and ssh-ng:// builders are",
-            machine.scheme()
-        )
-    })
-}
-
-/// Turns ssh's log into one human reason.
-pub fn classify_ssh_error(log: &str) -> String {
-    let lower = log.to_lowercase();
-    let first_line = log
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with("@@@") && !l.starts_with("Warning: Permanently"))
-        .unwrap_or("ssh failed without a message");
-    if lower.contains("remote host identification has changed")
-        || lower.contains("host key for") && lower.contains("has changed")
-    {
-        "host key mismatch: the builder's host key is not the one in known_hosts (or the machines line); if the change is expected, update it".to_owned()
-    } else if lower.contains("host key verification failed") {
-        "host key verification failed: the builder's host key is not known or does not match; add it to known_hosts or the machines line".to_owned()
-    } else if lower.contains("connection closed") || lower.contains("connection reset") {
-        "the builder closed the connection (is its sshd running?)".to_owned()
-    } else if lower.contains("connection refused") {
-        "connection refused".to_owned()
-    } else if lower.contains("timed out") {
-        "timed out".to_owned()
-    } else if lower.contains("permission denied")
-        || lower.contains("too many authentication failures")
-    {
-        "authentication failed: the builder refused our key".to_owned()
-    } else if lower.contains("could not resolve hostname") {
-        "unknown host: the name does not resolve".to_owned()
-    } else if lower.contains("no route to host") || lower.contains("network is unreachable") {
-        "no route to host".to_owned()
-    } else {
-        first_line.to_owned()
-    }
+pub(crate) fn ssh_address(
+    machine: &Machine,
+) -> Result<&crate::store_uri::SshAddress, ProbeFailure> {
+    machine
+        .uri
+        .ssh()
+        .ok_or_else(|| ProbeFailure::NotProbed(machine.scheme().to_owned()))
 }
 
 /// What the info script printed, read back.
@@ -699,22 +673,28 @@ mod tests {
     #[test]
     fn classifies_ssh_errors() {
         assert_eq!(
-            classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n"),
+            classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n")
+                .to_string(),
             "connection refused"
         );
         assert!(
             classify_ssh_error("root@127.0.0.1: Permission denied (publickey).")
+                .to_string()
                 .starts_with("authentication failed")
         );
         assert!(classify_ssh_error(
             "@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
         )
+        .to_string()
         .starts_with("host key mismatch"));
-        assert!(classify_ssh_error("No ED25519 host key is known for seasmoke and you have requested strict checking.\r\nHost key verification failed.\r\n").starts_with("host key verification failed"));
+        assert!(classify_ssh_error("No ED25519 host key is known for seasmoke and you have requested strict checking.\r\nHost key verification failed.\r\n").to_string().starts_with("host key verification failed"));
         assert_eq!(
-            classify_ssh_error("Connection timed out during banner exchange"),
+            classify_ssh_error("Connection timed out during banner exchange").to_string(),
             "timed out"
         );
-        assert_eq!(classify_ssh_error("something odd\n"), "something odd");
+        assert_eq!(
+            classify_ssh_error("something odd\n").to_string(),
+            "something odd"
+        );
     }
 }

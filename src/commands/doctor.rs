@@ -3,7 +3,7 @@
 mod canary;
 
 use super::probe::describe;
-use crate::probe::probe_all;
+use crate::probe::{probe_all, ProbeFailure};
 use crate::settings::Settings;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -94,20 +94,25 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             }
         }
         if !s.reachable {
-            let reason = s.error.as_deref().unwrap_or("unreachable");
-            let fix = if reason.starts_with("root's ssh") {
-                canary::fix_for(reason, Some(&b.machine))
-            } else if reason.starts_with("host key") {
-                format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
-            } else if reason.starts_with("authentication") {
-                "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
-            } else if reason.starts_with("nix not found") {
-                "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
-            } else {
-                format!(
+            let reason = s
+                .error
+                .as_ref()
+                .map_or_else(|| "unreachable".to_owned(), ToString::to_string);
+            let fix = match &s.error {
+                Some(ProbeFailure::RootSsh(_)) => canary::fix_for(&reason, Some(&b.machine)),
+                Some(ProbeFailure::HostKeyMismatch | ProbeFailure::HostKeyUnverified) => {
+                    format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
+                }
+                Some(ProbeFailure::AuthFailed) => {
+                    "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
+                }
+                Some(ProbeFailure::NixMissing) => {
+                    "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
+                }
+                _ => format!(
                     "check that {} is up and reachable with `ssh {}`",
                     s.host, s.host
-                )
+                ),
             };
             checks.push(error(format!("builder {}: {reason}", s.host), fix));
             continue;

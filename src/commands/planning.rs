@@ -158,7 +158,7 @@ async fn plan_graph(
             for b in probed.iter_mut().filter(|b| b.status.reachable) {
                 if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
                     b.status.reachable = false;
-                    b.status.error = Some(why);
+                    b.status.error = Some(probe::ProbeFailure::NixCannotUse(why));
                     b.connection = None;
                 }
             }

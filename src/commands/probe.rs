@@ -44,7 +44,9 @@ pub fn describe(s: &BuilderStatus) -> String {
         return format!(
             "{:<16} unreachable  {}  ({})",
             s.host,
-            s.error.as_deref().unwrap_or("unknown error"),
+            s.error
+                .as_ref()
+                .map_or_else(|| "unknown error".to_owned(), ToString::to_string),
             s.uri
         );
     }

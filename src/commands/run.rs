@@ -747,7 +747,10 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
         format!(
             "builder {} went away during the build: {}",
             b.status.host,
-            b.status.error.as_deref().unwrap_or("unreachable")
+            b.status
+                .error
+                .as_ref()
+                .map_or_else(|| "unreachable".to_owned(), ToString::to_string)
         )
     })
 }

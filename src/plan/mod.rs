@@ -38,8 +38,8 @@ pub struct BuilderState {
     pub machine: Machine,
     /// Whether the probe reached it.
     pub reachable: bool,
-    /// Why not, when it is unreachable: one line.
-    pub error: Option<String>,
+    /// Why not, when it is unreachable.
+    pub error: Option<crate::probe::ProbeFailure>,
     /// The systems it builds for, as probed; empty when unknown.
     pub systems: Vec<String>,
     /// Why the probe could not verify it as nix will reach it (a nix-daemon's root ssh), when

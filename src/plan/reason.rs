@@ -16,7 +16,10 @@ impl BuilderView<'_> {
         if !self.state.reachable {
             return format!(
                 "{host}: {}",
-                self.state.error.as_deref().unwrap_or("unreachable")
+                self.state
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "unreachable".to_owned(), ToString::to_string)
             );
         }
         let machine = &self.state.machine;
@@ -48,7 +51,10 @@ impl BuilderViews<'_> {
                 format!(
                     "{}: {}",
                     v.state.host,
-                    v.state.error.as_deref().unwrap_or("unreachable")
+                    v.state
+                        .error
+                        .as_ref()
+                        .map_or_else(|| "unreachable".to_owned(), ToString::to_string)
                 )
             })
             .collect::<Vec<_>>()

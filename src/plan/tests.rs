@@ -61,7 +61,7 @@ fn builder(line: &str, reachable: bool) -> BuilderState {
         uri: machine.uri.to_string(),
         host: machine.host_label().to_string(),
         reachable,
-        error: (!reachable).then(|| "connection refused".to_string()),
+        error: (!reachable).then_some(crate::probe::ProbeFailure::Refused),
         systems: Vec::new(),
         unverified: None,
         machine,
@@ -645,7 +645,9 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
     );
 
     let mut down = builder("ssh-ng://seasmoke x86_64-linux", false);
-    down.error = Some("timed out after 3s".into());
+    down.error = Some(crate::probe::ProbeFailure::TimedOut(Some(
+        std::time::Duration::from_secs(3),
+    )));
     i.builders = vec![down.clone()];
     let p = run(&i);
     assert_eq!(p.mode, Mode::Local);
