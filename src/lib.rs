@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod builder;
 pub mod child;
 pub mod cli;
 pub mod commands;

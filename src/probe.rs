@@ -16,57 +16,14 @@ pub mod through_daemon;
 pub use identity::{current_user, liveness, Identity, Liveness};
 pub use outcome::{classify_ssh_error, ProbeFailure};
 
+use crate::builder::{Builder, BuilderId};
 use crate::machines::Machine;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::Command;
-
-/// What one probe found out about one builder, in the shape of CONTRACT.md's `probe --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BuilderStatus {
-    /// The store URI from the machines line.
-    pub uri: String,
-    /// The host name alone.
-    pub host: String,
-    /// Whether the connection and the first command succeeded in time.
-    pub reachable: bool,
-    /// One command's round trip over the established connection, in milliseconds.
-    pub rtt_ms: Option<f64>,
-    /// The builder's Nix version.
-    pub nix_version: Option<String>,
-    /// The systems it can build: its own `system` and `extra-platforms`, else the machines line's.
-    pub systems: Vec<String>,
-    /// Its supported features: its `system-features`, else the machines line's.
-    pub features: Vec<String>,
-    /// Whether its nix trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); null when unknown.
-    pub trusted: Option<bool>,
-    /// Why it is not reachable (serialised as one human line).
-    pub error: Option<ProbeFailure>,
-    /// Whether its sshd answered (banner) within the timeout, no credentials needed; null when
-    /// it could not be told (e.g. the name resolves only through root's ssh config).
-    pub alive: Option<bool>,
-    /// Whether the answers came from the identity nix itself will use (see `identity`).
-    pub verified: bool,
-    /// Whose ssh nix uses for this builder: the user's own, or `root` for a nix-daemon.
-    pub identity: String,
-    /// One human line on what could not be checked, when `verified` is false.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// A probed builder: its machines entry, what the probe found, and the open connection.
-pub struct ProbedBuilder {
-    /// The machines-file entry it was probed from.
-    pub machine: Machine,
-    /// What the probe found.
-    pub status: BuilderStatus,
-    /// The connection, when reachable; dropped (and the master closed) at the end of the run.
-    pub connection: Option<Arc<Connection>>,
-}
 
 /// One open SSH control master and a session over it. Closing the master is tied to Drop.
 pub struct Connection {
@@ -79,6 +36,22 @@ pub struct Connection {
 /// timeout (a slow link stays usable), at least ten seconds (a busy builder's database).
 pub fn query_timeout(connect_timeout: Duration) -> Duration {
     (connect_timeout * 5).max(Duration::from_secs(10))
+}
+
+/// Shown by its control socket: what tells two connections apart.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("control_path", &self.master.ctl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The same connection (one master), not two alike.
+impl PartialEq for Connection {
+    fn eq(&self, other: &Connection) -> bool {
+        std::ptr::eq(self, other)
+    }
 }
 
 impl Connection {
@@ -259,7 +232,7 @@ pub async fn probe_all(
     machines: &[Machine],
     timeout: Duration,
     ssh_opts: &[String],
-) -> Vec<ProbedBuilder> {
+) -> Vec<Builder> {
     let identity = Identity::current();
     let ssh_builders = machines
         .iter()
@@ -271,12 +244,15 @@ pub async fn probe_all(
         && ssh_builders
         && !sudo
         && identity::daemon_trusts_us().await == Some(true);
-    let probes = machines.iter().map(|m| {
+    let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
+        let declared = Builder::declared(BuilderId(i), m.clone(), current_user());
         async move {
             match identity {
-                Identity::Own(_) => probe_one(m.clone(), timeout, ssh_opts.to_vec()).await,
-                Identity::Daemon => as_daemon(m, timeout, ssh_opts, sudo, daemon_verifies).await,
+                Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,
+                Identity::Daemon => {
+                    as_daemon(declared, timeout, ssh_opts, sudo, daemon_verifies).await
+                }
             }
         }
     });
@@ -288,13 +264,14 @@ pub async fn probe_all(
 /// `sudo -n` when it needs no password; otherwise the builder is at best alive, not verified,
 /// and left to nix. The three looks run at once: one connect timeout bounds them all.
 async fn as_daemon(
-    machine: &Machine,
+    declared: Builder,
     timeout: Duration,
     ssh_opts: &[String],
     sudo: bool,
     daemon_verifies: bool,
-) -> ProbedBuilder {
-    let own = probe_one(machine.clone(), timeout, ssh_opts.to_vec());
+) -> Builder {
+    let machine = &declared.machine.clone();
+    let own = probe_one(declared, timeout, ssh_opts.to_vec());
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         return own.await;
     }
@@ -316,14 +293,10 @@ async fn as_daemon(
     let live = liveness(machine, timeout, ssh_opts);
     let (mut own, root, live) = futures::join!(own, root_probe, live);
     // Our own ssh got in: whatever the banner check saw, the sshd is alive.
-    let live = if own.status.reachable {
-        Liveness::Alive
-    } else {
-        live
-    };
-    let s = &mut own.status;
+    let live = if own.reachable { Liveness::Alive } else { live };
+    let s = &mut own;
     s.identity = Identity::Daemon.label();
-    let own_error = s.error.take();
+    let own_error = s.failure.take();
     let own_trust = s.trusted.take();
     s.alive = match &live {
         Liveness::Alive => Some(true),
@@ -343,15 +316,15 @@ async fn as_daemon(
         Some(Err(reason)) => {
             s.verified = true;
             s.reachable = false;
-            s.error = Some(ProbeFailure::RootSsh(reason));
-            own.connection = None;
+            s.failure = Some(ProbeFailure::RootSsh(reason));
+            s.connection = None;
         }
         None => {
             s.verified = false;
             match live {
                 Liveness::Dead(reason) => {
                     s.reachable = false;
-                    s.error = Some(reason);
+                    s.failure = Some(reason);
                 }
                 Liveness::Alive | Liveness::Unknown(_) => {
                     s.reachable = true;
@@ -376,57 +349,31 @@ async fn as_daemon(
     own
 }
 
-async fn probe_one(machine: Machine, timeout: Duration, ssh_opts: Vec<String>) -> ProbedBuilder {
-    let mut status = BuilderStatus {
-        uri: machine.uri.to_string(),
-        host: machine.host_label().to_owned(),
-        reachable: false,
-        rtt_ms: None,
-        nix_version: None,
-        systems: machine.systems.clone(),
-        features: machine.supported_features.clone(),
-        trusted: None,
-        error: None,
-        alive: None,
-        verified: false,
-        identity: current_user(),
-        note: None,
-    };
-    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
-        status.error = Some(ProbeFailure::NotProbed(machine.scheme().to_owned()));
-        return ProbedBuilder {
-            machine,
-            status,
-            connection: None,
-        };
+async fn probe_one(mut builder: Builder, timeout: Duration, ssh_opts: Vec<String>) -> Builder {
+    if let Err(failure) = ssh_address(&builder.machine) {
+        builder.failure = Some(failure);
+        return builder;
     }
     let started = Instant::now();
-    let attempt =
-        tokio::time::timeout(timeout, connect_and_ask(&machine, timeout, &ssh_opts)).await;
-    let connection = match attempt {
-        Err(_) => {
-            status.error = Some(ProbeFailure::TimedOut(Some(timeout)));
-            None
-        }
-        Ok(Err(reason)) => {
-            status.error = Some(reason);
-            None
-        }
+    let attempt = tokio::time::timeout(
+        timeout,
+        connect_and_ask(&builder.machine, timeout, &ssh_opts),
+    )
+    .await;
+    match attempt {
+        Err(_) => builder.failure = Some(ProbeFailure::TimedOut(Some(timeout))),
+        Ok(Err(failure)) => builder.failure = Some(failure),
         Ok(Ok((connection, info, rtt))) => {
-            status.reachable = true;
-            status.alive = Some(true);
-            status.verified = true;
-            status.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
-            info.apply(&mut status);
-            Some(Arc::new(connection))
+            builder.reachable = true;
+            builder.alive = Some(true);
+            builder.verified = true;
+            builder.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
+            info.apply(&mut builder);
+            builder.connection = Some(Arc::new(connection));
         }
-    };
-    tracing::debug!(host = %status.host, elapsed = ?started.elapsed(), reachable = status.reachable, "probed");
-    ProbedBuilder {
-        machine,
-        status,
-        connection,
     }
+    tracing::debug!(host = %builder.host(), elapsed = ?started.elapsed(), reachable = builder.reachable, "probed");
+    builder
 }
 
 pub(crate) fn seconds(d: Duration) -> String {
@@ -630,7 +577,7 @@ impl RemoteInfo {
         info
     }
 
-    fn apply(self, status: &mut BuilderStatus) {
+    fn apply(self, status: &mut Builder) {
         status.nix_version = self.nix_version;
         status.trusted = self.trusted;
         if !self.systems.is_empty() {

@@ -1,14 +1,15 @@
 //! Which configured builders take which derivation, and which nix would favour.
 
 use super::graph::{Availability, Derivation};
-use super::{BuilderState, PlanInput};
+use super::PlanInput;
+use crate::builder::{Builder, BuilderId};
 use crate::store_path::StorePath;
 use std::collections::HashMap;
 
 /// One configured builder as the planner sees it.
 pub(super) struct BuilderView<'a> {
     pub(super) order: usize,
-    pub(super) state: &'a BuilderState,
+    pub(super) state: &'a Builder,
     /// The systems nix's build hook will send it (its machines entry, else this machine's).
     pub(super) declared: Vec<String>,
 }
@@ -32,7 +33,7 @@ impl BuilderView<'_> {
 
 pub(super) struct BuilderViews<'a> {
     pub(super) views: Vec<BuilderView<'a>>,
-    pub(super) by_uri: HashMap<&'a str, usize>,
+    pub(super) by_id: HashMap<BuilderId, usize>,
 }
 
 impl<'a> BuilderViews<'a> {
@@ -51,23 +52,29 @@ impl<'a> BuilderViews<'a> {
                 },
             })
             .collect();
-        let mut by_uri = HashMap::new();
+        let mut by_id = HashMap::new();
         for (i, v) in views.iter().enumerate() {
-            by_uri.entry(v.state.uri.as_str()).or_insert(i);
+            by_id.entry(v.state.id).or_insert(i);
         }
-        BuilderViews { views, by_uri }
+        BuilderViews { views, by_id }
     }
 
-    pub(super) fn get(&self, uri: &str) -> Option<&BuilderView<'a>> {
-        self.by_uri.get(uri).map(|i| &self.views[*i])
+    pub(super) fn get(&self, id: BuilderId) -> Option<&BuilderView<'a>> {
+        self.by_id.get(&id).map(|i| &self.views[*i])
     }
 
-    pub(super) fn is_reachable(&self, uri: &str) -> bool {
-        self.get(uri).is_some_and(|v| v.state.reachable)
+    pub(super) fn is_reachable(&self, id: BuilderId) -> bool {
+        self.get(id).is_some_and(|v| v.state.reachable)
     }
 
-    pub(super) fn host_of<'s>(&'s self, uri: &'s str) -> &'s str {
-        self.get(uri).map_or(uri, |v| v.state.host.as_str())
+    pub(super) fn host_of(&self, id: BuilderId) -> &'a str {
+        self.get(id)
+            .map_or("an unknown builder", |v| v.state.host())
+    }
+
+    /// The store URI of builder `id`, as written (the contract's `from`).
+    pub(super) fn uri_of(&self, id: BuilderId) -> Option<String> {
+        self.get(id).map(|v| v.state.machine.uri.to_string())
     }
 
     pub(super) fn any_reachable(&self) -> bool {
@@ -89,7 +96,7 @@ impl<'a> BuilderViews<'a> {
         })
     }
 
-    pub(super) fn choose(&self, drv: &Derivation) -> Option<&'a BuilderState> {
+    pub(super) fn choose(&self, drv: &Derivation) -> Option<&'a Builder> {
         self.best(self.views.iter().filter(|v| v.takes(drv)))
             .map(|v| v.state)
     }
@@ -102,15 +109,15 @@ pub(super) fn copy_back_builder<'a>(
     missing: &[&StorePath],
     avail: &'a Availability,
     builders: &BuilderViews<'a>,
-) -> Option<&'a str> {
+) -> Option<BuilderId> {
     let holders = builders.views.iter().filter(|v| {
         v.takes(drv)
             && missing.iter().all(|o| {
                 avail
                     .on_builders
                     .get(*o)
-                    .is_some_and(|hits| hits.iter().any(|h| h.uri == v.state.uri))
+                    .is_some_and(|hits| hits.iter().any(|h| h.builder == v.state.id))
             })
     });
-    builders.best(holders).map(|v| v.state.uri.as_str())
+    builders.best(holders).map(|v| v.state.id)
 }

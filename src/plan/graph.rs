@@ -72,8 +72,8 @@ pub struct CacheHit {
 /// A path a builder's store holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuilderHit {
-    /// The builder's URI (as in [`BuilderState::uri`]).
-    pub uri: String,
+    /// The builder whose store holds it.
+    pub builder: crate::builder::BuilderId,
     /// The path's references in that store.
     pub references: Vec<StorePath>,
     /// Whether nix would accept it as a substitute from that store (signed by a trusted key, or

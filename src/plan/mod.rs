@@ -18,7 +18,7 @@ mod walk;
 pub use fallback::fall_back_locally;
 pub use graph::{Availability, BuilderHit, CacheHit, Derivation, Graph, OutputIndex};
 
-use crate::machines::Machine;
+pub use crate::builder::{Builder, BuilderId};
 use crate::store_path::StorePath;
 use eligibility::BuilderViews;
 use reason::{derivations, local_reason, remote_reason, some_names, system_and_features};
@@ -26,27 +26,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use walk::Walk;
-
-/// What the probe found out about one configured builder.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BuilderState {
-    /// The builder's store URI.
-    pub uri: String,
-    /// Its short name (the contract's `host`).
-    pub host: String,
-    /// Its machines entry, as nix will be given it.
-    pub machine: Machine,
-    /// Whether the probe reached it.
-    pub reachable: bool,
-    /// Why not, when it is unreachable.
-    pub error: Option<crate::probe::ProbeFailure>,
-    /// The systems it builds for, as probed; empty when unknown.
-    pub systems: Vec<String>,
-    /// Why the probe could not verify it as nix will reach it (a nix-daemon's root ssh), when
-    /// it could not: then nix, not nixdispatch, has the last word on using it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unverified: Option<String>,
-}
 
 /// The mode `--mode` forces, or `Auto` to choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +49,7 @@ pub struct PlanInput {
     /// Where paths are.
     pub availability: Availability,
     /// Every configured builder, in configuration order (the last tie-break between builders).
-    pub builders: Vec<BuilderState>,
+    pub builders: Vec<Builder>,
     /// The mode asked for.
     pub forced: Forced,
     /// This machine's system, e.g. `x86_64-linux`: what nix builds locally, and nix's default
@@ -166,10 +145,10 @@ pub struct Plan {
     /// Every derivation to build, sorted by path, with where.
     #[serde(skip)]
     pub builds: Vec<PlannedBuild>,
-    /// URIs of the builders whose stores the plan substitutes from (to pass as substituters),
-    /// in configuration order.
+    /// The builders whose stores the plan substitutes from (to pass as substituters), in
+    /// configuration order.
     #[serde(skip)]
-    pub builder_substituters: Vec<String>,
+    pub builder_substituters: Vec<BuilderId>,
     /// The nix daemon ignores the builders and substituters we would pass (we are not a
     /// trusted user): pass none, except an empty `builders` to build locally.
     #[serde(skip)]

@@ -1,10 +1,11 @@
 //! The English of the plan: its one-sentence reasons and why a builder does not take a
 //! derivation. Every word a user reads about a plan's decision is written here.
 
+use super::builds_locally_anyway;
 use super::eligibility::{BuilderView, BuilderViews};
 use super::graph::Derivation;
 use super::walk::{Decision, Walk};
-use super::{builds_locally_anyway, BuilderState};
+use crate::builder::Builder;
 use crate::machines::FeatureMismatch;
 use crate::store_path::StorePath;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,15 +13,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 impl BuilderView<'_> {
     /// Why it does not take `drv`, as a short clause naming it.
     pub(super) fn why_not(&self, drv: &Derivation) -> String {
-        let host = &self.state.host;
+        let host = self.state.host();
         if !self.state.reachable {
-            return format!(
-                "{host}: {}",
-                self.state
-                    .error
-                    .as_ref()
-                    .map_or_else(|| "unreachable".to_owned(), ToString::to_string)
-            );
+            return format!("{host}: {}", self.state.failure_words());
         }
         let machine = &self.state.machine;
         let system_ok =
@@ -47,16 +42,7 @@ impl BuilderViews<'_> {
         self.views
             .iter()
             .filter(|v| !v.state.reachable)
-            .map(|v| {
-                format!(
-                    "{}: {}",
-                    v.state.host,
-                    v.state
-                        .error
-                        .as_ref()
-                        .map_or_else(|| "unreachable".to_owned(), ToString::to_string)
-                )
-            })
+            .map(|v| format!("{}: {}", v.state.host(), v.state.failure_words()))
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -80,7 +66,7 @@ impl Walk<'_> {
         for (_, decision) in &self.entries {
             let from = match decision {
                 Decision::Cache(uri) => *uri,
-                Decision::BuilderSubstitute(uri) | Decision::CopyBack(uri) => builders.host_of(uri),
+                Decision::BuilderSubstitute(id) | Decision::CopyBack(id) => builders.host_of(*id),
                 Decision::Build(_) | Decision::Orphan => continue,
             };
             *counts.entry(from).or_default() += 1;
@@ -123,16 +109,16 @@ impl Walk<'_> {
 
 pub(super) fn remote_reason(
     to_build: &[&Derivation],
-    chosen: &HashMap<&StorePath, &BuilderState>,
+    chosen: &HashMap<&StorePath, &Builder>,
     builders: &BuilderViews<'_>,
 ) -> String {
     let used: BTreeSet<usize> = chosen
         .values()
-        .filter_map(|b| builders.get(&b.uri).map(|v| v.order))
+        .filter_map(|b| builders.get(b.id).map(|v| v.order))
         .collect();
     let hosts: Vec<String> = used
         .iter()
-        .map(|i| builders.views[*i].state.host.clone())
+        .map(|i| builders.views[*i].state.host().to_owned())
         .collect();
     let verb = if hosts.len() == 1 { "is" } else { "are" };
     let mut reason = format!(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::machines::parse_machines;
+use crate::machines::{parse_machines, Machine};
 use std::path::Path;
 
 const X86: &str = "x86_64-linux";
@@ -55,20 +55,27 @@ fn machine(line: &str) -> Machine {
     }
 }
 
-fn builder(line: &str, reachable: bool) -> BuilderState {
-    let machine = machine(line);
-    BuilderState {
-        uri: machine.uri.to_string(),
-        host: machine.host_label().to_string(),
-        reachable,
-        error: (!reachable).then_some(crate::probe::ProbeFailure::Refused),
-        systems: Vec::new(),
-        unverified: None,
-        machine,
-    }
+/// A builder with an id of its own (unique in the test process), probed or not.
+fn builder(line: &str, reachable: bool) -> Builder {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = BuilderId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut b = Builder::declared(id, machine(line), "test".into());
+    b.reachable = reachable;
+    b.verified = reachable;
+    b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+    b.systems = Vec::new();
+    b
 }
 
-fn seasmoke() -> BuilderState {
+/// The URIs of builders by id, as the input declares them.
+fn uris(input: &PlanInput, ids: &[BuilderId]) -> Vec<String> {
+    ids.iter()
+        .filter_map(|id| input.builders.iter().find(|b| b.id == *id))
+        .map(|b| b.machine.uri.to_string())
+        .collect()
+}
+
+fn seasmoke() -> Builder {
     builder("ssh-ng://seasmoke x86_64-linux - 4 1", true)
 }
 
@@ -101,8 +108,14 @@ fn cached(input: &mut PlanInput, name: &str, refs: &[&str]) {
 }
 
 fn on_builder(input: &mut PlanInput, name: &str, uri: &str, substitutable: bool, refs: &[&str]) {
+    // The builder the test declared with that URI (none: a store no builder is).
+    let builder = input
+        .builders
+        .iter()
+        .find(|b| b.machine.uri == uri)
+        .map_or(BuilderId(usize::MAX), |b| b.id);
     let hit = BuilderHit {
-        uri: uri.into(),
+        builder,
         references: refs.iter().map(|r| out(r)).collect(),
         substitutable,
     };
@@ -209,7 +222,7 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
     );
     assert_eq!(p.counts, counts(0, 1, 1, 0));
     assert_eq!(
-        p.builder_substituters,
+        uris(&i, &p.builder_substituters),
         vec!["ssh-ng://seasmoke".to_string()]
     );
     assert_eq!(
@@ -520,7 +533,7 @@ fn forced_remote_with_nothing_to_build() {
 
 // --- auto -------------------------------------------------------------------------------
 
-fn seasmoke_named(host: &str) -> BuilderState {
+fn seasmoke_named(host: &str) -> Builder {
     builder(&format!("ssh-ng://{host} x86_64-linux"), true)
 }
 
@@ -645,7 +658,7 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
     );
 
     let mut down = builder("ssh-ng://seasmoke x86_64-linux", false);
-    down.error = Some(crate::probe::ProbeFailure::TimedOut(Some(
+    down.failure = Some(crate::probe::ProbeFailure::TimedOut(Some(
         std::time::Duration::from_secs(3),
     )));
     i.builders = vec![down.clone()];
@@ -688,7 +701,7 @@ fn reasons_list_every_source() {
     );
     assert_eq!(p.counts, counts(0, 40, 5, 0));
     assert_eq!(
-        p.builder_substituters,
+        uris(&i, &p.builder_substituters),
         vec!["ssh-ng://seasmoke".to_string()]
     );
 }

@@ -4,9 +4,9 @@
 use super::eligibility::{copy_back_builder, BuilderViews};
 use super::graph::{BuilderHit, Derivation};
 use super::{
-    builds_locally_anyway, BuilderState, Counts, Mode, Plan, PlanInput, PlannedBuild, PlannedPath,
-    Source,
+    builds_locally_anyway, Counts, Mode, Plan, PlanInput, PlannedBuild, PlannedPath, Source,
 };
+use crate::builder::{Builder, BuilderId};
 use crate::store_path::StorePath;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 #[derive(Clone, Copy)]
 pub(super) enum Decision<'a> {
     Cache(&'a str),
-    BuilderSubstitute(&'a str),
-    CopyBack(&'a str),
+    BuilderSubstitute(BuilderId),
+    CopyBack(BuilderId),
     Build(&'a Derivation),
     Orphan,
 }
@@ -63,10 +63,10 @@ impl<'a> Walk<'a> {
             };
             if let Some(hit) = held
                 .iter()
-                .find(|h| h.substitutable && builders.is_reachable(&h.uri))
+                .find(|h| h.substitutable && builders.is_reachable(h.builder))
             {
                 walk.entries
-                    .push((path, Decision::BuilderSubstitute(&hit.uri)));
+                    .push((path, Decision::BuilderSubstitute(hit.builder)));
                 stack.extend(hit.references.iter().rev());
                 continue;
             }
@@ -114,7 +114,7 @@ impl<'a> Walk<'a> {
         self,
         mode: Mode,
         reason: String,
-        chosen: &HashMap<&StorePath, &BuilderState>,
+        chosen: &HashMap<&StorePath, &Builder>,
         builders: &BuilderViews<'_>,
     ) -> Plan {
         let mut counts = Counts {
@@ -132,20 +132,21 @@ impl<'a> Walk<'a> {
                         counts.from_caches += 1;
                         (Source::Cache, Some(uri.to_string()))
                     }
-                    Decision::BuilderSubstitute(uri) => {
+                    Decision::BuilderSubstitute(id) => {
                         counts.from_builders += 1;
-                        if let Some(v) = builders.get(uri) {
+                        if let Some(v) = builders.get(*id) {
                             substituters.insert(v.order);
                         }
-                        (Source::Builder, Some(uri.to_string()))
+                        (Source::Builder, builders.uri_of(*id))
                     }
-                    Decision::CopyBack(uri) => {
+                    Decision::CopyBack(id) => {
                         counts.from_builders += 1;
-                        (Source::Builder, Some(uri.to_string()))
+                        (Source::Builder, builders.uri_of(*id))
                     }
-                    Decision::Build(drv) => {
-                        (Source::Build, chosen.get(&drv.path).map(|b| b.uri.clone()))
-                    }
+                    Decision::Build(drv) => (
+                        Source::Build,
+                        chosen.get(&drv.path).map(|b| b.machine.uri.to_string()),
+                    ),
                     Decision::Orphan => (Source::Build, None),
                 };
                 PlannedPath {
@@ -161,12 +162,12 @@ impl<'a> Walk<'a> {
             .keys()
             .map(|drv| PlannedBuild {
                 drv: (*drv).clone(),
-                from: chosen.get(drv).map(|b| b.uri.clone()),
+                from: chosen.get(drv).map(|b| b.machine.uri.to_string()),
             })
             .collect();
         let builder_substituters = substituters
             .into_iter()
-            .map(|i| builders.views[i].state.uri.clone())
+            .map(|i| builders.views[i].state.id)
             .collect();
         Plan {
             mode,
