@@ -239,12 +239,7 @@ pub(super) async fn probe_as_root(
     }
     let ssh = ssh_address(machine).map_err(|e| e.to_string())?;
     if let Ok(Some(line)) = machine.known_hosts_line() {
-        let known = dir.path().join("known_hosts");
-        std::fs::write(&known, format!("{line}\n"))
-            .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
-        cmd.arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known.display()))
-            .args(["-o", "StrictHostKeyChecking=yes"]);
+        cmd.args(super::master::pin_host_key(&line, dir.path())?);
     }
     cmd.args(ssh.destination_args()).arg(INFO_SCRIPT);
     cmd.stdin(Stdio::null()).kill_on_drop(true);

@@ -184,4 +184,32 @@ mod tests {
             "\"authentication failed: the builder refused our key\""
         );
     }
+
+    #[test]
+    fn classifies_ssh_errors() {
+        assert_eq!(
+            classify_ssh_error("ssh: connect to host 127.0.0.1 port 2222: Connection refused\r\n")
+                .to_string(),
+            "connection refused"
+        );
+        assert!(
+            classify_ssh_error("root@127.0.0.1: Permission denied (publickey).")
+                .to_string()
+                .starts_with("authentication failed")
+        );
+        assert!(classify_ssh_error(
+            "@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        )
+        .to_string()
+        .starts_with("host key mismatch"));
+        assert!(classify_ssh_error("No ED25519 host key is known for seasmoke and you have requested strict checking.\r\nHost key verification failed.\r\n").to_string().starts_with("host key verification failed"));
+        assert_eq!(
+            classify_ssh_error("Connection timed out during banner exchange").to_string(),
+            "timed out"
+        );
+        assert_eq!(
+            classify_ssh_error("something odd\n").to_string(),
+            "something odd"
+        );
+    }
 }
