@@ -163,15 +163,25 @@ pub fn display_host(uri: &str) -> &str {
     }
 }
 
-/// Store words that nix does not prefix with `ssh://` (local stores).
-fn is_local_store_word(uri: &str) -> bool {
+/// Whether a store URI (as nix logs it, e.g. in a `CopyPath` activity) means this machine's own
+/// store: empty, a store word, `unix://…` or a path.
+pub fn is_this_machine(uri: &str) -> bool {
+    uri.is_empty() || is_store_word(uri) || uri.starts_with("unix://") || uri.starts_with('/')
+}
+
+/// `local`, `daemon` or `auto`, alone or with a query: nix's words for this machine's store.
+fn is_store_word(uri: &str) -> bool {
     ["auto", "daemon", "local"].iter().any(|w| {
         uri == *w
             || uri
                 .strip_prefix(w)
                 .is_some_and(|rest| rest.starts_with('?'))
-    }) || uri.starts_with('?')
-        || uri.contains('/')
+    })
+}
+
+/// Store words and paths, which nix does not prefix with `ssh://` (local stores).
+fn is_local_store_word(uri: &str) -> bool {
+    is_store_word(uri) || uri.starts_with('?') || uri.contains('/')
 }
 
 /// The store URI schemes of nix (2.8 to 2.34) and Lix; any other fails in nix with "don't know

@@ -11,13 +11,10 @@ pub fn store_path_name(path: &str) -> &str {
     }
 }
 
-/// Whether a store URI in a `CopyPath` activity means this machine's own store.
+/// Whether a store URI in a `CopyPath` activity means this machine's own store (see
+/// [`crate::store_uri::is_this_machine`]).
 pub fn is_local_store(uri: &str) -> bool {
-    matches!(uri, "" | "local" | "daemon" | "auto")
-        || uri.starts_with("local?")
-        || uri.starts_with("daemon?")
-        || uri.starts_with("unix://")
-        || uri.starts_with('/')
+    crate::store_uri::is_this_machine(uri)
 }
 
 /// The host of a builder or store URI, for display: `ssh-ng://root@seasmoke:22?x=y` → `seasmoke`,
