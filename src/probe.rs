@@ -1,13 +1,15 @@
-//! Builder probes over SSH: every builder at once, each bounded by the connect timeout.
+//! Builder probes over SSH: every builder at once, each bounded by the connect timeout, each
+//! filling in one [`Builder`] record.
 //!
 //! Each probe opens one OpenSSH control master (`ssh -M`) with exactly the options nix itself
 //! would use for that builder: `NIX_SSHOPTS`, the machines line's key and host key, and nothing
 //! that weakens host key checking. The [`openssh`] crate then runs commands over that master; the
 //! same connection answers the store queries of the rest of the run ([`crate::sources`]).
 //!
-//! We start the master ourselves rather than through `openssh::SessionBuilder` because the
-//! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
-//! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
+//! The parts: `master` (the ssh master and the [`Connection`] over it), `info` (the one
+//! round trip of questions and its reader), `identity` (whose ssh nix uses; liveness without
+//! credentials; root's ssh through sudo), `through_daemon` (the daemon's own view), `outcome`
+//! ([`ProbeFailure`], the one place a failure becomes words).
 
 mod identity;
 mod info;

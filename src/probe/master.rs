@@ -1,6 +1,10 @@
 //! The ssh side of a probe: one OpenSSH control master per builder (`ssh -M`, with exactly the
 //! options nix itself would use), the [`Connection`] over it that later store queries ride, and
 //! the shared socket directory that lets nix's own ssh ride the same masters.
+//!
+//! We start the master ourselves rather than through `openssh::SessionBuilder` because the
+//! builder always passes `-o StrictHostKeyChecking=...`, which would override what the user's ssh
+//! config says, and cannot pass `NIX_SSHOPTS`; `Session::resume` takes over from there.
 
 use super::info::{RemoteInfo, INFO_SCRIPT};
 use super::{classify_ssh_error, ssh_address, ProbeFailure};
