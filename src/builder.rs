@@ -7,7 +7,7 @@
 //! URI, and a URI is text to print, not a key.
 
 use crate::machines::Machine;
-use crate::probe::{Connection, ProbeFailure};
+use crate::probe::{Connection, Identity, ProbeFailure};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -36,8 +36,9 @@ pub struct Builder {
     pub alive: Option<bool>,
     /// Verified: whether the answers came from the identity nix itself will use.
     pub verified: bool,
-    /// Whose ssh nix uses for it: the user's own, or `root` for a nix-daemon.
-    pub identity: String,
+    /// Whose ssh nix uses for it, so whose answered when verified: the user's own, or root's
+    /// for a nix-daemon.
+    pub identity: Identity,
     /// One human line on what could not be checked, when not verified.
     pub note: Option<String>,
     /// One command's round trip over the established connection, in milliseconds.
@@ -57,8 +58,8 @@ pub struct Builder {
 
 impl Builder {
     /// A builder known only by its declaration: not probed, so not reachable, its systems and
-    /// features as the entry declares them, answered for by `identity`.
-    pub fn declared(id: BuilderId, machine: Machine, identity: String) -> Builder {
+    /// features as the entry declares them, to be answered for by `identity`.
+    pub fn declared(id: BuilderId, machine: Machine, identity: Identity) -> Builder {
         Builder {
             id,
             reachable: false,
@@ -117,7 +118,7 @@ impl Serialize for Builder {
             error: &'a Option<ProbeFailure>,
             alive: Option<bool>,
             verified: bool,
-            identity: &'a str,
+            identity: String,
             #[serde(skip_serializing_if = "Option::is_none")]
             note: &'a Option<String>,
         }
@@ -133,7 +134,7 @@ impl Serialize for Builder {
             error: &self.failure,
             alive: self.alive,
             verified: self.verified,
-            identity: &self.identity,
+            identity: self.identity.label(),
             note: &self.note,
         }
         .serialize(serializer)
@@ -147,7 +148,7 @@ mod tests {
     #[test]
     fn serialises_the_contract_fields_in_order() {
         let machine = Machine::new("ssh-ng://root@seasmoke:2222").unwrap();
-        let mut b = Builder::declared(BuilderId(0), machine, "alice".into());
+        let mut b = Builder::declared(BuilderId(0), machine, Identity::Own("alice".into()));
         b.failure = Some(ProbeFailure::Refused);
         let json = serde_json::to_string(&b).unwrap();
         assert_eq!(
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn unverified_only_when_reachable() {
         let machine = Machine::new("ssh-ng://seasmoke").unwrap();
-        let mut b = Builder::declared(BuilderId(0), machine, "root".into());
+        let mut b = Builder::declared(BuilderId(0), machine, Identity::Daemon);
         assert_eq!(b.unverified(), None);
         b.reachable = true;
         assert_eq!(

@@ -665,7 +665,11 @@ mod tests {
             Ok(mut m) if m.len() == 1 => m.remove(0),
             other => panic!("{line}: {other:?}"),
         };
-        let mut b = Builder::declared(BuilderId(0), machine, "test".into());
+        let mut b = Builder::declared(
+            BuilderId(0),
+            machine,
+            crate::probe::Identity::Own("test".into()),
+        );
         b.reachable = reachable;
         b.verified = reachable;
         b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);

@@ -47,7 +47,7 @@ pub async fn probe_all(
         && identity::daemon_trusts_us().await == Some(true);
     let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
-        let declared = Builder::declared(BuilderId(i), m.clone(), current_user());
+        let declared = Builder::declared(BuilderId(i), m.clone(), Identity::Own(current_user()));
         async move {
             match identity {
                 Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,
@@ -96,7 +96,7 @@ async fn as_daemon(
     // Our own ssh got in: whatever the banner check saw, the sshd is alive.
     let live = if own.reachable { Liveness::Alive } else { live };
     let s = &mut own;
-    s.identity = Identity::Daemon.label();
+    s.identity = Identity::Daemon;
     let own_error = s.failure.take();
     let own_trust = s.trusted.take();
     s.alive = match &live {

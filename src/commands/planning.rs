@@ -314,7 +314,11 @@ mod tests {
         let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
-        let mut b = Builder::declared(crate::builder::BuilderId(0), machine, "test".into());
+        let mut b = Builder::declared(
+            crate::builder::BuilderId(0),
+            machine,
+            crate::probe::Identity::Own("test".into()),
+        );
         b.reachable = true;
         b.verified = !unverified;
         b.note = unverified.then(|| "alive; not verified".to_owned());

@@ -65,7 +65,7 @@ pub fn describe(s: &Builder) -> String {
         None => "trust unknown",
     };
     // A daemon client's verified builder was probed with root's ssh (the daemon's): say so.
-    let trust = if s.identity == "root" && crate::nix::is_daemon_client() {
+    let trust = if s.identity.label() == "root" && crate::nix::is_daemon_client() {
         format!("{trust} (as root, through sudo)")
     } else {
         trust.to_owned()

@@ -59,7 +59,11 @@ fn machine(line: &str) -> Machine {
 fn builder(line: &str, reachable: bool) -> Builder {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let id = BuilderId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let mut b = Builder::declared(id, machine(line), "test".into());
+    let mut b = Builder::declared(
+        id,
+        machine(line),
+        crate::probe::Identity::Own("test".into()),
+    );
     b.reachable = reachable;
     b.verified = reachable;
     b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
