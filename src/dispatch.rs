@@ -17,8 +17,9 @@
 //! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
 //! so they win.
 
+use crate::builder::Builder;
 use crate::machines::SpeedFactorSyntax;
-use crate::plan::{BuilderState, Mode, Plan};
+use crate::plan::{Mode, Plan};
 use std::cmp::Ordering;
 use std::ffi::OsString;
 use std::fmt;
@@ -321,7 +322,7 @@ pub struct Context<'a> {
     /// The plan to carry out.
     pub plan: &'a Plan,
     /// Every configured builder, as probed; only the reachable ones are passed on.
-    pub builders: &'a [BuilderState],
+    pub builders: &'a [Builder],
     /// The local nix.
     pub nix: &'a NixVersion,
     /// The user's arguments after `--`, passed to nix last.
@@ -493,14 +494,14 @@ pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps
 
 /// The nix options that put nix in the plan's mode (see the module documentation): the live
 /// builders only, and never a dead one.
-pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> Vec<OsString> {
+pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<OsString> {
     let mut flags = Vec::new();
     let mut option = |name: &str, value: String| {
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
-    let live: Vec<&BuilderState> = builders.iter().filter(|b| b.reachable).collect();
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
     // A probe that could not see what nix will see never takes the choice away from nix.
-    let all_verified = live.iter().all(|b| b.unverified.is_none());
+    let all_verified = live.iter().all(|b| b.unverified().is_none());
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
         Mode::Substitute | Mode::Remote if plan.daemon_decides => {
@@ -525,7 +526,7 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
             }
             let substituters: Vec<String> = live
                 .iter()
-                .filter(|b| plan.builder_substituters.contains(&b.uri))
+                .filter(|b| plan.builder_substituters.contains(&b.id))
                 .map(|b| b.machine.store_uri())
                 .collect();
             if !substituters.is_empty() {
@@ -640,6 +641,7 @@ pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::BuilderId;
     use crate::machines::parse_machines;
     use crate::plan::{Counts, PlannedBuild};
     use crate::store_path::StorePath;
@@ -657,33 +659,46 @@ mod tests {
         lix: false,
     };
 
-    fn state(line: &str, reachable: bool) -> BuilderState {
+    fn state(line: &str, reachable: bool) -> Builder {
         let mut none = |_: &Path| None;
         let machine = match parse_machines(line, "test", &mut none) {
             Ok(mut m) if m.len() == 1 => m.remove(0),
             other => panic!("{line}: {other:?}"),
         };
-        BuilderState {
-            uri: machine.uri.clone(),
-            host: machine.host_label().into(),
+        let mut b = Builder::declared(
+            BuilderId(0),
             machine,
-            reachable,
-            error: (!reachable).then(|| "connection refused".into()),
-            systems: Vec::new(),
-            unverified: None,
-        }
+            crate::probe::Identity::Own("test".into()),
+        );
+        b.reachable = reachable;
+        b.verified = reachable;
+        b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+        b.systems = Vec::new();
+        b
     }
 
     /// seasmoke (live), deadhost (unreachable), fast (live, fractional speed, host key).
-    fn builders() -> Vec<BuilderState> {
-        vec![
+    fn builders() -> Vec<Builder> {
+        let mut all = vec![
             state("ssh-ng://seasmoke x86_64-linux - 4 1", true),
             state("ssh-ng://deadhost x86_64-linux - 64 10", false),
             state(
                 "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=",
                 true,
             ),
-        ]
+        ];
+        for (i, b) in all.iter_mut().enumerate() {
+            b.id = BuilderId(i);
+        }
+        all
+    }
+
+    /// The id of the builder with that URI among [`builders`].
+    fn id_of(uri: &str) -> BuilderId {
+        builders()
+            .iter()
+            .find(|b| b.machine.uri == uri)
+            .map_or(BuilderId(usize::MAX), |b| b.id)
     }
 
     const SEASMOKE_LINE: &str = "ssh-ng://seasmoke x86_64-linux - 4 1 - - -";
@@ -710,7 +725,7 @@ mod tests {
                     from: from.map(String::from),
                 })
                 .collect(),
-            builder_substituters: substituters.iter().map(|s| s.to_string()).collect(),
+            builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
         }
     }
@@ -726,7 +741,7 @@ mod tests {
 
     fn build_argv(
         plan: &Plan,
-        builders: &[BuilderState],
+        builders: &[Builder],
         nix: &NixVersion,
         user: &[&str],
     ) -> Vec<String> {
@@ -917,7 +932,8 @@ mod tests {
     #[test]
     fn an_unverified_builder_never_gets_max_jobs_0() {
         let mut seasmoke = state("ssh-ng://seasmoke x86_64-linux - 4 1", true);
-        seasmoke.unverified = Some("alive; not verified".into());
+        seasmoke.verified = false;
+        seasmoke.note = Some("alive; not verified".into());
         let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
         let argv = build_argv(&p, &[seasmoke], &NIX_2_26, &[]);
         assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");

@@ -1,9 +1,10 @@
 //! The front half shared by `plan`, `build`, `home` and `os`: evaluate, look at the local store,
 //! and only when something is missing, probe the builders and ask every source.
 
+use crate::builder::Builder;
 use crate::nix::installables::expand_attribute_sets;
-use crate::plan::{self, Availability, BuilderState, Plan, PlanInput};
-use crate::probe::{self, BuilderStatus, ProbedBuilder};
+use crate::plan::{self, Availability, Plan, PlanInput};
+use crate::probe;
 use crate::settings::{DaemonClient, Settings};
 use crate::sources;
 use crate::Result;
@@ -18,10 +19,9 @@ fn input_wanted(graph: &plan::Graph) -> Vec<crate::store_path::StorePath> {
 pub struct Planned {
     /// The decision.
     pub plan: Plan,
-    /// Every configured builder as probed (empty when nothing was missing: no SSH at all).
-    pub builders: Vec<ProbedBuilder>,
-    /// The builders as the planner saw them (dispatch reads these).
-    pub states: Vec<BuilderState>,
+    /// Every configured builder as probed and planned with (empty when nothing was missing:
+    /// no SSH at all); dispatch reads these.
+    pub builders: Vec<Builder>,
     /// Sources that could not be asked.
     pub warnings: Vec<String>,
     /// The installables as built: attribute sets opened into their members.
@@ -37,7 +37,7 @@ pub struct Planned {
 pub struct PlanReport<'a> {
     mode: plan::Mode,
     reason: &'a str,
-    builders: Vec<&'a BuilderStatus>,
+    builders: &'a [Builder],
     counts: &'a plan::Counts,
     paths: &'a [plan::PlannedPath],
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
@@ -51,7 +51,7 @@ impl Planned {
         PlanReport {
             mode: self.plan.mode,
             reason: &self.plan.reason,
-            builders: self.builders.iter().map(|b| &b.status).collect(),
+            builders: &self.builders,
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
@@ -62,7 +62,7 @@ impl Planned {
     pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
         self.builders
             .iter()
-            .filter(|b| b.status.reachable)
+            .filter(|b| b.reachable)
             .map(|b| b.machine.clone())
             .collect()
     }
@@ -155,10 +155,10 @@ async fn plan_graph(
             .await;
             // A builder our ssh reached but this nix cannot talk to (a port in the URI before
             // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
-            for b in probed.iter_mut().filter(|b| b.status.reachable) {
+            for b in probed.iter_mut().filter(|b| b.reachable) {
                 if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
-                    b.status.reachable = false;
-                    b.status.error = Some(why);
+                    b.reachable = false;
+                    b.failure = Some(probe::ProbeFailure::NixCannotUse(why));
                     b.connection = None;
                 }
             }
@@ -213,7 +213,7 @@ async fn plan_graph(
     let input = PlanInput {
         graph,
         availability,
-        builders: builders.iter().map(builder_state).collect(),
+        builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
     };
@@ -221,8 +221,7 @@ async fn plan_graph(
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     Ok(Planned {
         plan,
-        builders,
-        states: input.builders,
+        builders: input.builders,
         warnings,
         installables: Vec::new(),
         systems: Default::default(),
@@ -235,7 +234,7 @@ async fn plan_graph(
 async fn ask_through_daemon(
     settings: &Settings,
     graph: &plan::Graph,
-    builders: &[ProbedBuilder],
+    builders: &[Builder],
     availability: &mut Availability,
 ) {
     let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
@@ -246,7 +245,7 @@ async fn ask_through_daemon(
     let missing = &missing;
     let asks = builders
         .iter()
-        .filter(|b| b.status.reachable && b.status.verified && b.connection.is_none())
+        .filter(|b| b.reachable && b.verified && b.connection.is_none())
         .map(|b| async move {
             let held = probe::through_daemon::held(&b.machine, missing, limit).await;
             (b, held)
@@ -258,31 +257,14 @@ async fn ask_through_daemon(
                 continue;
             };
             let hits = availability.on_builders.entry(path).or_default();
-            if !hits.iter().any(|h| h.uri == b.status.uri) {
+            if !hits.iter().any(|h| h.builder == b.id) {
                 hits.push(plan::BuilderHit {
-                    uri: b.status.uri.clone(),
+                    builder: b.id,
                     references: Vec::new(),
                     substitutable: false,
                 });
             }
         }
-    }
-}
-
-fn builder_state(b: &ProbedBuilder) -> BuilderState {
-    BuilderState {
-        uri: b.status.uri.clone(),
-        host: b.status.host.clone(),
-        machine: b.machine.clone(),
-        reachable: b.status.reachable,
-        error: b.status.error.clone(),
-        systems: b.status.systems.clone(),
-        unverified: (b.status.reachable && !b.status.verified).then(|| {
-            b.status
-                .note
-                .clone()
-                .unwrap_or_else(|| "not verified as nix will reach it".to_owned())
-        }),
     }
 }
 
@@ -294,13 +276,13 @@ yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builde
 /// Says in the plan's reason who really decides: the nix daemon when it does not trust us, nix
 /// when a builder could not be verified as the daemon will reach it. Marks the plan so that
 /// dispatch passes nothing the daemon would ignore.
-pub fn explain_daemon(plan: &mut Plan, states: &[BuilderState], daemon: Option<&DaemonClient>) {
+pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&DaemonClient>) {
     let Some(daemon) = daemon else { return };
     let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
     let unverified: Vec<&str> = states
         .iter()
-        .filter(|s| s.reachable && s.unverified.is_some())
-        .map(|s| s.host.as_str())
+        .filter(|s| s.unverified().is_some())
+        .map(|s| s.host())
         .collect();
     if daemon.decides() {
         plan.daemon_decides = true;
@@ -327,20 +309,21 @@ mod tests {
     use crate::machines::parse_machines;
     use crate::plan::{Counts, Mode};
 
-    fn state(unverified: bool) -> BuilderState {
+    fn state(unverified: bool) -> Builder {
         let mut none = |_: &std::path::Path| None;
         let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
-        BuilderState {
-            uri: machine.uri.clone(),
-            host: "seasmoke".into(),
+        let mut b = Builder::declared(
+            crate::builder::BuilderId(0),
             machine,
-            reachable: true,
-            error: None,
-            systems: Vec::new(),
-            unverified: unverified.then(|| "alive; not verified".to_owned()),
-        }
+            crate::probe::Identity::Own("test".into()),
+        );
+        b.reachable = true;
+        b.verified = !unverified;
+        b.note = unverified.then(|| "alive; not verified".to_owned());
+        b.systems = Vec::new();
+        b
     }
 
     fn plan(mode: Mode) -> Plan {

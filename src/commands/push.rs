@@ -172,7 +172,7 @@ async fn fitting_builders(
 ) -> Vec<Destination> {
     // `--mode local` and a builder that vanished leave no live probe: ask again now.
     let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
+    let builders = if planned.builders.iter().any(|b| b.reachable) {
         &planned.builders
     } else {
         probed_now = probe_all(
@@ -188,15 +188,16 @@ async fn fitting_builders(
     };
     let chosen: Vec<Destination> = builders
         .iter()
-        .filter(|b| b.status.reachable)
-        .filter(|b| fits(&b.machine.systems) || fits(&b.status.systems))
+        .filter(|b| b.reachable)
+        .filter(|b| fits(&b.machine.systems) || fits(&b.systems))
         .map(|b| Destination {
             uri: b.machine.store_uri(),
-            label: b.status.host.clone(),
+            label: b.host().to_owned(),
             explicit: false,
             watched: b.connection.clone().map(|connection| Watched {
-                host: b.status.host.clone(),
-                uri: b.status.uri.clone(),
+                id: b.id,
+                host: b.host().to_owned(),
+                uri: b.machine.uri.to_string(),
                 connection,
             }),
         })

@@ -134,7 +134,7 @@ pub async fn execute(
         planned
             .builders
             .iter()
-            .map(|b| b.status.uri.clone())
+            .map(|b| b.machine.uri.to_string())
             .chain(settings.nix_config.substituters.iter().cloned())
             .collect::<Vec<_>>(),
     );
@@ -160,7 +160,7 @@ pub async fn execute(
 
     let started = Instant::now();
     let mut plan = planned.plan.clone();
-    let mut states = planned.states.clone();
+    let mut states = planned.builders.clone();
     let watched = watched_builders(&planned);
     let mut attempt = run_build(
         settings,
@@ -189,14 +189,7 @@ pub async fn execute(
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
-            plan.mode = Mode::Local;
-            plan.reason = format!("{why}, so the rest is built locally");
-            for b in &mut plan.builds {
-                b.from = None;
-            }
-            for s in &mut states {
-                s.reachable = false;
-            }
+            crate::plan::fall_back_locally(&mut plan, &mut states, &why);
             monitor.restart(Instant::now());
             monitor.set_header(&plan.mode.to_string(), &plan.reason);
             attempt = run_build(
@@ -506,11 +499,12 @@ fn watched_builders(planned: &Planned) -> Vec<Watched> {
     planned
         .builders
         .iter()
-        .filter(|b| b.status.reachable)
+        .filter(|b| b.reachable)
         .filter_map(|b| {
             Some(Watched {
-                host: b.status.host.clone(),
-                uri: b.status.uri.clone(),
+                id: b.id,
+                host: b.host().to_owned(),
+                uri: b.machine.uri.to_string(),
                 connection: b.connection.clone()?,
             })
         })
@@ -523,7 +517,7 @@ async fn run_build(
     target: &Target,
     runner: Runner,
     plan: &Plan,
-    states: &[crate::plan::BuilderState],
+    states: &[crate::builder::Builder],
     nix_args: &[OsString],
     monitor: &mut Monitor,
     watched: &[Watched],
@@ -540,7 +534,7 @@ async fn run_build(
     // be left for a local build (the same condition as the fallback below).
     let watched: Vec<Watched> = watched
         .iter()
-        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
+        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.id == w.id))
         .cloned()
         .collect();
     let foreground = nh_needs_sudo(target, runner);
@@ -750,11 +744,11 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
         return None;
     }
     let again = probe_all(&live, settings.connect_timeout, &settings.ssh_opts).await;
-    again.iter().find(|b| !b.status.reachable).map(|b| {
+    again.iter().find(|b| !b.reachable).map(|b| {
         format!(
             "builder {} went away during the build: {}",
-            b.status.host,
-            b.status.error.as_deref().unwrap_or("unreachable")
+            b.host(),
+            b.failure_words()
         )
     })
 }

@@ -11,38 +11,17 @@ pub fn store_path_name(path: &str) -> &str {
     }
 }
 
-/// Whether a store URI in a `CopyPath` activity means this machine's own store.
+/// Whether a store URI in a `CopyPath` activity means this machine's own store (see
+/// [`crate::store_uri::is_this_machine`]).
 pub fn is_local_store(uri: &str) -> bool {
-    matches!(uri, "" | "local" | "daemon" | "auto")
-        || uri.starts_with("local?")
-        || uri.starts_with("daemon?")
-        || uri.starts_with("unix://")
-        || uri.starts_with('/')
+    crate::store_uri::is_this_machine(uri)
 }
 
 /// The host of a builder or store URI, for display: `ssh-ng://root@seasmoke:22?x=y` → `seasmoke`,
 /// `http://cache.example.org/sub` → `cache.example.org`. Local builds (`""`, `"local"`) → `local`.
+/// The authority is split as [`crate::store_uri`] splits it.
 pub fn host_of(uri: &str) -> &str {
-    if uri.is_empty() || uri == "local" {
-        return "local";
-    }
-    let Some((_, rest)) = uri.split_once("://") else {
-        // Machines-file entries without a scheme are ssh hosts: `root@seasmoke`.
-        return uri.rsplit('@').next().unwrap_or(uri);
-    };
-    if rest.starts_with('/') {
-        // file:///srv/cache and the like: the whole URI is the best name.
-        return uri;
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    if host_port.starts_with('[') {
-        return host_port
-            .split(']')
-            .next()
-            .map_or(host_port, |h| h.trim_start_matches('['));
-    }
-    host_port.split(':').next().unwrap_or(host_port)
+    crate::store_uri::display_host(uri)
 }
 
 /// Every `/nix/store/…drv` path named in a message (nix quotes them in its errors).

@@ -186,7 +186,8 @@ impl Nix {
 
     /// [`Nix::cannot_use_builder`] as (problem, fix), for `doctor`.
     pub fn builder_limit(&self, machine: &crate::machines::Machine) -> Option<(String, String)> {
-        let port = machine.ssh_port()?;
+        let ssh = machine.uri.ssh()?;
+        let port = ssh.port?;
         if self.caps.ssh_uri_ports {
             return None;
         }
@@ -197,7 +198,7 @@ impl Nix {
             ),
             format!(
                 "write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI, or upgrade nix",
-                machine.ssh_host().unwrap_or("HOST"),
+                ssh.host,
             ),
         ))
     }
