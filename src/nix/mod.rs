@@ -8,13 +8,14 @@ pub mod config;
 pub mod derivation;
 pub mod installables;
 pub mod path_info;
+pub mod version;
 
-use crate::dispatch::NixVersion;
 use crate::{Error, Result};
 use capabilities::Capabilities;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use tokio::process::Command;
+pub use version::{NixVersion, VersionError};
 
 /// The experimental features every nix command of ours needs, on every version.
 pub const FEATURES: &str = "nix-command flakes";
