@@ -338,7 +338,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
                 let _ = out.write_all(nix_json);
             }
             if out_paths {
-                for path in self::out_paths(nix_json) {
+                for path in crate::nix::build_json::out_paths(nix_json) {
                     let _ = writeln!(out, "{path}");
                 }
             }
@@ -354,28 +354,6 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
     let _ = out.flush();
 }
 
-/// Every output path in `nix build --json`'s result, in nix's `--print-out-paths` order: by
-/// installable, then by output name.
-fn out_paths(nix_json: &[u8]) -> Vec<String> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(nix_json) else {
-        return Vec::new();
-    };
-    let mut paths = Vec::new();
-    for item in &items {
-        if let Some(outs) = item.get("outputs").and_then(|o| o.as_object()) {
-            let mut outs: Vec<(&String, &serde_json::Value)> = outs.iter().collect();
-            outs.sort_by(|a, b| a.0.cmp(b.0));
-            paths.extend(
-                outs.into_iter()
-                    .filter_map(|(_, p)| p.as_str().map(str::to_owned)),
-            );
-        } else if let Some(p) = item.get("path").and_then(|p| p.as_str()) {
-            paths.push(p.to_owned());
-        }
-    }
-    paths
-}
-
 /// What became of each installable (attribute sets opened), from the plan and the log.
 async fn outcomes(
     settings: &Settings,
@@ -389,17 +367,18 @@ async fn outcomes(
     let installables = target.installables().unwrap_or_default();
     // A successful `nix build --json` names each installable's derivation and outputs, in
     // order; after a failure nix prints nothing, so each is asked for on its own.
-    let derived = match nix_json.and_then(|j| derived_from_build_json(j, installables.len())) {
-        Some(d) => d,
-        None => {
-            crate::nix::installables::installable_derivations(
-                &settings.nix,
-                &installables,
-                &request.eval_args,
-            )
-            .await
-        }
-    };
+    let derived =
+        match nix_json.and_then(|j| crate::nix::build_json::derived(j, installables.len())) {
+            Some(d) => d,
+            None => {
+                crate::nix::installables::installable_derivations(
+                    &settings.nix,
+                    &installables,
+                    &request.eval_args,
+                )
+                .await
+            }
+        };
     let record = render::record::lock(record).clone();
     let mut results = render::result_file::results(&installables, &derived, &record, plan, ok);
     // The store has the last word: when parallel builds stop together nix's log cannot always
@@ -414,33 +393,6 @@ async fn outcomes(
         render::result_file::settle(&mut results, |p| valid.contains(p));
     }
     results
-}
-
-/// `nix build --json`'s result as each installable's derivation and outputs, when it has one
-/// entry per installable.
-fn derived_from_build_json(
-    nix_json: &[u8],
-    count: usize,
-) -> Option<Vec<render::result_file::Derived>> {
-    use crate::store_path::StorePath;
-    let items: Vec<serde_json::Value> = serde_json::from_slice(nix_json).ok()?;
-    if items.len() != count {
-        return None;
-    }
-    let derived = items
-        .iter()
-        .map(|item| {
-            let drv = StorePath::parse(item.get("drvPath")?.as_str()?).ok()?;
-            let outputs = item
-                .get("outputs")?
-                .as_object()?
-                .iter()
-                .filter_map(|(name, p)| Some((name.clone(), StorePath::parse(p.as_str()?).ok()?)))
-                .collect();
-            Some((drv, outputs))
-        })
-        .collect();
-    Some(derived)
 }
 
 /// `--result-file`, when asked for. Best effort: a file that cannot be written is a warning.
@@ -560,7 +512,7 @@ async fn run_build(
         .map(|f| (f.drv.clone(), f.host.clone()))
         .collect();
     let results = match steps.build.results {
-        Results::BuildJson => build_json_outputs(&finished.stdout),
+        Results::BuildJson => crate::nix::build_json::outputs(&finished.stdout),
         Results::Nothing => Vec::new(),
     };
     Ok(Attempt {
@@ -644,27 +596,6 @@ fn note_activity(progress: &ProgressHandle, monitor: &Monitor) {
         busy.insert(t.peer.clone());
     }
     progress.activity(busy, local);
-}
-
-/// The output paths of `nix build --json`: `[{"drvPath": ..., "outputs": {"out": PATH}}]`.
-fn build_json_outputs(stdout: &[u8]) -> Vec<PathBuf> {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(stdout)
-    else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|i| i.get("outputs")?.as_object().cloned())
-        .flat_map(|outs| {
-            let mut v: Vec<(String, PathBuf)> = outs
-                .into_iter()
-                .filter_map(|(name, p)| Some((name, PathBuf::from(p.as_str()?))))
-                .collect();
-            // `out` first: it is what activation runs.
-            v.sort_by_key(|(name, _)| name != "out");
-            v.into_iter().map(|(_, p)| p)
-        })
-        .collect()
 }
 
 /// Runs the activation steps on the result; `Some(why)` when one failed. With `sudo`, each
@@ -788,13 +719,6 @@ mod tests {
 
     fn sp(text: &str) -> StorePath {
         StorePath::parse(text).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn out_paths_follow_nix_order() {
-        let json = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/o1","dev":"/d1"}},{"path":"/p2"}]"#;
-        assert_eq!(out_paths(json), ["/d1", "/o1", "/p2"]);
-        assert!(out_paths(b"").is_empty());
     }
 
     #[test]

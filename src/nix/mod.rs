@@ -3,6 +3,7 @@
 //! it understands ([`capabilities`], with the table of what changed in which version), and every
 //! reader takes every shape that any supported version prints.
 
+pub mod build_json;
 pub mod capabilities;
 pub mod config;
 pub mod derivation;
