@@ -20,7 +20,7 @@
 use crate::nix::NixVersion;
 use crate::plan::{BuilderState, Mode, Plan};
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The profile NixOS boots from, which `os switch` and `os boot` point at the new system.
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
@@ -127,6 +127,9 @@ pub struct Invocation {
     pub program: OsString,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Variables set for it on top of our own environment (e.g. the `NIX_SSHOPTS` that lets
+    /// nix's ssh ride this run's masters, [`nix_ssh_env`]).
+    pub env: Vec<(OsString, OsString)>,
     /// Where its nix log appears.
     pub log: LogStream,
     /// What its stdout carries.
@@ -134,6 +137,30 @@ pub struct Invocation {
 }
 
 impl Invocation {
+    /// A command that writes no nix log and whose stdout nobody reads.
+    pub fn plain(program: &str, args: Vec<OsString>) -> Invocation {
+        Invocation {
+            program: program.into(),
+            args,
+            env: Vec::new(),
+            log: LogStream::None,
+            results: Results::Nothing,
+        }
+    }
+
+    /// The same command run through `sudo -n` (never a prompt: credentials are asked for up
+    /// front with [`sudo_validate`]).
+    pub fn through_sudo(self) -> Invocation {
+        let mut args = strings(&["-n"]);
+        args.push(self.program);
+        args.extend(self.args);
+        Invocation {
+            program: "sudo".into(),
+            args,
+            ..self
+        }
+    }
+
     /// The whole command line, program first.
     pub fn argv(&self) -> Vec<OsString> {
         std::iter::once(self.program.clone())
@@ -154,6 +181,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The program's name, for messages (`activate`, `nix-env`, `switch-to-configuration`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::HomeActivate => "activate",
+            Activation::SetSystemProfile => "nix-env",
+            Activation::SwitchToConfiguration(_) => "switch-to-configuration",
+        }
+    }
+
     /// The command for this step, given the result path of the build.
     pub fn invocation(&self, result: &Path) -> Invocation {
         let (program, args): (OsString, Vec<OsString>) = match self {
@@ -175,6 +211,7 @@ impl Activation {
         Invocation {
             program,
             args,
+            env: Vec::new(),
             log: LogStream::None,
             results: Results::Nothing,
         }
@@ -192,9 +229,23 @@ pub struct Steps {
 }
 
 impl Steps {
-    /// The activation commands for a result path.
-    pub fn activation(&self, result: &Path) -> Vec<Invocation> {
-        self.activate.iter().map(|a| a.invocation(result)).collect()
+    /// The activation commands for a result path, in the build's environment; with `sudo`,
+    /// each through `sudo -n` (a system's profile and switch-to-configuration need root).
+    pub fn activation(&self, result: &Path, sudo: bool) -> Vec<Invocation> {
+        self.activate
+            .iter()
+            .map(|a| {
+                let inv = Invocation {
+                    env: self.build.env.clone(),
+                    ..a.invocation(result)
+                };
+                if sudo {
+                    inv.through_sudo()
+                } else {
+                    inv
+                }
+            })
+            .collect()
     }
 }
 
@@ -209,6 +260,8 @@ pub struct Context<'a> {
     pub nix: &'a NixVersion,
     /// The user's arguments after `--`, passed to nix last.
     pub nix_args: &'a [OsString],
+    /// The environment for nix (or nh), [`nix_ssh_env`].
+    pub env: &'a [(OsString, OsString)],
 }
 
 /// A target that cannot be put on a command line safely.
@@ -448,6 +501,7 @@ fn nix_build(installables: &[String], no_link: bool, ctx: &Context<'_>) -> Invoc
     Invocation {
         program: "nix".into(),
         args,
+        env: ctx.env.to_vec(),
         log: LogStream::Stderr,
         results: Results::BuildJson,
     }
@@ -467,6 +521,7 @@ fn nh(mut args: Vec<OsString>, ctx: &Context<'_>) -> Invocation {
     Invocation {
         program: "nh".into(),
         args,
+        env: ctx.env.to_vec(),
         log: LogStream::Stdout,
         results: Results::Nothing,
     }
@@ -518,6 +573,75 @@ pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
     }
     quoted.push('"');
     Ok(quoted)
+}
+
+/// The environment for the nix (or nh) processes of a run: `NIX_SSHOPTS` with `share` (the
+/// options that make nix's ssh ride the probe's masters, when they are used) in front of the
+/// user's own `NIX_SSHOPTS` (ssh takes the first value of an option). Empty without `share`:
+/// nix then reads the user's variable itself.
+pub fn nix_ssh_env(share: Option<String>, user: Option<&str>) -> Vec<(OsString, OsString)> {
+    let Some(share) = share else {
+        return Vec::new();
+    };
+    let value = match user {
+        Some(user) if !user.trim().is_empty() => format!("{share} {user}"),
+        _ => share,
+    };
+    vec![("NIX_SSHOPTS".into(), value.into())]
+}
+
+/// `nix store sign -r --key-file KEY PATHS`: signs what is about to be pushed, closures included.
+pub fn sign_paths(key: &Path, paths: &[PathBuf], env: &[(OsString, OsString)]) -> Invocation {
+    let mut args = nix_command(&["store", "sign", "-r", "--key-file"]);
+    args.push(key.into());
+    args.extend(paths.iter().map(OsString::from));
+    Invocation {
+        env: env.to_vec(),
+        ..Invocation::plain("nix", args)
+    }
+}
+
+/// `nix copy [--no-check-sigs] --to URI PATHS`: pushes paths and their closures to a store;
+/// `--no-check-sigs` when they were not signed (the store then decides whether it trusts us).
+pub fn copy_paths(
+    to: &str,
+    paths: &[PathBuf],
+    signed: bool,
+    env: &[(OsString, OsString)],
+) -> Invocation {
+    let mut args = nix_command(&["copy"]);
+    if !signed {
+        args.push("--no-check-sigs".into());
+    }
+    args.extend(["--to".into(), to.into()]);
+    args.extend(paths.iter().map(OsString::from));
+    Invocation {
+        env: env.to_vec(),
+        ..Invocation::plain("nix", args)
+    }
+}
+
+/// `--extra-experimental-features "nix-command flakes" ARGS`: nix's arguments for a new-style
+/// command on every version.
+fn nix_command(args: &[&str]) -> Vec<OsString> {
+    let mut all = strings(&["--extra-experimental-features", crate::nix::FEATURES]);
+    all.extend(strings(args));
+    all
+}
+
+/// `sudo -v`: asks for the password now, on the terminal (see `commands::sudo`).
+pub fn sudo_validate() -> Invocation {
+    Invocation::plain("sudo", strings(&["-v"]))
+}
+
+/// `sudo -n true`: whether sudo runs without asking right now.
+pub fn sudo_check() -> Invocation {
+    Invocation::plain("sudo", strings(&["-n", "true"]))
+}
+
+/// `sudo -n -v`: refreshes sudo's timestamp, never a prompt.
+pub fn sudo_refresh() -> Invocation {
+    Invocation::plain("sudo", strings(&["-n", "-v"]))
 }
 
 #[cfg(test)]
@@ -619,6 +743,7 @@ mod tests {
             builders,
             nix,
             nix_args: &nix_args,
+            env: &[],
         };
         let target = Target::Build {
             installables: vec![".#hello".into()],
@@ -821,6 +946,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let empty = Target::Build {
             installables: vec![],
@@ -862,13 +988,14 @@ mod tests {
             builders: &b,
             nix: &NIX_2_26,
             nix_args: &nix_args,
+            env: &[],
         };
         steps(target, runner, &ctx).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn activation_argv(steps: &Steps) -> Vec<Vec<String>> {
         steps
-            .activation(Path::new("/nix/store/r-result"))
+            .activation(Path::new("/nix/store/r-result"), false)
             .iter()
             .map(|i| {
                 assert_eq!(i.log, LogStream::None);
@@ -906,6 +1033,124 @@ mod tests {
 
         let s = run_steps(&home(HomeAction::Build), Runner::Nix, &p, &[]);
         assert!(s.activate.is_empty());
+    }
+
+    fn words(inv: &Invocation) -> Vec<String> {
+        inv.argv()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn nix_rides_the_masters_before_the_user_s_own_ssh_options() {
+        let share = || Some("-o ControlPath=/d/%C -o ControlMaster=no".to_owned());
+        let value = |env: Vec<(OsString, OsString)>| match env.as_slice() {
+            [(k, v)] if k == "NIX_SSHOPTS" => v.to_string_lossy().into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            value(nix_ssh_env(share(), Some("-F /cfg"))),
+            "-o ControlPath=/d/%C -o ControlMaster=no -F /cfg"
+        );
+        assert_eq!(
+            value(nix_ssh_env(share(), Some("  "))),
+            "-o ControlPath=/d/%C -o ControlMaster=no"
+        );
+        assert!(nix_ssh_env(None, Some("-F /cfg")).is_empty());
+        // The environment reaches the build and every activation step.
+        let env = nix_ssh_env(share(), None);
+        let p = plan(Mode::Local, vec![], &[]);
+        let ctx = Context {
+            plan: &p,
+            builders: &[],
+            nix: &NIX_2_26,
+            nix_args: &[],
+            env: &env,
+        };
+        let s = steps(&os(OsAction::Switch), Runner::Nix, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.build.env, env);
+        let result = Path::new("/nix/store/r-result");
+        assert!(s.activation(result, true).iter().all(|i| i.env == env));
+    }
+
+    #[test]
+    fn activation_through_sudo_never_prompts() {
+        let p = plan(Mode::Local, vec![], &[]);
+        let s = run_steps(&os(OsAction::Test), Runner::Nix, &p, &[]);
+        let steps = s.activation(Path::new("/nix/store/r-result"), true);
+        assert_eq!(
+            steps.iter().map(words).collect::<Vec<_>>(),
+            [v(&[
+                "sudo",
+                "-n",
+                "/nix/store/r-result/bin/switch-to-configuration",
+                "test"
+            ])]
+        );
+        assert_eq!(s.activate[0].name(), "switch-to-configuration");
+    }
+
+    #[test]
+    fn push_signs_then_copies() {
+        let paths = [
+            PathBuf::from("/nix/store/r-a"),
+            PathBuf::from("/nix/store/r-b"),
+        ];
+        let features = ["nix", "--extra-experimental-features", "nix-command flakes"];
+        let sign = sign_paths(Path::new("/k.sec"), &paths, &[]);
+        assert_eq!(
+            words(&sign),
+            with(
+                &features,
+                &[
+                    "store",
+                    "sign",
+                    "-r",
+                    "--key-file",
+                    "/k.sec",
+                    "/nix/store/r-a",
+                    "/nix/store/r-b"
+                ]
+            )
+        );
+        let env = vec![(OsString::from("NIX_SSHOPTS"), OsString::from("-F /cfg"))];
+        let signed = copy_paths("ssh-ng://seasmoke", &paths, true, &env);
+        assert_eq!(
+            words(&signed),
+            with(
+                &features,
+                &[
+                    "copy",
+                    "--to",
+                    "ssh-ng://seasmoke",
+                    "/nix/store/r-a",
+                    "/nix/store/r-b"
+                ]
+            )
+        );
+        assert_eq!(signed.env, env);
+        let unsigned = copy_paths("file:///c", &paths[..1], false, &[]);
+        assert_eq!(
+            words(&unsigned),
+            with(
+                &features,
+                &[
+                    "copy",
+                    "--no-check-sigs",
+                    "--to",
+                    "file:///c",
+                    "/nix/store/r-a"
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn sudo_command_lines() {
+        assert_eq!(words(&sudo_validate()), v(&["sudo", "-v"]));
+        assert_eq!(words(&sudo_check()), v(&["sudo", "-n", "true"]));
+        assert_eq!(words(&sudo_refresh()), v(&["sudo", "-n", "-v"]));
     }
 
     #[test]
@@ -965,6 +1210,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let frag = Target::Home {
             flake: ".#me".into(),
@@ -1079,6 +1325,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let t = Target::Home {
             flake: ".".into(),

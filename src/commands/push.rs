@@ -11,6 +11,7 @@
 use super::planning::Planned;
 use crate::child::{self, Keep, Report};
 use crate::cli::RunArgs;
+use crate::dispatch;
 use crate::monitor::Monitor;
 use crate::probe::probe_all;
 use crate::settings::Settings;
@@ -38,12 +39,14 @@ struct Destination {
 }
 
 /// Pushes the results where `--push-to`/`--push` say. Returns an error (exit 1) when an
-/// explicit `--push-to` failed; every other problem is a warning line.
+/// explicit `--push-to` failed; every other problem is a warning line. `env` is the nix
+/// processes' environment ([`dispatch::nix_ssh_env`]).
 pub async fn push_all(
     settings: &Settings,
     run: &RunArgs,
     planned: &Planned,
     results: &[PathBuf],
+    env: &[(OsString, OsString)],
     monitor: &mut Monitor,
 ) -> Result<()> {
     if run.push_to.is_empty() && !run.push {
@@ -69,20 +72,9 @@ pub async fn push_all(
     if destinations.is_empty() {
         return Ok(());
     }
-    let nix = |args: &[&str]| -> Vec<OsString> {
-        let mut argv: Vec<OsString> = vec![
-            "nix".into(),
-            "--extra-experimental-features".into(),
-            crate::nix::FEATURES.into(),
-        ];
-        argv.extend(args.iter().map(OsString::from));
-        argv
-    };
     if let Some(key) = &run.sign_key {
-        let mut argv = nix(&["store", "sign", "-r", "--key-file"]);
-        argv.push(key.clone().into_os_string());
-        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
+        let sign = dispatch::sign_paths(key, results, env);
+        let finished = child::run(&sign, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Err(Error::Failed(format!(
                 "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
@@ -93,7 +85,7 @@ pub async fn push_all(
     }
     let mut failed = Vec::new();
     for dest in &destinations {
-        let mut argv = nix(&["copy"]);
+        let copy = dispatch::copy_paths(&dest.uri, results, run.sign_key.is_some(), env);
         if run.sign_key.is_none() {
             monitor.message(&format!(
                 "nixdispatch: pushing to {} without --sign-key: copied with --no-check-sigs, so the \
@@ -101,10 +93,7 @@ pub async fn push_all(
                  substitute them",
                 dest.label
             ));
-            argv.push("--no-check-sigs".into());
         }
-        argv.extend(["--to".into(), OsString::from(&dest.uri)]);
-        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
         // A builder that goes silent during the push must not hold the run: the same watchdog
         // as for builds (no output and no keepalive answer for the silent timeout) stops it.
         let progress = ProgressHandle::default();
@@ -114,7 +103,7 @@ pub async fn push_all(
             settings.silent_timeout,
         );
         let finished = child::run_until(
-            &argv,
+            &copy,
             Keep::Nothing,
             |r| {
                 if matches!(r, Report::Line(..)) {

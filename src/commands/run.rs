@@ -78,7 +78,7 @@ pub async fn execute(
         rebuild: request.rebuild,
     };
     let mut planned = make_plan_with(settings, &installables, how).await?;
-    share_ssh_masters(settings);
+    let env = nix_env(settings);
     if request.fallback && planned.plan.mode == Mode::Substitute {
         planned
             .plan
@@ -169,6 +169,7 @@ pub async fn execute(
         &plan,
         &states,
         &request.build_args,
+        &env,
         &mut monitor,
         &watched,
     )
@@ -206,6 +207,7 @@ pub async fn execute(
                 &plan,
                 &states,
                 &request.build_args,
+                &env,
                 &mut monitor,
                 &[],
             )
@@ -234,7 +236,7 @@ pub async fn execute(
             .filter(|r| matches!(r.status, Status::Built | Status::Fetched | Status::Valid))
             .flat_map(|r| r.outputs.values().map(PathBuf::from))
             .collect();
-        let _ = super::push::push_all(settings, run, &planned, &realised, &mut monitor).await;
+        let _ = super::push::push_all(settings, run, &planned, &realised, &env, &mut monitor).await;
         monitor.finish_with(Instant::now(), false);
         write_result_file(run, &plan, &outcome, false);
         return Err(Error::Failed(line));
@@ -250,7 +252,7 @@ pub async fn execute(
         monitor.finish_with(Instant::now(), false);
         return Err(Error::Failed(why));
     }
-    let pushed = super::push::push_all(settings, run, &planned, &results, &mut monitor).await;
+    let pushed = super::push::push_all(settings, run, &planned, &results, &env, &mut monitor).await;
     let summary = monitor.finish_with(Instant::now(), true);
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if run.result_file.is_some() {
@@ -415,22 +417,21 @@ fn write_result_file(run: &RunArgs, plan: &Plan, outcome: &[InstallableResult], 
     }
 }
 
-/// Lets the nix (or nh) we start ride the ssh masters the probe opened: one handshake per
-/// builder per run instead of one per derivation. Not for a daemon client: the daemon's ssh
-/// runs as root and never sees our environment.
-fn share_ssh_masters(settings: &Settings) {
+/// The environment of the nix (or nh) processes this run starts: they ride the ssh masters
+/// the probe opened, one handshake per builder per run instead of one per derivation. Not for
+/// a daemon client: the daemon's ssh runs as root and never sees our environment.
+fn nix_env(settings: &Settings) -> Vec<(OsString, OsString)> {
     if settings.daemon.is_some() {
-        return;
+        return Vec::new();
     }
-    if let Some(share) = crate::probe::nix_ssh_share_opts() {
-        // ssh takes the first value of an option: ours first, then the user's own.
-        let value = match settings.nix_sshopts.as_deref() {
-            Some(user) if !user.trim().is_empty() => format!("{share} {user}"),
-            _ => share,
-        };
-        tracing::debug!(nix_sshopts = %value, "nix rides the probe's ssh masters");
-        child::set_child_env("NIX_SSHOPTS", value);
+    let env = dispatch::nix_ssh_env(
+        crate::probe::nix_ssh_share_opts(),
+        settings.nix_sshopts.as_deref(),
+    );
+    if !env.is_empty() {
+        tracing::debug!(env = ?env, "nix rides the probe's ssh masters");
     }
+    env
 }
 
 /// One run of the build step.
@@ -477,6 +478,7 @@ async fn run_build(
     plan: &Plan,
     states: &[crate::plan::BuilderState],
     nix_args: &[OsString],
+    env: &[(OsString, OsString)],
     monitor: &mut Monitor,
     watched: &[Watched],
 ) -> Result<Attempt> {
@@ -485,6 +487,7 @@ async fn run_build(
         builders: states,
         nix: &settings.nix.version,
         nix_args,
+        env,
     };
     let steps = dispatch::steps(target, runner, &ctx)?;
     tracing::debug!(argv = ?steps.build.argv(), "running");
@@ -574,10 +577,10 @@ async fn run_logged(
         }
     };
     if foreground {
-        return child::run_in_foreground(&inv.argv(), keep, on).await;
+        return child::run_in_foreground(inv, keep, on).await;
     }
     let watch = watchdog::watch(watched, progress.clone(), silent);
-    child::run_until(&inv.argv(), keep, on, watch).await
+    child::run_until(inv, keep, on, watch).await
 }
 
 /// Tells the watchdog which builders nix is busy with, from the monitor's state.
@@ -617,19 +620,12 @@ async fn activate(
             )));
         }
     }
-    for inv in steps.activation(result) {
-        let name = PathBuf::from(&inv.program);
-        let name = name
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (step, inv) in steps.activate.iter().zip(steps.activation(result, sudo)) {
+        let name = step.name();
         monitor.message(&format!("nixdispatch: activating: {name}"));
-        let mut argv = inv.argv();
-        if sudo {
-            // Credentials were asked for up front (`sudo -v`): never prompt behind the bars.
-            argv.splice(0..0, ["sudo".into(), "-n".into()]);
-        }
-        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
+        // With sudo, `sudo -n`: credentials were asked for up front (`sudo -v`), never
+        // prompt behind the bars.
+        let finished = child::run(&inv, Keep::Nothing, |r| show(monitor, r)).await?;
         if !finished.status.success() {
             return Ok(Some(format!(
                 "activation failed: {name} {} ({}); the new configuration may be partly active, run it again or roll back",
