@@ -3,8 +3,8 @@
 //! ways: the result paths for activation and pushing, `--print-out-paths`' lines, and each
 //! installable's derivation and outputs for the result file.
 
+use super::installables::Derived;
 use crate::store_path::StorePath;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The output paths, per entry `out` first (it is what activation runs), then the others.
@@ -51,10 +51,7 @@ pub fn out_paths(nix_json: &[u8]) -> Vec<String> {
 
 /// Each installable's derivation and outputs, when the result has one entry per installable
 /// (`count`); an entry without a derivation is `None`.
-pub fn derived(
-    nix_json: &[u8],
-    count: usize,
-) -> Option<Vec<Option<(StorePath, BTreeMap<String, StorePath>)>>> {
+pub fn derived(nix_json: &[u8], count: usize) -> Option<Vec<Derived>> {
     let items: Vec<serde_json::Value> = serde_json::from_slice(nix_json).ok()?;
     if items.len() != count {
         return None;
