@@ -168,6 +168,7 @@ async fn fitting_builders(
             &settings.builders,
             settings.connect_timeout,
             &settings.ssh_opts,
+            settings.daemon.is_some(),
         )
         .await;
         &probed_now

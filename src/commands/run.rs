@@ -16,7 +16,7 @@ use crate::settings::Settings;
 use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -107,20 +107,12 @@ pub async fn execute(
 
     // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
     // prompt would garble it, so such runs show plain lines.
-    let progress =
-        if nh_needs_sudo(&target, runner) && settings.progress == crate::cli::ProgressArg::Auto {
-            crate::cli::ProgressArg::Plain
-        } else {
-            settings.progress
-        };
-    let choice = render::choose(
-        progress,
-        settings.json,
-        settings.verbosity < 0,
-        std::io::stderr().is_terminal(),
-        settings.no_color,
-    );
-    let mut inner = render::renderer(choice, settings.verbosity.max(0) as u8);
+    let mut display = settings.display();
+    if nh_needs_sudo(settings, &target, runner) && display.progress == crate::cli::ProgressArg::Auto
+    {
+        display.progress = crate::cli::ProgressArg::Plain;
+    }
+    let mut inner = display.renderer();
     if let (Some(env), false) = (&settings.github, settings.json) {
         inner = Box::new(render::github::GithubRenderer::new(
             inner,
@@ -143,11 +135,11 @@ pub async fn execute(
         monitor.message(&format!("warning: {w}"));
     }
 
-    let sudo = needs_sudo(&target, runner);
+    let sudo = needs_sudo(settings, &target, runner);
     // As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
     // build and not behind the progress display; then keep sudo's timestamp fresh while nix
     // builds (activation asks again if it lapsed anyway).
-    let _keepalive = if sudo || nh_needs_sudo(&target, runner) {
+    let _keepalive = if sudo || nh_needs_sudo(settings, &target, runner) {
         if !super::sudo::validate().await {
             return Err(Error::input(
                 "activating a system configuration needs root: run as root, or make sudo work for you",
@@ -498,7 +490,7 @@ async fn run_build(
         .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.uri == w.uri))
         .cloned()
         .collect();
-    let foreground = nh_needs_sudo(target, runner);
+    let foreground = nh_needs_sudo(settings, target, runner);
     let finished = run_logged(
         &steps.build,
         monitor,
@@ -639,20 +631,16 @@ async fn activate(
 
 /// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
 /// prompt must reach the terminal, so nh runs in the terminal's foreground.
-fn nh_needs_sudo(target: &Target, runner: Runner) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    !root
+fn nh_needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
         && matches!(runner, Runner::Nh { .. })
         && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
 
 /// Whether activating `target` will need sudo: a system configuration, switched through nix
 /// (nh asks for sudo itself), by someone who is not root.
-fn needs_sudo(target: &Target, runner: Runner) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    !root
+fn needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
         && runner == Runner::Nix
         && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
@@ -676,7 +664,13 @@ async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<Stri
     if live.is_empty() {
         return None;
     }
-    let again = probe_all(&live, settings.connect_timeout, &settings.ssh_opts).await;
+    let again = probe_all(
+        &live,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+        settings.daemon.is_some(),
+    )
+    .await;
     again.iter().find(|b| !b.status.reachable).map(|b| {
         format!(
             "builder {} went away during the build: {}",

@@ -207,10 +207,9 @@ impl Nix {
 
 /// Whether we are a non-root user talking to a nix daemon (multi-user install): then the daemon,
 /// not us, decides which of our settings count, and it opens builder connections as root.
-pub fn is_daemon_client() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    !root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
+/// `as_root` is [`crate::settings::Settings::as_root`].
+pub fn is_daemon_client(as_root: bool) -> bool {
+    !as_root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
 }
 
 /// The first arguments of a command, for messages (store paths make full argv unreadable).
@@ -249,6 +248,21 @@ pub fn last_error_line(stderr: &str) -> String {
         .copied()
         .unwrap_or("(no message)");
     line.trim_start_matches("error:").trim().to_owned()
+}
+
+/// The line of one of nix's error messages (a log's `msg`, trace included) that says what went
+/// wrong: nix puts it last, after the trace.
+pub fn error_headline(error: &str) -> String {
+    let line = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    line.strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
