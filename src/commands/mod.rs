@@ -7,12 +7,15 @@ use crate::nix::error_headline;
 use crate::settings::{Display, Settings, Terminal};
 use crate::{Error, Result};
 
+mod activate;
+mod attempt;
 pub mod build;
 pub mod completions;
 pub mod doctor;
 pub mod home;
 mod monitor;
 pub mod os;
+mod outcome;
 pub mod plan;
 pub mod planning;
 pub mod probe;

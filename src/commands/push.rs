@@ -74,7 +74,8 @@ pub async fn push_all(
     }
     if let Some(key) = &run.sign_key {
         let sign = dispatch::sign_paths(key, results, env);
-        let finished = child::run(&sign, Keep::Nothing, |r| show(monitor, r)).await?;
+        let finished =
+            child::run(&sign, Keep::Nothing, |r| super::attempt::show(monitor, r)).await?;
         if !finished.status.success() {
             return Err(Error::Failed(format!(
                 "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
@@ -109,7 +110,7 @@ pub async fn push_all(
                 if matches!(r, Report::Line(..)) {
                     progress.line(Instant::now());
                 }
-                show(monitor, r)
+                super::attempt::show(monitor, r)
             },
             watch,
         )
@@ -197,12 +198,4 @@ async fn fitting_builders(
         );
     }
     chosen
-}
-
-/// Shows a child's line as it is, keeping the display alive.
-fn show(monitor: &mut Monitor, report: Report<'_>) {
-    match report {
-        Report::Line(_, line) => monitor.message(line),
-        Report::Tick => monitor.tick(Instant::now()),
-    }
 }

@@ -5,12 +5,29 @@
 //! [`crate::dispatch`], [`crate::child`] runs them.
 
 use crate::child;
-use crate::dispatch;
+use crate::dispatch::{self, Runner, Target};
+use crate::settings::Settings;
 use std::time::Duration;
 
 /// How often the timestamp is refreshed while nix builds. sudo's default timeout is 5 minutes;
 /// a shorter one is caught at activation time by [`ensure`].
 pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
+/// prompt must reach the terminal, so nh runs in the terminal's foreground.
+pub fn nh_needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
+        && matches!(runner, Runner::Nh { .. })
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
+}
+
+/// Whether activating `target` will need sudo: a system configuration, switched through nix
+/// (nh asks for sudo itself), by someone who is not root.
+pub fn needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
+        && runner == Runner::Nix
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
+}
 
 /// Asks sudo for the password now (if it needs one), with the terminal: stdin, stdout and stderr
 /// are ours, and we are in the foreground process group, so the prompt reaches the person.

@@ -232,6 +232,30 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Writes the result file of a run to `path`. Best effort: a file that cannot be written is a
+/// warning on stderr, not a failed run.
+pub fn write(
+    path: &std::path::Path,
+    format: ResultFormat,
+    plan: &Plan,
+    outcome: &[InstallableResult],
+    ok: bool,
+) {
+    let file = ResultFile {
+        ok,
+        mode: &plan.mode.to_string(),
+        reason: &plan.reason,
+        installables: outcome,
+    };
+    let text = render(format, &file);
+    if let Err(e) = std::fs::write(path, text) {
+        crate::output::stderr_line(&format!(
+            "nixdispatch: warning: cannot write the result file {}: {e}",
+            path.display()
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
