@@ -425,7 +425,7 @@ fn read_config_table(path: &Path) -> Result<Option<toml::Table>> {
 }
 
 /// Whether a program is on PATH.
-pub fn on_path(program: &str) -> bool {
+fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| {
             let candidate = dir.join(program);

@@ -37,7 +37,7 @@ async fn default_configuration(settings: &Settings, flake: &str) -> Result<Strin
         Error::input("USER is not set: set it, or name the configuration with -c NAME")
     })?;
     let host = &settings.defaults.hostname;
-    let names = super::attr_names(settings, flake, "homeConfigurations").await?;
+    let names = settings.nix.attr_names(flake, "homeConfigurations").await?;
     let candidates = [format!("{user}@{host}"), user];
     candidates
         .iter()

@@ -1,11 +1,16 @@
-//! One module per subcommand, each a short composition of the pipeline's parts.
+//! One module per subcommand (`build`, `home`, `os`, `plan`, `probe`, `doctor`, `monitor`,
+//! `completions`), each a short composition of the pipeline's parts; the steps `build`, `home`
+//! and `os` share are modules named for what they are (`planning`, `run`, `attempt`,
+//! `activate`, `push`, `sudo`, `outcome`, `reality`).
 
 use crate::cli::Via;
 use crate::cli::{Cli, Command};
 use crate::dispatch::Runner;
-use crate::nix::error_headline;
 use crate::settings::{Display, Settings, Terminal};
 use crate::{Error, Result};
+
+/// nix's error headline, for the subcommands (it lives with nix's other readers).
+pub(crate) use crate::nix::error_headline;
 
 mod activate;
 mod attempt;
@@ -109,23 +114,4 @@ fn runner(settings: &Settings) -> Result<Runner> {
             "--via nh, but nh is not on PATH: install nh (nix profile install nixpkgs#nh) or use --via nix",
         )),
     }
-}
-
-/// The attribute names of `FLAKE#ATTR`, without evaluating the values.
-async fn attr_names(settings: &Settings, flake: &str, attr: &str) -> Result<Vec<String>> {
-    let out = settings
-        .nix
-        .output(
-            "nix",
-            [
-                "eval",
-                "--json",
-                &format!("{flake}#{attr}"),
-                "--apply",
-                "builtins.attrNames",
-            ],
-        )
-        .await?;
-    serde_json::from_slice(&out)
-        .map_err(|e| Error::input(format!("{flake}#{attr} is not an attribute set: {e}")))
 }

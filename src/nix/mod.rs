@@ -70,6 +70,25 @@ impl Nix {
         cmd
     }
 
+    /// The attribute names of `FLAKE#ATTR`, without evaluating the values (`home`'s
+    /// configurations).
+    pub async fn attr_names(&self, flake: &str, attr: &str) -> Result<Vec<String>> {
+        let out = self
+            .output(
+                "nix",
+                [
+                    "eval",
+                    "--json",
+                    &format!("{flake}#{attr}"),
+                    "--apply",
+                    "builtins.attrNames",
+                ],
+            )
+            .await?;
+        serde_json::from_slice(&out)
+            .map_err(|e| Error::input(format!("{flake}#{attr} is not an attribute set: {e}")))
+    }
+
     /// Runs a nix command to completion and returns its stdout; a failure becomes `Error::Input`
     /// with nix's own last error line, since every caller runs it on user input (installables,
     /// configuration).
