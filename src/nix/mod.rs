@@ -350,6 +350,13 @@ mod tests {
     }
 
     #[test]
+    fn an_error_message_s_headline_is_its_last_line() {
+        let traced = "error:\n       … while evaluating the attribute 'x'\n\n       error: attribute 'nope' missing\n";
+        assert_eq!(error_headline(traced), "attribute 'nope' missing");
+        assert_eq!(error_headline("plain words"), "plain words");
+    }
+
+    #[test]
     fn error_line_falls_back_to_the_last_line() {
         assert_eq!(last_error_line("one\ntwo\n\n"), "two");
         assert_eq!(last_error_line(""), "(no message)");
