@@ -651,18 +651,7 @@ mod tests {
     use crate::plan::{Counts, PlannedBuild};
     use crate::store_path::StorePath;
 
-    const NIX_2_26: NixVersion = NixVersion {
-        major: 2,
-        minor: 26,
-        patch: 3,
-        lix: false,
-    };
-    const NIX_2_8: NixVersion = NixVersion {
-        major: 2,
-        minor: 8,
-        patch: 0,
-        lix: false,
-    };
+    use crate::nix::version::tests::{NIX_2_26, NIX_2_8};
 
     fn state(line: &str, reachable: bool) -> BuilderState {
         let mut none = |_: &Path| None;

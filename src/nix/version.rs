@@ -121,16 +121,17 @@ impl fmt::Display for NixVersion {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const NIX_2_26: NixVersion = NixVersion {
+    /// Nix 2.26.3 and 2.8.0, for tests elsewhere too.
+    pub(crate) const NIX_2_26: NixVersion = NixVersion {
         major: 2,
         minor: 26,
         patch: 3,
         lix: false,
     };
-    const NIX_2_8: NixVersion = NixVersion {
+    pub(crate) const NIX_2_8: NixVersion = NixVersion {
         major: 2,
         minor: 8,
         patch: 0,
