@@ -29,12 +29,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Probes every SSH builder at once; each finishes within `timeout` (plus process start-up).
+/// `daemon_client`: a nix-daemon runs our builds ([`crate::settings::Settings::daemon`]).
 pub async fn probe_all(
     machines: &[Machine],
     timeout: Duration,
     ssh_opts: &[String],
+    daemon_client: bool,
 ) -> Vec<Builder> {
-    let identity = Identity::current();
+    let identity = Identity::current(daemon_client);
     let ssh_builders = machines
         .iter()
         .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"));

@@ -79,6 +79,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
+        settings.daemon.is_some(),
     )
     .await;
     let daemon = settings.daemon.is_some();
@@ -121,7 +122,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             ));
             continue;
         }
-        checks.push(ok(format!("builder {}", describe(s))));
+        checks.push(ok(format!("builder {}", describe(s, daemon))));
         if let Some(conn) = &b.connection {
             let keys = signing_key::published_keys(conn, settings.connect_timeout).await;
             checks.extend(signing_key::finding(

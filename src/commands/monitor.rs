@@ -1,12 +1,10 @@
 //! `nixdispatch monitor`: draw a `nix … --log-format internal-json -v` log read on stdin, like
 //! `nom --json`. The back half of the pipeline alone: log → monitor → render.
 
-use crate::cli::GlobalArgs;
 use crate::log::{read_capped, MAX_LINE, TRUNCATED};
 use crate::monitor::{Monitor, Summary};
-use crate::render;
+use crate::settings::Display;
 use crate::{Error, Result};
-use std::io::IsTerminal;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,21 +18,14 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Reads nix's log from stdin to its end, showing it as `--progress`/`--json` ask; exit 0, or
 /// a failed-run error (exit 1) when the log reported a failed build or an error of nix's own
 /// that ended the run (relayed warnings at error level do not count).
-pub fn run(global: &GlobalArgs) -> Result<i32> {
-    if std::io::stdin().is_terminal() {
+pub fn run(display: &Display) -> Result<i32> {
+    if display.terminal.stdin {
         return Err(Error::input(
             "`nixdispatch monitor` reads nix's log on stdin; pipe it in: \
              nix build --log-format internal-json -v ... |& nixdispatch monitor",
         ));
     }
-    let choice = render::choose(
-        global.progress,
-        global.json,
-        global.quiet,
-        std::io::stderr().is_terminal(),
-        render::no_color_requested(std::env::var_os("NO_COLOR").as_deref()),
-    );
-    let mut monitor = Monitor::new(render::renderer(choice, global.verbose));
+    let mut monitor = Monitor::new(display.renderer());
 
     // Lines are read on their own thread so the display keeps ticking while nix is quiet. They
     // travel in batches (one channel hand-over per batch, not per line: a big log is mostly

@@ -151,6 +151,7 @@ async fn plan_graph(
                 &settings.builders,
                 settings.connect_timeout,
                 &settings.ssh_opts,
+                settings.daemon.is_some(),
             )
             .await;
             // A builder our ssh reached but this nix cannot talk to (a port in the URI before

@@ -11,6 +11,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
+        settings.daemon.is_some(),
     )
     .await;
     let statuses = &probed;
@@ -34,13 +35,14 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         crate::output::stderr_line(&format!("warning: {}", super::planning::IGNORED_BUILDER));
     }
     for s in statuses {
-        crate::output::stdout_line(&describe(s), true)?;
+        crate::output::stdout_line(&describe(s, settings.daemon.is_some()), true)?;
     }
     Ok(0)
 }
 
 /// One line per builder: `seasmoke  reachable  12.5 ms  nix 2.26.3  x86_64-linux  trusted`.
-pub fn describe(s: &Builder) -> String {
+/// `daemon_client`: a nix-daemon runs our builds, so a root-verified builder says so.
+pub fn describe(s: &Builder, daemon_client: bool) -> String {
     if !s.reachable {
         return format!(
             "{:<16} unreachable  {}  ({})",
@@ -65,7 +67,7 @@ pub fn describe(s: &Builder) -> String {
         None => "trust unknown",
     };
     // A daemon client's verified builder was probed with root's ssh (the daemon's): say so.
-    let trust = if s.identity.label() == "root" && crate::nix::is_daemon_client() {
+    let trust = if s.identity.label() == "root" && daemon_client {
         format!("{trust} (as root, through sudo)")
     } else {
         trust.to_owned()

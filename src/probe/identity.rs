@@ -32,8 +32,8 @@ pub enum Identity {
 
 impl Identity {
     /// The identity of this process's nix: the daemon's for a non-root daemon client.
-    pub fn current() -> Identity {
-        if crate::nix::is_daemon_client() {
+    pub fn current(daemon_client: bool) -> Identity {
+        if daemon_client {
             Identity::Daemon
         } else {
             Identity::Own(current_user())
