@@ -19,6 +19,17 @@ pub fn read_capped(
     max: usize,
 ) -> std::io::Result<Option<bool>> {
     line.clear();
+    append_capped(input, line, max)
+}
+
+/// Like [`read_capped`], but appends the line to what `buffer` already holds (many lines
+/// read into one buffer, one allocation for all of them); `max` caps the appended line.
+pub fn append_capped(
+    input: &mut impl BufRead,
+    buffer: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    let start = buffer.len();
     let mut truncated = false;
     let mut read_any = false;
     loop {
@@ -35,11 +46,11 @@ pub fn read_capped(
             Some(i) => (&available[..i], i + 1, true),
             None => (available, available.len(), false),
         };
-        let room = max.saturating_sub(line.len());
+        let room = max.saturating_sub(buffer.len() - start);
         if chunk.len() > room {
             truncated = true;
         }
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        buffer.extend_from_slice(&chunk[..chunk.len().min(room)]);
         input.consume(used);
         if done {
             return Ok(Some(truncated));
@@ -72,5 +83,18 @@ mod tests {
         );
         assert_eq!(line, b"last");
         assert_eq!(read_capped(&mut input, &mut line, 10).ok(), Some(None));
+    }
+
+    #[test]
+    fn appended_lines_are_capped_each_on_its_own() {
+        let text = format!("ab\n{}\ncd", "x".repeat(30));
+        let mut input = std::io::BufReader::with_capacity(4, text.as_bytes());
+        let mut buffer = b"kept".to_vec();
+        let mut read = || append_capped(&mut input, &mut buffer, 5).ok();
+        assert_eq!(read(), Some(Some(false)));
+        assert_eq!(read(), Some(Some(true)));
+        assert_eq!(read(), Some(Some(false)));
+        assert_eq!(read(), Some(None));
+        assert_eq!(buffer, b"keptabxxxxxcd");
     }
 }

@@ -10,7 +10,7 @@ mod parse;
 mod types;
 
 pub use event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
-pub use lines::{read_capped, MAX_LINE, TRUNCATED};
+pub use lines::{append_capped, read_capped, MAX_LINE, TRUNCATED};
 pub use parse::parse_line;
 pub use types::{ActivityType, ResultType, Verbosity};
 
