@@ -10,9 +10,10 @@ mod names;
 mod state;
 mod summary;
 
+pub use crate::store_path::short_name as store_path_name;
 pub use drive::drive;
 pub use live::Monitor;
-pub use names::{drv_paths_in, host_of, store_path_name};
+pub use names::{drv_paths_in, host_of};
 pub use state::{
     is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
 };
