@@ -7,6 +7,8 @@
 mod event;
 mod lines;
 mod parse;
+#[cfg(test)]
+pub(crate) mod recordings;
 mod types;
 
 pub use event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
