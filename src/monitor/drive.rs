@@ -2,43 +2,24 @@
 //! anything else that has the log as a byte stream.
 
 use super::{Monitor, Summary};
-use crate::log::{append_capped, MAX_LINE, TRUNCATED};
-use std::io::{BufReader, Read};
+use crate::log::{Lines, MAX_LINE, TRUNCATED};
+use std::borrow::Cow;
+use std::io::Read;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How often the display is refreshed while no line arrives (elapsed times, spinners).
 const TICK: Duration = Duration::from_millis(200);
 
-/// Roughly how much of the log one batch carries from the reading thread (and the size of its
-/// read buffer).
-const BATCH_BYTES: usize = 256 * 1024;
+/// The most one read takes from the input (a pipe gives at most its buffer, 64 KiB on Linux):
+/// the lines it finishes go to the monitor together.
+const READ_BYTES: usize = 256 * 1024;
 
-/// How many batches may wait between the reading thread and the monitor.
+/// How many batches of lines may wait between the reading thread and the monitor.
 const BATCHES_WAITING: usize = 4;
 
 /// How much of a line cut at [`MAX_LINE`] is shown.
 const SHOWN_OF_CUT: usize = 4096;
-
-/// Lines read together: their bytes one after another, and where each ends.
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    /// For each line, where its bytes end in `bytes` and whether it was cut at [`MAX_LINE`].
-    lines: Vec<(usize, bool)>,
-}
-
-impl Batch {
-    /// The lines of the batch and whether each was cut.
-    fn lines(&self) -> impl Iterator<Item = (&[u8], bool)> {
-        let mut start = 0;
-        self.lines.iter().map(move |&(end, cut)| {
-            let line = &self.bytes[start..end];
-            start = end;
-            (line, cut)
-        })
-    }
-}
 
 /// Feeds every line of `input` to `monitor` until the end of the input, then finishes it and
 /// returns the summary (`summary.ok` is what the log says, see [`Monitor::finish`]).
@@ -49,23 +30,25 @@ impl Batch {
 /// Invalid UTF-8 is read lossily, never rejected. A read error ends the input early, said in
 /// one line; the summary covers what was read.
 pub fn drive(input: impl Read + Send + 'static, mut monitor: Monitor) -> Summary {
-    // Lines travel in batches (one channel hand-over per batch, not per line: a big log is
-    // mostly tiny progress lines); a batch goes as soon as no whole line is left buffered, so a
-    // live log is shown as it comes.
-    let (batches, incoming) = mpsc::sync_channel::<std::io::Result<Batch>>(BATCHES_WAITING);
+    // Lines travel in batches, one channel hand-over for all the lines a read finished (a big
+    // log is mostly tiny progress lines), and as soon as the read is done, so a live log is
+    // shown as it comes.
+    let (batches, incoming) = mpsc::sync_channel::<std::io::Result<Lines>>(BATCHES_WAITING);
     std::thread::spawn(move || read_batches(input, &batches));
     let mut cut = 0u64;
     loop {
         match incoming.recv_timeout(TICK) {
             Ok(Ok(batch)) => {
+                // The lines of one read arrived together: one time for all of them.
+                let now = Instant::now();
                 for (line, truncated) in batch.lines() {
                     if !truncated {
-                        monitor.feed_line(&String::from_utf8_lossy(line), Instant::now());
+                        monitor.feed_line(&text(line), now);
                         continue;
                     }
                     cut += 1;
                     if let Some(shown) = oversized(line) {
-                        monitor.feed_line(&shown, Instant::now());
+                        monitor.feed_line(&shown, now);
                     }
                 }
             }
@@ -86,38 +69,40 @@ pub fn drive(input: impl Read + Send + 'static, mut monitor: Monitor) -> Summary
     monitor.finish(Instant::now())
 }
 
-/// The reading thread: sends `input`'s lines in batches until its end, a read error (sent
-/// after the lines before it) or the monitor hanging up.
-fn read_batches(input: impl Read, batches: &mpsc::SyncSender<std::io::Result<Batch>>) {
-    let mut input = BufReader::with_capacity(BATCH_BYTES, input);
-    let mut batch = Batch::default();
+/// A line as text: invalid UTF-8 becomes U+FFFD.
+fn text(line: &[u8]) -> Cow<'_, str> {
+    // Checking first is faster than the lossy reading on the valid lines nearly all are.
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// The reading thread: sends the lines of `input` as they are read, until its end, a read
+/// error (sent after the lines before it) or the monitor hanging up.
+fn read_batches(mut input: impl Read, batches: &mpsc::SyncSender<std::io::Result<Lines>>) {
+    let mut lines = Lines::new(MAX_LINE);
+    let mut chunk = vec![0u8; READ_BYTES];
     loop {
-        match append_capped(&mut input, &mut batch.bytes, MAX_LINE) {
-            Ok(None) => break,
-            Ok(Some(truncated)) => {
-                batch.lines.push((batch.bytes.len(), truncated));
-                // Without a whole line buffered, the next read may wait on the writer.
-                if batch.bytes.len() >= BATCH_BYTES || !input.buffer().contains(&b'\n') {
-                    let full = std::mem::replace(
-                        &mut batch,
-                        Batch {
-                            bytes: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
-                            lines: Vec::new(),
-                        },
-                    );
-                    if batches.send(Ok(full)).is_err() {
-                        return;
-                    }
+        match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                lines.push(&chunk[..n]);
+                // The next read may wait on the writer: what is finished goes now.
+                if lines.has_lines() && batches.send(Ok(lines.take())).is_err() {
+                    return;
                 }
             }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => {
-                let _ = batches.send(Ok(batch));
+                let _ = batches.send(Ok(lines.take()));
                 let _ = batches.send(Err(err));
                 return;
             }
         }
     }
-    let _ = batches.send(Ok(batch));
+    lines.finish();
+    let _ = batches.send(Ok(lines.take()));
 }
 
 /// How a line cut at [`MAX_LINE`] is shown: nix's JSON lines are unreadable once cut and are
@@ -133,6 +118,55 @@ fn oversized(line: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::PlainRenderer;
+    use std::sync::{Arc, Mutex};
+
+    /// What a renderer wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut out) = self.0.lock() {
+                out.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Gives its chunks one read at a time, then fails.
+    struct Chunks(Vec<&'static [u8]>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("the pipe broke"));
+            }
+            let chunk = self.0.remove(0);
+            buf[..chunk.len()].copy_from_slice(chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn a_read_error_ends_the_log_after_the_lines_before_it() {
+        let out = Written::default();
+        let monitor = Monitor::new(Box::new(PlainRenderer::new(Box::new(out.clone()), 0)));
+        let input = Chunks(vec![b"line o", b"ne\nline two\nhalf a l", b"ine"]);
+        let summary = drive(input, monitor);
+        assert!(summary.ok);
+        let text = out.0.lock().map(|o| o.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("line one\nline two\n"), "{text}");
+        assert!(!text.contains("half a line"), "{text}");
+        assert!(
+            text.contains("reading stdin stopped: the pipe broke"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn cut_json_lines_are_dropped_other_cut_lines_show_their_start() {
