@@ -1,11 +1,13 @@
 //! `cargo bench --bench monitor`: the monitor's state update as `nixdispatch monitor` runs it,
 //! so a regression in its hot path shows as a number.
 //!
-//! - `recorded/<version>`: each nix version's recordings (tests/data) parsed and fed to the
-//!   state, the outbox cleared after each change as [`nixdispatch::monitor::Monitor`] does.
-//! - `stream/drive_1m_lines`: a generated 1M-line log (about 98% `Progress` results, like a big
-//!   real run) read from memory through [`nixdispatch::monitor::drive`] into the plain renderer
-//!   writing nowhere: the whole of `nixdispatch monitor` but the process and the pipe.
+//! - `monitor_recorded/nix_<version>_parse_and_update`: each nix version's recordings
+//!   (tests/data) parsed and fed to the state, the outbox cleared after each change as
+//!   [`nixdispatch::monitor::Monitor`] does.
+//! - `monitor_stream/drive_1m_generated_lines`: a generated 1M-line log (about 98% `Progress`
+//!   results, like a big real run) read from memory through [`nixdispatch::monitor::drive`]
+//!   into the plain renderer writing nowhere: the whole of `nixdispatch monitor` but the
+//!   process and the pipe.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use nixdispatch::log::parse_line;
@@ -30,7 +32,7 @@ fn feed(lines: &[String]) -> State {
 }
 
 fn recorded_streams(c: &mut Criterion) {
-    let mut group = c.benchmark_group("recorded");
+    let mut group = c.benchmark_group("monitor_recorded");
     for version in ["2.8", "2.26", "2.34"] {
         let lines = recorded(&format!("nix-{version}-"));
         group.throughput(Throughput::Elements(lines.len() as u64));
@@ -48,11 +50,11 @@ fn big_stream(c: &mut Criterion) {
         log.extend_from_slice(line.as_bytes());
         log.push(b'\n');
     }
-    let mut group = c.benchmark_group("stream");
+    let mut group = c.benchmark_group("monitor_stream");
     group.throughput(Throughput::Elements(LINES as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function("drive_1m_lines", |b| {
+    group.bench_function("drive_1m_generated_lines", |b| {
         b.iter_batched(
             || log.clone(),
             |log| {
