@@ -3,7 +3,7 @@
 use super::*;
 use crate::monitor::{Monitor, Summary};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ fn recordings() -> Vec<PathBuf> {
 }
 
 /// Replays a recording with 10 ms between lines; returns the summary.
-fn replay(path: &PathBuf, renderer: Box<dyn Render + Send>) -> Summary {
+fn replay(path: &Path, renderer: Box<dyn Render + Send>) -> Summary {
     let text = crate::log::recordings::read(path);
     let mut monitor = Monitor::new(renderer);
     monitor.set_header(
