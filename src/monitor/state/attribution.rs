@@ -230,7 +230,8 @@ impl State {
         }
     }
 
-    /// The log has ended: decides what is still undecided (see [`State::decide_pending`]).
+    /// The log has ended: decides the stopped builds a counted failure could still belong to
+    /// (the last of them nix stopped failed, the earlier ones were cancelled).
     pub fn settle(&mut self) {
         self.decide_pending(true);
     }

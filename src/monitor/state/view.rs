@@ -109,12 +109,13 @@ impl State {
         self.sources.iter().map(String::as_str)
     }
 
-    /// The builds that failed so far (at most [`MAX_FAILED_KEPT`]).
+    /// The builds that failed so far (at most [`crate::monitor::MAX_FAILED_KEPT`]).
     pub fn failed_builds(&self) -> &[FailedBuild] {
         &self.failed
     }
 
-    /// nix's error messages so far, colour codes removed (at most [`MAX_ERRORS_KEPT`]).
+    /// nix's error messages so far, colour codes removed (at most
+    /// [`crate::monitor::MAX_ERRORS_KEPT`]).
     pub fn errors(&self) -> &[String] {
         &self.errors
     }
@@ -130,7 +131,7 @@ impl State {
             || self.fatal.is_some()
     }
 
-    /// The builds nix stopped unfinished so far (at most [`MAX_FAILED_KEPT`]).
+    /// The builds nix stopped unfinished so far (at most [`crate::monitor::MAX_FAILED_KEPT`]).
     pub fn cancelled_builds(&self) -> &[CancelledBuild] {
         &self.cancelled
     }
