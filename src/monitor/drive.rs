@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 /// How often the display is refreshed while no line arrives (elapsed times, spinners).
 const TICK: Duration = Duration::from_millis(200);
 
-/// The most one read takes from the input (a pipe gives at most its buffer, 64 KiB on Linux):
-/// the lines it finishes go to the monitor together.
-const READ_BYTES: usize = 256 * 1024;
+/// The most one read takes from the input: the lines it finishes go to the monitor together.
+/// As much as a pipe holds on Linux; it also bounds how many lines one batch has (a stream of
+/// empty lines makes a batch of 64Ki lines, ~1.5 MiB of line ends).
+const READ_BYTES: usize = 64 * 1024;
 
 /// How many batches of lines may wait between the reading thread and the monitor.
 const BATCHES_WAITING: usize = 4;
