@@ -1,15 +1,4 @@
-//! Short human names for store paths and store URIs, for display and for summary keys.
-
-/// The name part of a store path or derivation: `/nix/store/<hash>-hello-2.12.drv` → `hello-2.12`.
-/// Anything that does not look like a store path is returned as it is.
-pub fn store_path_name(path: &str) -> &str {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.strip_suffix(".drv").unwrap_or(base);
-    match base.split_once('-') {
-        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => name,
-        _ => base,
-    }
-}
+//! Short human names for store URIs, and the derivations an error message names.
 
 /// Whether a store URI in a `CopyPath` activity means this machine's own store (see
 /// [`crate::store_uri::is_this_machine`]).
@@ -45,20 +34,6 @@ pub fn drv_paths_in(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(
-            store_path_name("/nix/store/50h0af3l3gkcw4c385pxvynq15y8zlxs-nd-chain-a.drv"),
-            "nd-chain-a"
-        );
-        assert_eq!(
-            store_path_name("/nix/store/5y6pa3fw8zx4m0g7g1ffvjq23d7dyq1n-nd-big"),
-            "nd-big"
-        );
-        assert_eq!(store_path_name("weird"), "weird");
-        assert_eq!(store_path_name(""), "");
-    }
 
     #[test]
     fn hosts() {
