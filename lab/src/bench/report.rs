@@ -517,7 +517,7 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         o,
         "\nMeasured {} with `{}` ({:.0} s in all). Machine: {} cores ({}), {}; load average {} \
          before, {} after. nixdispatch: {} at `{}`. Median of {} runs per side ({} for the \
-         long rows: chains of 20+ derivations, plans of 2,000+ paths); {} ms added each way to \
+         long rows: chains of 10+ derivations, plans of 2,000+ paths, the daemon rows); {} ms added each way to \
          seasmoke; plain nix capped at {} s in the tarpit rows.\n",
         meta.date,
         reproduce(cfg),
