@@ -37,7 +37,7 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
   --long-runs N        runs of the long rows (10 s or more per run): chains of 10+ derivations,
                        plans of 2,000+ paths, the daemon rows (default 1)
   --latency-ms MS      one-way delay added each way to seasmoke (default 30)
-  --cap-secs S         plain nix is killed after this long in the tarpit rows (default 15)
+  --cap-secs S         plain nix is killed after this long in the tarpit rows (default 10)
   --only LIST          comma-separated scenarios (default all):
                        noop,remote,held,down,tarpit,plan,daemon
   --clients LIST       Nix clients (default 2.8,2.26,2.34; the daemon rows run on 2.26 and 2.34)
@@ -178,7 +178,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         runs: 3,
         long_runs: 1,
         latency: Duration::from_millis(30),
-        cap: Duration::from_secs(15),
+        cap: Duration::from_secs(10),
         only: ALL_SCENARIOS.iter().map(|s| s.to_string()).collect(),
         clients: ClientNix::EVERY.to_vec(),
         chains: vec![3, 6, 10, 30],

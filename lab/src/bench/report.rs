@@ -304,6 +304,19 @@ fn reproduce(cfg: &Config) -> String {
     }
 }
 
+/// The first row of each key, in order (one description per row kind).
+fn first_of_each(rows: &[Row]) -> Vec<&Row> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for r in rows {
+        if !seen.contains(&r.key.as_str()) {
+            seen.push(&r.key);
+            out.push(r);
+        }
+    }
+    out
+}
+
 // ----- text ------------------------------------------------------------------------------------
 
 /// The table printed on stdout.
@@ -391,12 +404,7 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         o,
         "\nwhat each row measures (X = the fixture, <spec> = seasmoke's machines line):"
     );
-    let mut seen: Vec<&str> = Vec::new();
-    for r in rows {
-        if seen.contains(&r.key.as_str()) {
-            continue;
-        }
-        seen.push(&r.key);
+    for r in first_of_each(rows) {
         let clients: Vec<&str> = rows
             .iter()
             .filter(|q| q.key == r.key)
@@ -605,12 +613,7 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         o,
         "What each row runs (X the fixture, `<spec>` seasmoke's machines line):\n"
     );
-    let mut seen: Vec<&str> = Vec::new();
-    for r in rows {
-        if seen.contains(&r.key.as_str()) {
-            continue;
-        }
-        seen.push(&r.key);
+    for r in first_of_each(rows) {
         let _ = writeln!(
             o,
             "- **{}**: {}. Plain nix: `{}`; nixdispatch: `{}`.",

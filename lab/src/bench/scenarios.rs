@@ -187,6 +187,29 @@ fn nd_cmd(cfg: &Config, lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
     c
 }
 
+/// `nix build --no-link --max-jobs 0 --builders SPEC X`: plain nix sending every build to the
+/// builder.
+fn nix_remote(lab: &Lab, v: ClientNix, spec: &str, x: &str) -> Command {
+    nix_cmd(
+        lab,
+        v,
+        &[
+            "build",
+            "--no-link",
+            "--max-jobs",
+            "0",
+            "--builders",
+            spec,
+            x,
+        ],
+    )
+}
+
+/// `nixdispatch --builder SPEC build --no-link X`.
+fn nd_build(cfg: &Config, lab: &Lab, v: ClientNix, spec: &str, x: &str) -> Command {
+    nd_cmd(cfg, lab, v, &["--builder", spec, "build", "--no-link", x])
+}
+
 fn chain_name(n: usize) -> String {
     if n == 3 {
         "chain".into()
@@ -282,14 +305,7 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                 &prepare,
                 &nothing,
                 &|| nix_cmd(&lab, v, &["build", "--no-link", "--builders", &spec, &x]),
-                &|| {
-                    nd_cmd(
-                        cfg,
-                        &lab,
-                        v,
-                        &["--builder", &spec, "build", "--no-link", &x],
-                    )
-                },
+                &|| nd_build(cfg, &lab, v, &spec, &x),
             )?;
             note_modes(&mut row);
             let ssh: u64 = row.nd.iter().map(|s| s.ssh).sum();
@@ -323,20 +339,8 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                     cfg.runs_for(long_chain(n)),
                     &nothing,
                     &|| renew(&lab),
-                    &|| {
-                        let args = ["build", "--no-link", "--max-jobs", "0", "--builders"];
-                        let mut c = nix_cmd(&lab, v, &args);
-                        c.args([&spec, &x]);
-                        c
-                    },
-                    &|| {
-                        nd_cmd(
-                            cfg,
-                            &lab,
-                            v,
-                            &["--builder", &spec, "build", "--no-link", &x],
-                        )
-                    },
+                    &|| nix_remote(&lab, v, &spec, &x),
+                    &|| nd_build(cfg, &lab, v, &spec, &x),
                 )?;
                 note_modes(&mut row);
                 rows.push(row);
@@ -367,20 +371,8 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                 cfg.runs,
                 &nothing,
                 &seed,
-                &|| {
-                    let args = ["build", "--no-link", "--max-jobs", "0", "--builders"];
-                    let mut c = nix_cmd(&lab, v, &args);
-                    c.args([&spec, &x]);
-                    c
-                },
-                &|| {
-                    nd_cmd(
-                        cfg,
-                        &lab,
-                        v,
-                        &["--builder", &spec, "build", "--no-link", &x],
-                    )
-                },
+                &|| nix_remote(&lab, v, &spec, &x),
+                &|| nd_build(cfg, &lab, v, &spec, &x),
             )?;
             note_modes(&mut row);
             rows.push(row);
@@ -402,14 +394,7 @@ fn unreachable(cfg: &Config, fault: Fault, rows: &mut Vec<Row>) -> Result<(), St
     let prepare = || renew(&lab);
     for &v in &cfg.clients {
         let nix = || nix_cmd(&lab, v, &["build", "--no-link", "--builders", &spec, &x]);
-        let nd = || {
-            nd_cmd(
-                cfg,
-                &lab,
-                v,
-                &["--builder", &spec, "build", "--no-link", &x],
-            )
-        };
+        let nd = || nd_build(cfg, &lab, v, &spec, &x);
         let nix_text =
             "nix build --no-link --builders '<spec>' X   (nix defaults: local jobs allowed)";
         let nd_text = "nixdispatch --builder '<spec>' build --no-link X";
