@@ -42,6 +42,10 @@ pub struct Sample {
     /// TCP connections seasmoke's proxy accepted meanwhile (each ssh session is one).
     #[serde(rename = "ssh_connections")]
     pub ssh: u64,
+    /// Of those, the ones seasmoke's sshd let in ("Accepted publickey" in its log): real ssh
+    /// sessions, as opposed to bare TCP liveness checks closed before authentication.
+    #[serde(rename = "ssh_authenticated")]
+    pub ssh_auth: u64,
     /// Requests the HTTP cache served meanwhile.
     #[serde(rename = "cache_requests")]
     pub cache: u64,
@@ -75,6 +79,7 @@ pub fn measure(lab: &Lab, mut cmd: Command, cap: Duration, label: &str) -> Resul
         .stderr(err.try_clone().map_err(|e| e.to_string())?)
         .process_group(0);
     let ssh0 = lab.builder_connections();
+    let auth0 = authenticated(lab);
     let cache0 = lab.cache_requests().len();
     let t0 = Instant::now();
     let mut child = cmd
@@ -109,6 +114,7 @@ pub fn measure(lab: &Lab, mut cmd: Command, cap: Duration, label: &str) -> Resul
     let _ = done_tx.send(());
     let capped = killer.join().unwrap_or(false);
     let ssh = lab.builder_connections() - ssh0;
+    let ssh_auth = authenticated(lab).saturating_sub(auth0);
     let cache = lab.cache_requests().len().saturating_sub(cache0) as u64;
     let stdout = read_all(&mut out);
     let stderr = read_all(&mut err);
@@ -146,6 +152,7 @@ pub fn measure(lab: &Lab, mut cmd: Command, cap: Duration, label: &str) -> Resul
         },
         outcome,
         ssh,
+        ssh_auth,
         cache,
         mode,
         paths: None,
@@ -154,6 +161,14 @@ pub fn measure(lab: &Lab, mut cmd: Command, cap: Duration, label: &str) -> Resul
         stdout,
         stderr,
     })
+}
+
+/// Sessions seasmoke's sshd has authenticated so far.
+fn authenticated(lab: &Lab) -> u64 {
+    lab.builder_log()
+        .lines()
+        .filter(|l| l.contains("Accepted publickey"))
+        .count() as u64
 }
 
 fn read_all(f: &mut File) -> String {
@@ -186,8 +201,9 @@ pub fn one(
         .map(|m| format!(", mode {m}"))
         .unwrap_or_default();
     eprintln!(
-        "bench:   {what}: {:.2} s{end}{mode}, {} ssh connection(s), {} cache request(s)",
-        s.secs, s.ssh, s.cache
+        "bench:   {what}: {:.2} s{end}{mode}, {} ssh connection(s) ({} authenticated), \
+         {} cache request(s)",
+        s.secs, s.ssh, s.ssh_auth, s.cache
     );
     Ok(s)
 }
@@ -320,6 +336,7 @@ pub(crate) fn sample(secs: f64, outcome: Outcome) -> Sample {
         secs,
         outcome,
         ssh: 0,
+        ssh_auth: 0,
         cache: 0,
         mode: None,
         paths: None,

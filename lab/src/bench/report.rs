@@ -244,6 +244,18 @@ fn med_num(s: &[Sample], f: impl Fn(&Sample) -> u64) -> String {
     median_u64(s.iter().map(f)).map_or("-".into(), |n| n.to_string())
 }
 
+/// Connections to seasmoke per run (median), with the authenticated ones when fewer (the rest
+/// are liveness checks closed before authentication).
+fn ssh_cell(s: &[Sample]) -> String {
+    let conn = median_u64(s.iter().map(|x| x.ssh));
+    let auth = median_u64(s.iter().map(|x| x.ssh_auth));
+    match (conn, auth) {
+        (None, _) => "-".into(),
+        (Some(c), Some(a)) if a != c => format!("{c} ({a} auth)"),
+        (Some(c), _) => c.to_string(),
+    }
+}
+
 fn failures(samples: &[Sample]) -> String {
     let failed = samples
         .iter()
@@ -342,15 +354,15 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>9} {:>11}",
+        "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}",
         "row", "nix", "plain nix", "nixdispatch", "ratio", "target", "met?", "ssh", "cache"
     );
-    let _ = writeln!(o, "{}", "-".repeat(102));
+    let _ = writeln!(o, "{}", "-".repeat(110));
     for r in rows {
         let f = figures(r);
         let _ = writeln!(
             o,
-            "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>9} {:>11}{}{}",
+            "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}{}{}",
             r.key,
             r.client,
             fmt_secs(f.nix),
@@ -358,11 +370,7 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
             fmt_ratio(f.ratio),
             fmt_target(r.target),
             f.verdict.word(),
-            format!(
-                "{}/{}",
-                med_num(&r.nix, |s| s.ssh),
-                med_num(&r.nd, |s| s.ssh)
-            ),
+            format!("{}/{}", ssh_cell(&r.nix), ssh_cell(&r.nd)),
             format!(
                 "{}/{}",
                 med_num(&r.nix, |s| s.cache),
@@ -573,8 +581,8 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
             ratio_cell(&f),
             fmt_target(r.target),
             met,
-            med_num(&r.nix, |s| s.ssh),
-            med_num(&r.nd, |s| s.ssh),
+            ssh_cell(&r.nix),
+            ssh_cell(&r.nd),
             med_num(&r.nix, |s| s.cache),
             med_num(&r.nd, |s| s.cache),
         );
@@ -583,8 +591,8 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         o,
         "\nratio = nixdispatch / plain nix (below 1: nixdispatch is faster). ssh = TCP \
          connections seasmoke's proxy accepted per run (each ssh session is one; so is \
-         nixdispatch's credential-free liveness check of a daemon client's builder), cache = \
-         requests the lab's HTTP cache served per run; medians.\n"
+         nixdispatch's credential-free liveness check), with \"(N auth)\" when only N of them \
+         were authenticated ssh sessions (seasmoke's sshd log); cache = requests the lab's HTTP cache served per run; medians.\n"
     );
     let extras: Vec<String> = rows
         .iter()
