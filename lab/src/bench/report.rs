@@ -387,13 +387,13 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         for e in &r.extras {
             let _ = writeln!(
                 o,
-                "  [{} {}] {} ({}): {} median, {} ssh connection(s)",
+                "  [{} {}] {} ({}): {} median, ssh connections: {}",
                 r.key,
                 r.client,
                 e.what,
                 e.command,
                 fmt_secs(median(&e.samples)),
-                med_num(&e.samples, |s| s.ssh),
+                ssh_cell(&e.samples),
             );
         }
     }
@@ -599,13 +599,13 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
         .flat_map(|r| {
             r.extras.iter().map(move |e| {
                 format!(
-                    "- {} on {} ({}): {}: {} median, {} ssh connection(s) per run",
+                    "- {} on {} ({}): {}: {} median, ssh connections per run: {}",
                     r.key,
                     r.client,
                     e.what,
                     e.command.replace('|', "\\|"),
                     fmt_secs(median(&e.samples)),
-                    med_num(&e.samples, |s| s.ssh),
+                    ssh_cell(&e.samples),
                 )
             })
         })
