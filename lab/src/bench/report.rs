@@ -354,15 +354,15 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}",
+        "{:<20} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}",
         "row", "nix", "plain nix", "nixdispatch", "ratio", "target", "met?", "ssh", "cache"
     );
-    let _ = writeln!(o, "{}", "-".repeat(110));
+    let _ = writeln!(o, "{}", "-".repeat(114));
     for r in rows {
         let f = figures(r);
         let _ = writeln!(
             o,
-            "{:<16} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}{}{}",
+            "{:<20} {:<5} {:>10} {:>11} {:>8} {:>16} {:>7} {:>17} {:>11}{}{}",
             r.key,
             r.client,
             fmt_secs(f.nix),
@@ -380,7 +380,7 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
             failures(&r.nd),
         );
         if let Some(d) = f.local_start {
-            let _ = writeln!(o, "{:<16} local build started after {d:.2} s", "");
+            let _ = writeln!(o, "{:<20} local build started after {d:.2} s", "");
         }
     }
     for r in rows {
@@ -401,7 +401,7 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             o,
-            "  {:<16} {:<5} {} | {}",
+            "  {:<20} {:<5} {} | {}",
             r.key,
             r.client,
             per_run(&r.nix),
@@ -420,7 +420,7 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "  {:<16} {} [Nix {}]",
+            "  {:<20} {} [Nix {}]",
             r.key,
             r.title,
             clients.join(", ")
@@ -641,7 +641,7 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             o,
-            "{:<16} {:<5} {} | {}",
+            "{:<20} {:<5} {} | {}",
             r.key,
             r.client,
             per_run(&r.nix),

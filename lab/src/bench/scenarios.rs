@@ -24,12 +24,12 @@
 //!    nixdispatch's ssh sessions must not grow with N.
 //! 6. `daemon` (clients 2.26 and 2.34): vermax runs a nix-daemon as root, alice (non-root,
 //!    trusted) builds `#chain6` through it with seasmoke from `/etc/nix/machines` and root's key,
-//!    30 ms each way. Four sides, each run cold (no ssh master left from the previous run):
-//!    plain nix with root's ssh as users have it today (no master), plain nix and nixdispatch
-//!    with root's ssh configuration as the declarative set-up writes it (`lib.sshConfig` of
-//!    nix/lib.nix: ControlMaster auto, ControlPersist), and nixdispatch with today's. Rows:
-//!    nixdispatch (declared) vs plain nix today (target ≤ 0.8), and vs plain nix declared
-//!    (target ≤ 1.05).
+//!    30 ms each way. Six sides: plain nix with root's ssh as users have it today (no master),
+//!    plain nix and nixdispatch with root's ssh configuration as the declarative set-up writes
+//!    it (`lib.sshConfig` of nix/lib.nix: ControlMaster auto, ControlPersist), cold (no master
+//!    left from the previous run) and warm (a master up, as within ControlPersist of an earlier
+//!    build), and nixdispatch with today's. Rows: nixdispatch (declared) vs plain nix today
+//!    (target ≤ 0.8), and vs plain nix declared (target ≤ 1.05), cold and warm.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -762,6 +762,7 @@ fn declared_ssh_config(lab: &Lab, control_dir: &str) -> Result<String, String> {
 /// and makes the next run cold: live connections cut, control sockets removed.
 struct RootSsh<'a> {
     lab: &'a Lab,
+    client: &'a DaemonClient<'a>,
     file: PathBuf,
     today: String,
     declared: String,
@@ -785,6 +786,28 @@ impl RootSsh<'_> {
             }
         }
         renew(self.lab)
+    }
+
+    /// The declared configuration with a master already up, as after an earlier build within
+    /// `ControlPersist`: root runs `ssh root@seasmoke true` (untimed), which leaves the master
+    /// behind in root's control directory.
+    fn warm(&self) -> Result<(), String> {
+        self.set(true)?;
+        let mut c = self.client.root_command("ssh");
+        // Null stdio: the master that stays in the background must not hold a pipe of ours.
+        c.args(["root@seasmoke", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match c.status() {
+            Ok(s) if s.success() => {}
+            other => return Err(format!("daemon rows: root's ssh to seasmoke: {other:?}")),
+        }
+        let up = std::fs::read_dir(&self.control_dir).map_or(0, |d| d.count());
+        if up == 0 {
+            return Err("daemon rows: root's ssh left no control master behind".into());
+        }
+        Ok(())
     }
 }
 
@@ -814,6 +837,7 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
     let today = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let ssh = RootSsh {
         lab: &lab,
+        client: &client,
         declared: declared_ssh_config(&lab, "/root/.ssh/cm")?,
         file,
         today,
@@ -832,12 +856,13 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
     };
     let today = || ssh.set(false);
     let declared = || ssh.set(true);
+    let warm = || ssh.warm();
     let ms = cfg.latency.as_millis();
     let mut got = rounds(
         &lab,
         &format!(
             "daemon client: alice builds #{} ({n} drvs) through vermax's nix-daemon (Nix {}), \
-             {ms} ms each way, every run without a master left over",
+             {ms} ms each way, cold (no master left over) and warm (a master up)",
             chain_name(n),
             v.version()
         ),
@@ -864,8 +889,20 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
                 prepare: &today,
                 cmd: &nd,
             },
+            Side {
+                label: "plain nix, declared root ssh, master up",
+                prepare: &warm,
+                cmd: &plain,
+            },
+            Side {
+                label: "nixdispatch, declared root ssh, master up",
+                prepare: &warm,
+                cmd: &nd,
+            },
         ],
     )?;
+    let nd_warm = got.pop().unwrap_or_default();
+    let nix_warm = got.pop().unwrap_or_default();
     let nd_today = got.pop().unwrap_or_default();
     let nd_declared = got.pop().unwrap_or_default();
     let nix_declared = got.pop().unwrap_or_default();
@@ -890,6 +927,7 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
         "nix build --no-link X   (as alice; root's ssh config without a master)",
         nd_text,
     );
+    let nix_today_again = nix_today.clone();
     row.nix = nix_today;
     row.nd = nd_declared.clone();
     row.extras.push(Extra {
@@ -913,6 +951,37 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
     );
     row.nix = nix_declared;
     row.nd = nd_declared;
+    note_modes(&mut row);
+    rows.push(row);
+    // Warm: a master up from an earlier build, as within ControlPersist of the last one.
+    let mut row = Row::new(
+        "daemon-today-warm",
+        "daemon",
+        title("as users run it today; nixdispatch's master already up from an earlier build"),
+        v,
+        Target::RatioAtMost(0.8),
+    )
+    .commands(
+        "nix build --no-link X   (as alice; root's ssh config without a master)",
+        "nixdispatch build --no-link X   (as alice; declared root ssh config, master up)",
+    );
+    row.nix = nix_today_again;
+    row.nd = nd_warm.clone();
+    note_modes(&mut row);
+    rows.push(row);
+    let mut row = Row::new(
+        "daemon-declared-warm",
+        "daemon",
+        title("given the same root ssh config, both with a master up from an earlier build"),
+        v,
+        Target::RatioAtMost(1.05),
+    )
+    .commands(
+        "nix build --no-link X   (as alice; declared root ssh config, master up)",
+        "nixdispatch build --no-link X   (as alice; declared root ssh config, master up)",
+    );
+    row.nix = nix_warm;
+    row.nd = nd_warm;
     note_modes(&mut row);
     rows.push(row);
     drop(client);
