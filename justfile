@@ -40,6 +40,12 @@ lab-down:
 demo:
     ./scripts/demo
 
+# nixdispatch against plain nix, side by side on the lab (root; debug build, about 12-15 minutes
+# on 2 cores), every row of issue 14 with its target; rewrites the generated part of
+# BENCHMARKS.md. `just bench --only remote --chains 6 --runs 5` for a part (`--help`: options).
+bench *ARGS:
+    ./scripts/bench --markdown BENCHMARKS.md {{ARGS}}
+
 # The whole Nix version matrix (client 2.8/2.26/2.34 x builder 2.26/2.34 x nix/nh), beyond the
 # cells the default test run covers. Root; installs the lab's roots first.
 matrix *ARGS:
