@@ -75,6 +75,34 @@ pub struct Evaluation<'a> {
     pub eval_args: &'a [OsString],
     /// `--rebuild`: the installables' own derivations are built again, valid or not.
     pub rebuild: bool,
+    /// The noop check found something missing ([`crate::noop`]): the builders are probed
+    /// while nix evaluates, and the local store is asked once.
+    pub missing: bool,
+}
+
+/// The plan of a run the noop check found to be a noop, and built ([`crate::noop`]).
+pub fn noop_planned(
+    settings: &Settings,
+    installables: &[String],
+    done: &crate::noop::Done,
+) -> Planned {
+    let mut warnings = Vec::new();
+    if settings
+        .daemon
+        .as_ref()
+        .is_some_and(|d| d.ignored_cli_builders)
+    {
+        warnings.push(IGNORED_BUILDER.to_owned());
+    }
+    Planned {
+        plan: crate::noop::noop_plan(crate::noop::output_count(&done.stdout), settings),
+        builders: Vec::new(),
+        states: Vec::new(),
+        warnings,
+        installables: installables.to_vec(),
+        systems: Default::default(),
+        wanted: Vec::new(),
+    }
 }
 
 /// Evaluates the installables and decides where every missing path comes from.

@@ -73,11 +73,34 @@ pub async fn execute(
     request: &NixRequest,
 ) -> Result<i32> {
     let installables = target.installables()?;
-    let how = Evaluation {
-        eval_args: &request.eval_args,
-        rebuild: request.rebuild,
+    // A noop needs one nix process: the build itself, checked first (crate::noop).
+    let checked = if crate::noop::applies(
+        &target,
+        runner,
+        &request.build_args,
+        request.rebuild,
+        request.dry_run,
+    ) && !run.push
+        && run.push_to.is_empty()
+    {
+        crate::noop::check(settings, &target, &request.build_args).await?
+    } else {
+        crate::noop::Checked::Unknown
     };
-    let mut planned = make_plan_with(settings, &installables, how).await?;
+    let (mut planned, mut noop_done) = match checked {
+        crate::noop::Checked::Noop(done) => (
+            super::planning::noop_planned(settings, &installables, &done),
+            Some(done),
+        ),
+        checked => {
+            let how = Evaluation {
+                eval_args: &request.eval_args,
+                rebuild: request.rebuild,
+                missing: matches!(checked, crate::noop::Checked::Missing),
+            };
+            (make_plan_with(settings, &installables, how).await?, None)
+        }
+    };
     share_ssh_masters(settings);
     if request.fallback && planned.plan.mode == Mode::Substitute {
         planned
@@ -162,17 +185,22 @@ pub async fn execute(
     let mut plan = planned.plan.clone();
     let mut states = planned.states.clone();
     let watched = watched_builders(&planned);
-    let mut attempt = run_build(
-        settings,
-        &target,
-        runner,
-        &plan,
-        &states,
-        &request.build_args,
-        &mut monitor,
-        &watched,
-    )
-    .await?;
+    let mut attempt = match noop_done.take() {
+        Some(done) => replayed(done, &mut monitor),
+        None => {
+            run_build(
+                settings,
+                &target,
+                runner,
+                &plan,
+                &states,
+                &request.build_args,
+                &mut monitor,
+                &watched,
+            )
+            .await?
+        }
+    };
     if !attempt.ok && uses_builders(&plan) {
         let why = match attempt.stopped.clone() {
             Some(why) => Some(why),
@@ -582,6 +610,30 @@ async fn run_build(
         stopped: finished.stopped,
         stdout: finished.stdout.clone(),
     })
+}
+
+/// The noop check's build (crate::noop), its held-back log shown now as it would have been live.
+fn replayed(done: crate::noop::Done, monitor: &mut Monitor) -> Attempt {
+    for line in &done.log {
+        monitor.feed_line(line, Instant::now());
+    }
+    if done.dropped > 0 {
+        monitor.message(&format!(
+            "nixdispatch: {} more lines of nix's log not shown",
+            done.dropped
+        ));
+    }
+    monitor.end_of_log(Instant::now());
+    Attempt {
+        ok: true,
+        status: "exit status: 0".to_owned(),
+        results: build_json_outputs(&done.stdout),
+        steps_activation: None,
+        failed: Vec::new(),
+        last_error: None,
+        stopped: None,
+        stdout: done.stdout,
+    }
 }
 
 /// Runs one invocation, its nix log lines into the monitor, other lines shown as they are;
