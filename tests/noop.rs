@@ -157,7 +157,10 @@ fn after_the_check_finds_something_missing_the_run_plans_and_builds_remotely() {
         .filter(|e| e["event"] == "build_start")
         .collect();
     assert_eq!(builds.len(), 3, "{run:?}");
-    assert!(builds.iter().all(|e| e["host"] == "ssh-ng://seasmoke"), "{run:?}");
+    assert!(
+        builds.iter().all(|e| e["host"] == "ssh-ng://seasmoke"),
+        "{run:?}"
+    );
     // The check, then the planning and the build: nix build twice.
     let nix_builds = programs.iter().filter(|p| *p == "nix").count();
     assert!(nix_builds >= 2, "{programs:?}");

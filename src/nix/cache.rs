@@ -4,8 +4,8 @@
 //!
 //! An answer is reused only while everything it depends on is unchanged, which the key says:
 //! - the version: the `nix` found on PATH, by canonical path (store paths are immutable; an
-//!   upgrade through a profile moves the link) and by device, inode, size, mtime and ctime (a
-//!   package manager replacing `/usr/bin/nix` changes them);
+//!   upgrade through a profile moves the link) and by device, inode, size and mtime (a package
+//!   manager replacing `/usr/bin/nix` changes them);
 //! - the settings: that binary, every environment variable nix reads its configuration from
 //!   (every `NIX_*`, the `XDG_*` directories, `HOME`), the content of every `nix.conf` nix
 //!   loads (`$NIX_CONF_DIR/nix.conf`, `$NIX_USER_CONF_FILES` or the XDG config directories) and
@@ -189,23 +189,23 @@ pub fn find_on_path(name: &str, path: Option<OsString>) -> Option<PathBuf> {
         })
 }
 
-/// The identity of the `nix` that runs: canonical path and its file's device, inode, size,
-/// mtime and ctime. `None` when nix is not on PATH (the caller then asks nix, which fails as
+/// The identity of the `nix` that runs: canonical path and its file's device, inode, size and
+/// mtime. `None` when nix is not on PATH (the caller then asks nix, which fails as
 /// it should).
 pub fn binary_key(path_var: Option<OsString>) -> Option<String> {
     let found = find_on_path("nix", path_var)?;
     let real = std::fs::canonicalize(found).ok()?;
     let m = std::fs::metadata(&real).ok()?;
+    // Not ctime: a hard link to the file (`nix-store --optimise`, seen here when a lab linked
+    // it) changes it, while the binary stays the same.
     Some(format!(
-        "{} dev={} ino={} size={} mtime={}.{} ctime={}.{}",
+        "{} dev={} ino={} size={} mtime={}.{}",
         real.display(),
         m.dev(),
         m.ino(),
         m.size(),
         m.mtime(),
         m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
     ))
 }
 
