@@ -16,7 +16,8 @@
 //! may be fetched by the check, as the build would have.
 //!
 //! Skipped where it would change what the run means: `--rebuild`, `--dry-run`, a `--` among
-//! nix's words (ours would become installables), targets other than `build` through nix.
+//! nix's words (ours would become installables), and runs through nh (nh evaluates and builds
+//! itself). `home` and `os` through nix activate the checked build's result as usual.
 
 use crate::child::{self, Keep, Pipe, Report};
 use crate::dispatch::{self, Context, Runner, Target};
@@ -63,8 +64,10 @@ pub fn applies(
     rebuild: bool,
     dry_run: bool,
 ) -> bool {
-    matches!(target, Target::Build { .. })
-        && runner == Runner::Nix
+    matches!(
+        target,
+        Target::Build { .. } | Target::Home { .. } | Target::Os { .. }
+    ) && runner == Runner::Nix
         && !rebuild
         && !dry_run
         && !build_args.iter().any(|a| a == "--")
@@ -207,6 +210,13 @@ mod tests {
         assert!(applies(&build, Runner::Nix, &[], false, false));
         assert!(!applies(&build, Runner::Nix, &[], true, false));
         assert!(!applies(&build, Runner::Nix, &[], false, true));
+        let home = Target::Home {
+            flake: ".".into(),
+            configuration: "me".into(),
+            action: dispatch::HomeAction::Switch,
+        };
+        assert!(applies(&home, Runner::Nix, &[], false, false));
+        assert!(!applies(&home, Runner::Nh { as_root: true }, &[], false, false));
         assert!(!applies(
             &build,
             Runner::Nix,

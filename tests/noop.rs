@@ -264,3 +264,38 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
     );
     assert_eq!(lab.builder_connections(), connections, "{again:?}");
 }
+
+#[test]
+fn a_noop_home_switch_through_nix_still_activates() {
+    if skip_unless_root("a_noop_home_switch_through_nix_still_activates") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let flake = lab.flake();
+    let args = [
+        "--via",
+        "nix",
+        "--progress",
+        "plain",
+        "home",
+        "switch",
+        "--flake",
+        flake.as_str(),
+        "-c",
+        "root@vermax",
+    ];
+    let first = nixdispatch(&lab, V, &args, BOUND);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
+    let (run, programs) = traced(&lab, &args);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("mode: noop"), "{run:?}");
+    let marker = lab
+        .marker("home-activated")
+        .unwrap_or_else(|| panic!("not activated: {run:?}"));
+    // The result path is printed, as for any home switch.
+    assert!(run.stdout.contains(marker.trim()), "{run:?}");
+    assert!(programs.iter().any(|p| p == "activate"), "{programs:?}");
+    let nix = programs.iter().filter(|p| *p == "nix").count();
+    assert_eq!(nix, 1, "one nix process, the build: {programs:?}");
+}

@@ -186,7 +186,15 @@ pub async fn execute(
     let mut states = planned.states.clone();
     let watched = watched_builders(&planned);
     let mut attempt = match noop_done.take() {
-        Some(done) => replayed(done, &mut monitor),
+        Some(done) => {
+            let ctx = Context {
+                plan: &plan,
+                builders: &states,
+                nix: &settings.nix.version,
+                nix_args: &request.build_args,
+            };
+            replayed(done, dispatch::steps(&target, runner, &ctx)?, &mut monitor)
+        }
         None => {
             run_build(
                 settings,
@@ -613,7 +621,7 @@ async fn run_build(
 }
 
 /// The noop check's build (crate::noop), its held-back log shown now as it would have been live.
-fn replayed(done: crate::noop::Done, monitor: &mut Monitor) -> Attempt {
+fn replayed(done: crate::noop::Done, steps: dispatch::Steps, monitor: &mut Monitor) -> Attempt {
     for line in &done.log {
         monitor.feed_line(line, Instant::now());
     }
@@ -628,7 +636,7 @@ fn replayed(done: crate::noop::Done, monitor: &mut Monitor) -> Attempt {
         ok: true,
         status: "exit status: 0".to_owned(),
         results: build_json_outputs(&done.stdout),
-        steps_activation: None,
+        steps_activation: (!steps.activate.is_empty()).then_some(steps),
         failed: Vec::new(),
         last_error: None,
         stopped: None,
