@@ -6,8 +6,8 @@
 //! signal races us: we decide, forward SIGINT to every process of the group (nix, nh, their ssh
 //! and build processes), give them a moment, then SIGKILL what is left.
 
+use crate::dispatch::Invocation;
 use crate::{Error, Result};
-use std::ffi::OsString;
 use std::future::Future;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,23 +54,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         CHILD_RUNNING.store(false, Ordering::SeqCst);
     }
-}
-
-/// Variables set for every child [`run`] starts, on top of our own environment.
-static CHILD_ENV: std::sync::Mutex<Vec<(OsString, OsString)>> = std::sync::Mutex::new(Vec::new());
-
-/// Sets `key=value` for every child started from now on (e.g. the `NIX_SSHOPTS` that lets nix's
-/// ssh ride this run's control masters), without touching our own environment.
-pub fn set_child_env(key: impl Into<OsString>, value: impl Into<OsString>) {
-    let (key, value) = (key.into(), value.into());
-    if let Ok(mut env) = CHILD_ENV.lock() {
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value));
-    }
-}
-
-fn child_env() -> Vec<(OsString, OsString)> {
-    CHILD_ENV.lock().map(|env| env.clone()).unwrap_or_default()
 }
 
 /// How long the group gets after SIGINT before SIGKILL (a second Ctrl-C cuts it short).
@@ -130,23 +113,23 @@ pub enum Pipe {
     Stderr,
 }
 
-/// Runs `argv` (program first), reporting each line of either pipe as it comes and a tick when
+/// Runs `inv`, reporting each line of either pipe as it comes and a tick when
 /// nothing came for a while; `keep` says whether stdout is also kept. Returns
 /// `Error::Interrupted` after Ctrl-C/SIGTERM once the whole group is gone.
-pub async fn run(argv: &[OsString], keep: Keep, on: impl FnMut(Report<'_>)) -> Result<Finished> {
-    run_inner(argv, keep, on, std::future::pending(), false).await
+pub async fn run(inv: &Invocation, keep: Keep, on: impl FnMut(Report<'_>)) -> Result<Finished> {
+    run_inner(inv, keep, on, std::future::pending(), false).await
 }
 
 /// Like [`run`], but the child's group holds the terminal's foreground while it runs, so that a
 /// password prompt it shows on `/dev/tty` (nh's sudo) can read the answer instead of stopping
 /// on SIGTTIN. Ctrl-C then goes to the child directly; its death by SIGINT is an interruption.
 pub async fn run_in_foreground(
-    argv: &[OsString],
+    inv: &Invocation,
     keep: Keep,
     on: impl FnMut(Report<'_>),
 ) -> Result<Finished> {
     use std::os::unix::process::ExitStatusExt;
-    let finished = run_inner(argv, keep, on, std::future::pending(), true).await?;
+    let finished = run_inner(inv, keep, on, std::future::pending(), true).await?;
     if finished.status.signal() == Some(libc::SIGINT) || finished.status.code() == Some(130) {
         return Err(Error::Interrupted);
     }
@@ -157,29 +140,61 @@ pub async fn run_in_foreground(
 /// the child's whole group as Ctrl-C would and returns with [`Finished::stopped`] set to the
 /// reason `stop` gave.
 pub async fn run_until(
-    argv: &[OsString],
+    inv: &Invocation,
     keep: Keep,
     on: impl FnMut(Report<'_>),
     stop: impl Future<Output = String>,
 ) -> Result<Finished> {
-    run_inner(argv, keep, on, stop, false).await
+    run_inner(inv, keep, on, stop, false).await
+}
+
+/// Runs `inv` with our terminal (stdin, stdout and stderr ours, in our process group), so a
+/// password prompt it shows (`sudo -v`) reaches the person; whether it succeeded.
+pub async fn run_on_terminal(inv: &Invocation) -> bool {
+    command(inv)
+        .status()
+        .await
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Runs `inv` with no input and its output dropped, killed when dropped or after `limit`;
+/// whether it succeeded in time.
+pub async fn succeeds_quietly(inv: &Invocation, limit: Option<Duration>) -> bool {
+    let status = command(inv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = match limit {
+        Some(limit) => match tokio::time::timeout(limit, status).await {
+            Ok(status) => status,
+            Err(_) => return false,
+        },
+        None => status.await,
+    };
+    status.map(|s| s.success()).unwrap_or(false)
+}
+
+/// The command for `inv`: its program, arguments and environment on top of ours.
+fn command(inv: &Invocation) -> Command {
+    let mut cmd = Command::new(&inv.program);
+    cmd.args(&inv.args)
+        .envs(inv.env.iter().map(|(k, v)| (k, v)));
+    cmd
 }
 
 async fn run_inner(
-    argv: &[OsString],
+    inv: &Invocation,
     keep: Keep,
     mut on: impl FnMut(Report<'_>),
     stop: impl Future<Output = String>,
     foreground: bool,
 ) -> Result<Finished> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(Error::input("nothing to run"));
-    };
-    let name = program.to_string_lossy().into_owned();
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(child_env())
-        .stdin(Stdio::null())
+    let name = inv.program.to_string_lossy().into_owned();
+    let mut cmd = command(inv);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -513,8 +528,8 @@ impl Drop for Foreground {
 mod tests {
     use super::*;
 
-    fn argv(script: &str) -> Vec<OsString> {
-        vec!["/bin/sh".into(), "-c".into(), script.into()]
+    fn argv(script: &str) -> Invocation {
+        Invocation::plain("/bin/sh", vec!["-c".into(), script.into()])
     }
 
     #[tokio::test]

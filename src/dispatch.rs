@@ -17,130 +17,14 @@
 //! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
 //! so they win.
 
-use crate::machines::SpeedFactorSyntax;
-use crate::plan::{BuilderState, Mode, Plan};
-use std::cmp::Ordering;
+use crate::builder::Builder;
+use crate::nix::NixVersion;
+use crate::plan::{Mode, Plan};
 use std::ffi::OsString;
-use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The profile NixOS boots from, which `os switch` and `os boot` point at the new system.
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
-
-/// A Nix (or Lix) version, as `nix --version` prints it.
-///
-/// Lix forked from Nix 2.18 and numbers itself 2.90+; for choosing flags it counts as 2.18
-/// ([`NixVersion::features`]), and `lix` records where it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NixVersion {
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-    /// Patch version (0 when not printed).
-    pub patch: u32,
-    /// Whether this is Lix.
-    pub lix: bool,
-}
-
-/// `nix --version` output that names no version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot read a version from `nix --version` output {0:?}: is `nix` on PATH really Nix?")]
-pub struct VersionError(pub String);
-
-impl From<VersionError> for crate::Error {
-    fn from(err: VersionError) -> Self {
-        crate::Error::Input(err.to_string())
-    }
-}
-
-impl NixVersion {
-    /// Parses `nix --version` output: `nix (Nix) 2.26.3`, `nix (Nix) 2.8.0`,
-    /// `nix (Lix, like Nix) 2.91.1`, `nix (Determinate Nix 3.8.2) 2.30.1`, pre-release suffixes
-    /// such as `2.26.0pre20241015_abc` included.
-    pub fn parse(text: &str) -> Result<NixVersion, VersionError> {
-        let fail = || VersionError(text.trim().to_owned());
-        let line = text.lines().next().unwrap_or_default();
-        let word = line
-            .split_whitespace()
-            .rev()
-            .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
-            .ok_or_else(fail)?;
-        let mut numbers = word.split('.').map(|part| {
-            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u32>().ok()
-        });
-        let major = numbers.next().flatten().ok_or_else(fail)?;
-        let minor = numbers.next().flatten().ok_or_else(fail)?;
-        let patch = numbers.next().flatten().unwrap_or(0);
-        Ok(NixVersion {
-            major,
-            minor,
-            patch,
-            lix: line.contains("Lix"),
-        })
-    }
-
-    /// The Nix version whose features this one has: itself, or 2.18.0 for Lix.
-    pub fn features(&self) -> (u32, u32, u32) {
-        if self.lix {
-            (2, 18, 0)
-        } else {
-            (self.major, self.minor, self.patch)
-        }
-    }
-
-    /// Whether it has the features of Nix `major.minor` or later.
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        self.features() >= (major, minor, 0)
-    }
-
-    /// How it reads a machines entry's speed factor (floats from Nix 2.20).
-    pub fn speed_factor_syntax(&self) -> SpeedFactorSyntax {
-        if self.at_least(2, 20) {
-            SpeedFactorSyntax::Float
-        } else {
-            SpeedFactorSyntax::Integer
-        }
-    }
-}
-
-impl Ord for NixVersion {
-    /// By features first, so that Lix 2.91 sorts with Nix 2.18; then Nix before Lix; then the
-    /// printed number.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (
-            self.features(),
-            self.lix,
-            self.major,
-            self.minor,
-            self.patch,
-        )
-            .cmp(&(
-                other.features(),
-                other.lix,
-                other.major,
-                other.minor,
-                other.patch,
-            ))
-    }
-}
-
-impl PartialOrd for NixVersion {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl fmt::Display for NixVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.lix {
-            write!(f, "Lix {}.{}.{}", self.major, self.minor, self.patch)
-        } else {
-            write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-        }
-    }
-}
 
 /// What runs `home` and `os` builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +128,9 @@ pub struct Invocation {
     pub program: OsString,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Variables set for it on top of our own environment (e.g. the `NIX_SSHOPTS` that lets
+    /// nix's ssh ride this run's masters, [`nix_ssh_env`]).
+    pub env: Vec<(OsString, OsString)>,
     /// Where its nix log appears.
     pub log: LogStream,
     /// What its stdout carries.
@@ -251,6 +138,30 @@ pub struct Invocation {
 }
 
 impl Invocation {
+    /// A command that writes no nix log and whose stdout nobody reads.
+    pub fn plain(program: &str, args: Vec<OsString>) -> Invocation {
+        Invocation {
+            program: program.into(),
+            args,
+            env: Vec::new(),
+            log: LogStream::None,
+            results: Results::Nothing,
+        }
+    }
+
+    /// The same command run through `sudo -n` (never a prompt: credentials are asked for up
+    /// front with [`sudo_validate`]).
+    pub fn through_sudo(self) -> Invocation {
+        let mut args = strings(&["-n"]);
+        args.push(self.program);
+        args.extend(self.args);
+        Invocation {
+            program: "sudo".into(),
+            args,
+            ..self
+        }
+    }
+
     /// The whole command line, program first.
     pub fn argv(&self) -> Vec<OsString> {
         std::iter::once(self.program.clone())
@@ -271,6 +182,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The program's name, for messages (`activate`, `nix-env`, `switch-to-configuration`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::HomeActivate => "activate",
+            Activation::SetSystemProfile => "nix-env",
+            Activation::SwitchToConfiguration(_) => "switch-to-configuration",
+        }
+    }
+
     /// The command for this step, given the result path of the build.
     pub fn invocation(&self, result: &Path) -> Invocation {
         let (program, args): (OsString, Vec<OsString>) = match self {
@@ -292,6 +212,7 @@ impl Activation {
         Invocation {
             program,
             args,
+            env: Vec::new(),
             log: LogStream::None,
             results: Results::Nothing,
         }
@@ -309,9 +230,23 @@ pub struct Steps {
 }
 
 impl Steps {
-    /// The activation commands for a result path.
-    pub fn activation(&self, result: &Path) -> Vec<Invocation> {
-        self.activate.iter().map(|a| a.invocation(result)).collect()
+    /// The activation commands for a result path, in the build's environment; with `sudo`,
+    /// each through `sudo -n` (a system's profile and switch-to-configuration need root).
+    pub fn activation(&self, result: &Path, sudo: bool) -> Vec<Invocation> {
+        self.activate
+            .iter()
+            .map(|a| {
+                let inv = Invocation {
+                    env: self.build.env.clone(),
+                    ..a.invocation(result)
+                };
+                if sudo {
+                    inv.through_sudo()
+                } else {
+                    inv
+                }
+            })
+            .collect()
     }
 }
 
@@ -321,11 +256,13 @@ pub struct Context<'a> {
     /// The plan to carry out.
     pub plan: &'a Plan,
     /// Every configured builder, as probed; only the reachable ones are passed on.
-    pub builders: &'a [BuilderState],
+    pub builders: &'a [Builder],
     /// The local nix.
     pub nix: &'a NixVersion,
     /// The user's arguments after `--`, passed to nix last.
     pub nix_args: &'a [OsString],
+    /// The environment for nix (or nh), [`nix_ssh_env`].
+    pub env: &'a [(OsString, OsString)],
 }
 
 /// A target that cannot be put on a command line safely.
@@ -493,14 +430,14 @@ pub fn steps(target: &Target, runner: Runner, ctx: &Context<'_>) -> Result<Steps
 
 /// The nix options that put nix in the plan's mode (see the module documentation): the live
 /// builders only, and never a dead one.
-pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> Vec<OsString> {
+pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<OsString> {
     let mut flags = Vec::new();
     let mut option = |name: &str, value: String| {
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
-    let live: Vec<&BuilderState> = builders.iter().filter(|b| b.reachable).collect();
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
     // A probe that could not see what nix will see never takes the choice away from nix.
-    let all_verified = live.iter().all(|b| b.unverified.is_none());
+    let all_verified = live.iter().all(|b| b.unverified().is_none());
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
         Mode::Substitute | Mode::Remote if plan.daemon_decides => {
@@ -525,7 +462,7 @@ pub fn mode_flags(plan: &Plan, builders: &[BuilderState], nix: &NixVersion) -> V
             }
             let substituters: Vec<String> = live
                 .iter()
-                .filter(|b| plan.builder_substituters.contains(&b.uri))
+                .filter(|b| plan.builder_substituters.contains(&b.id))
                 .map(|b| b.machine.store_uri())
                 .collect();
             if !substituters.is_empty() {
@@ -565,6 +502,7 @@ fn nix_build(installables: &[String], no_link: bool, ctx: &Context<'_>) -> Invoc
     Invocation {
         program: "nix".into(),
         args,
+        env: ctx.env.to_vec(),
         log: LogStream::Stderr,
         results: Results::BuildJson,
     }
@@ -584,6 +522,7 @@ fn nh(mut args: Vec<OsString>, ctx: &Context<'_>) -> Invocation {
     Invocation {
         program: "nh".into(),
         args,
+        env: ctx.env.to_vec(),
         log: LogStream::Stdout,
         results: Results::Nothing,
     }
@@ -637,53 +576,125 @@ pub(crate) fn quote_attr(name: &str) -> Result<String, DispatchError> {
     Ok(quoted)
 }
 
+/// The environment for the nix (or nh) processes of a run: `NIX_SSHOPTS` with `share` (the
+/// options that make nix's ssh ride the probe's masters, when they are used) in front of the
+/// user's own `NIX_SSHOPTS` (ssh takes the first value of an option). Empty without `share`:
+/// nix then reads the user's variable itself.
+pub fn nix_ssh_env(share: Option<String>, user: Option<&str>) -> Vec<(OsString, OsString)> {
+    let Some(share) = share else {
+        return Vec::new();
+    };
+    let value = match user {
+        Some(user) if !user.trim().is_empty() => format!("{share} {user}"),
+        _ => share,
+    };
+    vec![("NIX_SSHOPTS".into(), value.into())]
+}
+
+/// `nix store sign -r --key-file KEY PATHS`: signs what is about to be pushed, closures included.
+pub fn sign_paths(key: &Path, paths: &[PathBuf], env: &[(OsString, OsString)]) -> Invocation {
+    let mut args = nix_command(&["store", "sign", "-r", "--key-file"]);
+    args.push(key.into());
+    args.extend(paths.iter().map(OsString::from));
+    Invocation {
+        env: env.to_vec(),
+        ..Invocation::plain("nix", args)
+    }
+}
+
+/// `nix copy [--no-check-sigs] --to URI PATHS`: pushes paths and their closures to a store;
+/// `--no-check-sigs` when they were not signed (the store then decides whether it trusts us).
+pub fn copy_paths(
+    to: &str,
+    paths: &[PathBuf],
+    signed: bool,
+    env: &[(OsString, OsString)],
+) -> Invocation {
+    let mut args = nix_command(&["copy"]);
+    if !signed {
+        args.push("--no-check-sigs".into());
+    }
+    args.extend(["--to".into(), to.into()]);
+    args.extend(paths.iter().map(OsString::from));
+    Invocation {
+        env: env.to_vec(),
+        ..Invocation::plain("nix", args)
+    }
+}
+
+/// `--extra-experimental-features "nix-command flakes" ARGS`: nix's arguments for a new-style
+/// command on every version.
+fn nix_command(args: &[&str]) -> Vec<OsString> {
+    let mut all = strings(&["--extra-experimental-features", crate::nix::FEATURES]);
+    all.extend(strings(args));
+    all
+}
+
+/// `sudo -v`: asks for the password now, on the terminal (see `commands::sudo`).
+pub fn sudo_validate() -> Invocation {
+    Invocation::plain("sudo", strings(&["-v"]))
+}
+
+/// `sudo -n true`: whether sudo runs without asking right now.
+pub fn sudo_check() -> Invocation {
+    Invocation::plain("sudo", strings(&["-n", "true"]))
+}
+
+/// `sudo -n -v`: refreshes sudo's timestamp, never a prompt.
+pub fn sudo_refresh() -> Invocation {
+    Invocation::plain("sudo", strings(&["-n", "-v"]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::BuilderId;
     use crate::machines::parse_machines;
     use crate::plan::{Counts, PlannedBuild};
     use crate::store_path::StorePath;
 
-    const NIX_2_26: NixVersion = NixVersion {
-        major: 2,
-        minor: 26,
-        patch: 3,
-        lix: false,
-    };
-    const NIX_2_8: NixVersion = NixVersion {
-        major: 2,
-        minor: 8,
-        patch: 0,
-        lix: false,
-    };
+    use crate::nix::version::tests::{NIX_2_26, NIX_2_8};
 
-    fn state(line: &str, reachable: bool) -> BuilderState {
+    fn state(line: &str, reachable: bool) -> Builder {
         let mut none = |_: &Path| None;
         let machine = match parse_machines(line, "test", &mut none) {
             Ok(mut m) if m.len() == 1 => m.remove(0),
             other => panic!("{line}: {other:?}"),
         };
-        BuilderState {
-            uri: machine.uri.clone(),
-            host: machine.host_label().into(),
+        let mut b = Builder::declared(
+            BuilderId(0),
             machine,
-            reachable,
-            error: (!reachable).then(|| "connection refused".into()),
-            systems: Vec::new(),
-            unverified: None,
-        }
+            crate::probe::Identity::Own("test".into()),
+        );
+        b.reachable = reachable;
+        b.verified = reachable;
+        b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+        b.systems = Vec::new();
+        b
     }
 
     /// seasmoke (live), deadhost (unreachable), fast (live, fractional speed, host key).
-    fn builders() -> Vec<BuilderState> {
-        vec![
+    fn builders() -> Vec<Builder> {
+        let mut all = vec![
             state("ssh-ng://seasmoke x86_64-linux - 4 1", true),
             state("ssh-ng://deadhost x86_64-linux - 64 10", false),
             state(
                 "ssh://me@fast:2222 x86_64-linux /k 8 2.5 kvm - c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTU=",
                 true,
             ),
-        ]
+        ];
+        for (i, b) in all.iter_mut().enumerate() {
+            b.id = BuilderId(i);
+        }
+        all
+    }
+
+    /// The id of the builder with that URI among [`builders`].
+    fn id_of(uri: &str) -> BuilderId {
+        builders()
+            .iter()
+            .find(|b| b.machine.uri == uri)
+            .map_or(BuilderId(usize::MAX), |b| b.id)
     }
 
     const SEASMOKE_LINE: &str = "ssh-ng://seasmoke x86_64-linux - 4 1 - - -";
@@ -710,7 +721,7 @@ mod tests {
                     from: from.map(String::from),
                 })
                 .collect(),
-            builder_substituters: substituters.iter().map(|s| s.to_string()).collect(),
+            builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
         }
     }
@@ -726,7 +737,7 @@ mod tests {
 
     fn build_argv(
         plan: &Plan,
-        builders: &[BuilderState],
+        builders: &[Builder],
         nix: &NixVersion,
         user: &[&str],
     ) -> Vec<String> {
@@ -736,6 +747,7 @@ mod tests {
             builders,
             nix,
             nix_args: &nix_args,
+            env: &[],
         };
         let target = Target::Build {
             installables: vec![".#hello".into()],
@@ -768,79 +780,6 @@ mod tests {
 
     fn no_dead_builder(argv: &[String]) {
         assert!(!argv.iter().any(|a| a.contains("deadhost")), "{argv:?}");
-    }
-
-    // --- nix versions -----------------------------------------------------------------------
-
-    #[test]
-    fn versions_parse() {
-        let p = |s: &str| NixVersion::parse(s).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p("nix (Nix) 2.26.3\n"), NIX_2_26);
-        assert_eq!(p("nix (Nix) 2.8.0"), NIX_2_8);
-        assert_eq!(
-            p("nix (Nix) 2.26.0pre20241015_abcdef"),
-            NixVersion {
-                major: 2,
-                minor: 26,
-                patch: 0,
-                lix: false
-            }
-        );
-        assert_eq!(
-            p("nix (Nix) 2.3"),
-            NixVersion {
-                major: 2,
-                minor: 3,
-                patch: 0,
-                lix: false
-            }
-        );
-        assert_eq!(
-            p("nix (Determinate Nix 3.8.2) 2.30.1"),
-            NixVersion {
-                major: 2,
-                minor: 30,
-                patch: 1,
-                lix: false
-            }
-        );
-        let lix = p("nix (Lix, like Nix) 2.91.1");
-        assert_eq!(
-            lix,
-            NixVersion {
-                major: 2,
-                minor: 91,
-                patch: 1,
-                lix: true
-            }
-        );
-        assert_eq!(lix.features(), (2, 18, 0));
-        assert_eq!(lix.to_string(), "Lix 2.91.1");
-        assert!(NixVersion::parse("command not found").is_err());
-        assert!(NixVersion::parse("").is_err());
-        assert!(NixVersion::parse("nix (Nix) 2").is_err());
-    }
-
-    #[test]
-    fn versions_compare_by_features() {
-        let lix = NixVersion {
-            major: 2,
-            minor: 91,
-            patch: 1,
-            lix: true,
-        };
-        let nix_2_18 = NixVersion {
-            major: 2,
-            minor: 18,
-            patch: 0,
-            lix: false,
-        };
-        assert!(NIX_2_8 < nix_2_18 && nix_2_18 < lix && lix < NIX_2_26);
-        assert!(NIX_2_26.at_least(2, 20) && !NIX_2_8.at_least(2, 9) && NIX_2_8.at_least(2, 8));
-        assert!(lix.at_least(2, 18) && !lix.at_least(2, 19));
-        assert_eq!(NIX_2_26.speed_factor_syntax(), SpeedFactorSyntax::Float);
-        assert_eq!(NIX_2_8.speed_factor_syntax(), SpeedFactorSyntax::Integer);
-        assert_eq!(lix.speed_factor_syntax(), SpeedFactorSyntax::Integer);
     }
 
     // --- nix build, per mode ----------------------------------------------------------------
@@ -917,7 +856,8 @@ mod tests {
     #[test]
     fn an_unverified_builder_never_gets_max_jobs_0() {
         let mut seasmoke = state("ssh-ng://seasmoke x86_64-linux - 4 1", true);
-        seasmoke.unverified = Some("alive; not verified".into());
+        seasmoke.verified = false;
+        seasmoke.note = Some("alive; not verified".into());
         let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
         let argv = build_argv(&p, &[seasmoke], &NIX_2_26, &[]);
         assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");
@@ -1011,6 +951,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let empty = Target::Build {
             installables: vec![],
@@ -1052,13 +993,14 @@ mod tests {
             builders: &b,
             nix: &NIX_2_26,
             nix_args: &nix_args,
+            env: &[],
         };
         steps(target, runner, &ctx).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn activation_argv(steps: &Steps) -> Vec<Vec<String>> {
         steps
-            .activation(Path::new("/nix/store/r-result"))
+            .activation(Path::new("/nix/store/r-result"), false)
             .iter()
             .map(|i| {
                 assert_eq!(i.log, LogStream::None);
@@ -1096,6 +1038,124 @@ mod tests {
 
         let s = run_steps(&home(HomeAction::Build), Runner::Nix, &p, &[]);
         assert!(s.activate.is_empty());
+    }
+
+    fn words(inv: &Invocation) -> Vec<String> {
+        inv.argv()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn nix_rides_the_masters_before_the_user_s_own_ssh_options() {
+        let share = || Some("-o ControlPath=/d/%C -o ControlMaster=no".to_owned());
+        let value = |env: Vec<(OsString, OsString)>| match env.as_slice() {
+            [(k, v)] if k == "NIX_SSHOPTS" => v.to_string_lossy().into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            value(nix_ssh_env(share(), Some("-F /cfg"))),
+            "-o ControlPath=/d/%C -o ControlMaster=no -F /cfg"
+        );
+        assert_eq!(
+            value(nix_ssh_env(share(), Some("  "))),
+            "-o ControlPath=/d/%C -o ControlMaster=no"
+        );
+        assert!(nix_ssh_env(None, Some("-F /cfg")).is_empty());
+        // The environment reaches the build and every activation step.
+        let env = nix_ssh_env(share(), None);
+        let p = plan(Mode::Local, vec![], &[]);
+        let ctx = Context {
+            plan: &p,
+            builders: &[],
+            nix: &NIX_2_26,
+            nix_args: &[],
+            env: &env,
+        };
+        let s = steps(&os(OsAction::Switch), Runner::Nix, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.build.env, env);
+        let result = Path::new("/nix/store/r-result");
+        assert!(s.activation(result, true).iter().all(|i| i.env == env));
+    }
+
+    #[test]
+    fn activation_through_sudo_never_prompts() {
+        let p = plan(Mode::Local, vec![], &[]);
+        let s = run_steps(&os(OsAction::Test), Runner::Nix, &p, &[]);
+        let steps = s.activation(Path::new("/nix/store/r-result"), true);
+        assert_eq!(
+            steps.iter().map(words).collect::<Vec<_>>(),
+            [v(&[
+                "sudo",
+                "-n",
+                "/nix/store/r-result/bin/switch-to-configuration",
+                "test"
+            ])]
+        );
+        assert_eq!(s.activate[0].name(), "switch-to-configuration");
+    }
+
+    #[test]
+    fn push_signs_then_copies() {
+        let paths = [
+            PathBuf::from("/nix/store/r-a"),
+            PathBuf::from("/nix/store/r-b"),
+        ];
+        let features = ["nix", "--extra-experimental-features", "nix-command flakes"];
+        let sign = sign_paths(Path::new("/k.sec"), &paths, &[]);
+        assert_eq!(
+            words(&sign),
+            with(
+                &features,
+                &[
+                    "store",
+                    "sign",
+                    "-r",
+                    "--key-file",
+                    "/k.sec",
+                    "/nix/store/r-a",
+                    "/nix/store/r-b"
+                ]
+            )
+        );
+        let env = vec![(OsString::from("NIX_SSHOPTS"), OsString::from("-F /cfg"))];
+        let signed = copy_paths("ssh-ng://seasmoke", &paths, true, &env);
+        assert_eq!(
+            words(&signed),
+            with(
+                &features,
+                &[
+                    "copy",
+                    "--to",
+                    "ssh-ng://seasmoke",
+                    "/nix/store/r-a",
+                    "/nix/store/r-b"
+                ]
+            )
+        );
+        assert_eq!(signed.env, env);
+        let unsigned = copy_paths("file:///c", &paths[..1], false, &[]);
+        assert_eq!(
+            words(&unsigned),
+            with(
+                &features,
+                &[
+                    "copy",
+                    "--no-check-sigs",
+                    "--to",
+                    "file:///c",
+                    "/nix/store/r-a"
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn sudo_command_lines() {
+        assert_eq!(words(&sudo_validate()), v(&["sudo", "-v"]));
+        assert_eq!(words(&sudo_check()), v(&["sudo", "-n", "true"]));
+        assert_eq!(words(&sudo_refresh()), v(&["sudo", "-n", "-v"]));
     }
 
     #[test]
@@ -1155,6 +1215,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let frag = Target::Home {
             flake: ".#me".into(),
@@ -1269,6 +1330,7 @@ mod tests {
             builders: &[],
             nix: &NIX_2_26,
             nix_args: &[],
+            env: &[],
         };
         let t = Target::Home {
             flake: ".".into(),

@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod builder;
 pub mod child;
 pub mod cli;
 pub mod commands;
@@ -32,6 +33,7 @@ pub mod render;
 pub mod settings;
 pub mod sources;
 pub mod store_path;
+pub mod store_uri;
 pub mod watchdog;
 
 pub use error::{Error, Result};

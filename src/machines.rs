@@ -17,6 +17,7 @@
 //! ninth field, a host key that is not base64): every error names the origin, the line, the
 //! field and the fix.
 
+use crate::store_uri::StoreUri;
 use base64::Engine as _;
 use serde::Serialize;
 use std::fmt;
@@ -44,8 +45,9 @@ pub type ReadInclude<'a> = dyn FnMut(&Path) -> Result<Option<String>, String> + 
 /// `systems` list means "the system of the machine running nix", as in nix).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Machine {
-    /// The store URI, e.g. `ssh-ng://builder@seasmoke` or `ssh://seasmoke:2222`.
-    pub uri: String,
+    /// The store URI, e.g. `ssh-ng://builder@seasmoke` or `ssh://seasmoke:2222`, parsed (its
+    /// ssh user, host and port are `uri.ssh()`); prints as written.
+    pub uri: StoreUri,
     /// The systems it builds for (`x86_64-linux`, …); empty means nix's default, this machine's
     /// own system.
     pub systems: Vec<String>,
@@ -359,7 +361,7 @@ fn parse_entry(entry: &str) -> Result<Machine, EntryError> {
     let get = |i: usize| tokens.get(i).copied().filter(|t| *t != "-");
 
     let uri = match get(0) {
-        Some(uri) => normalize_uri(uri).map_err(|p| (Some(Field::Uri), p))?,
+        Some(uri) => StoreUri::parse(uri).map_err(|p| (Some(Field::Uri), p))?,
         None => {
             return Err((
                 Some(Field::Uri),
@@ -456,149 +458,6 @@ fn parse_speed_factor(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Store words that nix does not prefix with `ssh://` (local stores).
-fn is_local_store_word(uri: &str) -> bool {
-    ["auto", "daemon", "local"].iter().any(|w| {
-        uri == *w
-            || uri
-                .strip_prefix(w)
-                .is_some_and(|rest| rest.starts_with('?'))
-    }) || uri.starts_with('?')
-        || uri.contains('/')
-}
-
-fn normalize_uri(uri: &str) -> Result<String, String> {
-    let uri = if uri.contains("://") || is_local_store_word(uri) {
-        uri.to_owned()
-    } else {
-        format!("ssh://{uri}")
-    };
-    if let Some((scheme, _)) = uri.split_once("://") {
-        if scheme.is_empty()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
-        {
-            return Err(format!(
-                "{uri:?} has no valid scheme: write e.g. ssh-ng://HOST or ssh://HOST"
-            ));
-        }
-        if !KNOWN_SCHEMES.contains(&scheme) {
-            return Err(format!(
-                "{uri:?}: nix knows no store scheme {scheme:?}: write ssh-ng://HOST or ssh://HOST"
-            ));
-        }
-        if is_ssh_scheme(scheme) {
-            parse_ssh_authority(&uri).map_err(|why| format!("{uri:?}: {why}"))?;
-        }
-    }
-    Ok(uri)
-}
-
-/// The store URI schemes of nix (2.8 to 2.34) and Lix; any other fails in nix with "don't know
-/// how to open Nix store".
-const KNOWN_SCHEMES: &[&str] = &[
-    "ssh",
-    "ssh-ng",
-    "mounted-ssh-ng",
-    "unix",
-    "local",
-    "daemon",
-    "file",
-    "http",
-    "https",
-    "s3",
-    "dummy",
-    "auto",
-    "gs",
-];
-
-fn is_ssh_scheme(scheme: &str) -> bool {
-    scheme == "ssh" || scheme == "ssh-ng"
-}
-
-/// The parts of an ssh store URI's authority, borrowed from it.
-struct SshParts<'a> {
-    user: Option<&'a str>,
-    host: &'a str,
-    port: Option<u16>,
-}
-
-/// Splits `scheme://[user@]host[:port][?query]`, refusing anything ssh could take for an option
-/// or that is not one host.
-fn parse_ssh_authority(uri: &str) -> Result<SshParts<'_>, String> {
-    let rest = uri.split_once("://").map(|(_, rest)| rest).unwrap_or(uri);
-    let authority = rest.split('?').next().unwrap_or_default();
-    let (user, host_port) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
-    };
-    if let Some(user) = user {
-        if user.is_empty() {
-            return Err("the user name before @ is empty: write USER@HOST, or only HOST".into());
-        }
-        check_ssh_word(user, "user name")?;
-    }
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let Some((host, after)) = bracketed.split_once(']') else {
-            return Err("an IPv6 address opened with [ is not closed with ]".into());
-        };
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(format!("{after:?} after the IPv6 address is not :PORT")),
-            },
-        }
-    } else {
-        match host_port.matches(':').count() {
-            0 => (host_port, None),
-            1 => match host_port.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (host_port, None),
-            },
-            // A bare IPv6 address: its colons are not a port separator.
-            _ => (host_port, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the host name is empty: write ssh-ng://HOST or USER@HOST".into());
-    }
-    check_ssh_word(host, "host name")?;
-    if host.contains('/') {
-        return Err(format!(
-            "{host:?} is not a host name: remove the path after it"
-        ));
-    }
-    let port = match port {
-        None => None,
-        Some(text) => match text.parse::<u16>() {
-            Ok(port) if port > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Some(port),
-            _ => {
-                return Err(format!(
-                    "port {text:?} is not a port number: write HOST:PORT with PORT from 1 to 65535"
-                ))
-            }
-        },
-    };
-    Ok(SshParts { user, host, port })
-}
-
-/// Refuses what ssh would read as an option or as more than one argument.
-fn check_ssh_word(word: &str, what: &str) -> Result<(), String> {
-    if word.starts_with('-') {
-        return Err(format!(
-            "the {what} {word:?} starts with \"-\", so ssh could read it as an option: fix the {what}"
-        ));
-    }
-    if let Some(c) = word.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "the {what} {word:?} contains {c:?}: fix the {what}"
-        ));
-    }
-    Ok(())
-}
-
 fn decode_host_key_line(key: &str) -> Result<String, HostKeyError> {
     let fail = |why: &str| HostKeyError {
         key: key.to_owned(),
@@ -638,6 +497,16 @@ fn decode_host_key_line(key: &str) -> Result<String, HostKeyError> {
     Ok(format!("{kind} {body}"))
 }
 
+/// Why a machine's features do not take a derivation (see [`Machine::feature_mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureMismatch<'a> {
+    /// The derivation requires this feature and the machine neither supports it nor makes it
+    /// mandatory.
+    Lacks(&'a str),
+    /// The machine takes only derivations requiring this (mandatory) feature.
+    OnlyRequiring(&'a str),
+}
+
 /// The known_hosts name ssh looks a host up by: the bare host on port 22 (named or not),
 /// `[host]:port` on any other port.
 pub fn known_hosts_name(host: &str, port: Option<u16>) -> String {
@@ -651,7 +520,7 @@ impl Machine {
     /// A machine with nix's defaults for everything but the URI (normalised as nix does), for
     /// callers that build one from parts.
     pub fn new(uri: &str) -> Result<Machine, MachinesError> {
-        let uri = normalize_uri(uri).map_err(|problem| MachinesError {
+        let uri = StoreUri::parse(uri).map_err(|problem| MachinesError {
             origin: "a builder URI".into(),
             line: 1,
             field: Some(Field::Uri),
@@ -669,48 +538,16 @@ impl Machine {
         })
     }
 
-    /// The store type: `ssh`, `ssh-ng`, another URI scheme, or `local`/`daemon`/`auto` for the
-    /// store words and paths that nix does not treat as ssh hosts.
+    /// The store type: `ssh`, `ssh-ng`, another URI scheme, or `local`/`daemon`/`auto` (see
+    /// [`StoreUri::scheme`]).
     pub fn scheme(&self) -> &str {
-        if let Some((scheme, _)) = self.uri.split_once("://") {
-            return scheme;
-        }
-        if self.uri.starts_with("daemon") {
-            "daemon"
-        } else if self.uri.starts_with("auto") {
-            "auto"
-        } else {
-            "local"
-        }
+        self.uri.scheme()
     }
 
-    fn ssh_parts(&self) -> Option<SshParts<'_>> {
-        if is_ssh_scheme(self.scheme()) {
-            parse_ssh_authority(&self.uri).ok()
-        } else {
-            None
-        }
-    }
-
-    /// The ssh user named in the URI (`builder` in `ssh-ng://builder@seasmoke`), if any.
-    pub fn ssh_user(&self) -> Option<&str> {
-        self.ssh_parts().and_then(|p| p.user)
-    }
-
-    /// The ssh host (`seasmoke` in `ssh-ng://builder@seasmoke:2222`), for ssh URIs.
-    pub fn ssh_host(&self) -> Option<&str> {
-        self.ssh_parts().map(|p| p.host)
-    }
-
-    /// The ssh port named in the URI, if any.
-    pub fn ssh_port(&self) -> Option<u16> {
-        self.ssh_parts().and_then(|p| p.port)
-    }
-
-    /// The short name people know the builder by, the contract's JSON `host`: the host name
-    /// without user or port for ssh URIs, the URI itself otherwise.
+    /// The short name people know the builder by, the contract's JSON `host` (see
+    /// [`StoreUri::host_label`]).
     pub fn host_label(&self) -> &str {
-        self.ssh_host().unwrap_or(&self.uri)
+        self.uri.host_label()
     }
 
     /// The entry as one machines line with all eight fields, `-` for defaults. Parsing the line
@@ -733,7 +570,7 @@ impl Machine {
             SpeedFactorSyntax::Integer => format!("{}", self.speed_factor.round().max(1.0) as u64),
         };
         [
-            self.uri.clone(),
+            self.uri.to_string(),
             list(&self.systems),
             self.ssh_key.clone().unwrap_or_else(|| "-".into()),
             self.max_jobs.to_string(),
@@ -769,13 +606,25 @@ impl Machine {
     /// The feature half of nix's rule: every required feature supported or mandatory, every
     /// mandatory feature required.
     pub fn supports_features(&self, required_features: &[String]) -> bool {
-        required_features
+        self.feature_mismatch(required_features).is_none()
+    }
+
+    /// Where the feature half of nix's rule fails, first failure first: a required feature
+    /// neither supported nor mandatory, else a mandatory feature not required.
+    pub fn feature_mismatch<'s>(
+        &'s self,
+        required_features: &'s [String],
+    ) -> Option<FeatureMismatch<'s>> {
+        if let Some(f) = required_features
             .iter()
-            .all(|f| self.supported_features.contains(f) || self.mandatory_features.contains(f))
-            && self
-                .mandatory_features
-                .iter()
-                .all(|f| required_features.contains(f))
+            .find(|f| !self.supported_features.contains(f) && !self.mandatory_features.contains(f))
+        {
+            return Some(FeatureMismatch::Lacks(f));
+        }
+        self.mandatory_features
+            .iter()
+            .find(|f| !required_features.contains(f))
+            .map(|f| FeatureMismatch::OnlyRequiring(f))
     }
 
     /// The pinned host key as the `TYPE KEY` text of a known_hosts entry, or `None` when the
@@ -790,12 +639,12 @@ impl Machine {
     /// The known_hosts line that pins this entry's host key for ssh (`seasmoke ssh-ed25519
     /// AAAA…`, `[seasmoke]:2222 …`), or `None` when the entry pins none or is not an ssh URI.
     pub fn known_hosts_line(&self) -> Result<Option<String>, HostKeyError> {
-        let (Some(key), Some(host)) = (self.decode_host_key()?, self.ssh_host()) else {
+        let (Some(key), Some(ssh)) = (self.decode_host_key()?, self.uri.ssh()) else {
             return Ok(None);
         };
         Ok(Some(format!(
             "{} {key}",
-            known_hosts_name(host, self.ssh_port())
+            known_hosts_name(&ssh.host, ssh.port)
         )))
     }
 
@@ -813,9 +662,9 @@ impl Machine {
             ));
         }
         if params.is_empty() {
-            return self.uri.clone();
+            return self.uri.to_string();
         }
-        let joiner = if self.uri.contains('?') { '&' } else { '?' };
+        let joiner = if self.uri.query().is_some() { '&' } else { '?' };
         format!("{}{joiner}{}", self.uri, params.join("&"))
     }
 }
@@ -892,9 +741,9 @@ mod tests {
         assert_eq!(m.mandatory_features, strings(&["benchmark"]));
         assert_eq!(m.public_host_key.as_deref(), Some(key.as_str()));
         assert_eq!(m.scheme(), "ssh-ng");
-        assert_eq!(m.ssh_user(), Some("builder"));
-        assert_eq!(m.ssh_host(), Some("seasmoke"));
-        assert_eq!(m.ssh_port(), None);
+        assert_eq!(m.uri.ssh().and_then(|s| s.user.as_deref()), Some("builder"));
+        assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), Some("seasmoke"));
+        assert_eq!(m.uri.ssh().and_then(|s| s.port), None);
         assert_eq!(m.host_label(), "seasmoke");
     }
 
@@ -916,27 +765,27 @@ mod tests {
         assert_eq!(one("root@seasmoke:2222").uri, "ssh://root@seasmoke:2222");
         let m = one("root@seasmoke:2222");
         assert_eq!(m.scheme(), "ssh");
-        assert_eq!(m.ssh_user(), Some("root"));
-        assert_eq!(m.ssh_host(), Some("seasmoke"));
-        assert_eq!(m.ssh_port(), Some(2222));
+        assert_eq!(m.uri.ssh().and_then(|s| s.user.as_deref()), Some("root"));
+        assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), Some("seasmoke"));
+        assert_eq!(m.uri.ssh().and_then(|s| s.port), Some(2222));
         assert_eq!(m.host_label(), "seasmoke");
     }
 
     #[test]
     fn ipv6_hosts() {
         let m = one("ssh-ng://[::1]:2200");
-        assert_eq!(m.ssh_host(), Some("::1"));
-        assert_eq!(m.ssh_port(), Some(2200));
+        assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), Some("::1"));
+        assert_eq!(m.uri.ssh().and_then(|s| s.port), Some(2200));
         let m = one("ssh://me@fe80::1");
-        assert_eq!(m.ssh_host(), Some("fe80::1"));
-        assert_eq!(m.ssh_port(), None);
+        assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), Some("fe80::1"));
+        assert_eq!(m.uri.ssh().and_then(|s| s.port), None);
     }
 
     #[test]
     fn query_parameters_are_kept_and_not_part_of_the_host() {
         let m = one("ssh-ng://seasmoke?remote-store=/other x86_64-linux");
         assert_eq!(m.uri, "ssh-ng://seasmoke?remote-store=/other");
-        assert_eq!(m.ssh_host(), Some("seasmoke"));
+        assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), Some("seasmoke"));
     }
 
     #[test]
@@ -944,7 +793,7 @@ mod tests {
         for word in ["local", "daemon", "auto", "/some/store", "local?root=/x"] {
             let m = one(word);
             assert_eq!(m.uri, word);
-            assert_eq!(m.ssh_host(), None);
+            assert_eq!(m.uri.ssh().map(|s| s.host.as_str()), None);
             assert_eq!(m.host_label(), word);
         }
         assert_eq!(one("daemon").scheme(), "daemon");
@@ -957,7 +806,7 @@ mod tests {
                     ssh-ng://a x86_64-linux ; ssh-ng://b aarch64-linux # the arm one\n\
                     \n   \t\n\
                     ssh-ng://c # trailing comment; ssh-ng://d\r\n";
-        let uris: Vec<String> = parse(text).into_iter().map(|m| m.uri).collect();
+        let uris: Vec<String> = parse(text).into_iter().map(|m| m.uri.to_string()).collect();
         // As in nix, `;` ends an entry even inside a comment.
         assert_eq!(
             uris,
@@ -1000,7 +849,7 @@ mod tests {
         let uris: Vec<String> = machines
             .unwrap_or_default()
             .into_iter()
-            .map(|m| m.uri)
+            .map(|m| m.uri.to_string())
             .collect();
         assert_eq!(
             uris,
@@ -1325,7 +1174,7 @@ mod tests {
                             uri.push_str(&format!(":{port}"));
                         }
                         Machine {
-                            uri,
+                            uri: StoreUri::parse(&uri).unwrap(),
                             systems: comma_list(&systems.join(",")),
                             ssh_key: key,
                             max_jobs: jobs,

@@ -20,7 +20,7 @@
 //! itself). `home` and `os` through nix activate the checked build's result as usual.
 
 use crate::child::{self, Keep, Pipe, Report};
-use crate::dispatch::{self, Context, Runner, Target};
+use crate::dispatch::{self, Context, Invocation, Runner, Target};
 use crate::plan::{Counts, Mode, Plan};
 use crate::settings::Settings;
 use crate::Result;
@@ -103,23 +103,24 @@ pub const CHECK_FLAGS: [&str; 8] = [
     "",
 ];
 
-/// The check's argv: the noop build's, with [`CHECK_FLAGS`] last.
-pub fn check_argv(
+/// The check: the noop build's invocation, with [`CHECK_FLAGS`] last.
+pub fn check_invocation(
     settings: &Settings,
     target: &Target,
     build_args: &[OsString],
-) -> Result<Vec<OsString>> {
+    env: &[(OsString, OsString)],
+) -> Result<Invocation> {
     let plan = noop_plan(0, settings);
     let ctx = Context {
         plan: &plan,
         builders: &[],
         nix: &settings.nix.version,
         nix_args: build_args,
+        env,
     };
-    let steps = dispatch::steps(target, Runner::Nix, &ctx)?;
-    let mut argv = steps.build.argv();
-    argv.extend(CHECK_FLAGS.iter().map(OsString::from));
-    Ok(argv)
+    let mut inv = dispatch::steps(target, Runner::Nix, &ctx)?.build;
+    inv.args.extend(CHECK_FLAGS.iter().map(OsString::from));
+    Ok(inv)
 }
 
 /// Runs the check. Interrupted, it is `Error::Interrupted` like any build.
@@ -127,12 +128,13 @@ pub async fn check(
     settings: &Settings,
     target: &Target,
     build_args: &[OsString],
+    env: &[(OsString, OsString)],
 ) -> Result<Checked> {
-    let argv = check_argv(settings, target, build_args)?;
-    tracing::debug!(?argv, "noop check");
+    let inv = check_invocation(settings, target, build_args, env)?;
+    tracing::debug!(argv = ?inv.argv(), "noop check");
     let mut done = Done::default();
     let mut held = 0usize;
-    let finished = child::run(&argv, Keep::Stdout, |report| {
+    let finished = child::run(&inv, Keep::Stdout, |report| {
         if let Report::Line(Pipe::Stderr, line) = report {
             if held + line.len() <= MAX_HELD {
                 held += line.len();
@@ -216,7 +218,13 @@ mod tests {
             action: dispatch::HomeAction::Switch,
         };
         assert!(applies(&home, Runner::Nix, &[], false, false));
-        assert!(!applies(&home, Runner::Nh { as_root: true }, &[], false, false));
+        assert!(!applies(
+            &home,
+            Runner::Nh { as_root: true },
+            &[],
+            false,
+            false
+        ));
         assert!(!applies(
             &build,
             Runner::Nix,

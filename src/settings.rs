@@ -35,8 +35,14 @@ pub struct Settings {
     pub progress: ProgressArg,
     /// `-v` count minus `-q`.
     pub verbosity: i8,
-    /// `NO_COLOR` is set.
-    pub no_color: bool,
+    /// The terminal and `NO_COLOR`, read at start.
+    pub terminal: Terminal,
+    /// We run as root (effective uid 0).
+    pub as_root: bool,
+    /// `nh` is on PATH.
+    pub nh_on_path: bool,
+    /// Where `home` and `os` look when not told.
+    pub defaults: Defaults,
     /// `NIX_SSHOPTS`, split as nix splits it.
     pub ssh_opts: Vec<String>,
     /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
@@ -49,6 +55,116 @@ pub struct Settings {
     pub github: Option<crate::render::github::GithubEnv>,
     /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
     pub daemon: Option<DaemonClient>,
+}
+
+/// What the process's terminal and environment say about output: read once, at start, before
+/// anything is shown (diagnostics included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Terminal {
+    /// stdin is a terminal.
+    pub stdin: bool,
+    /// stderr is a terminal.
+    pub stderr: bool,
+    /// `NO_COLOR` is set to a non-empty value.
+    pub no_color: bool,
+}
+
+impl Terminal {
+    /// Looks at stdin, stderr and `NO_COLOR`.
+    pub fn detect() -> Terminal {
+        use std::io::IsTerminal;
+        Terminal {
+            stdin: std::io::stdin().is_terminal(),
+            stderr: std::io::stderr().is_terminal(),
+            no_color: crate::render::no_color_requested(std::env::var_os("NO_COLOR").as_deref()),
+        }
+    }
+}
+
+/// How progress is shown: the one renderer choice, for `build`/`home`/`os` and `monitor` alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Display {
+    /// `--progress`.
+    pub progress: ProgressArg,
+    /// `--json`.
+    pub json: bool,
+    /// `-q`.
+    pub quiet: bool,
+    /// The count of `-v`.
+    pub verbose: u8,
+    /// The terminal.
+    pub terminal: Terminal,
+}
+
+impl Display {
+    /// From the global options, for commands that resolve no [`Settings`] (`monitor`).
+    pub fn from_global(global: &GlobalArgs, terminal: Terminal) -> Display {
+        Display {
+            progress: global.progress,
+            json: global.json,
+            quiet: global.quiet,
+            verbose: global.verbose,
+            terminal,
+        }
+    }
+
+    /// The renderer these options and this terminal ask for ([`crate::render::choose`]).
+    pub fn renderer(&self) -> Box<dyn crate::render::Render + Send> {
+        let choice = crate::render::choose(
+            self.progress,
+            self.json,
+            self.quiet,
+            self.terminal.stderr,
+            self.terminal.no_color,
+        );
+        crate::render::renderer(choice, self.verbose)
+    }
+}
+
+/// Where `home` and `os` look when the command line does not say: the environment that nh and
+/// home-manager read, and this machine's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Defaults {
+    /// `$USER`, when set and non-empty.
+    pub user: Option<String>,
+    /// This machine's host name, as `hostname` prints it.
+    pub hostname: String,
+    /// `$NH_HOME_FLAKE`, else `$NH_FLAKE`.
+    pub home_flake: Option<String>,
+    /// `$NH_OS_FLAKE`, else `$NH_FLAKE`.
+    pub os_flake: Option<String>,
+}
+
+impl Defaults {
+    /// Reads the environment and the host name.
+    fn read() -> Defaults {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Defaults {
+            user: env("USER"),
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".to_owned()),
+            home_flake: env("NH_HOME_FLAKE").or_else(|| env("NH_FLAKE")),
+            os_flake: env("NH_OS_FLAKE").or_else(|| env("NH_FLAKE")),
+        }
+    }
+
+    /// The flake `home` uses: `--flake`, else `$NH_HOME_FLAKE`, else `$NH_FLAKE`, else `.`.
+    pub fn home_flake(&self, given: &Option<String>) -> String {
+        flake_or(given, &self.home_flake)
+    }
+
+    /// The flake `os` uses: `--flake`, else `$NH_OS_FLAKE`, else `$NH_FLAKE`, else `.`.
+    pub fn os_flake(&self, given: &Option<String>) -> String {
+        flake_or(given, &self.os_flake)
+    }
+}
+
+fn flake_or(given: &Option<String>, default: &Option<String>) -> String {
+    given
+        .clone()
+        .or_else(|| default.clone())
+        .unwrap_or_else(|| ".".to_owned())
 }
 
 /// What the nix-daemon makes of us.
@@ -80,7 +196,7 @@ struct ConfigFile {
 
 impl Settings {
     /// Resolves the global options with nix's configuration and the environment.
-    pub async fn resolve(global: &GlobalArgs) -> Result<Settings> {
+    pub async fn resolve(global: &GlobalArgs, terminal: Terminal) -> Result<Settings> {
         let file = read_config_file()?;
         let timeout = global
             .connect_timeout
@@ -100,6 +216,9 @@ impl Settings {
                 "--silent-timeout {silent} is not a number of seconds between 1 and 86400"
             )));
         }
+        // SAFETY: geteuid has no preconditions.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let nh_on_path = on_path("nh");
         let via = match (global.via, file.via.as_deref()) {
             (Some(v), _) => v,
             (None, Some("nix")) => Via::Nix,
@@ -109,7 +228,7 @@ impl Settings {
                     "via = {other:?} in the config file: use \"nix\" or \"nh\""
                 )))
             }
-            (None, None) if on_path("nh") => Via::Nh,
+            (None, None) if nh_on_path => Via::Nh,
             (None, None) => Via::Nix,
         };
         let nix_sshopts = std::env::var("NIX_SSHOPTS").ok();
@@ -124,7 +243,7 @@ impl Settings {
 
         let nix = Nix::detect().await?;
         let nix_config = nix.config().await?;
-        let daemon = if crate::nix::is_daemon_client() {
+        let daemon = if crate::nix::is_daemon_client(as_root) {
             Some(DaemonClient {
                 trusted: nix.local_trust().await,
                 ignored_cli_builders: false,
@@ -180,7 +299,10 @@ impl Settings {
             } else {
                 global.verbose.min(10) as i8
             },
-            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            terminal,
+            as_root,
+            nh_on_path,
+            defaults: Defaults::read(),
             ssh_opts,
             nix_sshopts,
             nix,
@@ -188,6 +310,19 @@ impl Settings {
             github: crate::render::github::GithubEnv::from_env(),
             daemon,
         })
+    }
+}
+
+impl Settings {
+    /// How progress is shown this run ([`Display::renderer`]).
+    pub fn display(&self) -> Display {
+        Display {
+            progress: self.progress,
+            json: self.json,
+            quiet: self.verbosity < 0,
+            verbose: self.verbosity.max(0) as u8,
+            terminal: self.terminal,
+        }
     }
 }
 
@@ -290,7 +425,7 @@ fn read_config_table(path: &Path) -> Result<Option<toml::Table>> {
 }
 
 /// Whether a program is on PATH.
-pub fn on_path(program: &str) -> bool {
+fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| {
             let candidate = dir.join(program);
@@ -300,4 +435,23 @@ pub fn on_path(program: &str) -> bool {
                     .unwrap_or(false)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_and_os_flakes_default_as_nh_does() {
+        let defaults = Defaults {
+            user: Some("me".into()),
+            hostname: "laptop".into(),
+            home_flake: Some("/home/me/cfg".into()),
+            os_flake: None,
+        };
+        assert_eq!(defaults.home_flake(&None), "/home/me/cfg");
+        assert_eq!(defaults.home_flake(&Some("/given".into())), "/given");
+        assert_eq!(defaults.os_flake(&None), ".");
+        assert_eq!(defaults.os_flake(&Some("/given".into())), "/given");
+    }
 }

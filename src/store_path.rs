@@ -159,11 +159,24 @@ impl StorePath {
     /// A short name for people: the name without hash, and without `.drv` for derivations
     /// (`hello-2.12.1`), as progress lines and reasons show it.
     pub fn display_name(&self) -> &str {
-        let name = self.name();
-        name.strip_suffix(".drv")
-            .filter(|s| !s.is_empty())
-            .unwrap_or(name)
+        short_name(self.as_str())
     }
+}
+
+/// The short name of a store path given as text, for display and summary keys: without store
+/// directory and hash, and without `.drv` for derivations (`/nix/store/<hash>-hello-2.12.drv` →
+/// `hello-2.12`), as [`StorePath::display_name`]. Text from a log is not validated first:
+/// anything that does not look like a store path keeps its last `/` part (`.drv` dropped).
+pub fn short_name(text: &str) -> &str {
+    let base = text.rsplit('/').next().unwrap_or(text);
+    let name = match base.split_once('-') {
+        Some((hash, name)) if hash.len() == HASH_LEN && !name.is_empty() => name,
+        _ => base,
+    };
+    // A name that is only ".drv" keeps it, rather than displaying as nothing.
+    name.strip_suffix(".drv")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(name)
 }
 
 /// Splits an output selector off an installable-like path: `/nix/store/…-x.drv^out` and the
@@ -288,6 +301,21 @@ mod tests {
             sp("/nix/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-.drv").display_name(),
             ".drv"
         );
+    }
+
+    #[test]
+    fn short_names_of_paths_from_a_log() {
+        assert_eq!(
+            short_name("/nix/store/50h0af3l3gkcw4c385pxvynq15y8zlxs-nd-chain-a.drv"),
+            "nd-chain-a"
+        );
+        assert_eq!(
+            short_name("/nix/store/5y6pa3fw8zx4m0g7g1ffvjq23d7dyq1n-nd-big"),
+            "nd-big"
+        );
+        assert_eq!(short_name("weird"), "weird");
+        assert_eq!(short_name(""), "");
+        assert_eq!(short_name(HELLO), sp(HELLO).display_name());
     }
 
     #[test]

@@ -64,6 +64,8 @@ impl ProgressHandle {
 /// One builder to watch.
 #[derive(Clone)]
 pub struct Watched {
+    /// Which builder it is.
+    pub id: crate::builder::BuilderId,
     /// Its host label, for the message.
     pub host: String,
     /// Its store URI.

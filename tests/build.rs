@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{lab, nixdispatch, Background, BOUND};
+use common::procs::lab_processes;
+use common::{build_plain, lab, nixdispatch, Background, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::Duration;
 
@@ -24,20 +25,7 @@ fn remote_mode_builds_on_seasmoke() {
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
         let spec = lab.builder_spec();
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--progress",
-                "plain",
-                "build",
-                "--json",
-                &lab.flake_ref("chain"),
-            ],
-            BOUND,
-        );
+        let run = build_plain(&lab, v, &spec, &["--json", &lab.flake_ref("chain")]);
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: remote"), "{run:?}");
         let out = result_path(&run);
@@ -126,19 +114,7 @@ fn a_failing_build_exits_1_with_its_log() {
     }
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref("fail"),
-        ],
-        BOUND,
-    );
+    let run = build_plain(&lab, ClientNix::V2_8, &spec, &[&lab.flake_ref("fail")]);
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr.contains("fails on purpose"),
@@ -302,8 +278,7 @@ fn ctrl_c_exits_130_and_leaves_no_processes() {
         run.seen
     );
     std::thread::sleep(Duration::from_secs(1));
-    // SAFETY: kill only sends a signal to our own child.
-    unsafe { libc_kill(run.child.id() as i32, 2) };
+    run.interrupt();
     let status = run.exit(Duration::from_secs(90));
     assert_eq!(status.code(), Some(130));
     std::thread::sleep(Duration::from_millis(300));
@@ -311,38 +286,21 @@ fn ctrl_c_exits_130_and_leaves_no_processes() {
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
 
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
 /// Client-side nix and ssh processes of this lab still alive (seasmoke's own are not counted).
 fn client_processes(lab: &Lab) -> Vec<String> {
-    let marker = format!("NIXDISPATCH_LAB={}", lab.dir().display());
-    let mut left = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let dir = entry.path();
-        let Ok(environ) = std::fs::read(dir.join("environ")) else {
-            continue;
-        };
-        if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-            continue;
-        }
-        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
-        let client = [
-            "nix build",
-            "nix __build-remote",
-            "nixdispatch",
-            "ssh seasmoke",
-        ]
-        .iter()
-        .any(|p| cmdline.contains(p));
-        if client && !zombie && !cmdline.contains("sshd") {
-            left.push(cmdline);
-        }
-    }
-    left
+    lab_processes(lab.dir())
+        .into_iter()
+        .filter(|p| {
+            let client = [
+                "nix build",
+                "nix __build-remote",
+                "nixdispatch",
+                "ssh seasmoke",
+            ]
+            .iter()
+            .any(|w| p.cmdline.contains(w));
+            client && !p.zombie && !p.cmdline.contains("sshd")
+        })
+        .map(|p| p.cmdline)
+        .collect()
 }

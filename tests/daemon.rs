@@ -4,8 +4,11 @@
 
 mod common;
 
+use common::terminal::Terminal;
 use common::{bin, lab, run_limited, Run, BOUND};
-use nixdispatch_lab::{skip_unless_root, DaemonClient, DaemonOptions, Fault, LabOptions, Sudo};
+use nixdispatch_lab::{
+    skip_unless_root, DaemonClient, DaemonOptions, Fault, Lab, LabOptions, Sudo,
+};
 use std::time::Duration;
 
 fn alice(client: &DaemonClient<'_>, args: &[&str]) -> Run {
@@ -397,7 +400,7 @@ fn slow_os_flake(client: &DaemonClient<'_>, markers: &std::path::Path, secs: u32
 /// Runs `cmd` on a pseudo-terminal (`script`), typing alice's password at every sudo prompt.
 /// Returns the exit code, the terminal's output and how many prompts were answered.
 fn on_a_terminal(cmd: std::process::Command, limit: Duration) -> (Option<i32>, String, usize) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
     let mut line = String::from("exec env -i");
     for (k, v) in cmd.get_envs() {
@@ -416,25 +419,15 @@ fn on_a_terminal(cmd: std::process::Command, limit: Duration) -> (Option<i32>, S
     for a in cmd.get_args() {
         line += &format!(" {}", quote(a));
     }
-    let mut child = std::process::Command::new("script")
+    let mut script = std::process::Command::new("script");
+    script
         .args(["-qefc", &line, "/dev/null"])
-        .current_dir(cmd.get_current_dir().unwrap_or(std::path::Path::new("/")))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+        .current_dir(cmd.get_current_dir().unwrap_or(std::path::Path::new("/")));
+    let Terminal {
+        mut child,
+        mut stdin,
+        screen: rx,
+    } = Terminal::start(script);
     let t0 = std::time::Instant::now();
     let mut out = String::new();
     let mut answered = 0;
@@ -463,12 +456,13 @@ fn on_a_terminal(cmd: std::process::Command, limit: Duration) -> (Option<i32>, S
     (code, out, answered)
 }
 
-#[test]
-fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
-    if skip_unless_root("os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp") {
-        return;
-    }
-    let lab = lab(LabOptions::default());
+/// `nixdispatch --via VIA --mode local os switch` of a 4-second build, run as alice on a terminal
+/// with sudo asking for her password (see [`on_a_terminal`]).
+fn os_switch_as_alice_on_a_terminal(
+    lab: &Lab,
+    via: &str,
+    limit: Duration,
+) -> (Option<i32>, String, usize) {
     // 0.02 minutes: the timestamp lapses 1.2 s after the password, long before the build ends.
     let client = lab
         .start_daemon(DaemonOptions {
@@ -481,7 +475,7 @@ fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
     let mut cmd = client.nixdispatch(bin());
     cmd.args([
         "--via",
-        "nix",
+        via,
         "--mode",
         "local",
         "--progress",
@@ -493,7 +487,16 @@ fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
         "-H",
         "vermax",
     ]);
-    let (code, out, answered) = on_a_terminal(cmd, BOUND);
+    on_a_terminal(cmd, limit)
+}
+
+#[test]
+fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
+    if skip_unless_root("os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let (code, out, answered) = os_switch_as_alice_on_a_terminal(&lab, "nix", BOUND);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
         answered, 2,
@@ -513,30 +516,8 @@ fn os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal() {
         return;
     }
     let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            sudo: Sudo::Password,
-            sudo_timeout_minutes: 0.02,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-    let flake = slow_os_flake(&client, &lab.markers_dir(), 4);
-    let mut cmd = client.nixdispatch(bin());
-    cmd.args([
-        "--via",
-        "nh",
-        "--mode",
-        "local",
-        "--progress",
-        "plain",
-        "os",
-        "switch",
-        "--flake",
-        &flake,
-        "-H",
-        "vermax",
-    ]);
-    let (code, out, answered) = on_a_terminal(cmd, Duration::from_secs(90));
+    let (code, out, answered) =
+        os_switch_as_alice_on_a_terminal(&lab, "nh", Duration::from_secs(90));
     assert_eq!(code, Some(0), "{out}");
     // Once before the build (nixdispatch), once by nh at activation (the timestamp lapsed).
     assert_eq!(answered, 2, "{out}");

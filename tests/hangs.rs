@@ -4,154 +4,35 @@
 
 mod common;
 
-use common::{bin, lab, nixdispatch, run_limited, BOUND};
+use common::procs::{self, lab_processes};
+use common::terminal::Terminal;
+use common::{bin, lab, nixdispatch, run_limited, Background, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
-use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-
-const SIGINT: i32 = 2;
-
-/// nixdispatch in the background, as in a terminal: the leader of its own process group, so
-/// that Ctrl-C ([`Bg::ctrl_c`]) reaches the group as a terminal's would.
-struct Bg {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Bg {
-    fn start(lab: &Lab, v: ClientNix, args: &[&str]) -> Bg {
-        let mut cmd = lab.nixdispatch(v, bin());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd.spawn().expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Bytes, not str: the output under test may carry invalid UTF-8.
-            let mut reader = std::io::BufReader::new(stderr);
-            let mut buf = Vec::new();
-            while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
-                let _ = tx.send(String::from_utf8_lossy(&buf).trim_end().to_owned());
-                buf.clear();
-            }
-        });
-        Bg {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (at most `limit`) for a stderr line containing `text`.
-    fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let found = line.contains(text);
-                self.seen.push(line);
-                if found {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Ctrl-C as a terminal sends it: SIGINT to the whole foreground group.
-    fn ctrl_c(&self) {
-        // SAFETY: kill only sends a signal, here to the group we started.
-        unsafe { kill(-(self.child.id() as i32), SIGINT) };
-    }
-
-    /// Waits for the exit, failing the test when it takes more than `limit` from now.
-    fn exit_within(&mut self, limit: Duration) -> (Option<i32>, Duration) {
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            if t0.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.seen.extend(self.lines.try_iter());
-                panic!(
-                    "still running {limit:?} after it was asked to stop: {:#?}",
-                    self.seen
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let took = t0.elapsed();
-        std::thread::sleep(Duration::from_millis(200));
-        self.seen.extend(self.lines.try_iter());
-        (status.code(), took)
-    }
-
-    fn saw(&self, text: &str) -> bool {
-        self.seen.iter().any(|l| l.contains(text))
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Client-side processes of this lab still alive (nix, nh, ssh and its masters, activation
 /// scripts, nixdispatch); seasmoke's own are not counted.
 fn client_processes(lab: &Lab) -> Vec<String> {
-    let marker = format!("NIXDISPATCH_LAB={}", lab.dir().display());
-    let mut left = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let dir = entry.path();
-        let Ok(environ) = std::fs::read(dir.join("environ")) else {
-            continue;
-        };
-        if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-            continue;
-        }
-        // seasmoke runs in a pid namespace of its own: its processes are not the client's.
-        if std::fs::read_link(dir.join("ns/pid")).ok()
-            != std::fs::read_link("/proc/self/ns/pid").ok()
-        {
-            continue;
-        }
-        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
-        let client = [
-            "nix ",
-            "nix-store",
-            "nixdispatch",
-            "ssh ",
-            "activate",
-            "sleep",
-        ]
-        .iter()
-        .any(|p| cmdline.contains(p));
-        let seasmoke = cmdline.contains("sshd") || cmdline.contains("nix-daemon");
-        if client && !zombie && !seasmoke {
-            left.push(cmdline);
-        }
-    }
-    left
+    lab_processes(lab.dir())
+        .into_iter()
+        .filter(|p| {
+            let client = [
+                "nix ",
+                "nix-store",
+                "nixdispatch",
+                "ssh ",
+                "activate",
+                "sleep",
+            ]
+            .iter()
+            .any(|w| p.cmdline.contains(w));
+            let seasmoke = p.cmdline.contains("sshd") || p.cmdline.contains("nix-daemon");
+            p.here && client && !p.zombie && !seasmoke
+        })
+        .map(|p| p.cmdline)
+        .collect()
 }
 
 /// Asserts that nothing of the run is left, allowing a moment for the last reaping.
@@ -173,26 +54,7 @@ fn assert_nothing_left(lab: &Lab) {
 /// Waits until a client process of this lab whose command line contains every one of `words`
 /// runs; false after `limit`.
 fn wait_for_process(lab: &Lab, words: &[&str], limit: Duration) -> bool {
-    let marker = format!("NIXDISPATCH_LAB={}", lab.dir().display());
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let dir = entry.path();
-            let Ok(environ) = std::fs::read(dir.join("environ")) else {
-                continue;
-            };
-            if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-                continue;
-            }
-            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if words.iter().all(|w| cmdline.contains(w)) {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+    procs::wait_for_process(lab.dir(), words, limit)
 }
 
 /// Makes seasmoke's sshd run every session command of the client's key through a wrapper that
@@ -359,12 +221,8 @@ fn keepalives_are_added_to_the_master_only_where_the_user_set_none() {
     ];
     let master_while_querying = |lab: &Lab| {
         let _ = std::fs::remove_file(&hung);
-        let mut run = Bg::start(lab, ClientNix::V2_8, &args);
-        let t0 = Instant::now();
-        while !hung.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(60), "{:#?}", run.seen);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut run = Background::nixdispatch(lab, ClientNix::V2_8, &args);
+        run.wait_for_file(&hung, Duration::from_secs(60));
         let cmdline = master_cmdline(lab).expect("a master runs while the query hangs");
         run.ctrl_c();
         let _ = run.exit_within(Duration::from_secs(20));
@@ -386,7 +244,7 @@ fn keepalives_are_added_to_the_master_only_where_the_user_set_none() {
 
 // ----- 2. a builder that goes silent in the middle of a build --------------------------------
 
-fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Bg {
+fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
     let spec = lab.builder_spec();
     let attr = lab.flake_ref("slow20");
     let mut args = vec![
@@ -400,7 +258,7 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Bg {
     ];
     args.extend_from_slice(extra);
     args.push(attr.as_str());
-    let mut run = Bg::start(lab, ClientNix::V2_8, &args);
+    let mut run = Background::nixdispatch(lab, ClientNix::V2_8, &args);
     assert!(
         run.wait_for("building slow20 on seasmoke", Duration::from_secs(60)),
         "the remote build never got going: {:#?}",
@@ -621,7 +479,7 @@ fn a_builder_include_of_dev_zero_a_fifo_or_a_multiplying_include_exits_2() {
 // ----- 5. Ctrl-C in every phase, and two runs at once ----------------------------------------
 
 /// Ctrl-C now, then: exit 130 within a bound far above "a second or two", nothing left.
-fn ctrl_c_ends_it(lab: &Lab, run: &mut Bg, phase: &str) {
+fn ctrl_c_ends_it(lab: &Lab, run: &mut Background, phase: &str) {
     run.ctrl_c();
     let (code, took) = run.exit_within(Duration::from_secs(20));
     assert_eq!(code, Some(130), "{phase}: {:#?}", run.seen);
@@ -638,7 +496,7 @@ fn ctrl_c_while_probing_a_tarpit_builder() {
     lab.set_fault(Fault::Tarpit);
     let spec = lab.builder_spec();
     let chain = lab.flake_ref("chain");
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
@@ -669,7 +527,7 @@ fn ctrl_c_while_a_store_query_hangs() {
     let spec = lab.builder_spec();
     let chain = lab.flake_ref("chain");
     // A long connect timeout: the query deadline (5x) is far away.
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
@@ -681,11 +539,7 @@ fn ctrl_c_while_a_store_query_hangs() {
             &chain,
         ],
     );
-    let t0 = Instant::now();
-    while !hung.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "{:#?}", run.seen);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    run.wait_for_file(&hung, Duration::from_secs(60));
     ctrl_c_ends_it(&lab, &mut run, "store query");
 }
 
@@ -714,7 +568,7 @@ fn ctrl_c_while_evaluating() {
     )
     .expect("flake.nix");
     let flake = format!("path:{}", dir.display());
-    let mut run = Bg::start(&lab, ClientNix::V2_8, &["build", &flake]);
+    let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
     // The first evaluation is the noop check's `nix build --max-jobs 0` (src/noop.rs).
     assert!(
         wait_for_process(
@@ -737,7 +591,7 @@ fn ctrl_c_twice_while_building_ends_it() {
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
     let slow = lab.flake_ref("slow");
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &["--builder", &spec, "--progress", "plain", "build", &slow],
@@ -764,7 +618,7 @@ fn ctrl_c_while_activating() {
         "slow-activation",
         "#!/bin/sh\necho 'activation starts'\n/bin/sleep 600\n",
     );
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
@@ -797,7 +651,7 @@ fn ctrl_c_while_pushing() {
     let hung = builder_hangs_on(&lab, "nix-daemon");
     let spec = lab.builder_spec();
     let hello = lab.flake_ref("hello");
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
@@ -812,11 +666,7 @@ fn ctrl_c_while_pushing() {
             &hello,
         ],
     );
-    let t0 = Instant::now();
-    while !hung.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(90), "{:#?}", run.seen);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    run.wait_for_file(&hung, Duration::from_secs(90));
     std::thread::sleep(Duration::from_millis(500));
     ctrl_c_ends_it(&lab, &mut run, "push");
 }
@@ -830,7 +680,7 @@ fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
     let mark = builder_pauses_on(&lab, "nix-daemon");
     let spec = lab.builder_spec();
     let hello = lab.flake_ref("hello");
-    let mut run = Bg::start(
+    let mut run = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &[
@@ -847,7 +697,7 @@ fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
             &hello,
         ],
     );
-    wait_for_file(&mark);
+    run.wait_for_file(&mark, Duration::from_secs(60));
     lab.set_fault(Fault::Stall);
     let (code, _) = run.exit_within(Duration::from_secs(90));
     assert_eq!(code, Some(0), "the build itself succeeded: {:#?}", run.seen);
@@ -880,7 +730,7 @@ fn two_runs_at_once_do_not_disturb_each_other() {
     };
     let a_args = args(&a);
     let b_args = args(&b);
-    let mut first = Bg::start(
+    let mut first = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -892,7 +742,7 @@ fn two_runs_at_once_do_not_disturb_each_other() {
         "{:#?}",
         first.seen
     );
-    let mut second = Bg::start(
+    let mut second = Background::nixdispatch(
         &lab,
         ClientNix::V2_8,
         &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -941,25 +791,11 @@ fn ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean() {
             None => cmd.env_remove(k),
         };
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut stdout = stdout;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let Terminal {
+        mut child,
+        mut stdin,
+        screen: rx,
+    } = Terminal::start(cmd);
     let mut screen = Vec::new();
     let t0 = Instant::now();
     while !String::from_utf8_lossy(&screen).contains("slow") {
@@ -1070,7 +906,7 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
                     .unwrap_or(false)
             })
     };
-    let mut run = Bg::start(&lab, ClientNix::V2_8, &["build", &flake]);
+    let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
     let t0 = Instant::now();
     while !sleeping() {
         assert!(

@@ -4,72 +4,17 @@
 //! They need root. Without root they skip with a printed reason, except with `CI=true`, where
 //! they fail.
 
+mod common;
+
+use common::{run_output, Background};
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 
-/// Runs `c`, killing it after `limit`. Returns the output and how long it ran.
-fn run_limited(mut c: Command, limit: Duration) -> (Output, Duration) {
-    let t0 = Instant::now();
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let ro = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let re = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if t0.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = t0.elapsed();
-    let stdout = ro.join().unwrap_or_default();
-    let stderr = re.join().unwrap_or_default();
-    (
-        Output {
-            status,
-            stdout,
-            stderr,
-        },
-        elapsed,
-    )
-}
-
-/// The lines of a child's stderr, as they come.
-fn stderr_lines(err: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(err)) {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn run(c: Command) -> Output {
-    run_limited(c, Duration::from_secs(120)).0
+    run_output(c, Duration::from_secs(120)).0
 }
 
 fn show(o: &Output) -> String {
@@ -262,7 +207,7 @@ fn each_fault_is_really_seen() {
     let limit = Duration::from_secs(20);
 
     lab.set_fault(Fault::Down);
-    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &[], "true"), limit);
     assert!(
         !o.status.success() && stderr(&o).contains("Connection refused"),
         "{}",
@@ -270,13 +215,13 @@ fn each_fault_is_really_seen() {
     );
 
     lab.set_fault(Fault::Tarpit);
-    let (o, took) = run_limited(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
+    let (o, took) = run_output(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
     assert!(!o.status.success(), "{}", show(&o));
     assert!(took < Duration::from_secs(10), "bounded: {took:?}");
     assert!(stderr(&o).contains("timed out"), "{}", show(&o));
 
     lab.set_fault(Fault::HostKeyChanged);
-    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &[], "true"), limit);
     assert!(
         !o.status.success() && stderr(&o).contains("Host key verification failed"),
         "{}",
@@ -285,11 +230,11 @@ fn each_fault_is_really_seen() {
     // Nix sees it too, also when the machines line pins the real host key.
     let mut c = lab.client_command(ClientNix::V2_26, "nix");
     c.args(["store", "ping", "--store", "ssh-ng://seasmoke"]);
-    let (o, _) = run_limited(c, limit);
+    let (o, _) = run_output(c, limit);
     assert!(!o.status.success(), "{}", show(&o));
 
     lab.set_fault(Fault::AuthRefused);
-    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &[], "true"), limit);
     assert!(
         !o.status.success() && stderr(&o).contains("Permission denied"),
         "{}",
@@ -297,7 +242,7 @@ fn each_fault_is_really_seen() {
     );
 
     lab.set_fault(Fault::None);
-    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &[], "true"), limit);
     assert!(o.status.success(), "recovered: {}", show(&o));
 
     // The builder killed in the middle of a build: the build fails, the connection drops.
@@ -305,42 +250,28 @@ fn each_fault_is_really_seen() {
     c.args(["build", "--no-link", "-L", "--max-jobs", "0", "--builders"])
         .arg(lab.builder_spec())
         .arg(lab.flake_ref("slow"));
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nix build");
-    let lines = stderr_lines(child.stderr.take().expect("stderr"));
-    let mut log = String::new();
+    let mut build = Background::start(c);
     // Wait until seasmoke is building (the slow fixture prints "tick N" every second).
-    while !log.contains("tick 1") {
-        match lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(l) => log += &(l + "\n"),
-            Err(e) => panic!("the build never ticked on seasmoke ({e}):\n{log}"),
-        }
-    }
+    assert!(
+        build.wait_for("tick 1", Duration::from_secs(60)),
+        "the build never ticked on seasmoke: {:#?}",
+        build.seen
+    );
     let killed_at = Instant::now();
     lab.kill_builder();
     assert!(!lab.builder_running());
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if killed_at.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("nix build did not notice the builder died within 30 s:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let status = build.exit_by(killed_at + Duration::from_secs(30));
+    let log = build.seen.join("\n");
+    let Some(status) = status else {
+        panic!("nix build did not notice the builder died within 30 s:\n{log}");
     };
-    log.extend(lines.try_iter().map(|l| l + "\n"));
     eprintln!("nix build ended {:?} after the kill", killed_at.elapsed());
     assert!(!status.success(), "{log}");
-    let (o, _) = run_limited(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &["-o", "ConnectTimeout=2"], "true"), limit);
     assert!(!o.status.success(), "killed: {}", show(&o));
 
     lab.restart_builder().expect("restart");
-    let (o, _) = run_limited(ssh(&lab, &[], "true"), limit);
+    let (o, _) = run_output(ssh(&lab, &[], "true"), limit);
     assert!(o.status.success(), "restarted: {}", show(&o));
 }
 
@@ -364,12 +295,12 @@ fn latency_proxy_adds_the_delay() {
     assert!(banner >= delay, "banner after {banner:?}");
 
     // A whole ssh session takes several round trips, each at least two delays.
-    let (o, with_delay) = run_limited(ssh(&lab, &[], "true"), Duration::from_secs(30));
+    let (o, with_delay) = run_output(ssh(&lab, &[], "true"), Duration::from_secs(30));
     assert!(o.status.success(), "{}", show(&o));
     assert!(with_delay > delay * 6, "ssh with delay: {with_delay:?}");
 
     lab.set_latency(Duration::ZERO);
-    let (o, without) = run_limited(ssh(&lab, &[], "true"), Duration::from_secs(30));
+    let (o, without) = run_output(ssh(&lab, &[], "true"), Duration::from_secs(30));
     assert!(o.status.success(), "{}", show(&o));
     eprintln!("ssh seasmoke true: {with_delay:?} with {delay:?} each way, {without:?} without");
     assert!(without < with_delay);

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{lab, nixdispatch, Run, BOUND};
+use common::{build_plain, lab, nixdispatch, Run, BOUND};
 use nixdispatch_lab::{skip_unless_root, BuilderNix, ClientNix, Fault, Lab, LabOptions};
 
 /// What part of a cell to run.
@@ -280,19 +280,11 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
         lab.dir().display()
     );
     lab.renew_nonce().expect("fresh paths");
-    let run = nixdispatch(
+    let run = build_plain(
         &lab,
         ClientNix::V2_34,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref("chain"),
-            "--json",
-        ],
-        BOUND,
+        &spec,
+        &[&lab.flake_ref("chain"), "--json"],
     );
     let out = built_in(&run, "remote", "2.34 with a port");
     assert!(lab.builder_has(&out), "2.34: not built on the builder");

@@ -11,12 +11,21 @@ fn data(file: &str) -> PathBuf {
 
 fn recordings() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(data(""))
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{}: {e}", data("").display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "log"));
     files.sort();
-    assert!(!files.is_empty());
+    assert!(!files.is_empty(), "no recordings in {}", data("").display());
     files
+}
+
+/// The bytes of the recording (or written log) at `path`; a missing or empty one fails the
+/// test (a test fed nothing would pass for nothing).
+fn recording(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!bytes.is_empty(), "{} is empty", path.display());
+    bytes
 }
 
 /// Runs `nixdispatch monitor ARGS` with `stdin` as its standard input.
@@ -32,6 +41,8 @@ fn monitor(stdin: Stdio, args: &[&str]) -> Output {
 
 fn monitor_file(path: &Path, args: &[&str]) -> Output {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let len = file.metadata().map_or(0, |m| m.len());
+    assert!(len > 0, "{} is empty", path.display());
     monitor(Stdio::from(file), args)
 }
 
@@ -372,7 +383,7 @@ fn nix_2_34_substitution_over_http_counts_bytes_and_paths() {
 /// (src/log/types.rs): mixed into a real 2.34 log, they change nothing that is drawn or counted.
 #[test]
 fn numbers_the_forks_disagree_on_change_nothing() {
-    let original = std::fs::read(data("nix-2.34-remote-build-chain.log")).unwrap_or_default();
+    let original = recording(&data("nix-2.34-remote-build-chain.log"));
     let mut mixed = original.clone();
     mixed.extend_from_slice(
         concat!(

@@ -780,8 +780,8 @@ fn system_config_file_is_read_after_the_users() {
 // from lib.machinesLine. The baseline in each test is the same nix with the lab's own ssh config
 // (host key pinned, nothing else), where a tarpit or a silent link hangs nix (NIX-FACTS).
 
+use common::Background;
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// The declared set-up of the lab's seasmoke: its machines line and root's ssh config file.
@@ -843,81 +843,6 @@ fn plain_nix(
         cmd.env("NIX_SSHOPTS", format!("-F {}", d.ssh_config.display()));
     }
     cmd
-}
-
-/// A command running in the background, its stderr lines on a channel.
-struct Running {
-    child: std::process::Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    started: Instant,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let mut child = cmd
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits (at most `limit`) for a stderr line containing `text`.
-    fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let found = line.contains(text);
-                self.seen.push(line);
-                if found {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// The exit status once it exits, or `None` if it is still running after `limit` from its
-    /// start.
-    fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(100));
-                self.seen.extend(self.lines.try_iter());
-                return Some(status);
-            }
-            if self.started.elapsed() > limit {
-                self.seen.extend(self.lines.try_iter());
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Two plain nix runs of a 3-derivation chain open ONE ssh connection between them: the first
@@ -998,7 +923,7 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
         .expect("nix-store runs");
     assert!(opened.status.success(), "{opened:?}");
     lab.set_fault(Fault::Tarpit);
-    let mut baseline = Running::start(plain_nix(
+    let mut baseline = Background::start(plain_nix(
         &lab,
         ClientNix::V2_8,
         &lab.builder_spec(),
@@ -1023,7 +948,7 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
         run.elapsed
     );
     assert_eq!(
-        baseline.exit_within(Duration::from_secs(12)),
+        baseline.exit_by(baseline.started + Duration::from_secs(12)),
         None,
         "the baseline should still hang on the tarpit: {:#?}",
         baseline.seen
@@ -1047,7 +972,7 @@ fn declared_keepalive_notices_a_silent_builder() {
         "ka",
         "{ serverAliveInterval = 1; serverAliveCountMax = 3; }",
     );
-    let mut ours = Running::start(plain_nix(
+    let mut ours = Background::start(plain_nix(
         &lab,
         ClientNix::V2_8,
         &declared.line,
@@ -1058,7 +983,7 @@ fn declared_keepalive_notices_a_silent_builder() {
     // once can fail with "SQLite database ... is busy".
     let limit = Duration::from_secs(60);
     assert!(ours.wait_for("tick", limit), "{:#?}", ours.seen);
-    let mut baseline = Running::start(plain_nix(
+    let mut baseline = Background::start(plain_nix(
         &lab,
         ClientNix::V2_8,
         &lab.builder_spec(),
@@ -1069,7 +994,7 @@ fn declared_keepalive_notices_a_silent_builder() {
     lab.set_fault(Fault::Tarpit);
     let silent_since = Instant::now();
     // A hang bound (20 times Interval x CountMax), generous for a loaded 2-core machine.
-    let status = ours.exit_within(ours.started.elapsed() + Duration::from_secs(60));
+    let status = ours.exit_by(Instant::now() + Duration::from_secs(60));
     let noticed = silent_since.elapsed();
     assert!(
         status.is_some_and(|s| !s.success()),
@@ -1078,7 +1003,7 @@ fn declared_keepalive_notices_a_silent_builder() {
     );
     eprintln!("declared keepalive (1 s x 3): nix's remote build ended {noticed:?} after the link went silent");
     assert_eq!(
-        baseline.exit_within(baseline.started.elapsed() + Duration::from_secs(3)),
+        baseline.exit_by(Instant::now() + Duration::from_secs(3)),
         None,
         "the baseline should still wait on the silent link (ours ended after {noticed:?}): {:#?}",
         baseline.seen

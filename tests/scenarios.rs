@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{lab, nixdispatch, Run, BOUND};
+use common::{build_plain, lab, nixdispatch, Run, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -88,19 +88,11 @@ fn host_key_in_the_machines_line_is_honoured() {
         assert!(b["error"].is_null(), "{v:?}: {run:?}");
     }
     // nix accepts the same line: a remote build with it works.
-    let run = nixdispatch(
+    let run = build_plain(
         &lab,
         ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            "--json",
-            &lab.flake_ref("hello"),
-        ],
-        BOUND,
+        &spec,
+        &["--json", &lab.flake_ref("hello")],
     );
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("mode: remote"), "{run:?}");
@@ -726,19 +718,7 @@ fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
         );
 
         lab.renew_nonce().expect("fresh paths");
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--progress",
-                "plain",
-                "build",
-                &lab.flake_ref("chain"),
-            ],
-            BOUND,
-        );
+        let run = build_plain(&lab, v, &spec, &[&lab.flake_ref("chain")]);
         assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
         assert!(run.stderr.contains("mode: remote"), "{v:?}: {run:?}");
         assert!(
@@ -746,19 +726,7 @@ fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
             "{v:?}: escape codes in plain output: {run:?}"
         );
         // nix colours its errors: a failure's lines must come out plain too.
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--progress",
-                "plain",
-                "build",
-                &lab.flake_ref("fail"),
-            ],
-            BOUND,
-        );
+        let run = build_plain(&lab, v, &spec, &[&lab.flake_ref("fail")]);
         assert_eq!(run.code, Some(1), "{v:?}: {run:?}");
         assert!(
             !run.stderr.contains('\u{1b}') && !run.stdout.contains('\u{1b}'),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{lab, nixdispatch, run_limited, BOUND};
+use common::{build_plain, lab, nixdispatch, run_limited, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Lab, LabOptions};
 
 /// Makes seasmoke's only substituter an HTTP URL that is not a binary cache (404 for
@@ -80,19 +80,7 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 
     lab.renew_nonce().expect("fresh paths");
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
+    let run = build_plain(&lab, ClientNix::V2_26, &spec, &[&lab.flake_ref("chain")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
         run.stderr.lines().any(|l| l.starts_with("done in")),

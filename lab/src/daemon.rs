@@ -42,6 +42,7 @@
 //! it execs: the pid a test spawns is the program itself, so signals reach it; the lab directory
 //! is made world-readable (mode 755; its secrets stay mode 600) so alice can read the flake.
 
+use crate::scripts::{chroot_exec, chroot_mounts};
 use crate::{failed, sys, Lab, LabError, LAB_MARKER_VAR, PATH};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -107,22 +108,17 @@ impl Default for DaemonOptions {
 
 /// The namespace + chroot preamble of the daemon variant. Arguments: ROOT NIXDIR LABDIR DAEMONDIR
 /// HOSTNAME COMMAND...
-const DAEMON_CHROOT: &str = r#"set -e
-T=$1 N=$2 L=$3 D=$4 H=$5; shift 5
-mount --bind "$N" "$T/nix"
-mount -t proc proc "$T/proc"
-mount --rbind /dev "$T/dev"
-mount -t tmpfs -o mode=1777 tmpfs "$T/tmp"
-mount -t tmpfs -o mode=0755 tmpfs "$T/run"
-mkdir -p "$T/run/sshd" "$T$L"
-mount --bind "$L" "$T$L"
-for f in passwd group shadow sudoers; do [ ! -e "$T/etc/$f" ] || mount --bind "$D/etc/$f" "$T/etc/$f"; done
+const DAEMON_CHROOT: &str = concat!(
+    "set -e\nT=$1 N=$2 L=$3 D=$4 H=$5; shift 5\n",
+    chroot_mounts!(),
+    r#"for f in passwd group shadow sudoers; do [ ! -e "$T/etc/$f" ] || mount --bind "$D/etc/$f" "$T/etc/$f"; done
 mount --bind "$D/etc/nix" "$T/etc/nix"
 mount --bind "$D/etc/ssh_config" "$T/etc/ssh/ssh_config"
 mount --bind "$D/root" "$T/root"
 mount --bind "$D/home" "$T/home"
-hostname "$H"
-exec chroot "$T" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$PWD" "$@""#;
+"#,
+    chroot_exec!()
+);
 
 /// A running nix-daemon on vermax and the way to run commands as alice. Dropping it stops the
 /// daemon (the [`Lab`]'s Drop would too: every process carries the lab marker).
@@ -473,13 +469,23 @@ impl DaemonClient<'_> {
         c
     }
 
-    /// The nixdispatch binary at `bin` run as alice.
+    /// The nixdispatch binary at `bin` run as alice. When it cannot be copied into the lab, the
+    /// command returned fails when run (exit 127, the reason on its stderr);
+    /// [`DaemonClient::try_nixdispatch`] returns that error instead.
     pub fn nixdispatch(&self, bin: &Path) -> Command {
-        let dest = self
-            .lab
-            .install_nixdispatch(bin)
-            .unwrap_or_else(|e| panic!("nixdispatch-lab: cannot copy {}: {e}", bin.display()));
-        self.command(&dest.to_string_lossy())
+        self.try_nixdispatch(bin)
+            .unwrap_or_else(|e| sys::failing_command(&e.to_string()))
+    }
+
+    /// [`DaemonClient::nixdispatch`], with a failed copy as an error.
+    pub fn try_nixdispatch(&self, bin: &Path) -> Result<Command, LabError> {
+        let dest = self.lab.install_nixdispatch(bin).map_err(|e| {
+            failed(format!(
+                "nixdispatch-lab: cannot copy {}: {e}",
+                bin.display()
+            ))
+        })?;
+        Ok(self.command(&dest.to_string_lossy()))
     }
 
     /// Is `path` valid in vermax's store?

@@ -11,6 +11,12 @@
 //! nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json]
 //! ```
 
+// As in the library (and the main crate): no unwrap, expect or panic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -247,11 +253,13 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
     let (reply, stop) = match words.as_slice() {
         ["down"] => ("ok: stopping".to_string(), true),
         ["fault", name] => match parse_fault(name) {
-            Some(f) => {
-                lab.set_fault(f);
-                eprintln!("nixdispatch-lab: fault {f:?}");
-                (format!("ok: fault {f:?}"), false)
-            }
+            Some(f) => match lab.try_set_fault(f) {
+                Ok(()) => {
+                    eprintln!("nixdispatch-lab: fault {f:?}");
+                    (format!("ok: fault {f:?}"), false)
+                }
+                Err(e) => (format!("error: {e}"), false),
+            },
             None => (
                 format!("error: unknown fault {name:?} (none, down, tarpit, stall, hostkey, auth)"),
                 false,
@@ -450,12 +458,14 @@ fn demo(args: &[String]) -> Result<(), String> {
             lab.reset_client(client).map_err(|e| e.to_string())?;
         }
         if i == 2 {
-            lab.set_fault(Fault::Down);
+            lab.try_set_fault(Fault::Down).map_err(|e| e.to_string())?;
         }
         println!("=== {title}");
         println!("$ nixdispatch home --flake {}", lab.flake());
         let t0 = Instant::now();
-        let mut c = lab.nixdispatch(client, &bin);
+        let mut c = lab
+            .try_nixdispatch(client, &bin)
+            .map_err(|e| e.to_string())?;
         c.args(["home", "--flake", &lab.flake()]);
         if let Ok(term) = std::env::var("TERM") {
             c.env("TERM", term);

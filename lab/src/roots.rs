@@ -10,7 +10,9 @@
 //! every lab: nothing writes into them but empty mount points (`/nix`, `/tmp`, `/run` are
 //! mounted over inside each host's private namespace).
 
-use std::path::PathBuf;
+use crate::{LabError, LabOptions, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
 
 /// Which Nix seasmoke, the builder, runs (`LabOptions::builder_nix`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -37,10 +39,18 @@ impl BuilderNix {
     /// The root it runs from.
     pub fn root(self) -> PathBuf {
         match self {
-            BuilderNix::V2_26 => crate::trixie_root(),
+            BuilderNix::V2_26 => trixie_root(),
             BuilderNix::V2_34 => sid_root(),
         }
     }
+}
+
+/// Where the trixie root lives.
+pub fn trixie_root() -> PathBuf {
+    let base = std::env::var_os("NIXDISPATCH_LAB_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_LAB_ROOT));
+    base.join("trixie")
 }
 
 /// Where the sid root (Nix 2.34) lives.
@@ -62,4 +72,37 @@ pub fn missing_in(root: &std::path::Path) -> Option<PathBuf> {
     .iter()
     .map(|need| root.join(need))
     .find(|p| !p.exists())
+}
+
+/// Checks what a lab needs before anything is made (root, the trixie root, the builder's root,
+/// the machine's own tools) and makes the empty `/nix` mount points (on the machine, for the 2.8
+/// client, and in the roots). Returns the trixie root.
+pub(crate) fn check_prerequisites(opts: &LabOptions) -> Result<PathBuf> {
+    if !crate::sys::is_root() {
+        return Err(LabError::NotRoot);
+    }
+    let trixie = trixie_root();
+    if let Some(need) = missing_in(&trixie) {
+        return Err(LabError::Missing(need.display().to_string()));
+    }
+    for need in [
+        "/usr/bin/nix",
+        "/usr/bin/unshare",
+        "/usr/bin/ssh",
+        "/usr/bin/ssh-keygen",
+        "/usr/bin/hostname",
+    ] {
+        if !Path::new(need).exists() {
+            return Err(LabError::Missing(need.to_string()));
+        }
+    }
+    if let Some(need) = missing_in(&opts.builder_nix.root()) {
+        return Err(LabError::Missing(need.display().to_string()));
+    }
+    fs::create_dir_all("/nix")?;
+    fs::create_dir_all(trixie.join("nix"))?;
+    if sid_root().is_dir() {
+        fs::create_dir_all(sid_root().join("nix"))?;
+    }
+    Ok(trixie)
 }

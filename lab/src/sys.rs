@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -171,4 +171,52 @@ pub fn write_mode(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::write(path, text)?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// A command that, when run, prints `reason` on stderr and exits 127: an error carried to the
+/// point where a caller that expects a `Command` runs it. Arguments added later are ignored.
+pub fn failing_command(reason: &str) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", "printf '%s\\n' \"$0\" >&2; exit 127", reason]);
+    c
+}
+
+/// Runs `c` with no input and its output dropped: did it succeed?
+pub fn quiet_success(mut c: Command) -> bool {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// The non-empty lines of `s`, trimmed.
+pub fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sh_quote_quotes_what_needs_it() {
+        assert_eq!(sh_quote("/tmp/a-b"), "/tmp/a-b");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn a_failing_command_says_why_and_exits_127() {
+        let mut c = failing_command("cannot copy /x: it's gone");
+        let out = c.arg("ignored").output().expect("sh runs");
+        assert_eq!(out.status.code(), Some(127));
+        assert_eq!(out.stderr, b"cannot copy /x: it's gone\n");
+    }
 }

@@ -3,7 +3,7 @@
 mod canary;
 
 use super::probe::describe;
-use crate::probe::probe_all;
+use crate::probe::{probe_all, ProbeFailure};
 use crate::settings::Settings;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -79,12 +79,13 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
+        settings.daemon.is_some(),
     )
     .await;
     let daemon = settings.daemon.is_some();
     let mut canary_builders = Vec::new();
     for b in &probed {
-        let s = &b.status;
+        let s = b;
         if daemon && s.reachable {
             // The real question is whether the daemon's builds get there: the canary below
             // answers it, for root, whatever the probe could verify.
@@ -94,51 +95,53 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             }
         }
         if !s.reachable {
-            let reason = s.error.as_deref().unwrap_or("unreachable");
-            let fix = if reason.starts_with("root's ssh") {
-                canary::fix_for(reason, Some(&b.machine))
-            } else if reason.starts_with("host key") {
-                format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host)
-            } else if reason.starts_with("authentication") {
-                "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
-            } else if reason.starts_with("nix not found") {
-                "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
-            } else {
-                format!(
+            let reason = s.failure_words();
+            let fix = match &s.failure {
+                Some(ProbeFailure::RootSsh(_)) => canary::fix_for(&reason, Some(&b.machine)),
+                Some(ProbeFailure::HostKeyMismatch | ProbeFailure::HostKeyUnverified) => {
+                    format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host())
+                }
+                Some(ProbeFailure::AuthFailed) => {
+                    "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
+                }
+                Some(ProbeFailure::NixMissing) => {
+                    "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
+                }
+                _ => format!(
                     "check that {} is up and reachable with `ssh {}`",
-                    s.host, s.host
-                )
+                    s.host(), s.host()
+                ),
             };
-            checks.push(error(format!("builder {}: {reason}", s.host), fix));
+            checks.push(error(format!("builder {}: {reason}", s.host()), fix));
             continue;
         }
         if let Some((problem, fix)) = settings.nix.builder_limit(&b.machine) {
             checks.push(error(
-                format!("builder {}: reachable, but {problem}", s.host),
+                format!("builder {}: reachable, but {problem}", s.host()),
                 fix,
             ));
             continue;
         }
-        checks.push(ok(format!("builder {}", describe(s))));
+        checks.push(ok(format!("builder {}", describe(s, daemon))));
         if let Some(conn) = &b.connection {
             let keys = signing_key::published_keys(conn, settings.connect_timeout).await;
             checks.extend(signing_key::finding(
-                &s.host,
+                s.host(),
                 &keys,
                 &cfg.trusted_public_keys,
             ));
         }
         if s.trusted == Some(false) {
             checks.push(warn(
-                format!("builder {} does not trust you: it will refuse to build input-addressed derivations you send", s.host),
-                format!("add your user to trusted-users on {} (nix.settings.trusted-users)", s.host),
+                format!("builder {} does not trust you: it will refuse to build input-addressed derivations you send", s.host()),
+                format!("add your user to trusted-users on {} (nix.settings.trusted-users)", s.host()),
             ));
         }
         if !s.systems.contains(&cfg.system) && !s.systems.is_empty() {
             checks.push(warn(
                 format!(
                     "builder {} builds {} but this machine is {}",
-                    s.host,
+                    s.host(),
                     s.systems.join(","),
                     cfg.system
                 ),
@@ -176,20 +179,18 @@ pub async fn run(settings: &Settings) -> Result<i32> {
 async fn canary_checks(
     settings: &Settings,
     local_trusted: Option<bool>,
-    builders: &[&crate::probe::ProbedBuilder],
+    builders: &[&crate::builder::Builder],
     checks: &mut Vec<Check>,
 ) {
     let limit = settings.connect_timeout * 4 + std::time::Duration::from_secs(60);
-    let targets: Vec<Option<&crate::probe::ProbedBuilder>> = if local_trusted == Some(false) {
+    let targets: Vec<Option<&crate::builder::Builder>> = if local_trusted == Some(false) {
         vec![None]
     } else {
         builders.iter().map(|b| Some(*b)).collect()
     };
     for target in targets {
         let machine = target.map(|b| &b.machine);
-        let name = target.map_or("the daemon's builders".to_owned(), |b| {
-            b.status.host.clone()
-        });
+        let name = target.map_or("the daemon's builders".to_owned(), |b| b.host().to_owned());
         match canary::run(settings, machine, limit).await {
             canary::Outcome::Built(Some(on)) => checks.push(ok(format!(
                 "the nix daemon built a canary on {on}: root's ssh reaches {name} (alive; verified by the canary)"

@@ -1,17 +1,26 @@
-//! One module per subcommand, each a short composition of the pipeline's parts.
+//! One module per subcommand (`build`, `home`, `os`, `plan`, `probe`, `doctor`, `monitor`,
+//! `completions`), each a short composition of the pipeline's parts; the steps `build`, `home`
+//! and `os` share are modules named for what they are (`planning`, `run`, `attempt`,
+//! `activate`, `push`, `sudo`, `outcome`, `reality`).
 
 use crate::cli::Via;
 use crate::cli::{Cli, Command};
 use crate::dispatch::Runner;
-use crate::settings::{on_path, Settings};
+use crate::settings::{Display, Settings, Terminal};
 use crate::{Error, Result};
 
+/// nix's error headline, for the subcommands (it lives with nix's other readers).
+pub(crate) use crate::nix::error_headline;
+
+mod activate;
+mod attempt;
 pub mod build;
 pub mod completions;
 pub mod doctor;
 pub mod home;
 mod monitor;
 pub mod os;
+mod outcome;
 pub mod plan;
 pub mod planning;
 pub mod probe;
@@ -22,15 +31,16 @@ pub mod sudo;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
-    init_tracing(cli.global.verbose, cli.global.quiet);
+    let terminal = Terminal::detect();
+    init_tracing(cli.global.verbose, cli.global.quiet, terminal);
     match cli.command {
         Command::Completions { shell } => completions::run(shell),
-        Command::Monitor => monitor::run(&cli.global),
+        Command::Monitor => monitor::run(&Display::from_global(&cli.global, terminal)),
         command => {
             let runtime = runtime()?;
             let result = runtime.block_on(async {
                 tokio::select! {
-                    result = run_async(command, &cli.global) => result,
+                    result = run_async(command, &cli.global, terminal) => result,
                     // Dropping the run closes its SSH masters and kills unfinished nix queries.
                     () = crate::child::interrupted_between_children() => Err(Error::Interrupted),
                 }
@@ -44,8 +54,12 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 /// The commands that talk to nix and the builders.
-async fn run_async(command: Command, global: &crate::cli::GlobalArgs) -> Result<i32> {
-    let settings = Settings::resolve(global).await?;
+async fn run_async(
+    command: Command,
+    global: &crate::cli::GlobalArgs,
+    terminal: Terminal,
+) -> Result<i32> {
+    let settings = Settings::resolve(global, terminal).await?;
     match command {
         Command::Plan(args) => plan::run(&settings, &args).await,
         Command::Probe => probe::run(&settings).await,
@@ -67,7 +81,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Diagnostics on stderr: `-vv` and more show nixdispatch's own debug lines; `RUST_LOG` wins.
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(verbose: u8, quiet: bool, terminal: Terminal) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0 | 1) => "warn",
@@ -76,8 +90,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = terminal.stderr && !terminal.no_color;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -94,63 +107,11 @@ fn runner(settings: &Settings) -> Result<Runner> {
             "--via nh needs Nix 2.20 or later (nh runs `nix config show`), and this nix is {}: use --via nix or upgrade nix",
             settings.nix.version
         ))),
-        Via::Nh if on_path("nh") => Ok(Runner::Nh {
-            // SAFETY: geteuid has no preconditions.
-            as_root: unsafe { libc::geteuid() } == 0,
+        Via::Nh if settings.nh_on_path => Ok(Runner::Nh {
+            as_root: settings.as_root,
         }),
         Via::Nh => Err(Error::input(
             "--via nh, but nh is not on PATH: install nh (nix profile install nixpkgs#nh) or use --via nix",
         )),
     }
-}
-
-/// The line of one of nix's error messages that says what went wrong: nix puts it last, after
-/// the trace.
-fn error_headline(error: &str) -> String {
-    let line = error
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(error)
-        .trim();
-    line.strip_prefix("error:")
-        .unwrap_or(line)
-        .trim()
-        .to_owned()
-}
-
-/// The flake `home`/`os` use: `--flake`, else `$<specific>`, else `$NH_FLAKE`, else `.`.
-fn flake_or_default(flake: &Option<String>, specific: &str) -> String {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    flake
-        .clone()
-        .or_else(|| env(specific))
-        .or_else(|| env("NH_FLAKE"))
-        .unwrap_or_else(|| ".".to_owned())
-}
-
-/// This machine's host name, as `hostname` prints it.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
-}
-
-/// The attribute names of `FLAKE#ATTR`, without evaluating the values.
-async fn attr_names(settings: &Settings, flake: &str, attr: &str) -> Result<Vec<String>> {
-    let out = settings
-        .nix
-        .output(
-            "nix",
-            [
-                "eval",
-                "--json",
-                &format!("{flake}#{attr}"),
-                "--apply",
-                "builtins.attrNames",
-            ],
-        )
-        .await?;
-    serde_json::from_slice(&out)
-        .map_err(|e| Error::input(format!("{flake}#{attr} is not an attribute set: {e}")))
 }

@@ -29,7 +29,10 @@ fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {
     let plan = &planned.plan;
     println(format!("mode: {} ({})", plan.mode, plan.reason))?;
     for b in &planned.builders {
-        println(format!("  builder {}", describe(&b.status)))?;
+        println(format!(
+            "  builder {}",
+            describe(b, settings.daemon.is_some())
+        ))?;
     }
     for w in &planned.warnings {
         println(format!("  warning: {w}"))?;

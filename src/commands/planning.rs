@@ -1,9 +1,10 @@
 //! The front half shared by `plan`, `build`, `home` and `os`: evaluate, look at the local store,
 //! and only when something is missing, probe the builders and ask every source.
 
+use crate::builder::Builder;
 use crate::nix::installables::expand_attribute_sets;
-use crate::plan::{self, Availability, BuilderState, Plan, PlanInput};
-use crate::probe::{self, BuilderStatus, ProbedBuilder};
+use crate::plan::{self, Availability, Plan, PlanInput};
+use crate::probe;
 use crate::settings::{DaemonClient, Settings};
 use crate::sources;
 use crate::Result;
@@ -18,10 +19,9 @@ fn input_wanted(graph: &plan::Graph) -> Vec<crate::store_path::StorePath> {
 pub struct Planned {
     /// The decision.
     pub plan: Plan,
-    /// Every configured builder as probed (empty when nothing was missing: no SSH at all).
-    pub builders: Vec<ProbedBuilder>,
-    /// The builders as the planner saw them (dispatch reads these).
-    pub states: Vec<BuilderState>,
+    /// Every configured builder as probed and planned with (empty when nothing was missing:
+    /// no SSH at all); dispatch reads these.
+    pub builders: Vec<Builder>,
     /// Sources that could not be asked.
     pub warnings: Vec<String>,
     /// The installables as built: attribute sets opened into their members.
@@ -37,7 +37,7 @@ pub struct Planned {
 pub struct PlanReport<'a> {
     mode: plan::Mode,
     reason: &'a str,
-    builders: Vec<&'a BuilderStatus>,
+    builders: &'a [Builder],
     counts: &'a plan::Counts,
     paths: &'a [plan::PlannedPath],
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
@@ -51,7 +51,7 @@ impl Planned {
         PlanReport {
             mode: self.plan.mode,
             reason: &self.plan.reason,
-            builders: self.builders.iter().map(|b| &b.status).collect(),
+            builders: &self.builders,
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
@@ -62,7 +62,7 @@ impl Planned {
     pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
         self.builders
             .iter()
-            .filter(|b| b.status.reachable)
+            .filter(|b| b.reachable)
             .map(|b| b.machine.clone())
             .collect()
     }
@@ -97,7 +97,6 @@ pub fn noop_planned(
     Planned {
         plan: crate::noop::noop_plan(crate::noop::output_count(&done.stdout), settings),
         builders: Vec::new(),
-        states: Vec::new(),
         warnings,
         installables: installables.to_vec(),
         systems: Default::default(),
@@ -178,7 +177,7 @@ pub async fn make_plan_with(
 
 /// What is asked while nix evaluates, once the run is known to miss something.
 struct Ahead {
-    builders: Vec<ProbedBuilder>,
+    builders: Vec<Builder>,
     substitution: (crate::nix::config::NixConfig, Vec<String>),
 }
 
@@ -191,6 +190,30 @@ async fn effective_substitution(
     let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
     sources::substituters::effective(&settings.nix, &settings.nix_config, installables, untrusted)
         .await
+}
+
+/// Every configured builder, probed (none with `--mode local`).
+async fn probe_builders(settings: &Settings) -> Vec<Builder> {
+    if settings.forced == plan::Forced::Local {
+        return Vec::new();
+    }
+    let mut probed = probe::probe_all(
+        &settings.builders,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+        settings.daemon.is_some(),
+    )
+    .await;
+    // A builder our ssh reached but this nix cannot talk to (a port in the URI before
+    // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
+    for b in probed.iter_mut().filter(|b| b.reachable) {
+        if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
+            b.reachable = false;
+            b.failure = Some(probe::ProbeFailure::NixCannotUse(why));
+            b.connection = None;
+        }
+    }
+    probed
 }
 
 async fn plan_graph(
@@ -220,7 +243,7 @@ async fn plan_graph(
             (availability, Vec::new(), Vec::new())
         } else {
             let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
-            // The probe's handshakes and the flake's settings (two nix calls) at once.
+            // The probe's handshakes and the flake's settings (a nix call or two) at once.
             let (builders, (nix_config, notes)) = match ahead {
                 Some(ahead) => (ahead.builders, ahead.substitution),
                 None => {
@@ -269,7 +292,7 @@ async fn plan_graph(
     let input = PlanInput {
         graph,
         availability,
-        builders: builders.iter().map(builder_state).collect(),
+        builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
     };
@@ -277,8 +300,7 @@ async fn plan_graph(
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     Ok(Planned {
         plan,
-        builders,
-        states: input.builders,
+        builders: input.builders,
         warnings,
         installables: Vec::new(),
         systems: Default::default(),
@@ -286,35 +308,12 @@ async fn plan_graph(
     })
 }
 
-/// Every configured builder, probed (none with `--mode local`).
-async fn probe_builders(settings: &Settings) -> Vec<ProbedBuilder> {
-    if settings.forced == plan::Forced::Local {
-        return Vec::new();
-    }
-    let mut probed = probe::probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-    )
-    .await;
-    // A builder our ssh reached but this nix cannot talk to (a port in the URI before
-    // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
-    for b in probed.iter_mut().filter(|b| b.status.reachable) {
-        if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
-            b.status.reachable = false;
-            b.status.error = Some(why);
-            b.connection = None;
-        }
-    }
-    probed
-}
-
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
 /// ssh, says what their stores hold (the build hook copies such outputs back, unbuilt).
 async fn ask_through_daemon(
     settings: &Settings,
     graph: &plan::Graph,
-    builders: &[ProbedBuilder],
+    builders: &[Builder],
     availability: &mut Availability,
 ) {
     let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
@@ -325,7 +324,7 @@ async fn ask_through_daemon(
     let missing = &missing;
     let asks = builders
         .iter()
-        .filter(|b| b.status.reachable && b.status.verified && b.connection.is_none())
+        .filter(|b| b.reachable && b.verified && b.connection.is_none())
         .map(|b| async move {
             let held = probe::through_daemon::held(&b.machine, missing, limit).await;
             (b, held)
@@ -337,31 +336,14 @@ async fn ask_through_daemon(
                 continue;
             };
             let hits = availability.on_builders.entry(path).or_default();
-            if !hits.iter().any(|h| h.uri == b.status.uri) {
+            if !hits.iter().any(|h| h.builder == b.id) {
                 hits.push(plan::BuilderHit {
-                    uri: b.status.uri.clone(),
+                    builder: b.id,
                     references: Vec::new(),
                     substitutable: false,
                 });
             }
         }
-    }
-}
-
-fn builder_state(b: &ProbedBuilder) -> BuilderState {
-    BuilderState {
-        uri: b.status.uri.clone(),
-        host: b.status.host.clone(),
-        machine: b.machine.clone(),
-        reachable: b.status.reachable,
-        error: b.status.error.clone(),
-        systems: b.status.systems.clone(),
-        unverified: (b.status.reachable && !b.status.verified).then(|| {
-            b.status
-                .note
-                .clone()
-                .unwrap_or_else(|| "not verified as nix will reach it".to_owned())
-        }),
     }
 }
 
@@ -373,13 +355,13 @@ yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builde
 /// Says in the plan's reason who really decides: the nix daemon when it does not trust us, nix
 /// when a builder could not be verified as the daemon will reach it. Marks the plan so that
 /// dispatch passes nothing the daemon would ignore.
-pub fn explain_daemon(plan: &mut Plan, states: &[BuilderState], daemon: Option<&DaemonClient>) {
+pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&DaemonClient>) {
     let Some(daemon) = daemon else { return };
     let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
     let unverified: Vec<&str> = states
         .iter()
-        .filter(|s| s.reachable && s.unverified.is_some())
-        .map(|s| s.host.as_str())
+        .filter(|s| s.unverified().is_some())
+        .map(|s| s.host())
         .collect();
     if daemon.decides() {
         plan.daemon_decides = true;
@@ -406,20 +388,21 @@ mod tests {
     use crate::machines::parse_machines;
     use crate::plan::{Counts, Mode};
 
-    fn state(unverified: bool) -> BuilderState {
+    fn state(unverified: bool) -> Builder {
         let mut none = |_: &std::path::Path| None;
         let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
-        BuilderState {
-            uri: machine.uri.clone(),
-            host: "seasmoke".into(),
+        let mut b = Builder::declared(
+            crate::builder::BuilderId(0),
             machine,
-            reachable: true,
-            error: None,
-            systems: Vec::new(),
-            unverified: unverified.then(|| "alive; not verified".to_owned()),
-        }
+            crate::probe::Identity::Own("test".into()),
+        );
+        b.reachable = true;
+        b.verified = !unverified;
+        b.note = unverified.then(|| "alive; not verified".to_owned());
+        b.systems = Vec::new();
+        b
     }
 
     fn plan(mode: Mode) -> Plan {

@@ -1,6 +1,7 @@
 //! `nixdispatch probe`: probe every configured builder at once and report.
 
-use crate::probe::{probe_all, BuilderStatus};
+use crate::builder::Builder;
+use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::Result;
 
@@ -10,9 +11,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
+        settings.daemon.is_some(),
     )
     .await;
-    let statuses: Vec<&BuilderStatus> = probed.iter().map(|b| &b.status).collect();
+    let statuses = &probed;
     if settings.json {
         let doc = serde_json::json!({ "builders": statuses });
         crate::output::stdout_line(&doc.to_string(), false)?;
@@ -33,27 +35,30 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         crate::output::stderr_line(&format!("warning: {}", super::planning::IGNORED_BUILDER));
     }
     for s in statuses {
-        crate::output::stdout_line(&describe(s), true)?;
+        crate::output::stdout_line(&describe(s, settings.daemon.is_some()), true)?;
     }
     Ok(0)
 }
 
 /// One line per builder: `seasmoke  reachable  12.5 ms  nix 2.26.3  x86_64-linux  trusted`.
-pub fn describe(s: &BuilderStatus) -> String {
+/// `daemon_client`: a nix-daemon runs our builds, so a root-verified builder says so.
+pub fn describe(s: &Builder, daemon_client: bool) -> String {
     if !s.reachable {
         return format!(
             "{:<16} unreachable  {}  ({})",
-            s.host,
-            s.error.as_deref().unwrap_or("unknown error"),
-            s.uri
+            s.host(),
+            s.failure
+                .as_ref()
+                .map_or_else(|| "unknown error".to_owned(), ToString::to_string),
+            s.machine.uri
         );
     }
     if !s.verified {
         return format!(
             "{:<16} alive, not verified  {}  ({})",
-            s.host,
+            s.host(),
             s.note.as_deref().unwrap_or("nix decides"),
-            s.uri
+            s.machine.uri
         );
     }
     let trust = match s.trusted {
@@ -62,18 +67,18 @@ pub fn describe(s: &BuilderStatus) -> String {
         None => "trust unknown",
     };
     // A daemon client's verified builder was probed with root's ssh (the daemon's): say so.
-    let trust = if s.identity == "root" && crate::nix::is_daemon_client() {
+    let trust = if s.identity.label() == "root" && daemon_client {
         format!("{trust} (as root, through sudo)")
     } else {
         trust.to_owned()
     };
     format!(
         "{:<16} reachable  {:>6.1} ms  nix {}  {}  {}  ({})",
-        s.host,
+        s.host(),
         s.rtt_ms.unwrap_or_default(),
         s.nix_version.as_deref().unwrap_or("?"),
         s.systems.join(","),
         trust,
-        s.uri
+        s.machine.uri
     )
 }

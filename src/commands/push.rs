@@ -11,6 +11,7 @@
 use super::planning::Planned;
 use crate::child::{self, Keep, Report};
 use crate::cli::RunArgs;
+use crate::dispatch;
 use crate::monitor::Monitor;
 use crate::probe::probe_all;
 use crate::settings::Settings;
@@ -38,12 +39,14 @@ struct Destination {
 }
 
 /// Pushes the results where `--push-to`/`--push` say. Returns an error (exit 1) when an
-/// explicit `--push-to` failed; every other problem is a warning line.
+/// explicit `--push-to` failed; every other problem is a warning line. `env` is the nix
+/// processes' environment ([`dispatch::nix_ssh_env`]).
 pub async fn push_all(
     settings: &Settings,
     run: &RunArgs,
     planned: &Planned,
     results: &[PathBuf],
+    env: &[(OsString, OsString)],
     monitor: &mut Monitor,
 ) -> Result<()> {
     if run.push_to.is_empty() && !run.push {
@@ -53,6 +56,37 @@ pub async fn push_all(
         monitor.message("nixdispatch: nothing pushed: nix reported no result paths");
         return Ok(());
     }
+    let destinations = destinations(settings, run, planned, monitor).await;
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    if let Some(key) = &run.sign_key {
+        sign(key, results, env, monitor).await?;
+    }
+    let mut failed = Vec::new();
+    for dest in &destinations {
+        let signed = run.sign_key.is_some();
+        if !copy_to(settings, dest, results, signed, env, monitor).await? && dest.explicit {
+            failed.push(dest.uri.clone());
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "the build succeeded but pushing to {} failed; its error is above",
+            failed.join(", ")
+        )))
+    }
+}
+
+/// Where to push: every `--push-to`, then with `--push` the builders that fit.
+async fn destinations(
+    settings: &Settings,
+    run: &RunArgs,
+    planned: &Planned,
+    monitor: &mut Monitor,
+) -> Vec<Destination> {
     let mut destinations: Vec<Destination> = run
         .push_to
         .iter()
@@ -66,102 +100,89 @@ pub async fn push_all(
     if run.push {
         destinations.extend(fitting_builders(settings, planned, monitor).await);
     }
-    if destinations.is_empty() {
-        return Ok(());
+    destinations
+}
+
+/// Signs the results (closures included) with `--sign-key`; a failure fails the run.
+async fn sign(
+    key: &std::path::Path,
+    results: &[PathBuf],
+    env: &[(OsString, OsString)],
+    monitor: &mut Monitor,
+) -> Result<()> {
+    let sign = dispatch::sign_paths(key, results, env);
+    let finished = child::run(&sign, Keep::Nothing, |r| super::attempt::show(monitor, r)).await?;
+    if !finished.status.success() {
+        return Err(Error::Failed(format!(
+            "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
+            key.display(),
+            finished.status
+        )));
     }
-    let nix = |args: &[&str]| -> Vec<OsString> {
-        let mut argv: Vec<OsString> = vec![
-            "nix".into(),
-            "--extra-experimental-features".into(),
-            crate::nix::FEATURES.into(),
-        ];
-        argv.extend(args.iter().map(OsString::from));
-        argv
-    };
-    if let Some(key) = &run.sign_key {
-        let mut argv = nix(&["store", "sign", "-r", "--key-file"]);
-        argv.push(key.clone().into_os_string());
-        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-        let finished = child::run(&argv, Keep::Nothing, |r| show(monitor, r)).await?;
-        if !finished.status.success() {
-            return Err(Error::Failed(format!(
-                "signing the results with {} failed ({}): is it a nix secret key (nix key generate-secret)?",
-                key.display(),
-                finished.status
-            )));
-        }
+    Ok(())
+}
+
+/// Copies the results to one destination, saying how it went; `false` when nix copy failed
+/// (a destination the watchdog gave up on is a warning, not a failure).
+async fn copy_to(
+    settings: &Settings,
+    dest: &Destination,
+    results: &[PathBuf],
+    signed: bool,
+    env: &[(OsString, OsString)],
+    monitor: &mut Monitor,
+) -> Result<bool> {
+    let copy = dispatch::copy_paths(&dest.uri, results, signed, env);
+    if !signed {
+        monitor.message(&format!(
+            "nixdispatch: pushing to {} without --sign-key: copied with --no-check-sigs, so the \
+             store accepts them only if it trusts you, and clients with require-sigs will not \
+             substitute them",
+            dest.label
+        ));
     }
-    let mut failed = Vec::new();
-    for dest in &destinations {
-        let mut argv = nix(&["copy"]);
-        if run.sign_key.is_none() {
-            monitor.message(&format!(
-                "nixdispatch: pushing to {} without --sign-key: copied with --no-check-sigs, so the \
-                 store accepts them only if it trusts you, and clients with require-sigs will not \
-                 substitute them",
-                dest.label
-            ));
-            argv.push("--no-check-sigs".into());
-        }
-        argv.extend(["--to".into(), OsString::from(&dest.uri)]);
-        argv.extend(results.iter().map(|p| p.clone().into_os_string()));
-        // A builder that goes silent during the push must not hold the run: the same watchdog
-        // as for builds (no output and no keepalive answer for the silent timeout) stops it.
-        let progress = ProgressHandle::default();
-        let watch = watchdog::watch(
-            dest.watched.clone().into_iter().collect(),
-            progress.clone(),
-            settings.silent_timeout,
-        );
-        let finished = child::run_until(
-            &argv,
-            Keep::Nothing,
-            |r| {
-                if matches!(r, Report::Line(..)) {
-                    progress.line(Instant::now());
-                }
-                show(monitor, r)
-            },
-            watch,
-        )
-        .await?;
-        if let Some(why) = &finished.stopped {
-            monitor.message(&format!(
-                "nixdispatch: warning: nothing pushed to {}: {why}",
-                dest.label
-            ));
-        } else if finished.status.success() {
-            let signed = if run.sign_key.is_some() {
-                ", signed"
-            } else {
-                ""
-            };
-            monitor.message(&format!(
-                "nixdispatch: pushed to {}: {} result path(s) and their closure{signed}",
-                dest.label,
-                results.len()
-            ));
-        } else if dest.explicit {
-            monitor.message(&format!(
-                "nixdispatch: error: pushing to {} failed ({}): {SIGNATURE_HINT}",
-                dest.label, finished.status
-            ));
-            failed.push(dest.uri.clone());
-        } else {
-            monitor.message(&format!(
-                "nixdispatch: warning: pushing to {} failed ({}): {SIGNATURE_HINT}",
-                dest.label, finished.status
-            ));
-        }
+    // A builder that goes silent during the push must not hold the run: the same watchdog
+    // as for builds (no output and no keepalive answer for the silent timeout) stops it.
+    let progress = ProgressHandle::default();
+    let watch = watchdog::watch(
+        dest.watched.clone().into_iter().collect(),
+        progress.clone(),
+        settings.silent_timeout,
+    );
+    let finished = child::run_until(
+        &copy,
+        Keep::Nothing,
+        |r| {
+            if matches!(r, Report::Line(..)) {
+                progress.line(Instant::now());
+            }
+            super::attempt::show(monitor, r)
+        },
+        watch,
+    )
+    .await?;
+    if let Some(why) = &finished.stopped {
+        monitor.message(&format!(
+            "nixdispatch: warning: nothing pushed to {}: {why}",
+            dest.label
+        ));
+        return Ok(true);
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Failed(format!(
-            "the build succeeded but pushing to {} failed; its error is above",
-            failed.join(", ")
-        )))
+    if finished.status.success() {
+        let signed = if signed { ", signed" } else { "" };
+        monitor.message(&format!(
+            "nixdispatch: pushed to {}: {} result path(s) and their closure{signed}",
+            dest.label,
+            results.len()
+        ));
+        return Ok(true);
     }
+    let level = if dest.explicit { "error" } else { "warning" };
+    monitor.message(&format!(
+        "nixdispatch: {level}: pushing to {} failed ({}): {SIGNATURE_HINT}",
+        dest.label, finished.status
+    ));
+    Ok(false)
 }
 
 /// `--push`: the reachable builders whose systems include one of the results' systems.
@@ -172,13 +193,14 @@ async fn fitting_builders(
 ) -> Vec<Destination> {
     // `--mode local` and a builder that vanished leave no live probe: ask again now.
     let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.status.reachable) {
+    let builders = if planned.builders.iter().any(|b| b.reachable) {
         &planned.builders
     } else {
         probed_now = probe_all(
             &settings.builders,
             settings.connect_timeout,
             &settings.ssh_opts,
+            settings.daemon.is_some(),
         )
         .await;
         &probed_now
@@ -188,15 +210,16 @@ async fn fitting_builders(
     };
     let chosen: Vec<Destination> = builders
         .iter()
-        .filter(|b| b.status.reachable)
-        .filter(|b| fits(&b.machine.systems) || fits(&b.status.systems))
+        .filter(|b| b.reachable)
+        .filter(|b| fits(&b.machine.systems) || fits(&b.systems))
         .map(|b| Destination {
             uri: b.machine.store_uri(),
-            label: b.status.host.clone(),
+            label: b.host().to_owned(),
             explicit: false,
             watched: b.connection.clone().map(|connection| Watched {
-                host: b.status.host.clone(),
-                uri: b.status.uri.clone(),
+                id: b.id,
+                host: b.host().to_owned(),
+                uri: b.machine.uri.to_string(),
                 connection,
             }),
         })
@@ -207,12 +230,4 @@ async fn fitting_builders(
         );
     }
     chosen
-}
-
-/// Shows a child's line as it is, keeping the display alive.
-fn show(monitor: &mut Monitor, report: Report<'_>) {
-    match report {
-        Report::Line(_, line) => monitor.message(line),
-        Report::Tick => monitor.tick(Instant::now()),
-    }
 }

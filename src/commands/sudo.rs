@@ -1,39 +1,43 @@
 //! sudo for activation by a non-root user: asked once before the build (on the terminal, not
 //! behind the progress display), kept fresh during the build, and asked again at activation
 //! time when it lapsed anyway (a build longer than sudo's `timestamp_timeout`, 5 minutes by
-//! default, or a timeout shorter than our refresh interval).
+//! default, or a timeout shorter than our refresh interval). The command lines come from
+//! [`crate::dispatch`], [`crate::child`] runs them.
 
-use std::process::Stdio;
+use crate::child;
+use crate::dispatch::{self, Runner, Target};
+use crate::settings::Settings;
 use std::time::Duration;
-use tokio::process::Command;
 
 /// How often the timestamp is refreshed while nix builds. sudo's default timeout is 5 minutes;
 /// a shorter one is caught at activation time by [`ensure`].
 pub const REFRESH: Duration = Duration::from_secs(60);
 
+/// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
+/// prompt must reach the terminal, so nh runs in the terminal's foreground.
+pub fn nh_needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
+        && matches!(runner, Runner::Nh { .. })
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
+}
+
+/// Whether activating `target` will need sudo: a system configuration, switched through nix
+/// (nh asks for sudo itself), by someone who is not root.
+pub fn needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
+    !settings.as_root
+        && runner == Runner::Nix
+        && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
+}
+
 /// Asks sudo for the password now (if it needs one), with the terminal: stdin, stdout and stderr
 /// are ours, and we are in the foreground process group, so the prompt reaches the person.
 pub async fn validate() -> bool {
-    Command::new("sudo")
-        .arg("-v")
-        .status()
-        .await
-        .map(|s| s.success())
-        .unwrap_or(false)
+    child::run_on_terminal(&dispatch::sudo_validate()).await
 }
 
 /// Whether `sudo -n` runs without asking right now.
 pub async fn fresh() -> bool {
-    Command::new("sudo")
-        .args(["-n", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-        .map(|s| s.success())
-        .unwrap_or(false)
+    child::succeeds_quietly(&dispatch::sudo_check(), None).await
 }
 
 /// Makes sure `sudo -n` works for activation: asks again on the terminal when the timestamp
@@ -51,15 +55,9 @@ impl Keepalive {
         Keepalive(tokio::spawn(async {
             loop {
                 tokio::time::sleep(REFRESH).await;
-                let refreshed = Command::new("sudo")
-                    .args(["-n", "-v"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .kill_on_drop(true)
-                    .status();
                 // Bounded: a sudo that hangs is given up on, and tried again next round.
-                let _ = tokio::time::timeout(Duration::from_secs(10), refreshed).await;
+                child::succeeds_quietly(&dispatch::sudo_refresh(), Some(Duration::from_secs(10)))
+                    .await;
             }
         }))
     }

@@ -7,10 +7,12 @@
 mod event;
 mod lines;
 mod parse;
+#[cfg(test)]
+pub(crate) mod recordings;
 mod types;
 
 pub use event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
-pub use lines::{read_capped, MAX_LINE, TRUNCATED};
+pub use lines::{Lines, MAX_LINE, TRUNCATED};
 pub use parse::parse_line;
 pub use types::{ActivityType, ResultType, Verbosity};
 

@@ -3,7 +3,6 @@
 use super::{State, Summary};
 use crate::log::{parse_line, Event};
 use crate::render::Render;
-use std::io::BufRead;
 use std::time::Instant;
 
 /// Follows one nix run: feed it nix's stderr lines as they come, then [`Monitor::finish`] it for
@@ -147,27 +146,4 @@ impl Drop for Monitor {
         summary.ok = false;
         self.renderer.abandon(&self.state, &summary);
     }
-}
-
-/// Feeds every line of `reader` to `monitor` until end of input, then finishes it.
-///
-/// Lines that are not valid UTF-8 are read lossily, never rejected. Read errors end the input
-/// early; the summary covers what was read.
-pub fn drive(mut reader: impl BufRead, mut monitor: Monitor) -> Summary {
-    let mut buffer = Vec::new();
-    loop {
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer) {
-            Ok(0) => break,
-            Ok(_) => {
-                monitor.feed_line(&String::from_utf8_lossy(&buffer), Instant::now());
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                monitor.message(&format!("nixdispatch: reading the log stopped: {err}"));
-                break;
-            }
-        }
-    }
-    monitor.finish(Instant::now())
 }

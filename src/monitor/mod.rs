@@ -4,13 +4,16 @@
 //! anything visible change?" out. [`Monitor`] joins a state to a [`crate::render::Render`]er and
 //! is what commands feed nix's stderr lines to.
 
+mod drive;
 mod live;
 mod names;
 mod state;
 mod summary;
 
-pub use live::{drive, Monitor};
-pub use names::{drv_paths_in, host_of, store_path_name};
+pub use crate::store_path::short_name as store_path_name;
+pub use drive::drive;
+pub use live::Monitor;
+pub use names::{drv_paths_in, host_of};
 pub use state::{
     is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
 };

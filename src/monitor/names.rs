@@ -1,48 +1,16 @@
-//! Short human names for store paths and store URIs, for display and for summary keys.
+//! Short human names for store URIs, and the derivations an error message names.
 
-/// The name part of a store path or derivation: `/nix/store/<hash>-hello-2.12.drv` → `hello-2.12`.
-/// Anything that does not look like a store path is returned as it is.
-pub fn store_path_name(path: &str) -> &str {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.strip_suffix(".drv").unwrap_or(base);
-    match base.split_once('-') {
-        Some((hash, name)) if hash.len() == 32 && !name.is_empty() => name,
-        _ => base,
-    }
-}
-
-/// Whether a store URI in a `CopyPath` activity means this machine's own store.
+/// Whether a store URI in a `CopyPath` activity means this machine's own store (see
+/// [`crate::store_uri::is_this_machine`]).
 pub fn is_local_store(uri: &str) -> bool {
-    matches!(uri, "" | "local" | "daemon" | "auto")
-        || uri.starts_with("local?")
-        || uri.starts_with("daemon?")
-        || uri.starts_with("unix://")
-        || uri.starts_with('/')
+    crate::store_uri::is_this_machine(uri)
 }
 
 /// The host of a builder or store URI, for display: `ssh-ng://root@seasmoke:22?x=y` → `seasmoke`,
 /// `http://cache.example.org/sub` → `cache.example.org`. Local builds (`""`, `"local"`) → `local`.
+/// The authority is split as [`crate::store_uri`] splits it.
 pub fn host_of(uri: &str) -> &str {
-    if uri.is_empty() || uri == "local" {
-        return "local";
-    }
-    let Some((_, rest)) = uri.split_once("://") else {
-        // Machines-file entries without a scheme are ssh hosts: `root@seasmoke`.
-        return uri.rsplit('@').next().unwrap_or(uri);
-    };
-    if rest.starts_with('/') {
-        // file:///srv/cache and the like: the whole URI is the best name.
-        return uri;
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    if host_port.starts_with('[') {
-        return host_port
-            .split(']')
-            .next()
-            .map_or(host_port, |h| h.trim_start_matches('['));
-    }
-    host_port.split(':').next().unwrap_or(host_port)
+    crate::store_uri::display_host(uri)
 }
 
 /// Every `/nix/store/…drv` path named in a message (nix quotes them in its errors).
@@ -66,20 +34,6 @@ pub fn drv_paths_in(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(
-            store_path_name("/nix/store/50h0af3l3gkcw4c385pxvynq15y8zlxs-nd-chain-a.drv"),
-            "nd-chain-a"
-        );
-        assert_eq!(
-            store_path_name("/nix/store/5y6pa3fw8zx4m0g7g1ffvjq23d7dyq1n-nd-big"),
-            "nd-big"
-        );
-        assert_eq!(store_path_name("weird"), "weird");
-        assert_eq!(store_path_name(""), "");
-    }
 
     #[test]
     fn hosts() {

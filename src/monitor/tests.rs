@@ -242,9 +242,7 @@ fn failed_list_and_errors_are_bounded() {
 #[test]
 fn hostless_store_uris_are_named_from_the_known_stores() {
     // nix 2.26 substituting from `ssh-ng://seasmoke` calls it `ssh-ng://` in its log.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/nix-2.26-substitute-from-builder.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = crate::log::recordings::named("nix-2.26-substitute-from-builder.log");
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     let (state, now) = feed(&lines);
     assert_eq!(
@@ -277,13 +275,12 @@ fn hostless_store_uris_are_named_from_the_known_stores() {
 
 #[test]
 fn damaged_and_reordered_streams_never_panic() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     for file in [
         "nix-2.26-build-fail.log",
         "nix-2.26-remote-build-chain.log",
         "nix-2.8-substitute-file.log",
     ] {
-        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let text = crate::log::recordings::named(file);
         let lines: Vec<&str> = text.lines().collect();
         let now = Instant::now();
         // Every line cut short at many places (as a killed nix leaves its last line).

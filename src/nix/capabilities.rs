@@ -33,7 +33,7 @@
 //! numbers its own result types 109 (`HashMismatch`) and 110 (`BuildResult`) in the internal-json
 //! log, which upstream has not assigned: see `crate::log::types`.
 
-use crate::dispatch::NixVersion;
+use super::NixVersion;
 
 /// The oldest Nix that nixdispatch runs with (the oldest one tested).
 pub const MINIMUM: (u32, u32) = (2, 8);

@@ -84,6 +84,9 @@ fn member(inst: &str, name: &str, suffix: &str) -> Result<String> {
     Ok(format!("{inst}.{quoted}{suffix}"))
 }
 
+/// The derivation and outputs an installable stands for (None: a plain store path, or unknown).
+pub type Derived = Option<(StorePath, BTreeMap<String, StorePath>)>;
+
 /// The derivation (and its outputs) each installable stands for, in the installables' order;
 /// `None` for one that is a plain store path or that nix cannot show on its own. A few
 /// evaluations run at once (after a failed `--keep-going` run of many checks).
@@ -91,7 +94,7 @@ pub async fn installable_derivations(
     nix: &Nix,
     installables: &[String],
     eval_args: &[OsString],
-) -> Vec<Option<(StorePath, BTreeMap<String, StorePath>)>> {
+) -> Vec<Derived> {
     use futures::stream::{self, StreamExt};
     stream::iter(installables)
         .map(|inst| installable_derivation(nix, inst, eval_args))

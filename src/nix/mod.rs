@@ -3,19 +3,21 @@
 //! it understands ([`capabilities`], with the table of what changed in which version), and every
 //! reader takes every shape that any supported version prints.
 
+pub mod build_json;
 pub mod cache;
 pub mod capabilities;
 pub mod config;
 pub mod derivation;
 pub mod installables;
 pub mod path_info;
+pub mod version;
 
-use crate::dispatch::NixVersion;
 use crate::{Error, Result};
 use capabilities::Capabilities;
 use std::ffi::OsStr;
 use std::process::Stdio;
 use tokio::process::Command;
+pub use version::{NixVersion, VersionError};
 
 /// The experimental features every nix command of ours needs, on every version.
 pub const FEATURES: &str = "nix-command flakes";
@@ -78,6 +80,25 @@ impl Nix {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         cmd
+    }
+
+    /// The attribute names of `FLAKE#ATTR`, without evaluating the values (`home`'s
+    /// configurations).
+    pub async fn attr_names(&self, flake: &str, attr: &str) -> Result<Vec<String>> {
+        let out = self
+            .output(
+                "nix",
+                [
+                    "eval",
+                    "--json",
+                    &format!("{flake}#{attr}"),
+                    "--apply",
+                    "builtins.attrNames",
+                ],
+            )
+            .await?;
+        serde_json::from_slice(&out)
+            .map_err(|e| Error::input(format!("{flake}#{attr} is not an attribute set: {e}")))
     }
 
     /// Runs a nix command to completion and returns its stdout; a failure becomes `Error::Input`
@@ -198,7 +219,8 @@ impl Nix {
 
     /// [`Nix::cannot_use_builder`] as (problem, fix), for `doctor`.
     pub fn builder_limit(&self, machine: &crate::machines::Machine) -> Option<(String, String)> {
-        let port = machine.ssh_port()?;
+        let ssh = machine.uri.ssh()?;
+        let port = ssh.port?;
         if self.caps.ssh_uri_ports {
             return None;
         }
@@ -209,7 +231,7 @@ impl Nix {
             ),
             format!(
                 "write the port in ssh's config instead (`Host {}` / `Port {port}`, NIX_SSHOPTS=\"-F FILE\" for nix's ssh) and drop it from the URI, or upgrade nix",
-                machine.ssh_host().unwrap_or("HOST"),
+                ssh.host,
             ),
         ))
     }
@@ -217,10 +239,9 @@ impl Nix {
 
 /// Whether we are a non-root user talking to a nix daemon (multi-user install): then the daemon,
 /// not us, decides which of our settings count, and it opens builder connections as root.
-pub fn is_daemon_client() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    !root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
+/// `as_root` is [`crate::settings::Settings::as_root`].
+pub fn is_daemon_client(as_root: bool) -> bool {
+    !as_root && std::path::Path::new("/nix/var/nix/daemon-socket/socket").exists()
 }
 
 /// The first arguments of a command, for messages (store paths make full argv unreadable).
@@ -259,6 +280,21 @@ pub fn last_error_line(stderr: &str) -> String {
         .copied()
         .unwrap_or("(no message)");
     line.trim_start_matches("error:").trim().to_owned()
+}
+
+/// The line of one of nix's error messages (a log's `msg`, trace included) that says what went
+/// wrong: nix puts it last, after the trace.
+pub fn error_headline(error: &str) -> String {
+    let line = error
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(error)
+        .trim();
+    line.strip_prefix("error:")
+        .unwrap_or(line)
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -324,6 +360,13 @@ mod tests {
             nix("nix (Nix) 2.8.0").cannot_use_builder(&machine("ssh-ng://seasmoke")),
             None
         );
+    }
+
+    #[test]
+    fn an_error_message_s_headline_is_its_last_line() {
+        let traced = "error:\n       … while evaluating the attribute 'x'\n\n       error: attribute 'nope' missing\n";
+        assert_eq!(error_headline(traced), "attribute 'nope' missing");
+        assert_eq!(error_headline("plain words"), "plain words");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!
 //! When nothing verifies a builder, it stays "alive, not verified": the plan leaves it to nix.
 
-use super::{classify_ssh_error, seconds, RemoteInfo, INFO_SCRIPT};
+use super::{classify_ssh_error, ssh_address, ProbeFailure, RemoteInfo, INFO_SCRIPT};
 use crate::machines::Machine;
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,8 +32,8 @@ pub enum Identity {
 
 impl Identity {
     /// The identity of this process's nix: the daemon's for a non-root daemon client.
-    pub fn current() -> Identity {
-        if crate::nix::is_daemon_client() {
+    pub fn current(daemon_client: bool) -> Identity {
+        if daemon_client {
             Identity::Daemon
         } else {
             Identity::Own(current_user())
@@ -65,8 +65,8 @@ pub fn current_user() -> String {
 pub enum Liveness {
     /// The sshd sent its banner in time.
     Alive,
-    /// Nothing usable answered: refused, timed out, no banner. One human reason.
-    Dead(String),
+    /// Nothing usable answered: refused, timed out, no banner.
+    Dead(ProbeFailure),
     /// It could not be told from here (the name resolves only through someone else's ssh
     /// config, or the connection goes through a proxy).
     Unknown(String),
@@ -76,13 +76,11 @@ pub enum Liveness {
 async fn resolve(machine: &Machine, ssh_opts: &[String]) -> Result<(String, u16), String> {
     let mut cmd = Command::new("ssh");
     cmd.arg("-G").args(ssh_opts);
-    if let Some(port) = machine.ssh_port() {
-        cmd.arg("-p").arg(port.to_string());
-    }
-    if let Some(user) = machine.ssh_user() {
-        cmd.arg("-l").arg(user);
-    }
-    cmd.arg("--").arg(machine.ssh_host().unwrap_or_default());
+    cmd.args(
+        ssh_address(machine)
+            .map_err(|e| e.to_string())?
+            .destination_args(),
+    );
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let out = cmd
         .output()
@@ -128,7 +126,7 @@ pub async fn liveness(machine: &Machine, timeout: Duration, ssh_opts: &[String])
                     ))
                 }
             };
-        let mut last = String::from("no address");
+        let mut last = ProbeFailure::Ssh("no address".to_owned());
         for addr in addrs {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(mut stream) => {
@@ -143,29 +141,22 @@ pub async fn liveness(machine: &Machine, timeout: Duration, ssh_opts: &[String])
                     return if got.starts_with(b"SSH-") {
                         Liveness::Alive
                     } else if got.is_empty() {
-                        Liveness::Dead(
-                            "the builder closed the connection (is its sshd running?)".into(),
-                        )
+                        Liveness::Dead(ProbeFailure::Closed)
                     } else {
-                        Liveness::Dead(format!("{host}:{port} answers, but not with ssh"))
+                        Liveness::Dead(ProbeFailure::NotSshServer(format!("{host}:{port}")))
                     };
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    last = "connection refused".into();
+                    last = ProbeFailure::Refused;
                 }
-                Err(err) => last = err.to_string(),
+                Err(err) => last = ProbeFailure::Ssh(err.to_string()),
             }
         }
         Liveness::Dead(last)
     };
     tokio::time::timeout(timeout, work)
         .await
-        .unwrap_or_else(|_| {
-            Liveness::Dead(format!(
-                "timed out after {} (no ssh banner)",
-                seconds(timeout)
-            ))
-        })
+        .unwrap_or(Liveness::Dead(ProbeFailure::NoBanner(timeout)))
 }
 
 /// Whether the nix daemon trusts us (`nix store ping`'s `Trusted:`, on stdout or stderr
@@ -246,40 +237,22 @@ pub(super) async fn probe_as_root(
     if let Some(key) = &machine.ssh_key {
         cmd.arg("-i").arg(key);
     }
-    let host = machine.ssh_host().unwrap_or_default();
-    if let Ok(Some(line)) = machine.decode_host_key() {
-        let known = dir.path().join("known_hosts");
-        let name = match machine.ssh_port() {
-            Some(port) => format!("[{host}]:{port}"),
-            None => host.to_owned(),
-        };
-        std::fs::write(&known, format!("{name} {line}\n"))
-            .map_err(|err| format!("cannot write the builder's host key to a file: {err}"))?;
-        cmd.arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known.display()))
-            .args(["-o", "StrictHostKeyChecking=yes"]);
+    let ssh = ssh_address(machine).map_err(|e| e.to_string())?;
+    if let Ok(Some(line)) = machine.known_hosts_line() {
+        cmd.args(super::master::pin_host_key(&line, dir.path())?);
     }
-    if let Some(port) = machine.ssh_port() {
-        cmd.arg("-p").arg(port.to_string());
-    }
-    if let Some(user) = machine.ssh_user() {
-        cmd.arg("-l").arg(user);
-    }
-    cmd.arg("--").arg(host).arg(INFO_SCRIPT);
+    cmd.args(ssh.destination_args()).arg(INFO_SCRIPT);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
-        .map_err(|_| format!("timed out after {}", seconds(timeout)))?
+        .map_err(|_| ProbeFailure::TimedOut(Some(timeout)).to_string())?
         .map_err(|err| format!("cannot run sudo: {err}"))?;
     if !out.status.success() && out.stdout.is_empty() {
-        return Err(classify_ssh_error(&String::from_utf8_lossy(&out.stderr)));
+        return Err(classify_ssh_error(&String::from_utf8_lossy(&out.stderr)).to_string());
     }
     let info = RemoteInfo::parse(&String::from_utf8_lossy(&out.stdout));
     if info.nix_version.is_none() {
-        return Err(
-            "nix not found on the builder (nix-store is not on its PATH for non-interactive ssh)"
-                .to_owned(),
-        );
+        return Err(ProbeFailure::NixMissing.to_string());
     }
     Ok(info)
 }

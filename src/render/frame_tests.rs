@@ -391,9 +391,7 @@ fn monitor_on_screen(lines: usize) -> (Monitor, Screen, Instant) {
         "remote",
         "1 derivation must be built and seasmoke is reachable",
     );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/nix-2.26-remote-build-slow.log");
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = crate::log::recordings::named("nix-2.26-remote-build-slow.log");
     let mut now = Instant::now();
     for line in text.lines().take(lines) {
         now += Duration::from_millis(100);
@@ -437,10 +435,7 @@ fn an_interrupted_run_leaves_no_bar_lines_behind() {
 
 #[test]
 fn a_finished_run_leaves_only_what_was_printed_above_the_frame() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/nix-2.26-remote-build-slow.log");
-    let all = std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let all = crate::log::recordings::named("nix-2.26-remote-build-slow.log")
         .lines()
         .count();
     let (monitor, screen, now) = monitor_on_screen(all);

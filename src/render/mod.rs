@@ -5,6 +5,7 @@
 //! [`renderer`], and hand it to a [`crate::monitor::Monitor`].
 
 mod bar;
+pub mod dry_run;
 mod frame;
 pub mod github;
 mod json;

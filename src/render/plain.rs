@@ -55,7 +55,10 @@ impl Render for PlainRenderer {
             }
             self.line(&line);
         }
-        let _ = self.out.flush();
+        // Nothing happened on most draws of a big log (progress only): nothing to flush.
+        if !state.happenings().is_empty() {
+            let _ = self.out.flush();
+        }
     }
 
     fn finish(&mut self, state: &State, summary: &Summary) {

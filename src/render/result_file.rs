@@ -4,7 +4,6 @@
 use super::record::{BuildEnd, RunRecord};
 use crate::cli::ResultFormat;
 use crate::plan::{Plan, Source};
-use crate::store_path::StorePath;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -55,8 +54,7 @@ pub struct ResultFile<'a> {
     pub installables: &'a [InstallableResult],
 }
 
-/// The derivation and outputs an installable stands for (None: a plain store path, or unknown).
-pub type Derived = Option<(StorePath, BTreeMap<String, StorePath>)>;
+pub use crate::nix::installables::Derived;
 
 /// What became of each installable, from the plan, what the log showed and the verdict.
 pub fn results(
@@ -234,10 +232,35 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Writes the result file of a run to `path`. Best effort: a file that cannot be written is a
+/// warning on stderr, not a failed run.
+pub fn write(
+    path: &std::path::Path,
+    format: ResultFormat,
+    plan: &Plan,
+    outcome: &[InstallableResult],
+    ok: bool,
+) {
+    let file = ResultFile {
+        ok,
+        mode: &plan.mode.to_string(),
+        reason: &plan.reason,
+        installables: outcome,
+    };
+    let text = render(format, &file);
+    if let Err(e) = std::fs::write(path, text) {
+        crate::output::stderr_line(&format!(
+            "nixdispatch: warning: cannot write the result file {}: {e}",
+            path.display()
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::{Counts, PlannedPath};
+    use crate::store_path::StorePath;
 
     fn sp(c: char, name: &str) -> StorePath {
         StorePath::parse(&format!("/nix/store/{}-{name}", c.to_string().repeat(32)))

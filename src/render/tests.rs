@@ -3,7 +3,7 @@
 use super::*;
 use crate::monitor::{Monitor, Summary};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,20 +34,12 @@ impl Captured {
 }
 
 fn recordings() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    assert!(!files.is_empty(), "no recordings in {}", dir.display());
-    files
+    crate::log::recordings::all()
 }
 
 /// Replays a recording with 10 ms between lines; returns the summary.
-fn replay(path: &PathBuf, renderer: Box<dyn Render + Send>) -> Summary {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+fn replay(path: &Path, renderer: Box<dyn Render + Send>) -> Summary {
+    let text = crate::log::recordings::read(path);
     let mut monitor = Monitor::new(renderer);
     monitor.set_header(
         "local",
@@ -463,8 +455,7 @@ fn unreachable_builder_is_an_error_with_ssh_lines_shown() {
 
 #[test]
 fn drive_reads_a_whole_stream() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nix-2.8-build-chain.log");
-    let bytes = std::fs::read(&path).unwrap_or_default();
+    let bytes = crate::log::recordings::named("nix-2.8-build-chain.log").into_bytes();
     let out = Captured::default();
     let monitor = Monitor::new(Box::new(JsonRenderer::new(Box::new(out.clone()), 0)));
     let summary = crate::monitor::drive(std::io::Cursor::new(bytes), monitor);

@@ -9,6 +9,7 @@
 //! `nix-store --check-validity` only reads the builder's database.
 
 use super::narinfo::acceptable;
+use crate::builder::BuilderId;
 use crate::nix::capabilities::{rejected_as_unknown, Capabilities};
 use crate::plan::BuilderHit;
 use crate::probe::Connection;
@@ -53,7 +54,7 @@ fn batches(paths: &[StorePath]) -> Vec<&[StorePath]> {
 /// to ask for (see `crate::nix::path_info`).
 pub async fn query(
     connection: &Connection,
-    uri: &str,
+    builder: BuilderId,
     nix_version: Option<&str>,
     paths: &[StorePath],
     trusted_key_names: &[&str],
@@ -122,7 +123,7 @@ pub async fn query(
             hits.insert(
                 info.path,
                 BuilderHit {
-                    uri: uri.to_owned(),
+                    builder,
                     references: info.references,
                     substitutable,
                 },

@@ -9,10 +9,10 @@ pub mod narinfo;
 pub mod remote;
 pub mod substituters;
 
+use crate::builder::Builder;
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
 use crate::plan::{Availability, Graph};
-use crate::probe::ProbedBuilder;
 use crate::store_path::StorePath;
 use crate::Result;
 use std::collections::BTreeSet;
@@ -47,7 +47,7 @@ pub async fn gather(
     nix: &Nix,
     config: &NixConfig,
     graph: &Graph,
-    builders: &[ProbedBuilder],
+    builders: &[Builder],
 ) -> Result<(Availability, Vec<String>)> {
     let all = graph_paths(graph);
     let valid_locally = local::valid_paths(nix, &all).await?;
@@ -73,14 +73,14 @@ pub async fn gather(
         Some(async move {
             let res = builder::query(
                 &connection,
-                &b.status.uri,
-                b.status.nix_version.as_deref(),
+                b.id,
+                b.nix_version.as_deref(),
                 missing,
                 key_names,
                 config.require_sigs,
             )
             .await;
-            (b.status.host.clone(), res)
+            (b.host().to_owned(), res)
         })
     }));
     let (caches, stores) = futures::join!(caches, stores);

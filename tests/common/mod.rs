@@ -2,9 +2,16 @@
 
 #![allow(dead_code)]
 
+pub mod background;
+pub mod procs;
+pub mod terminal;
+
+#[allow(unused_imports)] // not every test file runs one
+pub use background::Background;
+
 use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -66,8 +73,27 @@ pub fn nixdispatch(lab: &Lab, v: ClientNix, args: &[&str], limit: Duration) -> R
     run_limited(cmd, limit)
 }
 
+/// `nixdispatch --builder SPEC --progress plain build ARGS...` as vermax, bounded by [`BOUND`].
+pub fn build_plain(lab: &Lab, v: ClientNix, spec: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--builder", spec, "--progress", "plain", "build"];
+    all.extend_from_slice(args);
+    nixdispatch(lab, v, &all, BOUND)
+}
+
 /// Runs a command with a hang bound, collecting both pipes.
-pub fn run_limited(mut cmd: Command, limit: Duration) -> Run {
+pub fn run_limited(cmd: Command, limit: Duration) -> Run {
+    let (out, elapsed) = run_output(cmd, limit);
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    }
+}
+
+/// Runs a command with no stdin, killing it after `limit` (a hang bound). Returns its output and
+/// how long it ran.
+pub fn run_output(mut cmd: Command, limit: Duration) -> (Output, Duration) {
     let t0 = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -98,93 +124,13 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = t0.elapsed();
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&ro.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&re.join().unwrap_or_default()).into_owned(),
-        elapsed,
-    }
+    let output = Output {
+        status,
+        stdout: ro.join().unwrap_or_default(),
+        stderr: re.join().unwrap_or_default(),
+    };
+    (output, elapsed)
 }
 
 /// A generous bound for commands that should finish in seconds.
 pub const BOUND: Duration = Duration::from_secs(120);
-
-/// A nixdispatch build running in the background, its stderr lines arriving on a channel.
-pub struct Background {
-    pub child: std::process::Child,
-    pub lines: std::sync::mpsc::Receiver<String>,
-    pub seen: Vec<String>,
-    pub started: Instant,
-}
-
-impl Background {
-    /// Starts `nixdispatch --builder SPEC --progress plain build ATTR` as vermax (Nix 2.8).
-    pub fn build(lab: &Lab, attr: &str) -> Background {
-        let spec = lab.builder_spec();
-        let mut cmd = lab.nixdispatch(ClientNix::V2_8, bin());
-        cmd.args([
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref(attr),
-        ]);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        Background {
-            child,
-            lines,
-            seen: Vec::new(),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits (at most `limit`) for a stderr line containing `text`; false when none came.
-    pub fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let found = line.contains(text);
-                self.seen.push(line);
-                if found {
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Waits for the exit (failing the test after `limit` from the start), with every line seen.
-    pub fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            assert!(
-                self.started.elapsed() < limit,
-                "still running after {limit:?}: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        self.seen.extend(self.lines.try_iter());
-        status
-    }
-}

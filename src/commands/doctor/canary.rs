@@ -193,7 +193,8 @@ fn telling_error(errors: &[String]) -> String {
 /// The fix for a canary error, naming the NixOS option or the command to run.
 pub fn fix_for(error: &str, machine: Option<&Machine>) -> String {
     let host = machine
-        .and_then(|m| m.ssh_host())
+        .and_then(|m| m.uri.ssh())
+        .map(|ssh| ssh.host.as_str())
         .unwrap_or("the builder")
         .to_owned();
     let key = machine

@@ -1,0 +1,292 @@
+//! The pure decision: from what is wanted, what is where, and which builders answer, decide
+//! where every missing store path comes from and which mode the run is in.
+//!
+//! No I/O happens here, so every rule of CONTRACT.md's modes is a unit test. The walk follows
+//! nix's own `queryMissing`: starting at the wanted outputs, a path valid locally ends the walk
+//! (the local store is closed under references); a path a binary cache has is substituted and
+//! its references walked; a path a reachable builder's store offers as a substitute likewise;
+//! any other derivation output is produced by its derivation: copied back from a builder that
+//! already holds it (nix's build hook does that without rebuilding) or built, and then every
+//! input of that derivation must be valid locally first, so the walk continues into them.
+
+mod eligibility;
+mod fallback;
+mod graph;
+mod reason;
+mod walk;
+
+pub use fallback::fall_back_locally;
+pub use graph::{Availability, BuilderHit, CacheHit, Derivation, Graph, OutputIndex};
+
+pub use crate::builder::{Builder, BuilderId};
+use crate::store_path::StorePath;
+use eligibility::BuilderViews;
+use reason::{derivations, local_reason, remote_reason, some_names, system_and_features};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use walk::Walk;
+
+/// The mode `--mode` forces, or `Auto` to choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forced {
+    /// Choose from what the sources and builders answered.
+    Auto,
+    /// Build nothing anywhere; impossible when something must be built.
+    Substitute,
+    /// Build on builders; impossible when a derivation has no reachable builder that takes it.
+    Remote,
+    /// Ignore the builders entirely.
+    Local,
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanInput {
+    /// The derivations and the wanted outputs.
+    pub graph: Graph,
+    /// Where paths are.
+    pub availability: Availability,
+    /// Every configured builder, in configuration order (the last tie-break between builders).
+    pub builders: Vec<Builder>,
+    /// The mode asked for.
+    pub forced: Forced,
+    /// This machine's system, e.g. `x86_64-linux`: what nix builds locally, and nix's default
+    /// for a machines entry that names no systems.
+    pub local_system: String,
+}
+
+/// The mode of a run (CONTRACT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Everything is already valid locally.
+    Noop,
+    /// Nothing needs building: every missing path is copied from a cache or a builder's store.
+    Substitute,
+    /// Something must be built, and at least one reachable builder takes it.
+    Remote,
+    /// Something must be built here (no usable builder, or `--mode local`).
+    Local,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Noop => "noop",
+            Mode::Substitute => "substitute",
+            Mode::Remote => "remote",
+            Mode::Local => "local",
+        })
+    }
+}
+
+/// Where one missing path comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Substituted from a binary cache.
+    Cache,
+    /// Copied from a builder's store, as a substitute or back through the build hook.
+    Builder,
+    /// Built, on a builder (`from` names it) or here (`from` is null).
+    Build,
+}
+
+/// One missing path and where it comes from (an element of the contract's `paths`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPath {
+    /// The path.
+    pub path: StorePath,
+    /// Its source.
+    pub source: Source,
+    /// The cache or builder URI; null for a local build.
+    pub from: Option<String>,
+}
+
+/// One derivation to build and where (not part of the contract's JSON; dispatch and the
+/// progress display read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedBuild {
+    /// The `.drv` path.
+    pub drv: StorePath,
+    /// The builder URI it should go to, or `None` to build it here.
+    pub from: Option<String>,
+}
+
+/// The contract's `counts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Paths reached by the walk that are already valid locally.
+    pub valid_locally: usize,
+    /// Paths substituted from binary caches.
+    pub from_caches: usize,
+    /// Paths copied from builders' stores.
+    pub from_builders: usize,
+    /// Derivations to build.
+    pub to_build: usize,
+}
+
+/// The decision: a mode, its one-sentence reason, and the source of every missing path.
+///
+/// Serialises to the contract's `plan --json` fields (`mode`, `reason`, `counts`, `paths`); the
+/// command adds `builders` from the probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The mode.
+    pub mode: Mode,
+    /// Why, as one human sentence naming builders by host.
+    pub reason: String,
+    /// How many paths from where.
+    pub counts: Counts,
+    /// Every missing path, sorted by path.
+    pub paths: Vec<PlannedPath>,
+    /// Every derivation to build, sorted by path, with where.
+    #[serde(skip)]
+    pub builds: Vec<PlannedBuild>,
+    /// The builders whose stores the plan substitutes from (to pass as substituters), in
+    /// configuration order.
+    #[serde(skip)]
+    pub builder_substituters: Vec<BuilderId>,
+    /// The nix daemon ignores the builders and substituters we would pass (we are not a
+    /// trusted user): pass none, except an empty `builders` to build locally.
+    #[serde(skip)]
+    pub daemon_decides: bool,
+}
+
+impl Plan {
+    /// Whether every derivation to build has a builder, so nix can be told to build nothing
+    /// locally (`--max-jobs 0`) and still finish.
+    pub fn all_builds_remote(&self) -> bool {
+        self.builds.iter().all(|b| b.from.is_some())
+    }
+}
+
+/// A forced mode that cannot be honoured, with the one-line why (exit 3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Impossible(pub String);
+
+impl From<Impossible> for crate::Error {
+    fn from(err: Impossible) -> Self {
+        crate::Error::Impossible(err.0)
+    }
+}
+
+/// Decides the plan. Pure and deterministic: the same input gives the same plan, paths sorted.
+/// Fails only when a forced mode cannot be honoured.
+pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
+    let builders = BuilderViews::new(input);
+    let use_builders = input.forced != Forced::Local;
+    let walk = Walk::run(input, &builders, use_builders);
+
+    if walk.entries.is_empty() {
+        return Ok(walk.finish(
+            Mode::Noop,
+            "everything is already in the local store".into(),
+            &HashMap::new(),
+            &builders,
+        ));
+    }
+
+    let to_build: Vec<&Derivation> = walk.to_build.values().copied().collect();
+    let locally_anyway = |d: &Derivation| builds_locally_anyway(d, &input.local_system);
+
+    match input.forced {
+        Forced::Local => {
+            let reason = if to_build.is_empty() {
+                format!(
+                    "--mode local: nothing needs building; {}",
+                    walk.sources_sentence(&builders)
+                )
+            } else {
+                format!(
+                    "--mode local: {} will be built here",
+                    derivations(to_build.len())
+                )
+            };
+            Ok(walk.finish(Mode::Local, reason, &HashMap::new(), &builders))
+        }
+        Forced::Substitute => {
+            if to_build.is_empty() {
+                let reason = walk.substitute_reason(&builders);
+                return Ok(walk.finish(Mode::Substitute, reason, &HashMap::new(), &builders));
+            }
+            Err(Impossible(format!(
+                "--mode substitute, but {} must be built ({}): no cache or builder has {}",
+                derivations(to_build.len()),
+                some_names(&to_build),
+                if to_build.len() == 1 { "it" } else { "them" },
+            )))
+        }
+        Forced::Remote => {
+            if builders.views.is_empty() {
+                return Err(Impossible(
+                    "--mode remote, but no builders are configured: add one with --builder or nix's builders setting".into(),
+                ));
+            }
+
+            let mut chosen = HashMap::new();
+            for drv in to_build.iter().filter(|d| !locally_anyway(d)) {
+                match builders.choose(drv) {
+                    Some(b) => {
+                        chosen.insert(&drv.path, b);
+                    }
+                    None => {
+                        return Err(Impossible(format!(
+                            "--mode remote, but no reachable builder can build {}: {}",
+                            system_and_features(drv),
+                            builders.why_none_takes(drv)
+                        )))
+                    }
+                }
+            }
+            if !builders.any_reachable() {
+                return Err(Impossible(format!(
+                    "--mode remote, but no builder is reachable ({})",
+                    builders.why_unreachable()
+                )));
+            }
+            let reason = if to_build.is_empty() {
+                format!(
+                    "--mode remote: nothing needs building; {}",
+                    walk.sources_sentence(&builders)
+                )
+            } else {
+                format!(
+                    "--mode remote: {}",
+                    remote_reason(&to_build, &chosen, &builders)
+                )
+            };
+            Ok(walk.finish(Mode::Remote, reason, &chosen, &builders))
+        }
+        Forced::Auto => {
+            if to_build.is_empty() {
+                let reason = walk.substitute_reason(&builders);
+                return Ok(walk.finish(Mode::Substitute, reason, &HashMap::new(), &builders));
+            }
+            let mut chosen = HashMap::new();
+            for drv in to_build.iter().filter(|d| !locally_anyway(d)) {
+                if let Some(b) = builders.choose(drv) {
+                    chosen.insert(&drv.path, b);
+                }
+            }
+            if chosen.is_empty() {
+                let reason = local_reason(&to_build, &builders, &input.local_system);
+                return Ok(walk.finish(Mode::Local, reason, &chosen, &builders));
+            }
+            let reason = remote_reason(&to_build, &chosen, &builders);
+            Ok(walk.finish(Mode::Remote, reason, &chosen, &builders))
+        }
+    }
+}
+
+/// Whether nix builds this derivation locally whatever the builders: `preferLocalBuild` on a
+/// derivation this machine can build (nix then never asks the build hook).
+fn builds_locally_anyway(drv: &Derivation, local_system: &str) -> bool {
+    drv.prefer_local && (drv.system == local_system || drv.system == "builtin")
+}
+
+#[cfg(test)]
+mod tests;
