@@ -139,6 +139,7 @@ fn after_the_check_finds_something_missing_the_run_plans_and_builds_remotely() {
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
     lab.renew_nonce().expect("fresh paths");
+    let before = lab.builder_connections();
     let (run, programs) = traced(
         &lab,
         &[
@@ -161,6 +162,8 @@ fn after_the_check_finds_something_missing_the_run_plans_and_builds_remotely() {
         builds.iter().all(|e| e["host"] == "ssh-ng://seasmoke"),
         "{run:?}"
     );
+    // nix's ssh rode the probe's master, opened after the check: one connection in all.
+    assert_eq!(lab.builder_connections() - before, 1, "{run:?}");
     // The check, then the planning and the build: nix build twice.
     let nix_builds = programs.iter().filter(|p| *p == "nix").count();
     assert!(nix_builds >= 2, "{programs:?}");

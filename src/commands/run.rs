@@ -138,7 +138,6 @@ async fn plan_run<'a>(
     request: &'a NixRequest,
 ) -> Result<(Job<'a>, Option<crate::noop::Done>)> {
     let installables = target.installables()?;
-    let env = nix_env(settings);
     let checked = if crate::noop::applies(
         &target,
         runner,
@@ -148,7 +147,8 @@ async fn plan_run<'a>(
     ) && !run.push
         && run.push_to.is_empty()
     {
-        crate::noop::check(settings, &target, &request.build_args, &env).await?
+        // No builders, so no ssh: the check needs no share of the masters (none is open yet).
+        crate::noop::check(settings, &target, &request.build_args, &[]).await?
     } else {
         crate::noop::Checked::Unknown
     };
@@ -166,6 +166,8 @@ async fn plan_run<'a>(
             (make_plan_with(settings, &installables, how).await?, None)
         }
     };
+    // After the probe: nix's ssh rides the masters it opened.
+    let env = nix_env(settings);
     if request.fallback && planned.plan.mode == Mode::Substitute {
         planned
             .plan
