@@ -24,6 +24,7 @@ pub mod machines;
 pub mod monitor;
 pub mod nix;
 pub mod nix_flags;
+pub mod noop;
 pub mod output;
 pub mod plan;
 pub mod probe;

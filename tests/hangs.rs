@@ -569,8 +569,13 @@ fn ctrl_c_while_evaluating() {
     .expect("flake.nix");
     let flake = format!("path:{}", dir.display());
     let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
+    // The first evaluation is the noop check's `nix build --max-jobs 0` (src/noop.rs).
     assert!(
-        wait_for_process(&lab, &["nix", "show-derivation"], Duration::from_secs(60))
+        wait_for_process(
+            &lab,
+            &["nix", "build", "--max-jobs 0"],
+            Duration::from_secs(60)
+        ) || wait_for_process(&lab, &["nix", "show-derivation"], Duration::from_secs(5))
             || wait_for_process(&lab, &["nix", "derivation"], Duration::from_secs(5)),
         "the evaluation never started"
     );

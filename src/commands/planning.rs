@@ -75,6 +75,33 @@ pub struct Evaluation<'a> {
     pub eval_args: &'a [OsString],
     /// `--rebuild`: the installables' own derivations are built again, valid or not.
     pub rebuild: bool,
+    /// The noop check found something missing ([`crate::noop`]): the builders are probed
+    /// while nix evaluates, and the local store is asked once.
+    pub missing: bool,
+}
+
+/// The plan of a run the noop check found to be a noop, and built ([`crate::noop`]).
+pub fn noop_planned(
+    settings: &Settings,
+    installables: &[String],
+    done: &crate::noop::Done,
+) -> Planned {
+    let mut warnings = Vec::new();
+    if settings
+        .daemon
+        .as_ref()
+        .is_some_and(|d| d.ignored_cli_builders)
+    {
+        warnings.push(IGNORED_BUILDER.to_owned());
+    }
+    Planned {
+        plan: crate::noop::noop_plan(crate::noop::output_count(&done.stdout), settings),
+        builders: Vec::new(),
+        warnings,
+        installables: installables.to_vec(),
+        systems: Default::default(),
+        wanted: Vec::new(),
+    }
 }
 
 /// Evaluates the installables and decides where every missing path comes from.
@@ -89,40 +116,104 @@ pub async fn make_plan_with(
     installables: &[String],
     how: Evaluation<'_>,
 ) -> Result<Planned> {
+    let asked = installables;
     let mut installables = installables.to_vec();
     let mut notes = Vec::new();
-    let graph = match settings
-        .nix
-        .derivation_graph_with(&installables, how.eval_args)
-        .await
-    {
-        Ok(graph) => graph,
-        Err(err) => {
-            // Only when nix cannot show them: opening attribute sets costs an evaluation.
-            match expand_attribute_sets(&settings.nix, &installables, how.eval_args).await? {
-                Some((members, skipped)) if !members.is_empty() => {
-                    installables = members;
-                    notes = skipped;
-                    settings
-                        .nix
-                        .derivation_graph_with(&installables, how.eval_args)
-                        .await?
+    let evaluate = async {
+        match settings
+            .nix
+            .derivation_graph_with(&installables, how.eval_args)
+            .await
+        {
+            Ok(graph) => Ok(graph),
+            Err(err) => {
+                // Only when nix cannot show them: opening attribute sets costs an evaluation.
+                match expand_attribute_sets(&settings.nix, &installables, how.eval_args).await? {
+                    Some((members, skipped)) if !members.is_empty() => {
+                        let graph = settings
+                            .nix
+                            .derivation_graph_with(&members, how.eval_args)
+                            .await?;
+                        installables = members;
+                        notes = skipped;
+                        Ok(graph)
+                    }
+                    _ => Err(err),
                 }
-                _ => return Err(err),
             }
         }
     };
+    // Known to miss something (crate::noop): the probe's handshakes and the flake's
+    // substitution settings need not wait for the evaluation.
+    let ahead = async {
+        if how.missing {
+            let (builders, substitution) = futures::join!(
+                probe_builders(settings),
+                // Opened attribute sets name the same flakes.
+                effective_substitution(settings, asked)
+            );
+            Some(Ahead {
+                builders,
+                substitution,
+            })
+        } else {
+            None
+        }
+    };
+    let (graph, ahead) = futures::join!(evaluate, ahead);
+    let graph: plan::Graph = graph?;
     let systems = graph
         .derivations
         .values()
         .map(|d| d.system.clone())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut planned = plan_graph(settings, &installables, graph, how.rebuild).await?;
+    let mut planned = plan_graph(settings, &installables, graph, how.rebuild, ahead).await?;
     planned.installables = installables;
     planned.systems = systems;
     planned.warnings.extend(notes);
     Ok(planned)
+}
+
+/// What is asked while nix evaluates, once the run is known to miss something.
+struct Ahead {
+    builders: Vec<Builder>,
+    substitution: (crate::nix::config::NixConfig, Vec<String>),
+}
+
+/// The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
+async fn effective_substitution(
+    settings: &Settings,
+    installables: &[String],
+) -> (crate::nix::config::NixConfig, Vec<String>) {
+    // The daemon's answer to `nix store ping`, read once in Settings.
+    let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
+    sources::substituters::effective(&settings.nix, &settings.nix_config, installables, untrusted)
+        .await
+}
+
+/// Every configured builder, probed (none with `--mode local`).
+async fn probe_builders(settings: &Settings) -> Vec<Builder> {
+    if settings.forced == plan::Forced::Local {
+        return Vec::new();
+    }
+    let mut probed = probe::probe_all(
+        &settings.builders,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+        settings.daemon.is_some(),
+    )
+    .await;
+    // A builder our ssh reached but this nix cannot talk to (a port in the URI before
+    // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
+    for b in probed.iter_mut().filter(|b| b.reachable) {
+        if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
+            b.reachable = false;
+            b.failure = Some(probe::ProbeFailure::NixCannotUse(why));
+            b.connection = None;
+        }
+    }
+    probed
 }
 
 async fn plan_graph(
@@ -130,80 +221,67 @@ async fn plan_graph(
     installables: &[String],
     graph: plan::Graph,
     rebuild: bool,
+    ahead: Option<Ahead>,
 ) -> Result<Planned> {
-    let mut wanted_valid = sources::local::valid_paths(&settings.nix, &graph.wanted).await?;
+    let mut wanted_valid = if ahead.is_some() {
+        // The noop check found something missing: the local store is asked once, below.
+        Default::default()
+    } else {
+        sources::local::valid_paths(&settings.nix, &graph.wanted).await?
+    };
     if rebuild {
         // Valid or not, the installables themselves are built again.
         wanted_valid.clear();
     }
-    let (availability, builders, warnings) = if wanted_valid.len() == graph.wanted.len() {
-        // Everything is here: no probe, no SSH connection, no cache query.
-        let availability = Availability {
-            valid_locally: wanted_valid,
-            ..Default::default()
-        };
-        (availability, Vec::new(), Vec::new())
-    } else {
-        let builders = if settings.forced == plan::Forced::Local {
-            Vec::new()
+    let (availability, builders, warnings) =
+        if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
+            // Everything is here: no probe, no SSH connection, no cache query.
+            let availability = Availability {
+                valid_locally: wanted_valid,
+                ..Default::default()
+            };
+            (availability, Vec::new(), Vec::new())
         } else {
-            let mut probed = probe::probe_all(
-                &settings.builders,
-                settings.connect_timeout,
-                &settings.ssh_opts,
-                settings.daemon.is_some(),
-            )
-            .await;
-            // A builder our ssh reached but this nix cannot talk to (a port in the URI before
-            // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
-            for b in probed.iter_mut().filter(|b| b.reachable) {
-                if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
-                    b.reachable = false;
-                    b.failure = Some(probe::ProbeFailure::NixCannotUse(why));
-                    b.connection = None;
+            let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
+            // The probe's handshakes and the flake's settings (a nix call or two) at once.
+            let (builders, (nix_config, notes)) = match ahead {
+                Some(ahead) => (ahead.builders, ahead.substitution),
+                None => {
+                    futures::join!(
+                        probe_builders(settings),
+                        effective_substitution(settings, installables)
+                    )
+                }
+            };
+            let (mut availability, mut warnings) =
+                sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+            warnings.extend(notes);
+            if settings
+                .daemon
+                .as_ref()
+                .is_some_and(|d| d.trusted == Some(true))
+            {
+                ask_through_daemon(settings, &graph, &builders, &mut availability).await;
+            }
+            if rebuild {
+                for wanted in &graph.wanted {
+                    availability.valid_locally.remove(wanted);
+                    availability.in_caches.remove(wanted);
+                    availability.on_builders.remove(wanted);
                 }
             }
-            probed
+            if untrusted {
+                // The daemon ignores builders-use-substitutes and extra substituters from us: a
+                // builder's store can only serve what its build hook copies back. The plan's reason
+                // says the daemon decides (`explain_daemon`).
+                for hits in availability.on_builders.values_mut() {
+                    for hit in hits {
+                        hit.substitutable = false;
+                    }
+                }
+            }
+            (availability, builders, warnings)
         };
-        // The daemon's answer to `nix store ping`, read once in Settings.
-        let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
-        // The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
-        let (nix_config, notes) = sources::substituters::effective(
-            &settings.nix,
-            &settings.nix_config,
-            installables,
-            untrusted,
-        )
-        .await;
-        let (mut availability, mut warnings) =
-            sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
-        warnings.extend(notes);
-        if settings
-            .daemon
-            .as_ref()
-            .is_some_and(|d| d.trusted == Some(true))
-        {
-            ask_through_daemon(settings, &graph, &builders, &mut availability).await;
-        }
-        if rebuild {
-            for wanted in &graph.wanted {
-                availability.valid_locally.remove(wanted);
-                availability.in_caches.remove(wanted);
-                availability.on_builders.remove(wanted);
-            }
-        }
-        if untrusted {
-            // The daemon ignores builders-use-substitutes and extra substituters from us: a
-            // builder's store can only serve what its build hook copies back. The plan's reason
-            // says the daemon decides (`explain_daemon`).
-            for hits in availability.on_builders.values_mut() {
-                for hit in hits {
-                    hit.substitutable = false;
-                }
-            }
-        }
-        (availability, builders, warnings)
-    };
     let mut warnings = warnings;
     if let Some(d) = &settings.daemon {
         if d.ignored_cli_builders {

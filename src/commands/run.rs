@@ -85,7 +85,7 @@ pub async fn execute(
     run: &RunArgs,
     request: &NixRequest,
 ) -> Result<i32> {
-    let job = plan_run(settings, target, runner, run, request).await?;
+    let (job, checked) = plan_run(settings, target, runner, run, request).await?;
     if request.dry_run {
         for line in render::dry_run::lines(&job.planned.plan) {
             crate::output::stderr_line(&line);
@@ -96,7 +96,7 @@ pub async fn execute(
     let (monitor, record) = prepare_display(&job);
     let _keepalive = sudo_up_front(&job).await?;
     let started = Instant::now();
-    let (mut monitor, plan, attempt) = build_with_fallback(&job, monitor).await?;
+    let (mut monitor, plan, attempt) = build_with_fallback(&job, monitor, checked).await?;
     compare_with_reality(&plan, &mut monitor);
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
@@ -128,20 +128,45 @@ pub async fn execute(
 }
 
 /// Plans the run (with `--fallback`, the reason says nix builds what a source fails to give)
-/// and the environment its nix processes get.
+/// and the environment its nix processes get. A noop is known from the noop check, whose
+/// build is the run's ([`crate::noop`]): it comes back with the job.
 async fn plan_run<'a>(
     settings: &'a Settings,
     target: Target,
     runner: Runner,
     run: &'a RunArgs,
     request: &'a NixRequest,
-) -> Result<Job<'a>> {
+) -> Result<(Job<'a>, Option<crate::noop::Done>)> {
     let installables = target.installables()?;
-    let how = Evaluation {
-        eval_args: &request.eval_args,
-        rebuild: request.rebuild,
+    let checked = if crate::noop::applies(
+        &target,
+        runner,
+        &request.build_args,
+        request.rebuild,
+        request.dry_run,
+    ) && !run.push
+        && run.push_to.is_empty()
+    {
+        // No builders, so no ssh: the check needs no share of the masters (none is open yet).
+        crate::noop::check(settings, &target, &request.build_args, &[]).await?
+    } else {
+        crate::noop::Checked::Unknown
     };
-    let mut planned = make_plan_with(settings, &installables, how).await?;
+    let (mut planned, done) = match checked {
+        crate::noop::Checked::Noop(done) => (
+            super::planning::noop_planned(settings, &installables, &done),
+            Some(done),
+        ),
+        checked => {
+            let how = Evaluation {
+                eval_args: &request.eval_args,
+                rebuild: request.rebuild,
+                missing: matches!(checked, crate::noop::Checked::Missing),
+            };
+            (make_plan_with(settings, &installables, how).await?, None)
+        }
+    };
+    // After the probe: nix's ssh rides the masters it opened.
     let env = nix_env(settings);
     if request.fallback && planned.plan.mode == Mode::Substitute {
         planned
@@ -155,15 +180,18 @@ async fn plan_run<'a>(
         },
         other => other,
     };
-    Ok(Job {
-        settings,
-        target,
-        runner,
-        run,
-        request,
-        planned,
-        env,
-    })
+    Ok((
+        Job {
+            settings,
+            target,
+            runner,
+            run,
+            request,
+            planned,
+            env,
+        },
+        done,
+    ))
 }
 
 /// `--sign-key` must exist before the build: a missing key must not cost a whole build first.
@@ -264,12 +292,16 @@ impl Job<'_> {
 async fn build_with_fallback(
     job: &Job<'_>,
     mut monitor: Monitor,
+    checked: Option<crate::noop::Done>,
 ) -> Result<(Monitor, Plan, Attempt)> {
     let (settings, run, planned) = (job.settings, job.run, &job.planned);
     let mut plan = planned.plan.clone();
     let mut states = planned.builders.clone();
     let watched = attempt::watched_builders(planned);
-    let mut attempt = job.build(&plan, &states, &mut monitor, &watched).await?;
+    let mut attempt = match checked {
+        Some(done) => replayed(job, &plan, done, &mut monitor)?,
+        None => job.build(&plan, &states, &mut monitor, &watched).await?,
+    };
     if !attempt.ok && attempt::uses_builders(&plan) {
         let why = match attempt.stopped.clone() {
             Some(why) => Some(why),
@@ -293,6 +325,44 @@ async fn build_with_fallback(
         }
     }
     Ok((monitor, plan, attempt))
+}
+
+/// The noop check's build ([`crate::noop`]), its held-back log shown now as it would have
+/// been live; its result is activated as any build's.
+fn replayed(
+    job: &Job<'_>,
+    plan: &Plan,
+    done: crate::noop::Done,
+    monitor: &mut Monitor,
+) -> Result<Attempt> {
+    let ctx = dispatch::Context {
+        plan,
+        builders: &[],
+        nix: &job.settings.nix.version,
+        nix_args: &job.request.build_args,
+        env: &job.env,
+    };
+    let steps = dispatch::steps(&job.target, job.runner, &ctx)?;
+    for line in &done.log {
+        monitor.feed_line(line, Instant::now());
+    }
+    if done.dropped > 0 {
+        monitor.message(&format!(
+            "nixdispatch: {} more lines of nix's log not shown",
+            done.dropped
+        ));
+    }
+    monitor.end_of_log(Instant::now());
+    Ok(Attempt {
+        ok: true,
+        status: "exit status: 0".to_owned(),
+        results: crate::nix::build_json::outputs(&done.stdout),
+        steps_activation: (!steps.activate.is_empty()).then_some(steps),
+        failed: Vec::new(),
+        last_error: None,
+        stopped: None,
+        stdout: done.stdout,
+    })
 }
 
 /// Warns where the log shows builds ran elsewhere than the plan said.

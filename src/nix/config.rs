@@ -80,12 +80,23 @@ impl NixConfig {
 }
 
 impl Nix {
-    /// Reads nix's resolved settings.
+    /// Reads nix's resolved settings (asked once per configuration: [`super::cache`]).
     pub async fn config(&self) -> Result<NixConfig> {
+        let mut lookup = super::cache::Lookup::open();
+        let key = lookup.as_ref().map(|l| l.config_key());
+        if let (Some(lookup), Some(key)) = (&lookup, &key) {
+            if let Some(text) = lookup.config(key) {
+                return Ok(NixConfig::from_lines(text));
+            }
+        }
         let out = self
             .output_either(self.caps.config_show, &["config", "show"], &["show-config"])
             .await?;
-        Ok(NixConfig::from_lines(&String::from_utf8_lossy(&out)))
+        let text = String::from_utf8_lossy(&out);
+        if let (Some(lookup), Some(key)) = (&mut lookup, key) {
+            lookup.save_config(key, &text);
+        }
+        Ok(NixConfig::from_lines(&text))
     }
 }
 

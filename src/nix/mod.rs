@@ -4,6 +4,7 @@
 //! reader takes every shape that any supported version prints.
 
 pub mod build_json;
+pub mod cache;
 pub mod capabilities;
 pub mod config;
 pub mod derivation;
@@ -31,8 +32,16 @@ pub struct Nix {
 }
 
 impl Nix {
-    /// Finds nix on PATH and asks its version.
+    /// Finds nix on PATH and asks its version (once per nix binary: [`cache`]).
     pub async fn detect() -> Result<Nix> {
+        let mut lookup = cache::Lookup::open();
+        if let Some(text) = lookup.as_ref().and_then(|l| l.version()) {
+            if let Ok(version) = NixVersion::parse(text) {
+                if !capabilities::too_old(&version) {
+                    return Ok(Nix::with_version(version));
+                }
+            }
+        }
         let out = Command::new("nix")
             .arg("--version")
             .stdin(Stdio::null())
@@ -48,6 +57,9 @@ impl Nix {
         let version = NixVersion::parse(text.trim())?;
         if capabilities::too_old(&version) {
             return Err(Error::Input(capabilities::too_old_message(&version)));
+        }
+        if let Some(lookup) = &mut lookup {
+            lookup.save_version(text.trim());
         }
         Ok(Nix::with_version(version))
     }

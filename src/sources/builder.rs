@@ -60,77 +60,98 @@ pub async fn query(
     trusted_key_names: &[&str],
     require_sigs: bool,
 ) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
+    use futures::StreamExt;
+    let caps = nix_version.and_then(Capabilities::of_text);
+    let rules = (trusted_key_names, require_sigs);
+    // Batches go out together over the one connection: the round trips do not add up as the
+    // paths grow (a few at a time, well under sshd's MaxSessions of 10).
+    let mut answers = futures::stream::iter(batches(paths))
+        .map(|batch| query_batch(connection, builder, caps, batch, rules))
+        .buffer_unordered(CONCURRENT_BATCHES);
     let mut hits = BTreeMap::new();
+    while let Some(answer) = answers.next().await {
+        hits.extend(answer?);
+    }
+    Ok(hits)
+}
+
+/// Batches asked of one builder at once.
+const CONCURRENT_BATCHES: usize = 4;
+
+/// One batch: which paths the builder holds, then their references and signatures.
+async fn query_batch(
+    connection: &Connection,
+    builder: BuilderId,
+    caps: Option<Capabilities>,
+    batch: &[StorePath],
+    (trusted_key_names, require_sigs): (&[&str], bool),
+) -> Result<Vec<(StorePath, BuilderHit)>, String> {
     let deadline = connection.query_timeout();
-    let mut caps = nix_version.and_then(Capabilities::of_text);
-    for batch in batches(paths) {
-        if !connection.control_path().exists() {
-            // ssh's keepalives closed the master: the link stopped passing packets.
-            return Err("stopped answering: the connection went silent and was closed".to_owned());
-        }
-        let out = bounded(
-            deadline,
-            "nix-store --check-validity",
-            super::remote::output(
-                connection
-                    .session()
-                    .command("nix-store")
-                    .args(["--check-validity", "--print-invalid"])
-                    .args(batch.iter().map(|p| p.as_str())),
-                super::remote::MAX_ANSWER,
-            ),
-        )
-        .await?;
-        if !out.status.success() {
-            return Err(format!(
-                "`nix-store --check-validity` failed on the builder: {}",
-                crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
-            ));
-        }
-        let valid = super::valid_in_batch(batch, &String::from_utf8_lossy(&out.stdout));
-        if valid.is_empty() {
-            continue;
-        }
-        // `valid` is a part of `batch`: within the same byte budget.
-        let mut args = crate::nix::path_info::args(caps);
-        let mut out = path_info(connection, args, &valid).await?;
-        if !out.status.success()
-            && args != crate::nix::path_info::FALLBACK_ARGS
-            && rejected_as_unknown(&String::from_utf8_lossy(&out.stderr))
-        {
-            // A nix that numbers itself 2.33+ without `--json-format` (a fork): plain --json,
-            // for this batch and the next ones.
-            caps = None;
-            args = crate::nix::path_info::FALLBACK_ARGS;
-            out = path_info(connection, args, &valid).await?;
-        }
-        if !out.status.success() {
-            return Err(format!(
-                "`nix path-info` failed on the builder: {}",
-                crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
-            ));
-        }
-        let json: Value = serde_json::from_slice(&out.stdout)
-            .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
-        let store_dir = valid.first().map_or("/nix/store", |p| p.store_dir());
-        for info in crate::nix::path_info::parse(&json, store_dir) {
+    if !connection.control_path().exists() {
+        // ssh's keepalives closed the master: the link stopped passing packets.
+        return Err("stopped answering: the connection went silent and was closed".to_owned());
+    }
+    let out = bounded(
+        deadline,
+        "nix-store --check-validity",
+        super::remote::output(
+            connection
+                .session()
+                .command("nix-store")
+                .args(["--check-validity", "--print-invalid"])
+                .args(batch.iter().map(|p| p.as_str())),
+            super::remote::MAX_ANSWER,
+        ),
+    )
+    .await?;
+    if !out.status.success() {
+        return Err(format!(
+            "`nix-store --check-validity` failed on the builder: {}",
+            crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
+        ));
+    }
+    let valid = super::valid_in_batch(batch, &String::from_utf8_lossy(&out.stdout));
+    if valid.is_empty() {
+        return Ok(Vec::new());
+    }
+    // `valid` is a part of `batch`: within the same byte budget.
+    let args = crate::nix::path_info::args(caps);
+    let mut out = path_info(connection, args, &valid).await?;
+    if !out.status.success()
+        && args != crate::nix::path_info::FALLBACK_ARGS
+        && rejected_as_unknown(&String::from_utf8_lossy(&out.stderr))
+    {
+        // A nix that numbers itself 2.33+ without `--json-format` (a fork): plain --json.
+        out = path_info(connection, crate::nix::path_info::FALLBACK_ARGS, &valid).await?;
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "`nix path-info` failed on the builder: {}",
+            crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
+        ));
+    }
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
+    let store_dir = valid.first().map_or("/nix/store", |p| p.store_dir());
+    Ok(crate::nix::path_info::parse(&json, store_dir)
+        .into_iter()
+        .map(|info| {
             let substitutable = acceptable(
                 &info.signatures,
                 info.content_addressed,
                 trusted_key_names,
                 require_sigs,
             );
-            hits.insert(
+            (
                 info.path,
                 BuilderHit {
                     builder,
                     references: info.references,
                     substitutable,
                 },
-            );
-        }
-    }
-    Ok(hits)
+            )
+        })
+        .collect())
 }
 
 /// One remote command with a deadline: a builder that answered the probe and then stalls (a

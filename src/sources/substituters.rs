@@ -72,6 +72,34 @@ pub fn flake_refs(installables: &[String]) -> Vec<String> {
 /// Reads a flake's substitution settings from its `nixConfig`, as `(name, value)` with list
 /// values joined by spaces (nix's own spelling, which `trusted-settings.json` keys on).
 async fn flake_config(nix: &Nix, flake: &str) -> Result<Vec<(String, String)>, String> {
+    let file = match local_flake_file(flake) {
+        Some(file) => file,
+        None => flake_file_from_metadata(nix, flake).await?,
+    };
+    flake_file_config(nix, &file).await
+}
+
+/// The `flake.nix` of a flake in a local directory (`path:/x`, `/x`, `./x`, `.`) without a
+/// query, read in place: the same file nix copies to the store, without the `nix flake
+/// metadata` call that finding the copy costs. `None` for anything else (git, tarballs,
+/// registry names, `?dir=`), and when the directory has no `flake.nix` (nix then looks in the
+/// parent directories).
+fn local_flake_file(flake: &str) -> Option<PathBuf> {
+    if flake.contains('?') || flake.contains('#') {
+        return None;
+    }
+    let dir = match flake.strip_prefix("path:") {
+        Some(dir) => dir,
+        None if flake.starts_with('/') || flake == "." || flake.starts_with("./") => flake,
+        None => return None,
+    };
+    // Absolute, as `import` needs.
+    let file = std::fs::canonicalize(PathBuf::from(dir).join("flake.nix")).ok()?;
+    file.is_file().then_some(file)
+}
+
+/// The `flake.nix` of any flake: where `nix flake metadata` says its source is.
+async fn flake_file_from_metadata(nix: &Nix, flake: &str) -> Result<PathBuf, String> {
     let meta = nix
         .output("nix", ["flake", "metadata", "--json", flake])
         .await
@@ -93,7 +121,14 @@ async fn flake_config(nix: &Nix, flake: &str) -> Result<Vec<(String, String)>, S
         .split('&')
         .find_map(|p| p.strip_prefix("dir="))
         .unwrap_or_default();
-    let file = PathBuf::from(source).join(dir).join("flake.nix");
+    Ok(PathBuf::from(source).join(dir).join("flake.nix"))
+}
+
+/// The substitution settings in a `flake.nix`'s `nixConfig`.
+async fn flake_file_config(
+    nix: &Nix,
+    file: &std::path::Path,
+) -> Result<Vec<(String, String)>, String> {
     let names = RELEVANT
         .iter()
         .map(|n| format!("\"{n}\""))
@@ -313,6 +348,28 @@ mod tests {
         assert_eq!(c.trusted_public_keys, ["cache.example-1:AAAA"]);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("http://127.0.0.1:8"), "{notes:?}");
+    }
+
+    #[test]
+    fn local_flakes_are_read_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_string_lossy().into_owned();
+        assert_eq!(local_flake_file(&format!("path:{path}")), None);
+        std::fs::write(dir.path().join("flake.nix"), "{ outputs = _: {}; }").unwrap();
+        let file = std::fs::canonicalize(dir.path().join("flake.nix")).unwrap();
+        assert_eq!(
+            local_flake_file(&format!("path:{path}")),
+            Some(file.clone())
+        );
+        assert_eq!(local_flake_file(&path), Some(file));
+        for other in [
+            format!("path:{path}?dir=sub"),
+            format!("git+file://{path}"),
+            "github:o/r".to_owned(),
+            "nixpkgs".to_owned(),
+        ] {
+            assert_eq!(local_flake_file(&other), None, "{other}");
+        }
     }
 
     #[test]
