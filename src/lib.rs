@@ -24,12 +24,14 @@ pub mod machines;
 pub mod monitor;
 pub mod nix;
 pub mod nix_flags;
-pub mod noop;
+
 pub mod output;
 pub mod plan;
+pub mod planning;
 pub mod probe;
 pub mod redact;
 pub mod render;
+pub mod run;
 pub mod settings;
 pub mod sources;
 pub mod store_path;

@@ -569,7 +569,7 @@ fn ctrl_c_while_evaluating() {
     .expect("flake.nix");
     let flake = format!("path:{}", dir.display());
     let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
-    // The first evaluation is the noop check's `nix build --max-jobs 0` (src/noop.rs).
+    // The first evaluation is the noop check's `nix build --max-jobs 0` (src/run/noop.rs).
     assert!(
         wait_for_process(
             &lab,

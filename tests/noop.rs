@@ -1,5 +1,5 @@
 //! The fast paths of issue 14, end to end on the lab: a noop `build` is one nix process and no
-//! ssh connection (the noop check, `src/noop.rs`), nix's version and settings are asked once per
+//! ssh connection (the noop check, `src/run/noop.rs`), nix's version and settings are asked once per
 //! nix binary and configuration (`src/nix/cache.rs`), and a run the check finds not to be a noop
 //! still plans and builds where it should. Behaviour only: no test here asserts a time.
 

@@ -1,11 +1,11 @@
 //! `nixdispatch build`: `nix build` with a plan. nix's own flags come as typed
 //! ([`crate::nix_flags`]); the ones that change what must happen are carried out here.
 
-use super::run::{execute, NixRequest, Stdout};
 use crate::cli::BuildArgs;
 use crate::dispatch::{Runner, Target};
 use crate::nix_flags::NixBuildFlags;
 use crate::plan::Forced;
+use crate::run::{execute, NixRequest, Stdout};
 use crate::settings::Settings;
 use crate::{Error, Result};
 

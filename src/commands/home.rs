@@ -1,8 +1,8 @@
 //! `nixdispatch home`: build and activate a home-manager configuration, as `nh home` does.
 
-use super::run::execute;
 use crate::cli::{HomeAction as CliAction, HomeArgs};
 use crate::dispatch::{HomeAction, Target};
+use crate::run::execute;
 use crate::settings::Settings;
 use crate::{Error, Result};
 
@@ -26,7 +26,7 @@ pub async fn run(settings: &Settings, args: &HomeArgs) -> Result<i32> {
         target,
         super::runner(settings)?,
         &args.run,
-        &super::run::NixRequest::passthrough(&args.nix_args),
+        &crate::run::NixRequest::passthrough(&args.nix_args),
     )
     .await
 }

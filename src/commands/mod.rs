@@ -12,22 +12,14 @@ use crate::{Error, Result};
 /// nix's error headline, for the subcommands (it lives with nix's other readers).
 pub(crate) use crate::nix::error_headline;
 
-mod activate;
-mod attempt;
 pub mod build;
 pub mod completions;
 pub mod doctor;
 pub mod home;
 mod monitor;
 pub mod os;
-mod outcome;
 pub mod plan;
-pub mod planning;
 pub mod probe;
-pub mod push;
-pub mod reality;
-pub mod run;
-pub mod sudo;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {

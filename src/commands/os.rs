@@ -1,8 +1,8 @@
 //! `nixdispatch os`: build and activate a NixOS configuration, as `nh os` does.
 
-use super::run::execute;
 use crate::cli::{OsAction as CliAction, OsArgs};
 use crate::dispatch::{OsAction, Target};
+use crate::run::execute;
 use crate::settings::Settings;
 use crate::Result;
 
@@ -27,7 +27,7 @@ pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
         target,
         super::runner(settings)?,
         &args.run,
-        &super::run::NixRequest::passthrough(&args.nix_args),
+        &crate::run::NixRequest::passthrough(&args.nix_args),
     )
     .await
 }

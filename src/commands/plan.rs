@@ -1,9 +1,9 @@
 //! `nixdispatch plan`: decide and explain; builds and copies nothing.
 
-use super::planning::{make_plan, Planned};
 use super::probe::describe;
 use crate::cli::PlanArgs;
 use crate::plan::Source;
+use crate::planning::{make_plan, Planned};
 use crate::settings::Settings;
 use crate::Result;
 

@@ -32,7 +32,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         .as_ref()
         .is_some_and(|d| d.ignored_cli_builders)
     {
-        crate::output::stderr_line(&format!("warning: {}", super::planning::IGNORED_BUILDER));
+        crate::output::stderr_line(&format!("warning: {}", crate::planning::IGNORED_BUILDER));
     }
     for s in statuses {
         crate::output::stdout_line(&describe(s, settings.daemon.is_some()), true)?;

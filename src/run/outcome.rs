@@ -1,7 +1,7 @@
 //! What became of each installable (built, fetched, valid, failed, cancelled, and where), for
 //! the result file and for pushing what a failed `--keep-going` run realised.
 
-use super::run::NixRequest;
+use super::NixRequest;
 use crate::dispatch::Target;
 use crate::plan::Plan;
 use crate::render;

@@ -75,16 +75,16 @@ pub struct Evaluation<'a> {
     pub eval_args: &'a [OsString],
     /// `--rebuild`: the installables' own derivations are built again, valid or not.
     pub rebuild: bool,
-    /// The noop check found something missing ([`crate::noop`]): the builders are probed
+    /// The noop check found something missing ([`crate::run::noop`]): the builders are probed
     /// while nix evaluates, and the local store is asked once.
     pub missing: bool,
 }
 
-/// The plan of a run the noop check found to be a noop, and built ([`crate::noop`]).
+/// The plan of a run the noop check found to be a noop, and built ([`crate::run::noop`]).
 pub fn noop_planned(
     settings: &Settings,
     installables: &[String],
-    done: &crate::noop::Done,
+    done: &crate::run::noop::Done,
 ) -> Planned {
     let mut warnings = Vec::new();
     if settings
@@ -95,7 +95,7 @@ pub fn noop_planned(
         warnings.push(IGNORED_BUILDER.to_owned());
     }
     Planned {
-        plan: crate::noop::noop_plan(crate::noop::output_count(&done.stdout), settings),
+        plan: crate::run::noop::noop_plan(crate::run::noop::output_count(&done.stdout), settings),
         builders: Vec::new(),
         warnings,
         installables: installables.to_vec(),
@@ -143,7 +143,7 @@ pub async fn make_plan_with(
             }
         }
     };
-    // Known to miss something (crate::noop): the probe's handshakes and the flake's
+    // Known to miss something (crate::run::noop): the probe's handshakes and the flake's
     // substitution settings need not wait for the evaluation.
     let ahead = async {
         if how.missing {

@@ -8,11 +8,11 @@
 //! so: the destination decides (a builder accepts them from its trusted users), and clients
 //! with `require-sigs` will not substitute them.
 
-use super::planning::Planned;
 use crate::child::{self, Keep, Report};
 use crate::cli::RunArgs;
 use crate::dispatch;
 use crate::monitor::Monitor;
+use crate::planning::Planned;
 use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::watchdog::{self, ProgressHandle, Watched};

@@ -1,11 +1,11 @@
 //! One attempt at the build: nix (or nh) run as the plan says, its log drawn live, the builders
 //! it was given watched (a silent one stops it), and what came of it.
 
-use super::planning::Planned;
 use crate::child::{self, Keep, Pipe, Report};
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
 use crate::plan::{Mode, Plan};
+use crate::planning::Planned;
 use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::watchdog::{self, ProgressHandle, Watched};

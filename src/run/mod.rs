@@ -1,14 +1,27 @@
 //! The back half shared by `build`, `home` and `os`: plan, run nix (or nh) in the chosen mode
 //! with live progress, finish locally once when a builder vanishes mid-run, then activate, push,
 //! and report (stdout as `nix build` prints it, the result file, the CI summary).
+//!
+//! Its steps, one module each: [`noop`] (the one-process check that may already be the whole
+//! run), [`attempt`] (one run of nix or nh with the monitor), [`activate`], [`push`], [`sudo`]
+//! (who needs root and keeping its timestamp fresh), [`outcome`] (what each installable came
+//! to), [`reality`] (the plan against what nix did). The front half is [`crate::planning`].
 
-use super::attempt::{self, Attempt};
-use super::outcome::outcomes;
-use super::planning::{make_plan_with, Evaluation, Planned};
+mod activate;
+mod attempt;
+pub mod noop;
+mod outcome;
+pub mod push;
+pub mod reality;
+pub mod sudo;
+
+use self::attempt::Attempt;
+use self::outcome::outcomes;
 use crate::cli::{ProgressArg, RunArgs};
 use crate::dispatch::{self, Runner, Target};
 use crate::monitor::Monitor;
 use crate::plan::{Mode, Plan};
+use crate::planning::{make_plan_with, Evaluation, Planned};
 use crate::render;
 use crate::render::record::{Recorder, SharedRecord};
 use crate::render::result_file::InstallableResult;
@@ -106,7 +119,7 @@ pub async fn execute(
         monitor.finish_with(Instant::now(), false);
         return Err(Error::Failed(why));
     }
-    let pushed = super::push::push_all(
+    let pushed = self::push::push_all(
         settings,
         run,
         &job.planned,
@@ -129,16 +142,16 @@ pub async fn execute(
 
 /// Plans the run (with `--fallback`, the reason says nix builds what a source fails to give)
 /// and the environment its nix processes get. A noop is known from the noop check, whose
-/// build is the run's ([`crate::noop`]): it comes back with the job.
+/// build is the run's ([`crate::run::noop`]): it comes back with the job.
 async fn plan_run<'a>(
     settings: &'a Settings,
     target: Target,
     runner: Runner,
     run: &'a RunArgs,
     request: &'a NixRequest,
-) -> Result<(Job<'a>, Option<crate::noop::Done>)> {
+) -> Result<(Job<'a>, Option<crate::run::noop::Done>)> {
     let installables = target.installables()?;
-    let checked = if crate::noop::applies(
+    let checked = if crate::run::noop::applies(
         &target,
         runner,
         &request.build_args,
@@ -148,20 +161,20 @@ async fn plan_run<'a>(
         && run.push_to.is_empty()
     {
         // No builders, so no ssh: the check needs no share of the masters (none is open yet).
-        crate::noop::check(settings, &target, &request.build_args, &[]).await?
+        crate::run::noop::check(settings, &target, &request.build_args, &[]).await?
     } else {
-        crate::noop::Checked::Unknown
+        crate::run::noop::Checked::Unknown
     };
     let (mut planned, done) = match checked {
-        crate::noop::Checked::Noop(done) => (
-            super::planning::noop_planned(settings, &installables, &done),
+        crate::run::noop::Checked::Noop(done) => (
+            crate::planning::noop_planned(settings, &installables, &done),
             Some(done),
         ),
         checked => {
             let how = Evaluation {
                 eval_args: &request.eval_args,
                 rebuild: request.rebuild,
-                missing: matches!(checked, crate::noop::Checked::Missing),
+                missing: matches!(checked, crate::run::noop::Checked::Missing),
             };
             (make_plan_with(settings, &installables, how).await?, None)
         }
@@ -214,7 +227,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
     // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
     // prompt would garble it, so such runs show plain lines.
     let mut display = settings.display();
-    if super::sudo::nh_needs_sudo(settings, &job.target, job.runner)
+    if self::sudo::nh_needs_sudo(settings, &job.target, job.runner)
         && display.progress == ProgressArg::Auto
     {
         display.progress = ProgressArg::Plain;
@@ -247,19 +260,19 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
 /// As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
 /// build and not behind the progress display; then keep sudo's timestamp fresh while nix
 /// builds (activation asks again if it lapsed anyway).
-async fn sudo_up_front(job: &Job<'_>) -> Result<Option<super::sudo::Keepalive>> {
+async fn sudo_up_front(job: &Job<'_>) -> Result<Option<self::sudo::Keepalive>> {
     let (settings, target, runner) = (job.settings, &job.target, job.runner);
-    if !super::sudo::needs_sudo(settings, target, runner)
-        && !super::sudo::nh_needs_sudo(settings, target, runner)
+    if !self::sudo::needs_sudo(settings, target, runner)
+        && !self::sudo::nh_needs_sudo(settings, target, runner)
     {
         return Ok(None);
     }
-    if !super::sudo::validate().await {
+    if !self::sudo::validate().await {
         return Err(Error::input(
             "activating a system configuration needs root: run as root, or make sudo work for you",
         ));
     }
-    Ok(Some(super::sudo::Keepalive::start()))
+    Ok(Some(self::sudo::Keepalive::start()))
 }
 
 impl Job<'_> {
@@ -292,7 +305,7 @@ impl Job<'_> {
 async fn build_with_fallback(
     job: &Job<'_>,
     mut monitor: Monitor,
-    checked: Option<crate::noop::Done>,
+    checked: Option<crate::run::noop::Done>,
 ) -> Result<(Monitor, Plan, Attempt)> {
     let (settings, run, planned) = (job.settings, job.run, &job.planned);
     let mut plan = planned.plan.clone();
@@ -327,12 +340,12 @@ async fn build_with_fallback(
     Ok((monitor, plan, attempt))
 }
 
-/// The noop check's build ([`crate::noop`]), its held-back log shown now as it would have
+/// The noop check's build ([`crate::run::noop`]), its held-back log shown now as it would have
 /// been live; its result is activated as any build's.
 fn replayed(
     job: &Job<'_>,
     plan: &Plan,
-    done: crate::noop::Done,
+    done: crate::run::noop::Done,
     monitor: &mut Monitor,
 ) -> Result<Attempt> {
     let ctx = dispatch::Context {
@@ -368,7 +381,7 @@ fn replayed(
 /// Warns where the log shows builds ran elsewhere than the plan said.
 fn compare_with_reality(plan: &Plan, monitor: &mut Monitor) {
     if let Some(line) =
-        super::reality::compare(plan, &monitor.state().summary(Instant::now()), |uri| {
+        self::reality::compare(plan, &monitor.state().summary(Instant::now()), |uri| {
             crate::monitor::host_of(uri).to_owned()
         })
     {
@@ -394,8 +407,8 @@ async fn failed(
     };
     // With --keep-going the rest was realised: push what succeeded (a CI run fills the
     // cache with everything that built), the failure still fails the run.
-    let realised = super::outcome::realised(&outcome);
-    let _ = super::push::push_all(
+    let realised = self::outcome::realised(&outcome);
+    let _ = self::push::push_all(
         settings,
         run,
         &job.planned,
@@ -415,10 +428,10 @@ async fn activate(
     attempt: &Attempt,
     monitor: &mut Monitor,
 ) -> Result<Option<String>> {
-    let sudo = super::sudo::needs_sudo(job.settings, &job.target, job.runner);
+    let sudo = self::sudo::needs_sudo(job.settings, &job.target, job.runner);
     Ok(match (&attempt.steps_activation, attempt.results.first()) {
         (Some(steps), Some(result)) => {
-            super::activate::activate(steps, result, sudo, monitor).await?
+            self::activate::activate(steps, result, sudo, monitor).await?
         }
         (Some(_), None) => Some("nix reported no result path to activate".to_owned()),
         (None, _) => None,
