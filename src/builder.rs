@@ -54,6 +54,10 @@ pub struct Builder {
     /// The open connection that answers its store queries, when reachable by our own ssh;
     /// the master closes when the last holder drops it.
     pub connection: Option<Arc<Connection>>,
+    /// A daemon client's builder whose check with root's ssh is left to the run's question of
+    /// what it holds ([`crate::probe::DaemonSide::check_later`]): reachable and verified stand
+    /// until that answer comes.
+    pub root_check_pending: bool,
 }
 
 impl Builder {
@@ -74,6 +78,7 @@ impl Builder {
             features: machine.supported_features.clone(),
             trusted: None,
             connection: None,
+            root_check_pending: false,
             machine,
         }
     }

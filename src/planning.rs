@@ -201,7 +201,12 @@ async fn probe_builders(settings: &Settings) -> Vec<Builder> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
-        settings.daemon.is_some(),
+        // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`),
+        // which checks root's ssh too.
+        probe::DaemonSide {
+            check_later: true,
+            ..probe::DaemonSide::of(settings.daemon.as_ref())
+        },
     )
     .await;
     // A builder our ssh reached but this nix cannot talk to (a port in the URI before
@@ -244,7 +249,7 @@ async fn plan_graph(
         } else {
             let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
-            let (builders, (nix_config, notes)) = match ahead {
+            let (mut builders, (nix_config, notes)) = match ahead {
                 Some(ahead) => (ahead.builders, ahead.substitution),
                 None => {
                     futures::join!(
@@ -261,7 +266,7 @@ async fn plan_graph(
                 .as_ref()
                 .is_some_and(|d| d.trusted == Some(true))
             {
-                ask_through_daemon(settings, &graph, &builders, &mut availability).await;
+                ask_through_daemon(settings, &graph, &mut builders, &mut availability).await;
             }
             if rebuild {
                 for wanted in &graph.wanted {
@@ -309,11 +314,13 @@ async fn plan_graph(
 }
 
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
-/// ssh, says what their stores hold (the build hook copies such outputs back, unbuilt).
+/// ssh, says what their stores hold (the build hook copies such outputs back, unbuilt). The
+/// same answer settles a check of root's ssh the probe left to it
+/// ([`Builder::root_check_pending`]): a builder root's ssh cannot reach is taken out here.
 async fn ask_through_daemon(
     settings: &Settings,
     graph: &plan::Graph,
-    builders: &[Builder],
+    builders: &mut [Builder],
     availability: &mut Availability,
 ) {
     let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
@@ -324,13 +331,38 @@ async fn ask_through_daemon(
     let missing = &missing;
     let asks = builders
         .iter()
-        .filter(|b| b.reachable && b.verified && b.connection.is_none())
-        .map(|b| async move {
+        .enumerate()
+        .filter(|(_, b)| {
+            b.reachable && b.verified && (b.connection.is_none() || b.root_check_pending)
+        })
+        .map(|(i, b)| async move {
             let held = probe::through_daemon::held(&b.machine, missing, limit).await;
-            (b, held)
+            (i, held)
         });
-    for (b, held) in futures::future::join_all(asks).await {
-        let Ok(held) = held else { continue };
+    let answers = futures::future::join_all(asks).await;
+    for (i, held) in answers {
+        let b = &mut builders[i];
+        let pending = std::mem::take(&mut b.root_check_pending);
+        let held = match held {
+            Ok(held) => {
+                if pending {
+                    b.alive = Some(true);
+                }
+                held
+            }
+            Err(reason) => {
+                if pending {
+                    b.reachable = false;
+                    b.failure = Some(probe::ProbeFailure::RootSsh(reason));
+                    b.connection = None;
+                }
+                continue;
+            }
+        };
+        if b.connection.is_some() {
+            // Our own ssh already said what its store holds (`sources::gather`).
+            continue;
+        }
         for path in held {
             let Ok(path) = crate::store_path::StorePath::parse(&path) else {
                 continue;

@@ -28,25 +28,47 @@ use crate::machines::Machine;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The nix-daemon that runs our builds, as [`crate::settings::Settings::daemon`] read it once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DaemonSide {
+    /// A nix-daemon runs our builds (its ssh is root's).
+    pub client: bool,
+    /// Whether it trusts us (`nix store ping`'s `Trusted:`); `None` when it did not say.
+    pub trusts_us: Option<bool>,
+    /// The run asks the daemon what each builder holds once the paths are known (planning's
+    /// `ask_through_daemon`): that answer also tells whether root's ssh gets in, so the probe
+    /// leaves that check to it ([`Builder::root_check_pending`]): one root session, not two.
+    pub check_later: bool,
+}
+
+impl DaemonSide {
+    /// What Settings read of the daemon (`None`: no daemon between us and the store).
+    pub fn of(daemon: Option<&crate::settings::DaemonClient>) -> DaemonSide {
+        DaemonSide {
+            client: daemon.is_some(),
+            trusts_us: daemon.and_then(|d| d.trusted),
+            check_later: false,
+        }
+    }
+}
+
 /// Probes every SSH builder at once; each finishes within `timeout` (plus process start-up).
-/// `daemon_client`: a nix-daemon runs our builds ([`crate::settings::Settings::daemon`]).
 pub async fn probe_all(
     machines: &[Machine],
     timeout: Duration,
     ssh_opts: &[String],
-    daemon_client: bool,
+    daemon: DaemonSide,
 ) -> Vec<Builder> {
-    let identity = Identity::current(daemon_client);
+    let identity = Identity::current(daemon.client);
     let ssh_builders = machines
         .iter()
         .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"));
     let sudo = identity == Identity::Daemon && ssh_builders && identity::sudo_works().await;
     // A daemon that trusts us opens the stores we name as substituters with root's ssh: it can
     // verify builders for us (see `through_daemon`).
-    let daemon_verifies = identity == Identity::Daemon
-        && ssh_builders
-        && !sudo
-        && identity::daemon_trusts_us().await == Some(true);
+    let daemon_verifies =
+        identity == Identity::Daemon && ssh_builders && !sudo && daemon.trusts_us == Some(true);
+    let check_later = daemon_verifies && daemon.check_later;
     let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
         let declared = Builder::declared(BuilderId(i), m.clone(), Identity::Own(current_user()));
@@ -54,7 +76,15 @@ pub async fn probe_all(
             match identity {
                 Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,
                 Identity::Daemon => {
-                    as_daemon(declared, timeout, ssh_opts, sudo, daemon_verifies).await
+                    as_daemon(
+                        declared,
+                        timeout,
+                        ssh_opts,
+                        sudo,
+                        daemon_verifies,
+                        check_later,
+                    )
+                    .await
                 }
             }
         }
@@ -72,6 +102,7 @@ async fn as_daemon(
     ssh_opts: &[String],
     sudo: bool,
     daemon_verifies: bool,
+    check_later: bool,
 ) -> Builder {
     let machine = &declared.machine.clone();
     let own = probe_one(declared, timeout, ssh_opts.to_vec());
@@ -81,7 +112,7 @@ async fn as_daemon(
     let root_probe = async {
         if sudo {
             Some(identity::probe_as_root(machine, timeout).await)
-        } else if daemon_verifies {
+        } else if daemon_verifies && !check_later {
             // The daemon answers with root's ssh: whether it gets in, not the builder's details.
             let limit = timeout * 2 + Duration::from_secs(5);
             Some(
@@ -121,6 +152,13 @@ async fn as_daemon(
             s.reachable = false;
             s.failure = Some(ProbeFailure::RootSsh(reason));
             s.connection = None;
+        }
+        None if check_later => {
+            // Root's answer comes with the question of what the builder holds; until then the
+            // builder counts as the daemon will see it, and a failure there takes it out.
+            s.verified = true;
+            s.reachable = true;
+            s.root_check_pending = true;
         }
         None => {
             s.verified = false;

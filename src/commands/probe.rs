@@ -11,7 +11,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
-        settings.daemon.is_some(),
+        crate::probe::DaemonSide::of(settings.daemon.as_ref()),
     )
     .await;
     let statuses = &probed;

@@ -159,35 +159,6 @@ pub async fn liveness(machine: &Machine, timeout: Duration, ssh_opts: &[String])
         .unwrap_or(Liveness::Dead(ProbeFailure::NoBanner(timeout)))
 }
 
-/// Whether the nix daemon trusts us (`nix store ping`'s `Trusted:`, on stdout or stderr
-/// depending on the version); `None` when it does not say.
-pub async fn daemon_trusts_us() -> Option<bool> {
-    let out = tokio::time::timeout(
-        Duration::from_secs(10),
-        Command::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command",
-                "store",
-                "ping",
-            ])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Trusted:"))
-        .map(|v| v.trim() == "1")
-}
-
 /// Whether `sudo -n` may run commands as root without asking. Tried only for members of a
 /// sudo group (wheel, sudo, admin), so that users without sudo never see "incident reported".
 pub async fn sudo_works() -> bool {

@@ -209,7 +209,7 @@ pub(super) async fn vanished_builder(settings: &Settings, planned: &Planned) -> 
         &live,
         settings.connect_timeout,
         &settings.ssh_opts,
-        settings.daemon.is_some(),
+        crate::probe::DaemonSide::of(settings.daemon.as_ref()),
     )
     .await;
     again.iter().find(|b| !b.reachable).map(|b| {

@@ -200,7 +200,7 @@ async fn fitting_builders(
             &settings.builders,
             settings.connect_timeout,
             &settings.ssh_opts,
-            settings.daemon.is_some(),
+            crate::probe::DaemonSide::of(settings.daemon.as_ref()),
         )
         .await;
         &probed_now
