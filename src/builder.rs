@@ -55,7 +55,7 @@ pub struct Builder {
     /// the master closes when the last holder drops it.
     pub connection: Option<Arc<Connection>>,
     /// A daemon client's builder whose check with root's ssh is left to the run's question of
-    /// what it holds ([`crate::probe::DaemonSide::check_later`]): reachable and verified stand
+    /// what it holds ([`crate::probe::Viewpoint::check_later`]): reachable and verified stand
     /// until that answer comes.
     pub root_check_pending: bool,
 }

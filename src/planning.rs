@@ -203,9 +203,9 @@ async fn probe_builders(settings: &Settings) -> Vec<Builder> {
         &settings.ssh_opts,
         // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`),
         // which checks root's ssh too.
-        probe::DaemonSide {
+        probe::Viewpoint {
             check_later: true,
-            ..probe::DaemonSide::of(settings.daemon.as_ref())
+            ..probe::Viewpoint::of(settings)
         },
     )
     .await;

@@ -17,7 +17,7 @@ mod master;
 mod outcome;
 pub mod through_daemon;
 
-pub use identity::{current_user, liveness, Identity, Liveness};
+pub use identity::{liveness, Identity, Liveness};
 pub(crate) use info::{RemoteInfo, INFO_SCRIPT};
 use master::connect_and_ask;
 pub use master::{nix_ssh_share_opts, query_timeout, remove_shared_socket_dir, Connection};
@@ -28,9 +28,12 @@ use crate::machines::Machine;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The nix-daemon that runs our builds, as [`crate::settings::Settings::daemon`] read it once.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DaemonSide {
+/// Who asks, as [`crate::settings::Settings`] read it once: this user, and the nix-daemon that
+/// runs our builds.
+#[derive(Debug, Clone, Default)]
+pub struct Viewpoint {
+    /// This process's user ([`crate::settings::Settings::user_label`]): whose ssh probes.
+    pub user: String,
     /// A nix-daemon runs our builds (its ssh is root's).
     pub client: bool,
     /// Whether it trusts us (`nix store ping`'s `Trusted:`); `None` when it did not say.
@@ -41,10 +44,12 @@ pub struct DaemonSide {
     pub check_later: bool,
 }
 
-impl DaemonSide {
-    /// What Settings read of the daemon (`None`: no daemon between us and the store).
-    pub fn of(daemon: Option<&crate::settings::DaemonClient>) -> DaemonSide {
-        DaemonSide {
+impl Viewpoint {
+    /// What Settings read of this user and the daemon.
+    pub fn of(settings: &crate::settings::Settings) -> Viewpoint {
+        let daemon = settings.daemon.as_ref();
+        Viewpoint {
+            user: settings.user_label(),
             client: daemon.is_some(),
             trusts_us: daemon.and_then(|d| d.trusted),
             check_later: false,
@@ -57,9 +62,9 @@ pub async fn probe_all(
     machines: &[Machine],
     timeout: Duration,
     ssh_opts: &[String],
-    daemon: DaemonSide,
+    daemon: Viewpoint,
 ) -> Vec<Builder> {
-    let identity = Identity::current(daemon.client);
+    let identity = Identity::current(daemon.client, &daemon.user);
     let ssh_builders = machines
         .iter()
         .any(|m| matches!(m.scheme(), "ssh" | "ssh-ng"));
@@ -71,7 +76,8 @@ pub async fn probe_all(
     let check_later = daemon_verifies && daemon.check_later;
     let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
-        let declared = Builder::declared(BuilderId(i), m.clone(), Identity::Own(current_user()));
+        let declared =
+            Builder::declared(BuilderId(i), m.clone(), Identity::Own(daemon.user.clone()));
         async move {
             match identity {
                 Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,

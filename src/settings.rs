@@ -39,6 +39,8 @@ pub struct Settings {
     pub terminal: Terminal,
     /// We run as root (effective uid 0).
     pub as_root: bool,
+    /// Our effective uid.
+    pub euid: u32,
     /// `nh` is on PATH.
     pub nh_on_path: bool,
     /// Where `home` and `os` look when not told.
@@ -195,6 +197,15 @@ struct ConfigFile {
 }
 
 impl Settings {
+    /// This process's user as probes and messages name it: `$USER`, else `uid N` (asking
+    /// `id -un` is not worth a process).
+    pub fn user_label(&self) -> String {
+        self.defaults
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", self.euid))
+    }
+
     /// Resolves the global options with nix's configuration and the environment.
     pub async fn resolve(global: &GlobalArgs, terminal: Terminal) -> Result<Settings> {
         let file = read_config_file()?;
@@ -217,7 +228,8 @@ impl Settings {
             )));
         }
         // SAFETY: geteuid has no preconditions.
-        let as_root = unsafe { libc::geteuid() } == 0;
+        let euid = unsafe { libc::geteuid() };
+        let as_root = euid == 0;
         let nh_on_path = on_path("nh");
         let via = match (global.via, file.via.as_deref()) {
             (Some(v), _) => v,
@@ -301,6 +313,7 @@ impl Settings {
             },
             terminal,
             as_root,
+            euid,
             nh_on_path,
             defaults: Defaults::read(),
             ssh_opts,

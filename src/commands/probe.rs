@@ -11,7 +11,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         &settings.builders,
         settings.connect_timeout,
         &settings.ssh_opts,
-        crate::probe::DaemonSide::of(settings.daemon.as_ref()),
+        crate::probe::Viewpoint::of(settings),
     )
     .await;
     let statuses = &probed;

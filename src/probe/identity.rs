@@ -32,11 +32,11 @@ pub enum Identity {
 
 impl Identity {
     /// The identity of this process's nix: the daemon's for a non-root daemon client.
-    pub fn current(daemon_client: bool) -> Identity {
+    pub fn current(daemon_client: bool, user: &str) -> Identity {
         if daemon_client {
             Identity::Daemon
         } else {
-            Identity::Own(current_user())
+            Identity::Own(user.to_owned())
         }
     }
 
@@ -47,17 +47,6 @@ impl Identity {
             Identity::Daemon => "root".to_owned(),
         }
     }
-}
-
-/// The user name of this process (`USER`, else `id -un`'s answer is not worth a process: "uid N").
-pub fn current_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| {
-            // SAFETY: geteuid has no preconditions.
-            format!("uid {}", unsafe { libc::geteuid() })
-        })
 }
 
 /// What a credential-free look at the builder's sshd found.

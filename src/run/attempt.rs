@@ -209,7 +209,7 @@ pub(super) async fn vanished_builder(settings: &Settings, planned: &Planned) -> 
         &live,
         settings.connect_timeout,
         &settings.ssh_opts,
-        crate::probe::DaemonSide::of(settings.daemon.as_ref()),
+        crate::probe::Viewpoint::of(settings),
     )
     .await;
     again.iter().find(|b| !b.reachable).map(|b| {

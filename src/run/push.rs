@@ -200,7 +200,7 @@ async fn fitting_builders(
             &settings.builders,
             settings.connect_timeout,
             &settings.ssh_opts,
-            crate::probe::DaemonSide::of(settings.daemon.as_ref()),
+            crate::probe::Viewpoint::of(settings),
         )
         .await;
         &probed_now
