@@ -86,18 +86,11 @@ pub fn noop_planned(
     installables: &[String],
     done: &crate::run::noop::Done,
 ) -> Planned {
-    let mut warnings = Vec::new();
-    if settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.ignored_cli_builders)
-    {
-        warnings.push(IGNORED_BUILDER.to_owned());
-    }
+    let outputs = crate::nix::build_json::out_paths(&done.stdout).len();
     Planned {
-        plan: crate::run::noop::noop_plan(crate::run::noop::output_count(&done.stdout), settings),
+        plan: crate::run::noop::noop_plan(outputs, settings),
         builders: Vec::new(),
-        warnings,
+        warnings: ignored_builder_warning(settings).into_iter().collect(),
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
@@ -288,10 +281,8 @@ async fn plan_graph(
             (availability, builders, warnings)
         };
     let mut warnings = warnings;
-    if let Some(d) = &settings.daemon {
-        if d.ignored_cli_builders {
-            warnings.insert(0, IGNORED_BUILDER.to_owned());
-        }
+    if let Some(w) = ignored_builder_warning(settings) {
+        warnings.insert(0, w);
     }
     let wanted = input_wanted(&graph);
     let input = PlanInput {
@@ -377,6 +368,15 @@ async fn ask_through_daemon(
             }
         }
     }
+}
+
+/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it.
+fn ignored_builder_warning(settings: &Settings) -> Option<String> {
+    settings
+        .daemon
+        .as_ref()
+        .is_some_and(|d| d.ignored_cli_builders)
+        .then(|| IGNORED_BUILDER.to_owned())
 }
 
 /// The warning for `--builder` given to an untrusted daemon client.

@@ -174,6 +174,9 @@ impl From<Impossible> for crate::Error {
     }
 }
 
+/// The reason of every noop plan (also the noop check's, [`crate::run::noop`]).
+pub const NOOP_REASON: &str = "everything is already in the local store";
+
 /// Decides the plan. Pure and deterministic: the same input gives the same plan, paths sorted.
 /// Fails only when a forced mode cannot be honoured.
 pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
@@ -182,12 +185,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
     let walk = Walk::run(input, &builders, use_builders);
 
     if walk.entries.is_empty() {
-        return Ok(walk.finish(
-            Mode::Noop,
-            "everything is already in the local store".into(),
-            &HashMap::new(),
-            &builders,
-        ));
+        return Ok(walk.finish(Mode::Noop, NOOP_REASON.into(), &HashMap::new(), &builders));
     }
 
     let to_build: Vec<&Derivation> = walk.to_build.values().copied().collect();

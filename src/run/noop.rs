@@ -31,9 +31,6 @@ use crate::settings::Settings;
 use crate::Result;
 use std::ffi::OsString;
 
-/// The reason of a noop plan (the same sentence the planner gives).
-pub const NOOP_REASON: &str = "everything is already in the local store";
-
 /// The most of the check's log held back (a noop's log is a few lines; what a failing check
 /// prints beyond this is not needed).
 const MAX_HELD: usize = 16 << 20;
@@ -83,7 +80,7 @@ pub fn applies(
 pub fn noop_plan(wanted: usize, settings: &Settings) -> Plan {
     Plan {
         mode: Mode::Noop,
-        reason: NOOP_REASON.to_owned(),
+        reason: crate::plan::NOOP_REASON.to_owned(),
         counts: Counts {
             valid_locally: wanted,
             ..Counts::default()
@@ -173,21 +170,6 @@ pub fn says_missing(line: &str) -> bool {
         || l.contains("local builds are disabled")
 }
 
-/// The outputs the check's `nix build --json` reported: the noop plan's `valid_locally`.
-pub fn output_count(stdout: &[u8]) -> usize {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(stdout) else {
-        return 0;
-    };
-    items
-        .iter()
-        .map(|i| {
-            i.get("outputs")
-                .and_then(|o| o.as_object())
-                .map_or(1, |o| o.len())
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,12 +219,5 @@ mod tests {
             false,
             false
         ));
-    }
-
-    #[test]
-    fn outputs_counted_from_nix_json() {
-        let json = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/o1","dev":"/d1"}},{"path":"/p2"}]"#;
-        assert_eq!(output_count(json), 3);
-        assert_eq!(output_count(b""), 0);
     }
 }
