@@ -5,17 +5,11 @@
 mod common;
 
 use common::terminal::Terminal;
-use common::{bin, lab, run_limited, Run, BOUND};
+use common::{alice, bin, lab, run_limited, Run, BOUND};
 use nixdispatch_lab::{
     skip_unless_root, DaemonClient, DaemonOptions, Fault, Lab, LabOptions, Sudo,
 };
 use std::time::Duration;
-
-fn alice(client: &DaemonClient<'_>, args: &[&str]) -> Run {
-    let mut cmd = client.nixdispatch(bin());
-    cmd.args(args);
-    run_limited(cmd, BOUND)
-}
 
 fn plain_nix(client: &DaemonClient<'_>, args: &[&str]) -> Run {
     let mut cmd = client.command("nix");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{bin, lab, nixdispatch, run_limited, Run, BOUND};
+use common::{alice, bin, lab, nixdispatch, run_limited, Run, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, DaemonOptions, Lab, LabOptions};
 
 const V: ClientNix = ClientNix::V2_8;
@@ -238,14 +238,9 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
     let before = lab.builder_connections();
-    let alice = |args: &[&str]| {
-        let mut cmd = client.nixdispatch(bin());
-        cmd.args(args);
-        run_limited(cmd, BOUND)
-    };
     // The daemon has builders of its own and ignores non-empty ones from alice: had the check
     // built (on seasmoke, or here), the run would report a noop with no builds in its log.
-    let run = alice(&["--json", "build", &lab.flake_ref("chain")]);
+    let run = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_ne!(events[0]["mode"], "noop", "{run:?}");
@@ -257,7 +252,7 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
     assert!(lab.builder_connections() > before);
     // Now it is a noop, and stays one.
     let connections = lab.builder_connections();
-    let again = alice(&["--json", "build", &lab.flake_ref("chain")]);
+    let again = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
     assert_eq!(again.code, Some(0), "{again:?}");
     let events = again.json_lines();
     assert_eq!(events[0]["mode"], "noop", "{again:?}");

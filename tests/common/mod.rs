@@ -73,6 +73,13 @@ pub fn nixdispatch(lab: &Lab, v: ClientNix, args: &[&str], limit: Duration) -> R
     run_limited(cmd, limit)
 }
 
+/// Runs nixdispatch as alice, the daemon variant's non-root user, bounded by [`BOUND`].
+pub fn alice(client: &nixdispatch_lab::DaemonClient<'_>, args: &[&str]) -> Run {
+    let mut cmd = client.nixdispatch(bin());
+    cmd.args(args);
+    run_limited(cmd, BOUND)
+}
+
 /// `nixdispatch --builder SPEC --progress plain build ARGS...` as vermax, bounded by [`BOUND`].
 pub fn build_plain(lab: &Lab, v: ClientNix, spec: &str, args: &[&str]) -> Run {
     let mut all = vec!["--builder", spec, "--progress", "plain", "build"];
