@@ -297,3 +297,48 @@ fn a_noop_home_switch_through_nix_still_activates() {
     let nix = programs.iter().filter(|p| *p == "nix").count();
     assert_eq!(nix, 1, "one nix process, the build: {programs:?}");
 }
+
+/// The check on current Nix (2.26 and 2.34 clients): what it reads of nix's failing check
+/// ("will be built", "unable to start any build", 2.33's "Cannot build") and of its success.
+/// A fresh build still goes to seasmoke as planned; the same build again is a noop that opens
+/// no ssh connection.
+#[test]
+fn the_check_reads_current_nix_both_ways() {
+    if skip_unless_root("the_check_reads_current_nix_both_ways") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    for v in [ClientNix::V2_26, ClientNix::V2_34] {
+        lab.renew_nonce().expect("fresh paths");
+        let chain = lab.flake_ref("chain");
+        let args = [
+            "--builder",
+            &spec,
+            "--json",
+            "build",
+            "--no-link",
+            chain.as_str(),
+        ];
+        let run = nixdispatch(&lab, v, &args, BOUND);
+        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let events = run.json_lines();
+        assert_eq!(events[0]["mode"], "remote", "{v:?}: {run:?}");
+        let builds = events
+            .iter()
+            .filter(|e| e["event"] == "build_start")
+            .count();
+        assert_eq!(builds, 3, "{v:?}: {run:?}");
+
+        let connections = lab.builder_connections();
+        let again = nixdispatch(&lab, v, &args, BOUND);
+        assert_eq!(again.code, Some(0), "{v:?}: {again:?}");
+        let events = again.json_lines();
+        assert_eq!(events[0]["mode"], "noop", "{v:?}: {again:?}");
+        assert_eq!(
+            lab.builder_connections(),
+            connections,
+            "{v:?}: a noop went to seasmoke: {again:?}"
+        );
+    }
+}
