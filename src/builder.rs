@@ -58,6 +58,9 @@ pub struct Builder {
     /// what it holds ([`crate::probe::Viewpoint::check_later`]): reachable and verified stand
     /// until that answer comes.
     pub root_check_pending: bool,
+    /// Its nix has builders of its own and does not trust us: nix hands it whole derivations,
+    /// which it may forward, back here too (NixOS/nix#10740).
+    pub may_forward: bool,
 }
 
 impl Builder {
@@ -79,6 +82,7 @@ impl Builder {
             trusted: None,
             connection: None,
             root_check_pending: false,
+            may_forward: false,
             machine,
         }
     }

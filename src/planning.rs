@@ -231,6 +231,7 @@ async fn plan_graph(
         // Valid or not, the installables themselves are built again.
         wanted_valid.clear();
     }
+    let mut substituters = None;
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
             // Everything is here: no probe, no SSH connection, no cache query.
@@ -251,8 +252,15 @@ async fn plan_graph(
                     )
                 }
             };
-            let (mut availability, mut warnings) =
-                sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+            let sources::Gathered {
+                mut availability,
+                mut warnings,
+                dead_substituters,
+            } = sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+            let (live, lines) = leave_out_dead(&nix_config.substituters, &dead_substituters);
+            substituters = live;
+            warnings.extend(lines);
+            warnings.extend(builders.iter().filter_map(loop_warning));
             warnings.extend(notes);
             if settings
                 .daemon
@@ -293,6 +301,7 @@ async fn plan_graph(
         local_system: settings.nix_config.system.clone(),
     };
     let mut plan = plan::plan(&input)?;
+    plan.substituters = substituters;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     Ok(Planned {
         plan,
@@ -368,6 +377,58 @@ async fn ask_through_daemon(
             }
         }
     }
+}
+
+/// The substituters to hand nix when some are dead (`None`: nix's own will do), and one line
+/// per dead one. A daemon that does not trust us still takes a `substituters` list made of its
+/// own substituters and trusted-substituters (nix's daemon filters the list, it does not drop
+/// it), which is all `configured` holds for such a user ([`sources::substituters::apply`]).
+fn leave_out_dead(
+    configured: &[String],
+    dead: &[(String, String)],
+) -> (Option<Vec<String>>, Vec<String>) {
+    if dead.is_empty() {
+        return (None, Vec::new());
+    }
+    let lines = dead
+        .iter()
+        .map(|(uri, why)| {
+            format!(
+                "cache {uri} is left out of this run: {why} (nix itself would spend retries, \
+                 or minutes, on it)"
+            )
+        })
+        .collect();
+    let live = configured
+        .iter()
+        .filter(|s| !dead.iter().any(|(d, _)| d == *s))
+        .cloned()
+        .collect();
+    (Some(live), lines)
+}
+
+/// One line for a builder that is this machine (left out by the probe), or that may pass what
+/// it is given back here (NixOS/nix#10740), with the fix.
+fn loop_warning(b: &Builder) -> Option<String> {
+    let host = b.host();
+    if b.failure == Some(probe::ProbeFailure::ThisMachine) {
+        return Some(format!("builder {host} is {}", b.failure_words()));
+    }
+    if !(b.reachable && b.may_forward) {
+        return None;
+    }
+    let user = b
+        .machine
+        .uri
+        .ssh()
+        .and_then(|a| a.user.clone())
+        .unwrap_or_else(|| "the user nix logs in as".to_owned());
+    Some(format!(
+        "builder {host} has builders of its own and does not trust {user}, so nix hands it whole \
+         derivations, which it may pass on to its builders; if they include this machine, both \
+         wait forever (NixOS/nix#10740): add {user} to {host}'s trusted-users (it then builds \
+         what it is given itself), or leave this machine out of {host}'s builders"
+    ))
 }
 
 /// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it.
@@ -446,7 +507,28 @@ mod tests {
             builds: Vec::new(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            substituters: None,
         }
+    }
+
+    #[test]
+    fn dead_substituters_are_left_out_with_one_line_each() {
+        let configured: Vec<String> = ["http://a", "http://dead", "file:///c"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(leave_out_dead(&configured, &[]), (None, Vec::new()));
+        let dead = vec![("http://dead".to_owned(), "cannot connect".to_owned())];
+        let (live, lines) = leave_out_dead(&configured, &dead);
+        assert_eq!(
+            live,
+            Some(vec!["http://a".to_owned(), "file:///c".to_owned()])
+        );
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("cache http://dead is left out of this run: cannot connect"),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod identity;
 mod info;
 mod master;
 mod outcome;
+mod this_machine;
 pub mod through_daemon;
 
 pub use identity::{liveness, Identity, Liveness};
@@ -22,6 +23,7 @@ pub(crate) use info::{RemoteInfo, INFO_SCRIPT};
 use master::connect_and_ask;
 pub use master::{nix_ssh_share_opts, query_timeout, remove_shared_socket_dir, Connection};
 pub use outcome::{classify_ssh_error, ProbeFailure};
+pub use this_machine::StoreIdentity;
 
 use crate::builder::{Builder, BuilderId};
 use crate::machines::Machine;
@@ -74,21 +76,26 @@ pub async fn probe_all(
     let daemon_verifies =
         identity == Identity::Daemon && ssh_builders && !sudo && daemon.trusts_us == Some(true);
     let check_later = daemon_verifies && daemon.check_later;
+    let here = StoreIdentity::local();
+    let here = here.as_ref();
     let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
         let declared =
             Builder::declared(BuilderId(i), m.clone(), Identity::Own(daemon.user.clone()));
         async move {
             match identity {
-                Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,
+                Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec(), here).await,
                 Identity::Daemon => {
                     as_daemon(
                         declared,
                         timeout,
                         ssh_opts,
-                        sudo,
-                        daemon_verifies,
-                        check_later,
+                        Look {
+                            sudo,
+                            daemon_verifies,
+                            check_later,
+                            here,
+                        },
                     )
                     .await
                 }
@@ -96,6 +103,18 @@ pub async fn probe_all(
         }
     });
     futures::future::join_all(probes).await
+}
+
+/// How a daemon client looks at a builder besides its own ssh.
+struct Look<'a> {
+    /// Root's ssh through `sudo -n`.
+    sudo: bool,
+    /// The daemon answers with root's ssh.
+    daemon_verifies: bool,
+    /// ... later, with the question of what the builder holds.
+    check_later: bool,
+    /// This machine's store, to leave out a builder that is this machine.
+    here: Option<&'a StoreIdentity>,
 }
 
 /// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
@@ -106,12 +125,16 @@ async fn as_daemon(
     declared: Builder,
     timeout: Duration,
     ssh_opts: &[String],
-    sudo: bool,
-    daemon_verifies: bool,
-    check_later: bool,
+    look: Look<'_>,
 ) -> Builder {
+    let Look {
+        sudo,
+        daemon_verifies,
+        check_later,
+        here,
+    } = look;
     let machine = &declared.machine.clone();
-    let own = probe_one(declared, timeout, ssh_opts.to_vec());
+    let own = probe_one(declared, timeout, ssh_opts.to_vec(), here);
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         return own.await;
     }
@@ -132,6 +155,14 @@ async fn as_daemon(
     };
     let live = liveness(machine, timeout, ssh_opts);
     let (mut own, root, live) = futures::join!(own, root_probe, live);
+    let root_is_here = matches!(&root, Some(Ok(info)) if is_here(info, here));
+    if own.failure == Some(ProbeFailure::ThisMachine) || root_is_here {
+        own.identity = Identity::Daemon;
+        own.reachable = false;
+        own.failure = Some(ProbeFailure::ThisMachine);
+        own.connection = None;
+        return own;
+    }
     // Our own ssh got in: whatever the banner check saw, the sshd is alive.
     let live = if own.reachable { Liveness::Alive } else { live };
     let s = &mut own;
@@ -196,7 +227,17 @@ async fn as_daemon(
     own
 }
 
-async fn probe_one(mut builder: Builder, timeout: Duration, ssh_opts: Vec<String>) -> Builder {
+/// Whether the builder that gave `info` is this machine ([`this_machine`]).
+fn is_here(info: &RemoteInfo, here: Option<&StoreIdentity>) -> bool {
+    here.is_some() && info.store.as_ref() == here
+}
+
+async fn probe_one(
+    mut builder: Builder,
+    timeout: Duration,
+    ssh_opts: Vec<String>,
+    here: Option<&StoreIdentity>,
+) -> Builder {
     if let Err(failure) = ssh_address(&builder.machine) {
         builder.failure = Some(failure);
         return builder;
@@ -210,6 +251,12 @@ async fn probe_one(mut builder: Builder, timeout: Duration, ssh_opts: Vec<String
     match attempt {
         Err(_) => builder.failure = Some(ProbeFailure::TimedOut(Some(timeout))),
         Ok(Err(failure)) => builder.failure = Some(failure),
+        Ok(Ok((_, info, _))) if is_here(&info, here) => {
+            // The connection closes here: nix is never to be given this builder.
+            builder.failure = Some(ProbeFailure::ThisMachine);
+            builder.alive = Some(true);
+            builder.verified = true;
+        }
         Ok(Ok((connection, info, rtt))) => {
             builder.reachable = true;
             builder.alive = Some(true);

@@ -147,6 +147,7 @@
 mod cleanup;
 mod clients;
 pub mod daemon;
+mod dead_cache;
 mod error;
 mod faults;
 mod files;
@@ -164,6 +165,7 @@ mod upstream;
 
 pub use clients::ClientNix;
 pub use daemon::{DaemonClient, DaemonOptions, Sudo};
+pub use dead_cache::{RefusedCache, StalledCache};
 pub use error::LabError;
 pub(crate) use error::{failed, Result};
 pub use faults::Fault;

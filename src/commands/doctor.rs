@@ -104,6 +104,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                 Some(ProbeFailure::AuthFailed) => {
                     "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
                 }
+                Some(ProbeFailure::ThisMachine) => format!(
+                    "leave {} out of this machine's builders (a fleet-wide list: filter out each host's own name); nixdispatch leaves it out meanwhile",
+                    s.host()
+                ),
                 Some(ProbeFailure::NixMissing) => {
                     "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
                 }

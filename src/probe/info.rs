@@ -1,14 +1,20 @@
 //! What the probe asks a builder in one round trip, and how the answer is read back.
 
+use super::this_machine::StoreIdentity;
 use crate::builder::Builder;
 
 /// The shell line that answers everything the probe asks in one round trip. Each answer is
 /// fenced by a marker line so that a chatty login shell cannot confuse the parser.
+/// `#nixdispatch-identity` carries [`super::this_machine::SCRIPT`]'s answer (a literal here:
+/// `concat!` takes no constants).
 pub(crate) const INFO_SCRIPT: &str = "echo '#nixdispatch-version'; nix-store --version; \
 echo '#nixdispatch-ping'; { nix --extra-experimental-features nix-command store info 2>&1 \
 || nix --extra-experimental-features nix-command store ping 2>&1; }; \
 echo '#nixdispatch-config'; { nix --extra-experimental-features nix-command config show 2>/dev/null \
 || nix --extra-experimental-features nix-command show-config 2>/dev/null; }; \
+echo '#nixdispatch-identity'; cat /proc/sys/kernel/random/boot_id 2>/dev/null; \
+stat -L -c '%d:%i' /nix/store 2>/dev/null; \
+echo '#nixdispatch-machines'; grep -v '^ *#' \"${NIX_CONF_DIR:-/etc/nix}/machines\" 2>/dev/null; \
 echo '#nixdispatch-end'";
 
 /// What the info script printed, read back.
@@ -18,6 +24,27 @@ pub(crate) struct RemoteInfo {
     pub(super) trusted: Option<bool>,
     pub(super) systems: Vec<String>,
     pub(super) features: Vec<String>,
+    /// Its store's identity, to tell whether it is this machine.
+    pub(super) store: Option<StoreIdentity>,
+    /// Its own `builders` setting names a builder: it may forward what it is given.
+    pub(super) has_builders: bool,
+}
+
+/// Whether a `builders` value names a builder: an entry of its own, an `@.../machines` file
+/// whose lines (`machines`, nix's default file as the script read it) name one, or any other
+/// `@FILE` (not read: taken to name one).
+fn names_builders(value: &str, machines: &[&str]) -> bool {
+    value
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| match entry.strip_prefix('@') {
+            Some(file) if file.ends_with("/machines") => {
+                machines.iter().any(|l| !l.trim().is_empty())
+            }
+            Some(_) => true,
+            None => true,
+        })
 }
 
 impl RemoteInfo {
@@ -26,6 +53,9 @@ impl RemoteInfo {
         let mut section = "";
         let mut system = None;
         let mut extra = Vec::new();
+        let mut identity = Vec::new();
+        let mut machines = Vec::new();
+        let mut builders = String::new();
         for line in out.lines() {
             let line = line.trim();
             if let Some(name) = line.strip_prefix("#nixdispatch-") {
@@ -33,6 +63,8 @@ impl RemoteInfo {
                     "version" => "version",
                     "ping" => "ping",
                     "config" => "config",
+                    "identity" => "identity",
+                    "machines" => "machines",
                     _ => "",
                 };
                 continue;
@@ -57,18 +89,26 @@ impl RemoteInfo {
                             "system" => system = Some(v.trim().to_owned()),
                             "extra-platforms" => extra = list().collect(),
                             "system-features" => info.features = list().collect(),
+                            "builders" => v.trim().clone_into(&mut builders),
                             _ => {}
                         }
                     }
                 }
+                "identity" => identity.push(line),
+                "machines" => machines.push(line),
                 _ => {}
             }
         }
         info.systems = system.into_iter().chain(extra).collect();
+        info.store = StoreIdentity::parse(identity.into_iter());
+        info.has_builders = names_builders(&builders, &machines);
         info
     }
 
     pub(super) fn apply(self, status: &mut Builder) {
+        // A builder that does not trust us is handed whole derivations, which its own nix may
+        // pass on to its builders (one that trusts us gets `buildDerivation`, which never is).
+        status.may_forward = self.has_builders && self.trusted == Some(false);
         status.nix_version = self.nix_version;
         status.trusted = self.trusted;
         if !self.systems.is_empty() {
@@ -86,12 +126,28 @@ mod tests {
 
     #[test]
     fn reads_the_info_script() {
-        let out = "Welcome!\n#nixdispatch-version\nnix-store (Nix) 2.26.3\n#nixdispatch-ping\nStore URL: daemon\nVersion: 2.26.3\nTrusted: 1\n#nixdispatch-config\nsystem = x86_64-linux\nextra-platforms = i686-linux\nsystem-features = benchmark big-parallel kvm\n#nixdispatch-end\n";
+        let out = "Welcome!\n#nixdispatch-version\nnix-store (Nix) 2.26.3\n#nixdispatch-ping\nStore URL: daemon\nVersion: 2.26.3\nTrusted: 1\n#nixdispatch-config\nbuilders = \nsystem = x86_64-linux\nextra-platforms = i686-linux\nsystem-features = benchmark big-parallel kvm\n#nixdispatch-identity\n6f1c9a8e-2b1f-4e5a-9c7d-1234567890ab\n64768:2623\n#nixdispatch-end\n";
         let info = RemoteInfo::parse(out);
         assert_eq!(info.nix_version.as_deref(), Some("2.26.3"));
         assert_eq!(info.trusted, Some(true));
         assert_eq!(info.systems, ["x86_64-linux", "i686-linux"]);
         assert_eq!(info.features, ["benchmark", "big-parallel", "kvm"]);
+        assert_eq!(info.store.map(|s| s.store).as_deref(), Some("64768:2623"));
+        assert!(!info.has_builders);
+        let forwards = RemoteInfo::parse(
+            "#nixdispatch-config\nbuilders = ssh-ng://vermax x86_64-linux\n#nixdispatch-end\n",
+        );
+        assert!(forwards.has_builders);
+        // nix's default, `@/etc/nix/machines`, counts only when the file names a builder.
+        let default = "#nixdispatch-config\nbuilders = @/etc/nix/machines\n#nixdispatch-machines\n";
+        assert!(!RemoteInfo::parse(default).has_builders);
+        let listed = format!("{default}ssh-ng://vermax x86_64-linux\n#nixdispatch-end\n");
+        assert!(RemoteInfo::parse(&listed).has_builders);
+    }
+
+    #[test]
+    fn the_identity_lines_in_the_script_are_this_machine_s() {
+        assert!(INFO_SCRIPT.contains(super::super::this_machine::SCRIPT));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum ProbeFailure {
     RootSsh(String),
     /// Our ssh reached it, but this nix cannot use it (why, in one line).
     NixCannotUse(String),
+    /// The builder is this machine: its store is this run's store (same boot, same store
+    /// directory), so nix would wait forever building there (NixOS/nix#2029).
+    ThisMachine,
     /// Something on this machine failed before ssh could try (a directory, a file, running
     /// ssh): the whole line.
     Local(String),
@@ -99,6 +102,9 @@ impl fmt::Display for ProbeFailure {
             ProbeFailure::RootSsh(reason) => {
                 write!(f, "root's ssh (the nix-daemon's) fails: {reason}")
             }
+            ProbeFailure::ThisMachine => f.write_str(
+                "this machine under another name: its store is this run's own store, where nix would wait forever on its own locks (NixOS/nix#2029); left out",
+            ),
             ProbeFailure::NixCannotUse(why) | ProbeFailure::Local(why) => f.write_str(why),
         }
     }

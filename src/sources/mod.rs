@@ -41,14 +41,25 @@ pub fn graph_paths(graph: &Graph) -> Vec<StorePath> {
     set.into_iter().cloned().collect()
 }
 
+/// What the sources said.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// Where each path is.
+    pub availability: Availability,
+    /// One line per source that could not be asked.
+    pub warnings: Vec<String>,
+    /// The substituters that refused the connection or said nothing in time, with why
+    /// ([`cache::CacheAnswers::dead`]).
+    pub dead_substituters: Vec<(String, String)>,
+}
+
 /// Asks the local store, then (for what it lacks) the caches and the builders at once.
-/// Returns the availability and one warning line per source that could not be asked.
 pub async fn gather(
     nix: &Nix,
     config: &NixConfig,
     graph: &Graph,
     builders: &[Builder],
-) -> Result<(Availability, Vec<String>)> {
+) -> Result<Gathered> {
     let all = graph_paths(graph);
     let valid_locally = local::valid_paths(nix, &all).await?;
     let missing: Vec<StorePath> = all
@@ -104,7 +115,11 @@ pub async fn gather(
             Err(why) => warnings.push(format!("{host}'s store was not asked: {why}")),
         }
     }
-    Ok((availability, warnings))
+    Ok(Gathered {
+        availability,
+        warnings,
+        dead_substituters: caches.dead,
+    })
 }
 
 #[cfg(test)]
