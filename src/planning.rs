@@ -431,14 +431,21 @@ fn loop_warning(b: &Builder) -> Option<String> {
     ))
 }
 
-/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it.
+/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it; when the
+/// daemon's trust could not be told, that it may.
 fn ignored_builder_warning(settings: &Settings) -> Option<String> {
-    settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.ignored_cli_builders)
-        .then(|| IGNORED_BUILDER.to_owned())
+    let daemon = settings.daemon.as_ref()?;
+    if daemon.ignored_cli_builders {
+        return Some(IGNORED_BUILDER.to_owned());
+    }
+    let per_run = settings.builders_origin == "--builder";
+    (per_run && daemon.trusted.is_none()).then(|| MAYBE_IGNORED_BUILDER.to_owned())
 }
+
+/// The warning for `--builder` given to a daemon whose trust is unknown.
+pub const MAYBE_IGNORED_BUILDER: &str = "the nix daemon does not say whether it trusts you \
+(Nix before 2.15) and nixdispatch could not tell: if it does not, it ignores --builder and uses \
+its own builders; add yourself to trusted-users (nix.settings.trusted-users on NixOS) to be sure";
 
 /// The warning for `--builder` given to an untrusted daemon client.
 pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does not trust you, so \
@@ -453,7 +460,12 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
     let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
     let unverified: Vec<&str> = states
         .iter()
-        .filter(|s| s.unverified().is_some())
+        .filter(|s| s.unverified().is_some() && s.alive == Some(true))
+        .map(|s| s.host())
+        .collect();
+    let unchecked: Vec<&str> = states
+        .iter()
+        .filter(|s| s.unverified().is_some() && s.alive != Some(true))
         .map(|s| s.host())
         .collect();
     if daemon.decides() {
@@ -471,6 +483,14 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
             "; {} {verb} alive but not verified: the nix daemon connects as root with root's key, \
              which nixdispatch cannot use, so nix decides",
             unverified.join(", ")
+        ));
+    }
+    if uses_builders && !unchecked.is_empty() {
+        let verb = if unchecked.len() == 1 { "was" } else { "were" };
+        plan.reason.push_str(&format!(
+            "; {} {verb} not checked (nixdispatch could reach neither its sshd nor root's ssh): \
+             nix decides",
+            unchecked.join(", ")
         ));
     }
 }
@@ -492,6 +512,7 @@ mod tests {
             crate::probe::Identity::Own("test".into()),
         );
         b.reachable = true;
+        b.alive = Some(true);
         b.verified = !unverified;
         b.note = unverified.then(|| "alive; not verified".to_owned());
         b.systems = Vec::new();

@@ -162,6 +162,7 @@ mod scripts;
 mod seasmoke;
 mod sys;
 mod upstream;
+mod vermax_sshd;
 
 pub use clients::ClientNix;
 pub use daemon::{DaemonClient, DaemonOptions, Sudo};
@@ -173,6 +174,7 @@ pub use fixtures::{default_fixtures, Fixture, Shape};
 pub use lab::Lab;
 pub use options::LabOptions;
 pub use roots::{sid_root, trixie_root, BuilderNix};
+pub use vermax_sshd::VermaxSshd;
 
 /// Where `scripts/lab-deps` puts the trixie root, unless `NIXDISPATCH_LAB_ROOT` says otherwise.
 pub const DEFAULT_LAB_ROOT: &str = "/var/lib/nixdispatch-lab";

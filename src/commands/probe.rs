@@ -54,8 +54,14 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
         );
     }
     if !s.verified {
+        // Never "alive" for a builder whose sshd was not seen (its name resolves only for root).
+        let stage = if s.alive == Some(true) {
+            "alive, not verified"
+        } else {
+            "not checked"
+        };
         return format!(
-            "{:<16} alive, not verified  {}  ({})",
+            "{:<16} {stage}  {}  ({})",
             s.host(),
             s.note.as_deref().unwrap_or("nix decides"),
             s.machine.uri

@@ -121,8 +121,14 @@ pub(super) fn remote_reason(
         .map(|i| builders.views[*i].state.host().to_owned())
         .collect();
     let verb = if hosts.len() == 1 { "is" } else { "are" };
+    // A builder nobody could check (not verified, its sshd not seen) is only configured.
+    let checked = used.iter().all(|i| {
+        let state = builders.views[*i].state;
+        state.verified || state.alive == Some(true)
+    });
+    let stage = if checked { "reachable" } else { "configured" };
     let mut reason = format!(
-        "{} must be built and {} {verb} reachable",
+        "{} must be built and {} {verb} {stage}",
         derivations(to_build.len()),
         join_and(&hosts)
     );

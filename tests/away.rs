@@ -1,0 +1,348 @@
+//! Never hang, never lie, part two (issue 23): caches that are away (refused, stalled), a
+//! builder that is this machine under another name, two hosts that list each other, a daemon
+//! that does not say whether it trusts us. Each test runs the real binary on the lab with plain
+//! nix beside it; bounds catch hangs, they are never speed targets.
+
+mod common;
+
+use common::{alice, bin, lab, nixdispatch, run_limited, Run, BOUND};
+use nixdispatch_lab::{
+    skip_unless_root, ClientNix, DaemonOptions, Lab, LabOptions, RefusedCache, StalledCache,
+};
+use std::time::Duration;
+
+/// How long plain nix is given where it is expected to hang: long enough to show it does.
+const PLAIN_NIX_HANGS: Duration = Duration::from_secs(30);
+
+/// Plain `nix build --no-link ARGS` as vermax, bounded by `limit`.
+fn plain_nix(lab: &Lab, v: ClientNix, args: &[&str], limit: Duration) -> Run {
+    let mut cmd = lab.client_command(v, "nix");
+    cmd.args(["build", "--no-link"]).args(args);
+    run_limited(cmd, limit)
+}
+
+/// The stderr lines that name `what`.
+fn lines_naming<'a>(run: &'a Run, what: &str) -> Vec<&'a str> {
+    run.stderr.lines().filter(|l| l.contains(what)).collect()
+}
+
+/// A lab whose client substitutes from the lab's HTTP cache and from `away`.
+fn lab_with_cache(away: &str) -> Lab {
+    lab(LabOptions {
+        http_cache: true,
+        extra_nix_config: format!("extra-substituters = {away}\n"),
+        ..Default::default()
+    })
+}
+
+// ----- 1. a cache that refuses connections ------------------------------------------------
+
+fn refused_cache_costs_no_retries(v: ClientNix) {
+    let refused = RefusedCache::start().expect("a refused port");
+    let url = refused.url();
+    let lab = lab_with_cache(&url);
+
+    // Plain nix: retries nix-cache-info before building (Nix 2.8: about 4.4 s).
+    let plain = plain_nix(&lab, v, &[&lab.flake_ref("hello")], BOUND);
+    assert_eq!(plain.code, Some(0), "plain nix: {plain:?}");
+    eprintln!(
+        "nix {}: plain nix with a refused cache: {:.1}s, {} lines naming it",
+        v.version(),
+        plain.elapsed.as_secs_f64(),
+        lines_naming(&plain, &url).len()
+    );
+
+    let run = nixdispatch(
+        &lab,
+        v,
+        &[
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            &lab.flake_ref("chain"),
+        ],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let named = lines_naming(&run, &url);
+    assert_eq!(named.len(), 1, "one line, and nix never tried it: {run:?}");
+    assert!(named[0].contains("left out of this run"), "{run:?}");
+    assert!(named[0].contains("cannot connect"), "{run:?}");
+    eprintln!(
+        "nix {}: nixdispatch with a refused cache: {:.1}s",
+        v.version(),
+        run.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_refused_cache_costs_nix_2_8_no_retries() {
+    if skip_unless_root("a_refused_cache_costs_nix_2_8_no_retries") {
+        return;
+    }
+    refused_cache_costs_no_retries(ClientNix::V2_8);
+}
+
+#[test]
+fn a_refused_cache_costs_nix_2_26_no_retries() {
+    if skip_unless_root("a_refused_cache_costs_nix_2_26_no_retries") {
+        return;
+    }
+    refused_cache_costs_no_retries(ClientNix::V2_26);
+}
+
+#[test]
+fn a_refused_cache_costs_nix_2_34_no_retries() {
+    if skip_unless_root("a_refused_cache_costs_nix_2_34_no_retries") {
+        return;
+    }
+    refused_cache_costs_no_retries(ClientNix::V2_34);
+}
+
+// ----- 2. a cache that accepts and never answers ------------------------------------------
+
+fn stalled_cache_does_not_hold_the_run(v: ClientNix, with_plain_nix: bool) {
+    let stalled = StalledCache::start().expect("a stalled port");
+    let url = stalled.url();
+    let lab = lab_with_cache(&url);
+
+    if with_plain_nix {
+        // Plain nix waits on it (stalled-download-timeout is 300 s): killed at the bound.
+        let plain = plain_nix(&lab, v, &[&lab.flake_ref("hello")], PLAIN_NIX_HANGS);
+        assert_eq!(
+            plain.code, None,
+            "plain nix was expected to hang: {plain:?}"
+        );
+        eprintln!(
+            "nix {}: plain nix with a stalled cache still waiting at {:.0}s",
+            v.version(),
+            plain.elapsed.as_secs_f64()
+        );
+    }
+
+    let run = nixdispatch(
+        &lab,
+        v,
+        &[
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            &lab.flake_ref("chain"),
+        ],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let named = lines_naming(&run, &url);
+    assert_eq!(named.len(), 1, "one line, and nix never tried it: {run:?}");
+    assert!(named[0].contains("left out of this run"), "{run:?}");
+    assert!(named[0].contains("no answer to nix-cache-info"), "{run:?}");
+    eprintln!(
+        "nix {}: nixdispatch with a stalled cache: {:.1}s",
+        v.version(),
+        run.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_stalled_cache_does_not_hold_nix_2_8() {
+    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_8") {
+        return;
+    }
+    stalled_cache_does_not_hold_the_run(ClientNix::V2_8, true);
+}
+
+#[test]
+fn a_stalled_cache_does_not_hold_nix_2_26() {
+    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_26") {
+        return;
+    }
+    stalled_cache_does_not_hold_the_run(ClientNix::V2_26, false);
+}
+
+#[test]
+fn a_stalled_cache_does_not_hold_nix_2_34() {
+    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_34") {
+        return;
+    }
+    stalled_cache_does_not_hold_the_run(ClientNix::V2_34, true);
+}
+
+#[test]
+fn an_untrusted_daemon_client_leaves_a_stalled_cache_out_too() {
+    if skip_unless_root("an_untrusted_daemon_client_leaves_a_stalled_cache_out_too") {
+        return;
+    }
+    let stalled = StalledCache::start().expect("a stalled port");
+    let url = stalled.url();
+    let lab = lab(LabOptions::default());
+    // The daemon's own substituters: alice cannot add any, but may narrow them.
+    let client = lab
+        .start_daemon(DaemonOptions {
+            trusted: false,
+            extra_nix_config: format!("extra-substituters = {url}\n"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = alice(
+        &client,
+        &[
+            "--mode",
+            "local",
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            &lab.flake_ref("chain"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let named = lines_naming(&run, &url);
+    assert_eq!(named.len(), 1, "{run:?}");
+    assert!(named[0].contains("left out of this run"), "{run:?}");
+}
+
+// ----- 3. a builder that is this machine; hosts that list each other ------------------------
+
+fn builder_that_is_this_machine_is_left_out(v: ClientNix) {
+    let lab = lab(LabOptions::default());
+    let _vermax = lab.start_vermax_sshd(v).unwrap_or_else(|e| panic!("{e}"));
+    let spec = lab.vermax_spec();
+
+    // Plain nix: waits forever on its own lock (NixOS/nix#2029); killed at the bound.
+    let plain = plain_nix(
+        &lab,
+        v,
+        &[
+            "--builders",
+            &spec,
+            "--max-jobs",
+            "0",
+            &lab.flake_ref("hello"),
+        ],
+        PLAIN_NIX_HANGS,
+    );
+    assert_eq!(
+        plain.code, None,
+        "plain nix was expected to hang: {plain:?}"
+    );
+
+    let run = nixdispatch(
+        &lab,
+        v,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            "--print-out-paths",
+            &lab.flake_ref("chain"),
+        ],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let named: Vec<&str> = lines_naming(&run, "this machine under another name");
+    assert_eq!(named.len(), 1, "one line names why: {run:?}");
+    assert!(named[0].contains("vermax"), "{run:?}");
+    let out = run.stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(lab.client_has(v, &out), "built here: {run:?}");
+}
+
+#[test]
+fn a_builder_that_is_this_machine_is_left_out_on_nix_2_8() {
+    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_8") {
+        return;
+    }
+    builder_that_is_this_machine_is_left_out(ClientNix::V2_8);
+}
+
+#[test]
+fn a_builder_that_is_this_machine_is_left_out_on_nix_2_26() {
+    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_26") {
+        return;
+    }
+    builder_that_is_this_machine_is_left_out(ClientNix::V2_26);
+}
+
+#[test]
+fn a_builder_that_is_this_machine_is_left_out_on_nix_2_34() {
+    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_34") {
+        return;
+    }
+    builder_that_is_this_machine_is_left_out(ClientNix::V2_34);
+}
+
+#[test]
+fn a_fleet_list_that_names_both_hosts_builds_on_each() {
+    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each") {
+        return;
+    }
+    let v = ClientNix::V2_8;
+    let lab = lab(LabOptions::default());
+    let _vermax = lab.start_vermax_sshd(v).unwrap_or_else(|e| panic!("{e}"));
+    // The same list on both hosts, each host in it, as one nix.buildMachines for a fleet.
+    let fleet = format!("{} ; {}", lab.builder_spec(), lab.vermax_spec());
+    let seasmoke_conf = lab.dir().join("seasmoke/etc-nix/nix.conf");
+    let conf = std::fs::read_to_string(&seasmoke_conf).expect("seasmoke's nix.conf");
+    std::fs::write(&seasmoke_conf, format!("{conf}builders = {fleet}\n")).expect("write");
+
+    // On vermax: vermax is itself, so the build goes to seasmoke.
+    let mut cmd = lab.nixdispatch(v, bin());
+    cmd.env(
+        "NIX_CONFIG",
+        format!("{}builders = {fleet}\n", lab.client_nix_config()),
+    )
+    .args([
+        "--progress",
+        "plain",
+        "build",
+        "--no-link",
+        "--print-out-paths",
+        &lab.flake_ref("chain"),
+    ]);
+    let on_vermax = run_limited(cmd, BOUND);
+    assert_eq!(on_vermax.code, Some(0), "{on_vermax:?}");
+    assert_eq!(
+        lines_naming(&on_vermax, "this machine under another name").len(),
+        1,
+        "{on_vermax:?}"
+    );
+    let out = on_vermax
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(lab.builder_has(&out), "built on seasmoke: {on_vermax:?}");
+
+    // On seasmoke, the same list: seasmoke is itself, so the build goes to vermax.
+    let installed = lab
+        .install_nixdispatch(bin())
+        .expect("nixdispatch in the lab");
+    let mut cmd = lab.seasmoke_client_command(&installed.to_string_lossy());
+    cmd.args([
+        "--progress",
+        "plain",
+        "build",
+        "--no-link",
+        "--print-out-paths",
+        &lab.flake_ref("wide"),
+    ]);
+    let on_seasmoke = run_limited(cmd, BOUND);
+    assert_eq!(on_seasmoke.code, Some(0), "{on_seasmoke:?}");
+    assert_eq!(
+        lines_naming(&on_seasmoke, "this machine under another name").len(),
+        1,
+        "{on_seasmoke:?}"
+    );
+    let out = on_seasmoke
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(lab.client_has(v, &out), "built on vermax: {on_seasmoke:?}");
+}
