@@ -26,6 +26,14 @@ fn lines_naming<'a>(run: &'a Run, what: &str) -> Vec<&'a str> {
     run.stderr.lines().filter(|l| l.contains(what)).collect()
 }
 
+/// The output of `nix build --json`'s first result (nixdispatch prints it as nix does).
+fn out_path(run: &Run) -> String {
+    run.json()[0]["outputs"]["out"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no output path: {run:?}"))
+        .to_owned()
+}
+
 /// A lab whose client substitutes from the lab's HTTP cache and from `away`.
 fn lab_with_cache(away: &str) -> Lab {
     lab(LabOptions {
@@ -238,16 +246,15 @@ fn builder_that_is_this_machine_is_left_out(v: ClientNix) {
             "plain",
             "build",
             "--no-link",
-            "--print-out-paths",
+            "--json",
             &lab.flake_ref("chain"),
         ],
         BOUND,
     );
     assert_eq!(run.code, Some(0), "{run:?}");
-    let named: Vec<&str> = lines_naming(&run, "this machine under another name");
+    let named = lines_naming(&run, "warning: builder vermax is this machine under another name");
     assert_eq!(named.len(), 1, "one line names why: {run:?}");
-    assert!(named[0].contains("vermax"), "{run:?}");
-    let out = run.stdout.lines().last().unwrap_or_default().to_owned();
+    let out = out_path(&run);
     assert!(lab.client_has(v, &out), "built here: {run:?}");
 }
 
@@ -300,22 +307,17 @@ fn a_fleet_list_that_names_both_hosts_builds_on_each() {
         "plain",
         "build",
         "--no-link",
-        "--print-out-paths",
+        "--json",
         &lab.flake_ref("chain"),
     ]);
     let on_vermax = run_limited(cmd, BOUND);
     assert_eq!(on_vermax.code, Some(0), "{on_vermax:?}");
     assert_eq!(
-        lines_naming(&on_vermax, "this machine under another name").len(),
+        lines_naming(&on_vermax, "warning: builder vermax is this machine").len(),
         1,
         "{on_vermax:?}"
     );
-    let out = on_vermax
-        .stdout
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
+    let out = out_path(&on_vermax);
     assert!(lab.builder_has(&out), "built on seasmoke: {on_vermax:?}");
 
     // On seasmoke, the same list: seasmoke is itself, so the build goes to vermax.
@@ -328,21 +330,16 @@ fn a_fleet_list_that_names_both_hosts_builds_on_each() {
         "plain",
         "build",
         "--no-link",
-        "--print-out-paths",
+        "--json",
         &lab.flake_ref("wide"),
     ]);
     let on_seasmoke = run_limited(cmd, BOUND);
     assert_eq!(on_seasmoke.code, Some(0), "{on_seasmoke:?}");
     assert_eq!(
-        lines_naming(&on_seasmoke, "this machine under another name").len(),
+        lines_naming(&on_seasmoke, "warning: builder seasmoke is this machine").len(),
         1,
         "{on_seasmoke:?}"
     );
-    let out = on_seasmoke
-        .stdout
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
+    let out = out_path(&on_seasmoke);
     assert!(lab.client_has(v, &out), "built on vermax: {on_seasmoke:?}");
 }
