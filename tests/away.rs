@@ -252,7 +252,10 @@ fn builder_that_is_this_machine_is_left_out(v: ClientNix) {
         BOUND,
     );
     assert_eq!(run.code, Some(0), "{run:?}");
-    let named = lines_naming(&run, "warning: builder vermax is this machine under another name");
+    let named = lines_naming(
+        &run,
+        "warning: builder vermax is this machine under another name",
+    );
     assert_eq!(named.len(), 1, "one line names why: {run:?}");
     let out = out_path(&run);
     assert!(lab.client_has(v, &out), "built here: {run:?}");
@@ -342,4 +345,105 @@ fn a_fleet_list_that_names_both_hosts_builds_on_each() {
     );
     let out = out_path(&on_seasmoke);
     assert!(lab.client_has(v, &out), "built on vermax: {on_seasmoke:?}");
+}
+
+// ----- 4. a daemon that does not say whether it trusts us -----------------------------------
+
+fn nix_2_8_daemon(lab: &Lab, trusted: bool) -> nixdispatch_lab::DaemonClient<'_> {
+    lab.start_daemon(DaemonOptions {
+        trusted,
+        this_machine_nix: true,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn an_untrusted_user_of_a_nix_2_8_daemon_gets_a_true_plan() {
+    if skip_unless_root("an_untrusted_user_of_a_nix_2_8_daemon_gets_a_true_plan") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = nix_2_8_daemon(&lab, false);
+    // Plain nix: the daemon does not say whether it trusts alice.
+    let mut ping = client.command("nix");
+    ping.args(["store", "ping"]);
+    let ping = run_limited(ping, BOUND);
+    assert_eq!(ping.code, Some(0), "{ping:?}");
+    assert!(!ping.stderr.contains("Trusted"), "{ping:?}");
+
+    let spec = lab.builder_spec();
+    let run = alice(
+        &client,
+        &[
+            "--builder",
+            &spec,
+            "plan",
+            "--json",
+            &lab.flake_ref("chain"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let plan = run.json();
+    // The daemon ignores alice's --builder: she is told, and the plan is on its own builders.
+    assert!(
+        run.stderr.contains("--builder has no effect"),
+        "the daemon's distrust was found out: {run:?}"
+    );
+    let builders = plan["builders"].as_array().cloned().unwrap_or_default();
+    assert!(
+        builders
+            .iter()
+            .all(|b| b["uri"] == "ssh-ng://root@seasmoke"),
+        "planned on the daemon's builders only: {run:?}"
+    );
+    let reason = plan["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("the nix daemon decides"), "{run:?}");
+    // Nothing is called alive or reachable that nobody checked.
+    for b in &builders {
+        if b["alive"] != true {
+            assert!(!reason.contains("alive"), "{run:?}");
+            assert!(!reason.contains("is reachable"), "{run:?}");
+        }
+    }
+    let mut human = client.nixdispatch(bin());
+    human.args(["--builder", &spec, "plan", &lab.flake_ref("chain")]);
+    let human = run_limited(human, BOUND);
+    assert_eq!(human.code, Some(0), "{human:?}");
+    for line in human.stdout.lines().chain(human.stderr.lines()) {
+        if line.contains("seasmoke") && line.contains("alive") {
+            assert!(
+                builders.iter().any(|b| b["alive"] == true),
+                "'alive' for a builder nobody checked: {human:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder() {
+    if skip_unless_root("a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let client = nix_2_8_daemon(&lab, true);
+    let spec = lab.builder_spec();
+    let run = alice(
+        &client,
+        &[
+            "--builder",
+            &spec,
+            "plan",
+            "--json",
+            &lab.flake_ref("chain"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!run.stderr.contains("--builder has no effect"), "{run:?}");
+    assert!(
+        !run.stderr.contains("trusts you"),
+        "trust was found out: {run:?}"
+    );
+    let plan = run.json();
+    assert_eq!(plan["builders"][0]["uri"], "ssh-ng://seasmoke", "{run:?}");
 }

@@ -162,7 +162,9 @@ impl Lab {
         };
         for need in ["usr/bin/nix-daemon", "usr/bin/setpriv"] {
             if !users_from.join(need).exists() {
-                return Err(LabError::Missing(users_from.join(need).display().to_string()));
+                return Err(LabError::Missing(
+                    users_from.join(need).display().to_string(),
+                ));
             }
         }
         if opts.sudo != Sudo::None && !users_from.join("usr/bin/sudo").exists() {
@@ -185,10 +187,19 @@ impl Lab {
         // Users, as the root has them plus alice.
         let etc =
             |name: &str| fs::read_to_string(users_from.join("etc").join(name)).unwrap_or_default();
-        let mut passwd = etc("passwd");
+        // alice's uid and gid are hers alone: this machine's own uid 1000 (a cloud image's first
+        // user) would otherwise be who the daemon sees, and it trusts no such user.
+        let not_uid = |text: String| -> String {
+            let id = UID.to_string();
+            text.lines()
+                .filter(|l| l.split(':').nth(2) != Some(id.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let mut passwd = not_uid(etc("passwd"));
         passwd += &format!("{USER}:x:{UID}:{UID}:Alice:/home/{USER}:/bin/bash\n");
         // With sudo, alice is in group sudo (as a NixOS user is in wheel).
-        let mut group: String = etc("group")
+        let mut group: String = not_uid(etc("group"))
             .lines()
             .map(|l| match l.strip_prefix("sudo:x:27:") {
                 Some(members) if opts.sudo != Sudo::None && members.is_empty() => {
