@@ -723,6 +723,7 @@ mod tests {
                 .collect(),
             builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
+            estimates: Vec::new(),
         }
     }
 
