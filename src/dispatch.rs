@@ -731,6 +731,7 @@ mod tests {
             builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
             substituters: None,
+            estimates: Vec::new(),
         }
     }
 

@@ -43,6 +43,9 @@ pub struct PlanReport<'a> {
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
     /// nix will ignore: one line each.
     warnings: &'a [String],
+    /// What each candidate mode would take, when the history was consulted.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    estimates: &'a [plan::Estimate],
 }
 
 impl Planned {
@@ -55,6 +58,7 @@ impl Planned {
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
+            estimates: &self.plan.estimates,
         }
     }
 
@@ -299,6 +303,7 @@ async fn plan_graph(
         builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
+        knowledge: Default::default(),
     };
     let mut plan = plan::plan(&input)?;
     plan.substituters = substituters;
@@ -529,6 +534,7 @@ mod tests {
             builder_substituters: Vec::new(),
             daemon_decides: false,
             substituters: None,
+            estimates: Vec::new(),
         }
     }
 

@@ -447,3 +447,34 @@ fn a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder() {
     let plan = run.json();
     assert_eq!(plan["builders"][0]["uri"], "ssh-ng://seasmoke", "{run:?}");
 }
+
+// ----- 5. doctor prints no round trip it did not measure ------------------------------------
+
+#[test]
+fn doctor_prints_no_round_trip_it_did_not_measure() {
+    if skip_unless_root("doctor_prints_no_round_trip_it_did_not_measure") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    // alice has no ssh of her own: the daemon (root's ssh) verifies seasmoke, nothing of
+    // ours measures a round trip.
+    let client = lab
+        .start_daemon(DaemonOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = alice(&client, &["doctor"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("builder seasmoke"))
+        .unwrap_or_else(|| panic!("no builder line: {run:?}"));
+    assert!(line.contains("rtt unknown"), "{run:?}");
+    assert!(!run.stdout.contains("0.0 ms"), "{run:?}");
+
+    // Measured, it is a number: root's own doctor run, its own ssh.
+    let mut probe = lab.nixdispatch(ClientNix::V2_8, bin());
+    probe.args(["--builder", &lab.builder_spec(), "probe"]);
+    let probe = run_limited(probe, BOUND);
+    assert_eq!(probe.code, Some(0), "{probe:?}");
+    assert!(probe.stdout.contains(" ms "), "{probe:?}");
+}

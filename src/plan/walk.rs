@@ -178,6 +178,7 @@ impl<'a> Walk<'a> {
             builder_substituters,
             daemon_decides: false,
             substituters: None,
+            estimates: Vec::new(),
         }
     }
 }

@@ -309,6 +309,7 @@ mod tests {
             builder_substituters: Vec::new(),
             daemon_decides: false,
             substituters: None,
+            estimates: Vec::new(),
         };
         let names: Vec<String> = ["a", "c", "e", "g"].map(String::from).to_vec();
         let derived = vec![Some(a), Some(c), Some(e), Some(g)];

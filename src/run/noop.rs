@@ -90,6 +90,7 @@ pub fn noop_plan(wanted: usize, settings: &Settings) -> Plan {
         builder_substituters: Vec::new(),
         daemon_decides: settings.daemon.as_ref().is_some_and(|d| d.decides()),
         substituters: None,
+        estimates: Vec::new(),
     }
 }
 

@@ -96,6 +96,7 @@ mod tests {
             builder_substituters: Vec::new(),
             daemon_decides: false,
             substituters: None,
+            estimates: Vec::new(),
         }
     }
 
