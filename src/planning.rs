@@ -261,7 +261,11 @@ async fn plan_graph(
                 mut warnings,
                 dead_substituters,
             } = sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
-            let (live, lines) = leave_out_dead(&nix_config.substituters, &dead_substituters);
+            let (live, lines) = leave_out_dead(
+                &nix_config.substituters,
+                &settings.nix_config.substituters,
+                &dead_substituters,
+            );
             substituters = live;
             warnings.extend(lines);
             warnings.extend(builders.iter().filter_map(loop_warning));
@@ -388,8 +392,13 @@ async fn ask_through_daemon(
 /// per dead one. A daemon that does not trust us still takes a `substituters` list made of its
 /// own substituters and trusted-substituters (nix's daemon filters the list, it does not drop
 /// it), which is all `configured` holds for such a user ([`sources::substituters::apply`]).
+///
+/// A dead cache that only a flake's `nixConfig` adds (not in `nix_own`, nix's configuration
+/// without the flake) cannot be left out: nix applies the flake's `extra-substituters` after
+/// the command line. Its line says what nix will spend on it instead.
 fn leave_out_dead(
     configured: &[String],
+    nix_own: &[String],
     dead: &[(String, String)],
 ) -> (Option<Vec<String>>, Vec<String>) {
     if dead.is_empty() {
@@ -398,10 +407,19 @@ fn leave_out_dead(
     let lines = dead
         .iter()
         .map(|(uri, why)| {
-            format!(
-                "cache {uri} is left out of this run: {why} (nix itself would spend retries, \
-                 or minutes, on it)"
-            )
+            if nix_own.contains(uri) {
+                format!(
+                    "cache {uri} is left out of this run: {why} (nix itself would spend \
+                     retries, or minutes, on it)"
+                )
+            } else {
+                format!(
+                    "cache {uri} ({why}) comes from the flake's nixConfig, which nix applies \
+                     after nixdispatch's options: nix will still try it, about 4 s of retries \
+                     when it refuses, up to stalled-download-timeout (300 s) and retries when \
+                     it stays silent; remove it from the flake's nixConfig"
+                )
+            }
         })
         .collect();
     let live = configured
@@ -544,9 +562,12 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(leave_out_dead(&configured, &[]), (None, Vec::new()));
+        assert_eq!(
+            leave_out_dead(&configured, &configured, &[]),
+            (None, Vec::new())
+        );
         let dead = vec![("http://dead".to_owned(), "cannot connect".to_owned())];
-        let (live, lines) = leave_out_dead(&configured, &dead);
+        let (live, lines) = leave_out_dead(&configured, &configured, &dead);
         assert_eq!(
             live,
             Some(vec!["http://a".to_owned(), "file:///c".to_owned()])
@@ -556,6 +577,9 @@ mod tests {
             lines[0].starts_with("cache http://dead is left out of this run: cannot connect"),
             "{lines:?}"
         );
+        // Added by the flake: nix adds it back after the command line, so the line says so.
+        let (_, lines) = leave_out_dead(&configured, &configured[..1], &dead);
+        assert!(lines[0].contains("nix will still try it"), "{lines:?}");
     }
 
     #[test]

@@ -478,3 +478,41 @@ fn doctor_prints_no_round_trip_it_did_not_measure() {
     assert_eq!(probe.code, Some(0), "{probe:?}");
     assert!(probe.stdout.contains(" ms "), "{probe:?}");
 }
+
+#[test]
+fn a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend() {
+    if skip_unless_root("a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend") {
+        return;
+    }
+    let refused = RefusedCache::start().expect("a refused port");
+    let url = refused.url();
+    let lab = lab(LabOptions {
+        extra_nix_config: "accept-flake-config = true\n".into(),
+        ..Default::default()
+    });
+    let dir = lab.dir().join("flake-with-config");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("flake.nix"),
+        format!(
+            "{{\n  nixConfig.extra-substituters = [ \"{url}\" ];\n  outputs = {{ self }}: {{\n    \
+             packages.x86_64-linux.default = derivation {{ name = \"flake-config-{}\"; \
+             system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo hi > $out\" ]; }};\n  }};\n}}\n",
+            lab.nonce()
+        ),
+    )
+    .expect("write the flake");
+    let installable = format!("path:{}#default", dir.display());
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_8,
+        &["--progress", "plain", "build", "--no-link", &installable],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let ours: Vec<&str> = lines_naming(&run, "nix will still try it");
+    assert_eq!(ours.len(), 1, "{run:?}");
+    assert!(ours[0].contains(&url), "{run:?}");
+    // And nix did: its retries name the cache.
+    assert!(lines_naming(&run, &url).len() > 1, "{run:?}");
+}
