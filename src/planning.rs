@@ -583,6 +583,26 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_that_may_forward_back_is_named_with_the_fix() {
+        let mut b = state(false);
+        assert_eq!(loop_warning(&b), None);
+        b.may_forward = true;
+        let line = loop_warning(&b).unwrap_or_default();
+        assert!(line.contains("NixOS/nix#10740"), "{line}");
+        assert!(
+            line.contains("add root to seasmoke's trusted-users"),
+            "{line}"
+        );
+        b.reachable = false;
+        b.failure = Some(probe::ProbeFailure::ThisMachine);
+        let line = loop_warning(&b).unwrap_or_default();
+        assert!(
+            line.starts_with("builder seasmoke is this machine under another name"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn a_single_user_plan_is_left_alone() {
         let mut p = plan(Mode::Remote);
         explain_daemon(&mut p, &[state(true)], None);

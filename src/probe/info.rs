@@ -151,6 +151,29 @@ mod tests {
     }
 
     #[test]
+    fn only_a_builder_with_builders_that_does_not_trust_us_may_forward() {
+        let mut none = |_: &std::path::Path| None;
+        let machine = crate::machines::parse_machines("ssh-ng://b x86_64-linux", "t", &mut none)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        let forwards = |trusted: &str, builders: &str| {
+            let out = format!(
+                "#nixdispatch-ping\nTrusted: {trusted}\n#nixdispatch-config\nbuilders = {builders}\n#nixdispatch-end\n"
+            );
+            let mut b = Builder::declared(
+                crate::builder::BuilderId(0),
+                machine.clone(),
+                crate::probe::Identity::Own("t".into()),
+            );
+            RemoteInfo::parse(&out).apply(&mut b);
+            b.may_forward
+        };
+        assert!(forwards("0", "ssh-ng://a x86_64-linux"));
+        assert!(!forwards("1", "ssh-ng://a x86_64-linux"));
+        assert!(!forwards("0", ""));
+    }
+
+    #[test]
     fn old_nix_has_no_trusted_line() {
         let out = "#nixdispatch-version\nnix-store (Nix) 2.8.0\n#nixdispatch-ping\nStore URL: local\n#nixdispatch-config\n#nixdispatch-end\n";
         let info = RemoteInfo::parse(out);
