@@ -312,6 +312,17 @@ async fn plan_graph(
     let mut plan = plan::plan(&input)?;
     plan.substituters = substituters;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
+    // One line names a builder that is this machine: the reason, when it says why no builder
+    // took the build; else a warning.
+    warnings.retain(|w| {
+        !input.builders.iter().any(|b| {
+            b.failure == Some(probe::ProbeFailure::ThisMachine)
+                && w.starts_with(&format!("builder {} is ", b.host()))
+                && plan
+                    .reason
+                    .contains(&format!("{}: {}", b.host(), b.failure_words()))
+        })
+    });
     Ok(Planned {
         plan,
         builders: input.builders,

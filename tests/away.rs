@@ -252,11 +252,11 @@ fn builder_that_is_this_machine_is_left_out(v: ClientNix) {
         BOUND,
     );
     assert_eq!(run.code, Some(0), "{run:?}");
-    let named = lines_naming(
-        &run,
-        "warning: builder vermax is this machine under another name",
-    );
+    let named = lines_naming(&run, "this machine under another name");
     assert_eq!(named.len(), 1, "one line names why: {run:?}");
+    // The mode's reason says it: no builder is left.
+    assert!(named[0].starts_with("mode: local"), "{run:?}");
+    assert!(named[0].contains("vermax: this machine"), "{run:?}");
     let out = out_path(&run);
     assert!(lab.client_has(v, &out), "built here: {run:?}");
 }
