@@ -61,6 +61,8 @@ pub struct Builder {
     /// Its nix has builders of its own and does not trust us: nix hands it whole derivations,
     /// which it may forward, back here too (NixOS/nix#10740).
     pub may_forward: bool,
+    /// When it may forward: the hosts its own builders name, as it names them.
+    pub forwards_to: Vec<String>,
 }
 
 impl Builder {
@@ -83,6 +85,7 @@ impl Builder {
             connection: None,
             root_check_pending: false,
             may_forward: false,
+            forwards_to: Vec::new(),
             machine,
         }
     }

@@ -312,12 +312,14 @@ async fn plan_graph(
     let mut plan = plan::plan(&input)?;
     plan.substituters = substituters;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
-    // One line names a builder that is this machine: the reason, when it says why no builder
-    // took the build; else a warning.
+    // One line names a builder left out as this machine or as one that would pass builds back
+    // here: the reason, when it says why no builder took the build; else a warning.
     warnings.retain(|w| {
         !input.builders.iter().any(|b| {
-            b.failure == Some(probe::ProbeFailure::ThisMachine)
-                && w.starts_with(&format!("builder {} is ", b.host()))
+            matches!(
+                b.failure,
+                Some(probe::ProbeFailure::ThisMachine | probe::ProbeFailure::ForwardsBack(_))
+            ) && w.starts_with(&format!("builder {}", b.host()))
                 && plan
                     .reason
                     .contains(&format!("{}: {}", b.host(), b.failure_words()))
@@ -445,23 +447,27 @@ fn leave_out_dead(
 /// it is given back here (NixOS/nix#10740), with the fix.
 fn loop_warning(b: &Builder) -> Option<String> {
     let host = b.host();
-    if b.failure == Some(probe::ProbeFailure::ThisMachine) {
-        return Some(format!("builder {host} is {}", b.failure_words()));
+    match &b.failure {
+        Some(probe::ProbeFailure::ThisMachine) => {
+            return Some(format!("builder {host} is {}", b.failure_words()))
+        }
+        Some(probe::ProbeFailure::ForwardsBack(_)) => {
+            return Some(format!("builder {host}: {}", b.failure_words()))
+        }
+        _ => {}
     }
     if !(b.reachable && b.may_forward) {
         return None;
     }
-    let user = b
-        .machine
-        .uri
-        .ssh()
-        .and_then(|a| a.user.clone())
-        .unwrap_or_else(|| "the user nix logs in as".to_owned());
+    let (who, fix) = match b.machine.uri.ssh().and_then(|a| a.user.clone()) {
+        Some(user) => (user.clone(), user),
+        None => ("the user nix logs in as".to_owned(), "that user".to_owned()),
+    };
     Some(format!(
-        "builder {host} has builders of its own and does not trust {user}, so nix hands it whole \
-         derivations, which it may pass on to its builders; if they include this machine, both \
-         wait forever (NixOS/nix#10740): add {user} to {host}'s trusted-users (it then builds \
-         what it is given itself), or leave this machine out of {host}'s builders"
+        "builder {host} does not trust {who} and has builders of its own, so nix hands it whole \
+         derivations, which it may pass on; if its builders include this machine, both wait \
+         forever (NixOS/nix#10740): add {fix} to {host}'s trusted-users (it then builds what it \
+         is given itself), or leave this machine out of {host}'s builders"
     ))
 }
 

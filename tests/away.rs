@@ -516,3 +516,79 @@ fn a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend() {
     // And nix did: its retries name the cache.
     assert!(lines_naming(&run, &url).len() > 1, "{run:?}");
 }
+
+#[test]
+fn a_builder_that_would_pass_builds_back_here_is_left_out() {
+    if skip_unless_root("a_builder_that_would_pass_builds_back_here_is_left_out") {
+        return;
+    }
+    // seasmoke as a NixOS builder whose build user (root here) is not trusted, and whose own
+    // builders list vermax: nix hands it whole derivations, which it passes back.
+    let v = ClientNix::V2_34;
+    let lab = lab(LabOptions {
+        builder_daemon_trusted_users: Some("nobody".into()),
+        ..Default::default()
+    });
+    let _vermax = lab.start_vermax_sshd(v).unwrap_or_else(|e| panic!("{e}"));
+    let conf = lab.dir().join("seasmoke/etc-nix/nix.conf");
+    let text = std::fs::read_to_string(&conf).expect("seasmoke's nix.conf");
+    std::fs::write(&conf, format!("{text}builders = {}\n", lab.vermax_spec())).expect("write");
+    lab.restart_builder().unwrap_or_else(|e| panic!("{e}"));
+    let spec = lab.builder_spec();
+
+    let run = nixdispatch(
+        &lab,
+        v,
+        &["--builder", &spec, "plan", &lab.flake_ref("hello")],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // `plan` prints the reason, then each builder's line: both say it.
+    let named: Vec<&str> = run
+        .stdout
+        .lines()
+        .chain(run.stderr.lines())
+        .filter(|l| l.contains("NixOS/nix#10740"))
+        .collect();
+    assert!(named[0].starts_with("mode: local"), "{run:?}");
+    assert!(named[0].contains("vermax, this machine"), "{run:?}");
+
+    // The build finishes here.
+    let build = nixdispatch(
+        &lab,
+        v,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            "--json",
+            &lab.flake_ref("chain"),
+        ],
+        BOUND,
+    );
+    assert_eq!(build.code, Some(0), "{build:?}");
+    assert!(lab.client_has(v, &out_path(&build)), "{build:?}");
+
+    // Plain nix: the derivation goes to seasmoke, which passes it back here, where this very
+    // build holds its output's lock (NixOS/nix#10740).
+    let plain = plain_nix(
+        &lab,
+        v,
+        &[
+            "--builders",
+            &spec,
+            "--max-jobs",
+            "0",
+            &lab.flake_ref("hello"),
+        ],
+        PLAIN_NIX_HANGS,
+    );
+    eprintln!("plain nix through a builder that forwards back: {plain:?}");
+    assert_eq!(
+        plain.code, None,
+        "plain nix was expected to hang: {plain:?}"
+    );
+}

@@ -104,6 +104,10 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                 Some(ProbeFailure::AuthFailed) => {
                     "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
                 }
+                Some(ProbeFailure::ForwardsBack(_)) => format!(
+                    "on {}: add the user nix logs in as to trusted-users (programs.nixdispatch.builderHost.trustedUsers), or leave this machine out of its builders",
+                    s.host()
+                ),
                 Some(ProbeFailure::ThisMachine) => format!(
                     "leave {} out of this machine's builders (a fleet-wide list: filter out each host's own name); nixdispatch leaves it out meanwhile",
                     s.host()

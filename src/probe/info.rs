@@ -28,6 +28,17 @@ pub(crate) struct RemoteInfo {
     pub(super) store: Option<StoreIdentity>,
     /// Its own `builders` setting names a builder: it may forward what it is given.
     pub(super) has_builders: bool,
+    /// The hosts its builders name (`builders` entries and its machines file's lines).
+    pub(super) builder_hosts: Vec<String>,
+}
+
+/// The host of a machines-file line's URI (`ssh-ng://user@host:22?x` → `host`), lower case.
+fn line_host(line: &str) -> Option<String> {
+    let uri = line.split_whitespace().next()?;
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = rest.split([':', '/', '?']).next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// Whether a `builders` value names a builder: an entry of its own, an `@.../machines` file
@@ -102,6 +113,13 @@ impl RemoteInfo {
         info.systems = system.into_iter().chain(extra).collect();
         info.store = StoreIdentity::parse(identity.into_iter());
         info.has_builders = names_builders(&builders, &machines);
+        info.builder_hosts = builders
+            .split([';', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.starts_with('@'))
+            .chain(machines.iter().copied())
+            .filter_map(line_host)
+            .collect();
         info
     }
 
@@ -109,6 +127,9 @@ impl RemoteInfo {
         // A builder that does not trust us is handed whole derivations, which its own nix may
         // pass on to its builders (one that trusts us gets `buildDerivation`, which never is).
         status.may_forward = self.has_builders && self.trusted == Some(false);
+        if status.may_forward {
+            status.forwards_to = self.builder_hosts;
+        }
         status.nix_version = self.nix_version;
         status.trusted = self.trusted;
         if !self.systems.is_empty() {
@@ -141,8 +162,9 @@ mod tests {
         // nix's default, `@/etc/nix/machines`, counts only when the file names a builder.
         let default = "#nixdispatch-config\nbuilders = @/etc/nix/machines\n#nixdispatch-machines\n";
         assert!(!RemoteInfo::parse(default).has_builders);
-        let listed = format!("{default}ssh-ng://vermax x86_64-linux\n#nixdispatch-end\n");
+        let listed = format!("{default}ssh-ng://root@Vermax:22 x86_64-linux\n#nixdispatch-end\n");
         assert!(RemoteInfo::parse(&listed).has_builders);
+        assert_eq!(RemoteInfo::parse(&listed).builder_hosts, ["vermax"]);
     }
 
     #[test]
