@@ -115,7 +115,7 @@ fn leave_out_loops(builders: &mut [Builder]) {
     let mut here: Vec<String> = builders
         .iter()
         .filter(|b| b.failure == Some(ProbeFailure::ThisMachine))
-        .map(|b| short(&b.machine.uri.ssh().map_or("", |a| a.host.as_str())))
+        .map(|b| short(b.machine.uri.ssh().map_or("", |a| a.host.as_str())))
         .collect();
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         here.push(short(name.trim()));
