@@ -144,14 +144,15 @@ pub async fn make_plan_with(
     // substitution settings need not wait for the evaluation.
     let ahead = async {
         if how.missing {
-            let (builders, substitution) = futures::join!(
+            let (builders, (substitution, infos)) = futures::join!(
                 probe_builders(settings),
                 // Opened attribute sets name the same flakes.
-                effective_substitution(settings, asked)
+                substitution_and_caches(settings, asked)
             );
             Some(Ahead {
                 builders,
                 substitution,
+                infos,
             })
         } else {
             None
@@ -176,6 +177,21 @@ pub async fn make_plan_with(
 struct Ahead {
     builders: Vec<Builder>,
     substitution: (crate::nix::config::NixConfig, Vec<String>),
+    infos: sources::cache::CacheInfos,
+}
+
+/// [`effective_substitution`], then each HTTP cache's `nix-cache-info` (while the builders
+/// are probed and nix evaluates).
+async fn substitution_and_caches(
+    settings: &Settings,
+    installables: &[String],
+) -> (
+    (crate::nix::config::NixConfig, Vec<String>),
+    sources::cache::CacheInfos,
+) {
+    let substitution = effective_substitution(settings, installables).await;
+    let infos = sources::cache::cache_infos(&substitution.0.substituters).await;
+    (substitution, infos)
 }
 
 /// The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
@@ -247,12 +263,12 @@ async fn plan_graph(
         } else {
             let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
-            let (mut builders, (nix_config, notes)) = match ahead {
-                Some(ahead) => (ahead.builders, ahead.substitution),
+            let (mut builders, ((nix_config, notes), infos)) = match ahead {
+                Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
                 None => {
                     futures::join!(
                         probe_builders(settings),
-                        effective_substitution(settings, installables)
+                        substitution_and_caches(settings, installables)
                     )
                 }
             };
@@ -260,7 +276,7 @@ async fn plan_graph(
                 mut availability,
                 mut warnings,
                 dead_substituters,
-            } = sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+            } = sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos).await?;
             let (live, lines) = leave_out_dead(
                 &nix_config.substituters,
                 &settings.nix_config.substituters,

@@ -30,8 +30,8 @@ struct Held {
 type Answer = Result<Held, Unasked>;
 
 /// Why a cache could not be asked.
-#[derive(Debug)]
-struct Unasked {
+#[derive(Debug, Clone)]
+pub struct Unasked {
     /// One human reason.
     why: String,
     /// It refused the connection or did not answer `nix-cache-info` in time: nix would spend
@@ -155,18 +155,48 @@ impl Trust {
     }
 }
 
-/// Asks every cache about every path; the first cache by priority wins for each path.
-pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) -> CacheAnswers {
-    let mut answers = CacheAnswers::default();
-    if paths.is_empty() || substituters.is_empty() {
-        return answers;
-    }
-    let client = match reqwest::Client::builder()
+/// The `nix-cache-info` of each HTTP cache, asked ahead of the narinfo questions (while nix
+/// evaluates and the builders are probed), by the URI as configured: a cache that is away
+/// then costs the run nothing beyond what evaluation takes anyway.
+#[derive(Debug, Clone, Default)]
+pub struct CacheInfos(BTreeMap<String, Result<String, Unasked>>);
+
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("nixdispatch/", env!("CARGO_PKG_VERSION")))
         .build()
-    {
+}
+
+/// Asks every HTTP cache among `substituters` for its `nix-cache-info`, all at once, each
+/// within [`CACHE_INFO_TIMEOUT`].
+pub async fn cache_infos(substituters: &[String]) -> CacheInfos {
+    let Ok(client) = http_client() else {
+        return CacheInfos::default();
+    };
+    let asks = substituters.iter().filter_map(|uri| {
+        let base = Substituter::parse(uri).base;
+        let http = base.starts_with("http://") || base.starts_with("https://");
+        let client = &client;
+        http.then_some(async move { (uri.clone(), fetch_cache_info(client, &base).await) })
+    });
+    CacheInfos(futures::future::join_all(asks).await.into_iter().collect())
+}
+
+/// Asks every cache about every path; the first cache by priority wins for each path. A cache
+/// whose `nix-cache-info` is in `infos` is not asked for it again.
+pub async fn query(
+    substituters: &[String],
+    paths: &[StorePath],
+    trust: &Trust,
+    infos: &CacheInfos,
+) -> CacheAnswers {
+    let mut answers = CacheAnswers::default();
+    if paths.is_empty() || substituters.is_empty() {
+        return answers;
+    }
+    let client = match http_client() {
         Ok(c) => c,
         Err(err) => {
             answers
@@ -181,7 +211,7 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
     let per_cache = substituters.iter().map(|substituter| async {
         // A little after the per-request deadline, so what was answered in time is kept.
         let hard = deadline + Duration::from_secs(2);
-        let ask = ask_cache(&client, substituter, paths, trust, deadline);
+        let ask = ask_cache(&client, substituter, paths, trust, deadline, infos);
         match tokio::time::timeout_at(hard, ask).await {
             Ok(answer) => answer,
             Err(_) => (
@@ -266,10 +296,18 @@ async fn ask_cache(
     paths: &[StorePath],
     trust: &Trust,
     deadline: tokio::time::Instant,
+    infos: &CacheInfos,
 ) -> (i64, String, Answer) {
     let base = substituter.base.as_str();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
-        ask_http(client, base, substituter, paths, trust, deadline).await
+        let info = match infos.0.get(&substituter.uri) {
+            Some(info) => info.clone(),
+            None => fetch_cache_info(client, base).await,
+        };
+        match info {
+            Ok(info) => ask_http(client, base, info, substituter, paths, trust, deadline).await,
+            Err(unasked) => Err(unasked),
+        }
     } else if let Some(dir) = base.strip_prefix("file://") {
         ask_dir(dir, substituter, paths, trust, deadline).await
     } else {
@@ -297,16 +335,10 @@ fn priority(cache_info: &str) -> i64 {
         .unwrap_or(0)
 }
 
-async fn ask_http(
-    client: &reqwest::Client,
-    base: &str,
-    substituter: &Substituter,
-    paths: &[StorePath],
-    trust: &Trust,
-    deadline: tokio::time::Instant,
-) -> Result<(String, Held), Unasked> {
-    // Connection, headers and body together within CACHE_INFO_TIMEOUT.
-    let info = tokio::time::timeout(CACHE_INFO_TIMEOUT, async {
+/// A cache's `nix-cache-info`: connection, headers and body together within
+/// [`CACHE_INFO_TIMEOUT`].
+async fn fetch_cache_info(client: &reqwest::Client, base: &str) -> Result<String, Unasked> {
+    tokio::time::timeout(CACHE_INFO_TIMEOUT, async {
         let response = client
             .get(format!("{base}/nix-cache-info"))
             .timeout(CACHE_INFO_TIMEOUT)
@@ -320,7 +352,18 @@ async fn ask_http(
     .map_err(|err| Unasked {
         why: short_http_error(&err),
         dead: err.is_connect() || err.is_timeout(),
-    })?;
+    })
+}
+
+async fn ask_http(
+    client: &reqwest::Client,
+    base: &str,
+    info: String,
+    substituter: &Substituter,
+    paths: &[StorePath],
+    trust: &Trust,
+    deadline: tokio::time::Instant,
+) -> Result<(String, Held), Unasked> {
     let held = ask_each(paths, substituter, trust, deadline, |name| async move {
         let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
         if !resp.status().is_success() {

@@ -59,6 +59,7 @@ pub async fn gather(
     config: &NixConfig,
     graph: &Graph,
     builders: &[Builder],
+    infos: &cache::CacheInfos,
 ) -> Result<Gathered> {
     let all = graph_paths(graph);
     let valid_locally = local::valid_paths(nix, &all).await?;
@@ -76,7 +77,7 @@ pub async fn gather(
         require_sigs: config.require_sigs,
     };
     let key_names = config.trusted_key_names();
-    let caches = cache::query(&config.substituters, &missing, &trust);
+    let caches = cache::query(&config.substituters, &missing, &trust, infos);
     let stores = futures::future::join_all(builders.iter().filter_map(|b| {
         let connection = b.connection.clone()?;
         let missing = &missing;
