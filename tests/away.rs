@@ -178,10 +178,22 @@ fn a_stalled_cache_does_not_hold_nix_2_34() {
 }
 
 #[test]
-fn an_untrusted_daemon_client_leaves_a_stalled_cache_out_too() {
-    if skip_unless_root("an_untrusted_daemon_client_leaves_a_stalled_cache_out_too") {
+fn an_untrusted_client_of_a_nix_2_26_daemon_leaves_a_stalled_cache_out_too() {
+    if skip_unless_root("an_untrusted_client_of_a_nix_2_26_daemon_leaves_a_stalled_cache_out") {
         return;
     }
+    untrusted_daemon_client_leaves_a_stalled_cache_out(false);
+}
+
+#[test]
+fn an_untrusted_client_of_a_nix_2_8_daemon_leaves_a_stalled_cache_out_too() {
+    if skip_unless_root("an_untrusted_client_of_a_nix_2_8_daemon_leaves_a_stalled_cache_out") {
+        return;
+    }
+    untrusted_daemon_client_leaves_a_stalled_cache_out(true);
+}
+
+fn untrusted_daemon_client_leaves_a_stalled_cache_out(nix_2_8: bool) {
     let stalled = StalledCache::start().expect("a stalled port");
     let url = stalled.url();
     let lab = lab(LabOptions::default());
@@ -190,6 +202,7 @@ fn an_untrusted_daemon_client_leaves_a_stalled_cache_out_too() {
         .start_daemon(DaemonOptions {
             trusted: false,
             extra_nix_config: format!("extra-substituters = {url}\n"),
+            this_machine_nix: nix_2_8,
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -286,11 +299,23 @@ fn a_builder_that_is_this_machine_is_left_out_on_nix_2_34() {
 }
 
 #[test]
-fn a_fleet_list_that_names_both_hosts_builds_on_each() {
-    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each") {
+fn a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_8() {
+    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_8") {
         return;
     }
-    let v = ClientNix::V2_8;
+    fleet_list_builds_on_each(ClientNix::V2_8);
+}
+
+#[test]
+fn a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_34() {
+    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_34") {
+        return;
+    }
+    fleet_list_builds_on_each(ClientNix::V2_34);
+}
+
+/// vermax (client `v`) and seasmoke (Nix 2.26) with the same builder list, both in it.
+fn fleet_list_builds_on_each(v: ClientNix) {
     let lab = lab(LabOptions::default());
     let _vermax = lab.start_vermax_sshd(v).unwrap_or_else(|e| panic!("{e}"));
     // The same list on both hosts, each host in it, as one nix.buildMachines for a fleet.
