@@ -28,6 +28,12 @@
 //! - A TCP proxy (threads in this process) in front of seasmoke's sshd adds a one-way delay in
 //!   each direction and injects [`Fault`]s. The port in the lab's ssh config is the proxy's.
 //!
+//! - Away and loops: [`RefusedCache`] and [`StalledCache`] (substituters that are away),
+//!   [`Lab::start_vermax_sshd`] (vermax reachable over ssh as `vermax`, on its own store: a
+//!   builder that is the client itself), [`LabOptions::builder_daemon_trusted_users`] (seasmoke's
+//!   sessions through a daemon that does not trust them), [`DaemonOptions::this_machine_nix`]
+//!   (this machine's Nix 2.8 as vermax's daemon: trust not reported).
+//!
 //! ## Using it in a test
 //! ```no_run
 //! use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
