@@ -421,6 +421,8 @@ async fn ask_through_daemon(
 /// per dead one. A daemon that does not trust us still takes a `substituters` list made of its
 /// own substituters and trusted-substituters (nix's daemon filters the list, it does not drop
 /// it), which is all `configured` holds for such a user ([`sources::substituters::apply`]).
+/// Seen here (2026-12-04): untrusted clients of Nix 2.8 and 2.26 daemons whose substituters
+/// included a silent cache built without waiting on it.
 ///
 /// A dead cache that only a flake's `nixConfig` adds (not in `nix_own`, nix's configuration
 /// without the flake) cannot be left out: nix applies the flake's `extra-substituters` after
