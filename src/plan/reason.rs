@@ -173,7 +173,19 @@ pub(super) fn local_reason(
         } else {
             "no builder is"
         };
-        format!("{what} must be built and {none} unreachable ({why})")
+        // A builder left out (this machine, or one that would pass builds back) answered: it
+        // is not unreachable, it is not to be used.
+        let left_out = builders.views.iter().all(|v| {
+            matches!(
+                v.state.failure,
+                Some(
+                    crate::probe::ProbeFailure::ThisMachine
+                        | crate::probe::ProbeFailure::ForwardsBack(_)
+                )
+            )
+        });
+        let state = if left_out { "unusable" } else { "unreachable" };
+        format!("{what} must be built and {none} {state} ({why})")
     }
 }
 
