@@ -323,7 +323,7 @@ async fn ask_through_daemon(
         .into_iter()
         .filter(|p| !availability.valid_locally.contains(p))
         .collect();
-    let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(10);
+    let limit = settings.deadlines().through_daemon;
     let missing = &missing;
     let asks = builders
         .iter()

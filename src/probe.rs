@@ -120,7 +120,7 @@ async fn as_daemon(
             Some(identity::probe_as_root(machine, timeout).await)
         } else if daemon_verifies && !check_later {
             // The daemon answers with root's ssh: whether it gets in, not the builder's details.
-            let limit = timeout * 2 + Duration::from_secs(5);
+            let limit = crate::deadlines::Deadlines::new(timeout).through_daemon;
             Some(
                 through_daemon::held(machine, &[], limit)
                     .await

@@ -182,7 +182,7 @@ async fn canary_checks(
     builders: &[&crate::builder::Builder],
     checks: &mut Vec<Check>,
 ) {
-    let limit = settings.connect_timeout * 4 + std::time::Duration::from_secs(60);
+    let limit = settings.deadlines().canary;
     let targets: Vec<Option<&crate::builder::Builder>> = if local_trusted == Some(false) {
         vec![None]
     } else {
