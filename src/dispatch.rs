@@ -617,7 +617,7 @@ fn nix_command(args: &[&str]) -> Vec<OsString> {
     all
 }
 
-/// `sudo -v`: asks for the password now, on the terminal (see `commands::sudo`).
+/// `sudo -v`: asks for the password now, on the terminal (see [`crate::run::sudo`]).
 pub fn sudo_validate() -> Invocation {
     Invocation::plain("sudo", strings(&["-v"]))
 }

@@ -152,7 +152,6 @@ async fn plan_run<'a>(
 ) -> Result<(Job<'a>, Option<crate::run::noop::Done>)> {
     let installables = target.installables()?;
     let checked = if crate::run::noop::applies(
-        &target,
         runner,
         &request.build_args,
         request.rebuild,
