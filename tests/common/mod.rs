@@ -3,11 +3,15 @@
 #![allow(dead_code)]
 
 pub mod background;
+pub mod nixdispatch;
 pub mod procs;
 pub mod terminal;
 
 #[allow(unused_imports)] // not every test file runs one
-pub use background::Background;
+pub use self::{
+    background::Background,
+    nixdispatch::{lab_or_skip, Nixdispatch},
+};
 
 use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 use std::io::Read;
