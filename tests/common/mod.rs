@@ -10,7 +10,7 @@ pub mod terminal;
 #[allow(unused_imports)] // not every test file runs one
 pub use self::{
     background::Background,
-    nixdispatch::{lab_or_skip, Nixdispatch},
+    nixdispatch::{lab_or_skip, skipped, switch_via, Nixdispatch},
 };
 
 use nixdispatch_lab::{ClientNix, Lab, LabOptions};
@@ -84,11 +84,28 @@ pub fn alice(client: &nixdispatch_lab::DaemonClient<'_>, args: &[&str]) -> Run {
     run_limited(cmd, BOUND)
 }
 
+/// Starts the lab's daemon variant (vermax's nix-daemon as root, alice its user), or fails the
+/// test with the lab's reason.
+pub fn daemon(
+    lab: &Lab,
+    opts: nixdispatch_lab::DaemonOptions,
+) -> nixdispatch_lab::DaemonClient<'_> {
+    lab.start_daemon(opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `nixdispatch --builder SPEC --progress plain build ARGS...` as vermax, bounded by [`BOUND`].
 pub fn build_plain(lab: &Lab, v: ClientNix, spec: &str, args: &[&str]) -> Run {
     let mut all = vec!["--builder", spec, "--progress", "plain", "build"];
     all.extend_from_slice(args);
     nixdispatch(lab, v, &all, BOUND)
+}
+
+/// Plain `nix ARGS` as vermax with Nix `v`, beside nixdispatch (the reference it is held to),
+/// bounded by [`BOUND`].
+pub fn plain_nix_run(lab: &Lab, v: ClientNix, args: &[&str]) -> Run {
+    let mut cmd = lab.client_command(v, "nix");
+    cmd.args(args);
+    run_limited(cmd, BOUND)
 }
 
 /// Runs a command with a hang bound, collecting both pipes.
@@ -142,6 +159,18 @@ pub fn run_output(mut cmd: Command, limit: Duration) -> (Output, Duration) {
     };
     (output, elapsed)
 }
+
+/// The subcommands CONTRACT.md promises.
+pub const CONTRACT_COMMANDS: [&str; 8] = [
+    "build",
+    "home",
+    "os",
+    "plan",
+    "probe",
+    "doctor",
+    "monitor",
+    "completions",
+];
 
 /// A generous bound for commands that should finish in seconds.
 pub const BOUND: Duration = Duration::from_secs(120);

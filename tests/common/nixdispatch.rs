@@ -34,6 +34,15 @@ impl<'a> Nixdispatch<'a> {
         }
     }
 
+    /// `--builder SEASMOKE --progress plain build ATTR` on `lab` (Nix 2.8).
+    pub fn build_on_seasmoke(lab: &'a Lab, attr: &str) -> Nixdispatch<'a> {
+        Nixdispatch::on(lab)
+            .seasmoke()
+            .plain()
+            .arg("build")
+            .attr(attr)
+    }
+
     /// The client's Nix.
     pub fn client(mut self, v: ClientNix) -> Self {
         self.client = v;
@@ -59,6 +68,23 @@ impl<'a> Nixdispatch<'a> {
     /// One more argument.
     pub fn arg(self, arg: &str) -> Self {
         self.args([arg])
+    }
+
+    /// `--via RUNNER` (nix or nh).
+    pub fn via(self, runner: &str) -> Self {
+        self.args(["--via", runner])
+    }
+
+    /// `home switch --flake LAB-FLAKE -c root@vermax`: the lab's home configuration.
+    pub fn home_switch(self) -> Self {
+        let flake = self.lab.flake();
+        self.args(["home", "switch", "--flake", &flake, "-c", "root@vermax"])
+    }
+
+    /// `os switch --flake LAB-FLAKE -H vermax`: the lab's system.
+    pub fn os_switch(self) -> Self {
+        let flake = self.lab.flake();
+        self.args(["os", "switch", "--flake", &flake, "-H", "vermax"])
     }
 
     /// More arguments, as they are.
@@ -113,13 +139,27 @@ impl<'a> Nixdispatch<'a> {
     }
 }
 
+/// `--builder SEASMOKE --via RUNNER --progress plain` on Nix `v`: what a switch is run with.
+pub fn switch_via<'a>(lab: &'a Lab, v: ClientNix, runner: &str) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab)
+        .client(v)
+        .seasmoke()
+        .via(runner)
+        .plain()
+}
+
 /// The lab of a lab test, or `None` when the test is to be skipped (not root, and not in CI:
 /// see [`nixdispatch_lab::skip_unless_root`]). The test is named by the harness's thread.
 pub fn lab_or_skip(opts: LabOptions) -> Option<Lab> {
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("a lab test");
-    if nixdispatch_lab::skip_unless_root(test) {
+    if skipped() {
         return None;
     }
     Some(super::lab(opts))
+}
+
+/// [`nixdispatch_lab::skip_unless_root`] for the test running on this thread (the harness names
+/// the thread after the test): true when the test is to end now, skipped.
+pub fn skipped() -> bool {
+    let thread = std::thread::current();
+    nixdispatch_lab::skip_unless_root(thread.name().unwrap_or("a lab test"))
 }
