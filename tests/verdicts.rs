@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{build_plain, lab, nixdispatch, run_limited, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Lab, LabOptions};
+use common::{lab_or_skip, plain_nix_run, run_limited, Nixdispatch, BOUND};
+use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 
 /// Makes seasmoke's only substituter an HTTP URL that is not a binary cache (404 for
 /// `nix-cache-info`): its nix then warns "does not appear to be a binary cache" on every store
@@ -19,28 +19,18 @@ fn give_seasmoke_a_substituter_that_is_not_a_cache(lab: &Lab) {
 
 #[test]
 fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
-    if skip_unless_root("a_warning_relayed_at_error_level_does_not_fail_a_successful_build") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     give_seasmoke_a_substituter_that_is_not_a_cache(&lab);
     let spec = lab.builder_spec();
 
     // Plain nix beside: the same remote build succeeds and relays the warning as an error.
-    let mut nix = lab.client_command(ClientNix::V2_26, "nix");
-    nix.args([
-        "build",
-        "--no-link",
-        "--log-format",
-        "internal-json",
-        "-v",
-        "--max-jobs",
-        "0",
-        "--builders",
-        &spec,
-        &lab.flake_ref("hello"),
-    ]);
-    let plain = run_limited(nix, BOUND);
+    let hello = lab.flake_ref("hello");
+    let json_log = ["--log-format", "internal-json", "-v"];
+    let remote_only = ["--max-jobs", "0", "--builders", &spec, &hello];
+    let args = [&["build", "--no-link"][..], &json_log, &remote_only].concat();
+    let plain = plain_nix_run(&lab, ClientNix::V2_26, &args);
     assert_eq!(plain.code, Some(0), "plain nix: {plain:?}");
     assert!(
         plain
@@ -52,19 +42,15 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 
     lab.renew_nonce().expect("fresh paths");
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "build",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let on_2_26 = || {
+        Nixdispatch::on(&lab)
+            .client(ClientNix::V2_26)
+            .builder(&spec)
+    };
+    let run = on_2_26()
+        .args(["--json", "build"])
+        .attr("chain")
+        .expect_exit(0);
     let events = run.json_lines();
     let summary = events.last().cloned().unwrap_or_default();
     assert_eq!(summary["event"], "summary", "{run:?}");
@@ -80,8 +66,7 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 
     lab.renew_nonce().expect("fresh paths");
-    let run = build_plain(&lab, ClientNix::V2_26, &spec, &[&lab.flake_ref("chain")]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = on_2_26().plain().arg("build").attr("chain").expect_exit(0);
     assert!(
         run.stderr.lines().any(|l| l.starts_with("done in")),
         "{run:?}"
@@ -94,30 +79,19 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
 
 #[test]
 fn a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled() {
-    if skip_unless_root("a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         // Two independent derivations at once, no --keep-going: `fail` fails after a few lines,
         // nix stops `slow` (600 s of ticks) unfinished.
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--mode",
-                "local",
-                "--json",
-                "build",
-                &lab.flake_ref("fail"),
-                &lab.flake_ref("slow"),
-                "--",
-                "--max-jobs",
-                "2",
-            ],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(1), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab).client(v);
+        let run = run.args(["--mode", "local", "--json", "build"]);
+        let run = run
+            .attr("fail")
+            .attr("slow")
+            .args(["--", "--max-jobs", "2"]);
+        let run = run.expect_exit(1);
         let events = run.json_lines();
         let summary = events.last().cloned().unwrap_or_default();
         assert_eq!(summary["event"], "summary", "{v:?}: {run:?}");
@@ -152,10 +126,9 @@ fn base64(text: &str) -> String {
 
 #[test]
 fn a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh() {
-    if skip_unless_root("a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // The URI says port 22; `-o Port=` in NIX_SSHOPTS comes first on ssh's command line and
     // wins (ssh keeps the first value), so the connection still reaches seasmoke's proxy port.
     // The lab's ssh config sets `HostKeyAlias seasmoke`: ssh looks the key up as `seasmoke`,
@@ -167,10 +140,10 @@ fn a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh() {
     );
     let spec = |key: &str| format!("ssh-ng://seasmoke:22 x86_64-linux - 2 1 - - {key}");
     let probe = |spec: &str| {
-        let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-        cmd.env("NIX_SSHOPTS", &sshopts)
-            .args(["--builder", spec, "probe", "--json"]);
-        run_limited(cmd, BOUND)
+        let run = Nixdispatch::on(&lab)
+            .env("NIX_SSHOPTS", &sshopts)
+            .builder(spec);
+        run.args(["probe", "--json"]).run()
     };
     let pinned = spec(&base64(lab.builder_host_key()));
     let run = probe(&pinned);
@@ -230,9 +203,8 @@ fn client_config(lab: &Lab, extra: &str) -> String {
 
 /// Runs `nixdispatch ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
 fn nixdispatch_with(lab: &Lab, v: ClientNix, config: &str, args: &[&str]) -> common::Run {
-    let mut cmd = lab.nixdispatch(v, common::bin());
-    cmd.env("NIX_CONFIG", config).args(args);
-    run_limited(cmd, BOUND)
+    let run = Nixdispatch::on(lab).client(v).env("NIX_CONFIG", config);
+    run.args(args).run()
 }
 
 /// Runs plain `nix ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
@@ -276,12 +248,9 @@ fn plan_json(run: &common::Run) -> serde_json::Value {
 
 #[test]
 fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths() {
-    if skip_unless_root(
-        "a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths",
-    ) {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // The lab's HTTP cache, holding `hello` without any signature.
     let hello = push_to(&lab, "hello", &lab.cache_dir(), false);
     let cache = lab.cache_url();
@@ -374,10 +343,9 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
 
 #[test]
 fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
-    if skip_unless_root("the_cache_with_the_lower_priority_number_is_the_planned_source") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let second = lab.dir().join("second-cache");
     push_to(&lab, "hello", &lab.cache_dir(), true);
     push_to(&lab, "hello", &second, true);
@@ -427,10 +395,9 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
 
 #[test]
 fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
-    if skip_unless_root("a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     lab.push_to_cache(&lab.flake_ref("hello"))
         .expect("fill the cache");
     // A flake that publishes its cache and key in nixConfig, like a flake input does.
