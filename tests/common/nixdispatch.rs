@@ -157,6 +157,13 @@ pub fn lab_or_skip(opts: LabOptions) -> Option<Lab> {
     Some(super::lab(opts))
 }
 
+/// [`lab_or_skip`] with the default options as `set` changes them.
+pub fn lab_with(set: impl FnOnce(&mut LabOptions)) -> Option<Lab> {
+    let mut opts = LabOptions::default();
+    set(&mut opts);
+    lab_or_skip(opts)
+}
+
 /// [`nixdispatch_lab::skip_unless_root`] for the test running on this thread (the harness names
 /// the thread after the test): true when the test is to end now, skipped.
 pub fn skipped() -> bool {
