@@ -6,7 +6,7 @@ mod common;
 
 use common::procs::{self, lab_processes};
 use common::terminal::Terminal;
-use common::{bin, lab_or_skip, run_limited, Background, Nixdispatch};
+use common::{bin, lab_or_skip, lab_with, run_limited, Background, Nixdispatch};
 use nixdispatch_lab::{Fault, Fixture, Lab, LabOptions};
 use std::path::PathBuf;
 use std::process::Command;
@@ -95,6 +95,14 @@ fn builder_wraps(lab: &Lab, hang_on: &str, then: &str) -> PathBuf {
     hung
 }
 
+/// `--builder SEASMOKE plan --json CHAIN`.
+fn plan_chain(lab: &Lab) -> Nixdispatch<'_> {
+    Nixdispatch::on(lab)
+        .seasmoke()
+        .args(["plan", "--json"])
+        .attr("chain")
+}
+
 // ----- 1. a builder that answers the probe, then stalls ------------------------------------
 
 #[test]
@@ -104,12 +112,7 @@ fn a_builder_whose_store_query_never_returns_does_not_hold_the_plan() {
     };
     let hung = builder_hangs_on(&lab, "--check-validity");
     // The default connect timeout (3 s): each store query gets 15 s.
-    let run = Nixdispatch::on(&lab)
-        .seasmoke()
-        .args(["plan", "--json"])
-        .attr("chain")
-        .bound(Duration::from_secs(90))
-        .run();
+    let run = plan_chain(&lab).bound(Duration::from_secs(90)).run();
     assert!(
         hung.exists(),
         "the query never reached the builder: {run:?}"
@@ -146,11 +149,7 @@ fn a_link_that_stalls_during_the_store_query_does_not_hold_the_plan() {
         return;
     };
     let mark = builder_pauses_on(&lab, "--check-validity");
-    let cmd = Nixdispatch::on(&lab)
-        .seasmoke()
-        .args(["plan", "--json"])
-        .attr("chain")
-        .command();
+    let cmd = plan_chain(&lab).command();
     let stall = {
         let mark = mark.clone();
         std::thread::spawn(move || wait_for_file(&mark))
@@ -237,11 +236,7 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
         .args(extra)
         .attr("slow20")
         .background();
-    assert!(
-        run.wait_for("building slow20 on seasmoke", Duration::from_secs(60)),
-        "the remote build never got going: {:#?}",
-        run.seen
-    );
+    run.expect_line("building slow20 on seasmoke", Duration::from_secs(60));
     // Let it tick for a while (its log lines flow), then the link stops passing packets.
     std::thread::sleep(Duration::from_secs(3));
     lab.set_fault(Fault::Stall);
@@ -250,10 +245,7 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
 
 #[test]
 fn a_builder_that_goes_silent_mid_build_is_left_and_the_build_finishes_locally() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        fixtures: vec![Fixture::slow("slow20", 20)],
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow20", 20)]) else {
         return;
     };
     let mut run = silent_builder_run(&lab, &[]);
@@ -272,10 +264,7 @@ fn a_builder_that_goes_silent_mid_build_is_left_and_the_build_finishes_locally()
 
 #[test]
 fn a_silent_builder_with_no_local_fallback_fails_clearly() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        fixtures: vec![Fixture::slow("slow20", 20)],
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow20", 20)]) else {
         return;
     };
     let flag = no_local_fallback_flag();
@@ -312,8 +301,6 @@ fn no_local_fallback_flag() -> &'static str {
 /// Writes a flake whose home configuration's activation script is `script` (sh), and returns
 /// its `path:` reference.
 fn home_flake(lab: &Lab, name: &str, script: &str) -> String {
-    let dir = lab.dir().join(name);
-    std::fs::create_dir_all(&dir).expect("flake dir");
     let flake = format!(
         r#"{{
   outputs = {{ self }}:
@@ -338,7 +325,14 @@ fn home_flake(lab: &Lab, name: &str, script: &str) -> String {
 "#,
         nonce = lab.nonce()
     );
-    std::fs::write(dir.join("flake.nix"), flake).expect("flake.nix");
+    write_flake(lab, name, &flake)
+}
+
+/// Writes `text` as `LABDIR/NAME/flake.nix` and returns its `path:` reference.
+fn write_flake(lab: &Lab, name: &str, text: &str) -> String {
+    let dir = lab.dir().join(name);
+    std::fs::create_dir_all(&dir).expect("flake dir");
+    std::fs::write(dir.join("flake.nix"), text).expect("flake.nix");
     format!("path:{}", dir.display())
 }
 
@@ -488,10 +482,9 @@ fn ctrl_c_while_evaluating() {
         return;
     };
     // An evaluation that takes minutes of CPU and little memory.
-    let dir = lab.dir().join("slow-eval");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("flake.nix"),
+    let flake = write_flake(
+        &lab,
+        "slow-eval",
         r#"{
   outputs = { self }: {
     packages.x86_64-linux.default = derivation {
@@ -503,9 +496,7 @@ fn ctrl_c_while_evaluating() {
   };
 }
 "#,
-    )
-    .expect("flake.nix");
-    let flake = format!("path:{}", dir.display());
+    );
     let mut run = Nixdispatch::on(&lab).args(["build", &flake]).background();
     // The first evaluation is the noop check's `nix build --max-jobs 0` (src/run/noop.rs).
     assert!(
@@ -526,12 +517,7 @@ fn ctrl_c_twice_while_building_ends_it() {
     let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
     };
-    let mut run = Background::build(&lab, "slow");
-    assert!(
-        run.wait_for("building slow on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        run.seen
-    );
+    let mut run = Background::building_on_seasmoke(&lab, "slow");
     std::thread::sleep(Duration::from_secs(1));
     run.ctrl_c();
     std::thread::sleep(Duration::from_millis(100));
@@ -549,11 +535,7 @@ fn ctrl_c_while_activating() {
         "#!/bin/sh\necho 'activation starts'\n/bin/sleep 600\n",
     );
     let mut run = home_switch_locally(&lab, &flake).background();
-    assert!(
-        run.wait_for("activation starts", Duration::from_secs(90)),
-        "{:#?}",
-        run.seen
-    );
+    run.expect_line("activation starts", Duration::from_secs(90));
     ctrl_c_ends_it(&lab, &mut run, "activation");
 }
 
@@ -563,13 +545,7 @@ fn ctrl_c_while_pushing() {
         return;
     };
     let hung = builder_hangs_on(&lab, "nix-daemon");
-    let mut run = Nixdispatch::on(&lab)
-        .seasmoke()
-        .args(["--mode", "local"])
-        .plain()
-        .args(["build", "--push"])
-        .attr("hello")
-        .background();
+    let mut run = push_hello(&lab, &[]).background();
     run.wait_for_file(&hung, Duration::from_secs(90));
     std::thread::sleep(Duration::from_millis(500));
     ctrl_c_ends_it(&lab, &mut run, "push");
@@ -581,13 +557,7 @@ fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
         return;
     };
     let mark = builder_pauses_on(&lab, "nix-daemon");
-    let mut run = Nixdispatch::on(&lab)
-        .seasmoke()
-        .args(["--mode", "local", "--silent-timeout", "5"])
-        .plain()
-        .args(["build", "--push"])
-        .attr("hello")
-        .background();
+    let mut run = push_hello(&lab, &["--silent-timeout", "5"]).background();
     run.wait_for_file(&mark, Duration::from_secs(60));
     lab.set_fault(Fault::Stall);
     let (code, _) = run.exit_within(Duration::from_secs(90));
@@ -601,29 +571,29 @@ fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
     assert_nothing_left(&lab);
 }
 
+/// `hello` built here and pushed to seasmoke, with more `flags` before `--progress plain`.
+fn push_hello<'a>(lab: &'a Lab, flags: &[&str]) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab)
+        .seasmoke()
+        .args(["--mode", "local"])
+        .args(flags)
+        .plain()
+        .args(["build", "--push"])
+        .attr("hello")
+}
+
 #[test]
 fn two_runs_at_once_do_not_disturb_each_other() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        fixtures: vec![Fixture::slow("slowa", 600), Fixture::slow("slowb", 6)],
-        builder_max_jobs: 4,
-        ..LabOptions::default()
+    let Some(lab) = lab_with(|o| {
+        o.fixtures = vec![Fixture::slow("slowa", 600), Fixture::slow("slowb", 6)];
+        o.builder_max_jobs = 4;
     }) else {
         return;
     };
-    let mut first = Background::build(&lab, "slowa");
     // The second starts once the first has opened the fresh client store: two nix 2.8
     // processes creating its database at once can fail with "SQLite database ... is busy".
-    assert!(
-        first.wait_for("building slowa on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        first.seen
-    );
-    let mut second = Background::build(&lab, "slowb");
-    assert!(
-        second.wait_for("building slowb on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        second.seen
-    );
+    let mut first = Background::building_on_seasmoke(&lab, "slowa");
+    let mut second = Background::building_on_seasmoke(&lab, "slowb");
     first.ctrl_c();
     let (code, _) = first.exit_within(Duration::from_secs(20));
     assert_eq!(code, Some(130), "{:#?}", first.seen);
@@ -734,11 +704,10 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
-    let dir = lab.dir().join("ifd");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("flake.nix"),
-        format!(
+    let flake = write_flake(
+        &lab,
+        "ifd",
+        &format!(
             r#"{{
   outputs = {{ self }}: let
     system = "x86_64-linux";
@@ -759,9 +728,7 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
 }}
 "#
         ),
-    )
-    .expect("flake.nix");
-    let flake = format!("path:{}", dir.display());
+    );
     let sleeping = || {
         std::fs::read_dir("/proc")
             .into_iter()
