@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{lab, lab_or_skip, Nixdispatch};
+use common::{lab, lab_or_skip, lab_with, Nixdispatch};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
 use std::time::Duration;
 
@@ -25,8 +25,11 @@ fn probe_reports_the_builder() {
         return;
     };
     for v in ClientNix::ALL {
-        let run = Nixdispatch::on(&lab).client(v).seasmoke();
-        let run = run.args(["--json", "probe"]).expect_exit(0);
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .seasmoke()
+            .args(["--json", "probe"])
+            .expect_exit(0);
         let b = &run.json()["builders"][0];
         assert_eq!(b["uri"], "ssh-ng://seasmoke");
         assert_eq!(b["host"], "seasmoke");
@@ -101,10 +104,7 @@ fn everything_local_is_noop_without_ssh() {
 
 #[test]
 fn paths_in_the_http_cache_count_as_from_caches() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
         return;
     };
     lab.push_to_cache(&lab.flake_ref("chain"))
@@ -140,9 +140,10 @@ fn each_fault_gives_local_with_its_error_within_the_bound() {
     let inst = lab.flake_ref("chain");
     for (fault, error) in cases {
         lab.set_fault(fault);
-        let run = on_seasmoke(&lab, &["--connect-timeout", "2", "--json", "plan", &inst]);
         // Several times the connect timeout: catches a hang, asserts no speed.
-        let run = run.bound(Duration::from_secs(30)).run();
+        let run = on_seasmoke(&lab, &["--connect-timeout", "2", "--json", "plan", &inst])
+            .bound(Duration::from_secs(30))
+            .run();
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
         let plan = run.json();
         assert_eq!(plan["mode"], "local", "{fault:?}: {plan}");
@@ -168,15 +169,14 @@ fn each_fault_gives_local_with_its_error_within_the_bound() {
 
 #[test]
 fn builders_come_from_nix_config_when_not_given() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        configure_builders_in_nix: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.configure_builders_in_nix = true) else {
         return;
     };
     for v in ClientNix::ALL {
-        let run = Nixdispatch::on(&lab).client(v);
-        let run = run.args(["--json", "probe"]).expect_exit(0);
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .args(["--json", "probe"])
+            .expect_exit(0);
         assert_eq!(run.json()["builders"][0]["reachable"], true, "{run:?}");
     }
 }
@@ -235,12 +235,12 @@ fn ctrl_c_while_probing_exits_130_and_closes_ssh() {
     lab.set_fault(Fault::Tarpit);
     let inst = lab.flake_ref("chain");
     let mut cmd = on_seasmoke(&lab, &["--connect-timeout", "30", "plan", &inst]).command();
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = common::spawn(
+        &mut cmd,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
+    );
     // Wait until the probe is stuck on the tarpit.
     let t0 = std::time::Instant::now();
     while lab.builder_connections() == 0 && t0.elapsed() < Duration::from_secs(30) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{lab_or_skip, Nixdispatch, Run};
+use common::{lab_or_skip, lab_with, Nixdispatch, Run};
 use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -267,10 +267,7 @@ fn a_tarpit_second_builder_never_reaches_nix() {
 
 #[test]
 fn a_signing_builder_is_a_substituter_and_nothing_builds() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        builder_signs: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.builder_signs = true) else {
         return;
     };
     let held = lab
@@ -333,10 +330,7 @@ fn a_signing_builder_is_a_substituter_and_nothing_builds() {
 
 #[test]
 fn the_cache_and_the_builder_each_provide_their_part() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
         return;
     };
     let in_cache = lab
@@ -430,10 +424,7 @@ fn the_cache_and_the_builder_each_provide_their_part() {
 #[test]
 fn asking_the_builder_does_not_make_it_ask_its_caches() {
     // With http_cache, the lab's cache is seasmoke's substituter too.
-    let Some(lab) = lab_or_skip(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
         return;
     };
     lab.push_to_cache(&lab.flake_ref("hello"))
@@ -502,10 +493,7 @@ fn doctor_on_a_healthy_lab_and_with_auth_refused() {
 
 #[test]
 fn the_2_26_client_plans_with_builders_from_its_nix_config() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        configure_builders_in_nix: true,
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.configure_builders_in_nix = true) else {
         return;
     };
     let plan = Nixdispatch::on(&lab)
@@ -681,10 +669,9 @@ fn plain_output_with_debug_lines_has_no_escape_codes() {
 
 #[test]
 fn many_paths_under_latency_take_few_connections() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        latency: Duration::from_millis(30),
-        fixtures: vec![Fixture::wide("wide200", 200)],
-        ..LabOptions::default()
+    let Some(lab) = lab_with(|o| {
+        o.latency = Duration::from_millis(30);
+        o.fixtures = vec![Fixture::wide("wide200", 200)];
     }) else {
         return;
     };

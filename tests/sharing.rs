@@ -4,18 +4,15 @@
 
 mod common;
 
-use common::{lab_or_skip, Nixdispatch};
-use nixdispatch_lab::{ClientNix, LabOptions};
+use common::{lab_with, Nixdispatch};
+use nixdispatch_lab::ClientNix;
 use std::time::Duration;
 
 const BOUND: Duration = Duration::from_secs(180);
 
 #[test]
 fn a_remote_build_rides_the_probe_connection_on_every_client() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        latency: Duration::from_millis(5),
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.latency = Duration::from_millis(5)) else {
         return;
     };
     for v in ClientNix::ALL {
@@ -36,8 +33,14 @@ fn a_remote_build_rides_the_probe_connection_on_every_client() {
         // nixdispatch: the probe's master, and nothing else.
         lab.renew_nonce().expect("new nonce");
         let before = lab.builder_connections();
-        let run = Nixdispatch::on(&lab).client(v).builder(&spec).plain();
-        let run = run.arg("build").attr("chain").bound(BOUND).expect_exit(0);
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .builder(&spec)
+            .plain()
+            .arg("build")
+            .attr("chain")
+            .bound(BOUND)
+            .expect_exit(0);
         assert!(run.stderr.contains("mode: remote"), "{v:?}: {run:?}");
         assert!(
             run.stderr.contains("on seasmoke"),
