@@ -4,7 +4,7 @@
 mod common;
 
 use common::procs::lab_processes;
-use common::{lab_or_skip, switch_via, Background, Nixdispatch};
+use common::{lab_or_skip, lab_with, switch_via, Background, Nixdispatch};
 use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::Duration;
 
@@ -23,8 +23,13 @@ fn remote_mode_builds_on_seasmoke() {
     };
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
-        let run = Nixdispatch::on(&lab).client(v).seasmoke().plain();
-        let run = run.args(["build", "--json"]).attr("chain").expect_exit(0);
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .seasmoke()
+            .plain()
+            .args(["build", "--json"])
+            .attr("chain")
+            .expect_exit(0);
         assert!(run.stderr.contains("mode: remote"), "{run:?}");
         let out = result_path(&run);
         assert!(lab.builder_has(&out), "{v:?}: seasmoke did not build {out}");
@@ -43,8 +48,11 @@ fn substitute_mode_copies_from_seasmoke_and_json_ends_with_a_summary() {
     let held = lab
         .build_on_builder(&lab.flake_ref("wide"))
         .expect("seed seasmoke");
-    let run = Nixdispatch::on(&lab).seasmoke().args(["--json", "build"]);
-    let run = run.attr("wide").expect_exit(0);
+    let run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .args(["--json", "build"])
+        .attr("wide")
+        .expect_exit(0);
     let events = run.json_lines();
     assert_eq!(events[0]["event"], "plan", "{run:?}");
     assert_eq!(events[0]["mode"], "substitute");
@@ -64,9 +72,12 @@ fn local_mode_when_seasmoke_is_down_does_not_hang() {
         lab.set_fault(fault);
         let run = Nixdispatch::on(&lab)
             .seasmoke()
-            .args(["--connect-timeout", "2"]);
-        let run = run.plain().args(["build", "--json"]).attr("chain");
-        let run = run.bound(Duration::from_secs(60)).run();
+            .args(["--connect-timeout", "2"])
+            .plain()
+            .args(["build", "--json"])
+            .attr("chain")
+            .bound(Duration::from_secs(60))
+            .run();
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
         assert!(run.stderr.contains("mode: local"), "{run:?}");
         let out = result_path(&run);
@@ -157,20 +168,13 @@ fn os_switch_sets_the_profile_and_switches() {
         lab.renew_nonce().expect("fresh paths");
         let run = switch_via(&lab, v, via).os_switch().run();
         assert_eq!(run.code, Some(0), "{v:?} via {via}: {run:?}");
-        let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
-        assert!(
-            switched.is_some(),
-            "{v:?} via {via}: switch-to-configuration did not run: {run:?}"
-        );
+        common::assert_os_switched(&lab, &format!("{v:?} via {via}"), &run);
     }
 }
 
 #[test]
 fn builder_killed_mid_build_finishes_locally() {
-    let Some(lab) = lab_or_skip(LabOptions {
-        fixtures: vec![Fixture::slow("slow6", 6)],
-        ..LabOptions::default()
-    }) else {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow6", 6)]) else {
         return;
     };
     let mut run = Background::building_on_seasmoke(&lab, "slow6");

@@ -40,9 +40,15 @@ fn result_path(run: &Run) -> String {
 }
 
 fn build(lab: &Lab, v: ClientNix, attr: &str) -> Run {
-    let run = Nixdispatch::on(lab).client(v).seasmoke();
-    let run = run.args(["--connect-timeout", "3"]).plain().arg("build");
-    run.attr(attr).arg("--json").run()
+    Nixdispatch::on(lab)
+        .client(v)
+        .seasmoke()
+        .args(["--connect-timeout", "3"])
+        .plain()
+        .arg("build")
+        .attr(attr)
+        .arg("--json")
+        .run()
 }
 
 /// `--builder SPEC --json plan ATTR` on Nix `v`.
@@ -161,11 +167,7 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
         let _ = std::fs::remove_file(lab.markers_dir().join("os-test"));
         let run = switch_via(&lab, client, via).os_switch().run();
         assert_eq!(run.code, Some(0), "{name} via {via}: os: {run:?}");
-        let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
-        assert!(
-            switched.is_some(),
-            "{name} via {via}: switch-to-configuration did not run: {run:?}"
-        );
+        common::assert_os_switched(&lab, &format!("{name} via {via}"), &run);
     }
 }
 
@@ -217,8 +219,12 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
     lab.renew_nonce().expect("fresh paths");
     let run = Nixdispatch::on(&lab)
         .client(ClientNix::V2_34)
-        .builder(&spec);
-    let run = run.plain().arg("build").attr("chain").arg("--json").run();
+        .builder(&spec)
+        .plain()
+        .arg("build")
+        .attr("chain")
+        .arg("--json")
+        .run();
     let out = built_in(&run, "remote", "2.34 with a port");
     assert!(lab.builder_has(&out), "2.34: not built on the builder");
 
@@ -288,8 +294,11 @@ fn nh_on_nix_2_8_is_refused_with_the_version_needed() {
         return;
     };
     let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
-    let run = Nixdispatch::on(&lab).seasmoke().via("nh").home_switch();
-    let run = run.expect_exit(2);
+    let run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .via("nh")
+        .home_switch()
+        .expect_exit(2);
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(
         last.contains("Nix 2.20") && last.contains("2.8.0") && last.contains("--via nix"),
