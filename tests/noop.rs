@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{alice, bin, daemon, lab_or_skip, run_limited, Nixdispatch, Run, BOUND};
-use nixdispatch_lab::{ClientNix, DaemonOptions, Lab, LabOptions};
+use common::{alice, bin, daemon_with, lab_or_skip, run_limited, Nixdispatch, Run, BOUND};
+use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 
 const V: ClientNix = ClientNix::V2_8;
 
@@ -30,6 +30,14 @@ fn traced(lab: &Lab, args: &[&str]) -> (Run, Vec<String>) {
         .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
         .collect();
     (run, programs)
+}
+
+/// How many builds the JSON events say started.
+fn builds_started(events: &[serde_json::Value]) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "build_start")
+        .count()
 }
 
 fn build_locally(lab: &Lab, attr: &str) {
@@ -98,8 +106,10 @@ fn a_noop_with_a_result_file_reports_the_outputs_as_valid() {
     build_locally(&lab, "hello");
     let file = lab.dir().join("home/result.json");
     let file_arg = file.to_string_lossy().into_owned();
-    let run = Nixdispatch::on(&lab).args(["--json", "build", "--result-file", &file_arg]);
-    let run = run.attr("hello").expect_exit(0);
+    let run = Nixdispatch::on(&lab)
+        .args(["--json", "build", "--result-file", &file_arg])
+        .attr("hello")
+        .expect_exit(0);
     let events = run.json_lines();
     assert_eq!(events[0]["event"], "plan", "{run:?}");
     assert_eq!(events[0]["mode"], "noop", "{run:?}");
@@ -203,13 +213,7 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
     let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
     };
-    let client = daemon(
-        &lab,
-        DaemonOptions {
-            trusted: false,
-            ..Default::default()
-        },
-    );
+    let client = daemon_with(&lab, |o| o.trusted = false);
     let before = lab.builder_connections();
     // The daemon has builders of its own and ignores non-empty ones from alice: had the check
     // built (on seasmoke, or here), the run would report a noop with no builds in its log.
@@ -217,10 +221,7 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_ne!(events[0]["mode"], "noop", "{run:?}");
-    let builds = events
-        .iter()
-        .filter(|e| e["event"] == "build_start")
-        .count();
+    let builds = builds_started(&events);
     assert_eq!(builds, 3, "{run:?}");
     assert!(lab.builder_connections() > before);
     // Now it is a noop, and stays one.
@@ -280,10 +281,7 @@ fn the_check_reads_current_nix_both_ways() {
         let run = build().expect_exit(0);
         let events = run.json_lines();
         assert_eq!(events[0]["mode"], "remote", "{v:?}: {run:?}");
-        let builds = events
-            .iter()
-            .filter(|e| e["event"] == "build_start")
-            .count();
+        let builds = builds_started(&events);
         assert_eq!(builds, 3, "{v:?}: {run:?}");
 
         let connections = lab.builder_connections();
