@@ -77,6 +77,13 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 }
 
+/// The `drv` of every entry in a summary's list.
+fn drvs(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled() {
     let Some(lab) = lab_or_skip(LabOptions::default()) else {
@@ -85,29 +92,22 @@ fn a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled() {
     for v in ClientNix::ALL {
         // Two independent derivations at once, no --keep-going: `fail` fails after a few lines,
         // nix stops `slow` (600 s of ticks) unfinished.
-        let run = Nixdispatch::on(&lab).client(v);
-        let run = run.args(["--mode", "local", "--json", "build"]);
-        let run = run
-            .attr("fail")
-            .attr("slow")
-            .args(["--", "--max-jobs", "2"]);
-        let run = run.expect_exit(1);
+        let (fail, slow) = (lab.flake_ref("fail"), lab.flake_ref("slow"));
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .args(["--mode", "local", "--json", "build", &fail, &slow])
+            .args(["--", "--max-jobs", "2"])
+            .expect_exit(1);
         let events = run.json_lines();
         let summary = events.last().cloned().unwrap_or_default();
         assert_eq!(summary["event"], "summary", "{v:?}: {run:?}");
         assert_eq!(summary["ok"], false);
-        let failed: Vec<&str> = summary["failed"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
-            .unwrap_or_default();
+        let failed = drvs(&summary["failed"]);
         assert!(
             matches!(failed.as_slice(), [one] if one.ends_with("-fail.drv")),
             "{v:?}: {run:?}"
         );
-        let cancelled: Vec<&str> = summary["cancelled"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
-            .unwrap_or_default();
+        let cancelled = drvs(&summary["cancelled"]);
         assert!(
             matches!(cancelled.as_slice(), [one] if one.ends_with("-slow.drv")),
             "{v:?}: {run:?}"
@@ -264,14 +264,11 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
         &format!("substituters = {cache}\ntrusted-public-keys = {key}"),
     );
     let installable = lab.flake_ref("hello");
+    let dry_run = ["build", "--dry-run", "--no-link", &installable];
+    let build_l = ["build", "--no-link", "-L", &installable];
     for v in ClientNix::ALL {
         // Plain nix's dry run: it will be fetched.
-        let dry = nix_with(
-            &lab,
-            v,
-            &trusted,
-            &["build", "--dry-run", "--no-link", &installable],
-        );
+        let dry = nix_with(&lab, v, &trusted, &dry_run);
         assert_eq!(dry.code, Some(0), "{v:?}: {dry:?}");
         assert!(dry.stderr.contains("will be fetched"), "{v:?}: {dry:?}");
 
@@ -325,12 +322,7 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
 
         // Without it, plain nix refuses the unsigned substitute and builds, as planned.
         lab.reset_client(v).expect("empty the client's store");
-        let real = nix_with(
-            &lab,
-            v,
-            &untrusted,
-            &["build", "--no-link", "-L", &installable],
-        );
+        let real = nix_with(&lab, v, &untrusted, &build_l);
         assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
         assert!(
             // 2.8: "is not signed by any of the keys"; 2.26: "as it's not signed by any of the keys".
@@ -353,6 +345,7 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
     let file = format!("file://{}", second.display());
     let key = lab.cache_public_key().to_owned();
     let installable = lab.flake_ref("hello");
+    let build_v = ["build", "--no-link", "-v", &installable];
     let v = ClientNix::V2_8;
     for (first, second_prio, expected) in [(50, 10, file.clone()), (10, 50, http.clone())] {
         let config = client_config(
@@ -376,12 +369,7 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
         assert!(from.starts_with(&expected), "{expected}: {plan}");
 
         // Plain nix beside: it fetches from the same cache.
-        let real = nix_with(
-            &lab,
-            v,
-            &config,
-            &["build", "--no-link", "-v", &installable],
-        );
+        let real = nix_with(&lab, v, &config, &build_v);
         assert_eq!(real.code, Some(0), "{real:?}");
         assert!(
             real.stderr
@@ -424,6 +412,7 @@ fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
     )
     .expect("write flake.nix");
     let installable = format!("path:{}#hello", dir.display());
+    let build_v = ["build", "--no-link", "-v", &installable];
     for v in ClientNix::ALL {
         // No substituters and no keys of the user's own: only the flake brings them.
         let accept = client_config(&lab, "substituters =\naccept-flake-config = true");
@@ -451,12 +440,7 @@ fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
         );
 
         // Plain nix beside, with accept-flake-config: it fetches from the flake's cache.
-        let real = nix_with(
-            &lab,
-            v,
-            &accept,
-            &["build", "--no-link", "-v", &installable],
-        );
+        let real = nix_with(&lab, v, &accept, &build_v);
         assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
         assert!(
             real.stderr
