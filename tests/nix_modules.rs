@@ -970,12 +970,13 @@ fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
     };
     let key = lab.builder_public_key().trim().to_owned();
     let doctor = || Nixdispatch::on(&lab).seasmoke().arg("doctor");
-    let trusted = format!(
+    // A config that trusts the lab cache's key only, not the builder's.
+    let untrusting = format!(
         "{}trusted-public-keys = {}\n",
         lab.client_nix_config(),
         lab.cache_public_key()
     );
-    let run = doctor().env("NIX_CONFIG", trusted).expect_exit(0);
+    let run = doctor().env("NIX_CONFIG", untrusting).expect_exit(0);
     assert!(
         run.stdout
             .contains(&format!("extra-trusted-public-keys = {key}")),
