@@ -1,4 +1,4 @@
-//! The command line, as `../shared/CONTRACT.md` fixes it: clap definitions only, no behaviour.
+//! The command line, as the command-line contract fixes it: clap definitions only, no behaviour.
 //!
 //! Raw arguments stay raw here; [`crate::settings`] resolves them once, with nix's own
 //! configuration and the environment, into the value the rest of the program reads.

@@ -445,18 +445,10 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
     }
     // A probe that could not see what nix will see never takes the choice away from nix.
     let all_verified = live.iter().all(|b| b.unverified().is_none());
+    let nothing_here = plan.builds_only_remotely() && !live.is_empty() && all_verified;
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
-        Mode::Substitute | Mode::Remote if plan.daemon_decides => {
-            if plan.mode == Mode::Remote
-                && !live.is_empty()
-                && all_verified
-                && !plan.builds.is_empty()
-                && plan.all_builds_remote()
-            {
-                flags.extend(["--max-jobs".into(), "0".into()]);
-            }
-        }
+        Mode::Substitute | Mode::Remote if plan.daemon_decides => {}
         Mode::Substitute | Mode::Remote => {
             if live.is_empty() {
                 option("builders", String::new());
@@ -475,15 +467,10 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
             if !substituters.is_empty() {
                 option("extra-substituters", substituters.join(" "));
             }
-            if plan.mode == Mode::Remote
-                && !live.is_empty()
-                && all_verified
-                && !plan.builds.is_empty()
-                && plan.all_builds_remote()
-            {
-                flags.extend(["--max-jobs".into(), "0".into()]);
-            }
         }
+    }
+    if nothing_here {
+        flags.extend(["--max-jobs".into(), "0".into()]);
     }
     flags
 }
@@ -493,7 +480,7 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
 fn nix_build(installables: &[String], no_link: bool, ctx: &Context<'_>) -> Invocation {
     let mut args = strings(&[
         "--extra-experimental-features",
-        "nix-command flakes",
+        crate::nix::FEATURES,
         "build",
         "--log-format",
         "internal-json",
@@ -637,7 +624,7 @@ fn nix_command(args: &[&str]) -> Vec<OsString> {
     all
 }
 
-/// `sudo -v`: asks for the password now, on the terminal (see `commands::sudo`).
+/// `sudo -v`: asks for the password now, on the terminal (see [`crate::run::sudo`]).
 pub fn sudo_validate() -> Invocation {
     Invocation::plain("sudo", strings(&["-v"]))
 }

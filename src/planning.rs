@@ -210,18 +210,9 @@ async fn probe_builders(settings: &Settings) -> Vec<Builder> {
     if settings.forced == plan::Forced::Local {
         return Vec::new();
     }
-    let mut probed = probe::probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`),
-        // which checks root's ssh too.
-        probe::Viewpoint {
-            check_later: true,
-            ..probe::Viewpoint::of(settings)
-        },
-    )
-    .await;
+    // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`), which
+    // checks root's ssh too.
+    let mut probed = probe::probe_for(settings, &settings.builders, true).await;
     // A builder our ssh reached but this nix cannot talk to (a port in the URI before
     // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
     for b in probed.iter_mut().filter(|b| b.reachable) {
@@ -365,7 +356,7 @@ async fn ask_through_daemon(
         .into_iter()
         .filter(|p| !availability.valid_locally.contains(p))
         .collect();
-    let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(10);
+    let limit = settings.deadlines().through_daemon;
     let missing = &missing;
     let asks = builders
         .iter()

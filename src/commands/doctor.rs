@@ -3,18 +3,38 @@
 mod canary;
 
 use super::probe::describe;
-use crate::probe::{probe_all, ProbeFailure};
+use crate::probe::ProbeFailure;
 use crate::settings::Settings;
 use crate::{Error, Result};
 use serde::Serialize;
 
 mod signing_key;
 
+/// How bad a finding is; shown and serialised as `ok`, `warn` or `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warn,
+    Error,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: the listing aligns the words with `{:<5}`.
+        f.pad(match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        })
+    }
+}
+
 /// One finding.
 #[derive(Debug, Serialize)]
 struct Check {
-    /// `ok`, `warn` or `error`.
-    level: &'static str,
+    /// How bad it is.
+    level: Level,
     /// What was found.
     what: String,
     /// How to fix it, when something is wrong.
@@ -23,21 +43,21 @@ struct Check {
 
 fn ok(what: impl Into<String>) -> Check {
     Check {
-        level: "ok",
+        level: Level::Ok,
         what: what.into(),
         fix: None,
     }
 }
 fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
-        level: "warn",
+        level: Level::Warn,
         what: what.into(),
         fix: Some(fix.into()),
     }
 }
 fn error(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
-        level: "error",
+        level: Level::Error,
         what: what.into(),
         fix: Some(fix.into()),
     }
@@ -75,13 +95,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
     }
 
-    let probed = probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
     let daemon = settings.daemon.is_some();
     let mut canary_builders = Vec::new();
     for b in &probed {
@@ -161,7 +175,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         canary_checks(settings, local_trusted, &canary_builders, &mut checks).await;
     }
 
-    let errors = checks.iter().filter(|c| c.level == "error").count();
+    let errors = checks.iter().filter(|c| c.level == Level::Error).count();
     if settings.json {
         let doc = serde_json::json!({ "checks": checks, "errors": errors });
         crate::output::stdout_line(&doc.to_string(), false)?;
@@ -190,7 +204,7 @@ async fn canary_checks(
     builders: &[&crate::builder::Builder],
     checks: &mut Vec<Check>,
 ) {
-    let limit = settings.connect_timeout * 4 + std::time::Duration::from_secs(60);
+    let limit = settings.deadlines().canary;
     let targets: Vec<Option<&crate::builder::Builder>> = if local_trusted == Some(false) {
         vec![None]
     } else {

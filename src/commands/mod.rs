@@ -1,7 +1,7 @@
 //! One module per subcommand (`build`, `home`, `os`, `plan`, `probe`, `doctor`, `monitor`,
-//! `completions`), each a short composition of the pipeline's parts; the steps `build`, `home`
-//! and `os` share are modules named for what they are (`planning`, `run`, `attempt`,
-//! `activate`, `push`, `sudo`, `outcome`, `reality`).
+//! `completions`), each a short composition of the pipeline's parts. The steps `build`, `home`
+//! and `os` share live beside the pipeline, not here: [`crate::planning`] (the front half) and
+//! [`crate::run`] (attempt, activate, push, sudo, outcome, reality).
 
 use crate::cli::Via;
 use crate::cli::{Cli, Command};

@@ -173,6 +173,19 @@ impl Plan {
     pub fn all_builds_remote(&self) -> bool {
         self.builds.iter().all(|b| b.from.is_some())
     }
+
+    /// Whether the plan builds something and every build has a builder: with every live
+    /// builder verified, nix is told to build nothing here (`--max-jobs 0`).
+    pub fn builds_only_remotely(&self) -> bool {
+        self.mode == Mode::Remote && !self.builds.is_empty() && self.all_builds_remote()
+    }
+
+    /// Whether this plan hands work to builders (a build, or a copy from a builder's store), so
+    /// a builder that vanishes mid-run can be left for a local build.
+    pub fn uses_builders(&self) -> bool {
+        matches!(self.mode, Mode::Remote | Mode::Substitute)
+            && (!self.builds.iter().all(|b| b.from.is_none()) || self.counts.from_builders > 0)
+    }
 }
 
 /// A forced mode that cannot be honoured, with the one-line why (exit 3).

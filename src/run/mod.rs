@@ -152,7 +152,6 @@ async fn plan_run<'a>(
 ) -> Result<(Job<'a>, Option<crate::run::noop::Done>)> {
     let installables = target.installables()?;
     let checked = if crate::run::noop::applies(
-        &target,
         runner,
         &request.build_args,
         request.rebuild,
@@ -315,7 +314,7 @@ async fn build_with_fallback(
         Some(done) => replayed(job, &plan, done, &mut monitor)?,
         None => job.build(&plan, &states, &mut monitor, &watched).await?,
     };
-    if !attempt.ok && attempt::uses_builders(&plan) {
+    if !attempt.ok && plan.uses_builders() {
         let why = match attempt.stopped.clone() {
             Some(why) => Some(why),
             None if !run.no_local_fallback => attempt::vanished_builder(settings, planned).await,
