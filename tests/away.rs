@@ -5,10 +5,8 @@
 
 mod common;
 
-use common::{alice, bin, lab, nixdispatch, run_limited, Run, BOUND};
-use nixdispatch_lab::{
-    skip_unless_root, ClientNix, DaemonOptions, Lab, LabOptions, RefusedCache, StalledCache,
-};
+use common::{alice, bin, daemon, lab, nixdispatch, run_limited, skipped, Run, BOUND};
+use nixdispatch_lab::{ClientNix, DaemonOptions, Lab, LabOptions, RefusedCache, StalledCache};
 use std::time::Duration;
 
 /// How long plain nix is given where it is expected to hang: long enough to show it does.
@@ -86,7 +84,7 @@ fn refused_cache_costs_no_retries(v: ClientNix) {
 
 #[test]
 fn a_refused_cache_costs_nix_2_8_no_retries() {
-    if skip_unless_root("a_refused_cache_costs_nix_2_8_no_retries") {
+    if skipped() {
         return;
     }
     refused_cache_costs_no_retries(ClientNix::V2_8);
@@ -94,7 +92,7 @@ fn a_refused_cache_costs_nix_2_8_no_retries() {
 
 #[test]
 fn a_refused_cache_costs_nix_2_26_no_retries() {
-    if skip_unless_root("a_refused_cache_costs_nix_2_26_no_retries") {
+    if skipped() {
         return;
     }
     refused_cache_costs_no_retries(ClientNix::V2_26);
@@ -102,7 +100,7 @@ fn a_refused_cache_costs_nix_2_26_no_retries() {
 
 #[test]
 fn a_refused_cache_costs_nix_2_34_no_retries() {
-    if skip_unless_root("a_refused_cache_costs_nix_2_34_no_retries") {
+    if skipped() {
         return;
     }
     refused_cache_costs_no_retries(ClientNix::V2_34);
@@ -155,7 +153,7 @@ fn stalled_cache_does_not_hold_the_run(v: ClientNix, with_plain_nix: bool) {
 
 #[test]
 fn a_stalled_cache_does_not_hold_nix_2_8() {
-    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_8") {
+    if skipped() {
         return;
     }
     stalled_cache_does_not_hold_the_run(ClientNix::V2_8, true);
@@ -163,7 +161,7 @@ fn a_stalled_cache_does_not_hold_nix_2_8() {
 
 #[test]
 fn a_stalled_cache_does_not_hold_nix_2_26() {
-    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_26") {
+    if skipped() {
         return;
     }
     stalled_cache_does_not_hold_the_run(ClientNix::V2_26, false);
@@ -171,7 +169,7 @@ fn a_stalled_cache_does_not_hold_nix_2_26() {
 
 #[test]
 fn a_stalled_cache_does_not_hold_nix_2_34() {
-    if skip_unless_root("a_stalled_cache_does_not_hold_nix_2_34") {
+    if skipped() {
         return;
     }
     stalled_cache_does_not_hold_the_run(ClientNix::V2_34, true);
@@ -179,7 +177,7 @@ fn a_stalled_cache_does_not_hold_nix_2_34() {
 
 #[test]
 fn an_untrusted_client_of_a_nix_2_26_daemon_leaves_a_stalled_cache_out_too() {
-    if skip_unless_root("an_untrusted_client_of_a_nix_2_26_daemon_leaves_a_stalled_cache_out") {
+    if skipped() {
         return;
     }
     untrusted_daemon_client_leaves_a_stalled_cache_out(false);
@@ -187,7 +185,7 @@ fn an_untrusted_client_of_a_nix_2_26_daemon_leaves_a_stalled_cache_out_too() {
 
 #[test]
 fn an_untrusted_client_of_a_nix_2_8_daemon_leaves_a_stalled_cache_out_too() {
-    if skip_unless_root("an_untrusted_client_of_a_nix_2_8_daemon_leaves_a_stalled_cache_out") {
+    if skipped() {
         return;
     }
     untrusted_daemon_client_leaves_a_stalled_cache_out(true);
@@ -198,14 +196,15 @@ fn untrusted_daemon_client_leaves_a_stalled_cache_out(nix_2_8: bool) {
     let url = stalled.url();
     let lab = lab(LabOptions::default());
     // The daemon's own substituters: alice cannot add any, but may narrow them.
-    let client = lab
-        .start_daemon(DaemonOptions {
+    let client = daemon(
+        &lab,
+        DaemonOptions {
             trusted: false,
             extra_nix_config: format!("extra-substituters = {url}\n"),
             this_machine_nix: nix_2_8,
             ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        },
+    );
     let run = alice(
         &client,
         &[
@@ -276,7 +275,7 @@ fn builder_that_is_this_machine_is_left_out(v: ClientNix) {
 
 #[test]
 fn a_builder_that_is_this_machine_is_left_out_on_nix_2_8() {
-    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_8") {
+    if skipped() {
         return;
     }
     builder_that_is_this_machine_is_left_out(ClientNix::V2_8);
@@ -284,7 +283,7 @@ fn a_builder_that_is_this_machine_is_left_out_on_nix_2_8() {
 
 #[test]
 fn a_builder_that_is_this_machine_is_left_out_on_nix_2_26() {
-    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_26") {
+    if skipped() {
         return;
     }
     builder_that_is_this_machine_is_left_out(ClientNix::V2_26);
@@ -292,7 +291,7 @@ fn a_builder_that_is_this_machine_is_left_out_on_nix_2_26() {
 
 #[test]
 fn a_builder_that_is_this_machine_is_left_out_on_nix_2_34() {
-    if skip_unless_root("a_builder_that_is_this_machine_is_left_out_on_nix_2_34") {
+    if skipped() {
         return;
     }
     builder_that_is_this_machine_is_left_out(ClientNix::V2_34);
@@ -300,7 +299,7 @@ fn a_builder_that_is_this_machine_is_left_out_on_nix_2_34() {
 
 #[test]
 fn a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_8() {
-    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_8") {
+    if skipped() {
         return;
     }
     fleet_list_builds_on_each(ClientNix::V2_8);
@@ -308,7 +307,7 @@ fn a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_8() {
 
 #[test]
 fn a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_34() {
-    if skip_unless_root("a_fleet_list_that_names_both_hosts_builds_on_each_with_nix_2_34") {
+    if skipped() {
         return;
     }
     fleet_list_builds_on_each(ClientNix::V2_34);
@@ -375,17 +374,19 @@ fn fleet_list_builds_on_each(v: ClientNix) {
 // ----- 4. a daemon that does not say whether it trusts us -----------------------------------
 
 fn nix_2_8_daemon(lab: &Lab, trusted: bool) -> nixdispatch_lab::DaemonClient<'_> {
-    lab.start_daemon(DaemonOptions {
-        trusted,
-        this_machine_nix: true,
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
+    daemon(
+        lab,
+        DaemonOptions {
+            trusted,
+            this_machine_nix: true,
+            ..Default::default()
+        },
+    )
 }
 
 #[test]
 fn an_untrusted_user_of_a_nix_2_8_daemon_gets_a_true_plan() {
-    if skip_unless_root("an_untrusted_user_of_a_nix_2_8_daemon_gets_a_true_plan") {
+    if skipped() {
         return;
     }
     let lab = lab(LabOptions::default());
@@ -447,7 +448,7 @@ fn an_untrusted_user_of_a_nix_2_8_daemon_gets_a_true_plan() {
 
 #[test]
 fn a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder() {
-    if skip_unless_root("a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder") {
+    if skipped() {
         return;
     }
     let lab = lab(LabOptions::default());
@@ -477,15 +478,13 @@ fn a_trusted_user_of_a_nix_2_8_daemon_keeps_her_builder() {
 
 #[test]
 fn doctor_prints_no_round_trip_it_did_not_measure() {
-    if skip_unless_root("doctor_prints_no_round_trip_it_did_not_measure") {
+    if skipped() {
         return;
     }
     let lab = lab(LabOptions::default());
     // alice has no ssh of her own: the daemon (root's ssh) verifies seasmoke, nothing of
     // ours measures a round trip.
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = daemon(&lab, DaemonOptions::default());
     let run = alice(&client, &["doctor"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let line = run
@@ -506,7 +505,7 @@ fn doctor_prints_no_round_trip_it_did_not_measure() {
 
 #[test]
 fn a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend() {
-    if skip_unless_root("a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend") {
+    if skipped() {
         return;
     }
     let refused = RefusedCache::start().expect("a refused port");
@@ -544,7 +543,7 @@ fn a_refused_cache_from_the_flake_is_named_with_what_nix_will_spend() {
 
 #[test]
 fn a_builder_that_would_pass_builds_back_here_is_left_out() {
-    if skip_unless_root("a_builder_that_would_pass_builds_back_here_is_left_out") {
+    if skipped() {
         return;
     }
     // seasmoke as a NixOS builder whose build user (root here) is not trusted, and whose own
