@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod dispatch;
 pub mod error;
+pub mod history;
 pub mod log;
 pub mod machines;
 pub mod monitor;

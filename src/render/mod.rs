@@ -31,6 +31,11 @@ pub trait Render {
     /// Shows the run's mode and the reason for it, once, before the progress.
     fn header(&mut self, mode: &str, reason: &str);
 
+    /// The whole run's expected time as it starts, when the history knows any of its steps;
+    /// called just before [`Render::header`]. Renderers that show no estimate ignore it;
+    /// wrappers pass it on.
+    fn expected(&mut self, _estimate: Option<crate::history::estimate::Estimate>) {}
+
     /// Shows a line of the caller's own without garbling the progress.
     fn message(&mut self, text: &str);
 

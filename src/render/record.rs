@@ -63,6 +63,10 @@ pub fn lock(record: &SharedRecord) -> std::sync::MutexGuard<'_, RunRecord> {
 }
 
 impl Render for Recorder {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        self.inner.expected(estimate);
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         {
             let mut r = lock(&self.record);

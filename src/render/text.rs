@@ -36,10 +36,15 @@ pub fn bytes(n: u64) -> String {
 /// verbosity. Never contains escape codes.
 pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
     match happening {
-        Happening::BuildStarted { drv_path, host } => Some(format!(
-            "building {} {}",
+        Happening::BuildStarted {
+            drv_path,
+            host,
+            expected,
+        } => Some(format!(
+            "building {} {}{}",
             store_path_name(drv_path),
-            where_built(host)
+            where_built(host),
+            expected_note(*expected)
         )),
         Happening::BuildFinished {
             drv_path,
@@ -76,11 +81,23 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             Some(format!("{}: {phase}", store_path_name(drv_path)))
         }
         Happening::BuildLog { .. } | Happening::BuildPhase { .. } => None,
-        Happening::TransferStarted { kind, path, peer } => Some(match kind {
-            TransferKind::Substitute => format!("fetching {} from {peer}", store_path_name(path)),
-            TransferKind::CopyFrom => format!("copying {} from {peer}", store_path_name(path)),
-            TransferKind::CopyTo => format!("copying {} to {peer}", store_path_name(path)),
-        }),
+        Happening::TransferStarted {
+            kind,
+            path,
+            peer,
+            expected,
+        } => {
+            let (verb, dir) = match kind {
+                TransferKind::Substitute => ("fetching", "from"),
+                TransferKind::CopyFrom => ("copying", "from"),
+                TransferKind::CopyTo => ("copying", "to"),
+            };
+            Some(format!(
+                "{verb} {} {dir} {peer}{}",
+                store_path_name(path),
+                expected_note(*expected)
+            ))
+        }
         Happening::TransferFinished {
             kind,
             path,
@@ -107,6 +124,21 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
         Happening::Message { level, text } if message_shown(*level, verbose) => Some(text.clone()),
         Happening::Message { .. } => None,
         Happening::Passthrough(line) => Some(strip_ansi(line)),
+    }
+}
+
+/// ` (expected 12s)`, or nothing when the history does not know.
+pub fn expected_note(expected: Option<Duration>) -> String {
+    expected.map_or(String::new(), |e| format!(" (expected {})", duration(e)))
+}
+
+/// `about 1m20s left`, `at least 12s left` when some steps are not known, for the whole run.
+pub fn estimate_words(estimate: &crate::history::estimate::Estimate) -> String {
+    let left = duration(Duration::try_from_secs_f64(estimate.secs).unwrap_or_default());
+    if estimate.partial {
+        format!("at least {left} left (estimate partial: some steps are new)")
+    } else {
+        format!("about {left} left")
     }
 }
 

@@ -16,6 +16,8 @@ pub enum Happening {
         drv_path: String,
         /// Builder store URI or `"local"`.
         host: String,
+        /// How long it should take, when the history knows.
+        expected: Option<Duration>,
     },
     /// A build finished and nix did not count it as failed.
     BuildFinished {
@@ -72,6 +74,8 @@ pub enum Happening {
         path: String,
         /// The other store.
         peer: String,
+        /// How long it should take, when the history knows.
+        expected: Option<Duration>,
     },
     /// A store path arrived or was sent.
     TransferFinished {
