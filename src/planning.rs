@@ -30,6 +30,8 @@ pub struct Planned {
     pub systems: std::collections::BTreeSet<String>,
     /// The top-level outputs the run realises.
     pub wanted: Vec<crate::store_path::StorePath>,
+    /// The derivations behind them (empty when nothing was missing), for the run's estimate.
+    pub graph: plan::Graph,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -94,6 +96,7 @@ pub fn noop_planned(
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
+        graph: plan::Graph::default(),
     }
 }
 
@@ -301,6 +304,7 @@ async fn plan_graph(
         installables: Vec::new(),
         systems: Default::default(),
         wanted,
+        graph: input.graph,
     })
 }
 

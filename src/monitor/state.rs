@@ -16,7 +16,7 @@ pub use outbox::Happening;
 
 use super::names::is_local_store;
 use super::store_path_name;
-use super::summary::{CancelledBuild, FailedBuild};
+use super::summary::{CancelledBuild, FailedBuild, SourceTotals};
 use super::{LOG_TAIL_BYTES, LOG_TAIL_LINES, MAX_KEPT_TEXT, MAX_RUNNING, MAX_RUNNING_BUILDS};
 use crate::history::estimate::Estimate;
 use crate::history::{History, RunEstimate};
@@ -155,6 +155,8 @@ pub struct State {
     substituted: BTreeMap<String, u64>,
     copied_from: BTreeMap<String, u64>,
     copied_to: BTreeMap<String, u64>,
+    /// Paths, bytes and seconds per source of what arrived.
+    from_sources: BTreeMap<String, SourceTotals>,
     sources: BTreeSet<String>,
     known_stores: Vec<String>,
     recent_builds: VecDeque<RecentBuild>,
@@ -377,6 +379,7 @@ impl State {
             substituted: self.substituted.clone(),
             copied_from: self.copied_from.clone(),
             copied_to: self.copied_to.clone(),
+            from_sources: self.from_sources.clone(),
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
             peers: self.peers.clone(),
@@ -538,12 +541,19 @@ impl State {
             TransferKind::CopyTo => &mut self.copied_to,
         };
         *per_peer.entry(transfer.peer.clone()).or_default() += 1;
+        let elapsed = now.saturating_duration_since(transfer.started);
+        if transfer.kind != TransferKind::CopyTo {
+            let totals = self.from_sources.entry(transfer.peer.clone()).or_default();
+            totals.paths += 1;
+            totals.bytes = totals.bytes.saturating_add(bytes);
+            totals.secs += elapsed.as_secs_f64();
+        }
         self.happen(Happening::TransferFinished {
             kind: transfer.kind,
             path: transfer.path,
             peer: transfer.peer,
             bytes,
-            elapsed: now.saturating_duration_since(transfer.started),
+            elapsed,
         });
     }
 }

@@ -4,6 +4,7 @@ use super::frame::{frame, FrameInput, TermSize};
 use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
 use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
+use crate::cli::LogsArg;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;
@@ -37,6 +38,7 @@ pub struct BarRenderer {
     out: Output,
     color: bool,
     verbose: u8,
+    logs: LogsArg,
 }
 
 impl BarRenderer {
@@ -76,7 +78,14 @@ impl BarRenderer {
             out,
             color,
             verbose,
+            logs: LogsArg::Failed,
         }
+    }
+
+    /// The same renderer showing the build logs `--logs` asks for.
+    pub fn with_logs(mut self, logs: LogsArg) -> Self {
+        self.logs = logs;
+        self
     }
 
     /// The same renderer drawing for a terminal of a fixed size.
@@ -102,7 +111,11 @@ impl BarRenderer {
 
     fn print_happenings(&mut self, state: &State) {
         for happening in state.happenings() {
+            let happening = &*super::text::with_logs(happening, self.logs);
             let line = match happening {
+                Happening::BuildLog { drv_path, line } if self.logs == LogsArg::All => {
+                    Some(super::text::log_line(drv_path, line))
+                }
                 Happening::BuildFinished { .. } => happening_line(happening, self.verbose)
                     .map(|l| format!("{} {l}", self.paint("32", "✓"))),
                 Happening::BuildReused { drv_path, host } => Some(format!(
@@ -168,6 +181,7 @@ impl BarRenderer {
             now,
             size: (self.size)(),
             color: self.color,
+            estimate: state.run_estimate(now),
         };
         let lines: Vec<String> = frame(state, &input)
             .iter()
@@ -271,6 +285,15 @@ impl ControlEcho {
 }
 
 impl Render for BarRenderer {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        if let Some(estimate) = estimate {
+            self.println(&format!(
+                "expected: {}",
+                super::text::estimate_words(&estimate)
+            ));
+        }
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         self.header = Some((mode.to_string(), reason.to_string()));
         self.last_sync = None;

@@ -34,6 +34,8 @@ pub struct FrameInput<'a> {
     pub size: TermSize,
     /// Whether to colour.
     pub color: bool,
+    /// What the whole run has left, when the history knows any of its steps.
+    pub estimate: Option<crate::history::estimate::Estimate>,
 }
 
 /// The widest overall bar, in columns.
@@ -87,7 +89,13 @@ pub fn frame(state: &State, input: &FrameInput<'_>) -> Vec<String> {
 
 fn header_line(input: &FrameInput<'_>, width: usize) -> String {
     let spinner = SPINNER[(input.elapsed.as_millis() / 100 % SPINNER.len() as u128) as usize];
-    let clock = clock(input.elapsed);
+    let mut clock = clock(input.elapsed);
+    if let Some(estimate) = &input.estimate {
+        let left = self::clock(Duration::from_secs_f64(estimate.secs.max(0.0).min(1e9)));
+        // "≥": some steps are new to the history, so the run takes longer than this.
+        let approx = if estimate.partial { "≥" } else { "~" };
+        clock = format!("{clock}, {approx}{left} left");
+    }
     let mut text = Line::default().add(spinner, "36").add(" ", "");
     match input.header {
         Some((mode, reason)) => {
@@ -286,7 +294,10 @@ pub fn byte_progress(done: u64, expected: u64) -> String {
 /// `  ⏵ NAME on HOST (PHASE) 12s: LAST LOG LINE`, shortened to `width`: first the log line
 /// goes, then the phase, then the name is cut, then the host goes; the time always stays.
 fn build_line(build: &RunningBuild, now: Instant, width: usize, color: bool) -> String {
-    let elapsed = duration(now.saturating_duration_since(build.started));
+    let elapsed = with_expected(
+        duration(now.saturating_duration_since(build.started)),
+        build.expected_time,
+    );
     let place = format!(" {}", where_built(&build.host));
     let mut phase = build
         .phase
@@ -336,7 +347,10 @@ fn transfer_line(transfer: &Transfer, now: Instant, width: usize, color: bool) -
     let peer = format!(" {dir} {}", host_of(&transfer.peer));
     let elapsed = format!(
         " {}",
-        duration(now.saturating_duration_since(transfer.started))
+        with_expected(
+            duration(now.saturating_duration_since(transfer.started)),
+            transfer.expected_time
+        )
     );
     let line = |size: &str, elapsed: &str| {
         let mut line = Line::default().add(arrow, "36").add(&transfer.name, "");
@@ -348,6 +362,14 @@ fn transfer_line(transfer: &Transfer, now: Instant, width: usize, color: bool) -
     let candidates = [line(full, &elapsed), line(done, &elapsed), line(done, "")];
     let fitting = candidates.iter().find(|l| l.width() <= width);
     fitting.unwrap_or(&candidates[2]).render(width, color)
+}
+
+/// `12s` beside what the history expects: `12s of ~30s`; alone when it does not know.
+fn with_expected(elapsed: String, expected: Option<Duration>) -> String {
+    match expected {
+        Some(e) => format!("{elapsed} of ~{}", duration(e)),
+        None => elapsed,
+    }
 }
 
 fn paint(text: &str, style: &str, color: bool) -> String {

@@ -121,6 +121,7 @@ fn render(state: &State, t0: Instant, cols: usize, rows: usize, color: bool) -> 
             now: t0 + Duration::from_secs(12),
             size: TermSize { cols, rows },
             color,
+            estimate: None,
         },
     )
 }

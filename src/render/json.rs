@@ -2,6 +2,7 @@
 
 use super::text::message_shown;
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::history::estimate::Estimate;
 use crate::log::{strip_ansi, Verbosity};
 use crate::monitor::{store_path_name, Happening, State, Summary, TransferKind};
@@ -25,6 +26,7 @@ pub struct JsonRenderer {
     verbose: u8,
     /// The whole run's expected time at its start, for the `plan` event.
     expected: Option<Estimate>,
+    logs: LogsArg,
 }
 
 impl JsonRenderer {
@@ -35,7 +37,15 @@ impl JsonRenderer {
             out,
             verbose,
             expected: None,
+            logs: LogsArg::Failed,
         }
+    }
+
+    /// The same renderer showing the build logs `--logs` asks for: `all` adds a `build_log`
+    /// event per line (as `-v` does), `none` leaves failed builds' `log` empty.
+    pub fn with_logs(mut self, logs: LogsArg) -> Self {
+        self.logs = logs;
+        self
     }
 
     /// Writes one event object as a line, its `"event"` member first for people reading the
@@ -238,7 +248,12 @@ impl Render for JsonRenderer {
         let mut step_ended = false;
         for happening in state.happenings() {
             step_ended |= ends_a_step(happening);
-            if let Some(value) = event(happening, self.verbose) {
+            let happening = &*super::text::with_logs(happening, self.logs);
+            let verbose = match (happening, self.logs) {
+                (Happening::BuildLog { .. }, LogsArg::All) => self.verbose.max(1),
+                _ => self.verbose,
+            };
+            if let Some(value) = event(happening, verbose) {
                 self.emit(value);
             }
         }

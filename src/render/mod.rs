@@ -13,9 +13,9 @@ mod plain;
 pub mod record;
 pub mod result_file;
 mod silent;
-mod text;
+pub(crate) mod text;
 
-use crate::cli::ProgressArg;
+use crate::cli::{LogsArg, ProgressArg};
 use crate::monitor::{State, Summary};
 use std::io::Write;
 use std::time::Instant;
@@ -109,11 +109,22 @@ pub fn no_color_requested(value: Option<&std::ffi::OsStr>) -> bool {
 /// Builds the chosen renderer on the process's stderr (stdout for JSON). `verbose` (the count
 /// of `-v`) adds builders' log lines and nix's informational messages.
 pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
+    renderer_with_logs(choice, verbose, LogsArg::Failed)
+}
+
+/// [`renderer`], showing the build logs `--logs` asks for.
+pub fn renderer_with_logs(choice: Choice, verbose: u8, logs: LogsArg) -> Box<dyn Render + Send> {
     match choice.kind {
-        RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose)),
-        RendererKind::Plain => Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose)),
-        RendererKind::Json => Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose)),
-        RendererKind::Silent => Box::new(SilentRenderer::new(Box::new(std::io::stderr()))),
+        RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose).with_logs(logs)),
+        RendererKind::Plain => Box::new(
+            PlainRenderer::new(Box::new(std::io::stderr()), verbose).with_logs(logs),
+        ),
+        RendererKind::Json => {
+            Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose).with_logs(logs))
+        }
+        RendererKind::Silent => {
+            Box::new(SilentRenderer::new(Box::new(std::io::stderr())).with_logs(logs))
+        }
     }
 }
 

@@ -72,11 +72,7 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             duration(*elapsed)
         )),
         Happening::BuildFailed { build } => Some(failure_block(build)),
-        Happening::BuildLog { drv_path, line } if verbose > 0 => Some(format!(
-            "{}> {}",
-            store_path_name(drv_path),
-            strip_ansi(line)
-        )),
+        Happening::BuildLog { drv_path, line } if verbose > 0 => Some(log_line(drv_path, line)),
         Happening::BuildPhase { drv_path, phase } if verbose > 0 => {
             Some(format!("{}: {phase}", store_path_name(drv_path)))
         }
@@ -125,6 +121,24 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
         Happening::Message { .. } => None,
         Happening::Passthrough(line) => Some(strip_ansi(line)),
     }
+}
+
+/// What `--logs` leaves of a happening: a failed build without its log lines under
+/// `--logs none`; the happening itself otherwise.
+pub fn with_logs(happening: &Happening, logs: crate::cli::LogsArg) -> std::borrow::Cow<'_, Happening> {
+    match (happening, logs) {
+        (Happening::BuildFailed { build }, crate::cli::LogsArg::None) if !build.log.is_empty() => {
+            let mut bare = build.clone();
+            bare.log.clear();
+            std::borrow::Cow::Owned(Happening::BuildFailed { build: bare })
+        }
+        _ => std::borrow::Cow::Borrowed(happening),
+    }
+}
+
+/// A builder's log line as `--logs all` and `-v` show it: `NAME> line`.
+pub fn log_line(drv_path: &str, line: &str) -> String {
+    format!("{}> {}", store_path_name(drv_path), strip_ansi(line))
 }
 
 /// ` (expected 12s)`, or nothing when the history does not know.
@@ -229,6 +243,19 @@ pub fn summary_lines(summary: &Summary) -> Vec<String> {
     }
     if summary.bytes_downloaded > 0 {
         lines.push(format!("downloaded {}", bytes(summary.bytes_downloaded)));
+    }
+    for (source, totals) in &summary.from_sources {
+        let secs = Duration::try_from_secs_f64(totals.secs).unwrap_or_default();
+        let size = if totals.bytes > 0 {
+            format!("{} in ", bytes(totals.bytes))
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  from {source}: {}, {size}{}",
+            plural(totals.paths, "path"),
+            duration(secs)
+        ));
     }
     for failed in &summary.failed {
         lines.push(format!(

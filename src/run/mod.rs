@@ -117,6 +117,7 @@ pub async fn execute(
     }
     if let Some(why) = activate(&job, &attempt, &mut monitor).await? {
         monitor.finish_with(Instant::now(), false);
+        remember(&job, &record);
         return Err(Error::Failed(why));
     }
     let pushed = self::push::push_all(
@@ -129,6 +130,7 @@ pub async fn execute(
     )
     .await;
     let summary = monitor.finish_with(Instant::now(), true);
+    remember(&job, &record);
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if run.result_file.is_some() {
         let nix_json = Some(attempt.stdout.as_slice());
@@ -242,6 +244,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
     }
     let (recorder, record) = Recorder::new(inner);
     let mut monitor = Monitor::new(Box::new(recorder));
+    let history_warning = with_history(job, &mut monitor);
     monitor.set_known_stores(
         planned
             .builders
@@ -251,10 +254,67 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
             .collect::<Vec<_>>(),
     );
     monitor.set_header(&planned.plan.mode.to_string(), &planned.plan.reason);
-    for w in &planned.warnings {
+    for w in planned.warnings.iter().chain(&history_warning) {
         monitor.message(&format!("warning: {w}"));
     }
     (monitor, record)
+}
+
+/// Gives the display what earlier runs took (read once, here): each step's expected time and
+/// the whole run's. Returns the one warning for a history that could not be read.
+fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
+    let dir = job.settings.state_dir.as_deref()?;
+    let loaded = crate::history::load(dir);
+    let planned = &job.planned;
+    let slots = |host: &str| -> usize {
+        if host == "local" {
+            return local_jobs(&job.settings.nix_config.max_jobs);
+        }
+        planned
+            .builders
+            .iter()
+            .find(|b| b.machine.uri.to_string() == host)
+            .map_or(1, |b| b.machine.max_jobs as usize)
+    };
+    let run = crate::history::RunEstimate::for_plan(
+        &planned.plan,
+        &planned.graph,
+        &loaded.history,
+        slots,
+    );
+    monitor.set_history(std::sync::Arc::new(loaded.history), Some(run));
+    loaded.warning
+}
+
+/// nix's `max-jobs` as a number of local job slots (`auto`: the CPUs; at least 1).
+fn local_jobs(max_jobs: &str) -> usize {
+    match max_jobs.trim() {
+        "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n.parse::<usize>().unwrap_or(1).max(1),
+    }
+}
+
+/// Adds what this run learned (each build's and copy's time, each builder's probe) to the
+/// history, once, at its end; a history that cannot be written costs one warning.
+fn remember(job: &Job<'_>, record: &SharedRecord) {
+    let Some(dir) = job.settings.state_dir.as_deref() else {
+        return;
+    };
+    let mut learned = std::mem::take(&mut crate::render::record::lock(record).learned);
+    let at = crate::history::unix_now();
+    for b in &job.planned.builders {
+        if let Some(rtt_ms) = b.rtt_ms {
+            learned.add_probe(
+                &b.machine.uri.to_string(),
+                crate::history::ProbeSample { at, rtt_ms },
+            );
+        }
+    }
+    if let Err(why) = crate::history::save(dir, &learned) {
+        crate::output::stderr_line(&format!(
+            "nixdispatch: warning: the history of this run was not saved: {why}"
+        ));
+    }
 }
 
 /// As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
@@ -418,6 +478,7 @@ async fn failed(
     )
     .await;
     monitor.finish_with(Instant::now(), false);
+    remember(job, record);
     write_result_file(run, plan, &outcome, false);
     Error::Failed(line)
 }

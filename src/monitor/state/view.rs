@@ -156,6 +156,7 @@ impl State {
             copied_from: self.copied_from.clone(),
             copied_to: self.copied_to.clone(),
             bytes_downloaded,
+            from_sources: self.from_sources.clone(),
             failed: self.failed.clone(),
             cancelled: self.cancelled.clone(),
             builds_cancelled: self.builds_cancelled,

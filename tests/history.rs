@@ -1,0 +1,188 @@
+//! The history end to end, on the lab: a first run knows nothing and says no number; a second
+//! run of the same names with new hashes carries `expected_secs` per step and for the whole
+//! run; copies carry their bytes; the history file is private; `stats` shows what was learned.
+//! On the Nix 2.8 client and the Nix 2.34 client.
+
+mod common;
+
+use common::{bin, lab, run_limited, Run, BOUND};
+use nixdispatch_lab::{skip_unless_root, ClientNix, Fixture, Lab, LabOptions};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Runs nixdispatch as vermax `v` with its history in `state`.
+fn run(lab: &Lab, v: ClientNix, state: &Path, args: &[&str]) -> Run {
+    let mut cmd = lab.nixdispatch(v, bin());
+    cmd.env("XDG_STATE_HOME", state).args(args);
+    run_limited(cmd, BOUND)
+}
+
+/// The events of a `--json build` that succeeded.
+fn events(run: &Run) -> Vec<Value> {
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run.json_lines()
+}
+
+fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// A state directory of the lab's own, visible inside every client's root.
+fn state_dir(lab: &Lab, v: ClientNix) -> PathBuf {
+    lab.dir().join(format!("state-{}", v.version()))
+}
+
+#[test]
+fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_run() {
+    if skip_unless_root(
+        "a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_run",
+    ) {
+        return;
+    }
+    let lab = lab(LabOptions {
+        fixtures: vec![
+            Fixture::chain("eta", 3).build_secs(1.0),
+            Fixture::wide("etawide", 4).build_secs(1.0),
+        ],
+        ..LabOptions::default()
+    });
+    let spec = lab.builder_spec();
+    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+        let state = state_dir(&lab, v);
+        for fixture in ["eta", "etawide"] {
+            let installable = lab.flake_ref(fixture);
+            let args = ["--builder", &spec, "--json", "build", "--no-link", &installable];
+            lab.renew_nonce().expect("fresh paths");
+            let first = events(&run(&lab, v, &state, &args));
+            assert_eq!(first[0]["event"], "plan", "{first:?}");
+            assert_eq!(first[0]["mode"], "remote", "{first:?}");
+            assert!(
+                first[0].get("expected_secs").is_none(),
+                "{v:?} {fixture}: a first run has no estimate: {:?}",
+                first[0]
+            );
+            let starts = of(&first, "build_start");
+            assert!(!starts.is_empty(), "{first:?}");
+            assert!(
+                starts.iter().all(|e| e.get("expected_secs").is_none()),
+                "{v:?}: no history, no number: {starts:?}"
+            );
+            assert!(of(&first, "estimate").is_empty(), "{first:?}");
+
+            // The same names with new hashes.
+            lab.renew_nonce().expect("fresh paths");
+            let t = std::time::Instant::now();
+            let second_run = run(&lab, v, &state, &args);
+            let took = t.elapsed();
+            let second = events(&second_run);
+            let plan = &second[0];
+            let expected = plan["expected_secs"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{v:?} {fixture}: no estimate: {plan}"));
+            assert!(
+                plan.get("estimate_partial").is_none(),
+                "every step is known: {plan}"
+            );
+            let starts = of(&second, "build_start");
+            assert!(!starts.is_empty(), "{second:?}");
+            for s in &starts {
+                assert!(s["expected_secs"].as_f64().is_some(), "{v:?}: {s}");
+            }
+            // Updated as steps end, down to nothing left.
+            let updates: Vec<f64> = of(&second, "estimate")
+                .iter()
+                .filter_map(|e| e["expected_secs"].as_f64())
+                .collect();
+            assert!(!updates.is_empty(), "{second:?}");
+            assert_eq!(updates.last(), Some(&0.0), "{updates:?}");
+            let summary = second.last().expect("a summary");
+            let elapsed = summary["elapsed_secs"].as_f64().unwrap_or(0.0);
+            eprintln!(
+                "client {}: {fixture}: whole-run estimate at start {expected:.2}s; nix's part of the run took {elapsed:.2}s ({:+.0}%), the whole command {:.2}s; updates {updates:?}",
+                v.version(),
+                (expected - elapsed) / elapsed.max(1e-9) * 100.0,
+                took.as_secs_f64(),
+            );
+        }
+
+        // The history file is private, and `stats` shows what was learned.
+        let file = state.join("nixdispatch/history");
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let stats = run(&lab, v, &state, &["--json", "stats"]);
+        assert_eq!(stats.code, Some(0), "{stats:?}");
+        let doc = stats.json();
+        let hosts = doc["hosts"].as_array().expect("hosts");
+        let names: Vec<&str> = hosts
+            .iter()
+            .flat_map(|h| h["derivations"].as_array().into_iter().flatten())
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        for name in ["eta-1", "eta-2", "eta-3", "etawide-leaf-1", "etawide"] {
+            assert!(names.contains(&name), "{name} not in {doc}");
+        }
+        assert!(
+            hosts.iter().any(|h| h["host"] != "local"),
+            "built on seasmoke: {doc}"
+        );
+        assert!(
+            !doc["builders"].as_array().expect("builders").is_empty(),
+            "the probe's round trip: {doc}"
+        );
+        let text = run(&lab, v, &state, &["stats"]);
+        assert!(text.stdout.contains("median"), "{text:?}");
+    }
+}
+
+#[test]
+fn copies_carry_their_bytes_and_a_second_copy_its_expected_time() {
+    if skip_unless_root("copies_carry_their_bytes_and_a_second_copy_its_expected_time") {
+        return;
+    }
+    let lab = lab(LabOptions {
+        http_cache: true,
+        ..LabOptions::default()
+    });
+    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+        let state = state_dir(&lab, v);
+        let installable = lab.flake_ref("big");
+        for round in 0..2 {
+            lab.renew_nonce().expect("fresh paths");
+            lab.push_to_cache(&installable).expect("fill the cache");
+            let got = events(&run(
+                &lab,
+                v,
+                &state,
+                &["--json", "build", "--no-link", &installable],
+            ));
+            assert_eq!(got[0]["mode"], "substitute", "{got:?}");
+            let done = of(&got, "substitute_done");
+            let big = done
+                .iter()
+                .find(|e| e["name"] == "big")
+                .unwrap_or_else(|| panic!("{v:?}: big was not fetched: {got:?}"));
+            let bytes = big["bytes"].as_u64().unwrap_or(0);
+            assert!(bytes >= 4 << 20, "{v:?}: {big}");
+            let start = of(&got, "substitute_start")
+                .into_iter()
+                .find(|e| e["name"] == "big")
+                .cloned()
+                .expect("a start");
+            assert!(start.get("bytes").is_some(), "{start}");
+            if round == 0 {
+                assert!(start.get("expected_secs").is_none(), "{start}");
+            } else {
+                assert!(start["expected_secs"].as_f64().is_some(), "{v:?}: {start}");
+            }
+        }
+        let stats = run(&lab, v, &state, &["--json", "stats"]);
+        let doc = stats.json();
+        let store = &doc["stores"][0];
+        assert!(store["bytes"].as_u64().unwrap_or(0) >= 8 << 20, "{doc}");
+        assert!(store["bytes_per_sec"].as_f64().is_some(), "{doc}");
+    }
+}
