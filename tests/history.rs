@@ -52,7 +52,14 @@ fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_ru
         let state = state_dir(&lab, v);
         for fixture in ["eta", "etawide"] {
             let installable = lab.flake_ref(fixture);
-            let args = ["--builder", &spec, "--json", "build", "--no-link", &installable];
+            let args = [
+                "--builder",
+                &spec,
+                "--json",
+                "build",
+                "--no-link",
+                &installable,
+            ];
             lab.renew_nonce().expect("fresh paths");
             let first = events(&run(&lab, v, &state, &args));
             assert_eq!(first[0]["event"], "plan", "{first:?}");
@@ -96,6 +103,11 @@ fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_ru
                 .collect();
             assert!(!updates.is_empty(), "{second:?}");
             assert_eq!(updates.last(), Some(&0.0), "{updates:?}");
+            if std::env::var_os("HISTORY_TEST_TRACE").is_some() {
+                for e in &second {
+                    eprintln!("  {} {} {}", e["event"], e["name"], e["secs"]);
+                }
+            }
             let summary = second.last().expect("a summary");
             let elapsed = summary["elapsed_secs"].as_f64().unwrap_or(0.0);
             eprintln!(

@@ -222,11 +222,23 @@ mod tests {
     fn the_table_names_hosts_medians_and_bandwidth() {
         let text = lines(&sample(), Some(Path::new("/s/history"))).join("\n");
         assert!(text.contains("history: /s/history"), "{text}");
-        assert!(text.contains("builds on seasmoke: 3 of 1 derivations"), "{text}");
-        assert!(text.contains("hello-2.12  median 3.0s (3 builds)"), "{text}");
-        assert!(text.contains("builds locally: 1 of 1 derivations, 1 failed"), "{text}");
+        assert!(
+            text.contains("builds on seasmoke: 3 of 1 derivations"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hello-2.12  median 3.0s (3 builds)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("builds locally: 1 of 1 derivations, 1 failed"),
+            "{text}"
+        );
         assert!(text.contains("no successful build"), "{text}");
-        assert!(text.contains("http://cache: 1 paths, 2.00 MiB in 2.0s, 1.00 MiB/s"), "{text}");
+        assert!(
+            text.contains("http://cache: 1 paths, 2.00 MiB in 2.0s, 1.00 MiB/s"),
+            "{text}"
+        );
         assert!(text.contains("round trip 12.0 ms"), "{text}");
         let empty = lines(&History::new(), None).join("\n");
         assert!(empty.contains("nothing learned yet"), "{empty}");
@@ -237,7 +249,10 @@ mod tests {
         let doc = document(&sample(), None);
         assert_eq!(doc["hosts"][1]["host"], "ssh-ng://seasmoke", "{doc}");
         assert_eq!(doc["hosts"][1]["derivations"][0]["median_secs"], 3.0);
-        assert_eq!(doc["hosts"][0]["derivations"][0]["median_secs"], Value::Null);
+        assert_eq!(
+            doc["hosts"][0]["derivations"][0]["median_secs"],
+            Value::Null
+        );
         assert_eq!(doc["stores"][0]["bytes_per_sec"], 1048576.0);
         assert_eq!(doc["builders"][0]["rtt_ms"], 12.0);
     }

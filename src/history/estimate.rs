@@ -13,6 +13,21 @@ use std::time::Instant;
 
 /// How many copies nix runs at once (its `max-substitution-jobs` default).
 pub const COPY_SLOTS: usize = 16;
+/// How often nix tries again a build it postponed because every slot of the builders that can
+/// take it was busy (its `build-poll-interval`, 5 s): such a build starts at the next try after
+/// a slot frees, not when it frees (seen on the lab, Nix 2.8 and 2.34: four 1 s builds on a
+/// two-slot builder took 7 s, not 2 s).
+pub const POLL_MS: u64 = 5000;
+
+/// A group of job slots: a host's, or the copies'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// How many steps it runs at once.
+    pub jobs: usize,
+    /// A builder nix reaches through its build hook: a build that finds every slot busy waits
+    /// for nix's next try ([`POLL_MS`]).
+    pub polls: bool,
+}
 
 /// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +75,8 @@ pub struct RunEstimate {
     status: Vec<Status>,
     /// Job slots per group.
     slots: Vec<usize>,
+    /// Whether each group's waiting builds start on nix's next try only ([`Group::polls`]).
+    polls: Vec<bool>,
     dependents: Vec<Vec<usize>>,
     /// Steps by the key the log names them by: a `.drv` path for builds (and for outputs a
     /// builder hands back, which nix reports as builds), a store path for copies.
@@ -67,9 +84,9 @@ pub struct RunEstimate {
 }
 
 impl RunEstimate {
-    /// A run of `steps` in slot groups of `slots` jobs each; `keys` names each step (the
-    /// `.drv` or store path the log will name it by).
-    pub fn new(steps: Vec<Step>, slots: Vec<usize>, keys: Vec<(String, usize)>) -> RunEstimate {
+    /// A run of `steps` in slot `groups`; `keys` names each step (the `.drv` or store path the
+    /// log will name it by).
+    pub fn new(steps: Vec<Step>, groups: Vec<Group>, keys: Vec<(String, usize)>) -> RunEstimate {
         let mut dependents = vec![Vec::new(); steps.len()];
         for (i, step) in steps.iter().enumerate() {
             for &d in &step.deps {
@@ -81,7 +98,8 @@ impl RunEstimate {
         RunEstimate {
             status: vec![Status::Waiting; steps.len()],
             steps,
-            slots: slots.into_iter().map(|s| s.max(1)).collect(),
+            slots: groups.iter().map(|g| g.jobs.max(1)).collect(),
+            polls: groups.iter().map(|g| g.polls).collect(),
             dependents,
             by_key: keys.into_iter().collect(),
         }
@@ -143,7 +161,8 @@ impl RunEstimate {
             });
         }
         for b in &plan.builds {
-            let (Some(&i), Some(drv)) = (by_path.get(b.drv.as_str()), graph.derivations.get(&b.drv))
+            let (Some(&i), Some(drv)) =
+                (by_path.get(b.drv.as_str()), graph.derivations.get(&b.drv))
             else {
                 continue;
             };
@@ -152,20 +171,41 @@ impl RunEstimate {
                 if let Some(&d) = by_path.get(input.as_str()) {
                     deps.push(d);
                 } else if let Some(input) = graph.derivations.get(input) {
-                    deps.extend(input.outputs.values().filter_map(|o| by_path.get(o.as_str())));
+                    deps.extend(
+                        input
+                            .outputs
+                            .values()
+                            .filter_map(|o| by_path.get(o.as_str())),
+                    );
                 }
             }
-            deps.extend(drv.input_srcs.iter().filter_map(|s| by_path.get(s.as_str())));
+            deps.extend(
+                drv.input_srcs
+                    .iter()
+                    .filter_map(|s| by_path.get(s.as_str())),
+            );
             deps.sort_unstable();
             deps.dedup();
             steps[i].deps = deps;
         }
-        let slots = groups
+        let groups = groups
             .iter()
             .enumerate()
-            .map(|(i, g)| if i == copies_group { COPY_SLOTS } else { slots(g) })
+            .map(|(i, g)| {
+                if i == copies_group {
+                    Group {
+                        jobs: COPY_SLOTS,
+                        polls: false,
+                    }
+                } else {
+                    Group {
+                        jobs: slots(g),
+                        polls: g != "local",
+                    }
+                }
+            })
             .collect();
-        RunEstimate::new(steps, slots, keys)
+        RunEstimate::new(steps, groups, keys)
     }
 
     /// How many steps it has.
@@ -228,7 +268,10 @@ impl RunEstimate {
             }
         }
         if !any_known {
-            return (!partial).then_some(Estimate {
+            // Nothing known remains: done, when the history knew some of the run's steps;
+            // nothing to say when it knew none.
+            let knew_some = self.steps.iter().any(|s| s.secs.is_some());
+            return (!partial && knew_some).then_some(Estimate {
                 secs: 0.0,
                 partial: false,
             });
@@ -274,14 +317,31 @@ impl RunEstimate {
         }
         let mut now = 0u64;
         let mut touched: Vec<usize> = (0..free.len()).collect();
+        // Builds that found every slot of their builder busy: nix tries them again on its
+        // next poll only. Wake-ups are events `n + group`.
+        let mut postponed = vec![false; n];
+        let mut wake_pending = vec![false; free.len()];
         loop {
             for &g in &touched {
                 while free[g] > 0 {
-                    let Some((_, Reverse(i))) = ready[g].pop() else {
+                    let Some(&(_, Reverse(i))) = ready[g].peek() else {
                         break;
                     };
+                    if self.polls[g] && postponed[i] && now % POLL_MS != 0 {
+                        if !wake_pending[g] {
+                            wake_pending[g] = true;
+                            events.push(Reverse((now.div_ceil(POLL_MS) * POLL_MS, n + g)));
+                        }
+                        break;
+                    }
+                    ready[g].pop();
                     free[g] -= 1;
                     events.push(Reverse((now + left[i], i)));
+                }
+                if self.polls[g] {
+                    for (_, Reverse(i)) in ready[g].iter() {
+                        postponed[*i] = true;
+                    }
                 }
             }
             touched.clear();
@@ -289,6 +349,12 @@ impl RunEstimate {
                 break;
             };
             now = now.max(t);
+            if i >= n {
+                let g = i - n;
+                wake_pending[g] = false;
+                touched.push(g);
+                continue;
+            }
             let g = self.steps[i].group;
             free[g] = (free[g] + 1).min(self.slots[g].max(1));
             touched.push(g);
@@ -319,6 +385,12 @@ mod tests {
         }
     }
 
+    fn groups(jobs: &[usize]) -> Vec<Group> {
+        jobs.iter()
+            .map(|&jobs| Group { jobs, polls: false })
+            .collect()
+    }
+
     fn keys(n: usize) -> Vec<(String, usize)> {
         (0..n).map(|i| (format!("s{i}"), i)).collect()
     }
@@ -330,19 +402,25 @@ mod tests {
             step(0, Some(2.0), &[0]),
             step(0, Some(3.0), &[1]),
         ];
-        let e = RunEstimate::new(steps, vec![4], keys(3));
+        let e = RunEstimate::new(steps, groups(&[4]), keys(3));
         let r = e.remaining(Instant::now()).unwrap();
-        assert_eq!(r, Estimate { secs: 6.0, partial: false });
+        assert_eq!(
+            r,
+            Estimate {
+                secs: 6.0,
+                partial: false
+            }
+        );
     }
 
     #[test]
     fn a_wide_set_fills_the_slots() {
         let steps = vec![step(0, Some(2.0), &[]); 4];
-        let one = RunEstimate::new(steps.clone(), vec![1], keys(4));
+        let one = RunEstimate::new(steps.clone(), groups(&[1]), keys(4));
         assert_eq!(one.remaining(Instant::now()).unwrap().secs, 8.0);
-        let two = RunEstimate::new(steps.clone(), vec![2], keys(4));
+        let two = RunEstimate::new(steps.clone(), groups(&[2]), keys(4));
         assert_eq!(two.remaining(Instant::now()).unwrap().secs, 4.0);
-        let many = RunEstimate::new(steps, vec![8], keys(4));
+        let many = RunEstimate::new(steps, groups(&[8]), keys(4));
         assert_eq!(many.remaining(Instant::now()).unwrap().secs, 2.0);
     }
 
@@ -356,26 +434,56 @@ mod tests {
             step(1, Some(5.0), &[]),
             step(0, Some(1.0), &[0, 1, 2, 3]),
         ];
-        let e = RunEstimate::new(steps, vec![1, 1], keys(5));
+        let e = RunEstimate::new(steps, groups(&[1, 1]), keys(5));
         assert_eq!(e.remaining(Instant::now()).unwrap().secs, 11.0);
+    }
+
+    #[test]
+    fn builds_waiting_for_a_builder_slot_start_on_nixs_next_try() {
+        // Four 1 s builds on a two-slot builder, then one that needs them all: the last two
+        // leaves start at nix's next poll (5 s), the root at once after them.
+        let mut steps = vec![step(0, Some(1.0), &[]); 4];
+        steps.push(step(0, Some(1.0), &[0, 1, 2, 3]));
+        let builder = vec![Group {
+            jobs: 2,
+            polls: true,
+        }];
+        let e = RunEstimate::new(steps.clone(), builder, keys(5));
+        assert_eq!(e.remaining(Instant::now()).unwrap().secs, 7.0);
+        // Here, a freed slot is taken at once.
+        let local = RunEstimate::new(steps, groups(&[2]), keys(5));
+        assert_eq!(local.remaining(Instant::now()).unwrap().secs, 3.0);
     }
 
     #[test]
     fn unknown_steps_make_it_partial_and_all_unknown_makes_none() {
         let steps = vec![step(0, Some(2.0), &[]), step(0, None, &[0])];
-        let e = RunEstimate::new(steps, vec![1], keys(2));
+        let e = RunEstimate::new(steps, groups(&[1]), keys(2));
         assert_eq!(
             e.remaining(Instant::now()),
-            Some(Estimate { secs: 2.0, partial: true })
+            Some(Estimate {
+                secs: 2.0,
+                partial: true
+            })
         );
-        let unknown = RunEstimate::new(vec![step(0, None, &[])], vec![1], keys(1));
-        assert_eq!(unknown.remaining(Instant::now()), None, "never a made-up number");
+        let mut unknown = RunEstimate::new(vec![step(0, None, &[])], groups(&[1]), keys(1));
+        assert_eq!(
+            unknown.remaining(Instant::now()),
+            None,
+            "never a made-up number"
+        );
+        unknown.ended("s0");
+        assert_eq!(
+            unknown.remaining(Instant::now()),
+            None,
+            "nor once it is done"
+        );
     }
 
     #[test]
     fn it_shrinks_as_steps_run_and_end() {
         let steps = vec![step(0, Some(4.0), &[]), step(0, Some(4.0), &[0])];
-        let mut e = RunEstimate::new(steps, vec![1], keys(2));
+        let mut e = RunEstimate::new(steps, groups(&[1]), keys(2));
         let t0 = Instant::now();
         assert_eq!(e.remaining(t0).unwrap().secs, 8.0);
         e.started("s0", t0);
@@ -388,7 +496,10 @@ mod tests {
         e.ended("s1");
         assert_eq!(
             e.remaining(t0).unwrap(),
-            Estimate { secs: 0.0, partial: false }
+            Estimate {
+                secs: 0.0,
+                partial: false
+            }
         );
         e.ended("no-such-step");
         assert_eq!(e.expected_secs("s1"), Some(4.0));
@@ -400,7 +511,7 @@ mod tests {
         let steps: Vec<Step> = (0..10_000)
             .map(|i| step(i % 3, Some(1.0), if i > 3 { &[0, 1] } else { &[] }))
             .collect();
-        let e = RunEstimate::new(steps, vec![4, 4, 16], keys(10_000));
+        let e = RunEstimate::new(steps, groups(&[4, 4, 16]), keys(10_000));
         let t = Instant::now();
         assert!(e.remaining(Instant::now()).is_some());
         assert!(t.elapsed() < Duration::from_secs(30), "a hang bound only");

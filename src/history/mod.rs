@@ -256,7 +256,13 @@ impl History {
     /// URI): the median of its successful builds there.
     pub fn build_secs(&self, name: &str, host: &str) -> Option<f64> {
         let samples = self.builds.get(&(name.to_string(), host_key(host)))?;
-        median(samples.iter().filter(|s| s.ok).filter_map(|s| s.secs).collect())
+        median(
+            samples
+                .iter()
+                .filter(|s| s.ok)
+                .filter_map(|s| s.secs)
+                .collect(),
+        )
     }
 
     /// How many builds of `name` on `host` are known, and how many failed.

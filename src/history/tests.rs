@@ -30,7 +30,11 @@ fn nothing_known_is_none_never_a_guess() {
 fn build_time_is_the_median_of_successes_per_name_and_host() {
     let mut h = History::new();
     for (at, secs) in [(1, 10.0), (2, 30.0), (3, 20.0)] {
-        h.add_build("hello-2.12", "ssh-ng://seasmoke?ssh-key=/k", build(at, secs));
+        h.add_build(
+            "hello-2.12",
+            "ssh-ng://seasmoke?ssh-key=/k",
+            build(at, secs),
+        );
     }
     h.add_build(
         "hello-2.12",
@@ -64,7 +68,13 @@ fn the_whole_history_is_bounded_oldest_first() {
     for i in 0..100u64 {
         h.add_build(&format!("p{i}"), "local", build(i, 1.0));
     }
-    h.add_probe("ssh-ng://b", ProbeSample { at: 1000, rtt_ms: 3.0 });
+    h.add_probe(
+        "ssh-ng://b",
+        ProbeSample {
+            at: 1000,
+            rtt_ms: 3.0,
+        },
+    );
     h.bound(10);
     assert_eq!(h.len(), 10);
     assert!(h.rtt_ms("ssh-ng://b").is_some(), "the newest stay");
@@ -150,7 +160,10 @@ fn the_file_format_round_trips_and_refuses_what_it_cannot_read() {
     assert_eq!(file::decode(&text), Ok(h));
     assert!(file::decode("").is_err());
     assert!(file::decode("{\"json\": true}\n").is_err(), "foreign");
-    assert!(file::decode("nixdispatch-history 9\nend\t0\n").is_err(), "newer");
+    assert!(
+        file::decode("nixdispatch-history 9\nend\t0\n").is_err(),
+        "newer"
+    );
     let cut = &text[..text.len() - 8];
     assert!(file::decode(cut).is_err(), "truncated: {cut}");
     let garbled = text.replace("1.500", "x");

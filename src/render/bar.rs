@@ -3,8 +3,8 @@
 use super::frame::{frame, FrameInput, TermSize};
 use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
-use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
 use crate::cli::LogsArg;
+use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;

@@ -116,9 +116,9 @@ pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
 pub fn renderer_with_logs(choice: Choice, verbose: u8, logs: LogsArg) -> Box<dyn Render + Send> {
     match choice.kind {
         RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose).with_logs(logs)),
-        RendererKind::Plain => Box::new(
-            PlainRenderer::new(Box::new(std::io::stderr()), verbose).with_logs(logs),
-        ),
+        RendererKind::Plain => {
+            Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose).with_logs(logs))
+        }
         RendererKind::Json => {
             Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose).with_logs(logs))
         }

@@ -3,8 +3,8 @@
 use super::text::{
     estimate_words, happening_line, log_line, stopped_lines, summary_lines, with_logs, Repeats,
 };
-use crate::cli::LogsArg;
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::log::strip_ansi;
 use crate::monitor::{Happening, State, Summary};
 use std::io::Write;

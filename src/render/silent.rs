@@ -1,8 +1,8 @@
 //! `--progress none` and `--quiet`: nothing but errors.
 
 use super::text::{failure_block, log_line, with_logs};
-use crate::cli::LogsArg;
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::log::{strip_ansi, Verbosity};
 use crate::monitor::{Happening, State, Summary};
 use std::io::Write;

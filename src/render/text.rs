@@ -125,7 +125,10 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
 
 /// What `--logs` leaves of a happening: a failed build without its log lines under
 /// `--logs none`; the happening itself otherwise.
-pub fn with_logs(happening: &Happening, logs: crate::cli::LogsArg) -> std::borrow::Cow<'_, Happening> {
+pub fn with_logs(
+    happening: &Happening,
+    logs: crate::cli::LogsArg,
+) -> std::borrow::Cow<'_, Happening> {
     match (happening, logs) {
         (Happening::BuildFailed { build }, crate::cli::LogsArg::None) if !build.log.is_empty() => {
             let mut bare = build.clone();

@@ -109,7 +109,10 @@ fn saving_is_bounded() {
     save(tmp.path(), &big).unwrap();
     let loaded = load(tmp.path()).history;
     assert_eq!(loaded.len(), MAX_SAMPLES);
-    assert!(loaded.build_secs("p0", "local").is_none(), "the oldest went");
+    assert!(
+        loaded.build_secs("p0", "local").is_none(),
+        "the oldest went"
+    );
     let size = fs::metadata(tmp.path().join(HISTORY_FILE)).unwrap().len();
     assert!(size < MAX_FILE_BYTES, "{size}");
 }
@@ -158,7 +161,10 @@ fn a_held_lock_is_waited_for_a_bounded_time() {
     assert!(err.contains("another run"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(10), "bounded");
     drop(held);
-    assert!(Lock::take(&path, Duration::ZERO).is_ok(), "released on drop");
+    assert!(
+        Lock::take(&path, Duration::ZERO).is_ok(),
+        "released on drop"
+    );
 }
 
 /// Load and save of a history with tens of thousands of keys: prints the times (measured, not
@@ -209,5 +215,8 @@ fn tens_of_thousands_of_keys_load_and_save() {
     );
     let t = Instant::now();
     save(tmp.path(), &one_build("one-more", u64::MAX / 2)).unwrap();
-    eprintln!("a run's save into it (read, merge, bound, write): {:?}", t.elapsed());
+    eprintln!(
+        "a run's save into it (read, merge, bound, write): {:?}",
+        t.elapsed()
+    );
 }
