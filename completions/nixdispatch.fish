@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_nixdispatch_global_optspecs
-    string join \n builder= mode= connect-timeout= silent-timeout= via= json progress= v/verbose q/quiet h/help V/version
+    string join \n builder= mode= connect-timeout= silent-timeout= via= json progress= logs= v/verbose q/quiet h/help V/version
 end
 
 function __fish_nixdispatch_needs_command
@@ -37,6 +37,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'Ho
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -s q -l quiet -d 'Say less: errors and the result only'
@@ -49,6 +52,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "plan" -d 'D
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "stats" -d 'What the history has learned: build times per derivation name and host, link speeds, builders\' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget)'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push-to -d 'After success, copy the results to this store: ssh-ng://HOST, file:///DIR, s3://... Repeatable' -r
@@ -69,6 +73,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progre
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
@@ -96,6 +103,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progres
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
@@ -123,6 +133,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress 
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
@@ -143,6 +156,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progres
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -s q -l quiet -d 'Say less: errors and the result only'
@@ -161,6 +177,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progre
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -s q -l quiet -d 'Say less: errors and the result only'
@@ -179,6 +198,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progr
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -s q -l quiet -d 'Say less: errors and the result only'
@@ -197,11 +219,35 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l prog
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
@@ -215,17 +261,21 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l 
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
 none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s v -l verbose -d 'Say more (repeat for even more)'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "stats" -d 'What the history has learned: build times per derivation name and host, link speeds, builders\' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! nixdispatch-history 1
-//! b	NAME	HOST	AT	SECS|-	1|0          a build: ended at AT (Unix seconds), took SECS, ok or not
-//! c	NAME	STORE	f|t	AT	BYTES	SECS    a copy from (f) or to (t) STORE
-//! r	BUILDER	AT	RTT_MS                 a probe
-//! end	COUNT
+//! b NAME HOST AT SECS|- 1|0          a build: ended at AT (Unix seconds), took SECS, ok or not
+//! c NAME STORE f|t AT BYTES SECS     a copy from (f) or to (t) STORE
+//! r BUILDER AT RTT_MS                a probe
+//! end COUNT
 //! ```
+//!
+//! (fields separated by one tab each).
 //!
 //! Plain text was chosen over JSON for speed and for people: parsing is a split per line (no
 //! escaping: keys with tabs or newlines are never recorded), and 100,000 samples load and
@@ -82,9 +84,8 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
         _ => return Err(Damaged("not a nixdispatch history".to_string())),
     }
     let mut history = History::new();
-    let mut count = 0usize;
-    for (n, line) in lines.enumerate() {
-        let line_no = n + 2;
+    for (count, line) in lines.enumerate() {
+        let line_no = count + 2;
         let bad = || Damaged(format!("line {line_no} cannot be read"));
         let fields: Vec<&str> = line.split('\t').collect();
         match fields.as_slice() {
@@ -132,7 +133,6 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
             }
             _ => return Err(bad()),
         }
-        count += 1;
     }
     Err(Damaged("it was cut short (no end line)".to_string()))
 }

@@ -91,7 +91,7 @@ fn header_line(input: &FrameInput<'_>, width: usize) -> String {
     let spinner = SPINNER[(input.elapsed.as_millis() / 100 % SPINNER.len() as u128) as usize];
     let mut clock = clock(input.elapsed);
     if let Some(estimate) = &input.estimate {
-        let left = self::clock(Duration::from_secs_f64(estimate.secs.max(0.0).min(1e9)));
+        let left = self::clock(Duration::from_secs_f64(estimate.secs.clamp(0.0, 1e9)));
         // "≥": some steps are new to the history, so the run takes longer than this.
         let approx = if estimate.partial { "≥" } else { "~" };
         clock = format!("{clock}, {approx}{left} left");

@@ -273,7 +273,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
         planned
             .builders
             .iter()
-            .find(|b| b.machine.uri.to_string() == host)
+            .find(|b| b.machine.uri == host)
             .map_or(1, |b| b.machine.max_jobs as usize)
     };
     let run = crate::history::RunEstimate::for_plan(
@@ -305,7 +305,7 @@ fn remember(job: &Job<'_>, record: &SharedRecord) {
     for b in &job.planned.builders {
         if let Some(rtt_ms) = b.rtt_ms {
             learned.add_probe(
-                &b.machine.uri.to_string(),
+                b.machine.uri.as_ref(),
                 crate::history::ProbeSample { at, rtt_ms },
             );
         }
