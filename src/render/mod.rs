@@ -134,6 +134,8 @@ pub type Output = Box<dyn Write + Send>;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod untrusted_tests;

@@ -1,0 +1,144 @@
+//! Expected times and `--logs` in the renderers, on recorded nix logs.
+
+use super::tests::Captured;
+use super::*;
+use crate::cli::LogsArg;
+use crate::history::History;
+use crate::monitor::Monitor;
+use crate::render::record::Recorder;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn data(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    crate::log::recordings::read(&path)
+}
+
+/// Replays `log` into `renderer` with `history`; returns what the run recorded for the history.
+fn replay(log: &str, renderer: Box<dyn Render + Send>, history: Option<History>) -> History {
+    let (recorder, record) = Recorder::new(renderer);
+    let mut monitor = Monitor::new(Box::new(recorder));
+    if let Some(h) = history {
+        monitor.set_history(Arc::new(h), None);
+    }
+    monitor.set_header("remote", "a reason");
+    let mut now = Instant::now();
+    for line in log.lines() {
+        now += Duration::from_millis(10);
+        monitor.feed_line(line, now);
+    }
+    monitor.finish(now);
+    let learned = std::mem::take(&mut record::lock(&record).learned);
+    learned
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn a_run_records_what_it_took_and_the_next_run_expects_it() {
+    let log = data("nix-2.8-remote-build-chain.log");
+    let first = Captured::default();
+    let learned = replay(
+        &log,
+        Box::new(JsonRenderer::new(Box::new(first.clone()), 0)),
+        None,
+    );
+    let events = json_lines(&first.text());
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "build_start")
+        .collect();
+    assert!(!starts.is_empty());
+    assert!(starts.iter().all(|e| e.get("expected_secs").is_none()));
+    assert!(events.iter().all(|e| e["event"] != "estimate"));
+    let name = starts[0]["name"].as_str().unwrap();
+    let host = starts[0]["host"].as_str().unwrap();
+    assert!(learned.build_secs(name, host).is_some(), "{learned:?}");
+
+    let second = Captured::default();
+    replay(
+        &log,
+        Box::new(JsonRenderer::new(Box::new(second.clone()), 0)),
+        Some(learned.clone()),
+    );
+    let events = json_lines(&second.text());
+    for start in events.iter().filter(|e| e["event"] == "build_start") {
+        assert!(start["expected_secs"].as_f64().is_some(), "{start}");
+    }
+
+    let plain = Captured::default();
+    replay(
+        &log,
+        Box::new(PlainRenderer::new(Box::new(plain.clone()), 0)),
+        Some(learned),
+    );
+    let text = plain.text();
+    assert!(text.contains(&format!("building {name} on")), "{text}");
+    assert!(text.contains("(expected "), "{text}");
+}
+
+#[test]
+fn logs_all_shows_every_build_line_and_none_hides_failed_builds_lines() {
+    let chain = data("nix-2.8-build-chain.log");
+    let run = |log: &str, logs: LogsArg| {
+        let out = Captured::default();
+        replay(
+            log,
+            Box::new(PlainRenderer::new(Box::new(out.clone()), 0).with_logs(logs)),
+            None,
+        );
+        out.text()
+    };
+    let default = run(&chain, LogsArg::Failed);
+    assert!(
+        !default.contains("chain-a> chain-a: compiling"),
+        "{default}"
+    );
+    let all = run(&chain, LogsArg::All);
+    assert!(all.contains("nd-chain-a> chain-a: compiling"), "{all}");
+
+    let fail = data("nix-2.8-build-fail.log");
+    let failed = run(&fail, LogsArg::Failed);
+    assert!(failed.contains("nd-fail> fail: line 14"), "{failed}");
+    let none = run(&fail, LogsArg::None);
+    assert!(none.contains("nd-fail.drv failed"), "named still: {none}");
+    assert!(!none.contains("nd-fail> fail:"), "{none}");
+
+    // JSON: every line as a build_log event with `all`, none by default.
+    let json = |logs: LogsArg| {
+        let out = Captured::default();
+        replay(
+            &chain,
+            Box::new(JsonRenderer::new(Box::new(out.clone()), 0).with_logs(logs)),
+            None,
+        );
+        json_lines(&out.text())
+            .iter()
+            .filter(|e| e["event"] == "build_log")
+            .count()
+    };
+    assert_eq!(json(LogsArg::Failed), 0);
+    assert!(json(LogsArg::All) > 0);
+}
+
+#[test]
+fn the_summary_says_bytes_and_time_per_source() {
+    let out = Captured::default();
+    replay(
+        &data("nix-2.8-substitute-http.log"),
+        Box::new(PlainRenderer::new(Box::new(out.clone()), 0)),
+        None,
+    );
+    let text = out.text();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("from http"))
+        .unwrap_or_else(|| panic!("no per-source line:\n{text}"));
+    assert!(line.contains("paths, ") && line.contains(" in "), "{line}");
+}
