@@ -622,4 +622,3 @@ fn an_undecided_stop_is_decided_when_the_log_ends() {
     assert_eq!(summary.failed[0].drv, DRV);
     assert_eq!(summary.builds_cancelled, 1);
 }
-

@@ -1,7 +1,7 @@
 //! Live progress on a terminal (indicatif), like nix-output-monitor.
 
 use super::frame::{frame, FrameInput, TermSize};
-use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
+use super::text::{duration, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
 use crate::cli::LogsArg;
 use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
@@ -32,6 +32,8 @@ pub struct BarRenderer {
     repeats: Repeats,
     /// Failed builds whose last log lines nix's own error message already showed.
     logs_shown: HashSet<String>,
+    /// Each failure said once.
+    failures: super::text::Failures,
     /// The terminal's echo of control characters, turned off while the frame is shown.
     echo: Option<ControlEcho>,
     ended: bool,
@@ -73,6 +75,7 @@ impl BarRenderer {
             last_sync: None,
             repeats: Repeats::default(),
             logs_shown: HashSet::new(),
+            failures: super::text::Failures::default(),
             echo: None,
             ended: false,
             out,
@@ -146,14 +149,18 @@ impl BarRenderer {
                         // nix's error above already showed the log; name the build only.
                         let mut bare = build.clone();
                         bare.log.clear();
-                        failure_block(&bare)
+                        self.failures.block(&bare)
                     } else {
-                        failure_block(build)
+                        self.failures.block(build)
                     };
                     Some(format!("{} {block}", self.paint("31;1", "✗")))
                 }
                 Happening::BuildStarted { .. } | Happening::TransferStarted { .. } => None,
                 Happening::TransferFinished { .. } if self.verbose == 0 => None,
+                Happening::Message {
+                    level: crate::log::Verbosity::Error,
+                    text,
+                } if super::text::reports_known_failure(text, state) => self.failures.report(text),
                 Happening::Message { level, text } => {
                     if text.contains("log lines:") {
                         self.logs_shown

@@ -142,3 +142,38 @@ fn the_summary_says_bytes_and_time_per_source() {
         .unwrap_or_else(|| panic!("no per-source line:\n{text}"));
     assert!(line.contains("paths, ") && line.contains(" in "), "{line}");
 }
+
+#[test]
+fn a_failure_is_said_once_in_one_block_and_one_summary_line() {
+    for file in [
+        "nix-2.8-keep-going-one-fails.log",
+        "nix-2.8-build-fail.log",
+        "nix-2.26-remote-build-one-fails.log",
+        "nix-2.34-remote-build-fail.log",
+    ] {
+        let out = Captured::default();
+        replay(
+            &data(file),
+            Box::new(PlainRenderer::new(Box::new(out.clone()), 0)),
+            None,
+        );
+        let text = out.text();
+        let blocks = text.lines().filter(|l| l.starts_with("build of ")).count();
+        assert_eq!(blocks, 1, "{file}: one block:\n{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("FAILED: ")).count(),
+            1,
+            "{file}: one summary line:\n{text}"
+        );
+        assert!(!text.contains("error: builder for"), "{file}:\n{text}");
+        assert!(!text.contains("Cannot build"), "{file}:\n{text}");
+        assert!(
+            text.contains("the whole log: nix log /nix/store/"),
+            "{file}:\n{text}"
+        );
+        assert!(
+            text.contains("exit code 1"),
+            "{file}: nix's reason kept:\n{text}"
+        );
+    }
+}

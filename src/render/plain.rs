@@ -1,7 +1,8 @@
 //! Plain lines for CI logs: one per start and finish, no escape codes ever.
 
 use super::text::{
-    estimate_words, happening_line, log_line, stopped_lines, summary_lines, with_logs, Repeats,
+    estimate_words, happening_line, log_line, reports_known_failure, stopped_lines, summary_lines,
+    with_logs, Failures, Repeats,
 };
 use super::{Output, Render};
 use crate::cli::LogsArg;
@@ -21,6 +22,7 @@ pub struct PlainRenderer {
     /// The whole run's expected time at its start, shown under the header.
     expected: Option<crate::history::estimate::Estimate>,
     logs: LogsArg,
+    failures: Failures,
 }
 
 impl PlainRenderer {
@@ -33,6 +35,7 @@ impl PlainRenderer {
             repeats: Repeats::default(),
             expected: None,
             logs: LogsArg::Failed,
+            failures: Failures::default(),
         }
     }
 
@@ -71,6 +74,11 @@ impl Render for PlainRenderer {
                 Happening::BuildLog { drv_path, line } if self.logs == LogsArg::All => {
                     Some(log_line(drv_path, line))
                 }
+                Happening::BuildFailed { build } => Some(self.failures.block(build)),
+                Happening::Message {
+                    level: crate::log::Verbosity::Error,
+                    text,
+                } if reports_known_failure(text, state) => self.failures.report(text),
                 _ => happening_line(happening, self.verbose),
             };
             let Some(mut line) = line else {
@@ -87,6 +95,10 @@ impl Render for PlainRenderer {
                 line.push_str(&format!("; {}", estimate_words(&estimate)));
             }
             if let Happening::Message { level, text } = happening {
+                if *level == crate::log::Verbosity::Error && reports_known_failure(text, state) {
+                    self.line(&line);
+                    continue;
+                }
                 if !self.repeats.admit(*level, text) {
                     continue;
                 }

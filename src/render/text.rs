@@ -1,7 +1,9 @@
 //! The human sentences shared by the bar, plain and silent renderers.
 
 use crate::log::{strip_ansi, Verbosity};
-use crate::monitor::{host_of, store_path_name, FailedBuild, Happening, Summary, TransferKind};
+use crate::monitor::{
+    drv_paths_in, host_of, store_path_name, FailedBuild, Happening, Summary, TransferKind,
+};
 use std::time::Duration;
 
 /// "local" or "on seasmoke", for a build host key.
@@ -171,17 +173,97 @@ pub fn message_shown(level: Verbosity, verbose: u8) -> bool {
     }
 }
 
-/// "nd-fail failed locally; its last log lines:" and the lines, indented.
+/// "nd-fail failed locally; its last log lines:" and the lines, indented, then how to see the
+/// whole log.
 pub fn failure_block(build: &FailedBuild) -> String {
+    failure_block_with(build, None)
+}
+
+/// [`failure_block`] with nix's reason (`builder failed with exit code 1`) when known.
+pub fn failure_block_with(build: &FailedBuild, reason: Option<&str>) -> String {
     let name = store_path_name(&build.drv);
     let mut block = format!("build of {} failed {}", build.drv, where_built(&build.host));
+    if let Some(reason) = reason {
+        block.push_str(&format!(" ({reason})"));
+    }
     if !build.log.is_empty() {
         block.push_str(&format!("; last {} log lines:", build.log.len()));
         for line in &build.log {
             block.push_str(&format!("\n  {name}> {line}"));
         }
     }
+    block.push_str(&format!("\n  the whole log: nix log {}", build.drv));
     block
+}
+
+/// Whether nix's error `text` only reports the failure of builds the state follows (nix's
+/// "builder for 'X' failed with exit code 1" and its log lines, 2.26's "build of 'X' on 'H'
+/// failed", 2.34's "Cannot build 'X'", the closing "build of 'X', 'Y' failed"): the failure
+/// block of each says it already, so a human display shows nix's report not again.
+pub fn reports_known_failure(text: &str, state: &crate::monitor::State) -> bool {
+    let text = strip_ansi(text);
+    let headline = text.lines().next().unwrap_or_default();
+    let is_report = headline.contains("builder for '")
+        || headline.contains("Cannot build '")
+        || (headline.contains("build of '") && headline.contains("failed"));
+    let drvs = drv_paths_in(headline);
+    is_report && !drvs.is_empty() && drvs.iter().all(|d| state.knows_build(d))
+}
+
+/// Why nix says a build failed, from its report: `builder failed with exit code 1`.
+pub fn failure_reason(text: &str) -> Option<String> {
+    let text = strip_ansi(text);
+    let line = if let Some(at) = text.find("Reason: ") {
+        text[at + "Reason: ".len()..].lines().next()?
+    } else {
+        let at = text.find("failed with ")?;
+        text[at..].lines().next()?
+    };
+    let reason = line.trim().trim_end_matches(['.', ';']).trim();
+    (!reason.is_empty()).then(|| reason.to_string())
+}
+
+/// How many failures [`Failures`] remembers.
+const FAILURES_KEPT: usize = 256;
+
+/// Each failed build said once, in one block, for the human displays: nix's own report of a
+/// failure the block shows is folded into it (its reason in the block's first line, or on a
+/// line of its own right after a block already shown).
+#[derive(Debug, Default)]
+pub struct Failures {
+    reasons: std::collections::HashMap<String, String>,
+    shown: std::collections::HashSet<String>,
+}
+
+impl Failures {
+    /// nix's report `text` of failures the block shows: `None` to show nothing, or the reason
+    /// line for blocks already shown. Call only when [`reports_known_failure`] holds.
+    pub fn report(&mut self, text: &str) -> Option<String> {
+        let reason = failure_reason(text)?;
+        let headline = strip_ansi(text);
+        let headline = headline.lines().next().unwrap_or_default();
+        let drvs = drv_paths_in(headline);
+        let [drv] = drvs.as_slice() else {
+            // The closing "build of 'A', 'B' failed": each block said it.
+            return None;
+        };
+        if self.shown.contains(*drv) {
+            return Some(format!("  {}: {reason}", store_path_name(drv)));
+        }
+        if self.reasons.len() < FAILURES_KEPT {
+            self.reasons.insert(drv.to_string(), reason);
+        }
+        None
+    }
+
+    /// The block of a failed build, with nix's reason when its report came first.
+    pub fn block(&mut self, build: &FailedBuild) -> String {
+        let reason = self.reasons.remove(&build.drv);
+        if self.shown.len() < FAILURES_KEPT {
+            self.shown.insert(build.drv.clone());
+        }
+        failure_block_with(build, reason.as_deref())
+    }
 }
 
 /// The closing block: what was built where, fetched from where, bytes, failures, elapsed.
