@@ -198,3 +198,43 @@ fn copies_carry_their_bytes_and_a_second_copy_its_expected_time() {
         assert!(store["bytes_per_sec"].as_f64().is_some(), "{doc}");
     }
 }
+
+#[test]
+fn an_output_the_builder_already_has_is_shown_as_a_copy_not_a_build() {
+    if skip_unless_root("an_output_the_builder_already_has_is_shown_as_a_copy_not_a_build") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+        lab.renew_nonce().expect("fresh paths");
+        lab.build_on_builder(&lab.flake_ref("wide"))
+            .expect("seed seasmoke");
+        let state = state_dir(&lab, v);
+        let run = run(
+            &lab,
+            v,
+            &state,
+            &[
+                "--builder",
+                &spec,
+                "--progress",
+                "plain",
+                "build",
+                "--no-link",
+                &lab.flake_ref("wide"),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(run.stderr.contains("mode: substitute"), "{run:?}");
+        assert!(
+            run.stderr
+                .contains("copying wide from seasmoke (built there before)"),
+            "{v:?}: {run:?}"
+        );
+        assert!(
+            !run.stderr.contains("building wide on"),
+            "{v:?}: a copy shown as a build: {run:?}"
+        );
+    }
+}

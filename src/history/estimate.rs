@@ -223,6 +223,11 @@ impl RunEstimate {
         self.by_key.get(key).copied()
     }
 
+    /// What the step named `key` is, if the run has one.
+    pub fn kind_of(&self, key: &str) -> Option<StepKind> {
+        Some(self.steps.get(self.step(key)?)?.kind)
+    }
+
     /// The expected seconds of the step named `key`, when known.
     pub fn expected_secs(&self, key: &str) -> Option<f64> {
         self.steps.get(self.step(key)?)?.secs

@@ -51,6 +51,8 @@ pub struct RunningBuild {
     /// How long it should take, when the history knows (the median of its earlier builds of
     /// the same name on the same host).
     pub expected_time: Option<Duration>,
+    /// The plan says the builder already has its outputs: nix's build hook only copies them.
+    pub copy_back: bool,
 }
 
 impl RunningBuild {
@@ -306,7 +308,12 @@ impl State {
                 }
                 let host = self.peer(&host_key(machine));
                 let drv_path = &bounded(drv_path, MAX_KEPT_TEXT);
-                let expected = self.expected_build(drv_path, &host);
+                let copy_back = host != "local" && self.is_copy_back(drv_path);
+                let expected = if copy_back {
+                    self.expected_copy_back(drv_path)
+                } else {
+                    self.expected_build(drv_path, &host)
+                };
                 self.step_started(drv_path, now);
                 self.builds.insert(
                     id,
@@ -319,12 +326,14 @@ impl State {
                         log_tail: VecDeque::new(),
                         seen_working: machine.is_empty(),
                         expected_time: expected,
+                        copy_back,
                     },
                 );
                 self.happen(Happening::BuildStarted {
                     drv_path: drv_path.clone(),
                     host,
                     expected,
+                    copy_back,
                 });
                 true
             }

@@ -298,13 +298,17 @@ fn build_line(build: &RunningBuild, now: Instant, width: usize, color: bool) -> 
         duration(now.saturating_duration_since(build.started)),
         build.expected_time,
     );
-    let place = format!(" {}", where_built(&build.host));
+    let place = if build.copy_back {
+        format!(" from {} (built there before)", host_of(&build.host))
+    } else {
+        format!(" {}", where_built(&build.host))
+    };
     let mut phase = build
         .phase
         .as_deref()
         .map(|p| format!(" ({p})"))
         .unwrap_or_default();
-    let marker = "  ⏵ ";
+    let marker = if build.copy_back { "  ↓ " } else { "  ⏵ " };
     let fixed = |place: &str, phase: &str| {
         display_width(marker) + display_width(place) + display_width(phase) + 1 + elapsed.len()
     };

@@ -90,10 +90,15 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
             drv_path,
             host,
             expected,
-        } => with_expected(
-            json!({"event": "build_start", "drv": drv_path, "name": store_path_name(drv_path), "host": host}),
-            *expected,
-        ),
+            copy_back,
+        } => {
+            let mut value = json!({"event": "build_start", "drv": drv_path, "name": store_path_name(drv_path), "host": host});
+            if *copy_back {
+                // The plan says the builder has it: nix's build hook only copies it back.
+                value["copy_back"] = json!(true);
+            }
+            with_expected(value, *expected)
+        }
         Happening::BuildFinished {
             drv_path,
             host,

@@ -42,6 +42,18 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             drv_path,
             host,
             expected,
+            copy_back: true,
+        } => Some(format!(
+            "copying {} from {} (built there before){}",
+            store_path_name(drv_path),
+            host_of(host),
+            expected_note(*expected)
+        )),
+        Happening::BuildStarted {
+            drv_path,
+            host,
+            expected,
+            copy_back: false,
         } => Some(format!(
             "building {} {}{}",
             store_path_name(drv_path),

@@ -263,8 +263,12 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
 /// Gives the display what earlier runs took (read once, here): each step's expected time and
 /// the whole run's. Returns the one warning for a history that could not be read.
 fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
-    let dir = job.settings.state_dir.as_deref()?;
-    let loaded = crate::history::load(dir);
+    // Without a state directory there is no history, but the run's steps still tell a copy
+    // from a build.
+    let loaded = match job.settings.state_dir.as_deref() {
+        Some(dir) => crate::history::load(dir),
+        None => crate::history::Loaded::default(),
+    };
     let planned = &job.planned;
     let slots = |host: &str| -> usize {
         if host == "local" {

@@ -3,7 +3,7 @@
 
 use super::State;
 use crate::history::estimate::Estimate;
-use crate::history::{History, RunEstimate};
+use crate::history::{History, RunEstimate, StepKind};
 use crate::store_path::short_name;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +52,19 @@ impl State {
             .history
             .as_ref()?
             .copy_secs(short_name(path), peer, None)?;
+        Duration::try_from_secs_f64(secs).ok()
+    }
+
+    /// Whether the plan says `drv`'s outputs are copied back from a builder that has them.
+    pub(super) fn is_copy_back(&self, drv_path: &str) -> bool {
+        self.eta
+            .as_ref()
+            .is_some_and(|eta| eta.kind_of(drv_path) == Some(StepKind::Copy))
+    }
+
+    /// The expected time of a copy-back, from the run's steps (the history's copy time).
+    pub(super) fn expected_copy_back(&self, drv_path: &str) -> Option<Duration> {
+        let secs = self.eta.as_ref()?.expected_secs(drv_path)?;
         Duration::try_from_secs_f64(secs).ok()
     }
 

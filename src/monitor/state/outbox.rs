@@ -18,6 +18,9 @@ pub enum Happening {
         host: String,
         /// How long it should take, when the history knows.
         expected: Option<Duration>,
+        /// The plan says the builder already has its outputs: nix's build hook only copies
+        /// them here (a copy, shown as one).
+        copy_back: bool,
     },
     /// A build finished and nix did not count it as failed.
     BuildFinished {
