@@ -32,6 +32,9 @@ pub struct Planned {
     pub wanted: Vec<crate::store_path::StorePath>,
     /// The derivations behind them (empty when nothing was missing), for the run's estimate.
     pub graph: plan::Graph,
+    /// The NAR size of each path the plan copies from a cache or a builder, where the source
+    /// said: the total of a copy whose progress nix does not report (2.8 over ssh-ng).
+    pub nar_sizes: std::collections::BTreeMap<String, u64>,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -97,6 +100,7 @@ pub fn noop_planned(
         systems: Default::default(),
         wanted: Vec::new(),
         graph: plan::Graph::default(),
+        nar_sizes: Default::default(),
     }
 }
 
@@ -297,6 +301,7 @@ async fn plan_graph(
     };
     let mut plan = plan::plan(&input)?;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
+    let nar_sizes = nar_sizes(&plan, &input.availability);
     Ok(Planned {
         plan,
         builders: input.builders,
@@ -305,7 +310,30 @@ async fn plan_graph(
         systems: Default::default(),
         wanted,
         graph: input.graph,
+        nar_sizes,
     })
+}
+
+/// The NAR size of each path `plan` copies, as its source said.
+fn nar_sizes(
+    plan: &plan::Plan,
+    availability: &Availability,
+) -> std::collections::BTreeMap<String, u64> {
+    plan.paths
+        .iter()
+        .filter_map(|p| {
+            let size = match p.source {
+                plan::Source::Cache => availability.in_caches.get(&p.path)?.nar_size,
+                plan::Source::Builder => availability
+                    .on_builders
+                    .get(&p.path)?
+                    .iter()
+                    .find_map(|h| h.nar_size),
+                plan::Source::Build => None,
+            }?;
+            Some((p.path.as_str().to_string(), size))
+        })
+        .collect()
 }
 
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
@@ -368,6 +396,7 @@ async fn ask_through_daemon(
                     builder: b.id,
                     references: Vec::new(),
                     substitutable: false,
+                    nar_size: None,
                 });
             }
         }

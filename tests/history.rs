@@ -238,3 +238,54 @@ fn an_output_the_builder_already_has_is_shown_as_a_copy_not_a_build() {
         );
     }
 }
+
+#[test]
+fn a_copy_from_the_builder_has_bytes_and_a_total_on_every_client() {
+    if skip_unless_root("a_copy_from_the_builder_has_bytes_and_a_total_on_every_client") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    // Nix 2.8 reports no byte progress for ssh-ng copies: the builder's NAR size stands in.
+    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+        lab.renew_nonce().expect("fresh paths");
+        lab.build_on_builder(&lab.flake_ref("big"))
+            .expect("seed seasmoke");
+        let got = events(&run(
+            &lab,
+            v,
+            &state_dir(&lab, v),
+            &[
+                "--builder",
+                &spec,
+                "--json",
+                "build",
+                "--no-link",
+                &lab.flake_ref("big"),
+            ],
+        ));
+        let done: Vec<&Value> = got
+            .iter()
+            .filter(|e| {
+                (e["event"] == "copy_done" || e["event"] == "substitute_done") && e["name"] == "big"
+            })
+            .collect();
+        assert!(!done.is_empty(), "{v:?}: big was not copied: {got:?}");
+        for e in done {
+            assert!(e["bytes"].as_u64().unwrap_or(0) >= 4 << 20, "{v:?}: {e}");
+            assert!(
+                e["total_bytes"].as_u64().unwrap_or(0) >= 4 << 20,
+                "{v:?}: {e}"
+            );
+        }
+        let summary = got.last().expect("a summary");
+        let from = summary["from_sources"]
+            .as_object()
+            .expect("per-source totals");
+        assert!(
+            from.values()
+                .any(|t| t["bytes"].as_u64().unwrap_or(0) >= 4 << 20),
+            "{v:?}: {summary}"
+        );
+    }
+}

@@ -48,6 +48,11 @@ impl Monitor {
         self.renderer.header(mode, reason);
     }
 
+    /// The size of each store path the plan copies (see [`State::set_sizes`]).
+    pub fn set_sizes(&mut self, sizes: std::collections::BTreeMap<String, u64>) {
+        self.state.set_sizes(sizes);
+    }
+
     /// What earlier runs took, and this run's steps (see [`State::set_history`]). Call before
     /// [`Monitor::set_header`], so the plan is shown with the run's expected time.
     pub fn set_history(

@@ -182,6 +182,8 @@ pub struct State {
     /// The distinct builder and store names seen, at most [`MAX_PEERS`]; later ones are
     /// counted under [`OTHER_PEERS`], so every per-peer map stays small.
     peers: BTreeSet<String>,
+    /// The NAR size of each path the plan copies ([`State::set_sizes`]).
+    sizes: HashMap<String, u64>,
     /// What earlier runs took, for each step's expected time ([`State::set_history`]).
     history: Option<Arc<History>>,
     /// This run's steps, for the whole run's estimate.
@@ -392,6 +394,7 @@ impl State {
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
             peers: self.peers.clone(),
+            sizes: self.sizes.clone(),
             history: self.history.clone(),
             ..State::default()
         }
@@ -411,6 +414,7 @@ impl State {
             self.sources.insert(peer.to_string());
         }
         let expected = self.expected_copy(path, peer);
+        let total_bytes = self.sizes.get(path).copied();
         self.step_started(path, now);
         self.transfers.insert(
             id,
@@ -420,7 +424,7 @@ impl State {
                 name: store_path_name(path).to_string(),
                 peer: peer.to_string(),
                 done: 0,
-                expected: 0,
+                expected: total_bytes.unwrap_or(0),
                 started: now,
                 expected_time: expected,
             },
@@ -430,6 +434,7 @@ impl State {
             path: path.to_string(),
             peer: peer.to_string(),
             expected,
+            total_bytes,
         });
     }
 
@@ -475,7 +480,10 @@ impl State {
             (self.transfers.get_mut(&transfer_id), result)
         {
             transfer.done = progress.done;
-            transfer.expected = progress.expected;
+            // nix's total where it gives one, else the size the plan knew.
+            if progress.expected > 0 {
+                transfer.expected = progress.expected;
+            }
             return true;
         }
         match (self.live.get_mut(&id), result) {
@@ -562,6 +570,7 @@ impl State {
             path: transfer.path,
             peer: transfer.peer,
             bytes,
+            total_bytes: (transfer.expected > 0).then_some(transfer.expected),
             elapsed,
         });
     }

@@ -134,20 +134,28 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
             path,
             peer,
             expected,
-        } => with_expected(
-            json!({"event": "substitute_start", "path": path, "name": store_path_name(path), "from": peer, "bytes": 0}),
-            *expected,
+            total_bytes,
+        } => with_total(
+            with_expected(
+                json!({"event": "substitute_start", "path": path, "name": store_path_name(path), "from": peer, "bytes": 0}),
+                *expected,
+            ),
+            *total_bytes,
         ),
         Happening::TransferStarted {
             kind,
             path,
             peer,
             expected,
+            total_bytes,
         } => {
             let (from, to) = ends(*kind, peer);
-            with_expected(
-                json!({"event": "copy_start", "path": path, "name": store_path_name(path), "from": from, "to": to, "bytes": 0}),
-                *expected,
+            with_total(
+                with_expected(
+                    json!({"event": "copy_start", "path": path, "name": store_path_name(path), "from": from, "to": to, "bytes": 0}),
+                    *expected,
+                ),
+                *total_bytes,
             )
         }
         Happening::TransferFinished {
@@ -155,23 +163,31 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
             path,
             peer,
             bytes,
+            total_bytes,
             elapsed,
-        } => json!({
-            "event": "substitute_done", "path": path, "name": store_path_name(path), "from": peer,
-            "bytes": bytes, "secs": elapsed.as_secs_f64(),
-        }),
+        } => with_total(
+            json!({
+                "event": "substitute_done", "path": path, "name": store_path_name(path), "from": peer,
+                "bytes": bytes, "secs": elapsed.as_secs_f64(),
+            }),
+            *total_bytes,
+        ),
         Happening::TransferFinished {
             kind,
             path,
             peer,
             bytes,
+            total_bytes,
             elapsed,
         } => {
             let (from, to) = ends(*kind, peer);
-            json!({
-                "event": "copy_done", "path": path, "name": store_path_name(path), "from": from, "to": to,
-                "bytes": bytes, "secs": elapsed.as_secs_f64(),
-            })
+            with_total(
+                json!({
+                    "event": "copy_done", "path": path, "name": store_path_name(path), "from": from, "to": to,
+                    "bytes": bytes, "secs": elapsed.as_secs_f64(),
+                }),
+                *total_bytes,
+            )
         }
         Happening::Message { level, text } if message_shown(*level, verbose.max(1)) => {
             json!({"event": "message", "level": level_name(*level), "text": text})
@@ -186,6 +202,14 @@ fn event(happening: &Happening, verbose: u8) -> Option<Value> {
 fn with_expected(mut value: Value, expected: Option<std::time::Duration>) -> Value {
     if let (Some(expected), Value::Object(object)) = (expected, &mut value) {
         object.insert("expected_secs".into(), json!(expected.as_secs_f64()));
+    }
+    value
+}
+
+/// `value` with `total_bytes` when the size is known.
+fn with_total(mut value: Value, total: Option<u64>) -> Value {
+    if let (Some(total), Value::Object(object)) = (total, &mut value) {
+        object.insert("total_bytes".into(), json!(total));
     }
     value
 }

@@ -101,6 +101,7 @@ fn learn(learned: &mut crate::history::Recording, happenings: &[Happening]) {
                 peer,
                 bytes,
                 elapsed,
+                ..
             } => learned.add_copy(
                 store_path_name(path),
                 peer,

@@ -96,6 +96,7 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             path,
             peer,
             expected,
+            ..
         } => {
             let (verb, dir) = match kind {
                 TransferKind::Substitute => ("fetching", "from"),
@@ -114,6 +115,7 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             peer,
             bytes: n,
             elapsed,
+            ..
         } => {
             let (verb, dir) = match kind {
                 TransferKind::Substitute => ("fetched", "from"),

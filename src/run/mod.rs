@@ -287,6 +287,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
         slots,
     );
     monitor.set_history(std::sync::Arc::new(loaded.history), Some(run));
+    monitor.set_sizes(planned.nar_sizes.clone());
     loaded.warning
 }
 

@@ -23,6 +23,12 @@ impl State {
         self.estimate_stale = self.eta.is_some();
     }
 
+    /// The size of each store path the plan copies (the sources' NAR sizes): a copy whose
+    /// progress nix does not report (Nix 2.8 over `ssh-ng://`) still has a total and bytes.
+    pub fn set_sizes(&mut self, sizes: impl IntoIterator<Item = (String, u64)>) {
+        self.sizes = sizes.into_iter().collect();
+    }
+
     /// The whole run's remaining time as of `now`, when the history knows any of its steps.
     pub fn run_estimate(&self, now: Instant) -> Option<Estimate> {
         if let Some(eta) = &self.eta {
