@@ -363,9 +363,29 @@ fn transfer_line(transfer: &Transfer, now: Instant, width: usize, color: bool) -
         }
         line.add(&peer, "").add(elapsed, "2")
     };
-    let candidates = [line(full, &elapsed), line(done, &elapsed), line(done, "")];
+    // The rate so far, and what is left at that rate, once bytes move.
+    let secs = now.saturating_duration_since(transfer.started).as_secs_f64();
+    let rate = (transfer.done > 0 && secs > 0.0).then(|| transfer.done as f64 / secs);
+    let with_rate = match rate {
+        Some(rate) if transfer.expected > transfer.done => {
+            let left = (transfer.expected - transfer.done) as f64 / rate;
+            format!(
+                "{full}, {}/s, {} left",
+                bytes(rate as u64),
+                duration(Duration::try_from_secs_f64(left).unwrap_or_default())
+            )
+        }
+        Some(rate) => format!("{full}, {}/s", bytes(rate as u64)),
+        None => full.to_string(),
+    };
+    let candidates = [
+        line(&with_rate, &elapsed),
+        line(full, &elapsed),
+        line(done, &elapsed),
+        line(done, ""),
+    ];
     let fitting = candidates.iter().find(|l| l.width() <= width);
-    fitting.unwrap_or(&candidates[2]).render(width, color)
+    fitting.unwrap_or(&candidates[3]).render(width, color)
 }
 
 /// `12s` beside what the history expects: `12s of ~30s`; alone when it does not know.
