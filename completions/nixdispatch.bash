@@ -114,7 +114,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -176,7 +176,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -222,7 +222,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -268,7 +268,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -496,7 +496,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -542,7 +542,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -616,7 +616,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -662,7 +662,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -708,7 +708,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)
@@ -754,7 +754,7 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
                     ;;
                 --logs)

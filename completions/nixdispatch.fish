@@ -36,6 +36,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -72,6 +73,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -102,6 +104,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -132,6 +135,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -155,6 +159,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -176,6 +181,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -197,6 +203,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -218,6 +225,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -239,6 +247,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
@@ -260,6 +269,7 @@ nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
 none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'

@@ -118,6 +118,9 @@ pub enum ProgressArg {
     Bar,
     /// One plain line per event, for CI logs.
     Plain,
+    /// The dependency tree of what is building, waiting and done, with hosts and times (needs
+    /// a terminal on stderr).
+    Tree,
     /// Nothing but errors and the result.
     None,
 }

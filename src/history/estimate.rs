@@ -41,6 +41,11 @@ pub enum StepKind {
 /// One step of a run, for the estimate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// Its name for people: the derivation's or store path's name without the hash.
+    pub name: String,
+    /// Where: the host that builds it (`local` or a builder URI), or the store it is copied
+    /// from.
+    pub place: String,
     /// What it is.
     pub kind: StepKind,
     /// Which slot group it runs in (a host's job slots, or the copies').
@@ -132,6 +137,8 @@ impl RunEstimate {
             keys.push((b.drv.as_str().to_string(), steps.len()));
             by_path.insert(b.drv.as_str(), steps.len());
             steps.push(Step {
+                name: name.to_string(),
+                place: host.to_string(),
                 kind: StepKind::Build,
                 group: group_of(host),
                 secs: history.build_secs(name, host),
@@ -154,6 +161,8 @@ impl RunEstimate {
                 }
             }
             steps.push(Step {
+                name: short_name(p.path.as_str()).to_string(),
+                place: from.to_string(),
                 kind: StepKind::Copy,
                 group: copies_group,
                 secs: history.copy_secs(short_name(p.path.as_str()), from, None),
@@ -221,6 +230,27 @@ impl RunEstimate {
     /// The step the log names by `key` (a `.drv` or store path), if the run has one.
     pub fn step(&self, key: &str) -> Option<usize> {
         self.by_key.get(key).copied()
+    }
+
+    /// The steps, in their order (builds first, then copies).
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Where step `i` is: `None` waiting, `Some(None)` done, `Some(Some(started))` running.
+    pub fn progress(&self, i: usize) -> Option<Option<Instant>> {
+        match self.status.get(i)? {
+            Status::Waiting => None,
+            Status::Running(t) => Some(Some(*t)),
+            Status::Done => Some(None),
+        }
+    }
+
+    /// The steps no other step waits for: the tops of the run's tree.
+    pub fn roots(&self) -> Vec<usize> {
+        (0..self.steps.len())
+            .filter(|&i| self.dependents[i].is_empty())
+            .collect()
     }
 
     /// What the step named `key` is, if the run has one.
@@ -383,6 +413,8 @@ mod tests {
 
     fn step(group: usize, secs: Option<f64>, deps: &[usize]) -> Step {
         Step {
+            name: String::new(),
+            place: String::new(),
             kind: StepKind::Build,
             group,
             secs,

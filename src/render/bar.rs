@@ -41,6 +41,8 @@ pub struct BarRenderer {
     color: bool,
     verbose: u8,
     logs: LogsArg,
+    /// `--progress tree`: the run's dependency tree instead of the running builds' lines.
+    tree: bool,
 }
 
 impl BarRenderer {
@@ -82,7 +84,14 @@ impl BarRenderer {
             color,
             verbose,
             logs: LogsArg::Failed,
+            tree: false,
         }
+    }
+
+    /// The same renderer drawing the run's dependency tree (`--progress tree`).
+    pub fn as_tree(mut self) -> Self {
+        self.tree = true;
+        self
     }
 
     /// The same renderer showing the build logs `--logs` asks for.
@@ -190,7 +199,12 @@ impl BarRenderer {
             color: self.color,
             estimate: state.run_estimate(now),
         };
-        let lines: Vec<String> = frame(state, &input)
+        let lines = if self.tree {
+            super::frame::tree_frame(state, &input)
+        } else {
+            frame(state, &input)
+        };
+        let lines: Vec<String> = lines
             .iter()
             .map(|line| crate::output::clean(line, self.color).into_owned())
             .collect();

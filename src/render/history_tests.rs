@@ -177,3 +177,106 @@ fn a_failure_is_said_once_in_one_block_and_one_summary_line() {
         );
     }
 }
+
+mod tree {
+    use super::super::frame::{tree_frame, FrameInput, TermSize};
+    use crate::history::estimate::{Group, Step, StepKind};
+    use crate::history::{History, RunEstimate};
+    use crate::log::parse_line;
+    use crate::monitor::State;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const DRV: [&str; 4] = [
+        "/nix/store/11111111111111111111111111111111-app-1.0.drv",
+        "/nix/store/22222222222222222222222222222222-lib-2.0.drv",
+        "/nix/store/33333333333333333333333333333333-zlib-1.3.drv",
+        "/nix/store/44444444444444444444444444444444-docs-1.0.drv",
+    ];
+
+    fn step(name: &str, secs: Option<f64>, deps: &[usize]) -> Step {
+        Step {
+            name: name.to_string(),
+            place: "ssh-ng://seasmoke".to_string(),
+            kind: StepKind::Build,
+            group: 0,
+            secs,
+            deps: deps.to_vec(),
+        }
+    }
+
+    /// app needs lib and docs, lib needs zlib; zlib is done, lib runs, app and docs wait.
+    fn state(t0: Instant) -> State {
+        let steps = vec![
+            step("app-1.0", Some(4.0), &[1, 3]),
+            step("lib-2.0", Some(10.0), &[2]),
+            step("zlib-1.3", Some(1.0), &[]),
+            step("docs-1.0", None, &[]),
+        ];
+        let keys = DRV
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.to_string(), i))
+            .collect();
+        let groups = vec![Group {
+            jobs: 1,
+            polls: true,
+        }];
+        let mut state = State::new();
+        state.set_history(
+            Arc::new(History::new()),
+            Some(RunEstimate::new(steps, groups, keys)),
+        );
+        let start = |id: u32, drv: &str| {
+            format!(
+                r#"@nix {{"action":"start","id":{id},"level":3,"type":105,"text":"","fields":["{drv}","ssh-ng://seasmoke",1,1]}}"#
+            )
+        };
+        state.update(&parse_line(&start(1, DRV[2])), t0);
+        state.update(&parse_line(r#"@nix {"action":"stop","id":1}"#), t0);
+        state.update(&parse_line(&start(2, DRV[1])), t0 + Duration::from_secs(1));
+        state.clear_happenings();
+        state
+    }
+
+    fn draw(state: &State, t0: Instant, rows: usize) -> Vec<String> {
+        tree_frame(
+            state,
+            &FrameInput {
+                header: Some(("remote", "4 derivations")),
+                elapsed: Duration::from_secs(4),
+                now: t0 + Duration::from_secs(4),
+                size: TermSize { cols: 60, rows },
+                color: false,
+                estimate: state.run_estimate(t0 + Duration::from_secs(4)),
+            },
+        )
+    }
+
+    #[test]
+    fn the_tree_shows_what_runs_waits_and_is_done_with_hosts_and_times() {
+        let t0 = Instant::now();
+        let lines = draw(&state(t0), t0, 20);
+        let tree: Vec<&str> = lines.iter().skip(2).map(String::as_str).collect();
+        assert_eq!(
+            tree,
+            [
+                "  · app-1.0 on seasmoke ~4.0s",
+                "    · docs-1.0 on seasmoke",
+                "    ⏵ lib-2.0 on seasmoke 3.0s of ~10s",
+                "      ✓ zlib-1.3 on seasmoke",
+            ],
+            "{lines:#?}"
+        );
+        assert!(lines[0].contains("≥"), "partial: docs is new: {}", lines[0]);
+    }
+
+    #[test]
+    fn a_short_terminal_keeps_the_running_steps_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let lines = draw(&state(t0), t0, 5);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("⏵ lib-2.0")), "{lines:#?}");
+        assert!(lines.last().unwrap().contains("not shown"), "{lines:#?}");
+    }
+}

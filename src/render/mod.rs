@@ -57,6 +57,8 @@ pub trait Render {
 pub enum RendererKind {
     /// indicatif bars on stderr.
     Bar,
+    /// The bars' header and totals over the run's dependency tree, on stderr.
+    Tree,
     /// Plain lines on stderr, no escape codes.
     Plain,
     /// JSON lines on stdout.
@@ -94,10 +96,11 @@ pub fn choose(
             ProgressArg::None => RendererKind::Silent,
             ProgressArg::Plain => RendererKind::Plain,
             ProgressArg::Auto | ProgressArg::Bar if stderr_is_terminal => RendererKind::Bar,
-            ProgressArg::Auto | ProgressArg::Bar => RendererKind::Plain,
+            ProgressArg::Tree if stderr_is_terminal => RendererKind::Tree,
+            ProgressArg::Auto | ProgressArg::Bar | ProgressArg::Tree => RendererKind::Plain,
         }
     };
-    let color = kind == RendererKind::Bar && !no_color;
+    let color = matches!(kind, RendererKind::Bar | RendererKind::Tree) && !no_color;
     Choice { kind, color }
 }
 
@@ -116,6 +119,11 @@ pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
 pub fn renderer_with_logs(choice: Choice, verbose: u8, logs: LogsArg) -> Box<dyn Render + Send> {
     match choice.kind {
         RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose).with_logs(logs)),
+        RendererKind::Tree => Box::new(
+            BarRenderer::stderr(choice.color, verbose)
+                .with_logs(logs)
+                .as_tree(),
+        ),
         RendererKind::Plain => {
             Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose).with_logs(logs))
         }

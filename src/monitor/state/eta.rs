@@ -29,6 +29,12 @@ impl State {
         self.sizes = sizes.into_iter().collect();
     }
 
+    /// This run's steps and where each is, when the run was planned ([`State::set_history`]):
+    /// what `--progress tree` draws.
+    pub fn run_steps(&self) -> Option<&RunEstimate> {
+        self.eta.as_deref()
+    }
+
     /// The whole run's remaining time as of `now`, when the history knows any of its steps.
     pub fn run_estimate(&self, now: Instant) -> Option<Estimate> {
         if let Some(eta) = &self.eta {
