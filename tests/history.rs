@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::terminal::Terminal;
 use common::{bin, lab, run_limited, Run, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Fixture, Lab, LabOptions};
 use serde_json::Value;
@@ -288,4 +289,111 @@ fn a_copy_from_the_builder_has_bytes_and_a_total_on_every_client() {
             "{v:?}: {summary}"
         );
     }
+}
+
+#[test]
+fn the_tree_on_a_real_terminal_shows_running_and_waiting_steps_with_times() {
+    if skip_unless_root("the_tree_on_a_real_terminal_shows_running_and_waiting_steps_with_times") {
+        return;
+    }
+    let lab = lab(LabOptions {
+        fixtures: vec![Fixture::chain("tree", 3).build_secs(1.0)],
+        ..LabOptions::default()
+    });
+    let spec = lab.builder_spec();
+    let v = ClientNix::V2_8;
+    let state = state_dir(&lab, v);
+    let installable = lab.flake_ref("tree");
+    lab.renew_nonce().expect("fresh paths");
+    let first = run(
+        &lab,
+        v,
+        &state,
+        &[
+            "--builder",
+            &spec,
+            "--json",
+            "build",
+            "--no-link",
+            &installable,
+        ],
+    );
+    assert_eq!(first.code, Some(0), "{first:?}");
+    lab.renew_nonce().expect("fresh paths");
+    let inner = lab.nixdispatch(v, bin());
+    let mut words: Vec<String> = vec![inner.get_program().to_string_lossy().into_owned()];
+    words.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.extend(
+        [
+            "--builder",
+            &spec,
+            "--progress",
+            "tree",
+            "build",
+            "--no-link",
+            &installable,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let line = shlex::try_join(words.iter().map(String::as_str)).expect("quote");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("XDG_STATE_HOME", &state).env("TERM", "xterm");
+    let Terminal {
+        mut child, screen, ..
+    } = Terminal::start(cmd);
+    let deadline = std::time::Instant::now() + BOUND;
+    let mut shown = Vec::new();
+    let status = loop {
+        while let Ok(chunk) = screen.try_recv() {
+            shown.extend(chunk);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "hung");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    while let Ok(chunk) = screen.recv_timeout(std::time::Duration::from_millis(200)) {
+        shown.extend(chunk);
+    }
+    let text = without_escapes(&String::from_utf8_lossy(&shown));
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("⏵ tree-1 on seasmoke"),
+        "a running step: {text}"
+    );
+    assert!(
+        text.contains("· tree-3 on seasmoke"),
+        "a waiting step: {text}"
+    );
+    assert!(text.contains(" of ~"), "elapsed beside expected: {text}");
+    assert!(text.contains("left"), "the whole run's estimate: {text}");
+}
+
+/// `text` without terminal escape sequences (`ESC [ … letter`).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
