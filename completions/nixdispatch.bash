@@ -129,7 +129,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -437,7 +437,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -557,7 +557,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

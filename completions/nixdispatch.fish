@@ -79,6 +79,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l logs -
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -s v -l verbose -d 'Say more (repeat for even more)'
@@ -110,6 +111,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l logs -d
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -s v -l verbose -d 'Say more (repeat for even more)'
@@ -141,6 +143,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l logs -d '
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -s v -l verbose -d 'Say more (repeat for even more)'

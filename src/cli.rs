@@ -172,6 +172,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_local_fallback: bool,
 
+    /// Show the plan and ask before building (home and os: then what changes between the
+    /// current and the new generation, and ask again before activating); needs a terminal.
+    #[arg(long)]
+    pub ask: bool,
+
     /// After success, copy the results to the reachable builders whose systems fit them
     /// (short for --push-to each of them), signed as --sign-key says.
     #[arg(long)]

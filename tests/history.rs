@@ -397,3 +397,109 @@ fn without_escapes(text: &str) -> String {
     }
     out
 }
+
+/// Runs nixdispatch as vermax `v` on a real terminal (script(1)), typing `typed` into it once
+/// it asks; whether it exited 0, and what the terminal showed (without escape codes).
+fn on_a_terminal(
+    lab: &Lab,
+    v: ClientNix,
+    state: &Path,
+    args: &[&str],
+    typed: &str,
+) -> (bool, String) {
+    use std::io::Write;
+    let inner = lab.nixdispatch(v, bin());
+    let mut words: Vec<String> = vec![inner.get_program().to_string_lossy().into_owned()];
+    words.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.extend(args.iter().map(|s| s.to_string()));
+    let line = shlex::try_join(words.iter().map(String::as_str)).expect("quote");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("XDG_STATE_HOME", state).env("TERM", "xterm");
+    let Terminal {
+        mut child,
+        mut stdin,
+        screen,
+    } = Terminal::start(cmd);
+    let deadline = std::time::Instant::now() + BOUND;
+    let mut shown = Vec::new();
+    let mut typed_yet = typed.is_empty();
+    let status = loop {
+        while let Ok(chunk) = screen.try_recv() {
+            shown.extend(chunk);
+        }
+        if !typed_yet && String::from_utf8_lossy(&shown).contains("[y/N]") {
+            stdin.write_all(typed.as_bytes()).expect("type");
+            stdin.flush().expect("type");
+            typed_yet = true;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hung: {}",
+            String::from_utf8_lossy(&shown)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    while let Ok(chunk) = screen.recv_timeout(std::time::Duration::from_millis(200)) {
+        shown.extend(chunk);
+    }
+    (
+        status.success(),
+        without_escapes(&String::from_utf8_lossy(&shown)),
+    )
+}
+
+#[test]
+fn ask_shows_the_plan_and_builds_only_on_yes() {
+    if skip_unless_root("ask_shows_the_plan_and_builds_only_on_yes") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let v = ClientNix::V2_8;
+    let state = state_dir(&lab, v);
+    let installable = lab.flake_ref("hello");
+    lab.renew_nonce().expect("fresh paths");
+    let args = [
+        "--builder",
+        spec.as_str(),
+        "--progress",
+        "plain",
+        "build",
+        "--ask",
+        "--json",
+        installable.as_str(),
+    ];
+    // Not on a terminal: exit 2, one line.
+    let refused = run(&lab, v, &state, &args);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
+    assert_eq!(refused.stderr.trim().lines().count(), 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("--ask needs a terminal"),
+        "{refused:?}"
+    );
+
+    let (ok, text) = on_a_terminal(&lab, v, &state, &args, "n\r");
+    assert!(ok, "{text}");
+    assert!(text.contains("will be built"), "the plan: {text}");
+    assert!(text.contains("nothing was built"), "{text}");
+    assert!(!text.contains("\"outputs\""), "nix did not run: {text}");
+
+    let (ok, text) = on_a_terminal(&lab, v, &state, &args, "y\r");
+    assert!(ok, "{text}");
+    assert!(text.contains("built hello"), "{text}");
+    let out = text
+        .split('"')
+        .find(|w| w.starts_with("/nix/store/") && w.ends_with("-hello"))
+        .unwrap_or_else(|| panic!("no result path: {text}"));
+    assert!(lab.client_has(v, out), "{out}: {text}");
+}

@@ -8,6 +8,7 @@
 //! to), [`reality`] (the plan against what nix did). The front half is [`crate::planning`].
 
 mod activate;
+mod ask;
 mod attempt;
 pub mod noop;
 mod outcome;
@@ -106,6 +107,10 @@ pub async fn execute(
         return Ok(0);
     }
     check_sign_key(run)?;
+    if run.ask && !self::ask::plan(settings, &job.planned.plan).await? {
+        crate::output::stderr_line("nixdispatch: nothing was built (answered no)");
+        return Ok(0);
+    }
     let (monitor, record) = prepare_display(&job);
     let _keepalive = sudo_up_front(&job).await?;
     let started = Instant::now();
@@ -114,6 +119,15 @@ pub async fn execute(
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
         return Err(failed(&job, &plan, &attempt, &record, monitor).await);
+    }
+    if run.ask
+        && attempt.steps_activation.is_some()
+        && !self::ask::activation(&job.target, &attempt.results, &mut monitor).await?
+    {
+        monitor.message("nixdispatch: built, not activated (answered no)");
+        monitor.finish_with(Instant::now(), true);
+        remember(&job, &record);
+        return Ok(0);
     }
     if let Some(why) = activate(&job, &attempt, &mut monitor).await? {
         monitor.finish_with(Instant::now(), false);
