@@ -503,3 +503,78 @@ fn ask_shows_the_plan_and_builds_only_on_yes() {
         .unwrap_or_else(|| panic!("no result path: {text}"));
     assert!(lab.client_has(v, out), "{out}: {text}");
 }
+
+#[test]
+fn two_runs_at_once_both_keep_their_samples_and_a_damaged_history_is_one_warning() {
+    if skip_unless_root(
+        "two_runs_at_once_both_keep_their_samples_and_a_damaged_history_is_one_warning",
+    ) {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let v = ClientNix::V2_8;
+    let state = state_dir(&lab, v);
+    let file = state.join("nixdispatch/history");
+    std::fs::create_dir_all(file.parent().expect("a directory")).expect("mkdir");
+    std::fs::write(&file, b"name,host,secs\nhello,local,3\n").expect("a foreign file");
+    lab.renew_nonce().expect("fresh paths");
+    let (chain, wide) = (lab.flake_ref("chain"), lab.flake_ref("wide"));
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let both: Vec<_> = [&chain, &wide]
+            .into_iter()
+            .map(|installable| {
+                let (lab, spec, state) = (&lab, &spec, &state);
+                s.spawn(move || {
+                    run(
+                        lab,
+                        v,
+                        state,
+                        &[
+                            "--builder",
+                            spec,
+                            "--progress",
+                            "plain",
+                            "build",
+                            "--no-link",
+                            installable,
+                        ],
+                    )
+                })
+            })
+            .collect();
+        both.into_iter().map(|h| h.join().expect("a run")).collect()
+    });
+    for r in &runs {
+        assert_eq!(r.code, Some(0), "{r:?}");
+        let warnings = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains("history") && l.contains("ignored"))
+            .count();
+        assert!(warnings <= 1, "one warning at most: {r:?}");
+    }
+    assert!(
+        runs.iter().any(|r| r.stderr.contains("is ignored")),
+        "the foreign file was noticed: {runs:?}"
+    );
+    let stats = run(&lab, v, &state, &["--json", "stats"]);
+    assert_eq!(stats.code, Some(0), "{stats:?}");
+    assert!(stats.stderr.is_empty(), "the file was replaced: {stats:?}");
+    let doc = stats.json();
+    let names: Vec<&str> = doc["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|h| h["derivations"].as_array().into_iter().flatten())
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    for name in ["chain-1", "chain-3", "wide-leaf-1", "wide"] {
+        assert!(names.contains(&name), "{name} was lost: {doc}");
+    }
+    let mode = std::fs::metadata(&file)
+        .expect("history")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
