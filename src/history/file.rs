@@ -84,11 +84,23 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
         _ => return Err(Damaged("not a nixdispatch history".to_string())),
     }
     let mut history = History::new();
+    // The file is sorted by key: samples of one key are gathered and stored together, so a
+    // key is looked up (and its text copied) once, not once per sample.
+    let mut builds: (&str, &str, Vec<BuildSample>) = ("", "", Vec::new());
+    let mut copies: (&str, &str, Vec<CopySample>) = ("", "", Vec::new());
     for (count, line) in lines.enumerate() {
         let line_no = count + 2;
         let bad = || Damaged(format!("line {line_no} cannot be read"));
-        let fields: Vec<&str> = line.split('\t').collect();
-        match fields.as_slice() {
+        let mut fields = [""; 8];
+        let mut n = 0;
+        for field in line.split('\t') {
+            if n == fields.len() {
+                return Err(bad());
+            }
+            fields[n] = field;
+            n += 1;
+        }
+        match &fields[..n] {
             ["b", name, host, at, secs, ok] => {
                 let secs = match *secs {
                     "-" => None,
@@ -100,7 +112,11 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
                     _ => return Err(bad()),
                 };
                 let at = at.parse().map_err(|_| bad())?;
-                history.add_build(name, host, BuildSample { at, secs, ok });
+                if (builds.0, builds.1) != (*name, *host) {
+                    history.add_builds(builds.0, builds.1, &builds.2);
+                    builds = (name, host, Vec::new());
+                }
+                builds.2.push(BuildSample { at, secs, ok });
             }
             ["c", name, store, dir, at, bytes, secs] => {
                 let direction = match *dir {
@@ -114,7 +130,11 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
                     bytes: bytes.parse().map_err(|_| bad())?,
                     secs: secs.parse().map_err(|_| bad())?,
                 };
-                history.add_copy(name, store, sample);
+                if (copies.0, copies.1) != (*name, *store) {
+                    history.add_copies(copies.0, copies.1, &copies.2);
+                    copies = (name, store, Vec::new());
+                }
+                copies.2.push(sample);
             }
             ["r", builder, at, rtt] => {
                 let sample = ProbeSample {
@@ -129,6 +149,8 @@ pub fn decode(text: &str) -> Result<History, Damaged> {
                         "it says it holds {n} samples and holds {count}"
                     )));
                 }
+                history.add_builds(builds.0, builds.1, &builds.2);
+                history.add_copies(copies.0, copies.1, &copies.2);
                 return Ok(history);
             }
             _ => return Err(bad()),

@@ -154,6 +154,34 @@ impl History {
         );
     }
 
+    /// Records builds of `name` on `host`, oldest first, looking the key up once (loading).
+    pub(crate) fn add_builds(&mut self, name: &str, host: &str, samples: &[BuildSample]) {
+        let host = host_key(host);
+        if samples.is_empty() || !key_ok(name) || !key_ok(&host) {
+            return;
+        }
+        let kept = self.builds.entry((name.to_string(), host)).or_default();
+        for s in samples.iter().filter(|s| s.secs.is_none_or(f64::is_finite)) {
+            push_bounded(kept, *s);
+        }
+    }
+
+    /// Records copies of `name` from or to `store`, oldest first, looking the key up once.
+    pub(crate) fn add_copies(&mut self, name: &str, store: &str, samples: &[CopySample]) {
+        let store = host_key(store);
+        if samples.is_empty() || !key_ok(name) || !key_ok(&store) {
+            return;
+        }
+        self.rates = std::sync::OnceLock::new();
+        let kept = self.copies.entry((name.to_string(), store)).or_default();
+        for s in samples
+            .iter()
+            .filter(|s| s.secs.is_finite() && s.secs >= 0.0)
+        {
+            push_bounded(kept, *s);
+        }
+    }
+
     /// Records a copy of store path `name` from or to `store`.
     pub fn add_copy(&mut self, name: &str, store: &str, sample: CopySample) {
         let store = host_key(store);
