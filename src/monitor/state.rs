@@ -226,6 +226,7 @@ impl State {
         changed
     }
 
+    #[inline(always)]
     fn apply(&mut self, event: &Event, now: Instant) -> bool {
         match event {
             Event::Start(start) => self.start(start.id, start.parent, &start.activity, now),

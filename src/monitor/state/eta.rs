@@ -94,6 +94,7 @@ impl State {
         }
     }
 
+    #[cold]
     pub(super) fn refresh_estimate(&mut self, now: Instant) {
         let Some(eta) = &self.eta else {
             self.estimate_stale = false;
