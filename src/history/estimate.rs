@@ -91,7 +91,23 @@ pub struct RunEstimate {
 impl RunEstimate {
     /// A run of `steps` in slot `groups`; `keys` names each step (the `.drv` or store path the
     /// log will name it by).
-    pub fn new(steps: Vec<Step>, groups: Vec<Group>, keys: Vec<(String, usize)>) -> RunEstimate {
+    pub fn new(
+        mut steps: Vec<Step>,
+        mut groups: Vec<Group>,
+        keys: Vec<(String, usize)>,
+    ) -> RunEstimate {
+        // A step naming no group or a step that does not exist is taken in, not a panic.
+        if groups.is_empty() {
+            groups.push(Group {
+                jobs: 1,
+                polls: false,
+            });
+        }
+        let n = steps.len();
+        for step in &mut steps {
+            step.group = step.group.min(groups.len() - 1);
+            step.deps.retain(|d| *d < n);
+        }
         let mut dependents = vec![Vec::new(); steps.len()];
         for (i, step) in steps.iter().enumerate() {
             for &d in &step.deps {
