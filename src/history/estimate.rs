@@ -122,7 +122,7 @@ impl RunEstimate {
             slots: groups.iter().map(|g| g.jobs.max(1)).collect(),
             polls: groups.iter().map(|g| g.polls).collect(),
             dependents,
-            by_key: keys.into_iter().collect(),
+            by_key: keys.into_iter().filter(|(_, i)| *i < n).collect(),
         }
     }
 
