@@ -578,3 +578,63 @@ fn two_runs_at_once_both_keep_their_samples_and_a_damaged_history_is_one_warning
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn logs_all_shows_every_build_line_and_none_only_names_the_failure() {
+    if skip_unless_root("logs_all_shows_every_build_line_and_none_only_names_the_failure") {
+        return;
+    }
+    let lab = lab(LabOptions::default());
+    let spec = lab.builder_spec();
+    let v = ClientNix::V2_8;
+    let state = state_dir(&lab, v);
+    lab.renew_nonce().expect("fresh paths");
+    let hello = lab.flake_ref("hello");
+    let all = run(
+        &lab,
+        v,
+        &state,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "--logs",
+            "all",
+            "build",
+            "--no-link",
+            &hello,
+        ],
+    );
+    assert_eq!(all.code, Some(0), "{all:?}");
+    assert!(all.stderr.contains("hello> building hello"), "{all:?}");
+    let fail = lab.flake_ref("fail");
+    let none = run(
+        &lab,
+        v,
+        &state,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "--logs",
+            "none",
+            "build",
+            "--no-link",
+            &fail,
+        ],
+    );
+    assert_eq!(none.code, Some(1), "{none:?}");
+    assert!(!none.stderr.contains("fail> "), "{none:?}");
+    assert!(
+        none.stderr.contains("the whole log: nix log /nix/store/"),
+        "{none:?}"
+    );
+    let blocks = none
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("build of "))
+        .count();
+    assert_eq!(blocks, 1, "one block: {none:?}");
+}
