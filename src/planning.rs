@@ -63,6 +63,32 @@ impl Planned {
         }
     }
 
+    /// How many jobs `host` runs at once: a builder's `maxJobs`, or for `local` nix's
+    /// `max-jobs` (`auto`: the CPUs); at least 1.
+    pub fn job_slots(&self, host: &str, local_max_jobs: &str) -> usize {
+        if host == "local" {
+            return match local_max_jobs.trim() {
+                "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n.parse::<usize>().unwrap_or(1).max(1),
+            };
+        }
+        self.builders
+            .iter()
+            .find(|b| b.machine.uri == host)
+            .map_or(1, |b| (b.machine.max_jobs as usize).max(1))
+    }
+
+    /// The estimate of this plan's steps from `history` ([`crate::history::RunEstimate`]).
+    pub fn run_estimate(
+        &self,
+        history: &crate::history::History,
+        local_max_jobs: &str,
+    ) -> crate::history::RunEstimate {
+        crate::history::RunEstimate::for_plan(&self.plan, &self.graph, history, |host| {
+            self.job_slots(host, local_max_jobs)
+        })
+    }
+
     /// The machines of the reachable builders, for nix's `builders` setting.
     pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
         self.builders

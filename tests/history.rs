@@ -62,6 +62,12 @@ fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_ru
                 &installable,
             ];
             lab.renew_nonce().expect("fresh paths");
+            let plan_args = ["--builder", &spec, "--json", "plan", &installable];
+            let before = run(&lab, v, &state, &plan_args);
+            assert_eq!(before.code, Some(0), "{before:?}");
+            let estimate = &before.json()["estimates"][0];
+            assert!(estimate["secs"].is_null(), "nothing known yet: {estimate}");
+            assert!(estimate["why"].as_str().is_some(), "{estimate}");
             let first = events(&run(&lab, v, &state, &args));
             assert_eq!(first[0]["event"], "plan", "{first:?}");
             assert_eq!(first[0]["mode"], "remote", "{first:?}");
@@ -80,6 +86,10 @@ fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_ru
 
             // The same names with new hashes.
             lab.renew_nonce().expect("fresh paths");
+            let planned = run(&lab, v, &state, &plan_args);
+            let estimate = &planned.json()["estimates"][0];
+            assert_eq!(estimate["mode"], "remote", "{estimate}");
+            assert!(estimate["secs"].as_f64().is_some(), "{v:?}: {estimate}");
             let t = std::time::Instant::now();
             let second_run = run(&lab, v, &state, &args);
             let took = t.elapsed();

@@ -15,13 +15,50 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
         for w in &planned.warnings {
             crate::output::stderr_line(&format!("nixdispatch: warning: {w}"));
         }
-        let text = serde_json::to_string(&planned.report())
+        let mut doc = serde_json::to_value(planned.report())
             .map_err(|e| crate::Error::input(format!("cannot print the plan: {e}")))?;
+        if let serde_json::Value::Object(members) = &mut doc {
+            members.insert("estimates".into(), estimates(settings, &planned));
+        }
+        let text = doc.to_string();
         crate::output::stdout_line(&text, false)?;
         return Ok(0);
     }
     print_human(settings, &planned)?;
     Ok(0)
+}
+
+/// The contract's `estimates`: for each mode considered (today's planner considers the one it
+/// chose), its expected seconds from the history, or null, and why.
+fn estimates(settings: &Settings, planned: &Planned) -> serde_json::Value {
+    let history = settings
+        .state_dir
+        .as_deref()
+        .map(|dir| crate::history::load(dir).history)
+        .unwrap_or_default();
+    let run = planned.run_estimate(&history, &settings.nix_config.max_jobs);
+    let (secs, why) = match run.remaining(std::time::Instant::now()) {
+        _ if run.is_empty() => (Some(0.0), "nothing to build or copy".to_string()),
+        None => (
+            None,
+            "the history knows none of its builds and copies yet".to_string(),
+        ),
+        Some(e) if e.partial => (
+            None,
+            format!(
+                "the history knows only part of its builds and copies ({:.1}s for those)",
+                e.secs
+            ),
+        ),
+        Some(e) => (
+            Some(e.secs),
+            format!(
+                "critical path of {} builds and copies, from the history",
+                run.len()
+            ),
+        ),
+    };
+    serde_json::json!([{"mode": planned.plan.mode, "secs": secs, "why": why}])
 }
 
 fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {

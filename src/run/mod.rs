@@ -284,33 +284,10 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
         None => crate::history::Loaded::default(),
     };
     let planned = &job.planned;
-    let slots = |host: &str| -> usize {
-        if host == "local" {
-            return local_jobs(&job.settings.nix_config.max_jobs);
-        }
-        planned
-            .builders
-            .iter()
-            .find(|b| b.machine.uri == host)
-            .map_or(1, |b| b.machine.max_jobs as usize)
-    };
-    let run = crate::history::RunEstimate::for_plan(
-        &planned.plan,
-        &planned.graph,
-        &loaded.history,
-        slots,
-    );
+    let run = planned.run_estimate(&loaded.history, &job.settings.nix_config.max_jobs);
     monitor.set_history(std::sync::Arc::new(loaded.history), Some(run));
     monitor.set_sizes(planned.nar_sizes.clone());
     loaded.warning
-}
-
-/// nix's `max-jobs` as a number of local job slots (`auto`: the CPUs; at least 1).
-fn local_jobs(max_jobs: &str) -> usize {
-    match max_jobs.trim() {
-        "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n.parse::<usize>().unwrap_or(1).max(1),
-    }
 }
 
 /// Adds what this run learned (each build's and copy's time, each builder's probe) to the
