@@ -43,6 +43,9 @@ _nixdispatch() {
             nixdispatch,probe)
                 cmd="nixdispatch__subcmd__probe"
                 ;;
+            nixdispatch,stats)
+                cmd="nixdispatch__subcmd__stats"
+                ;;
             nixdispatch__subcmd__help,build)
                 cmd="nixdispatch__subcmd__help__subcmd__build"
                 ;;
@@ -70,6 +73,9 @@ _nixdispatch() {
             nixdispatch__subcmd__help,probe)
                 cmd="nixdispatch__subcmd__help__subcmd__probe"
                 ;;
+            nixdispatch__subcmd__help,stats)
+                cmd="nixdispatch__subcmd__help__subcmd__stats"
+                ;;
             *)
                 ;;
         esac
@@ -77,7 +83,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version build home os plan probe doctor monitor stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -108,7 +114,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -119,7 +129,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,7 +176,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -177,7 +191,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,7 +222,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -219,7 +237,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,7 +268,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -261,7 +283,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__help)
-            opts="build home os plan probe doctor monitor completions help"
+            opts="build home os plan probe doctor monitor stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -400,8 +422,22 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -460,7 +496,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -471,7 +511,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -502,7 +542,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -513,7 +557,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -572,7 +616,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -583,7 +631,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -614,7 +662,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -625,7 +677,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -656,7 +708,57 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__stats)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -30,6 +30,16 @@ pub struct Planned {
     pub systems: std::collections::BTreeSet<String>,
     /// The top-level outputs the run realises.
     pub wanted: Vec<crate::store_path::StorePath>,
+    /// The derivations behind them (empty when nothing was missing), for the run's estimate.
+    pub graph: plan::Graph,
+    /// The NAR size of each path the plan copies from a cache or a builder, where the source
+    /// said: the total of a copy whose progress nix does not report (2.8 over ssh-ng).
+    pub nar_sizes: std::collections::BTreeMap<String, u64>,
+    /// The history, when the planner read it (something was missing, `--mode auto`): read
+    /// once per run, then handed to the display for its expected times.
+    pub history: Option<std::sync::Arc<crate::history::History>>,
+    /// The one warning for a history that could not be read.
+    pub history_warning: Option<String>,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -43,9 +53,6 @@ pub struct PlanReport<'a> {
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
     /// nix will ignore: one line each.
     warnings: &'a [String],
-    /// What each candidate mode would take, when the history was consulted.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    estimates: &'a [plan::Estimate],
 }
 
 impl Planned {
@@ -58,8 +65,30 @@ impl Planned {
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
-            estimates: &self.plan.estimates,
         }
+    }
+
+    /// How many jobs `host` runs at once: a builder's `maxJobs`, or for `local` nix's
+    /// `max-jobs` (`auto`: the CPUs); at least 1.
+    pub fn job_slots(&self, host: &str, local_max_jobs: &str) -> usize {
+        if host == "local" {
+            return local_job_slots(local_max_jobs);
+        }
+        self.builders
+            .iter()
+            .find(|b| b.machine.uri == host)
+            .map_or(1, |b| (b.machine.max_jobs as usize).max(1))
+    }
+
+    /// The estimate of this plan's steps from `history` ([`crate::history::RunEstimate`]).
+    pub fn run_estimate(
+        &self,
+        history: &crate::history::History,
+        local_max_jobs: &str,
+    ) -> crate::history::RunEstimate {
+        crate::history::RunEstimate::for_plan(&self.plan, &self.graph, history, |host| {
+            self.job_slots(host, local_max_jobs)
+        })
     }
 
     /// The machines of the reachable builders, for nix's `builders` setting.
@@ -98,6 +127,10 @@ pub fn noop_planned(
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
+        graph: plan::Graph::default(),
+        nar_sizes: Default::default(),
+        history: None,
+        history_warning: None,
     }
 }
 
@@ -243,6 +276,7 @@ async fn plan_graph(
         wanted_valid.clear();
     }
     let mut substituters = None;
+    let mut history = None;
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
             // Everything is here: no probe, no SSH connection, no cache query.
@@ -291,6 +325,10 @@ async fn plan_graph(
                     availability.on_builders.remove(wanted);
                 }
             }
+            // What earlier runs took weighs the choice between here and the builders.
+            if settings.forced == plan::Forced::Auto {
+                history = settings.state_dir.as_deref().map(crate::history::load);
+            }
             if untrusted {
                 // The daemon ignores builders-use-substitutes and extra substituters from us: a
                 // builder's store can only serve what its build hook copies back. The plan's reason
@@ -308,13 +346,17 @@ async fn plan_graph(
         warnings.insert(0, w);
     }
     let wanted = input_wanted(&graph);
+    let knowledge = history.as_ref().map_or_else(Default::default, |loaded| {
+        let local_jobs = local_job_slots(&settings.nix_config.max_jobs) as u32;
+        knowledge(&loaded.history, &graph, &builders, local_jobs)
+    });
     let input = PlanInput {
         graph,
         availability,
         builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
-        knowledge: Default::default(),
+        knowledge,
     };
     let mut plan = plan::plan(&input)?;
     plan.substituters = substituters;
@@ -332,6 +374,7 @@ async fn plan_graph(
                     .contains(&format!("{}: {}", b.host(), b.failure_words()))
         })
     });
+    let nar_sizes = nar_sizes(&plan, &input.availability);
     Ok(Planned {
         plan,
         builders: input.builders,
@@ -339,7 +382,112 @@ async fn plan_graph(
         installables: Vec::new(),
         systems: Default::default(),
         wanted,
+        graph: input.graph,
+        nar_sizes,
+        history_warning: history.as_ref().and_then(|l| l.warning.clone()),
+        history: history.map(|l| std::sync::Arc::new(l.history)),
     })
+}
+
+/// What `history` knows that bears on this graph and these builders, as the planner asks it
+/// ([`plan::Knowledge`]): build times of the graph's names here and on each reachable builder,
+/// the sizes their outputs had when copied, each builder's link speed and its speed against
+/// this machine (measured on names both have built: the machines line's speed factor ranks
+/// builders against each other, not against here, so it is not used), and this run's round
+/// trips.
+fn knowledge(
+    history: &crate::history::History,
+    graph: &plan::Graph,
+    builders: &[Builder],
+    local_jobs: u32,
+) -> plan::Knowledge {
+    use crate::history::host_key;
+    use plan::cost::LOCAL;
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
+    let mut k = plan::Knowledge {
+        consulted: true,
+        local_jobs: local_jobs.max(1),
+        ..Default::default()
+    };
+    // The largest size each store path name had when copied (nix did not always say: 0).
+    let mut copied: std::collections::HashMap<&str, u64> = Default::default();
+    for ((name, _), samples) in &history.copies {
+        if let Some(bytes) = samples.iter().rev().map(|s| s.bytes).find(|b| *b > 0) {
+            let best = copied.entry(name.as_str()).or_default();
+            *best = (*best).max(bytes);
+        }
+    }
+    for drv in graph.derivations.values() {
+        let name = drv.path.display_name();
+        for host in std::iter::once(LOCAL).chain(live.iter().map(|b| b.machine.uri.as_str())) {
+            if let Some(secs) = history.build_secs(name, host) {
+                k.build_secs
+                    .insert((name.to_owned(), host.to_owned()), secs);
+            }
+        }
+        let sizes: Option<Vec<u64>> = drv
+            .outputs
+            .values()
+            .map(|out| copied.get(out.display_name()).copied())
+            .collect();
+        if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
+            k.output_bytes.insert(name.to_owned(), sizes.iter().sum());
+        }
+    }
+    for b in &live {
+        let uri = b.machine.uri.as_str();
+        if let Some(rate) = history.bandwidth(uri) {
+            k.bandwidth.insert(uri.to_owned(), rate);
+        }
+        if let Some(rtt) = b.rtt_ms {
+            k.rtt_secs.insert(uri.to_owned(), rtt / 1000.0);
+        }
+        let there = host_key(uri);
+        let ratios: Vec<f64> = history
+            .builds
+            .keys()
+            .filter(|(_, host)| *host == there)
+            .filter_map(|(name, _)| {
+                let here = history.build_secs(name, LOCAL)?;
+                let remote = history.build_secs(name, uri)?;
+                (remote > 0.0).then(|| here / remote)
+            })
+            .collect();
+        if let Some(speed) = crate::history::median(ratios) {
+            k.speed_vs_local.insert(uri.to_owned(), speed);
+        }
+    }
+    k
+}
+
+/// nix's `max-jobs` as build slots here (`auto`: the CPUs; at least 1).
+fn local_job_slots(max_jobs: &str) -> usize {
+    match max_jobs.trim() {
+        "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n.parse::<usize>().unwrap_or(1).max(1),
+    }
+}
+
+/// The NAR size of each path `plan` copies, as its source said.
+fn nar_sizes(
+    plan: &plan::Plan,
+    availability: &Availability,
+) -> std::collections::BTreeMap<String, u64> {
+    plan.paths
+        .iter()
+        .filter_map(|p| {
+            let size = match p.source {
+                plan::Source::Cache => availability.in_caches.get(&p.path)?.nar_size,
+                plan::Source::Builder => availability
+                    .on_builders
+                    .get(&p.path)?
+                    .iter()
+                    .find_map(|h| h.nar_size),
+                plan::Source::Build => None,
+            }?;
+            Some((p.path.as_str().to_string(), size))
+        })
+        .collect()
 }
 
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
@@ -402,6 +550,7 @@ async fn ask_through_daemon(
                     builder: b.id,
                     references: Vec::new(),
                     substitutable: false,
+                    nar_size: None,
                 });
             }
         }

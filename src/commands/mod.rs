@@ -1,5 +1,5 @@
 //! One module per subcommand (`build`, `home`, `os`, `plan`, `probe`, `doctor`, `monitor`,
-//! `completions`), each a short composition of the pipeline's parts. The steps `build`, `home`
+//! `stats`, `completions`), each a short composition of the pipeline's parts. The steps `build`, `home`
 //! and `os` share live beside the pipeline, not here: [`crate::planning`] (the front half) and
 //! [`crate::run`] (attempt, activate, push, sudo, outcome, reality).
 
@@ -20,6 +20,7 @@ mod monitor;
 pub mod os;
 pub mod plan;
 pub mod probe;
+pub mod stats;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -28,6 +29,14 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Completions { shell } => completions::run(shell),
         Command::Monitor => monitor::run(&Display::from_global(&cli.global, terminal)),
+        Command::Stats => stats::run(
+            crate::history::state_dir(
+                std::env::var_os("XDG_STATE_HOME").as_deref(),
+                std::env::var_os("HOME").as_deref(),
+            )
+            .as_deref(),
+            cli.global.json,
+        ),
         command => {
             let runtime = runtime()?;
             let result = runtime.block_on(async {
@@ -59,7 +68,7 @@ async fn run_async(
         Command::Home(args) => home::run(&settings, &args).await,
         Command::Os(args) => os::run(&settings, &args).await,
         Command::Doctor => doctor::run(&settings).await,
-        Command::Completions { .. } | Command::Monitor => Ok(0),
+        Command::Completions { .. } | Command::Monitor | Command::Stats => Ok(0),
     }
 }
 

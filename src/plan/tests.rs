@@ -108,6 +108,7 @@ fn cached(input: &mut PlanInput, name: &str, refs: &[&str]) {
     let hit = CacheHit {
         uri: CACHE.into(),
         references: refs.iter().map(|r| out(r)).collect(),
+        nar_size: None,
     };
     input.availability.in_caches.insert(out(name), hit);
 }
@@ -123,6 +124,7 @@ fn on_builder(input: &mut PlanInput, name: &str, uri: &str, substitutable: bool,
         builder,
         references: refs.iter().map(|r| out(r)).collect(),
         substitutable,
+        nar_size: None,
     };
     input
         .availability

@@ -456,6 +456,7 @@ fn hit_from(
         Ok(CacheHit {
             uri: substituter.uri.clone(),
             references: info.references,
+            nar_size: info.nar_size,
         }),
     ))
 }
