@@ -17,7 +17,7 @@
 //!   comparison.
 //!
 //! The estimate is compared, never trusted blindly: a local plan replaces the presence rule's
-//! remote one only when it is clearly shorter ([`SWITCH_MARGIN`]), and every run's real times go
+//! remote one only when it is clearly shorter ([`SWITCH_MARGIN`], [`SWITCH_MIN_GAIN`]), and every run's real times go
 //! back into the history, so a wrong estimate corrects the next choice.
 
 use super::graph::Derivation;
@@ -37,6 +37,10 @@ pub const HOOK_ROUND_TRIPS: f64 = 5.0;
 /// How much shorter a local plan must be estimated than the remote one the presence rule picks
 /// before it replaces it: estimates are noisy, and a wrong switch costs more than a missed one.
 pub const SWITCH_MARGIN: f64 = 0.8;
+
+/// And by how many seconds at least: a run of quick builds is not taken from the builder the
+/// user set up to save a second (their builder may be busy, their laptop on battery).
+pub const SWITCH_MIN_GAIN: f64 = 2.0;
 
 /// What the history knows that bears on this run: filled by planning for the names in the
 /// graph only. Empty (the default) when no history was consulted; the planner then decides by

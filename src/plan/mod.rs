@@ -402,7 +402,9 @@ impl ByCost {
                 };
             }
         };
-        if !builders_serve && local.secs < remote.secs * cost::SWITCH_MARGIN {
+        let clearly_shorter = local.secs < remote.secs * cost::SWITCH_MARGIN
+            && remote.secs - local.secs >= cost::SWITCH_MIN_GAIN;
+        if !builders_serve && clearly_shorter {
             let copy = cost::copy_words(&remote).map_or(String::new(), |w| format!(" ({w})"));
             return ByCost {
                 local_reason: Some(format!(

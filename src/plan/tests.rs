@@ -879,6 +879,17 @@ fn long_builds_on_a_fast_link_stay_remote_with_both_estimates_in_the_reason() {
 }
 
 #[test]
+fn quick_builds_that_would_save_under_two_seconds_stay_on_the_builder() {
+    // 0.1 s here against 1.1 s through seasmoke: ten times faster, but only a second saved.
+    let p = run(&two_quick_builds(quick_big_outputs(
+        0.1,
+        0.05,
+        12_000_000.0,
+    )));
+    assert_eq!(p.mode, Mode::Remote, "{}", p.reason);
+}
+
+#[test]
 fn a_close_call_keeps_the_presence_rule() {
     // Local 10 s against remote 11 s: within the margin, the remote plan stands.
     let p = run(&two_quick_builds(quick_big_outputs(
