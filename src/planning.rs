@@ -30,6 +30,9 @@ pub struct Planned {
     pub systems: std::collections::BTreeSet<String>,
     /// The top-level outputs the run realises.
     pub wanted: Vec<crate::store_path::StorePath>,
+    /// The same outputs as `DRV^OUT,...` installables for a build session on a builder
+    /// ([`crate::session`]); empty when one cannot be named safely.
+    pub session_installables: Vec<String>,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -94,6 +97,7 @@ pub fn noop_planned(
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
+        session_installables: Vec::new(),
     }
 }
 
@@ -285,6 +289,7 @@ async fn plan_graph(
         warnings.insert(0, w);
     }
     let wanted = input_wanted(&graph);
+    let session_installables = session_installables(&graph);
     let input = PlanInput {
         graph,
         availability,
@@ -301,7 +306,32 @@ async fn plan_graph(
         installables: Vec::new(),
         systems: Default::default(),
         wanted,
+        session_installables,
     })
+}
+
+/// The wanted outputs as `DRV^OUT,...` installables, one per derivation; empty when one of
+/// them has no producer in the graph or cannot be passed to a builder's shell.
+fn session_installables(graph: &plan::Graph) -> Vec<String> {
+    let index = graph.output_index();
+    let mut by_drv: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for out in &graph.wanted {
+        let Some((drv, name)) = index.producer(out) else {
+            return Vec::new();
+        };
+        by_drv
+            .entry(drv.path.as_str())
+            .or_default()
+            .push(name.to_owned());
+    }
+    let mut all = Vec::new();
+    for (drv, outputs) in by_drv {
+        match crate::session::remote::drv_installable(drv, &outputs) {
+            Ok(i) => all.push(i),
+            Err(_) => return Vec::new(),
+        }
+    }
+    all
 }
 
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's

@@ -57,6 +57,8 @@ pub struct Settings {
     pub github: Option<crate::render::github::GithubEnv>,
     /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
     pub daemon: Option<DaemonClient>,
+    /// `--remote-via`: nix's build hook or a build session on the builder.
+    pub remote_via: crate::cli::RemoteVia,
 }
 
 /// What the process's terminal and environment say about output: read once, at start, before
@@ -322,6 +324,7 @@ impl Settings {
             nix_config,
             github: crate::render::github::GithubEnv::from_env(),
             daemon,
+            remote_via: global.remote_via,
         })
     }
 }
