@@ -37,6 +37,9 @@ pub(super) fn eligible<'a>(
     if plan.mode != Mode::Remote || plan.builds.is_empty() {
         return Err("nothing is to be built on a builder".to_owned());
     }
+    if job.request.rebuild {
+        return Err("--rebuild is nix's build hook's".to_owned());
+    }
     if settings
         .daemon
         .as_ref()
@@ -249,9 +252,25 @@ async fn copy_derivations(
         progress.clone(),
         job.settings.silent_timeout,
     );
-    let finished =
-        child::run_until(&inv, Keep::Nothing, |r| show(monitor, &progress, r), stop).await?;
-    Ok(finished.status.success() && finished.stopped.is_none())
+    // nix's "copying path ..." lines are shown only when the copy failed.
+    let mut said: Vec<String> = Vec::new();
+    let on = |report: Report<'_>| match report {
+        Report::Line(_, line) => {
+            progress.line(Instant::now());
+            if said.len() < 20 {
+                said.push(line.to_owned());
+            }
+        }
+        Report::Tick => monitor.tick(Instant::now()),
+    };
+    let finished = child::run_until(&inv, Keep::Nothing, on, stop).await?;
+    let ok = finished.status.success() && finished.stopped.is_none();
+    if !ok {
+        for line in &said {
+            monitor.message(line);
+        }
+    }
+    Ok(ok)
 }
 
 /// `--extra-experimental-features "nix-command flakes" ARGS`.
@@ -262,17 +281,6 @@ fn nix_command(args: &[&str]) -> Vec<OsString> {
     ];
     all.extend(args.iter().map(OsString::from));
     all
-}
-
-/// A child's line shown as it is, keeping the display and the watchdog alive.
-fn show(monitor: &mut Monitor, progress: &ProgressHandle, report: Report<'_>) {
-    match report {
-        Report::Line(_, line) => {
-            progress.line(Instant::now());
-            monitor.message(line);
-        }
-        Report::Tick => monitor.tick(Instant::now()),
-    }
 }
 
 /// How following a session's log ended.
@@ -320,6 +328,7 @@ pub(crate) async fn follow(
             progress.activity(std::iter::once(builder.host().to_owned()).collect(), false);
         }
     };
+    tracing::debug!(%id, "following the session's log");
     let finished = match child::run_until(&inv, Keep::Nothing, on, stop).await {
         Ok(f) => f,
         Err(Error::Interrupted) => {
@@ -328,6 +337,7 @@ pub(crate) async fn follow(
         }
         Err(e) => return Err(e),
     };
+    tracing::debug!(%id, status = %finished.status, ended = end.is_some(), "the session's log ended");
     Ok(match (end, finished.stopped) {
         (Some((Some(state), status)), _) => Followed::End(state, status),
         (Some((None, _)), _) => Followed::Gone,
@@ -453,6 +463,7 @@ pub(crate) async fn copy_home(
         }
         Report::Tick => monitor.tick(Instant::now()),
     };
+    tracing::debug!(%id, "copying the session's outputs home");
     let finished = child::run_until(&inv, Keep::Nothing, on, stop).await?;
     if finished.status.success() && finished.stopped.is_none() {
         return Ok(());

@@ -50,6 +50,15 @@ nd_alive() {
   p=$(cat "$1/pid" 2>/dev/null) || return 1
   [ -n "$p" ] && kill -0 "$p" 2>/dev/null && grep -q "${1##*/}" "/proc/$p/cmdline" 2>/dev/null
 }
+nd_group() {
+  for f in /proc/[0-9]*/stat; do
+    s=$(cat "$f" 2>/dev/null) || continue
+    set -- $1 ${s##*) }
+    if [ "$2" != Z ] && [ "$4" = "$1" ]; then return 0; fi
+    set -- "$1"
+  done
+  return 1
+}
 nd_state() {
   if [ -f "$1/status" ]; then
     if [ "$(cat "$1/status")" = 0 ]; then echo done; else echo failed; fi
@@ -122,23 +131,25 @@ while [ ! -s "$d/pid" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 if [ -s "$d/pid" ]; then echo "started $id"; else echo "error the session did not start on the builder"; fi
 "#;
 
-/// `ID`: the session's log from its start, followed until nix ends (GNU tail's `--pid`, else a
-/// poll), then `@nixdispatch-session STATE [STATUS]`; `@nixdispatch-session gone` when the
-/// builder has no such session.
+/// `ID`: the session's log from its start, followed until nix ends (a poll of its size every
+/// 0.2 s: `tail --pid` would wait forever on a supervisor nobody reaps, a zombie), then
+/// `@nixdispatch-session STATE [STATUS]`; `@nixdispatch-session gone` when the builder has no
+/// such session.
 const FOLLOW: &str = r#"d=$(nd_find "$1")
 if [ -z "$d" ]; then echo "@nixdispatch-session gone"; exit 0; fi
-if [ ! -f "$d/status" ] && nd_alive "$d"; then
-  p=$(cat "$d/pid")
-  if tail --pid="$p" -n 0 /dev/null > /dev/null 2>&1; then
-    tail --pid="$p" -s 0.2 -n +1 -f "$d/log"
-  else
-    tail -n +1 -f "$d/log" & t=$!
-    while [ ! -f "$d/status" ] && nd_alive "$d"; do sleep 1; done
-    sleep 1; kill "$t" 2>/dev/null
+off=0
+while :; do
+  last=0
+  if [ -f "$d/status" ] || ! nd_alive "$d"; then last=1; fi
+  size=$(wc -c < "$d/log" 2>/dev/null || echo 0)
+  size=$((size + 0))
+  if [ "$size" -gt "$off" ]; then
+    tail -c +$((off + 1)) "$d/log" | head -c $((size - off))
+    off=$size
   fi
-else
-  cat "$d/log" 2>/dev/null
-fi
+  if [ "$last" = 1 ]; then break; fi
+  sleep 0.2
+done
 echo
 echo "@nixdispatch-session $(nd_state "$d") $(cat "$d/status" 2>/dev/null)"
 "#;
@@ -154,16 +165,16 @@ const LIST: &str = r#"nd_all | while IFS= read -r d; do
 done
 "#;
 
-/// `ID`: stops the session's whole process group (SIGINT, so nix stops its builds, then
-/// SIGKILL after 10 s) and removes its directory with its gc roots. Prints `cancelled` or
-/// `unknown`.
+/// `ID`: stops the session's whole process group (SIGTERM, so that nix stops its builds; a
+/// job a non-interactive shell backgrounded ignores SIGINT; SIGKILL after 10 s) and removes
+/// its directory with its gc roots. Prints `cancelled` or `unknown`.
 const CANCEL: &str = r#"d=$(nd_find "$1")
 if [ -z "$d" ]; then echo unknown; exit 0; fi
 if [ ! -f "$d/status" ] && nd_alive "$d"; then
   p=$(cat "$d/pid")
-  kill -s INT -- "-$p" 2>/dev/null || kill -s INT "$p" 2>/dev/null
+  kill -s TERM -- "-$p" 2>/dev/null || kill -s TERM "$p" 2>/dev/null
   i=0
-  while kill -s 0 -- "-$p" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  while nd_group "$p" && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   kill -s KILL -- "-$p" 2>/dev/null
 fi
 rm -rf -- "$d"
