@@ -16,8 +16,14 @@ _nixdispatch() {
             ",$1")
                 cmd="nixdispatch"
                 ;;
+            nixdispatch,attach)
+                cmd="nixdispatch__subcmd__attach"
+                ;;
             nixdispatch,build)
                 cmd="nixdispatch__subcmd__build"
+                ;;
+            nixdispatch,cancel)
+                cmd="nixdispatch__subcmd__cancel"
                 ;;
             nixdispatch,completions)
                 cmd="nixdispatch__subcmd__completions"
@@ -43,8 +49,17 @@ _nixdispatch() {
             nixdispatch,probe)
                 cmd="nixdispatch__subcmd__probe"
                 ;;
+            nixdispatch,sessions)
+                cmd="nixdispatch__subcmd__sessions"
+                ;;
+            nixdispatch__subcmd__help,attach)
+                cmd="nixdispatch__subcmd__help__subcmd__attach"
+                ;;
             nixdispatch__subcmd__help,build)
                 cmd="nixdispatch__subcmd__help__subcmd__build"
+                ;;
+            nixdispatch__subcmd__help,cancel)
+                cmd="nixdispatch__subcmd__help__subcmd__cancel"
                 ;;
             nixdispatch__subcmd__help,completions)
                 cmd="nixdispatch__subcmd__help__subcmd__completions"
@@ -70,6 +85,9 @@ _nixdispatch() {
             nixdispatch__subcmd__help,probe)
                 cmd="nixdispatch__subcmd__help__subcmd__probe"
                 ;;
+            nixdispatch__subcmd__help,sessions)
+                cmd="nixdispatch__subcmd__help__subcmd__sessions"
+                ;;
             *)
                 ;;
         esac
@@ -77,7 +95,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor sessions attach cancel completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +125,56 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__attach)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -119,7 +187,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -165,6 +233,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -176,8 +248,8 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+        nixdispatch__subcmd__cancel)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -205,6 +277,56 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__completions)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -219,7 +341,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +371,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -261,7 +387,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__help)
-            opts="build home os plan probe doctor monitor completions help"
+            opts="build home os plan probe doctor monitor sessions attach cancel completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,7 +400,35 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__help__subcmd__cancel)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -400,8 +554,22 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__sessions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -459,6 +627,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -471,7 +643,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +673,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -513,7 +689,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -571,6 +747,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
                     return 0
@@ -583,7 +763,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +791,10 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -625,7 +809,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -653,6 +837,56 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__sessions)
+            opts="-v -q -h -V --all --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
