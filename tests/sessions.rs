@@ -288,3 +288,67 @@ fn unknown_or_malformed_session_ids_are_exit_2() {
         assert_eq!(run.stderr.trim().lines().count(), 1, "{args:?}: {run:?}");
     }
 }
+
+#[test]
+fn two_runs_of_the_same_derivations_share_one_session() {
+    if skip_unless_root("two_runs_of_the_same_derivations_share_one_session") {
+        return;
+    }
+    let lab = slow_lab("slow3", 3, BuilderNix::default());
+    let mut first = session_build(&lab, ClientNix::V2_8, "slow3", &[]);
+    let mut second = session_build(&lab, ClientNix::V2_34, "slow3", &[]);
+    for run in [&mut first, &mut second] {
+        let status = run.exit(Duration::from_secs(120));
+        assert!(status.success(), "{status}: {:#?}", run.seen);
+    }
+    let joined = [&first, &second]
+        .iter()
+        .filter(|r| r.saw("already builds these derivations"))
+        .count();
+    assert_eq!(joined, 1, "{:#?}\n{:#?}", first.seen, second.seen);
+    assert_eq!(sessions(&lab, ClientNix::V2_8).len(), 1);
+}
+
+#[test]
+fn a_restarted_builder_loses_the_session_and_the_next_run_builds_again() {
+    if skip_unless_root("a_restarted_builder_loses_the_session_and_the_next_run_builds_again") {
+        return;
+    }
+    let lab = slow_lab("slow30", 30, BuilderNix::default());
+    let v = ClientNix::V2_8;
+    let mut run = session_build(&lab, v, "slow30", &[]);
+    let id = started_id(&mut run);
+    // SAFETY: kill only sends a signal, to the group the test started.
+    unsafe { kill(-(run.child.id() as i32), SIGKILL) };
+    let _ = run.child.wait();
+    lab.restart_builder().expect("seasmoke restarts");
+    let state = state_after_running(&lab, v, &id, Duration::from_secs(10));
+    assert_eq!(state, "lost");
+    // A shorter build of the same derivations is not possible: cancel-free, build it again
+    // and stop once it runs (the point is the new session, not the 30 s).
+    let mut again = session_build(&lab, v, "slow30", &[]);
+    let new_id = started_id(&mut again);
+    assert_ne!(new_id, id);
+    assert!(
+        again.saw(&format!("session {id} on seasmoke was lost")),
+        "{:#?}",
+        again.seen
+    );
+    again.ctrl_c();
+    assert_eq!(again.exit(Duration::from_secs(60)).code(), Some(130));
+}
+
+#[test]
+fn a_builder_killed_mid_session_finishes_locally() {
+    if skip_unless_root("a_builder_killed_mid_session_finishes_locally") {
+        return;
+    }
+    let lab = slow_lab("slow6", 6, BuilderNix::default());
+    let mut run = session_build(&lab, ClientNix::V2_8, "slow6", &[]);
+    started_id(&mut run);
+    std::thread::sleep(Duration::from_secs(2));
+    lab.kill_builder();
+    let status = run.exit(Duration::from_secs(120));
+    assert!(status.success(), "{status}: {:#?}", run.seen);
+    assert!(run.saw("finishing the build locally"), "{:#?}", run.seen);
+}

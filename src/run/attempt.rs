@@ -35,6 +35,21 @@ pub(super) struct Attempt {
 }
 
 impl Attempt {
+    /// An attempt stopped because its builder went away, with why: the run's fallback
+    /// finishes locally once (or fails under `--no-local-fallback`).
+    pub(super) fn stopped(why: String) -> Attempt {
+        Attempt {
+            ok: false,
+            status: "stopped".to_owned(),
+            results: Vec::new(),
+            steps_activation: None,
+            failed: Vec::new(),
+            last_error: None,
+            stopped: Some(why),
+            stdout: Vec::new(),
+        }
+    }
+
     /// A failed attempt as the monitor saw it (a session's build that failed on the builder):
     /// the failed builds and nix's last error from its log, `status` as nix's exit line.
     pub(super) fn failed_from(monitor: &mut Monitor, status: String) -> Attempt {

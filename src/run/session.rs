@@ -377,6 +377,26 @@ async fn cancel_after_interrupt(
     }
 }
 
+/// After a lost link: `Some(why)` when the builder is gone (a new probe fails), `None` when
+/// only the link was lost and the session may still build.
+async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
+    let settings = job.settings;
+    let again = crate::probe::probe_all(
+        std::slice::from_ref(&builder.machine),
+        settings.connect_timeout,
+        &settings.ssh_opts,
+        crate::probe::Viewpoint::of(settings),
+    )
+    .await;
+    again.first().filter(|b| !b.reachable).map(|b| {
+        format!(
+            "builder {} went away during the build: {}",
+            b.host(),
+            b.failure_words()
+        )
+    })
+}
+
 /// The one line of a run that lost its session's link: exit 1, the session goes on.
 pub(crate) fn link_lost(host: &str, id: &SessionId, why: &str) -> Error {
     Error::Failed(format!(
@@ -397,7 +417,14 @@ async fn finish_followed(
 ) -> Result<Ended> {
     let host = builder.host();
     match end {
-        Followed::LinkLost(why) => Err(link_lost(host, id, &why)),
+        Followed::LinkLost(why) => match gone(job, builder).await {
+            // The builder itself is gone (not only the link): finish locally once, as the
+            // hook's runs do (the fallback's own rules, `--no-local-fallback` included).
+            Some(gone) => Ok(Ended::Failed(Box::new(Attempt::stopped(format!(
+                "{gone}; session {id} went with it"
+            ))))),
+            None => Err(link_lost(host, id, &why)),
+        },
         Followed::Gone => Err(Error::Failed(format!(
             "session {id} is gone from {host} (cancelled, or its directory removed): run again to build"
         ))),
