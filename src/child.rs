@@ -7,6 +7,7 @@
 //! and build processes), give them a moment, then SIGKILL what is left.
 
 use crate::dispatch::Invocation;
+use crate::log::{shown, Lines};
 use crate::{Error, Result};
 use std::future::Future;
 use std::process::{ExitStatus, Stdio};
@@ -62,9 +63,10 @@ const GRACE: Duration = Duration::from_secs(3);
 /// How long the pipes may stay open after the child exited.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The longest line handed to the caller; longer ones arrive in pieces of this size, so a child
-/// that never prints a newline cannot make us hold its whole output.
-pub const MAX_LINE: usize = 1 << 20;
+/// The longest line handed to the caller: the monitor's ([`crate::log::MAX_LINE`]); the rest
+/// of a longer line is dropped and the line marked cut, so a child that never prints a newline
+/// cannot make us hold its whole output.
+pub use crate::log::MAX_LINE;
 
 /// The most of a child's stdout [`Keep::Stdout`] keeps (`nix build --json` of thousands of
 /// installables is far below it); the rest is still read and reported, not kept.
@@ -219,9 +221,10 @@ async fn run_inner(
         signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
     let mut out_lines = LineReader::new(stdout);
+    if keep == Keep::Stdout {
+        out_lines = out_lines.keeping();
+    }
     let mut err_lines = LineReader::new(stderr);
-    let mut kept = Vec::new();
-    let mut cut = false;
     let mut stderr_open = true;
     let mut stdout_open = true;
     let mut exited: Option<ExitStatus> = None;
@@ -243,20 +246,18 @@ async fn run_inner(
         }
         tokio::select! {
             line = err_lines.next(), if stderr_open => match line {
-                Some(line) => on(Report::Line(Pipe::Stderr, &String::from_utf8_lossy(&line))),
+                Some((line, cut)) => {
+                    if let Some(text) = shown(&line, cut) {
+                        on(Report::Line(Pipe::Stderr, &text));
+                    }
+                }
                 None => stderr_open = false,
             },
             line = out_lines.next(), if stdout_open => match line {
-                Some(line) => {
-                    if keep == Keep::Stdout {
-                        if kept.len() + line.len() < MAX_KEPT {
-                            kept.extend_from_slice(&line);
-                            kept.push(b'\n');
-                        } else {
-                            cut = true;
-                        }
+                Some((line, cut)) => {
+                    if let Some(text) = shown(&line, cut) {
+                        on(Report::Line(Pipe::Stdout, &text));
                     }
-                    on(Report::Line(Pipe::Stdout, &String::from_utf8_lossy(&line)));
                 }
                 None => stdout_open = false,
             },
@@ -298,6 +299,7 @@ async fn run_inner(
         // A normal end: what the child left running on purpose is not ours to kill.
         group.forget();
     }
+    let (kept, cut) = out_lines.kept();
     match stopping {
         Some(None) => Err(Error::Interrupted),
         Some(Some(reason)) => Ok(Finished {
@@ -355,72 +357,85 @@ impl Drop for Group {
     }
 }
 
-/// Reads a pipe as lines of bytes: never fails on what the bytes are (invalid UTF-8 is the
-/// caller's to decode lossily), never holds more than [`MAX_LINE`] of one line, and keeps
-/// reading until end of file or a read error, so a child never blocks on a full pipe.
+/// How much one read takes from a pipe (as much as a pipe holds on Linux).
+const READ_BYTES: usize = 64 * 1024;
+
+/// Reads a pipe as lines of bytes with [`crate::log::Lines`], the splitter `monitor` uses too:
+/// never fails on what the bytes are (invalid UTF-8 is the caller's to decode lossily), keeps
+/// at most [`MAX_LINE`] of one line (the rest dropped, the line marked cut), and keeps reading
+/// until end of file or a read error, so a child never blocks on a full pipe. With
+/// [`LineReader::keeping`], the bytes are also kept as they came (up to [`MAX_KEPT`]), long
+/// lines whole: `nix build --json`'s one line can be longer than any line shown.
 struct LineReader<R> {
     inner: R,
-    buf: Vec<u8>,
-    /// Where the unread part of `buf` starts (lines before it were handed out).
-    start: usize,
-    /// Up to where `buf` was searched for a newline.
-    scanned: usize,
+    lines: Lines,
+    ready: std::collections::VecDeque<(Vec<u8>, bool)>,
+    chunk: Vec<u8>,
     eof: bool,
+    kept: Option<Vec<u8>>,
+    kept_cut: bool,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     fn new(inner: R) -> Self {
         LineReader {
             inner,
-            buf: Vec::new(),
-            start: 0,
-            scanned: 0,
+            lines: Lines::new(MAX_LINE),
+            ready: Default::default(),
+            chunk: Vec::with_capacity(READ_BYTES),
             eof: false,
+            kept: None,
+            kept_cut: false,
         }
     }
 
-    /// The next line without its newline (and `\r`), or `None` at the end. Cancel-safe: bytes
-    /// read before a cancellation stay in the buffer.
-    async fn next(&mut self) -> Option<Vec<u8>> {
+    /// Also keeps every byte read, up to [`MAX_KEPT`].
+    fn keeping(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// The next line without its newline (and `\r`), with whether it was cut, or `None` at the
+    /// end. Cancel-safe: a read that did not finish read nothing, and what a finished read
+    /// brought is split before the next await.
+    async fn next(&mut self) -> Option<(Vec<u8>, bool)> {
         loop {
-            if let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
-                let end = self.scanned + pos;
-                let mut line = &self.buf[self.start..end];
-                if line.last() == Some(&b'\r') {
-                    line = &line[..line.len() - 1];
-                }
-                let line = line.to_vec();
-                self.start = end + 1;
-                self.scanned = self.start;
-                return Some(line);
-            }
-            self.scanned = self.buf.len();
-            if self.buf.len() - self.start >= MAX_LINE {
-                let line = self.buf[self.start..self.start + MAX_LINE].to_vec();
-                self.start += MAX_LINE;
+            if let Some(line) = self.ready.pop_front() {
                 return Some(line);
             }
             if self.eof {
-                if self.start == self.buf.len() {
-                    return None;
-                }
-                let line = self.buf[self.start..].to_vec();
-                self.start = self.buf.len();
-                return Some(line);
+                return None;
             }
-            // Only the unfinished line moves to the front, once per read.
-            self.buf.drain(..self.start);
-            self.scanned -= self.start;
-            self.start = 0;
-            self.buf.reserve(64 * 1024);
-            match self.inner.read_buf(&mut self.buf).await {
+            self.chunk.clear();
+            match self.inner.read_buf(&mut self.chunk).await {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(kept) = &mut self.kept {
+                        if kept.len() + self.chunk.len() <= MAX_KEPT {
+                            kept.extend_from_slice(&self.chunk);
+                        } else {
+                            self.kept_cut = true;
+                        }
+                    }
+                    self.lines.push(&self.chunk);
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 // A broken pipe is its end: report what is left, then stop.
                 Err(_) => self.eof = true,
             }
+            if self.eof {
+                self.lines.finish();
+            }
+            for (line, cut) in self.lines.take().lines() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                self.ready.push_back((line.to_vec(), cut));
+            }
         }
+    }
+
+    /// What [`LineReader::keeping`] kept, and whether some of it was left out.
+    fn kept(&mut self) -> (Vec<u8>, bool) {
+        (self.kept.take().unwrap_or_default(), self.kept_cut)
     }
 }
 
@@ -538,11 +553,26 @@ mod tests {
         input.extend(vec![b'x'; MAX_LINE + 10]);
         input.extend(b"\nno newline at the end");
         let mut lines = LineReader::new(&input[..]);
-        assert_eq!(lines.next().await, Some(b"caf\xe9".to_vec()));
-        assert_eq!(lines.next().await.map(|l| l.len()), Some(MAX_LINE));
-        assert_eq!(lines.next().await, Some(vec![b'x'; 10]));
-        assert_eq!(lines.next().await, Some(b"no newline at the end".to_vec()));
+        assert_eq!(lines.next().await, Some((b"caf\xe9".to_vec(), false)));
+        // The monitor's rule: the line keeps its first MAX_LINE bytes and is marked cut.
+        assert_eq!(
+            lines.next().await.map(|(l, cut)| (l.len(), cut)),
+            Some((MAX_LINE, true))
+        );
+        assert_eq!(
+            lines.next().await,
+            Some((b"no newline at the end".to_vec(), false))
+        );
         assert_eq!(lines.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn kept_bytes_are_the_stream_as_it_came_long_lines_whole() {
+        let mut input = vec![b'{'; MAX_LINE * 2];
+        input.extend(b"}\r\nnext\n");
+        let mut lines = LineReader::new(&input[..]).keeping();
+        while lines.next().await.is_some() {}
+        assert_eq!(lines.kept(), (input, false));
     }
 
     #[tokio::test]

@@ -438,18 +438,10 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
     let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
     // A probe that could not see what nix will see never takes the choice away from nix.
     let all_verified = live.iter().all(|b| b.unverified().is_none());
+    let nothing_here = plan.builds_only_remotely() && !live.is_empty() && all_verified;
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
-        Mode::Substitute | Mode::Remote if plan.daemon_decides => {
-            if plan.mode == Mode::Remote
-                && !live.is_empty()
-                && all_verified
-                && !plan.builds.is_empty()
-                && plan.all_builds_remote()
-            {
-                flags.extend(["--max-jobs".into(), "0".into()]);
-            }
-        }
+        Mode::Substitute | Mode::Remote if plan.daemon_decides => {}
         Mode::Substitute | Mode::Remote => {
             if live.is_empty() {
                 option("builders", String::new());
@@ -468,15 +460,10 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
             if !substituters.is_empty() {
                 option("extra-substituters", substituters.join(" "));
             }
-            if plan.mode == Mode::Remote
-                && !live.is_empty()
-                && all_verified
-                && !plan.builds.is_empty()
-                && plan.all_builds_remote()
-            {
-                flags.extend(["--max-jobs".into(), "0".into()]);
-            }
         }
+    }
+    if nothing_here {
+        flags.extend(["--max-jobs".into(), "0".into()]);
     }
     flags
 }
@@ -486,7 +473,7 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
 fn nix_build(installables: &[String], no_link: bool, ctx: &Context<'_>) -> Invocation {
     let mut args = strings(&[
         "--extra-experimental-features",
-        "nix-command flakes",
+        crate::nix::FEATURES,
         "build",
         "--log-format",
         "internal-json",
@@ -723,6 +710,7 @@ mod tests {
                 .collect(),
             builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
+            estimates: Vec::new(),
         }
     }
 

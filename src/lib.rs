@@ -17,6 +17,7 @@ pub mod builder;
 pub mod child;
 pub mod cli;
 pub mod commands;
+pub mod deadlines;
 pub mod dispatch;
 pub mod error;
 pub mod log;

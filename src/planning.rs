@@ -46,6 +46,9 @@ pub struct PlanReport<'a> {
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
     /// nix will ignore: one line each.
     warnings: &'a [String],
+    /// What each candidate mode would take, when the history was consulted.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    estimates: &'a [plan::Estimate],
 }
 
 impl Planned {
@@ -58,6 +61,7 @@ impl Planned {
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
+            estimates: &self.plan.estimates,
         }
     }
 
@@ -194,18 +198,9 @@ async fn probe_builders(settings: &Settings) -> Vec<Builder> {
     if settings.forced == plan::Forced::Local {
         return Vec::new();
     }
-    let mut probed = probe::probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`),
-        // which checks root's ssh too.
-        probe::Viewpoint {
-            check_later: true,
-            ..probe::Viewpoint::of(settings)
-        },
-    )
-    .await;
+    // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`), which
+    // checks root's ssh too.
+    let mut probed = probe::probe_for(settings, &settings.builders, true).await;
     // A builder our ssh reached but this nix cannot talk to (a port in the URI before
     // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
     for b in probed.iter_mut().filter(|b| b.reachable) {
@@ -296,6 +291,7 @@ async fn plan_graph(
         builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
+        knowledge: Default::default(),
     };
     let mut plan = plan::plan(&input)?;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
@@ -348,7 +344,7 @@ async fn ask_through_daemon(
         .into_iter()
         .filter(|p| !availability.valid_locally.contains(p))
         .collect();
-    let limit = settings.connect_timeout * 2 + std::time::Duration::from_secs(10);
+    let limit = settings.deadlines().through_daemon;
     let missing = &missing;
     let asks = builders
         .iter()
@@ -476,6 +472,7 @@ mod tests {
             builds: Vec::new(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            estimates: Vec::new(),
         }
     }
 

@@ -57,6 +57,27 @@ impl Viewpoint {
     }
 }
 
+/// Probes `machines` as this run's settings say: its connect timeout, `NIX_SSHOPTS` and whose
+/// ssh nix will use. With `check_later`, a daemon client's check of root's ssh is left to the
+/// question of what each builder holds ([`Viewpoint::check_later`]).
+pub async fn probe_for(
+    settings: &crate::settings::Settings,
+    machines: &[Machine],
+    check_later: bool,
+) -> Vec<Builder> {
+    let viewpoint = Viewpoint {
+        check_later,
+        ..Viewpoint::of(settings)
+    };
+    probe_all(
+        machines,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+        viewpoint,
+    )
+    .await
+}
+
 /// Probes every SSH builder at once; each finishes within `timeout` (plus process start-up).
 pub async fn probe_all(
     machines: &[Machine],
@@ -120,7 +141,7 @@ async fn as_daemon(
             Some(identity::probe_as_root(machine, timeout).await)
         } else if daemon_verifies && !check_later {
             // The daemon answers with root's ssh: whether it gets in, not the builder's details.
-            let limit = timeout * 2 + Duration::from_secs(5);
+            let limit = crate::deadlines::Deadlines::new(timeout).through_daemon;
             Some(
                 through_daemon::held(machine, &[], limit)
                     .await

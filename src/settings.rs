@@ -199,6 +199,11 @@ struct ConfigFile {
 }
 
 impl Settings {
+    /// Every bound this run puts on a wait that scales with `--connect-timeout`.
+    pub fn deadlines(&self) -> crate::deadlines::Deadlines {
+        crate::deadlines::Deadlines::new(self.connect_timeout)
+    }
+
     /// This process's user as probes and messages name it: `$USER`, else `uid N` (asking
     /// `id -un` is not worth a process).
     pub fn user_label(&self) -> String {

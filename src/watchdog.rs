@@ -74,6 +74,18 @@ pub struct Watched {
     pub connection: Arc<Connection>,
 }
 
+impl Watched {
+    /// A builder nixdispatch holds a connection to; `None` without one (nothing to ask).
+    pub fn of(builder: &crate::builder::Builder) -> Option<Watched> {
+        Some(Watched {
+            id: builder.id,
+            host: builder.host().to_owned(),
+            uri: builder.machine.uri.to_string(),
+            connection: builder.connection.clone()?,
+        })
+    }
+}
+
 /// How often keepalives go out, and how long each may take, for a given silent timeout.
 pub fn keepalive_every(silent: Duration) -> Duration {
     (silent / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))

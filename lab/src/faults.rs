@@ -86,6 +86,17 @@ impl Lab {
         self.proxy.delay()
     }
 
+    /// Caps the link to seasmoke at `bytes_per_sec` in each direction, all connections
+    /// together (`None`: unlimited); applies to data sent from now on, live connections too.
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.proxy.set_bandwidth(bytes_per_sec);
+    }
+
+    /// The cap set by [`Lab::set_bandwidth`] or [`LabOptions::bandwidth`](crate::LabOptions).
+    pub fn bandwidth(&self) -> Option<u64> {
+        self.proxy.bandwidth()
+    }
+
     /// The proxy's loopback port (the one in the ssh config).
     pub fn builder_port(&self) -> u16 {
         self.proxy.port()

@@ -76,6 +76,7 @@ impl Lab {
         // Network: the sshd ports, the proxy in front, the HTTP cache.
         let ports = pick_ports()?;
         let proxy = proxy::Proxy::start(ports.sshd, ports.impostor, opts.latency)?;
+        proxy.set_bandwidth(opts.bandwidth);
         let http = http::HttpCache::start(dir.join("upstream/cache"))?;
 
         let mut fixtures = default_fixtures();

@@ -1,11 +1,12 @@
 //! `nixdispatch-lab`: the two-host lab for people.
 //!
 //! ```text
-//! nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
+//! nixdispatch-lab up [--latency-ms N] [--bandwidth-kbps N] [--http-cache] [--builder-signs] [--builders-in-nix]
 //!                    [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]           start a lab, print how to use it, wait for Ctrl-C
 //! nixdispatch-lab down [--lab DIR]                  stop it from another terminal
 //! nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
 //! nixdispatch-lab latency MS [--lab DIR]            one-way delay each direction
+//! nixdispatch-lab bandwidth KBPS|off [--lab DIR]     cap the link to seasmoke, each direction
 //! nixdispatch-lab kill-builder|restart-builder [--lab DIR]
 //! nixdispatch-lab demo --nixdispatch PATH [--client 2.34|2.26|2.8]   (default 2.34, current Nix)
 //! nixdispatch-lab bench --nixdispatch PATH [--runs N] [--latency-ms MS] [--json]
@@ -33,12 +34,14 @@ const USAGE: &str = "\
 nixdispatch-lab: a two-host Nix lab on this machine (seasmoke the builder, vermax the client)
 
 usage:
-  nixdispatch-lab up [--latency-ms N] [--http-cache] [--builder-signs] [--builders-in-nix]
+  nixdispatch-lab up [--latency-ms N] [--bandwidth-kbps N] [--http-cache] [--builder-signs] [--builders-in-nix]
                      [--daemon] [--nixdispatch PATH] [--builder-nix 2.26|2.34]
         start a lab, print how to use it, and keep it up until Ctrl-C (or `down`)
   nixdispatch-lab down [--lab DIR]
   nixdispatch-lab fault none|down|tarpit|stall|hostkey|auth [--lab DIR]
   nixdispatch-lab latency MS [--lab DIR]       one-way delay added in each direction
+  nixdispatch-lab bandwidth KBPS|off [--lab DIR]
+        cap the link to seasmoke at KBPS kilobytes (1000 bytes) per second each way
   nixdispatch-lab kill-builder|restart-builder [--lab DIR]
   nixdispatch-lab demo --nixdispatch PATH [--client 2.34|2.26|2.8]
         `nixdispatch home` three times: seasmoke empty, seasmoke holding the result, seasmoke down
@@ -63,7 +66,7 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "up" => up(rest),
         "down" => control(rest, "down"),
-        "fault" | "latency" => match rest.first() {
+        "fault" | "latency" | "bandwidth" => match rest.first() {
             Some(v) => control(&rest[1..], &format!("{cmd} {v}")),
             None => Err(format!("{cmd}: which one? (see --help)")),
         },
@@ -165,8 +168,17 @@ fn up(args: &[String]) -> Result<(), String> {
             "--builders-in-nix",
             "--daemon",
         ],
-        &["--latency-ms", "--nixdispatch", "--builder-nix"],
+        &[
+            "--latency-ms",
+            "--bandwidth-kbps",
+            "--nixdispatch",
+            "--builder-nix",
+        ],
     )?;
+    let bandwidth = match opt(args, "--bandwidth-kbps") {
+        Some(v) => parse_bandwidth(v).map_err(|e| format!("--{e}"))?,
+        None => None,
+    };
     let builder_nix = match opt(args, "--builder-nix").unwrap_or("2.26") {
         "2.26" => BuilderNix::V2_26,
         "2.34" => BuilderNix::V2_34,
@@ -180,6 +192,7 @@ fn up(args: &[String]) -> Result<(), String> {
     };
     let opts = LabOptions {
         latency: Duration::from_millis(latency_ms),
+        bandwidth,
         http_cache: flag(args, "--http-cache"),
         builder_signs: flag(args, "--builder-signs"),
         configure_builders_in_nix: flag(args, "--builders-in-nix"),
@@ -273,6 +286,15 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
             }
             Err(_) => (format!("error: latency {ms:?}: milliseconds"), false),
         },
+        ["bandwidth", kbps] => match parse_bandwidth(kbps) {
+            Ok(cap) => {
+                lab.set_bandwidth(cap);
+                let said = bandwidth_words(cap);
+                eprintln!("nixdispatch-lab: bandwidth {said}");
+                (format!("ok: bandwidth {said}"), false)
+            }
+            Err(e) => (format!("error: {e}"), false),
+        },
         ["kill-builder"] => {
             lab.kill_builder();
             eprintln!("nixdispatch-lab: seasmoke killed");
@@ -293,6 +315,26 @@ fn handle_control(lab: &Lab, conn: UnixStream) -> bool {
     let mut w = &conn;
     let _ = writeln!(w, "{reply}");
     stop
+}
+
+/// `KBPS` (kilobytes of 1000 bytes per second) or `off`, as bytes per second.
+fn parse_bandwidth(text: &str) -> Result<Option<u64>, String> {
+    if text == "off" {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(kbps) if kbps > 0 => Ok(Some(kbps * 1000)),
+        _ => Err(format!(
+            "bandwidth {text:?}: kilobytes per second (a whole number above 0), or off"
+        )),
+    }
+}
+
+fn bandwidth_words(cap: Option<u64>) -> String {
+    match cap {
+        Some(b) => format!("{} kB/s each way", b / 1000),
+        None => "unlimited".to_string(),
+    }
 }
 
 fn parse_fault(name: &str) -> Option<Fault> {
@@ -359,6 +401,10 @@ fn print_usage(lab: &Lab, nixdispatch: Option<&Path>, took: Duration) {
     } else {
         format!("{} ms added each way", opts.latency.as_millis())
     };
+    let latency = match opts.bandwidth {
+        Some(_) => format!("{latency}, {}", bandwidth_words(opts.bandwidth)),
+        None => latency,
+    };
     let cache_role = if opts.http_cache {
         "the client's substituter"
     } else {
@@ -410,7 +456,8 @@ The scripts set this environment (and give vermax its own /nix, which a plain ex
     println!(
         "
 From another terminal:  nixdispatch-lab fault down|tarpit|stall|hostkey|auth|none
-                        nixdispatch-lab latency MS | kill-builder | restart-builder
+                        nixdispatch-lab latency MS | bandwidth KBPS|off
+                        nixdispatch-lab kill-builder | restart-builder
 Ctrl-C here (or nixdispatch-lab down) stops the lab, ends the shells inside it and removes {d}."
     );
 }

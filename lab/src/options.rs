@@ -10,6 +10,9 @@ pub struct LabOptions {
     /// One-way delay added in each direction between the client and seasmoke's sshd (so a round
     /// trip costs twice this).
     pub latency: Duration,
+    /// Bytes per second the link to seasmoke carries in each direction, all connections
+    /// together (`None`: unlimited).
+    pub bandwidth: Option<u64>,
     /// The client's `substituters` is the lab's HTTP cache (otherwise empty). The cache runs in
     /// every lab either way, and seasmoke uses it as its substituter when this is set.
     pub http_cache: bool,
@@ -33,6 +36,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             latency: Duration::ZERO,
+            bandwidth: None,
             http_cache: false,
             builder_signs: false,
             configure_builders_in_nix: false,

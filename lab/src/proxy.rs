@@ -1,4 +1,5 @@
-//! A userspace TCP proxy in front of seasmoke's sshd: adds a one-way delay in each direction and
+//! A userspace TCP proxy in front of seasmoke's sshd: adds a one-way delay in each direction, caps
+//! the link's bandwidth in each direction (shared by every connection, as one link is), and
 //! injects network faults (nothing listening, black hole, a different host behind the address).
 
 use std::io::{Read, Write};
@@ -42,8 +43,17 @@ struct Shared {
     /// Connections with an id below this stop moving data (a stalled link); 0 = none.
     stall_below: AtomicU64,
     accepted: AtomicU64,
+    /// Bytes per second each direction may carry, all connections together; 0 = unlimited.
+    bandwidth: AtomicU64,
+    /// When each direction's link is next free to send (index [`UP`], [`DOWN`]).
+    link_free: [Mutex<Instant>; 2],
     state: Mutex<State>,
 }
+
+/// Client to seasmoke.
+const UP: usize = 0;
+/// seasmoke to client.
+const DOWN: usize = 1;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -70,6 +80,8 @@ impl Proxy {
             blackhole: AtomicBool::new(false),
             stall_below: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            bandwidth: AtomicU64::new(0),
+            link_free: [Mutex::new(Instant::now()), Mutex::new(Instant::now())],
             state: Mutex::new(State {
                 route: Route::Normal,
                 generation: 0,
@@ -101,6 +113,22 @@ impl Proxy {
 
     pub fn delay(&self) -> Duration {
         Duration::from_micros(self.shared.delay_us.load(Ordering::SeqCst))
+    }
+
+    /// Caps the link at `bytes_per_sec` in each direction, all connections together (`None`:
+    /// unlimited). Applies to data sent from now on, live connections included.
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.shared
+            .bandwidth
+            .store(bytes_per_sec.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// The cap set by [`Proxy::set_bandwidth`].
+    pub fn bandwidth(&self) -> Option<u64> {
+        match self.shared.bandwidth.load(Ordering::SeqCst) {
+            0 => None,
+            b => Some(b),
+        }
     }
 
     pub fn set_upstream(&self, upstream: u16, impostor: u16) {
@@ -247,14 +275,16 @@ fn forward(shared: Arc<Shared>, client: TcpStream, route: Route) {
         id
     };
     let pumps = [
-        (client.try_clone(), upstream.try_clone()),
-        (upstream.try_clone(), client.try_clone()),
+        (UP, client.try_clone(), upstream.try_clone()),
+        (DOWN, upstream.try_clone(), client.try_clone()),
     ];
     let mut handles = Vec::new();
-    for (from, to) in pumps {
+    for (direction, from, to) in pumps {
         if let (Ok(from), Ok(to)) = (from, to) {
             let shared = shared.clone();
-            handles.push(thread::spawn(move || pump(&shared, id, from, to)));
+            handles.push(thread::spawn(move || {
+                pump(&shared, id, direction, from, to)
+            }));
         }
     }
     for h in handles {
@@ -263,7 +293,29 @@ fn forward(shared: Arc<Shared>, client: TcpStream, route: Route) {
     shared.lock().live.retain(|(i, _)| *i != id);
 }
 
-fn pump(shared: &Shared, id: u64, from: TcpStream, mut to: TcpStream) {
+/// Waits until the link in `direction` has carried `bytes` at the configured rate: the chunk
+/// takes its turn after what every connection sent before it (one link, shared).
+fn throttle(shared: &Shared, direction: usize, bytes: usize) {
+    let rate = shared.bandwidth.load(Ordering::SeqCst);
+    if rate == 0 {
+        return;
+    }
+    let busy = Duration::from_secs_f64(bytes as f64 / rate as f64);
+    let done = {
+        let mut free = shared.link_free[direction]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let start = (*free).max(Instant::now());
+        *free = start + busy;
+        *free
+    };
+    let now = Instant::now();
+    if done > now {
+        thread::sleep(done - now);
+    }
+}
+
+fn pump(shared: &Shared, id: u64, direction: usize, from: TcpStream, mut to: TcpStream) {
     let (tx, rx) = mpsc::channel::<Msg>();
     let delay_us = &shared.delay_us;
     let reader = {
@@ -309,6 +361,7 @@ fn pump(shared: &Shared, id: u64, from: TcpStream, mut to: TcpStream) {
                 {
                     thread::sleep(Duration::from_millis(20));
                 }
+                throttle(shared, direction, data.len());
                 if to.write_all(&data).is_err() {
                     let _ = to.shutdown(Shutdown::Both);
                     let _ = from.shutdown(Shutdown::Both);

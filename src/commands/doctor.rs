@@ -3,7 +3,7 @@
 mod canary;
 
 use super::probe::describe;
-use crate::probe::{probe_all, ProbeFailure};
+use crate::probe::ProbeFailure;
 use crate::settings::Settings;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -75,13 +75,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
     }
 
-    let probed = probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
     let daemon = settings.daemon.is_some();
     let mut canary_builders = Vec::new();
     for b in &probed {
@@ -182,7 +176,7 @@ async fn canary_checks(
     builders: &[&crate::builder::Builder],
     checks: &mut Vec<Check>,
 ) {
-    let limit = settings.connect_timeout * 4 + std::time::Duration::from_secs(60);
+    let limit = settings.deadlines().canary;
     let targets: Vec<Option<&crate::builder::Builder>> = if local_trusted == Some(false) {
         vec![None]
     } else {

@@ -1,19 +1,12 @@
 //! `nixdispatch probe`: probe every configured builder at once and report.
 
 use crate::builder::Builder;
-use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::Result;
 
 /// Probes and prints; exit 0 whatever the builders' state (the report is the result).
 pub async fn run(settings: &Settings) -> Result<i32> {
-    let probed = probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
     let statuses = &probed;
     if settings.json {
         let doc = serde_json::json!({ "builders": statuses });

@@ -1,5 +1,11 @@
 //! Cutting a log into lines with a cap on each line's length: a stream without newlines (a
 //! gigabyte of garbage, a binary written to stderr) costs [`MAX_LINE`] bytes, not the stream.
+//!
+//! The one line splitter of the program: `monitor` cuts its stdin with it and
+//! [`crate::child`] the pipes of nix, nh and activation scripts, so the same bytes are shown the
+//! same way ([`shown`]) whichever way they arrive.
+
+use std::borrow::Cow;
 
 /// The longest line kept, in bytes. nix's longest real lines (an error with its trace, a
 /// `msg` with a long log excerpt) are a few KiB; the rest of a longer line is dropped.
@@ -7,6 +13,31 @@ pub const MAX_LINE: usize = 256 * 1024;
 
 /// Marks a line whose end was dropped.
 pub const TRUNCATED: &str = " …[line truncated]";
+
+/// How much of a line cut at [`MAX_LINE`] is shown.
+pub const SHOWN_OF_CUT: usize = 4096;
+
+/// A line as text: invalid UTF-8 becomes U+FFFD.
+pub fn text(line: &[u8]) -> Cow<'_, str> {
+    // Checking first is faster than the lossy reading on the valid lines nearly all are.
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// How a line is shown: as it is, or, when it was cut at [`MAX_LINE`], its start marked with
+/// [`TRUNCATED`]; nix's JSON lines are unreadable once cut and are dropped (`None`).
+pub fn shown(line: &[u8], cut: bool) -> Option<Cow<'_, str>> {
+    if !cut {
+        return Some(text(line));
+    }
+    let start = String::from_utf8_lossy(&line[..line.len().min(SHOWN_OF_CUT)]);
+    let json = start
+        .trim_start_matches(|c: char| c == '<' || c == '>' || c.is_ascii_digit())
+        .starts_with("@nix ");
+    (!json).then(|| Cow::Owned(format!("{start}{TRUNCATED}")))
+}
 
 /// Lines cut from a byte stream that arrives in chunks of any size, kept in one buffer as they
 /// were read (one copy of each chunk and one allocation for many lines, not one per line), then
@@ -189,6 +220,12 @@ mod tests {
             collect(&lines.take()),
             [line("abcd", false), line("efgh", false), line("ijkl", true)]
         );
+    }
+
+    #[test]
+    fn a_whole_line_is_shown_as_it_is_invalid_utf8_replaced() {
+        assert_eq!(shown(b"caf\xe9", false).as_deref(), Some("caf\u{fffd}"));
+        assert_eq!(shown(b"@nix {}", false).as_deref(), Some("@nix {}"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub(crate) mod recordings;
 mod types;
 
 pub use event::{Activity, ActivityId, ActivityResult, Event, Field, Message, Progress, Start};
-pub use lines::{Lines, MAX_LINE, TRUNCATED};
+pub use lines::{shown, text, Lines, MAX_LINE, SHOWN_OF_CUT, TRUNCATED};
 pub use parse::parse_line;
 pub use types::{ActivityType, ResultType, Verbosity};
 

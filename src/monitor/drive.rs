@@ -2,8 +2,7 @@
 //! anything else that has the log as a byte stream.
 
 use super::{Monitor, Summary};
-use crate::log::{Lines, MAX_LINE, TRUNCATED};
-use std::borrow::Cow;
+use crate::log::{shown, text, Lines, MAX_LINE};
 use std::io::Read;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,9 +17,6 @@ const READ_BYTES: usize = 64 * 1024;
 
 /// How many batches of lines may wait between the reading thread and the monitor.
 const BATCHES_WAITING: usize = 4;
-
-/// How much of a line cut at [`MAX_LINE`] is shown.
-const SHOWN_OF_CUT: usize = 4096;
 
 /// Feeds every line of `input` to `monitor` until the end of the input, then finishes it and
 /// returns the summary (`summary.ok` is what the log says, see [`Monitor::finish`]).
@@ -48,7 +44,7 @@ pub fn drive(input: impl Read + Send + 'static, mut monitor: Monitor) -> Summary
                         continue;
                     }
                     cut += 1;
-                    if let Some(shown) = oversized(line) {
+                    if let Some(shown) = shown(line, true) {
                         monitor.feed_line(&shown, now);
                     }
                 }
@@ -68,15 +64,6 @@ pub fn drive(input: impl Read + Send + 'static, mut monitor: Monitor) -> Summary
         ));
     }
     monitor.finish(Instant::now())
-}
-
-/// A line as text: invalid UTF-8 becomes U+FFFD.
-fn text(line: &[u8]) -> Cow<'_, str> {
-    // Checking first is faster than the lossy reading on the valid lines nearly all are.
-    match std::str::from_utf8(line) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(line),
-    }
 }
 
 /// The reading thread: sends the lines of `input` as they are read, until its end, a read
@@ -104,16 +91,6 @@ fn read_batches(mut input: impl Read, batches: &mpsc::SyncSender<std::io::Result
     }
     lines.finish();
     let _ = batches.send(Ok(lines.take()));
-}
-
-/// How a line cut at [`MAX_LINE`] is shown: nix's JSON lines are unreadable once cut and are
-/// dropped; other lines show their start.
-fn oversized(line: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(&line[..line.len().min(SHOWN_OF_CUT)]);
-    let json = text
-        .trim_start_matches(|c: char| c == '<' || c == '>' || c.is_ascii_digit())
-        .starts_with("@nix ");
-    (!json).then(|| format!("{text}{TRUNCATED}"))
 }
 
 #[cfg(test)]
@@ -169,8 +146,13 @@ mod tests {
         );
     }
 
+    fn oversized(line: &[u8]) -> Option<String> {
+        shown(line, true).map(|s| s.into_owned())
+    }
+
     #[test]
     fn cut_json_lines_are_dropped_other_cut_lines_show_their_start() {
+        use crate::log::{SHOWN_OF_CUT, TRUNCATED};
         assert_eq!(oversized(b"<3>@nix {\"action\":"), None);
         assert_eq!(oversized(b"@nix {"), None);
         let shown = oversized(&[b'x'; 10_000]).unwrap_or_default();

@@ -9,12 +9,14 @@
 //! already holds it (nix's build hook does that without rebuilding) or built, and then every
 //! input of that derivation must be valid locally first, so the walk continues into them.
 
+pub mod cost;
 mod eligibility;
 mod fallback;
 mod graph;
 mod reason;
 mod walk;
 
+pub use cost::{Estimate, Knowledge};
 pub use fallback::fall_back_locally;
 pub use graph::{Availability, BuilderHit, CacheHit, Derivation, Graph, OutputIndex};
 
@@ -55,6 +57,8 @@ pub struct PlanInput {
     /// This machine's system, e.g. `x86_64-linux`: what nix builds locally, and nix's default
     /// for a machines entry that names no systems.
     pub local_system: String,
+    /// What the history knows of these derivations and links (empty: decide by presence).
+    pub knowledge: Knowledge,
 }
 
 /// The mode of a run (CONTRACT.md).
@@ -153,6 +157,10 @@ pub struct Plan {
     /// trusted user): pass none, except an empty `builders` to build locally.
     #[serde(skip)]
     pub daemon_decides: bool,
+    /// What each candidate mode would take, when a history was consulted (the contract's
+    /// `estimates`; empty otherwise).
+    #[serde(skip)]
+    pub estimates: Vec<Estimate>,
 }
 
 impl Plan {
@@ -160,6 +168,19 @@ impl Plan {
     /// locally (`--max-jobs 0`) and still finish.
     pub fn all_builds_remote(&self) -> bool {
         self.builds.iter().all(|b| b.from.is_some())
+    }
+
+    /// Whether the plan builds something and every build has a builder: with every live
+    /// builder verified, nix is told to build nothing here (`--max-jobs 0`).
+    pub fn builds_only_remotely(&self) -> bool {
+        self.mode == Mode::Remote && !self.builds.is_empty() && self.all_builds_remote()
+    }
+
+    /// Whether this plan hands work to builders (a build, or a copy from a builder's store), so
+    /// a builder that vanishes mid-run can be left for a local build.
+    pub fn uses_builders(&self) -> bool {
+        matches!(self.mode, Mode::Remote | Mode::Substitute)
+            && (!self.builds.iter().all(|b| b.from.is_none()) || self.counts.from_builders > 0)
     }
 }
 
@@ -275,7 +296,129 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
                 return Ok(walk.finish(Mode::Local, reason, &chosen, &builders));
             }
             let reason = remote_reason(&to_build, &chosen, &builders);
-            Ok(walk.finish(Mode::Remote, reason, &chosen, &builders))
+            let by_cost = ByCost::weigh(input, &walk, &to_build, &chosen);
+            let plan = match by_cost.local_reason {
+                Some(local) => walk.finish(Mode::Local, local, &HashMap::new(), &builders),
+                None => {
+                    let reason = match &by_cost.remote_words {
+                        Some(words) => format!("{reason}; {words}"),
+                        None => reason,
+                    };
+                    walk.finish(Mode::Remote, reason, &chosen, &builders)
+                }
+            };
+            Ok(Plan {
+                estimates: by_cost.estimates,
+                ..plan
+            })
+        }
+    }
+}
+
+/// The presence rule's remote plan weighed against building everything here, when a history
+/// was consulted ([`cost`]).
+struct ByCost {
+    /// The reason of a local plan that is clearly faster; `None` keeps the remote plan.
+    local_reason: Option<String>,
+    /// What to add to the remote plan's reason: the estimates, or that none was used.
+    remote_words: Option<String>,
+    /// Both candidates, for `plan --json`.
+    estimates: Vec<Estimate>,
+}
+
+impl ByCost {
+    fn weigh(
+        input: &PlanInput,
+        walk: &Walk<'_>,
+        to_build: &[&Derivation],
+        chosen: &HashMap<&StorePath, &Builder>,
+    ) -> ByCost {
+        let knows = &input.knowledge;
+        if !knows.consulted {
+            return ByCost {
+                local_reason: None,
+                remote_words: None,
+                estimates: Vec::new(),
+            };
+        }
+        let here = |_: &Derivation| cost::Placement {
+            uri: None,
+            host: "this machine",
+            jobs: 1,
+        };
+        let placed = |d: &Derivation| match chosen.get(&d.path) {
+            Some(b) => cost::Placement {
+                uri: Some(b.machine.uri.as_str()),
+                host: b.host(),
+                jobs: b.machine.max_jobs,
+            },
+            None => here(d),
+        };
+        let local = cost::estimate(to_build, here, knows);
+        let remote = cost::estimate(to_build, placed, knows);
+        let mut hosts: Vec<&str> = chosen.values().map(|b| b.host()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let through = format!("through {}", reason::join_and(&hosts));
+        let estimate = |mode, costed: &Result<cost::Costed, Vec<String>>, what: &str| {
+            let (secs, why) = match costed {
+                Ok(c) => {
+                    let copy = cost::copy_words(c).map_or(String::new(), |w| format!(" ({w})"));
+                    (
+                        Some(c.secs),
+                        format!("{} {what}{copy}", cost::about(c.secs)),
+                    )
+                }
+                Err(unknown) => (None, cost::unknown_words(unknown)),
+            };
+            Estimate { mode, secs, why }
+        };
+        let estimates = vec![
+            estimate(Mode::Local, &local, "here"),
+            estimate(Mode::Remote, &remote, &through),
+        ];
+        // A local plan must realise the same paths: only when no builder's store serves any.
+        let builders_serve = walk.entries.iter().any(|(_, d)| {
+            matches!(
+                d,
+                walk::Decision::BuilderSubstitute(_) | walk::Decision::CopyBack(_)
+            )
+        });
+        let (local, remote) = match (local, remote) {
+            (Ok(local), Ok(remote)) => (local, remote),
+            (local, remote) => {
+                let unknown = [local.err(), remote.err()].into_iter().flatten().flatten();
+                let mut unknown: Vec<String> = unknown.collect();
+                unknown.sort();
+                unknown.dedup();
+                return ByCost {
+                    local_reason: None,
+                    remote_words: Some(cost::unknown_words(&unknown)),
+                    estimates,
+                };
+            }
+        };
+        if !builders_serve && local.secs < remote.secs * cost::SWITCH_MARGIN {
+            let copy = cost::copy_words(&remote).map_or(String::new(), |w| format!(" ({w})"));
+            return ByCost {
+                local_reason: Some(format!(
+                    "{} must be built: {} here against {} {through}{copy}",
+                    derivations(to_build.len()),
+                    cost::about(local.secs),
+                    cost::about(remote.secs),
+                )),
+                remote_words: None,
+                estimates,
+            };
+        }
+        ByCost {
+            local_reason: None,
+            remote_words: Some(format!(
+                "{} {through} against {} here",
+                cost::about(remote.secs),
+                cost::about(local.secs)
+            )),
+            estimates,
         }
     }
 }

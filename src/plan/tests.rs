@@ -93,6 +93,7 @@ fn input(drvs: Vec<Derivation>, wanted: &[&str]) -> PlanInput {
         builders: Vec::new(),
         forced: Forced::Auto,
         local_system: X86.into(),
+        knowledge: Default::default(),
     }
 }
 
@@ -802,4 +803,105 @@ fn falling_back_builds_the_rest_here_and_says_why() {
     );
     assert!(p.builds.iter().all(|b| b.from.is_none()));
     assert!(builders.iter().all(|b| !b.reachable));
+}
+
+/// What a history that saw `two quick builds with 6 MB outputs` knows, here and on seasmoke.
+fn quick_big_outputs(local_secs: f64, remote_secs: f64, link: f64) -> Knowledge {
+    let mut k = Knowledge {
+        consulted: true,
+        local_jobs: 2,
+        ..Knowledge::default()
+    };
+    for name in ["one", "two"] {
+        k.build_secs
+            .insert((name.into(), cost::LOCAL.into()), local_secs);
+        k.build_secs
+            .insert((name.into(), "ssh-ng://seasmoke".into()), remote_secs);
+        k.output_bytes.insert(name.into(), 6_000_000);
+    }
+    k.bandwidth.insert("ssh-ng://seasmoke".into(), link);
+    k
+}
+
+fn two_quick_builds(knowledge: Knowledge) -> PlanInput {
+    let mut i = input(vec![drv("one", &[]), drv("two", &[])], &["one", "two"]);
+    i.builders = vec![seasmoke()];
+    i.knowledge = knowledge;
+    i
+}
+
+#[test]
+fn quick_builds_behind_a_slow_link_build_here_and_the_reason_names_the_estimate() {
+    let p = run(&two_quick_builds(quick_big_outputs(2.0, 1.0, 1_000_000.0)));
+    assert_eq!(p.mode, Mode::Local);
+    assert!(p.builds.iter().all(|b| b.from.is_none()), "{:?}", p.builds);
+    assert_eq!(
+        p.reason,
+        "2 derivations must be built: about 2 s here against about 12 s through seasmoke \
+         (12.0 MB to copy back at 1.0 MB/s)"
+    );
+    let modes: Vec<(Mode, Option<f64>)> = p.estimates.iter().map(|e| (e.mode, e.secs)).collect();
+    assert_eq!(
+        modes,
+        [(Mode::Local, Some(2.0)), (Mode::Remote, Some(12.0))]
+    );
+}
+
+#[test]
+fn long_builds_on_a_fast_link_stay_remote_with_both_estimates_in_the_reason() {
+    let p = run(&two_quick_builds(quick_big_outputs(
+        60.0,
+        20.0,
+        100_000_000.0,
+    )));
+    assert_eq!(p.mode, Mode::Remote);
+    assert_eq!(
+        p.reason,
+        "2 derivations must be built and seasmoke is reachable; about 20 s through seasmoke \
+         against about 60 s here"
+    );
+}
+
+#[test]
+fn a_close_call_keeps_the_presence_rule() {
+    // Local 10 s against remote 11 s: within the margin, the remote plan stands.
+    let p = run(&two_quick_builds(quick_big_outputs(
+        10.0,
+        10.0,
+        6_000_000.0,
+    )));
+    assert_eq!(p.mode, Mode::Remote);
+}
+
+#[test]
+fn without_enough_history_the_choice_is_presence_and_the_reason_says_so() {
+    let mut k = quick_big_outputs(2.0, 1.0, 1_000_000.0);
+    k.build_secs
+        .remove(&("two".to_string(), cost::LOCAL.to_string()));
+    let p = run(&two_quick_builds(k));
+    assert_eq!(p.mode, Mode::Remote);
+    assert_eq!(
+        p.reason,
+        "2 derivations must be built and seasmoke is reachable; no estimate was used: the \
+         history does not know two on this machine"
+    );
+    assert_eq!(p.estimates[0].secs, None);
+    assert_eq!(p.estimates[1].secs, Some(12.0));
+
+    // No history consulted at all (a forced mode, or none kept): today's plan, word for word.
+    let p = run(&two_quick_builds(Knowledge::default()));
+    assert_eq!(
+        p.reason,
+        "2 derivations must be built and seasmoke is reachable"
+    );
+    assert!(p.estimates.is_empty());
+}
+
+#[test]
+fn a_builder_that_holds_outputs_is_never_traded_for_a_local_build() {
+    let mut i = two_quick_builds(quick_big_outputs(2.0, 1.0, 1_000_000.0));
+    let uri = "ssh-ng://seasmoke";
+    on_builder(&mut i, "one", uri, false, &[]);
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Remote, "{}", p.reason);
 }

@@ -173,7 +173,7 @@ pub async fn sudo_works() -> bool {
         .kill_on_drop(true)
         .status();
     matches!(
-        tokio::time::timeout(Duration::from_secs(5), ok).await,
+        tokio::time::timeout(crate::deadlines::LOCAL_CHECK, ok).await,
         Ok(Ok(s)) if s.success()
     )
 }

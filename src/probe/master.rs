@@ -22,10 +22,10 @@ pub struct Connection {
     query_timeout: Duration,
 }
 
-/// The deadline of each store query over an established connection: several times the connect
-/// timeout (a slow link stays usable), at least ten seconds (a busy builder's database).
+/// The deadline of each store query over an established connection
+/// ([`Deadlines::query`](crate::deadlines::Deadlines)).
 pub fn query_timeout(connect_timeout: Duration) -> Duration {
-    (connect_timeout * 5).max(Duration::from_secs(10))
+    crate::deadlines::Deadlines::new(connect_timeout).query
 }
 
 /// Shown by its control socket: what tells two connections apart.

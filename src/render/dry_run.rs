@@ -82,6 +82,7 @@ mod tests {
             }],
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            estimates: Vec::new(),
         };
         assert_eq!(
             lines(&plan),

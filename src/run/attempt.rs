@@ -4,9 +4,8 @@
 use crate::child::{self, Keep, Pipe, Report};
 use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
-use crate::plan::{Mode, Plan};
+use crate::plan::Plan;
 use crate::planning::Planned;
-use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::Result;
@@ -79,14 +78,7 @@ pub(super) fn watched_builders(planned: &Planned) -> Vec<Watched> {
         .builders
         .iter()
         .filter(|b| b.reachable)
-        .filter_map(|b| {
-            Some(Watched {
-                id: b.id,
-                host: b.host().to_owned(),
-                uri: b.machine.uri.to_string(),
-                connection: b.connection.clone()?,
-            })
-        })
+        .filter_map(Watched::of)
         .collect()
 }
 
@@ -117,7 +109,7 @@ pub(super) async fn run_build(
     // be left for a local build (the same condition as the fallback below).
     let watched: Vec<Watched> = watched
         .iter()
-        .filter(|w| uses_builders(plan) && states.iter().any(|s| s.reachable && s.id == w.id))
+        .filter(|w| plan.uses_builders() && states.iter().any(|s| s.reachable && s.id == w.id))
         .cloned()
         .collect();
     let foreground = super::sudo::nh_needs_sudo(settings, target, runner);
@@ -231,25 +223,13 @@ pub(super) fn show(monitor: &mut Monitor, report: Report<'_>) {
     }
 }
 
-/// Whether this plan hands work to builders (so a vanished one can be left for a local build).
-pub(super) fn uses_builders(plan: &Plan) -> bool {
-    matches!(plan.mode, Mode::Remote | Mode::Substitute)
-        && (!plan.builds.iter().all(|b| b.from.is_none()) || plan.counts.from_builders > 0)
-}
-
 /// After a failed remote run: a builder that was reachable and no longer is, as one line.
 pub(super) async fn vanished_builder(settings: &Settings, planned: &Planned) -> Option<String> {
     let live = planned.live_builders();
     if live.is_empty() {
         return None;
     }
-    let again = probe_all(
-        &live,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let again = crate::probe::probe_for(settings, &live, false).await;
     again.iter().find(|b| !b.reachable).map(|b| {
         format!(
             "builder {} went away during the build: {}",

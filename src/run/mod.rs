@@ -322,7 +322,7 @@ async fn build_with_fallback(
             None => job.build(&plan, &states, &mut monitor, &watched).await?,
         },
     };
-    if !attempt.ok && attempt::uses_builders(&plan) {
+    if !attempt.ok && plan.uses_builders() {
         let why = match attempt.stopped.clone() {
             Some(why) => Some(why),
             None if !run.no_local_fallback => attempt::vanished_builder(settings, planned).await,

@@ -89,6 +89,7 @@ pub fn noop_plan(wanted: usize, settings: &Settings) -> Plan {
         builds: Vec::new(),
         builder_substituters: Vec::new(),
         daemon_decides: settings.daemon.as_ref().is_some_and(|d| d.decides()),
+        estimates: Vec::new(),
     }
 }
 

@@ -13,7 +13,6 @@ use crate::cli::RunArgs;
 use crate::dispatch;
 use crate::monitor::Monitor;
 use crate::planning::Planned;
-use crate::probe::probe_all;
 use crate::settings::Settings;
 use crate::watchdog::{self, ProgressHandle, Watched};
 use crate::{Error, Result};
@@ -196,13 +195,7 @@ async fn fitting_builders(
     let builders = if planned.builders.iter().any(|b| b.reachable) {
         &planned.builders
     } else {
-        probed_now = probe_all(
-            &settings.builders,
-            settings.connect_timeout,
-            &settings.ssh_opts,
-            crate::probe::Viewpoint::of(settings),
-        )
-        .await;
+        probed_now = crate::probe::probe_for(settings, &settings.builders, false).await;
         &probed_now
     };
     let fits = |systems: &[String]| {
@@ -216,12 +209,7 @@ async fn fitting_builders(
             uri: b.machine.store_uri(),
             label: b.host().to_owned(),
             explicit: false,
-            watched: b.connection.clone().map(|connection| Watched {
-                id: b.id,
-                host: b.host().to_owned(),
-                uri: b.machine.uri.to_string(),
-                connection,
-            }),
+            watched: Watched::of(b),
         })
         .collect();
     if chosen.is_empty() {

@@ -95,6 +95,7 @@ mod tests {
                 .collect(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            estimates: Vec::new(),
         }
     }
 

@@ -90,7 +90,7 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
 /// ssh's last error line in nix-daemon's journal, when this user may read it.
 async fn journal_ssh_words() -> Option<String> {
     let out = tokio::time::timeout(
-        Duration::from_secs(5),
+        crate::deadlines::LOCAL_CHECK,
         tokio::process::Command::new("journalctl")
             .args([
                 "-u",
