@@ -4,7 +4,7 @@
 use crate::builder::Builder;
 use crate::cli::{AttachArgs, CancelArgs, SessionsArgs};
 use crate::monitor::Monitor;
-use crate::probe::probe_all;
+use crate::probe::probe_for;
 use crate::run::session::{self as run_session, Followed};
 use crate::session::{self, Listed, SessionId, State};
 use crate::settings::Settings;
@@ -13,13 +13,7 @@ use std::time::Instant;
 
 /// Every builder probed; a line on stderr for each that could not be asked.
 async fn reachable(settings: &Settings) -> Vec<Builder> {
-    let probed = probe_all(
-        &settings.builders,
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let probed = probe_for(settings, &settings.builders, false).await;
     for b in probed.iter().filter(|b| b.connection.is_none()) {
         crate::output::stderr_line(&format!(
             "nixdispatch: warning: the sessions on {} cannot be asked: {}",
@@ -199,7 +193,12 @@ pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
             listed.state.as_str()
         ),
     );
-    let watched = run_session::watched(&builder, &conn);
+    let Some(watched) = crate::watchdog::Watched::of(&builder) else {
+        return Err(Error::Failed(format!(
+            "{} is not reachable",
+            builder.host()
+        )));
+    };
     let end = run_session::follow(settings, &builder, &conn, &id, &watched, &mut monitor).await?;
     let host = builder.host();
     match end {

@@ -155,7 +155,9 @@ pub(super) async fn run(
         .iter()
         .map(|i| i.split('^').next().unwrap_or(i).to_owned())
         .collect();
-    let watched = watched(builder, &conn);
+    let Some(watched) = Watched::of(builder) else {
+        return Ok(None);
+    };
     if !copy_derivations(job, &store, &drvs, &watched, monitor).await? {
         monitor.message(&format!(
             "nixdispatch: the derivations could not be copied to {host} for a session; nix's build hook builds"
@@ -219,16 +221,6 @@ pub(super) async fn run(
     finish_followed(job, builder, &conn, &id, end, &outputs, monitor)
         .await
         .map(Some)
-}
-
-/// The builder as the watchdog knows it.
-pub(crate) fn watched(builder: &Builder, conn: &Arc<Connection>) -> Watched {
-    Watched {
-        id: builder.id,
-        host: builder.host().to_owned(),
-        uri: builder.machine.uri.to_string(),
-        connection: conn.clone(),
-    }
 }
 
 /// `nix copy --derivation --to STORE DRVS`, riding the probe's master, under the watchdog.
@@ -358,13 +350,8 @@ async fn cancel_after_interrupt(
     let host = builder.host();
     let mut result = session::cancel(conn, id).await;
     if result.is_err() {
-        let again = crate::probe::probe_all(
-            std::slice::from_ref(&builder.machine),
-            settings.connect_timeout,
-            &settings.ssh_opts,
-            crate::probe::Viewpoint::of(settings),
-        )
-        .await;
+        let again =
+            crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false).await;
         if let Some(conn) = again.first().and_then(|b| b.connection.clone()) {
             result = session::cancel(&conn, id).await;
         }
@@ -381,13 +368,8 @@ async fn cancel_after_interrupt(
 /// only the link was lost and the session may still build.
 async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
     let settings = job.settings;
-    let again = crate::probe::probe_all(
-        std::slice::from_ref(&builder.machine),
-        settings.connect_timeout,
-        &settings.ssh_opts,
-        crate::probe::Viewpoint::of(settings),
-    )
-    .await;
+    let again =
+        crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false).await;
     again.first().filter(|b| !b.reachable).map(|b| {
         format!(
             "builder {} went away during the build: {}",
@@ -475,9 +457,9 @@ pub(crate) async fn copy_home(
         ..Invocation::plain("nix", args)
     };
     let progress = ProgressHandle::default();
-    let stop = match &builder.connection {
-        Some(conn) => futures::future::Either::Left(watchdog::watch(
-            vec![watched(builder, conn)],
+    let stop = match Watched::of(builder) {
+        Some(watched) => futures::future::Either::Left(watchdog::watch(
+            vec![watched],
             progress.clone(),
             settings.silent_timeout,
         )),
