@@ -6,7 +6,7 @@
 mod common;
 
 use common::{lab, nixdispatch, Background, BOUND};
-use nixdispatch_lab::{skip_unless_root, BuilderNix, ClientNix, Fixture, Lab, LabOptions};
+use nixdispatch_lab::{skip_unless_root, BuilderNix, ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::{Duration, Instant};
 
 extern "C" {
@@ -351,4 +351,51 @@ fn a_builder_killed_mid_session_finishes_locally() {
     let status = run.exit(Duration::from_secs(120));
     assert!(status.success(), "{status}: {:#?}", run.seen);
     assert!(run.saw("finishing the build locally"), "{:#?}", run.seen);
+}
+
+#[test]
+fn a_stalled_link_ends_the_run_with_the_session_id_and_the_session_goes_on() {
+    if skip_unless_root("a_stalled_link_ends_the_run_with_the_session_id_and_the_session_goes_on") {
+        return;
+    }
+    let lab = slow_lab("slow20", 20, BuilderNix::default());
+    let v = ClientNix::V2_8;
+    let spec = lab.builder_spec();
+    let attr = lab.flake_ref("slow20");
+    let mut run = Background::nixdispatch(
+        &lab,
+        v,
+        &[
+            "--builder",
+            &spec,
+            "--progress",
+            "plain",
+            "--remote-via",
+            "session",
+            "--silent-timeout",
+            "4",
+            "build",
+            &attr,
+        ],
+    );
+    let id = started_id(&mut run);
+    std::thread::sleep(Duration::from_secs(1));
+    lab.set_fault(Fault::Stall);
+    let status = run.exit(Duration::from_secs(120));
+    lab.set_fault(Fault::None);
+    assert_eq!(status.code(), Some(1), "{:#?}", run.seen);
+    let last = run.seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains(&format!("session {id} keeps building there")),
+        "{:#?}",
+        run.seen
+    );
+    let state = sessions(&lab, v)
+        .into_iter()
+        .find(|s| s["id"] == id.as_str())
+        .map(|s| s["state"].as_str().unwrap_or("").to_owned());
+    assert!(
+        matches!(state.as_deref(), Some("running" | "done")),
+        "{state:?}"
+    );
 }

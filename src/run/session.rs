@@ -364,19 +364,37 @@ async fn cancel_after_interrupt(
     }
 }
 
-/// After a lost link: `Some(why)` when the builder is gone (a new probe fails), `None` when
-/// only the link was lost and the session may still build.
+/// After a lost link: `Some(why)` when the builder is gone, `None` when only the link was lost
+/// and the session may still build. Asked of the builder's sshd directly (its banner, no
+/// credentials), not through ssh: a new ssh would ride the control socket of the very master
+/// whose link went silent. When that cannot tell (a proxy in the way), a full probe decides.
 async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
     let settings = job.settings;
-    let again =
-        crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false).await;
-    again.first().filter(|b| !b.reachable).map(|b| {
+    let words = |why: String| {
         format!(
-            "builder {} went away during the build: {}",
-            b.host(),
-            b.failure_words()
+            "builder {} went away during the build: {why}",
+            builder.host()
         )
-    })
+    };
+    match crate::probe::liveness(
+        &builder.machine,
+        settings.connect_timeout,
+        &settings.ssh_opts,
+    )
+    .await
+    {
+        crate::probe::Liveness::Alive => None,
+        crate::probe::Liveness::Dead(failure) => Some(words(failure.to_string())),
+        crate::probe::Liveness::Unknown(_) => {
+            let again =
+                crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false)
+                    .await;
+            again
+                .first()
+                .filter(|b| !b.reachable)
+                .map(|b| words(b.failure_words()))
+        }
+    }
 }
 
 /// The one line of a run that lost its session's link: exit 1, the session goes on.
