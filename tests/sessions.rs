@@ -168,7 +168,7 @@ fn a_killed_client_leaves_the_session_building_and_the_next_run_only_copies() {
         assert!(lab.client_has(v, &out), "{v:?}: {again:?}");
         assert!(
             !again.stderr.contains("built slow5 on seasmoke in")
-                && again.stderr.contains("not rebuilt"),
+                && again.stderr.contains("copied slow5 from ssh-ng://seasmoke"),
             "{v:?}: built again: {again:?}"
         );
         // The builder built once: one session of these derivations, and it ran once.
@@ -329,6 +329,12 @@ fn a_restarted_builder_loses_the_session_and_the_next_run_builds_again() {
     let mut again = session_build(&lab, v, "slow30", &[]);
     let new_id = started_id(&mut again);
     assert_ne!(new_id, id);
+    assert!(
+        again.wait_for("building slow30 on seasmoke", Duration::from_secs(60))
+            || again.saw("building slow30"),
+        "{:#?}",
+        again.seen
+    );
     assert!(
         again.saw(&format!("session {id} on seasmoke was lost")),
         "{:#?}",

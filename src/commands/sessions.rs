@@ -173,7 +173,8 @@ async fn find(settings: &Settings, id: Option<&str>) -> Result<(Builder, Listed)
 }
 
 /// `attach [ID]`: follows the session's log to its end, then copies its outputs here. Exit 1
-/// when it failed or was lost; Ctrl-C cancels it, as for a build.
+/// when it failed or was lost; Ctrl-C stops following and leaves it running (`cancel` stops
+/// it).
 pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
     let (builder, listed) = find(settings, args.id.as_deref()).await?;
     let Some(conn) = builder.connection.clone() else {
@@ -199,7 +200,16 @@ pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
             builder.host()
         )));
     };
-    let end = run_session::follow(settings, &builder, &conn, &id, &watched, &mut monitor).await?;
+    let end = run_session::follow(
+        settings,
+        &builder,
+        &conn,
+        &id,
+        &watched,
+        false,
+        &mut monitor,
+    )
+    .await?;
     let host = builder.host();
     match end {
         Followed::End(State::Done, _) => {

@@ -15,7 +15,7 @@ use crate::child::{self, Keep, Pipe, Report};
 use crate::cli::RemoteVia;
 use crate::dispatch::Invocation;
 use crate::monitor::Monitor;
-use crate::plan::{Mode, Plan};
+use crate::plan::{Mode, Plan, Source};
 use crate::probe::Connection;
 use crate::session::{self, SessionId, Started, State};
 use crate::watchdog::{self, ProgressHandle, Watched};
@@ -33,10 +33,40 @@ pub(super) fn eligible<'a>(
     job: &'a Job<'_>,
     plan: &Plan,
 ) -> std::result::Result<&'a Builder, String> {
-    let settings = job.settings;
     if plan.mode != Mode::Remote || plan.builds.is_empty() {
         return Err("nothing is to be built on a builder".to_owned());
     }
+    let mut targets: Vec<&str> = Vec::new();
+    for b in &plan.builds {
+        match &b.from {
+            None => return Err("some derivations are built here".to_owned()),
+            Some(uri) if !targets.contains(&uri.as_str()) => targets.push(uri),
+            Some(_) => {}
+        }
+    }
+    one_builder(job, &targets)
+}
+
+/// Whether a finished session of this run's derivations could be on a builder the plan copies
+/// from: a substitute plan whose builder paths all come from one builder. Such a session's
+/// outputs are copied home through it (and it is marked used up), not left open.
+fn joinable<'a>(job: &'a Job<'_>, plan: &Plan) -> Option<&'a Builder> {
+    if plan.mode != Mode::Substitute {
+        return None;
+    }
+    let mut targets: Vec<&str> = Vec::new();
+    for p in plan.paths.iter().filter(|p| p.source == Source::Builder) {
+        match &p.from {
+            Some(uri) if !targets.contains(&uri.as_str()) => targets.push(uri),
+            _ => {}
+        }
+    }
+    one_builder(job, &targets).ok()
+}
+
+/// The one builder of `targets` (URIs), when a session can run there; else why not.
+fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'a Builder, String> {
+    let settings = job.settings;
     if job.request.rebuild {
         return Err("--rebuild is nix's build hook's".to_owned());
     }
@@ -47,15 +77,7 @@ pub(super) fn eligible<'a>(
     {
         return Err("the nix daemon does not trust you, so it would refuse the outputs copied back from a session".to_owned());
     }
-    let mut targets: Vec<&str> = Vec::new();
-    for b in &plan.builds {
-        match &b.from {
-            None => return Err("some derivations are built here".to_owned()),
-            Some(uri) if !targets.contains(&uri.as_str()) => targets.push(uri),
-            Some(_) => {}
-        }
-    }
-    let [uri] = targets.as_slice() else {
+    let [uri] = targets else {
         return Err(format!(
             "the builds are spread over {} builders, which nix's build hook distributes",
             targets.len()
@@ -129,13 +151,31 @@ pub(super) async fn choose<'a>(
             }
         }
         (Err(why), RemoteVia::Session) => {
-            monitor.message(&format!(
-                "nixdispatch: --remote-via session: not possible here ({why}); nix's build hook builds"
-            ));
+            if let Some(b) = done_session(job, plan).await {
+                return Some(b);
+            }
+            if plan.mode == Mode::Remote {
+                monitor.message(&format!(
+                    "nixdispatch: --remote-via session: not possible here ({why}); nix's build hook builds"
+                ));
+            }
             None
         }
-        (Err(_), RemoteVia::Hook) => None,
+        // A done session of these derivations: its outputs come home through it.
+        (Err(_), RemoteVia::Hook) => done_session(job, plan).await,
     }
+}
+
+/// The builder holding a done, not yet copied session of this run's derivations, when the
+/// plan copies from one builder ([`joinable`]).
+async fn done_session<'a>(job: &'a Job<'_>, plan: &Plan) -> Option<&'a Builder> {
+    let b = joinable(job, plan)?;
+    let conn = b.connection.as_ref()?;
+    let key = session::key_of(&job.planned.session_installables);
+    let all = session::list(conn).await.ok()?;
+    all.iter()
+        .any(|s| s.key == key && !s.copied && s.state == State::Done)
+        .then_some(b)
 }
 
 /// Runs the build as a session on `builder` (or joins the one of the same derivations there).
@@ -193,6 +233,9 @@ pub(super) async fn run(
             "nixdispatch: session {id} on {host} was lost (the builder restarted, or it was killed unfinished): building again"
         ));
     }
+    let joined_done = matches!(started, Started::Joined(_, State::Done));
+    // Ctrl-C cancels the session this run started; one it joined is another run's too.
+    let owned = matches!(started, Started::New(_));
     let id = match started {
         Started::Refused(why) => {
             monitor.message(&format!(
@@ -217,7 +260,17 @@ pub(super) async fn run(
     if job.run.detach {
         return Ok(Some(Ended::Detached(id)));
     }
-    let end = follow(job.settings, builder, &conn, &id, &watched, monitor).await?;
+    let guard = owned.then(|| session::CancelOnDrop::new(&conn, &id));
+    // Built already: its log is history, only its outputs are wanted.
+    let end = if joined_done {
+        Followed::End(State::Done, Some(0))
+    } else {
+        let followed = follow(job.settings, builder, &conn, &id, &watched, owned, monitor).await;
+        if let Some(guard) = guard {
+            guard.disarm();
+        }
+        followed?
+    };
     finish_followed(job, builder, &conn, &id, end, &outputs, monitor)
         .await
         .map(Some)
@@ -285,14 +338,16 @@ pub(crate) enum Followed {
     LinkLost(String),
 }
 
-/// Follows the session's log into the monitor until nix ends on the builder. Ctrl-C cancels the
-/// session (unless `--detach`, which never follows) and returns [`Error::Interrupted`].
+/// Follows the session's log into the monitor until nix ends on the builder. Ctrl-C returns
+/// [`Error::Interrupted`], after cancelling the session with `cancel_on_interrupt` (the run
+/// that started it) or saying it goes on (a run that joined it, `attach`).
 pub(crate) async fn follow(
     settings: &crate::settings::Settings,
     builder: &Builder,
     conn: &Arc<Connection>,
     id: &SessionId,
     watched: &Watched,
+    cancel_on_interrupt: bool,
     monitor: &mut Monitor,
 ) -> Result<Followed> {
     let inv = session::follow(conn, id).map_err(Error::Failed)?;
@@ -323,8 +378,15 @@ pub(crate) async fn follow(
     tracing::debug!(%id, "following the session's log");
     let finished = match child::run_until(&inv, Keep::Nothing, on, stop).await {
         Ok(f) => f,
-        Err(Error::Interrupted) => {
+        Err(Error::Interrupted) if cancel_on_interrupt => {
             cancel_after_interrupt(settings, builder, conn, id, monitor).await;
+            return Err(Error::Interrupted);
+        }
+        Err(Error::Interrupted) => {
+            monitor.message(&format!(
+                "nixdispatch: session {id} goes on on {}: `nixdispatch attach {id}` follows it, `nixdispatch cancel {id}` stops it",
+                builder.host()
+            ));
             return Err(Error::Interrupted);
         }
         Err(e) => return Err(e),

@@ -224,6 +224,67 @@ pub fn follow(conn: &Connection, id: &SessionId) -> Result<Invocation, String> {
     })
 }
 
+/// Cancels a session when dropped while armed: a run interrupted between starting its session
+/// and following it (Ctrl-C then ends the run before any child could forward it) leaves
+/// nothing running on the builder. Blocking and bounded; over the run's master, when it is
+/// still there.
+pub struct CancelOnDrop {
+    control_path: std::path::PathBuf,
+    line: Option<String>,
+}
+
+impl CancelOnDrop {
+    /// Armed for session `id` over `conn`.
+    pub fn new(conn: &Connection, id: &SessionId) -> CancelOnDrop {
+        CancelOnDrop {
+            control_path: conn.control_path().to_owned(),
+            line: remote::command_line(Script::Cancel, &[id.as_str()]).ok(),
+        }
+    }
+
+    /// Following took over (it cancels on Ctrl-C itself), or the session is to stay.
+    pub fn disarm(mut self) {
+        self.line = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(line) = self.line.take() else { return };
+        if !self.control_path.exists() {
+            return;
+        }
+        let child = std::process::Command::new("ssh")
+            .arg("-S")
+            .arg(&self.control_path)
+            .args([
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                "-x",
+                "none",
+            ])
+            .arg(line)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            let t0 = std::time::Instant::now();
+            while matches!(child.try_wait(), Ok(None)) {
+                if t0.elapsed() > START_EXTRA {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// One line of the builder's log as this client's monitor must read it: a build nix ran on
 /// the builder itself (machine `""`) ran on `uri` as far as this client is concerned.
 pub fn relocate<'a>(line: &'a str, uri: &str) -> Cow<'a, str> {
