@@ -249,6 +249,12 @@ pub(super) async fn run(
             ));
             id
         }
+        Started::Joined(id, State::Done) => {
+            monitor.message(&format!(
+                "nixdispatch: session {id} on {host} already built these derivations: copying its outputs"
+            ));
+            id
+        }
         Started::Joined(id, state) => {
             monitor.message(&format!(
                 "nixdispatch: session {id} on {host} already builds these derivations ({}): taking it up",
