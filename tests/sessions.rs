@@ -405,3 +405,72 @@ fn a_stalled_link_ends_the_run_with_the_session_id_and_the_session_goes_on() {
         "{state:?}"
     );
 }
+
+#[test]
+fn cancel_stops_a_detached_session_and_a_failed_one_shows_its_failure_once() {
+    if skip_unless_root("cancel_stops_a_detached_session_and_a_failed_one_shows_its_failure_once") {
+        return;
+    }
+    let lab = slow_lab("slow60", 60, BuilderNix::default());
+    let v = ClientNix::V2_8;
+    let spec = lab.builder_spec();
+    let detach = |attr: &str| {
+        let run = nixdispatch(
+            &lab,
+            v,
+            &[
+                "--builder",
+                &spec,
+                "build",
+                "--detach",
+                &lab.flake_ref(attr),
+            ],
+            BOUND,
+        );
+        assert_eq!(run.code, Some(0), "{run:?}");
+        run.stdout.trim().to_owned()
+    };
+    // cancel ID: nothing of it left on seasmoke.
+    let id = detach("slow60");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !session_processes(&lab).is_empty(),
+        "the session is not running"
+    );
+    let cancelled = nixdispatch(&lab, v, &["--builder", &spec, "cancel", &id], BOUND);
+    assert_eq!(cancelled.code, Some(0), "{cancelled:?}");
+    let left = session_processes(&lab);
+    assert!(left.is_empty(), "left on seasmoke: {left:#?}");
+    assert!(sessions(&lab, v).is_empty());
+    // A failed session: the next run shows its failure (exit 1), the one after builds again.
+    let id = detach("fail");
+    assert_eq!(
+        state_after_running(&lab, v, &id, Duration::from_secs(60)),
+        "failed"
+    );
+    let plain = |attr: &str| {
+        nixdispatch(
+            &lab,
+            v,
+            &[
+                "--builder",
+                &spec,
+                "--progress",
+                "plain",
+                "build",
+                &lab.flake_ref(attr),
+            ],
+            BOUND,
+        )
+    };
+    let shown = plain("fail");
+    assert_eq!(shown.code, Some(1), "{shown:?}");
+    assert!(shown.stderr.contains(&format!("session {id}")), "{shown:?}");
+    assert!(shown.stderr.contains("fails on purpose"), "{shown:?}");
+    let again = plain("fail");
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(
+        !again.stderr.contains(&format!("session {id}")),
+        "{again:?}"
+    );
+}
