@@ -141,7 +141,7 @@ off=0
 while :; do
   last=0
   if [ -f "$d/status" ] || ! nd_alive "$d"; then last=1; fi
-  size=$(wc -c < "$d/log" 2>/dev/null || echo 0)
+  size=$(wc -c 2>/dev/null < "$d/log" || echo 0)
   size=$((size + 0))
   if [ "$size" -gt "$off" ]; then
     tail -c +$((off + 1)) "$d/log" | head -c $((size - off))
@@ -157,12 +157,13 @@ echo "@nixdispatch-session $(nd_state "$d") $(cat "$d/status" 2>/dev/null)"
 /// No arguments: every session, `S ID STATE STARTED KEY LOGLINES CLIENT`, then `C` when it
 /// is used up (copied home, failure shown, found lost), `D DRV` and `O OUTPUT` lines.
 const LIST: &str = r#"nd_all | while IFS= read -r d; do
-  lines=$(wc -l < "$d/log" 2>/dev/null || echo 0)
+  lines=$(wc -l 2>/dev/null < "$d/log" || echo 0)
   echo "S ${d##*/} $(nd_state "$d") $(cat "$d/started" 2>/dev/null || echo -) $(cat "$d/key") $((lines + 0)) $(cat "$d/client" 2>/dev/null)"
   if [ -f "$d/copied" ] || [ -f "$d/shown" ] || [ -f "$d/lost" ]; then echo C; fi
   sed "s/^/D /" "$d/drvs" 2>/dev/null
   sed "s/^/O /" "$d/outputs" 2>/dev/null
 done
+exit 0
 "#;
 
 /// `ID`: stops the session's whole process group (SIGTERM, so that nix stops its builds; a
@@ -390,6 +391,59 @@ mod tests {
             assert!(!body.contains('\''), "{s:?}");
             assert!(!body.contains('\\'), "{s:?}");
         }
+    }
+
+    /// The scripts' own logic, run by this machine's `sh` on a session directory made here
+    /// (no ssh, no nix: pruning and listing only read and remove files).
+    #[test]
+    fn pruning_keeps_the_newest_twenty_used_up_sessions_and_nothing_older_than_a_week() {
+        let home = tempfile::tempdir().unwrap();
+        let base = home.path().join(".cache/nixdispatch/sessions");
+        for i in 0..25 {
+            let d = base.join(format!("20261204-0000{i:02}-aaaaaaaa"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("key"), "k\n").unwrap();
+            std::fs::write(d.join("status"), "0\n").unwrap();
+            std::fs::write(d.join("copied"), "").unwrap();
+        }
+        // Done, never copied, but older than a week.
+        let old = base.join("20261101-000000-bbbbbbbb");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("key"), "k2\n").unwrap();
+        std::fs::write(old.join("status"), "0\n").unwrap();
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "8 days ago"])
+            .arg(old.join("key"))
+            .status()
+            .unwrap();
+        assert!(touched.success());
+        // Done, not copied, recent: kept.
+        let open = base.join("20261204-010000-cccccccc");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::write(open.join("key"), "k3\n").unwrap();
+        std::fs::write(open.join("status"), "1\n").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{PRELUDE}nd_prune\n{LIST}"))
+            .env("HOME", home.path())
+            .env("TMPDIR", home.path().join("tmp"))
+            .env_remove("XDG_CACHE_HOME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let listed = read_list(&String::from_utf8_lossy(&out.stdout));
+        let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(listed.len(), 21, "{ids:?}");
+        assert!(!ids.contains(&"20261101-000000-bbbbbbbb"));
+        assert!(!ids.contains(&"20261204-000004-aaaaaaaa"));
+        assert!(ids.contains(&"20261204-000005-aaaaaaaa"));
+        let failed = listed
+            .iter()
+            .find(|s| s.id.as_str() == "20261204-010000-cccccccc");
+        assert_eq!(
+            failed.map(|s| (s.state, s.copied)),
+            Some((State::Failed, false))
+        );
     }
 
     #[test]
