@@ -390,9 +390,12 @@ async fn detach(job: &Job<'_>, mut monitor: Monitor) -> Result<i32> {
                 builder.host()
             ));
             monitor.finish_with(Instant::now(), true);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{id}");
-            let _ = out.flush();
+            // With --json, stdout is the events' (the message above carries the id).
+            if !job.settings.json {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{id}");
+                let _ = out.flush();
+            }
             Ok(0)
         }
         _ => {
