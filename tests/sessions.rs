@@ -112,14 +112,14 @@ fn a_killed_client_leaves_the_session_building_and_the_next_run_only_copies() {
     {
         return;
     }
-    let lab = slow_lab("slow5", 5, BuilderNix::default());
+    let lab = slow_lab("slow8", 8, BuilderNix::default());
     for v in [ClientNix::V2_8, ClientNix::V2_34] {
         lab.renew_nonce().expect("fresh paths");
-        let mut run = session_build(&lab, v, "slow5", &["--json"]);
+        let mut run = session_build(&lab, v, "slow8", &["--json"]);
         let id = started_id(&mut run);
         assert!(
-            run.wait_for("building slow5 on seasmoke", Duration::from_secs(60))
-                || run.saw("building slow5"),
+            run.wait_for("building slow8 on seasmoke", Duration::from_secs(60))
+                || run.saw("building slow8"),
             "{:#?}",
             run.seen
         );
@@ -160,15 +160,15 @@ fn a_killed_client_leaves_the_session_building_and_the_next_run_only_copies() {
                 "plain",
                 "build",
                 "--json",
-                &lab.flake_ref("slow5"),
+                &lab.flake_ref("slow8"),
             ],
             BOUND,
         );
         assert_eq!(again.code, Some(0), "{v:?}: {again:?}");
         assert!(lab.client_has(v, &out), "{v:?}: {again:?}");
         assert!(
-            !again.stderr.contains("built slow5 on seasmoke in")
-                && again.stderr.contains("copied slow5 from ssh-ng://seasmoke"),
+            !again.stderr.contains("built slow8 on seasmoke in")
+                && again.stderr.contains("copied slow8 from ssh-ng://seasmoke"),
             "{v:?}: built again: {again:?}"
         );
         // The builder built once: one session of these derivations, and it ran once.
