@@ -52,6 +52,9 @@ _nixdispatch() {
             nixdispatch,sessions)
                 cmd="nixdispatch__subcmd__sessions"
                 ;;
+            nixdispatch,stats)
+                cmd="nixdispatch__subcmd__stats"
+                ;;
             nixdispatch__subcmd__help,attach)
                 cmd="nixdispatch__subcmd__help__subcmd__attach"
                 ;;
@@ -88,6 +91,9 @@ _nixdispatch() {
             nixdispatch__subcmd__help,sessions)
                 cmd="nixdispatch__subcmd__help__subcmd__sessions"
                 ;;
+            nixdispatch__subcmd__help,stats)
+                cmd="nixdispatch__subcmd__help__subcmd__stats"
+                ;;
             *)
                 ;;
         esac
@@ -95,7 +101,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version build home os plan probe doctor monitor sessions attach cancel completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version build home os plan probe doctor monitor sessions attach cancel stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,7 +136,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -141,7 +151,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__attach)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,7 +186,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -187,7 +201,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,7 +252,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -249,7 +267,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__cancel)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -284,7 +302,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -295,7 +317,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,7 +352,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -341,7 +367,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,7 +402,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -387,7 +417,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__help)
-            opts="build home os plan probe doctor monitor sessions attach cancel completions help"
+            opts="build home os plan probe doctor monitor sessions attach cancel stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -568,8 +598,22 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__stats)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -632,7 +676,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -643,7 +691,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -678,7 +726,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -689,7 +741,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --detach --no-local-fallback --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,7 +804,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -763,7 +819,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -798,7 +854,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -809,7 +869,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -844,7 +904,11 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -855,7 +919,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__sessions)
-            opts="-v -q -h -V --all --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --verbose --quiet --help --version"
+            opts="-v -q -h -V --all --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -890,7 +954,61 @@ _nixdispatch() {
                     return 0
                     ;;
                 --progress)
-                    COMPREPLY=($(compgen -W "auto bar plain none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__stats)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -58,6 +58,11 @@ pub struct Builder {
     /// what it holds ([`crate::probe::Viewpoint::check_later`]): reachable and verified stand
     /// until that answer comes.
     pub root_check_pending: bool,
+    /// Its nix has builders of its own and does not trust us: nix hands it whole derivations,
+    /// which it may forward, back here too (NixOS/nix#10740).
+    pub may_forward: bool,
+    /// When it may forward: the hosts its own builders name, as it names them.
+    pub forwards_to: Vec<String>,
 }
 
 impl Builder {
@@ -79,6 +84,8 @@ impl Builder {
             trusted: None,
             connection: None,
             root_check_pending: false,
+            may_forward: false,
+            forwards_to: Vec::new(),
             machine,
         }
     }

@@ -1,4 +1,4 @@
-//! The command line, as `../shared/CONTRACT.md` fixes it: clap definitions only, no behaviour.
+//! The command line, as the command-line contract fixes it: clap definitions only, no behaviour.
 //!
 //! Raw arguments stay raw here; [`crate::settings`] resolves them once, with nix's own
 //! configuration and the environment, into the value the rest of the program reads.
@@ -81,6 +81,11 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto, global = true)]
     pub progress: ProgressArg,
 
+    /// Which build logs to show: none, the last lines of failed builds, or every line of every
+    /// build, prefixed by its name (like nix's -L).
+    #[arg(long, value_enum, default_value_t = LogsArg::Failed, global = true)]
+    pub logs: LogsArg,
+
     /// Say more (repeat for even more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -131,8 +136,23 @@ pub enum ProgressArg {
     Bar,
     /// One plain line per event, for CI logs.
     Plain,
+    /// The dependency tree of what is building, waiting and done, with hosts and times (needs
+    /// a terminal on stderr).
+    Tree,
     /// Nothing but errors and the result.
     None,
+}
+
+/// The values of `--logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogsArg {
+    /// No build log lines, failed builds included (named, with the `nix log` command).
+    None,
+    /// The last lines of the builds that failed.
+    #[default]
+    Failed,
+    /// Every line of every build, prefixed by the build's name.
+    All,
 }
 
 /// The commands.
@@ -158,6 +178,9 @@ pub enum Command {
     Attach(AttachArgs),
     /// Stop a session on its builder, leaving nothing of it running there.
     Cancel(CancelArgs),
+    /// What the history has learned: build times per derivation name and host, link speeds,
+    /// builders' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget).
+    Stats,
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -177,6 +200,11 @@ pub struct RunArgs {
     /// When a builder vanishes mid-run, fail instead of finishing the build locally once.
     #[arg(long)]
     pub no_local_fallback: bool,
+
+    /// Show the plan and ask before building (home and os: then what changes between the
+    /// current and the new generation, and ask again before activating); needs a terminal.
+    #[arg(long)]
+    pub ask: bool,
 
     /// After success, copy the results to the reachable builders whose systems fit them
     /// (short for --push-to each of them), signed as --sign-key says.

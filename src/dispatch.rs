@@ -14,7 +14,8 @@
 //! us, it ignores per-run builders and substituters, so none are passed (`builders = ""` is the
 //! one value it honours).
 //!
-//! Dead builders never appear: nix would wait on them. The user's own nix arguments come last,
+//! Dead builders never appear: nix would wait on them. Nor do dead caches: when one refused the
+//! connection or said nothing in time, `--option substituters` lists the others. The user's own nix arguments come last,
 //! so they win.
 
 use crate::builder::Builder;
@@ -436,6 +437,12 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
     let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
+    // Dead caches are left out as dead builders are, in every mode (a local build still
+    // substitutes). A daemon that does not trust us takes this too: it keeps the entries that
+    // are among its own substituters and trusted-substituters, which are all the plan has.
+    if let Some(substituters) = &plan.substituters {
+        option("substituters", substituters.join(" "));
+    }
     // A probe that could not see what nix will see never takes the choice away from nix.
     let all_verified = live.iter().all(|b| b.unverified().is_none());
     let nothing_here = plan.builds_only_remotely() && !live.is_empty() && all_verified;
@@ -617,7 +624,7 @@ fn nix_command(args: &[&str]) -> Vec<OsString> {
     all
 }
 
-/// `sudo -v`: asks for the password now, on the terminal (see `commands::sudo`).
+/// `sudo -v`: asks for the password now, on the terminal (see [`crate::run::sudo`]).
 pub fn sudo_validate() -> Invocation {
     Invocation::plain("sudo", strings(&["-v"]))
 }
@@ -710,6 +717,7 @@ mod tests {
                 .collect(),
             builder_substituters: substituters.iter().map(|s| id_of(s)).collect(),
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         }
     }
@@ -771,6 +779,26 @@ mod tests {
     }
 
     // --- nix build, per mode ----------------------------------------------------------------
+
+    #[test]
+    fn dead_caches_are_left_out_in_every_mode() {
+        for mode in [Mode::Local, Mode::Substitute, Mode::Remote] {
+            let mut p = plan(mode, vec![Some("ssh-ng://seasmoke")], &[]);
+            p.substituters = Some(vec!["http://a".into(), "file:///c".into()]);
+            let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+            let at = argv.iter().position(|a| a == "substituters");
+            assert_eq!(
+                at.and_then(|i| argv.get(i + 1)).map(String::as_str),
+                Some("http://a file:///c"),
+                "{mode}: {argv:?}"
+            );
+            p.daemon_decides = true;
+            let argv = build_argv(&p, &builders(), &NIX_2_26, &[]);
+            assert!(argv.contains(&"http://a file:///c".to_owned()), "{argv:?}");
+        }
+        let argv = build_argv(&plan(Mode::Local, vec![], &[]), &builders(), &NIX_2_26, &[]);
+        assert!(!argv.iter().any(|a| a == "substituters"), "{argv:?}");
+    }
 
     #[test]
     fn noop_and_local_turn_builders_off() {

@@ -20,6 +20,7 @@ pub mod commands;
 pub mod deadlines;
 pub mod dispatch;
 pub mod error;
+pub mod history;
 pub mod log;
 pub mod machines;
 pub mod monitor;

@@ -33,6 +33,16 @@ pub struct Planned {
     /// The same outputs as `DRV^OUT,...` installables for a build session on a builder
     /// ([`crate::session`]); empty when one cannot be named safely.
     pub session_installables: Vec<String>,
+    /// The derivations behind them (empty when nothing was missing), for the run's estimate.
+    pub graph: plan::Graph,
+    /// The NAR size of each path the plan copies from a cache or a builder, where the source
+    /// said: the total of a copy whose progress nix does not report (2.8 over ssh-ng).
+    pub nar_sizes: std::collections::BTreeMap<String, u64>,
+    /// The history, when the planner read it (something was missing, `--mode auto`): read
+    /// once per run, then handed to the display for its expected times.
+    pub history: Option<std::sync::Arc<crate::history::History>>,
+    /// The one warning for a history that could not be read.
+    pub history_warning: Option<String>,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -46,9 +56,6 @@ pub struct PlanReport<'a> {
     /// Sources that could not be asked, paths a cache holds that nix would refuse, settings
     /// nix will ignore: one line each.
     warnings: &'a [String],
-    /// What each candidate mode would take, when the history was consulted.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    estimates: &'a [plan::Estimate],
 }
 
 impl Planned {
@@ -61,8 +68,30 @@ impl Planned {
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
-            estimates: &self.plan.estimates,
         }
+    }
+
+    /// How many jobs `host` runs at once: a builder's `maxJobs`, or for `local` nix's
+    /// `max-jobs` (`auto`: the CPUs); at least 1.
+    pub fn job_slots(&self, host: &str, local_max_jobs: &str) -> usize {
+        if host == "local" {
+            return local_job_slots(local_max_jobs);
+        }
+        self.builders
+            .iter()
+            .find(|b| b.machine.uri == host)
+            .map_or(1, |b| (b.machine.max_jobs as usize).max(1))
+    }
+
+    /// The estimate of this plan's steps from `history` ([`crate::history::RunEstimate`]).
+    pub fn run_estimate(
+        &self,
+        history: &crate::history::History,
+        local_max_jobs: &str,
+    ) -> crate::history::RunEstimate {
+        crate::history::RunEstimate::for_plan(&self.plan, &self.graph, history, |host| {
+            self.job_slots(host, local_max_jobs)
+        })
     }
 
     /// The machines of the reachable builders, for nix's `builders` setting.
@@ -102,6 +131,10 @@ pub fn noop_planned(
         systems: Default::default(),
         wanted: Vec::new(),
         session_installables: Vec::new(),
+        graph: plan::Graph::default(),
+        nar_sizes: Default::default(),
+        history: None,
+        history_warning: None,
     }
 }
 
@@ -148,14 +181,15 @@ pub async fn make_plan_with(
     // substitution settings need not wait for the evaluation.
     let ahead = async {
         if how.missing {
-            let (builders, substitution) = futures::join!(
+            let (builders, (substitution, infos)) = futures::join!(
                 probe_builders(settings),
                 // Opened attribute sets name the same flakes.
-                effective_substitution(settings, asked)
+                substitution_and_caches(settings, asked)
             );
             Some(Ahead {
                 builders,
                 substitution,
+                infos,
             })
         } else {
             None
@@ -180,6 +214,21 @@ pub async fn make_plan_with(
 struct Ahead {
     builders: Vec<Builder>,
     substitution: (crate::nix::config::NixConfig, Vec<String>),
+    infos: sources::cache::CacheInfos,
+}
+
+/// [`effective_substitution`], then each HTTP cache's `nix-cache-info` (while the builders
+/// are probed and nix evaluates).
+async fn substitution_and_caches(
+    settings: &Settings,
+    installables: &[String],
+) -> (
+    (crate::nix::config::NixConfig, Vec<String>),
+    sources::cache::CacheInfos,
+) {
+    let substitution = effective_substitution(settings, installables).await;
+    let infos = sources::cache::cache_infos(&substitution.0.substituters).await;
+    (substitution, infos)
 }
 
 /// The substituters and keys nix will really use: the flake's nixConfig, the daemon's say.
@@ -230,6 +279,8 @@ async fn plan_graph(
         // Valid or not, the installables themselves are built again.
         wanted_valid.clear();
     }
+    let mut substituters = None;
+    let mut history = None;
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
             // Everything is here: no probe, no SSH connection, no cache query.
@@ -241,17 +292,28 @@ async fn plan_graph(
         } else {
             let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
-            let (mut builders, (nix_config, notes)) = match ahead {
-                Some(ahead) => (ahead.builders, ahead.substitution),
+            let (mut builders, ((nix_config, notes), infos)) = match ahead {
+                Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
                 None => {
                     futures::join!(
                         probe_builders(settings),
-                        effective_substitution(settings, installables)
+                        substitution_and_caches(settings, installables)
                     )
                 }
             };
-            let (mut availability, mut warnings) =
-                sources::gather(&settings.nix, &nix_config, &graph, &builders).await?;
+            let sources::Gathered {
+                mut availability,
+                mut warnings,
+                dead_substituters,
+            } = sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos).await?;
+            let (live, lines) = leave_out_dead(
+                &nix_config.substituters,
+                &settings.nix_config.substituters,
+                &dead_substituters,
+            );
+            substituters = live;
+            warnings.extend(lines);
+            warnings.extend(builders.iter().filter_map(loop_warning));
             warnings.extend(notes);
             if settings
                 .daemon
@@ -266,6 +328,10 @@ async fn plan_graph(
                     availability.in_caches.remove(wanted);
                     availability.on_builders.remove(wanted);
                 }
+            }
+            // What earlier runs took weighs the choice between here and the builders.
+            if settings.forced == plan::Forced::Auto {
+                history = settings.state_dir.as_deref().map(crate::history::load);
             }
             if untrusted {
                 // The daemon ignores builders-use-substitutes and extra substituters from us: a
@@ -285,16 +351,35 @@ async fn plan_graph(
     }
     let wanted = input_wanted(&graph);
     let session_installables = session_installables(&graph);
+    let knowledge = history.as_ref().map_or_else(Default::default, |loaded| {
+        let local_jobs = local_job_slots(&settings.nix_config.max_jobs) as u32;
+        knowledge(&loaded.history, &graph, &builders, local_jobs)
+    });
     let input = PlanInput {
         graph,
         availability,
         builders,
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
-        knowledge: Default::default(),
+        knowledge,
     };
     let mut plan = plan::plan(&input)?;
+    plan.substituters = substituters;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
+    // One line names a builder left out as this machine or as one that would pass builds back
+    // here: the reason, when it says why no builder took the build; else a warning.
+    warnings.retain(|w| {
+        !input.builders.iter().any(|b| {
+            matches!(
+                b.failure,
+                Some(probe::ProbeFailure::ThisMachine | probe::ProbeFailure::ForwardsBack(_))
+            ) && w.starts_with(&format!("builder {}", b.host()))
+                && plan
+                    .reason
+                    .contains(&format!("{}: {}", b.host(), b.failure_words()))
+        })
+    });
+    let nar_sizes = nar_sizes(&plan, &input.availability);
     Ok(Planned {
         plan,
         builders: input.builders,
@@ -303,31 +388,112 @@ async fn plan_graph(
         systems: Default::default(),
         wanted,
         session_installables,
+        graph: input.graph,
+        nar_sizes,
+        history_warning: history.as_ref().and_then(|l| l.warning.clone()),
+        history: history.map(|l| std::sync::Arc::new(l.history)),
     })
 }
 
-/// The wanted outputs as `DRV^OUT,...` installables, one per derivation; empty when one of
-/// them has no producer in the graph or cannot be passed to a builder's shell.
-fn session_installables(graph: &plan::Graph) -> Vec<String> {
-    let index = graph.output_index();
-    let mut by_drv: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-    for out in &graph.wanted {
-        let Some((drv, name)) = index.producer(out) else {
-            return Vec::new();
-        };
-        by_drv
-            .entry(drv.path.as_str())
-            .or_default()
-            .push(name.to_owned());
-    }
-    let mut all = Vec::new();
-    for (drv, outputs) in by_drv {
-        match crate::session::remote::drv_installable(drv, &outputs) {
-            Ok(i) => all.push(i),
-            Err(_) => return Vec::new(),
+/// What `history` knows that bears on this graph and these builders, as the planner asks it
+/// ([`plan::Knowledge`]): build times of the graph's names here and on each reachable builder,
+/// the sizes their outputs had when copied, each builder's link speed and its speed against
+/// this machine (measured on names both have built: the machines line's speed factor ranks
+/// builders against each other, not against here, so it is not used), and this run's round
+/// trips.
+fn knowledge(
+    history: &crate::history::History,
+    graph: &plan::Graph,
+    builders: &[Builder],
+    local_jobs: u32,
+) -> plan::Knowledge {
+    use crate::history::host_key;
+    use plan::cost::LOCAL;
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
+    let mut k = plan::Knowledge {
+        consulted: true,
+        local_jobs: local_jobs.max(1),
+        ..Default::default()
+    };
+    // The largest size each store path name had when copied (nix did not always say: 0).
+    let mut copied: std::collections::HashMap<&str, u64> = Default::default();
+    for ((name, _), samples) in &history.copies {
+        if let Some(bytes) = samples.iter().rev().map(|s| s.bytes).find(|b| *b > 0) {
+            let best = copied.entry(name.as_str()).or_default();
+            *best = (*best).max(bytes);
         }
     }
-    all
+    for drv in graph.derivations.values() {
+        let name = drv.path.display_name();
+        for host in std::iter::once(LOCAL).chain(live.iter().map(|b| b.machine.uri.as_str())) {
+            if let Some(secs) = history.build_secs(name, host) {
+                k.build_secs
+                    .insert((name.to_owned(), host.to_owned()), secs);
+            }
+        }
+        let sizes: Option<Vec<u64>> = drv
+            .outputs
+            .values()
+            .map(|out| copied.get(out.display_name()).copied())
+            .collect();
+        if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
+            k.output_bytes.insert(name.to_owned(), sizes.iter().sum());
+        }
+    }
+    for b in &live {
+        let uri = b.machine.uri.as_str();
+        if let Some(rate) = history.bandwidth(uri) {
+            k.bandwidth.insert(uri.to_owned(), rate);
+        }
+        if let Some(rtt) = b.rtt_ms {
+            k.rtt_secs.insert(uri.to_owned(), rtt / 1000.0);
+        }
+        let there = host_key(uri);
+        let ratios: Vec<f64> = history
+            .builds
+            .keys()
+            .filter(|(_, host)| *host == there)
+            .filter_map(|(name, _)| {
+                let here = history.build_secs(name, LOCAL)?;
+                let remote = history.build_secs(name, uri)?;
+                (remote > 0.0).then(|| here / remote)
+            })
+            .collect();
+        if let Some(speed) = crate::history::median(ratios) {
+            k.speed_vs_local.insert(uri.to_owned(), speed);
+        }
+    }
+    k
+}
+
+/// nix's `max-jobs` as build slots here (`auto`: the CPUs; at least 1).
+fn local_job_slots(max_jobs: &str) -> usize {
+    match max_jobs.trim() {
+        "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n.parse::<usize>().unwrap_or(1).max(1),
+    }
+}
+
+/// The NAR size of each path `plan` copies, as its source said.
+fn nar_sizes(
+    plan: &plan::Plan,
+    availability: &Availability,
+) -> std::collections::BTreeMap<String, u64> {
+    plan.paths
+        .iter()
+        .filter_map(|p| {
+            let size = match p.source {
+                plan::Source::Cache => availability.in_caches.get(&p.path)?.nar_size,
+                plan::Source::Builder => availability
+                    .on_builders
+                    .get(&p.path)?
+                    .iter()
+                    .find_map(|h| h.nar_size),
+                plan::Source::Build => None,
+            }?;
+            Some((p.path.as_str().to_string(), size))
+        })
+        .collect()
 }
 
 /// For builders verified by the daemon but out of our own ssh's reach: the daemon, with root's
@@ -390,20 +556,100 @@ async fn ask_through_daemon(
                     builder: b.id,
                     references: Vec::new(),
                     substitutable: false,
+                    nar_size: None,
                 });
             }
         }
     }
 }
 
-/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it.
-fn ignored_builder_warning(settings: &Settings) -> Option<String> {
-    settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.ignored_cli_builders)
-        .then(|| IGNORED_BUILDER.to_owned())
+/// The substituters to hand nix when some are dead (`None`: nix's own will do), and one line
+/// per dead one. A daemon that does not trust us still takes a `substituters` list made of its
+/// own substituters and trusted-substituters (nix's daemon filters the list, it does not drop
+/// it), which is all `configured` holds for such a user ([`sources::substituters::apply`]).
+/// Seen here (2026-12-04): untrusted clients of Nix 2.8 and 2.26 daemons whose substituters
+/// included a silent cache built without waiting on it.
+///
+/// A dead cache that only a flake's `nixConfig` adds (not in `nix_own`, nix's configuration
+/// without the flake) cannot be left out: nix applies the flake's `extra-substituters` after
+/// the command line. Its line says what nix will spend on it instead.
+fn leave_out_dead(
+    configured: &[String],
+    nix_own: &[String],
+    dead: &[(String, String)],
+) -> (Option<Vec<String>>, Vec<String>) {
+    if dead.is_empty() {
+        return (None, Vec::new());
+    }
+    let lines = dead
+        .iter()
+        .map(|(uri, why)| {
+            if nix_own.contains(uri) {
+                format!(
+                    "cache {uri} is left out of this run: {why} (nix itself would spend \
+                     retries, or minutes, on it)"
+                )
+            } else {
+                format!(
+                    "cache {uri} ({why}) comes from the flake's nixConfig, which nix applies \
+                     after nixdispatch's options: nix will still try it, about 4 s of retries \
+                     when it refuses, up to stalled-download-timeout (300 s) and retries when \
+                     it stays silent; remove it from the flake's nixConfig"
+                )
+            }
+        })
+        .collect();
+    let live = configured
+        .iter()
+        .filter(|s| !dead.iter().any(|(d, _)| d == *s))
+        .cloned()
+        .collect();
+    (Some(live), lines)
 }
+
+/// One line for a builder that is this machine (left out by the probe), or that may pass what
+/// it is given back here (NixOS/nix#10740), with the fix.
+fn loop_warning(b: &Builder) -> Option<String> {
+    let host = b.host();
+    match &b.failure {
+        Some(probe::ProbeFailure::ThisMachine) => {
+            return Some(format!("builder {host} is {}", b.failure_words()))
+        }
+        Some(probe::ProbeFailure::ForwardsBack(_)) => {
+            return Some(format!("builder {host}: {}", b.failure_words()))
+        }
+        _ => {}
+    }
+    if !(b.reachable && b.may_forward) {
+        return None;
+    }
+    let (who, fix) = match b.machine.uri.ssh().and_then(|a| a.user.clone()) {
+        Some(user) => (user.clone(), user),
+        None => ("the user nix logs in as".to_owned(), "that user".to_owned()),
+    };
+    Some(format!(
+        "builder {host} does not trust {who} and has builders of its own, so nix hands it whole \
+         derivations, which it may pass on; if its builders include this machine, both wait \
+         forever (NixOS/nix#10740): add {fix} to {host}'s trusted-users (it then builds what it \
+         is given itself), or leave this machine out of {host}'s builders"
+    ))
+}
+
+/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it; when the
+/// daemon's trust could not be told, that it may.
+fn ignored_builder_warning(settings: &Settings) -> Option<String> {
+    let daemon = settings.daemon.as_ref()?;
+    if daemon.ignored_cli_builders {
+        return Some(IGNORED_BUILDER.to_owned());
+    }
+    let per_run = settings.builders_origin == "--builder";
+    (per_run && daemon.trusted.is_none()).then(|| MAYBE_IGNORED_BUILDER.to_owned())
+}
+
+/// The warning for `--builder` given to a daemon whose trust is unknown.
+pub const MAYBE_IGNORED_BUILDER: &str = "the nix daemon does not say whether it trusts you \
+(Nix before 2.15) and nixdispatch could not tell: if it does not, it ignores --builder and uses \
+its own builders; add yourself to trusted-users (nix.settings.trusted-users on NixOS) to be sure";
 
 /// The warning for `--builder` given to an untrusted daemon client.
 pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does not trust you, so \
@@ -418,7 +664,12 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
     let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
     let unverified: Vec<&str> = states
         .iter()
-        .filter(|s| s.unverified().is_some())
+        .filter(|s| s.unverified().is_some() && s.alive == Some(true))
+        .map(|s| s.host())
+        .collect();
+    let unchecked: Vec<&str> = states
+        .iter()
+        .filter(|s| s.unverified().is_some() && s.alive != Some(true))
         .map(|s| s.host())
         .collect();
     if daemon.decides() {
@@ -438,6 +689,38 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
             unverified.join(", ")
         ));
     }
+    if uses_builders && !unchecked.is_empty() {
+        let verb = if unchecked.len() == 1 { "was" } else { "were" };
+        plan.reason.push_str(&format!(
+            "; {} {verb} not checked (nixdispatch could reach neither its sshd nor root's ssh): \
+             nix decides",
+            unchecked.join(", ")
+        ));
+    }
+}
+
+/// The wanted outputs as `DRV^OUT,...` installables, one per derivation; empty when one of
+/// them has no producer in the graph or cannot be passed to a builder's shell.
+fn session_installables(graph: &plan::Graph) -> Vec<String> {
+    let index = graph.output_index();
+    let mut by_drv: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for out in &graph.wanted {
+        let Some((drv, name)) = index.producer(out) else {
+            return Vec::new();
+        };
+        by_drv
+            .entry(drv.path.as_str())
+            .or_default()
+            .push(name.to_owned());
+    }
+    let mut all = Vec::new();
+    for (drv, outputs) in by_drv {
+        match crate::session::remote::drv_installable(drv, &outputs) {
+            Ok(i) => all.push(i),
+            Err(_) => return Vec::new(),
+        }
+    }
+    all
 }
 
 #[cfg(test)]
@@ -457,6 +740,7 @@ mod tests {
             crate::probe::Identity::Own("test".into()),
         );
         b.reachable = true;
+        b.alive = Some(true);
         b.verified = !unverified;
         b.note = unverified.then(|| "alive; not verified".to_owned());
         b.systems = Vec::new();
@@ -472,8 +756,55 @@ mod tests {
             builds: Vec::new(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         }
+    }
+
+    #[test]
+    fn dead_substituters_are_left_out_with_one_line_each() {
+        let configured: Vec<String> = ["http://a", "http://dead", "file:///c"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            leave_out_dead(&configured, &configured, &[]),
+            (None, Vec::new())
+        );
+        let dead = vec![("http://dead".to_owned(), "cannot connect".to_owned())];
+        let (live, lines) = leave_out_dead(&configured, &configured, &dead);
+        assert_eq!(
+            live,
+            Some(vec!["http://a".to_owned(), "file:///c".to_owned()])
+        );
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("cache http://dead is left out of this run: cannot connect"),
+            "{lines:?}"
+        );
+        // Added by the flake: nix adds it back after the command line, so the line says so.
+        let (_, lines) = leave_out_dead(&configured, &configured[..1], &dead);
+        assert!(lines[0].contains("nix will still try it"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_builder_that_may_forward_back_is_named_with_the_fix() {
+        let mut b = state(false);
+        assert_eq!(loop_warning(&b), None);
+        b.may_forward = true;
+        let line = loop_warning(&b).unwrap_or_default();
+        assert!(line.contains("NixOS/nix#10740"), "{line}");
+        assert!(
+            line.contains("add root to seasmoke's trusted-users"),
+            "{line}"
+        );
+        b.reachable = false;
+        b.failure = Some(probe::ProbeFailure::ThisMachine);
+        let line = loop_warning(&b).unwrap_or_default();
+        assert!(
+            line.starts_with("builder seasmoke is this machine under another name"),
+            "{line}"
+        );
     }
 
     #[test]

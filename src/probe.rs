@@ -15,6 +15,7 @@ mod identity;
 mod info;
 mod master;
 mod outcome;
+mod this_machine;
 pub mod through_daemon;
 
 pub use identity::{liveness, Identity, Liveness};
@@ -22,6 +23,7 @@ pub(crate) use info::{RemoteInfo, INFO_SCRIPT};
 use master::connect_and_ask;
 pub use master::{nix_ssh_share_opts, query_timeout, remove_shared_socket_dir, Connection};
 pub use outcome::{classify_ssh_error, ProbeFailure};
+pub use this_machine::StoreIdentity;
 
 use crate::builder::{Builder, BuilderId};
 use crate::machines::Machine;
@@ -95,28 +97,70 @@ pub async fn probe_all(
     let daemon_verifies =
         identity == Identity::Daemon && ssh_builders && !sudo && daemon.trusts_us == Some(true);
     let check_later = daemon_verifies && daemon.check_later;
+    let here = StoreIdentity::local();
+    let here = here.as_ref();
     let probes = machines.iter().enumerate().map(|(i, m)| {
         let identity = identity.clone();
         let declared =
             Builder::declared(BuilderId(i), m.clone(), Identity::Own(daemon.user.clone()));
         async move {
             match identity {
-                Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec()).await,
+                Identity::Own(_) => probe_one(declared, timeout, ssh_opts.to_vec(), here).await,
                 Identity::Daemon => {
                     as_daemon(
                         declared,
                         timeout,
                         ssh_opts,
-                        sudo,
-                        daemon_verifies,
-                        check_later,
+                        Look {
+                            sudo,
+                            daemon_verifies,
+                            check_later,
+                            here,
+                        },
                     )
                     .await
                 }
             }
         }
     });
-    futures::future::join_all(probes).await
+    let mut probed = futures::future::join_all(probes).await;
+    leave_out_loops(&mut probed);
+    probed
+}
+
+/// Leaves out a builder that would pass our builds back here: it may forward
+/// ([`Builder::may_forward`]) and one of its builders is named as this machine is named (our
+/// host name, or the name of a builder of ours that is this machine).
+fn leave_out_loops(builders: &mut [Builder]) {
+    let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
+    let mut here: Vec<String> = builders
+        .iter()
+        .filter(|b| b.failure == Some(ProbeFailure::ThisMachine))
+        .map(|b| short(b.machine.uri.ssh().map_or("", |a| a.host.as_str())))
+        .collect();
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        here.push(short(name.trim()));
+    }
+    here.retain(|h| !h.is_empty() && h != "localhost");
+    for b in builders.iter_mut().filter(|b| b.reachable && b.may_forward) {
+        if let Some(host) = b.forwards_to.iter().find(|h| here.contains(&short(h))) {
+            b.reachable = false;
+            b.failure = Some(ProbeFailure::ForwardsBack(host.clone()));
+            b.connection = None;
+        }
+    }
+}
+
+/// How a daemon client looks at a builder besides its own ssh.
+struct Look<'a> {
+    /// Root's ssh through `sudo -n`.
+    sudo: bool,
+    /// The daemon answers with root's ssh.
+    daemon_verifies: bool,
+    /// ... later, with the question of what the builder holds.
+    check_later: bool,
+    /// This machine's store, to leave out a builder that is this machine.
+    here: Option<&'a StoreIdentity>,
 }
 
 /// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
@@ -127,12 +171,16 @@ async fn as_daemon(
     declared: Builder,
     timeout: Duration,
     ssh_opts: &[String],
-    sudo: bool,
-    daemon_verifies: bool,
-    check_later: bool,
+    look: Look<'_>,
 ) -> Builder {
+    let Look {
+        sudo,
+        daemon_verifies,
+        check_later,
+        here,
+    } = look;
     let machine = &declared.machine.clone();
-    let own = probe_one(declared, timeout, ssh_opts.to_vec());
+    let own = probe_one(declared, timeout, ssh_opts.to_vec(), here);
     if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
         return own.await;
     }
@@ -153,6 +201,14 @@ async fn as_daemon(
     };
     let live = liveness(machine, timeout, ssh_opts);
     let (mut own, root, live) = futures::join!(own, root_probe, live);
+    let root_is_here = matches!(&root, Some(Ok(info)) if is_here(info, here));
+    if own.failure == Some(ProbeFailure::ThisMachine) || root_is_here {
+        own.identity = Identity::Daemon;
+        own.reachable = false;
+        own.failure = Some(ProbeFailure::ThisMachine);
+        own.connection = None;
+        return own;
+    }
     // Our own ssh got in: whatever the banner check saw, the sshd is alive.
     let live = if own.reachable { Liveness::Alive } else { live };
     let s = &mut own;
@@ -217,7 +273,17 @@ async fn as_daemon(
     own
 }
 
-async fn probe_one(mut builder: Builder, timeout: Duration, ssh_opts: Vec<String>) -> Builder {
+/// Whether the builder that gave `info` is this machine ([`this_machine`]).
+fn is_here(info: &RemoteInfo, here: Option<&StoreIdentity>) -> bool {
+    here.is_some() && info.store.as_ref() == here
+}
+
+async fn probe_one(
+    mut builder: Builder,
+    timeout: Duration,
+    ssh_opts: Vec<String>,
+    here: Option<&StoreIdentity>,
+) -> Builder {
     if let Err(failure) = ssh_address(&builder.machine) {
         builder.failure = Some(failure);
         return builder;
@@ -231,6 +297,12 @@ async fn probe_one(mut builder: Builder, timeout: Duration, ssh_opts: Vec<String
     match attempt {
         Err(_) => builder.failure = Some(ProbeFailure::TimedOut(Some(timeout))),
         Ok(Err(failure)) => builder.failure = Some(failure),
+        Ok(Ok((_, info, _))) if is_here(&info, here) => {
+            // The connection closes here: nix is never to be given this builder.
+            builder.failure = Some(ProbeFailure::ThisMachine);
+            builder.alive = Some(true);
+            builder.verified = true;
+        }
         Ok(Ok((connection, info, rtt))) => {
             builder.reachable = true;
             builder.alive = Some(true);
@@ -261,4 +333,41 @@ pub(crate) fn ssh_address(
         .uri
         .ssh()
         .ok_or_else(|| ProbeFailure::NotProbed(machine.scheme().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machines::parse_machines;
+
+    fn builder(line: &str, i: usize) -> Builder {
+        let mut none = |_: &std::path::Path| None;
+        let machine = parse_machines(line, "test", &mut none)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        let mut b = Builder::declared(BuilderId(i), machine, Identity::Own("t".into()));
+        b.reachable = true;
+        b
+    }
+
+    #[test]
+    fn a_builder_that_would_pass_builds_back_here_is_left_out() {
+        let mut me = builder("ssh-ng://vermax.lan x86_64-linux", 0);
+        me.reachable = false;
+        me.failure = Some(ProbeFailure::ThisMachine);
+        let mut loops = builder("ssh-ng://seasmoke x86_64-linux", 1);
+        loops.may_forward = true;
+        loops.forwards_to = vec!["vermax".into()];
+        let mut elsewhere = builder("ssh-ng://other x86_64-linux", 2);
+        elsewhere.may_forward = true;
+        elsewhere.forwards_to = vec!["third".into(), "localhost".into()];
+        let mut all = vec![me, loops, elsewhere];
+        leave_out_loops(&mut all);
+        assert_eq!(
+            all[1].failure,
+            Some(ProbeFailure::ForwardsBack("vermax".into()))
+        );
+        assert!(!all[1].reachable);
+        assert!(all[2].reachable, "{:?}", all[2].failure);
+    }
 }

@@ -2,7 +2,7 @@
 //! configuration (`builders`, `@/etc/nix/machines`, substituters, trusted keys), nixdispatch's
 //! config file and the environment. Nothing after this reads argv or the environment again.
 
-use crate::cli::{GlobalArgs, ModeArg, ProgressArg, Via};
+use crate::cli::{GlobalArgs, LogsArg, ModeArg, ProgressArg, Via};
 use crate::machines::{parse_machines_checked, read_include_file, Machine};
 use crate::nix::config::NixConfig;
 use crate::nix::Nix;
@@ -33,6 +33,8 @@ pub struct Settings {
     pub json: bool,
     /// `--progress`.
     pub progress: ProgressArg,
+    /// `--logs`.
+    pub logs: LogsArg,
     /// `-v` count minus `-q`.
     pub verbosity: i8,
     /// The terminal and `NO_COLOR`, read at start.
@@ -59,6 +61,9 @@ pub struct Settings {
     pub daemon: Option<DaemonClient>,
     /// `--remote-via`: nix's build hook or a build session on the builder.
     pub remote_via: crate::cli::RemoteVia,
+    /// Where the history lives (`$XDG_STATE_HOME/nixdispatch`, [`crate::history::state_dir`]);
+    /// `None` without `XDG_STATE_HOME` and `HOME`: no history then.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What the process's terminal and environment say about output: read once, at start, before
@@ -90,6 +95,8 @@ impl Terminal {
 pub struct Display {
     /// `--progress`.
     pub progress: ProgressArg,
+    /// `--logs`.
+    pub logs: LogsArg,
     /// `--json`.
     pub json: bool,
     /// `-q`.
@@ -105,6 +112,7 @@ impl Display {
     pub fn from_global(global: &GlobalArgs, terminal: Terminal) -> Display {
         Display {
             progress: global.progress,
+            logs: global.logs,
             json: global.json,
             quiet: global.quiet,
             verbose: global.verbose,
@@ -121,7 +129,7 @@ impl Display {
             self.terminal.stderr,
             self.terminal.no_color,
         );
-        crate::render::renderer(choice, self.verbose)
+        crate::render::renderer_with_logs(choice, self.verbose, self.logs)
     }
 }
 
@@ -313,6 +321,7 @@ impl Settings {
             },
             json: global.json,
             progress: global.progress,
+            logs: global.logs,
             verbosity: if global.quiet {
                 -1
             } else {
@@ -323,6 +332,10 @@ impl Settings {
             euid,
             nh_on_path,
             defaults: Defaults::read(),
+            state_dir: crate::history::state_dir(
+                std::env::var_os("XDG_STATE_HOME").as_deref(),
+                std::env::var_os("HOME").as_deref(),
+            ),
             ssh_opts,
             nix_sshopts,
             nix,
@@ -339,6 +352,7 @@ impl Settings {
     pub fn display(&self) -> Display {
         Display {
             progress: self.progress,
+            logs: self.logs,
             json: self.json,
             quiet: self.verbosity < 0,
             verbose: self.verbosity.max(0) as u8,

@@ -56,12 +56,12 @@ fn closed_pipe() -> OwnedFd {
 
 /// Runs `cmd` with stdout on a pipe nobody reads (`| head -0`), stdin from `input`.
 fn with_closed_stdout(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(closed_pipe()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = common::spawn(
+        &mut cmd,
+        Stdio::piped(),
+        Stdio::from(closed_pipe()),
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -255,12 +255,12 @@ fn garbage(out: &mut impl Write, total: usize) -> std::io::Result<()> {
 #[test]
 fn a_flood_of_garbage_on_monitor_costs_a_few_mib() {
     let total = 384 << 20;
-    let mut child = nixdispatch(&["--progress", "plain", "-v", "monitor"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = common::spawn(
+        &mut nixdispatch(&["--progress", "plain", "-v", "monitor"]),
+        Stdio::piped(),
+        Stdio::null(),
+        Stdio::null(),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let started = Instant::now();
     let writer = std::thread::spawn(move || garbage(&mut stdin, total));
@@ -285,12 +285,12 @@ fn oversized_and_truncated_log_lines_on_monitor_are_named_not_fatal() {
     input.extend_from_slice(b"\"}\n");
     input.extend(std::iter::repeat_n(b'b', 1 << 20));
     input.extend_from_slice(b"\nafter the long ones\n@nix {\"action\":\"msg\",\"lev");
-    let mut child = nixdispatch(&["--progress", "plain", "monitor"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = common::spawn(
+        &mut nixdispatch(&["--progress", "plain", "monitor"]),
+        Stdio::piped(),
+        Stdio::piped(),
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let mut err = String::new();
@@ -326,12 +326,12 @@ fn secrets_never_reach_the_output() {
         &["--json", "monitor"],
         &["--progress", "none", "monitor"],
     ] {
-        let mut child = nixdispatch(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let mut child = common::spawn(
+            &mut nixdispatch(args),
+            Stdio::piped(),
+            Stdio::piped(),
+            Stdio::piped(),
+        );
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(log.as_bytes()).expect("write");
         drop(stdin);

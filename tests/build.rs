@@ -4,8 +4,8 @@
 mod common;
 
 use common::procs::lab_processes;
-use common::{build_plain, lab, nixdispatch, Background, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use common::{lab_or_skip, lab_with, switch_via, Background, Nixdispatch};
+use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::Duration;
 
 /// The first output of `build … --json` (nix's result JSON; Nix 2.8 has no --print-out-paths).
@@ -18,15 +18,18 @@ fn result_path(run: &common::Run) -> String {
 
 #[test]
 fn remote_mode_builds_on_seasmoke() {
-    if skip_unless_root("remote_mode_builds_on_seasmoke") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
-        let spec = lab.builder_spec();
-        let run = build_plain(&lab, v, &spec, &["--json", &lab.flake_ref("chain")]);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .seasmoke()
+            .plain()
+            .args(["build", "--json"])
+            .attr("chain")
+            .expect_exit(0);
         assert!(run.stderr.contains("mode: remote"), "{run:?}");
         let out = result_path(&run);
         assert!(lab.builder_has(&out), "{v:?}: seasmoke did not build {out}");
@@ -39,27 +42,17 @@ fn remote_mode_builds_on_seasmoke() {
 
 #[test]
 fn substitute_mode_copies_from_seasmoke_and_json_ends_with_a_summary() {
-    if skip_unless_root("substitute_mode_copies_from_seasmoke_and_json_ends_with_a_summary") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let held = lab
         .build_on_builder(&lab.flake_ref("wide"))
         .expect("seed seasmoke");
-    let spec = lab.builder_spec();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "build",
-            &lab.flake_ref("wide"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .args(["--json", "build"])
+        .attr("wide")
+        .expect_exit(0);
     let events = run.json_lines();
     assert_eq!(events[0]["event"], "plan", "{run:?}");
     assert_eq!(events[0]["mode"], "substitute");
@@ -71,30 +64,20 @@ fn substitute_mode_copies_from_seasmoke_and_json_ends_with_a_summary() {
 
 #[test]
 fn local_mode_when_seasmoke_is_down_does_not_hang() {
-    if skip_unless_root("local_mode_when_seasmoke_is_down_does_not_hang") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
+    };
     for fault in [Fault::Down, Fault::Tarpit] {
         lab.renew_nonce().expect("fresh paths");
         lab.set_fault(fault);
-        let run = nixdispatch(
-            &lab,
-            ClientNix::V2_8,
-            &[
-                "--builder",
-                &spec,
-                "--connect-timeout",
-                "2",
-                "--progress",
-                "plain",
-                "build",
-                "--json",
-                &lab.flake_ref("chain"),
-            ],
-            Duration::from_secs(60),
-        );
+        let run = Nixdispatch::on(&lab)
+            .seasmoke()
+            .args(["--connect-timeout", "2"])
+            .plain()
+            .args(["build", "--json"])
+            .attr("chain")
+            .bound(Duration::from_secs(60))
+            .run();
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
         assert!(run.stderr.contains("mode: local"), "{run:?}");
         let out = result_path(&run);
@@ -109,13 +92,10 @@ fn local_mode_when_seasmoke_is_down_does_not_hang() {
 
 #[test]
 fn a_failing_build_exits_1_with_its_log() {
-    if skip_unless_root("a_failing_build_exits_1_with_its_log") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let run = build_plain(&lab, ClientNix::V2_8, &spec, &[&lab.flake_ref("fail")]);
-    assert_eq!(run.code, Some(1), "{run:?}");
+    };
+    let run = Nixdispatch::build_on_seasmoke(&lab, "fail").expect_exit(1);
     assert!(
         run.stderr.contains("fails on purpose"),
         "the build's log is shown: {run:?}"
@@ -132,32 +112,14 @@ fn a_failing_build_exits_1_with_its_log() {
 }
 
 fn home(lab: &Lab, v: ClientNix, via: &str, extra: &[&str]) -> common::Run {
-    let spec = lab.builder_spec();
-    let flake = lab.flake();
-    let mut args = vec![
-        "--builder",
-        spec.as_str(),
-        "--via",
-        via,
-        "--progress",
-        "plain",
-        "home",
-        "switch",
-        "--flake",
-        flake.as_str(),
-        "-c",
-        "root@vermax",
-    ];
-    args.extend_from_slice(extra);
-    nixdispatch(lab, v, &args, BOUND)
+    switch_via(lab, v, via).home_switch().args(extra).run()
 }
 
 #[test]
 fn home_switch_activates_through_nix_and_through_nh() {
-    if skip_unless_root("home_switch_activates_through_nix_and_through_nh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     for (v, via) in [
         (ClientNix::V2_8, "nix"),
         (ClientNix::V2_26, "nix"),
@@ -179,10 +141,9 @@ fn home_switch_activates_through_nix_and_through_nh() {
 
 #[test]
 fn a_failed_build_never_activates() {
-    if skip_unless_root("a_failed_build_never_activates") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
     // Local mode with no local build slots: nix cannot build, the build step fails.
     let run = home(
@@ -200,57 +161,23 @@ fn a_failed_build_never_activates() {
 
 #[test]
 fn os_switch_sets_the_profile_and_switches() {
-    if skip_unless_root("os_switch_sets_the_profile_and_switches") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let flake = lab.flake();
+    };
     for (v, via) in [(ClientNix::V2_8, "nix"), (ClientNix::V2_26, "nh")] {
         lab.renew_nonce().expect("fresh paths");
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--via",
-                via,
-                "--progress",
-                "plain",
-                "os",
-                "switch",
-                "--flake",
-                &flake,
-                "-H",
-                "vermax",
-            ],
-            BOUND,
-        );
+        let run = switch_via(&lab, v, via).os_switch().run();
         assert_eq!(run.code, Some(0), "{v:?} via {via}: {run:?}");
-        let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
-        assert!(
-            switched.is_some(),
-            "{v:?} via {via}: switch-to-configuration did not run: {run:?}"
-        );
+        common::assert_os_switched(&lab, &format!("{v:?} via {via}"), &run);
     }
 }
 
 #[test]
 fn builder_killed_mid_build_finishes_locally() {
-    if skip_unless_root("builder_killed_mid_build_finishes_locally") {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow6", 6)]) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        fixtures: vec![Fixture::slow("slow6", 6)],
-        ..LabOptions::default()
-    });
-    let mut run = Background::build(&lab, "slow6");
-    assert!(
-        run.wait_for("building slow6 on seasmoke", Duration::from_secs(60)),
-        "the build never started remotely: {:#?}",
-        run.seen
-    );
+    };
+    let mut run = Background::building_on_seasmoke(&lab, "slow6");
     // Let the remote build get going (it ticks for 6 s).
     std::thread::sleep(Duration::from_secs(2));
     lab.kill_builder();
@@ -267,16 +194,10 @@ fn builder_killed_mid_build_finishes_locally() {
 
 #[test]
 fn ctrl_c_exits_130_and_leaves_no_processes() {
-    if skip_unless_root("ctrl_c_exits_130_and_leaves_no_processes") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let mut run = Background::build(&lab, "slow");
-    assert!(
-        run.wait_for("building slow on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        run.seen
-    );
+    };
+    let mut run = Background::building_on_seasmoke(&lab, "slow");
     std::thread::sleep(Duration::from_secs(1));
     run.interrupt();
     let status = run.exit(Duration::from_secs(90));

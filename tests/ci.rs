@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{lab, run_limited, Run, BOUND};
+use common::{lab, lab_or_skip, run_limited, Nixdispatch, Run, BOUND};
 use nixdispatch_lab::{skip_unless_root, ClientNix, Lab, LabOptions};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The `run:` lines of the example workflow, in order (single-line commands).
 fn workflow_commands() -> Vec<String> {
@@ -61,6 +61,20 @@ fn sh(lab: &Lab, v: ClientNix, cwd: &Path, cmd: &str, env: &[(&str, String)]) ->
     run_limited(c, BOUND)
 }
 
+/// A new signing key pair `ci-lab-1` in `dir/key.sec` and `dir/key.pub` (made by the 2.8
+/// client's nix-store).
+fn signing_key(lab: &Lab, dir: &Path) -> (PathBuf, PathBuf) {
+    let (sec, public) = (dir.join("key.sec"), dir.join("key.pub"));
+    let line = format!(
+        "nix-store --generate-binary-cache-key ci-lab-1 {} {}",
+        sec.display(),
+        public.display()
+    );
+    let gen = sh(lab, ClientNix::V2_8, dir, &line, &[]);
+    assert_eq!(gen.code, Some(0), "{gen:?}");
+    (sec, public)
+}
+
 #[test]
 fn the_daily_workflow_reports_to_github_and_fills_a_signed_cache() {
     if skip_unless_root("the_daily_workflow_reports_to_github_and_fills_a_signed_cache") {
@@ -85,19 +99,7 @@ fn daily_workflow(runner: ClientNix, workstation: ClientNix) {
     let flake = ci.join("repo");
     write_ci_flake(&lab, &flake);
     let cache = ci.join("cache");
-    let (sec, public) = (ci.join("key.sec"), ci.join("key.pub"));
-    let gen = sh(
-        &lab,
-        ClientNix::V2_8,
-        &ci,
-        &format!(
-            "nix-store --generate-binary-cache-key ci-lab-1 {} {}",
-            sec.display(),
-            public.display()
-        ),
-        &[],
-    );
-    assert_eq!(gen.code, Some(0), "{gen:?}");
+    let (sec, public) = signing_key(&lab, &ci);
     let public_key = std::fs::read_to_string(&public).expect("public key");
     let summary = ci.join("step-summary.md");
     let env = [
@@ -216,46 +218,21 @@ fn daily_workflow(runner: ClientNix, workstation: ClientNix) {
 
 #[test]
 fn push_to_a_builder_store_carries_the_signature() {
-    if skip_unless_root("push_to_a_builder_store_carries_the_signature") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let dir = lab.dir().join("ci");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let (sec, public) = (dir.join("key.sec"), dir.join("key.pub"));
-    let gen = sh(
-        &lab,
-        ClientNix::V2_8,
-        &dir,
-        &format!(
-            "nix-store --generate-binary-cache-key ci-lab-1 {} {}",
-            sec.display(),
-            public.display()
-        ),
-        &[],
-    );
-    assert_eq!(gen.code, Some(0), "{gen:?}");
+    let (sec, public) = signing_key(&lab, &dir);
     let key = sec.display().to_string();
     let push = |v: ClientNix| {
-        let spec = lab.builder_spec();
-        common::nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--mode",
-                "local",
-                "build",
-                &lab.flake_ref("hello"),
-                "--no-link",
-                "--json",
-                "--push",
-                "--sign-key",
-                &key,
-            ],
-            BOUND,
-        )
+        Nixdispatch::on(&lab)
+            .client(v)
+            .seasmoke()
+            .args(["--mode", "local", "build"])
+            .attr("hello")
+            .args(["--no-link", "--json", "--push", "--sign-key", &key])
+            .run()
     };
     // seasmoke requires signatures by keys it trusts (nix's default), and does not trust this
     // one yet: the push is refused, and said to be, not forced through.

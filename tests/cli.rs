@@ -1,5 +1,7 @@
 //! The command line itself: what CONTRACT.md promises before any nix or ssh is involved.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn nixdispatch(args: &[&str]) -> Output {
@@ -19,16 +21,7 @@ fn help_lists_every_contract_command() {
     let out = nixdispatch(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in [
-        "build",
-        "home",
-        "os",
-        "plan",
-        "probe",
-        "doctor",
-        "monitor",
-        "completions",
-    ] {
+    for cmd in common::CONTRACT_COMMANDS {
         assert!(
             text.contains(&format!("  {cmd} ")),
             "--help lacks {cmd}:\n{text}"
@@ -50,16 +43,7 @@ fn help_lists_every_contract_command() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for cmd in [
-        "build",
-        "home",
-        "os",
-        "plan",
-        "probe",
-        "doctor",
-        "monitor",
-        "completions",
-    ] {
+    for cmd in common::CONTRACT_COMMANDS {
         let out = nixdispatch(&[cmd, "--help"]);
         assert!(
             out.status.success(),

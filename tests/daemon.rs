@@ -5,7 +5,7 @@
 mod common;
 
 use common::terminal::Terminal;
-use common::{alice, bin, lab, run_limited, Run, BOUND};
+use common::{alice, bin, daemon, daemon_with, lab, lab_or_skip, run_limited, Run, BOUND};
 use nixdispatch_lab::{
     skip_unless_root, DaemonClient, DaemonOptions, Fault, Lab, LabOptions, Sudo,
 };
@@ -37,13 +37,10 @@ fn local_builds(run: &Run) -> Vec<String> {
 
 #[test]
 fn fresh_build_goes_to_seasmoke_as_plain_nix_does() {
-    if skip_unless_root("fresh_build_goes_to_seasmoke_as_plain_nix_does") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon(&lab, DaemonOptions::default());
 
     // Baseline: plain nix as alice builds on seasmoke through the daemon.
     let chain = lab.flake_ref("chain");
@@ -75,13 +72,10 @@ fn fresh_build_goes_to_seasmoke_as_plain_nix_does() {
 
 #[test]
 fn a_result_seasmoke_holds_is_copied_not_rebuilt() {
-    if skip_unless_root("a_result_seasmoke_holds_is_copied_not_rebuilt") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon(&lab, DaemonOptions::default());
     let held = lab
         .build_on_builder(&lab.flake_ref("chain"))
         .expect("seed seasmoke");
@@ -100,23 +94,12 @@ fn a_result_seasmoke_holds_is_copied_not_rebuilt() {
 
 #[test]
 fn mode_remote_works_with_root_only_credentials() {
-    if skip_unless_root("mode_remote_works_with_root_only_credentials") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let run = alice(
-        &client,
-        &[
-            "--mode",
-            "remote",
-            "--json",
-            "build",
-            &lab.flake_ref("chain"),
-        ],
-    );
+    };
+    let client = daemon(&lab, DaemonOptions::default());
+    let chain = lab.flake_ref("chain");
+    let run = alice(&client, &["--mode", "remote", "--json", "build", &chain]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.json_lines()[0]["mode"], "remote", "{run:?}");
     assert!(local_builds(&run).is_empty(), "built locally: {run:?}");
@@ -124,13 +107,10 @@ fn mode_remote_works_with_root_only_credentials() {
 
 #[test]
 fn doctor_passes_a_healthy_daemon_setup_with_a_canary() {
-    if skip_unless_root("doctor_passes_a_healthy_daemon_setup_with_a_canary") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon(&lab, DaemonOptions::default());
     let run = alice(&client, &["doctor"]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
@@ -143,25 +123,17 @@ fn doctor_passes_a_healthy_daemon_setup_with_a_canary() {
 
 #[test]
 fn a_down_builder_means_a_local_build_within_the_connect_timeout() {
-    if skip_unless_root("a_down_builder_means_a_local_build_within_the_connect_timeout") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon(&lab, DaemonOptions::default());
     for fault in [Fault::Down, Fault::Tarpit] {
         lab.renew_nonce().expect("fresh paths");
         lab.set_fault(fault);
+        let hello = lab.flake_ref("hello");
         let run = alice(
             &client,
-            &[
-                "--connect-timeout",
-                "2",
-                "--json",
-                "build",
-                &lab.flake_ref("hello"),
-            ],
+            &["--connect-timeout", "2", "--json", "build", &hello],
         );
         lab.set_fault(Fault::None);
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
@@ -172,17 +144,13 @@ fn a_down_builder_means_a_local_build_within_the_connect_timeout() {
 
 #[test]
 fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
-    if skip_unless_root("roots_missing_host_key_is_named_by_doctor_and_the_build") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            user_ssh: true,
-            root_known_host: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon_with(&lab, |o| {
+        o.user_ssh = true;
+        o.root_known_host = false;
+    });
     // alice's own ssh works: the probe as her succeeds, but that is not the daemon's view.
     // Plain nix: the daemon's ssh fails, nix says only "cannot build on", and builds here.
     let plain = plain_nix(&client, &["build", &lab.flake_ref("hello")]);
@@ -220,19 +188,14 @@ fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
     // An untrusted alice: the daemon answers nothing for her, so nix decides; nixdispatch
     // does as well as plain nix and says where nix did not follow the plan.
     drop(client);
-    let client = lab
-        .start_daemon(DaemonOptions {
-            trusted: false,
-            user_ssh: true,
-            root_known_host: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = daemon_with(&lab, |o| {
+        o.trusted = false;
+        o.user_ssh = true;
+        o.root_known_host = false;
+    });
     lab.renew_nonce().expect("fresh paths");
-    let run = alice(
-        &client,
-        &["--progress", "plain", "build", &lab.flake_ref("hello")],
-    );
+    let hello = lab.flake_ref("hello");
+    let run = alice(&client, &["--progress", "plain", "build", &hello]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("cannot build on"), "{run:?}");
     assert!(
@@ -245,17 +208,11 @@ fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
     // Told to build nothing here, nix fails: the last line is the daemon's ssh failure, not
     // nix's pointer to the manual ("remote machines may not have all required system features").
     lab.renew_nonce().expect("fresh paths");
+    let hello = lab.flake_ref("hello");
+    let plain_build = ["--progress", "plain", "build", &hello];
     let run = alice(
         &client,
-        &[
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref("hello"),
-            "--",
-            "--max-jobs",
-            "0",
-        ],
+        &[&plain_build[..], &["--", "--max-jobs", "0"]].concat(),
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -267,31 +224,18 @@ fn roots_missing_host_key_is_named_by_doctor_and_the_build() {
 
 #[test]
 fn an_untrusted_user_is_told_the_daemon_decides() {
-    if skip_unless_root("an_untrusted_user_is_told_the_daemon_decides") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            trusted: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon_with(&lab, |o| o.trusted = false);
     let ping = plain_nix(&client, &["store", "ping"]);
     assert!(
         ping.stdout.contains("Trusted: 0") || ping.stderr.contains("Trusted: 0"),
         "{ping:?}"
     );
-    let run = alice(
-        &client,
-        &[
-            "--builder",
-            "ssh-ng://other x86_64-linux - 4 1",
-            "--json",
-            "plan",
-            &lab.flake_ref("chain"),
-        ],
-    );
+    let other = "ssh-ng://other x86_64-linux - 4 1";
+    let chain = lab.flake_ref("chain");
+    let run = alice(&client, &["--builder", other, "--json", "plan", &chain]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("--builder has no effect"), "{run:?}");
     let plan = run.json();
@@ -317,17 +261,13 @@ fn an_untrusted_user_is_told_the_daemon_decides() {
 
 #[test]
 fn with_sudo_roots_missing_host_key_is_named_and_the_build_stays_here() {
-    if skip_unless_root("with_sudo_roots_missing_host_key_is_named_and_the_build_stays_here") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            root_known_host: false,
-            sudo: Sudo::NoPassword,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon_with(&lab, |o| {
+        o.root_known_host = false;
+        o.sudo = Sudo::NoPassword;
+    });
     let doctor = alice(&client, &["doctor"]);
     assert_eq!(doctor.code, Some(2), "{doctor:?}");
     let text = doctor.stdout.to_lowercase();
@@ -458,38 +398,22 @@ fn os_switch_as_alice_on_a_terminal(
     limit: Duration,
 ) -> (Option<i32>, String, usize) {
     // 0.02 minutes: the timestamp lapses 1.2 s after the password, long before the build ends.
-    let client = lab
-        .start_daemon(DaemonOptions {
-            sudo: Sudo::Password,
-            sudo_timeout_minutes: 0.02,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = daemon_with(lab, |o| {
+        o.sudo = Sudo::Password;
+        o.sudo_timeout_minutes = 0.02;
+    });
     let flake = slow_os_flake(&client, &lab.markers_dir(), 4);
     let mut cmd = client.nixdispatch(bin());
-    cmd.args([
-        "--via",
-        via,
-        "--mode",
-        "local",
-        "--progress",
-        "plain",
-        "os",
-        "switch",
-        "--flake",
-        &flake,
-        "-H",
-        "vermax",
-    ]);
+    cmd.args(["--via", via, "--mode", "local", "--progress", "plain"])
+        .args(["os", "switch", "--flake", &flake, "-H", "vermax"]);
     on_a_terminal(cmd, limit)
 }
 
 #[test]
 fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
-    if skip_unless_root("os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let (code, out, answered) = os_switch_as_alice_on_a_terminal(&lab, "nix", BOUND);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
@@ -506,10 +430,9 @@ fn os_switch_as_alice_activates_after_a_build_longer_than_sudos_timestamp() {
 
 #[test]
 fn os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal() {
-    if skip_unless_root("os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let (code, out, answered) =
         os_switch_as_alice_on_a_terminal(&lab, "nh", Duration::from_secs(90));
     assert_eq!(code, Some(0), "{out}");
@@ -522,18 +445,14 @@ fn os_switch_as_alice_through_nh_gets_its_sudo_prompt_to_the_terminal() {
 
 #[test]
 fn her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots() {
-    if skip_unless_root("her_own_ssh_tells_what_seasmoke_holds_but_does_not_verify_roots") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            user_ssh: true,
-            // Untrusted: the daemon answers nothing for her, so only her own ssh can tell.
-            trusted: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon_with(&lab, |o| {
+        o.user_ssh = true;
+        // Untrusted: the daemon answers nothing for her, so only her own ssh can tell.
+        o.trusted = false;
+    });
     lab.build_on_builder(&lab.flake_ref("chain"))
         .expect("seed seasmoke");
     let run = alice(&client, &["--json", "plan", &lab.flake_ref("chain")]);
@@ -568,18 +487,11 @@ fn the_daemon_variant_runs_on_the_nix_2_34_root_too() {
     // The sid root (Nix 2.34) that scripts/lab-deps builds beside the trixie one.
     let sid = nixdispatch_lab::trixie_root().with_file_name("sid");
     let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            root: Some(sid),
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client = daemon_with(&lab, |o| o.root = Some(sid));
     let version = plain_nix(&client, &["--version"]);
     assert!(version.stdout.contains("2.34"), "{version:?}");
-    let plain = plain_nix(
-        &client,
-        &["build", "--print-out-paths", &lab.flake_ref("chain")],
-    );
+    let chain = lab.flake_ref("chain");
+    let plain = plain_nix(&client, &["build", "--print-out-paths", &chain]);
     assert_eq!(plain.code, Some(0), "{plain:?}");
     assert!(
         lab.builder_has(&out_path(&plain)),

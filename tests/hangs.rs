@@ -6,8 +6,8 @@ mod common;
 
 use common::procs::{self, lab_processes};
 use common::terminal::Terminal;
-use common::{bin, lab, nixdispatch, run_limited, Background, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use common::{bin, lab_or_skip, lab_with, run_limited, Background, Nixdispatch};
+use nixdispatch_lab::{Fault, Fixture, Lab, LabOptions};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -95,29 +95,24 @@ fn builder_wraps(lab: &Lab, hang_on: &str, then: &str) -> PathBuf {
     hung
 }
 
+/// `--builder SEASMOKE plan --json CHAIN`.
+fn plan_chain(lab: &Lab) -> Nixdispatch<'_> {
+    Nixdispatch::on(lab)
+        .seasmoke()
+        .args(["plan", "--json"])
+        .attr("chain")
+}
+
 // ----- 1. a builder that answers the probe, then stalls ------------------------------------
 
 #[test]
 fn a_builder_whose_store_query_never_returns_does_not_hold_the_plan() {
-    if skip_unless_root("a_builder_whose_store_query_never_returns_does_not_hold_the_plan") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let hung = builder_hangs_on(&lab, "--check-validity");
-    let spec = lab.builder_spec();
     // The default connect timeout (3 s): each store query gets 15 s.
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "plan",
-            "--json",
-            &lab.flake_ref("chain"),
-        ],
-        Duration::from_secs(90),
-    );
+    let run = plan_chain(&lab).bound(Duration::from_secs(90)).run();
     assert!(
         hung.exists(),
         "the query never reached the builder: {run:?}"
@@ -150,20 +145,11 @@ fn wait_for_file(path: &std::path::Path) {
 
 #[test]
 fn a_link_that_stalls_during_the_store_query_does_not_hold_the_plan() {
-    if skip_unless_root("a_link_that_stalls_during_the_store_query_does_not_hold_the_plan") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let mark = builder_pauses_on(&lab, "--check-validity");
-    let spec = lab.builder_spec();
-    let mut cmd = lab.nixdispatch(ClientNix::V2_8, bin());
-    cmd.args([
-        "--builder",
-        &spec,
-        "plan",
-        "--json",
-        &lab.flake_ref("chain"),
-    ]);
+    let cmd = plan_chain(&lab).command();
     let stall = {
         let mark = mark.clone();
         std::thread::spawn(move || wait_for_file(&mark))
@@ -204,24 +190,13 @@ fn master_cmdline(lab: &Lab) -> Option<String> {
 
 #[test]
 fn keepalives_are_added_to_the_master_only_where_the_user_set_none() {
-    if skip_unless_root("keepalives_are_added_to_the_master_only_where_the_user_set_none") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let hung = builder_hangs_on(&lab, "--check-validity");
-    let spec = lab.builder_spec();
-    let chain = lab.flake_ref("chain");
-    let args = [
-        "--builder",
-        spec.as_str(),
-        "--connect-timeout",
-        "60",
-        "plan",
-        &chain,
-    ];
     let master_while_querying = |lab: &Lab| {
         let _ = std::fs::remove_file(&hung);
-        let mut run = Background::nixdispatch(lab, ClientNix::V2_8, &args);
+        let mut run = plan_chain_with_connect_timeout_60(lab).background();
         run.wait_for_file(&hung, Duration::from_secs(60));
         let cmdline = master_cmdline(lab).expect("a master runs while the query hangs");
         run.ctrl_c();
@@ -242,28 +217,26 @@ fn keepalives_are_added_to_the_master_only_where_the_user_set_none() {
     assert!(!theirs.contains("ServerAlive"), "{theirs}");
 }
 
+/// `plan CHAIN` on seasmoke with a connect timeout of 60 s: a store query's deadline (5x) is
+/// far away.
+fn plan_chain_with_connect_timeout_60(lab: &Lab) -> Nixdispatch<'_> {
+    Nixdispatch::on(lab)
+        .seasmoke()
+        .args(["--connect-timeout", "60", "plan"])
+        .attr("chain")
+}
+
 // ----- 2. a builder that goes silent in the middle of a build --------------------------------
 
 fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
-    let spec = lab.builder_spec();
-    let attr = lab.flake_ref("slow20");
-    let mut args = vec![
-        "--builder",
-        spec.as_str(),
-        "--progress",
-        "plain",
-        "--silent-timeout",
-        "5",
-        "build",
-    ];
-    args.extend_from_slice(extra);
-    args.push(attr.as_str());
-    let mut run = Background::nixdispatch(lab, ClientNix::V2_8, &args);
-    assert!(
-        run.wait_for("building slow20 on seasmoke", Duration::from_secs(60)),
-        "the remote build never got going: {:#?}",
-        run.seen
-    );
+    let mut run = Nixdispatch::on(lab)
+        .seasmoke()
+        .plain()
+        .args(["--silent-timeout", "5", "build"])
+        .args(extra)
+        .attr("slow20")
+        .background();
+    run.expect_line("building slow20 on seasmoke", Duration::from_secs(60));
     // Let it tick for a while (its log lines flow), then the link stops passing packets.
     std::thread::sleep(Duration::from_secs(3));
     lab.set_fault(Fault::Stall);
@@ -272,15 +245,9 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
 
 #[test]
 fn a_builder_that_goes_silent_mid_build_is_left_and_the_build_finishes_locally() {
-    if skip_unless_root(
-        "a_builder_that_goes_silent_mid_build_is_left_and_the_build_finishes_locally",
-    ) {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow20", 20)]) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        fixtures: vec![Fixture::slow("slow20", 20)],
-        ..LabOptions::default()
-    });
+    };
     let mut run = silent_builder_run(&lab, &[]);
     // Detection takes the silent timeout (5 s) plus a keepalive or two, then 20 s locally.
     let (code, _) = run.exit_within(Duration::from_secs(150));
@@ -297,13 +264,9 @@ fn a_builder_that_goes_silent_mid_build_is_left_and_the_build_finishes_locally()
 
 #[test]
 fn a_silent_builder_with_no_local_fallback_fails_clearly() {
-    if skip_unless_root("a_silent_builder_with_no_local_fallback_fails_clearly") {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow20", 20)]) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        fixtures: vec![Fixture::slow("slow20", 20)],
-        ..LabOptions::default()
-    });
+    };
     let flag = no_local_fallback_flag();
     let mut run = silent_builder_run(&lab, &[flag]);
     let (code, _) = run.exit_within(Duration::from_secs(90));
@@ -338,8 +301,6 @@ fn no_local_fallback_flag() -> &'static str {
 /// Writes a flake whose home configuration's activation script is `script` (sh), and returns
 /// its `path:` reference.
 fn home_flake(lab: &Lab, name: &str, script: &str) -> String {
-    let dir = lab.dir().join(name);
-    std::fs::create_dir_all(&dir).expect("flake dir");
     let flake = format!(
         r#"{{
   outputs = {{ self }}:
@@ -364,18 +325,30 @@ fn home_flake(lab: &Lab, name: &str, script: &str) -> String {
 "#,
         nonce = lab.nonce()
     );
-    std::fs::write(dir.join("flake.nix"), flake).expect("flake.nix");
+    write_flake(lab, name, &flake)
+}
+
+/// Writes `text` as `LABDIR/NAME/flake.nix` and returns its `path:` reference.
+fn write_flake(lab: &Lab, name: &str, text: &str) -> String {
+    let dir = lab.dir().join(name);
+    std::fs::create_dir_all(&dir).expect("flake dir");
+    std::fs::write(dir.join("flake.nix"), text).expect("flake.nix");
     format!("path:{}", dir.display())
+}
+
+/// `home switch` of `flake`, built here and activated through nix, with plain progress.
+fn home_switch_locally<'a>(lab: &'a Lab, flake: &str) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab)
+        .args(["--mode", "local", "--via", "nix"])
+        .plain()
+        .args(["home", "switch", "--flake", flake])
 }
 
 #[test]
 fn an_activation_script_printing_latin1_and_20000_lines_is_drained_to_the_end() {
-    if skip_unless_root(
-        "an_activation_script_printing_latin1_and_20000_lines_is_drained_to_the_end",
-    ) {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let markers = lab.markers_dir();
     let flake = home_flake(
         &lab,
@@ -385,23 +358,7 @@ fn an_activation_script_printing_latin1_and_20000_lines_is_drained_to_the_end() 
             m = markers.display()
         ),
     );
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--mode",
-            "local",
-            "--via",
-            "nix",
-            "--progress",
-            "plain",
-            "home",
-            "switch",
-            "--flake",
-            &flake,
-        ],
-        BOUND,
-    );
+    let run = home_switch_locally(&lab, &flake).run();
     assert_eq!(
         run.code,
         Some(0),
@@ -489,25 +446,15 @@ fn ctrl_c_ends_it(lab: &Lab, run: &mut Background, phase: &str) {
 
 #[test]
 fn ctrl_c_while_probing_a_tarpit_builder() {
-    if skip_unless_root("ctrl_c_while_probing_a_tarpit_builder") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     lab.set_fault(Fault::Tarpit);
-    let spec = lab.builder_spec();
-    let chain = lab.flake_ref("chain");
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--connect-timeout",
-            "300",
-            "plan",
-            &chain,
-        ],
-    );
+    let mut run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .args(["--connect-timeout", "300", "plan"])
+        .attr("chain")
+        .background();
     assert!(
         wait_for_process(&lab, &["ssh", "-M"], Duration::from_secs(60)),
         "the probe never started"
@@ -519,41 +466,25 @@ fn ctrl_c_while_probing_a_tarpit_builder() {
 
 #[test]
 fn ctrl_c_while_a_store_query_hangs() {
-    if skip_unless_root("ctrl_c_while_a_store_query_hangs") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let hung = builder_hangs_on(&lab, "--check-validity");
-    let spec = lab.builder_spec();
-    let chain = lab.flake_ref("chain");
     // A long connect timeout: the query deadline (5x) is far away.
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--connect-timeout",
-            "60",
-            "plan",
-            &chain,
-        ],
-    );
+    let mut run = plan_chain_with_connect_timeout_60(&lab).background();
     run.wait_for_file(&hung, Duration::from_secs(60));
     ctrl_c_ends_it(&lab, &mut run, "store query");
 }
 
 #[test]
 fn ctrl_c_while_evaluating() {
-    if skip_unless_root("ctrl_c_while_evaluating") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // An evaluation that takes minutes of CPU and little memory.
-    let dir = lab.dir().join("slow-eval");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("flake.nix"),
+    let flake = write_flake(
+        &lab,
+        "slow-eval",
         r#"{
   outputs = { self }: {
     packages.x86_64-linux.default = derivation {
@@ -565,10 +496,8 @@ fn ctrl_c_while_evaluating() {
   };
 }
 "#,
-    )
-    .expect("flake.nix");
-    let flake = format!("path:{}", dir.display());
-    let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
+    );
+    let mut run = Nixdispatch::on(&lab).args(["build", &flake]).background();
     // The first evaluation is the noop check's `nix build --max-jobs 0` (src/run/noop.rs).
     assert!(
         wait_for_process(
@@ -585,22 +514,10 @@ fn ctrl_c_while_evaluating() {
 
 #[test]
 fn ctrl_c_twice_while_building_ends_it() {
-    if skip_unless_root("ctrl_c_twice_while_building_ends_it") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let slow = lab.flake_ref("slow");
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &["--builder", &spec, "--progress", "plain", "build", &slow],
-    );
-    assert!(
-        run.wait_for("building slow on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        run.seen
-    );
+    };
+    let mut run = Background::building_on_seasmoke(&lab, "slow");
     std::thread::sleep(Duration::from_secs(1));
     run.ctrl_c();
     std::thread::sleep(Duration::from_millis(100));
@@ -609,63 +526,26 @@ fn ctrl_c_twice_while_building_ends_it() {
 
 #[test]
 fn ctrl_c_while_activating() {
-    if skip_unless_root("ctrl_c_while_activating") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let flake = home_flake(
         &lab,
         "slow-activation",
         "#!/bin/sh\necho 'activation starts'\n/bin/sleep 600\n",
     );
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--mode",
-            "local",
-            "--via",
-            "nix",
-            "--progress",
-            "plain",
-            "home",
-            "switch",
-            "--flake",
-            &flake,
-        ],
-    );
-    assert!(
-        run.wait_for("activation starts", Duration::from_secs(90)),
-        "{:#?}",
-        run.seen
-    );
+    let mut run = home_switch_locally(&lab, &flake).background();
+    run.expect_line("activation starts", Duration::from_secs(90));
     ctrl_c_ends_it(&lab, &mut run, "activation");
 }
 
 #[test]
 fn ctrl_c_while_pushing() {
-    if skip_unless_root("ctrl_c_while_pushing") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let hung = builder_hangs_on(&lab, "nix-daemon");
-    let spec = lab.builder_spec();
-    let hello = lab.flake_ref("hello");
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--mode",
-            "local",
-            "--progress",
-            "plain",
-            "build",
-            "--push",
-            &hello,
-        ],
-    );
+    let mut run = push_hello(&lab, &[]).background();
     run.wait_for_file(&hung, Duration::from_secs(90));
     std::thread::sleep(Duration::from_millis(500));
     ctrl_c_ends_it(&lab, &mut run, "push");
@@ -673,30 +553,11 @@ fn ctrl_c_while_pushing() {
 
 #[test]
 fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
-    if skip_unless_root("a_builder_that_goes_silent_during_the_push_does_not_hold_the_run") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let mark = builder_pauses_on(&lab, "nix-daemon");
-    let spec = lab.builder_spec();
-    let hello = lab.flake_ref("hello");
-    let mut run = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--mode",
-            "local",
-            "--silent-timeout",
-            "5",
-            "--progress",
-            "plain",
-            "build",
-            "--push",
-            &hello,
-        ],
-    );
+    let mut run = push_hello(&lab, &["--silent-timeout", "5"]).background();
     run.wait_for_file(&mark, Duration::from_secs(60));
     lab.set_fault(Fault::Stall);
     let (code, _) = run.exit_within(Duration::from_secs(90));
@@ -710,48 +571,29 @@ fn a_builder_that_goes_silent_during_the_push_does_not_hold_the_run() {
     assert_nothing_left(&lab);
 }
 
+/// `hello` built here and pushed to seasmoke, with more `flags` before `--progress plain`.
+fn push_hello<'a>(lab: &'a Lab, flags: &[&str]) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab)
+        .seasmoke()
+        .args(["--mode", "local"])
+        .args(flags)
+        .plain()
+        .args(["build", "--push"])
+        .attr("hello")
+}
+
 #[test]
 fn two_runs_at_once_do_not_disturb_each_other() {
-    if skip_unless_root("two_runs_at_once_do_not_disturb_each_other") {
+    let Some(lab) = lab_with(|o| {
+        o.fixtures = vec![Fixture::slow("slowa", 600), Fixture::slow("slowb", 6)];
+        o.builder_max_jobs = 4;
+    }) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        fixtures: vec![Fixture::slow("slowa", 600), Fixture::slow("slowb", 6)],
-        builder_max_jobs: 4,
-        ..LabOptions::default()
-    });
-    let spec = lab.builder_spec();
-    let (a, b) = (lab.flake_ref("slowa"), lab.flake_ref("slowb"));
-    let args = |attr: &str| -> Vec<String> {
-        ["--builder", &spec, "--progress", "plain", "build", attr]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
     };
-    let a_args = args(&a);
-    let b_args = args(&b);
-    let mut first = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
     // The second starts once the first has opened the fresh client store: two nix 2.8
     // processes creating its database at once can fail with "SQLite database ... is busy".
-    assert!(
-        first.wait_for("building slowa on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        first.seen
-    );
-    let mut second = Background::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert!(
-        second.wait_for("building slowb on seasmoke", Duration::from_secs(60)),
-        "{:#?}",
-        second.seen
-    );
+    let mut first = Background::building_on_seasmoke(&lab, "slowa");
+    let mut second = Background::building_on_seasmoke(&lab, "slowb");
     first.ctrl_c();
     let (code, _) = first.exit_within(Duration::from_secs(20));
     assert_eq!(code, Some(130), "{:#?}", first.seen);
@@ -767,20 +609,16 @@ fn two_runs_at_once_do_not_disturb_each_other() {
 
 #[test]
 fn ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean() {
-    if skip_unless_root("ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let slow = lab.flake_ref("slow");
-    let inner = lab.nixdispatch(ClientNix::V2_8, bin());
+    };
+    let inner = Nixdispatch::on(&lab)
+        .seasmoke()
+        .args(["--progress", "bar", "build"])
+        .attr("slow")
+        .command();
     let mut words: Vec<String> = vec![inner.get_program().to_string_lossy().into_owned()];
     words.extend(inner.get_args().map(|a| a.to_string_lossy().into_owned()));
-    words.extend(
-        ["--builder", &spec, "--progress", "bar", "build", &slow]
-            .iter()
-            .map(|s| s.to_string()),
-    );
     let line = shlex::try_join(words.iter().map(String::as_str)).expect("quote");
     // script(1) gives the run a real terminal; a 0x03 byte typed into it is a real Ctrl-C.
     let mut cmd = Command::new("script");
@@ -852,10 +690,9 @@ fn ctrl_c_on_a_terminal_ends_the_run_and_leaves_the_terminal_clean() {
 
 #[test]
 fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
-    if skip_unless_root("ctrl_c_while_evaluation_builds_an_import_leaves_nothing") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // Import from derivation: evaluating the package first builds (here) a derivation that
     // sleeps; nix starts that builder in a session of its own, with a clean environment, so it
     // is found by its unique sleep time.
@@ -867,11 +704,10 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
-    let dir = lab.dir().join("ifd");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("flake.nix"),
-        format!(
+    let flake = write_flake(
+        &lab,
+        "ifd",
+        &format!(
             r#"{{
   outputs = {{ self }}: let
     system = "x86_64-linux";
@@ -892,9 +728,7 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
 }}
 "#
         ),
-    )
-    .expect("flake.nix");
-    let flake = format!("path:{}", dir.display());
+    );
     let sleeping = || {
         std::fs::read_dir("/proc")
             .into_iter()
@@ -906,7 +740,7 @@ fn ctrl_c_while_evaluation_builds_an_import_leaves_nothing() {
                     .unwrap_or(false)
             })
     };
-    let mut run = Background::nixdispatch(&lab, ClientNix::V2_8, &["build", &flake]);
+    let mut run = Nixdispatch::on(&lab).args(["build", &flake]).background();
     let t0 = Instant::now();
     while !sleeping() {
         assert!(

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 
 fn run(c: Command) -> Output {
     run_output(c, Duration::from_secs(120)).0
@@ -54,19 +54,22 @@ fn out_paths(json: &str) -> Vec<String> {
         .collect()
 }
 
-fn start(opts: LabOptions) -> Lab {
+/// The lab, or `None` when the test is skipped (see [`common::skipped`]).
+fn start(opts: LabOptions) -> Option<Lab> {
+    if common::skipped() {
+        return None;
+    }
     let t0 = Instant::now();
     let lab = Lab::start(opts).expect("the lab starts (run scripts/lab-deps first)");
     eprintln!("Lab::start: {:?} ({})", t0.elapsed(), lab.dir().display());
-    lab
+    Some(lab)
 }
 
 #[test]
 fn seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up() {
-    if skip_unless_root("seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     let dir = lab.dir().to_path_buf();
 
     let o = run(ssh(&lab, &[], "nix --version; hostname"));
@@ -120,10 +123,9 @@ fn seasmoke_answers_ssh_through_the_proxy_and_drop_cleans_up() {
 
 #[test]
 fn remote_build_on_seasmoke_from_both_clients() {
-    if skip_unless_root("remote_build_on_seasmoke_from_both_clients") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         // A fresh nonce per client: each client really builds on seasmoke.
         lab.renew_nonce().expect("new nonce");
@@ -164,13 +166,12 @@ fn other(v: ClientNix) -> ClientNix {
 
 #[test]
 fn clients_fetch_from_the_http_cache() {
-    if skip_unless_root("clients_fetch_from_the_http_cache") {
-        return;
-    }
-    let lab = start(LabOptions {
+    let Some(lab) = start(LabOptions {
         http_cache: true,
         ..LabOptions::default()
-    });
+    }) else {
+        return;
+    };
     let pushed = lab.push_to_cache(&lab.flake_ref("wide")).expect("push");
     assert_eq!(pushed.len(), 1);
     for v in ClientNix::ALL {
@@ -200,10 +201,9 @@ fn clients_fetch_from_the_http_cache() {
 
 #[test]
 fn each_fault_is_really_seen() {
-    if skip_unless_root("each_fault_is_really_seen") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     let limit = Duration::from_secs(20);
 
     lab.set_fault(Fault::Down);
@@ -277,14 +277,13 @@ fn each_fault_is_really_seen() {
 
 #[test]
 fn latency_proxy_adds_the_delay() {
-    if skip_unless_root("latency_proxy_adds_the_delay") {
-        return;
-    }
     let delay = Duration::from_millis(100);
-    let lab = start(LabOptions {
+    let Some(lab) = start(LabOptions {
         latency: delay,
         ..LabOptions::default()
-    });
+    }) else {
+        return;
+    };
     // The SSH banner crosses the proxy once (server to client).
     let t0 = Instant::now();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", lab.builder_port())).expect("connect");
@@ -308,13 +307,12 @@ fn latency_proxy_adds_the_delay() {
 
 #[test]
 fn bandwidth_cap_holds_every_byte_to_its_rate() {
-    if skip_unless_root("bandwidth_cap_holds_every_byte_to_its_rate") {
-        return;
-    }
-    let lab = start(LabOptions {
+    let Some(lab) = start(LabOptions {
         bandwidth: Some(250_000),
         ..LabOptions::default()
-    });
+    }) else {
+        return;
+    };
     assert_eq!(lab.bandwidth(), Some(250_000));
     // 1 MB from seasmoke through a 250 kB/s link cannot arrive in less than 4 s; the cap is a
     // floor the proxy guarantees, so this asserts the lab's behaviour, not a speed.
@@ -337,10 +335,9 @@ fn bandwidth_cap_holds_every_byte_to_its_rate() {
 
 #[test]
 fn nh_home_and_os_switch_activate_in_the_2_26_client() {
-    if skip_unless_root("nh_home_and_os_switch_activate_in_the_2_26_client") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     let mut c = lab.client_command(ClientNix::V2_26, "nh");
     c.args(["home", "switch", "--no-nom", "-c", "root@vermax"])
         .arg(lab.flake());
@@ -363,15 +360,14 @@ fn nh_home_and_os_switch_activate_in_the_2_26_client() {
 
 #[test]
 fn a_signing_builder_serves_as_a_substituter() {
-    if skip_unless_root("a_signing_builder_serves_as_a_substituter") {
-        return;
-    }
     // With a custom fixture: two leaves that sleep 0.2 s and write 2 KiB each, under one root.
-    let lab = start(LabOptions {
+    let Some(lab) = start(LabOptions {
         builder_signs: true,
         fixtures: vec![Fixture::wide("pair", 2).build_secs(0.2).output_bytes(2048)],
         ..LabOptions::default()
-    });
+    }) else {
+        return;
+    };
     let built = lab
         .build_on_builder(&lab.flake_ref("pair"))
         .expect("seed seasmoke");
@@ -410,10 +406,9 @@ fn a_signing_builder_serves_as_a_substituter() {
 #[test]
 fn client_commands_are_the_program_itself_and_get_signals() {
     use std::os::unix::process::ExitStatusExt;
-    if skip_unless_root("client_commands_are_the_program_itself_and_get_signals") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         let mut c = lab.client_command(v, "sleep");
         let mut child = c.arg("30").spawn().expect("spawn");
@@ -440,10 +435,9 @@ fn client_commands_are_the_program_itself_and_get_signals() {
 
 #[test]
 fn the_nixdispatch_binary_runs_in_both_clients() {
-    if skip_unless_root("the_nixdispatch_binary_runs_in_both_clients") {
+    let Some(lab) = start(LabOptions::default()) else {
         return;
-    }
-    let lab = start(LabOptions::default());
+    };
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_nixdispatch"));
     for v in ClientNix::ALL {
         let mut c = lab.nixdispatch(v, bin);

@@ -2,6 +2,8 @@
 //! command with clap_mangen: this test fails when they are stale, and `just man` (which runs it
 //! with `NIXDISPATCH_UPDATE_MAN=1`) writes them again.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -102,16 +104,7 @@ fn committed_man_pages_are_current() {
 fn man_page_names_every_contract_command() {
     let pages = pages();
     let main = String::from_utf8_lossy(&pages["nixdispatch.1"]).into_owned();
-    for cmd in [
-        "build",
-        "home",
-        "os",
-        "plan",
-        "probe",
-        "doctor",
-        "monitor",
-        "completions",
-    ] {
+    for cmd in common::CONTRACT_COMMANDS {
         assert!(
             pages.contains_key(&format!("nixdispatch-{cmd}.1")),
             "no page for {cmd}"

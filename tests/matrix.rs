@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{build_plain, lab, nixdispatch, Run, BOUND};
+use common::{lab, lab_or_skip, switch_via, Nixdispatch, Run};
 use nixdispatch_lab::{skip_unless_root, BuilderNix, ClientNix, Fault, Lab, LabOptions};
 
 /// What part of a cell to run.
@@ -40,23 +40,21 @@ fn result_path(run: &Run) -> String {
 }
 
 fn build(lab: &Lab, v: ClientNix, attr: &str) -> Run {
-    let spec = lab.builder_spec();
-    nixdispatch(
-        lab,
-        v,
-        &[
-            "--builder",
-            &spec,
-            "--connect-timeout",
-            "3",
-            "--progress",
-            "plain",
-            "build",
-            &lab.flake_ref(attr),
-            "--json",
-        ],
-        BOUND,
-    )
+    Nixdispatch::on(lab)
+        .client(v)
+        .seasmoke()
+        .args(["--connect-timeout", "3"])
+        .plain()
+        .arg("build")
+        .attr(attr)
+        .arg("--json")
+        .run()
+}
+
+/// `--builder SPEC --json plan ATTR` on Nix `v`.
+fn plan(lab: &Lab, v: ClientNix, spec: &str, attr: &str) -> Run {
+    let run = Nixdispatch::on(lab).client(v).builder(spec);
+    run.args(["--json", "plan"]).attr(attr).run()
 }
 
 /// Asserts the run succeeded in `mode` and returns its result path.
@@ -87,18 +85,7 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
 
     // Plan: the derivation graph (every `derivation show` shape) and the builder's store.
     lab.renew_nonce().expect("fresh paths");
-    let plan = nixdispatch(
-        &lab,
-        client,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "plan",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
+    let plan = self::plan(&lab, client, &spec, "chain");
     assert_eq!(plan.code, Some(0), "{name}: plan: {plan:?}");
     let plan = plan.json();
     assert_eq!(plan["mode"], "remote", "{name}: {plan}");
@@ -125,13 +112,7 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
     let held = lab
         .build_on_builder(&lab.flake_ref("wide"))
         .expect("seed the builder");
-    let plan = nixdispatch(
-        &lab,
-        client,
-        &["--builder", &spec, "--json", "plan", &lab.flake_ref("wide")],
-        BOUND,
-    );
-    let plan = plan.json();
+    let plan = self::plan(&lab, client, &spec, "wide").json();
     assert_eq!(plan["mode"], "substitute", "{name}: {plan}");
     assert_eq!(plan["counts"]["to_build"], 0, "{name}: {plan}");
     built_in(&build(&lab, client, "wide"), "substitute", &name);
@@ -161,26 +142,7 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
     for via in runners {
         lab.renew_nonce().expect("fresh paths");
         let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
-        let flake = lab.flake();
-        let run = nixdispatch(
-            &lab,
-            client,
-            &[
-                "--builder",
-                &spec,
-                "--via",
-                via,
-                "--progress",
-                "plain",
-                "home",
-                "switch",
-                "--flake",
-                &flake,
-                "-c",
-                "root@vermax",
-            ],
-            BOUND,
-        );
+        let run = switch_via(&lab, client, via).home_switch().run();
         assert_eq!(run.code, Some(0), "{name} via {via}: home: {run:?}");
         let marker = lab
             .marker("home-activated")
@@ -203,31 +165,9 @@ fn cell(client: ClientNix, builder: BuilderNix, parts: Parts) {
 
         let _ = std::fs::remove_file(lab.markers_dir().join("os-switch"));
         let _ = std::fs::remove_file(lab.markers_dir().join("os-test"));
-        let run = nixdispatch(
-            &lab,
-            client,
-            &[
-                "--builder",
-                &spec,
-                "--via",
-                via,
-                "--progress",
-                "plain",
-                "os",
-                "switch",
-                "--flake",
-                &flake,
-                "-H",
-                "vermax",
-            ],
-            BOUND,
-        );
+        let run = switch_via(&lab, client, via).os_switch().run();
         assert_eq!(run.code, Some(0), "{name} via {via}: os: {run:?}");
-        let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
-        assert!(
-            switched.is_some(),
-            "{name} via {via}: switch-to-configuration did not run: {run:?}"
-        );
+        common::assert_os_switched(&lab, &format!("{name} via {via}"), &run);
     }
 }
 
@@ -261,12 +201,9 @@ fn client_2_34_with_builder_2_26_plans_and_builds_in_every_mode() {
 /// the plan says so in one line instead of handing nix a builder it will fail on.
 #[test]
 fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26() {
-    if skip_unless_root(
-        "ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26",
-    ) {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // The host key in the machines line: no ssh config entry names 127.0.0.1.
     let host_key = lab
         .builder_spec_with_host_key()
@@ -280,28 +217,19 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
         lab.dir().display()
     );
     lab.renew_nonce().expect("fresh paths");
-    let run = build_plain(
-        &lab,
-        ClientNix::V2_34,
-        &spec,
-        &[&lab.flake_ref("chain"), "--json"],
-    );
+    let run = Nixdispatch::on(&lab)
+        .client(ClientNix::V2_34)
+        .builder(&spec)
+        .plain()
+        .arg("build")
+        .attr("chain")
+        .arg("--json")
+        .run();
     let out = built_in(&run, "remote", "2.34 with a port");
     assert!(lab.builder_has(&out), "2.34: not built on the builder");
 
     lab.renew_nonce().expect("fresh paths");
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "plan",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
+    let run = plan(&lab, ClientNix::V2_26, &spec, "chain");
     assert_eq!(run.code, Some(0), "{run:?}");
     let plan = run.json();
     assert_eq!(plan["mode"], "local", "{plan}");
@@ -312,24 +240,14 @@ fn ports_in_builder_uris_work_on_2_34_and_are_refused_with_the_version_on_2_26()
     );
 
     // doctor says the same, as an error with its fix.
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &["--builder", &spec, "doctor"],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(2), "{run:?}");
+    let doctor = |v| Nixdispatch::on(&lab).client(v).builder(&spec).arg("doctor");
+    let run = doctor(ClientNix::V2_26).expect_exit(2);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(
         all.contains("reachable, but the port in") && all.contains("Nix 2.31 or later"),
         "{run:?}"
     );
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_34,
-        &["--builder", &spec, "doctor"],
-        BOUND,
-    );
+    let run = doctor(ClientNix::V2_34).run();
     assert!(
         !format!("{}{}", run.stdout, run.stderr).contains("2.31"),
         "{run:?}"
@@ -372,31 +290,15 @@ fn matrix_client_2_26_builder_2_34() {
 /// versions, exit 2, before anything is built or activated.
 #[test]
 fn nh_on_nix_2_8_is_refused_with_the_version_needed() {
-    if skip_unless_root("nh_on_nix_2_8_is_refused_with_the_version_needed") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let flake = lab.flake();
+    };
     let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--via",
-            "nh",
-            "home",
-            "switch",
-            "--flake",
-            &flake,
-            "-c",
-            "root@vermax",
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .via("nh")
+        .home_switch()
+        .expect_exit(2);
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(
         last.contains("Nix 2.20") && last.contains("2.8.0") && last.contains("--via nix"),

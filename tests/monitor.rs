@@ -1,5 +1,7 @@
 //! `nixdispatch monitor` end to end: the real binary reading recorded nix logs on stdin.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -44,6 +46,20 @@ fn monitor_file(path: &Path, args: &[&str]) -> Output {
     let len = file.metadata().map_or(0, |m| m.len());
     assert!(len > 0, "{} is empty", path.display());
     monitor(Stdio::from(file), args)
+}
+
+/// `nixdispatch ARGS monitor` reading the recording `tests/data/NAME`.
+fn recorded(name: &str, args: &[&str]) -> Output {
+    monitor_file(&data(name), args)
+}
+
+/// [`recorded`] with `--progress plain`, which must exit with `code` (what it drew shown if
+/// not): what it drew.
+fn plain_exit(name: &str, code: i32) -> String {
+    let out = recorded(name, &["--progress", "plain"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    stderr
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -133,7 +149,7 @@ fn json_lines_end_with_the_summary() {
 
 #[test]
 fn json_summary_of_a_substitution() {
-    let out = monitor_file(&data("nix-2.26-substitute-http.log"), &["--json"]);
+    let out = recorded("nix-2.26-substitute-http.log", &["--json"]);
     assert_eq!(out.status.code(), Some(0));
     let events = json_lines(&out);
     let summary = events.last().cloned().unwrap_or_default();
@@ -155,7 +171,7 @@ fn json_summary_of_a_substitution() {
 
 #[test]
 fn json_failure_event_carries_the_log() {
-    let out = monitor_file(&data("nix-2.8-build-fail.log"), &["--json"]);
+    let out = recorded("nix-2.8-build-fail.log", &["--json"]);
     assert_eq!(out.status.code(), Some(1));
     let events = json_lines(&out);
     let failed = events
@@ -174,7 +190,7 @@ fn json_failure_event_carries_the_log() {
 
 #[test]
 fn progress_none_is_silent_on_success_and_shows_errors() {
-    let out = monitor_file(&data("nix-2.26-build-chain.log"), &["--progress", "none"]);
+    let out = recorded("nix-2.26-build-chain.log", &["--progress", "none"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(
         out.stdout.is_empty() && out.stderr.is_empty(),
@@ -182,7 +198,7 @@ fn progress_none_is_silent_on_success_and_shows_errors() {
         text(&out.stderr)
     );
 
-    let out = monitor_file(&data("nix-2.26-eval-error.log"), &["--progress", "none"]);
+    let out = recorded("nix-2.26-eval-error.log", &["--progress", "none"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -195,7 +211,7 @@ fn progress_none_is_silent_on_success_and_shows_errors() {
 
 #[test]
 fn auto_without_a_terminal_is_plain() {
-    let out = monitor_file(&data("nix-2.8-substitute-http.log"), &[]);
+    let out = recorded("nix-2.8-substitute-http.log", &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
@@ -253,12 +269,7 @@ fn empty_input_is_an_empty_successful_run() {
 
 #[test]
 fn the_failed_build_is_named_when_nix_stops_the_others() {
-    let out = monitor_file(
-        &data("nix-2.26-remote-build-one-fails.log"),
-        &["--progress", "plain"],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = plain_exit("nix-2.26-remote-build-one-fails.log", 1);
     assert_eq!(
         stderr.lines().last().unwrap_or_default(),
         "nixdispatch: error: the monitored nix run failed: the build of failmix-bad failed; 3 builds cancelled (nix stopped them unfinished)"
@@ -269,7 +280,7 @@ fn the_failed_build_is_named_when_nix_stops_the_others() {
         "{stderr}"
     );
 
-    let out = monitor_file(&data("nix-2.26-remote-build-one-fails.log"), &["--json"]);
+    let out = recorded("nix-2.26-remote-build-one-fails.log", &["--json"]);
     let events = json_lines(&out);
     let cancelled: Vec<&str> = events
         .iter()
@@ -284,12 +295,7 @@ fn the_failed_build_is_named_when_nix_stops_the_others() {
 
 #[test]
 fn plain_output_of_a_builder_killed_mid_build_is_short() {
-    let out = monitor_file(
-        &data("nix-2.26-remote-builder-killed.log"),
-        &["--progress", "plain"],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = plain_exit("nix-2.26-remote-builder-killed.log", 1);
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
     assert_eq!(
         stderr.matches("Nix daemon disconnected").count(),
@@ -306,12 +312,7 @@ fn plain_output_of_a_builder_killed_mid_build_is_short() {
 
 #[test]
 fn nix_2_34_remote_build_is_drawn_like_2_26() {
-    let out = monitor_file(
-        &data("nix-2.34-remote-build-chain.log"),
-        &["--progress", "plain"],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = plain_exit("nix-2.34-remote-build-chain.log", 0);
     for expected in [
         "built chain-3 on seasmoke in",
         "built 3 derivations: 3 on seasmoke",
@@ -323,12 +324,7 @@ fn nix_2_34_remote_build_is_drawn_like_2_26() {
 
 #[test]
 fn nix_2_34_remote_failure_names_the_build_and_exits_1() {
-    let out = monitor_file(
-        &data("nix-2.34-remote-build-fail.log"),
-        &["--progress", "plain"],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = plain_exit("nix-2.34-remote-build-fail.log", 1);
     assert!(
         stderr.contains("builder failed with exit code 1"),
         "{stderr}"
@@ -337,10 +333,7 @@ fn nix_2_34_remote_failure_names_the_build_and_exits_1() {
         stderr.lines().last().unwrap_or_default(),
         "nixdispatch: error: the monitored nix run failed: the build of fail failed"
     );
-    let events = json_lines(&monitor_file(
-        &data("nix-2.34-remote-build-fail.log"),
-        &["--json"],
-    ));
+    let events = json_lines(&recorded("nix-2.34-remote-build-fail.log", &["--json"]));
     let summary = events.last().cloned().unwrap_or_default();
     assert_eq!(summary["ok"], false);
     // As on 2.26: the failed build names the builder by its URI.
@@ -352,7 +345,7 @@ fn nix_2_34_remote_failure_names_the_build_and_exits_1() {
 
 #[test]
 fn nix_2_34_substitution_from_the_builder_counts_every_path() {
-    let out = monitor_file(&data("nix-2.34-substitute-from-builder.log"), &["--json"]);
+    let out = recorded("nix-2.34-substitute-from-builder.log", &["--json"]);
     assert_eq!(out.status.code(), Some(0));
     let summary = json_lines(&out).last().cloned().unwrap_or_default();
     assert_eq!(
@@ -364,7 +357,7 @@ fn nix_2_34_substitution_from_the_builder_counts_every_path() {
 
 #[test]
 fn nix_2_34_substitution_over_http_counts_bytes_and_paths() {
-    let out = monitor_file(&data("nix-2.34-substitute-http.log"), &["--json"]);
+    let out = recorded("nix-2.34-substitute-http.log", &["--json"]);
     assert_eq!(out.status.code(), Some(0));
     let summary = json_lines(&out).last().cloned().unwrap_or_default();
     assert_eq!(
@@ -372,7 +365,7 @@ fn nix_2_34_substitution_over_http_counts_bytes_and_paths() {
         serde_json::json!({"http://127.0.0.1:34139": 4})
     );
     assert!(summary["bytes_downloaded"].as_u64().unwrap_or(0) >= 4 * 1024 * 1024);
-    let text_out = text(&monitor_file(&data("nix-2.34-substitute-http.log"), &[]).stderr);
+    let text_out = text(&recorded("nix-2.34-substitute-http.log", &[]).stderr);
     assert!(
         text_out.contains("fetched big from http://127.0.0.1:34139 (4.00 MiB"),
         "{text_out}"
@@ -406,7 +399,7 @@ fn numbers_the_forks_disagree_on_change_nothing() {
         }
         events
     };
-    let plain = monitor_file(&data("nix-2.34-remote-build-chain.log"), &["--json"]);
+    let plain = recorded("nix-2.34-remote-build-chain.log", &["--json"]);
     let with_forks = monitor_file(&path, &["--json"]);
     assert_eq!(with_forks.status.code(), Some(0));
     assert_eq!(strip_time(&with_forks), strip_time(&plain));
@@ -417,12 +410,7 @@ fn numbers_the_forks_disagree_on_change_nothing() {
 
 #[test]
 fn relayed_warnings_at_error_level_do_not_fail_the_run() {
-    let out = monitor_file(
-        &data("nix-2.26-remote-build-forwarded-warning.log"),
-        &["--progress", "plain"],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = plain_exit("nix-2.26-remote-build-forwarded-warning.log", 0);
     assert!(
         stderr.contains("does not appear to be a binary cache"),
         "{stderr}"
@@ -434,10 +422,7 @@ fn relayed_warnings_at_error_level_do_not_fail_the_run() {
             .is_some_and(|l| l.starts_with("done in")),
         "{stderr}"
     );
-    let out = monitor_file(
-        &data("nix-2.26-remote-build-forwarded-warning.log"),
-        &["--json"],
-    );
+    let out = recorded("nix-2.26-remote-build-forwarded-warning.log", &["--json"]);
     let events = json_lines(&out);
     let last = events.last().cloned().unwrap_or_default();
     assert_eq!(last["event"], "summary");
@@ -480,13 +465,9 @@ fn a_cancelled_build_is_reported_as_cancelled() {
 #[test]
 fn a_line_is_shown_while_the_writer_pauses() {
     use std::io::{BufRead, BufReader, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nixdispatch"))
-        .args(["monitor", "--progress", "plain"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nixdispatch runs");
+    let mut monitor = Command::new(common::bin());
+    monitor.args(["monitor", "--progress", "plain"]);
+    let mut child = common::spawn(&mut monitor, Stdio::piped(), Stdio::null(), Stdio::piped());
     let mut stdin = child.stdin.take().expect("stdin");
     let stderr = child.stderr.take().expect("stderr");
     // Synthetic, shaped like the 2.8 recordings; a whole line and half of the next one.

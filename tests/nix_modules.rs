@@ -16,8 +16,9 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `nix-instantiate --eval --strict --json` of `expr`, with `lib` bound to nix/lib.nix.
-fn eval(expr: &str) -> Value {
+/// Runs `nix-instantiate --eval --strict --json` on `expr` with `lib` bound to nix/lib.nix;
+/// returns the whole expression and nix's output.
+fn instantiate(expr: &str) -> (String, std::process::Output) {
     let full = format!(
         "let lib = import {}/nix/lib.nix; in {expr}",
         repo().display()
@@ -27,6 +28,12 @@ fn eval(expr: &str) -> Value {
         .env("NIX_CONFIG", "build-users-group =")
         .output()
         .expect("nix-instantiate runs (Debian: apt-get install nix-bin)");
+    (full, out)
+}
+
+/// `nix-instantiate --eval --strict --json` of `expr`, with `lib` bound to nix/lib.nix.
+fn eval(expr: &str) -> Value {
+    let (full, out) = instantiate(expr);
     assert!(
         out.status.success(),
         "nix-instantiate failed on\n{full}\n{}",
@@ -37,15 +44,7 @@ fn eval(expr: &str) -> Value {
 
 /// Like [`eval`], for an expression that must fail; returns nix's error text.
 fn eval_error(expr: &str) -> String {
-    let full = format!(
-        "let lib = import {}/nix/lib.nix; in {expr}",
-        repo().display()
-    );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &full])
-        .env("NIX_CONFIG", "build-users-group =")
-        .output()
-        .expect("nix-instantiate runs");
+    let (full, out) = instantiate(expr);
     assert!(!out.status.success(), "{full} evaluated");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -618,6 +617,28 @@ fn flake_exposes_the_outputs_and_modules() {
     assert_eq!(got["lib"], json!("ssh-ng://h"));
 }
 
+/// Runs `cmd` (without nix's build users), asserting it succeeds, its stderr shown if not;
+/// returns its stdout.
+fn succeeds(mut cmd: Command) -> String {
+    let out = cmd
+        .env("NIX_CONFIG", "build-users-group =")
+        .output()
+        .expect("it runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `script` with sh (see [`succeeds`]).
+fn sh(script: &str) {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", script]);
+    succeeds(sh);
+}
+
 /// The builder's one-shot service, run for real with this machine's nix-store: it makes the key
 /// pair once, publishes the public half world-readable, and keeps the pair on later runs.
 #[test]
@@ -630,18 +651,7 @@ fn signing_key_service_creates_the_pair_once_and_publishes_it() {
         secret.display(),
         public.display()
     )));
-    let run = || {
-        let out = Command::new("sh")
-            .args(["-c", &script])
-            .env("NIX_CONFIG", "build-users-group =")
-            .output()
-            .expect("sh runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = || sh(&script);
     run();
     let first = std::fs::read_to_string(&public).expect("public key published");
     assert!(first.starts_with("seasmoke-1:"), "{first}");
@@ -659,20 +669,12 @@ fn signing_key_service_creates_the_pair_once_and_publishes_it() {
     // signExisting: a new key signs what the store already holds (a scratch store here).
     let store = dir.path().join("store");
     let nix = |args: &[&str]| -> String {
-        let out = Command::new("nix")
-            .arg("--store")
+        let mut nix = Command::new("nix");
+        nix.arg("--store")
             .arg(&store)
             .args(["--extra-experimental-features", "nix-command"])
-            .args(args)
-            .env("NIX_CONFIG", "build-users-group =")
-            .output()
-            .expect("nix runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            .args(args);
+        succeeds(nix).trim().to_owned()
     };
     let file = dir.path().join("held");
     std::fs::write(&file, "held before the key existed\n").expect("write");
@@ -683,16 +685,7 @@ fn signing_key_service_creates_the_pair_once_and_publishes_it() {
         dir.path().display(),
         store.display()
     )));
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .env("NIX_CONFIG", "build-users-group =")
-        .output()
-        .expect("sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sh(&script);
     let sigs = nix(&["path-info", "--sigs", &held]);
     assert!(sigs.contains("builder-2:"), "{held} is not signed: {sigs}");
 }
@@ -780,8 +773,8 @@ fn system_config_file_is_read_after_the_users() {
 // from lib.machinesLine. The baseline in each test is the same nix with the lab's own ssh config
 // (host key pinned, nothing else), where a tarpit or a silent link hangs nix (NIX-FACTS).
 
-use common::Background;
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use common::{lab_or_skip, lab_with, run_limited, Background, Nixdispatch, BOUND};
+use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::time::{Duration, Instant};
 
 /// The declared set-up of the lab's seasmoke: its machines line and root's ssh config file.
@@ -827,17 +820,13 @@ fn declare(lab: &Lab, name: &str, timings: &str) -> Declared {
     }
 }
 
-/// Plain `nix build --no-link --builders LINE ARGS...` as vermax; with `declared`, root's ssh
-/// reads the declared config, otherwise the lab's own.
-fn plain_nix(
-    lab: &Lab,
-    v: ClientNix,
-    line: &str,
-    declared: Option<&Declared>,
-    args: &[&str],
-) -> Command {
+/// Plain `nix build --no-link --builders LINE ARGS...` as vermax: with `declared`, its
+/// machines line, and root's ssh reads the declared config; otherwise the lab's own line and
+/// config.
+fn plain_nix(lab: &Lab, v: ClientNix, declared: Option<&Declared>, args: &[&str]) -> Command {
     let mut cmd = lab.client_command(v, "nix");
-    cmd.args(["build", "--no-link", "--builders", line])
+    let line = declared.map_or_else(|| lab.builder_spec(), |d| d.line.clone());
+    cmd.args(["build", "--no-link", "--builders", &line])
         .args(args);
     if let Some(d) = declared {
         cmd.env("NIX_SSHOPTS", format!("-F {}", d.ssh_config.display()));
@@ -850,22 +839,13 @@ fn plain_nix(
 /// The lab's own config (no master) opens one per derivation.
 #[test]
 fn declared_ssh_config_shares_one_connection_between_runs() {
-    if skip_unless_root("declared_ssh_config_shares_one_connection_between_runs") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = common::lab(LabOptions::default());
-    let spec = lab.builder_spec();
+    };
     let before = lab.builder_connections();
-    let run = common::run_limited(
-        plain_nix(
-            &lab,
-            ClientNix::V2_8,
-            &spec,
-            None,
-            &["--max-jobs", "0", &lab.flake_ref("chain")],
-        ),
-        common::BOUND,
-    );
+    let chain = lab.flake_ref("chain");
+    let args = ["--max-jobs", "0", &chain];
+    let run = run_limited(plain_nix(&lab, ClientNix::V2_8, None, &args), BOUND);
     assert_eq!(run.code, Some(0), "{run:?}");
     let baseline = lab.builder_connections() - before;
     assert!(
@@ -878,16 +858,9 @@ fn declared_ssh_config_shares_one_connection_between_runs() {
         let before = lab.builder_connections();
         for _ in 0..2 {
             lab.renew_nonce().expect("new nonce");
-            let run = common::run_limited(
-                plain_nix(
-                    &lab,
-                    v,
-                    &declared.line,
-                    Some(&declared),
-                    &["--max-jobs", "0", &lab.flake_ref("chain")],
-                ),
-                common::BOUND,
-            );
+            let chain = lab.flake_ref("chain");
+            let args = ["--max-jobs", "0", &chain];
+            let run = run_limited(plain_nix(&lab, v, Some(&declared), &args), BOUND);
             assert_eq!(run.code, Some(0), "Nix {}: {run:?}", v.version());
             assert!(
                 run.stderr.contains("on 'ssh-ng://root@seasmoke'"),
@@ -909,10 +882,9 @@ fn declared_ssh_config_shares_one_connection_between_runs() {
 /// or whenever ours ended if later).
 #[test]
 fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
-    if skip_unless_root("declared_connect_timeout_bounds_plain_nix_against_a_tarpit") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = common::lab(LabOptions::default());
+    };
     let declared = declare(&lab, "tarpit", "{ connectTimeout = 2; }");
     // The fresh client store is opened once before the two runs share it: two nix 2.8
     // processes creating its database at once can fail with "SQLite database ... is busy".
@@ -923,24 +895,11 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
         .expect("nix-store runs");
     assert!(opened.status.success(), "{opened:?}");
     lab.set_fault(Fault::Tarpit);
-    let mut baseline = Background::start(plain_nix(
-        &lab,
-        ClientNix::V2_8,
-        &lab.builder_spec(),
-        None,
-        &[&lab.flake_ref("chain")],
-    ));
-    let run = common::run_limited(
-        plain_nix(
-            &lab,
-            ClientNix::V2_8,
-            &declared.line,
-            Some(&declared),
-            &[&lab.flake_ref("hello")],
-        ),
-        // A hang bound (the baseline never ends), generous for a loaded 2-core machine.
-        Duration::from_secs(90),
-    );
+    let (chain, hello) = (lab.flake_ref("chain"), lab.flake_ref("hello"));
+    let mut baseline = Background::start(plain_nix(&lab, ClientNix::V2_8, None, &[&chain]));
+    let ours = plain_nix(&lab, ClientNix::V2_8, Some(&declared), &[&hello]);
+    // A hang bound (the baseline never ends), generous for a loaded 2-core machine.
+    let run = run_limited(ours, Duration::from_secs(90));
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("timed out"), "{run:?}");
     eprintln!(
@@ -960,36 +919,26 @@ fn declared_connect_timeout_bounds_plain_nix_against_a_tarpit() {
 /// config leaves it waiting.
 #[test]
 fn declared_keepalive_notices_a_silent_builder() {
-    if skip_unless_root("declared_keepalive_notices_a_silent_builder") {
+    let Some(lab) = lab_with(|o| o.fixtures = vec![Fixture::slow("slow-baseline", 600)]) else {
         return;
-    }
-    let lab = common::lab(LabOptions {
-        fixtures: vec![Fixture::slow("slow-baseline", 600)],
-        ..Default::default()
-    });
+    };
     let declared = declare(
         &lab,
         "ka",
         "{ serverAliveInterval = 1; serverAliveCountMax = 3; }",
     );
-    let mut ours = Background::start(plain_nix(
-        &lab,
-        ClientNix::V2_8,
-        &declared.line,
-        Some(&declared),
-        &["-L", "--max-jobs", "0", &lab.flake_ref("slow")],
-    ));
+    let slow = |attr: &str| ["-L", "--max-jobs", "0", &lab.flake_ref(attr)].map(str::to_owned);
+    let slow_on = |declared, attr| {
+        let args = slow(attr);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Background::start(plain_nix(&lab, ClientNix::V2_8, declared, &args))
+    };
+    let mut ours = slow_on(Some(&declared), "slow");
     // One at a time onto the fresh client store: two nix 2.8 processes creating its database at
     // once can fail with "SQLite database ... is busy".
     let limit = Duration::from_secs(60);
     assert!(ours.wait_for("tick", limit), "{:#?}", ours.seen);
-    let mut baseline = Background::start(plain_nix(
-        &lab,
-        ClientNix::V2_8,
-        &lab.builder_spec(),
-        None,
-        &["-L", "--max-jobs", "0", &lab.flake_ref("slow-baseline")],
-    ));
+    let mut baseline = slow_on(None, "slow-baseline");
     assert!(baseline.wait_for("tick", limit), "{:#?}", baseline.seen);
     lab.set_fault(Fault::Tarpit);
     let silent_since = Instant::now();
@@ -1016,26 +965,18 @@ fn declared_keepalive_notices_a_silent_builder() {
 /// /etc/nixdispatch/signing-key.pub, which doctor reads first).
 #[test]
 fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
-    if skip_unless_root("doctor_prints_the_line_that_trusts_the_builders_signing_key") {
+    let Some(lab) = lab_with(|o| o.builder_signs = true) else {
         return;
-    }
-    let lab = common::lab(LabOptions {
-        builder_signs: true,
-        ..Default::default()
-    });
+    };
     let key = lab.builder_public_key().trim().to_owned();
-    let spec = lab.builder_spec();
-    let mut untrusting = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    untrusting.args(["--builder", &spec, "doctor"]).env(
-        "NIX_CONFIG",
-        format!(
-            "{}trusted-public-keys = {}\n",
-            lab.client_nix_config(),
-            lab.cache_public_key()
-        ),
+    let doctor = || Nixdispatch::on(&lab).seasmoke().arg("doctor");
+    // A config that trusts the lab cache's key only, not the builder's.
+    let untrusting = format!(
+        "{}trusted-public-keys = {}\n",
+        lab.client_nix_config(),
+        lab.cache_public_key()
     );
-    let run = common::run_limited(untrusting, common::BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = doctor().env("NIX_CONFIG", untrusting).expect_exit(0);
     assert!(
         run.stdout
             .contains(&format!("extra-trusted-public-keys = {key}")),
@@ -1046,13 +987,7 @@ fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
         "{run:?}"
     );
 
-    let run = common::nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &["--builder", &spec, "doctor"],
-        common::BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = doctor().expect_exit(0);
     assert!(run.stdout.contains("which this machine trusts"), "{run:?}");
 }
 
@@ -1061,32 +996,23 @@ fn doctor_prints_the_line_that_trusts_the_builders_signing_key() {
 /// the signed result: it substitutes from seasmoke's store, builds nothing.
 #[test]
 fn nixdispatch_runs_on_the_declared_setup() {
-    if skip_unless_root("nixdispatch_runs_on_the_declared_setup") {
+    let Some(lab) = lab_with(|o| o.builder_signs = true) else {
         return;
-    }
-    let lab = common::lab(LabOptions {
-        builder_signs: true,
-        ..Default::default()
-    });
+    };
     let declared = declare(&lab, "nd", "{ }");
     let built = lab
         .build_on_builder(&lab.flake_ref("chain"))
         .expect("seed seasmoke");
-    let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-    cmd.args([
-        "--builder",
-        &declared.line,
-        "--progress",
-        "plain",
-        "build",
-        &lab.flake_ref("chain"),
-    ])
-    .env(
-        "NIX_SSHOPTS",
-        format!("-F {}", declared.ssh_config.display()),
-    );
-    let run = common::run_limited(cmd, common::BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .builder(&declared.line)
+        .plain()
+        .arg("build")
+        .attr("chain")
+        .env(
+            "NIX_SSHOPTS",
+            format!("-F {}", declared.ssh_config.display()),
+        )
+        .expect_exit(0);
     assert!(run.stderr.contains("mode: substitute"), "{run:?}");
     assert!(lab.client_has(ClientNix::V2_8, &built[0]), "{run:?}");
 }

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{alice, bin, lab, nixdispatch, run_limited, Run, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, DaemonOptions, Lab, LabOptions};
+use common::{alice, bin, daemon_with, lab_or_skip, run_limited, Nixdispatch, Run, BOUND};
+use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 
 const V: ClientNix = ClientNix::V2_8;
 
@@ -32,6 +32,14 @@ fn traced(lab: &Lab, args: &[&str]) -> (Run, Vec<String>) {
     (run, programs)
 }
 
+/// How many builds the JSON events say started.
+fn builds_started(events: &[serde_json::Value]) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "build_start")
+        .count()
+}
+
 fn build_locally(lab: &Lab, attr: &str) {
     let mut build = lab.client_command(V, "nix");
     build.args(["build", "--no-link", &lab.flake_ref(attr)]);
@@ -40,13 +48,11 @@ fn build_locally(lab: &Lab, attr: &str) {
 
 #[test]
 fn a_noop_build_is_one_nix_process_and_no_ssh() {
-    if skip_unless_root("a_noop_build_is_one_nix_process_and_no_ssh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     build_locally(&lab, "chain");
-    let spec = lab.builder_spec();
-    let x = lab.flake_ref("chain");
+    let (spec, x) = (lab.builder_spec(), lab.flake_ref("chain"));
     let args = [
         "--builder",
         &spec,
@@ -94,26 +100,16 @@ fn a_noop_build_is_one_nix_process_and_no_ssh() {
 
 #[test]
 fn a_noop_with_a_result_file_reports_the_outputs_as_valid() {
-    if skip_unless_root("a_noop_with_a_result_file_reports_the_outputs_as_valid") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     build_locally(&lab, "hello");
     let file = lab.dir().join("home/result.json");
     let file_arg = file.to_string_lossy().into_owned();
-    let run = nixdispatch(
-        &lab,
-        V,
-        &[
-            "--json",
-            "build",
-            "--result-file",
-            &file_arg,
-            &lab.flake_ref("hello"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .args(["--json", "build", "--result-file", &file_arg])
+        .attr("hello")
+        .expect_exit(0);
     let events = run.json_lines();
     assert_eq!(events[0]["event"], "plan", "{run:?}");
     assert_eq!(events[0]["mode"], "noop", "{run:?}");
@@ -132,24 +128,14 @@ fn a_noop_with_a_result_file_reports_the_outputs_as_valid() {
 
 #[test]
 fn after_the_check_finds_something_missing_the_run_plans_and_builds_remotely() {
-    if skip_unless_root("after_the_check_finds_something_missing_the_run_plans_and_builds_remotely")
-    {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec();
     lab.renew_nonce().expect("fresh paths");
     let before = lab.builder_connections();
-    let (run, programs) = traced(
-        &lab,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "build",
-            &lab.flake_ref("chain"),
-        ],
-    );
+    let chain = lab.flake_ref("chain");
+    let (run, programs) = traced(&lab, &["--builder", &spec, "--json", "build", &chain]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_eq!(events[0]["mode"], "remote", "{run:?}");
@@ -171,13 +157,12 @@ fn after_the_check_finds_something_missing_the_run_plans_and_builds_remotely() {
 
 #[test]
 fn the_version_cache_follows_the_nix_binary() {
-    if skip_unless_root("the_version_cache_follows_the_nix_binary") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let cache = lab.dir().join("home/.cache/nixdispatch/nix.json");
-    let run = nixdispatch(&lab, V, &["--json", "plan", &lab.flake_ref("hello")], BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let plan_hello = || Nixdispatch::on(&lab).args(["--json", "plan"]).attr("hello");
+    plan_hello().expect_exit(0);
     let read = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(&cache).expect("cache file")).unwrap()
     };
@@ -209,8 +194,7 @@ fn the_version_cache_follows_the_nix_binary() {
     other["binary"] = "/nix/store/other-nix/bin/nix dev=1 ino=1".into();
     other["version"] = "nix (Nix) 2.34.8".into();
     std::fs::write(&cache, other.to_string()).unwrap();
-    let run = nixdispatch(&lab, V, &["--json", "plan", &lab.flake_ref("hello")], BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    plan_hello().expect_exit(0);
     let again = read();
     assert_eq!(again["binary"], binary.as_str(), "{again}");
     assert!(
@@ -221,22 +205,15 @@ fn the_version_cache_follows_the_nix_binary() {
     );
     // A cache that is not JSON is ignored.
     std::fs::write(&cache, "garbage").unwrap();
-    let run = nixdispatch(&lab, V, &["--json", "plan", &lab.flake_ref("hello")], BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    plan_hello().expect_exit(0);
 }
 
 #[test]
 fn an_untrusted_daemon_clients_noop_check_never_builds() {
-    if skip_unless_root("an_untrusted_daemon_clients_noop_check_never_builds") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let client = lab
-        .start_daemon(DaemonOptions {
-            trusted: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    let client = daemon_with(&lab, |o| o.trusted = false);
     let before = lab.builder_connections();
     // The daemon has builders of its own and ignores non-empty ones from alice: had the check
     // built (on seasmoke, or here), the run would report a noop with no builds in its log.
@@ -244,10 +221,7 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let events = run.json_lines();
     assert_ne!(events[0]["mode"], "noop", "{run:?}");
-    let builds = events
-        .iter()
-        .filter(|e| e["event"] == "build_start")
-        .count();
+    let builds = builds_started(&events);
     assert_eq!(builds, 3, "{run:?}");
     assert!(lab.builder_connections() > before);
     // Now it is a noop, and stays one.
@@ -265,25 +239,13 @@ fn an_untrusted_daemon_clients_noop_check_never_builds() {
 
 #[test]
 fn a_noop_home_switch_through_nix_still_activates() {
-    if skip_unless_root("a_noop_home_switch_through_nix_still_activates") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let flake = lab.flake();
-    let args = [
-        "--via",
-        "nix",
-        "--progress",
-        "plain",
-        "home",
-        "switch",
-        "--flake",
-        flake.as_str(),
-        "-c",
-        "root@vermax",
-    ];
-    let first = nixdispatch(&lab, V, &args, BOUND);
-    assert_eq!(first.code, Some(0), "{first:?}");
+    let switch = ["home", "switch", "--flake", &flake, "-c", "root@vermax"];
+    let args = [&["--via", "nix", "--progress", "plain"][..], &switch].concat();
+    Nixdispatch::on(&lab).args(&args).expect_exit(0);
     let _ = std::fs::remove_file(lab.markers_dir().join("home-activated"));
     let (run, programs) = traced(&lab, &args);
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -304,35 +266,26 @@ fn a_noop_home_switch_through_nix_still_activates() {
 /// no ssh connection.
 #[test]
 fn the_check_reads_current_nix_both_ways() {
-    if skip_unless_root("the_check_reads_current_nix_both_ways") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec();
     for v in [ClientNix::V2_26, ClientNix::V2_34] {
         lab.renew_nonce().expect("fresh paths");
-        let chain = lab.flake_ref("chain");
-        let args = [
-            "--builder",
-            &spec,
-            "--json",
-            "build",
-            "--no-link",
-            chain.as_str(),
-        ];
-        let run = nixdispatch(&lab, v, &args, BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let on_seasmoke = || Nixdispatch::on(&lab).client(v).builder(&spec);
+        let build = || {
+            on_seasmoke()
+                .args(["--json", "build", "--no-link"])
+                .attr("chain")
+        };
+        let run = build().expect_exit(0);
         let events = run.json_lines();
         assert_eq!(events[0]["mode"], "remote", "{v:?}: {run:?}");
-        let builds = events
-            .iter()
-            .filter(|e| e["event"] == "build_start")
-            .count();
+        let builds = builds_started(&events);
         assert_eq!(builds, 3, "{v:?}: {run:?}");
 
         let connections = lab.builder_connections();
-        let again = nixdispatch(&lab, v, &args, BOUND);
-        assert_eq!(again.code, Some(0), "{v:?}: {again:?}");
+        let again = build().expect_exit(0);
         let events = again.json_lines();
         assert_eq!(events[0]["mode"], "noop", "{v:?}: {again:?}");
         assert_eq!(

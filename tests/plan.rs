@@ -3,38 +3,33 @@
 
 mod common;
 
-use common::{lab, nixdispatch, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, LabOptions};
+use common::{lab, lab_or_skip, lab_with, Nixdispatch};
+use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
 use std::time::Duration;
 
 const V: ClientNix = ClientNix::V2_8;
 
-fn plan_json(
-    lab: &nixdispatch_lab::Lab,
-    v: ClientNix,
-    attr: &str,
-    extra: &[&str],
-) -> serde_json::Value {
-    let spec = lab.builder_spec();
-    let inst = lab.flake_ref(attr);
-    let mut args = vec!["--builder", &spec, "--json"];
-    args.extend_from_slice(extra);
-    args.extend(["plan", &inst]);
-    let run = nixdispatch(lab, v, &args, BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
-    run.json()
+fn plan_json(lab: &Lab, v: ClientNix, attr: &str, extra: &[&str]) -> serde_json::Value {
+    let run = Nixdispatch::on(lab).client(v).seasmoke().arg("--json");
+    run.args(extra).arg("plan").attr(attr).expect_exit(0).json()
+}
+
+/// Nix 2.8 with seasmoke: `--builder SPEC ARGS`.
+fn on_seasmoke<'a>(lab: &'a Lab, args: &[&str]) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab).seasmoke().args(args)
 }
 
 #[test]
 fn probe_reports_the_builder() {
-    if skip_unless_root("probe_reports_the_builder") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
+    };
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--builder", &spec, "--json", "probe"], BOUND);
-        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .seasmoke()
+            .args(["--json", "probe"])
+            .expect_exit(0);
         let b = &run.json()["builders"][0];
         assert_eq!(b["uri"], "ssh-ng://seasmoke");
         assert_eq!(b["host"], "seasmoke");
@@ -53,10 +48,9 @@ fn probe_reports_the_builder() {
 
 #[test]
 fn empty_builder_means_remote() {
-    if skip_unless_root("empty_builder_means_remote") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         let plan = plan_json(&lab, v, "chain", &[]);
         assert_eq!(plan["mode"], "remote", "{plan}");
@@ -73,10 +67,9 @@ fn empty_builder_means_remote() {
 
 #[test]
 fn builder_holding_the_outputs_means_substitute() {
-    if skip_unless_root("builder_holding_the_outputs_means_substitute") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     lab.build_on_builder(&lab.flake_ref("wide"))
         .expect("seed seasmoke");
     let plan = plan_json(&lab, V, "wide", &[]);
@@ -92,10 +85,9 @@ fn builder_holding_the_outputs_means_substitute() {
 
 #[test]
 fn everything_local_is_noop_without_ssh() {
-    if skip_unless_root("everything_local_is_noop_without_ssh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let mut build = lab.client_command(V, "nix");
     build.args(["build", "--no-link", &lab.flake_ref("hello")]);
     assert!(build.status().expect("nix runs").success());
@@ -112,13 +104,9 @@ fn everything_local_is_noop_without_ssh() {
 
 #[test]
 fn paths_in_the_http_cache_count_as_from_caches() {
-    if skip_unless_root("paths_in_the_http_cache_count_as_from_caches") {
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    });
+    };
     lab.push_to_cache(&lab.flake_ref("chain"))
         .expect("fill the cache");
     let plan = plan_json(&lab, V, "chain", &[]);
@@ -140,35 +128,22 @@ fn paths_in_the_http_cache_count_as_from_caches() {
 
 #[test]
 fn each_fault_gives_local_with_its_error_within_the_bound() {
-    if skip_unless_root("each_fault_gives_local_with_its_error_within_the_bound") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let cases = [
         (Fault::Down, "connection refused"),
         (Fault::Tarpit, "timed out"),
         (Fault::HostKeyChanged, "host key"),
         (Fault::AuthRefused, "authentication failed"),
     ];
-    let spec = lab.builder_spec();
     let inst = lab.flake_ref("chain");
     for (fault, error) in cases {
         lab.set_fault(fault);
-        let run = nixdispatch(
-            &lab,
-            V,
-            &[
-                "--builder",
-                &spec,
-                "--connect-timeout",
-                "2",
-                "--json",
-                "plan",
-                &inst,
-            ],
-            // Several times the connect timeout: catches a hang, asserts no speed.
-            Duration::from_secs(30),
-        );
+        // Several times the connect timeout: catches a hang, asserts no speed.
+        let run = on_seasmoke(&lab, &["--connect-timeout", "2", "--json", "plan", &inst])
+            .bound(Duration::from_secs(30))
+            .run();
         assert_eq!(run.code, Some(0), "{fault:?}: {run:?}");
         let plan = run.json();
         assert_eq!(plan["mode"], "local", "{fault:?}: {plan}");
@@ -194,53 +169,36 @@ fn each_fault_gives_local_with_its_error_within_the_bound() {
 
 #[test]
 fn builders_come_from_nix_config_when_not_given() {
-    if skip_unless_root("builders_come_from_nix_config_when_not_given") {
+    let Some(lab) = lab_with(|o| o.configure_builders_in_nix = true) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        configure_builders_in_nix: true,
-        ..LabOptions::default()
-    });
+    };
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--json", "probe"], BOUND);
-        assert_eq!(run.code, Some(0), "{run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .args(["--json", "probe"])
+            .expect_exit(0);
         assert_eq!(run.json()["builders"][0]["reachable"], true, "{run:?}");
     }
 }
 
 #[test]
 fn impossible_forced_modes_exit_3() {
-    if skip_unless_root("impossible_forced_modes_exit_3") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
+    };
     let inst = lab.flake_ref("chain");
-    let run = nixdispatch(
-        &lab,
-        V,
-        &["--builder", &spec, "--mode", "substitute", "plan", &inst],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(3), "{run:?}");
+    let run = on_seasmoke(&lab, &["--mode", "substitute", "plan", &inst]).expect_exit(3);
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {run:?}");
     lab.set_fault(Fault::Down);
-    let run = nixdispatch(
-        &lab,
-        V,
-        &["--builder", &spec, "--mode", "remote", "plan", &inst],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(3), "{run:?}");
+    let run = on_seasmoke(&lab, &["--mode", "remote", "plan", &inst]).expect_exit(3);
     assert!(run.stderr.contains("connection refused"), "{run:?}");
 }
 
 #[test]
 fn bad_input_exits_2_and_runs_nothing() {
-    if skip_unless_root("bad_input_exits_2_and_runs_nothing") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let inst = lab.flake_ref("chain");
     let marker = lab.dir().join("markers/option-injection");
     let hostile = format!(
@@ -253,7 +211,10 @@ fn bad_input_exits_2_and_runs_nothing() {
         "ssh://sea\u{7}smoke x86_64-linux",
         "ssh-ng://seasmoke x86_64-linux - eight",
     ] {
-        let run = nixdispatch(&lab, V, &["--builder", spec, "plan", &inst], BOUND);
+        let run = Nixdispatch::on(&lab)
+            .builder(spec)
+            .args(["plan", &inst])
+            .run();
         assert_eq!(run.code, Some(2), "{spec}: {run:?}");
         assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {run:?}");
     }
@@ -262,38 +223,24 @@ fn bad_input_exits_2_and_runs_nothing() {
         "an option-shaped host must never reach ssh"
     );
     assert_eq!(lab.builder_connections(), before);
-    let run = nixdispatch(
-        &lab,
-        V,
-        &[
-            "--builder",
-            &lab.builder_spec(),
-            "plan",
-            &lab.flake_ref("nope"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = on_seasmoke(&lab, &["plan"]).attr("nope").expect_exit(2);
     assert!(run.stderr.contains("nope"), "{run:?}");
 }
 
 #[test]
 fn ctrl_c_while_probing_exits_130_and_closes_ssh() {
-    if skip_unless_root("ctrl_c_while_probing_exits_130_and_closes_ssh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     lab.set_fault(Fault::Tarpit);
-    let spec = lab.builder_spec();
     let inst = lab.flake_ref("chain");
-    let mut cmd = lab.nixdispatch(V, common::bin());
-    cmd.args(["--builder", &spec, "--connect-timeout", "30", "plan", &inst]);
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut cmd = on_seasmoke(&lab, &["--connect-timeout", "30", "plan", &inst]).command();
+    let mut child = common::spawn(
+        &mut cmd,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+        std::process::Stdio::piped(),
+    );
     // Wait until the probe is stuck on the tarpit.
     let t0 = std::time::Instant::now();
     while lab.builder_connections() == 0 && t0.elapsed() < Duration::from_secs(30) {
@@ -343,10 +290,8 @@ fn a_thousand_long_paths_are_asked_of_the_builder_without_passing_the_argument_l
         fixtures: vec![nixdispatch_lab::Fixture::wide(&name, 1000)],
         ..LabOptions::default()
     });
-    let spec = lab.builder_spec();
     let inst = lab.flake_ref(&name);
-    let run = nixdispatch(&lab, V, &["--builder", &spec, "plan", &inst], BOUND);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = on_seasmoke(&lab, &["plan", &inst]).expect_exit(0);
     assert!(
         !format!("{}{}", run.stdout, run.stderr).contains("was not asked")
             && !run.stderr.contains("too long"),

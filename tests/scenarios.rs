@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{build_plain, lab, nixdispatch, Run, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Fixture, Lab, LabOptions};
+use common::{lab_or_skip, lab_with, Nixdispatch, Run};
+use nixdispatch_lab::{ClientNix, Fault, Fixture, Lab, LabOptions};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -68,6 +68,37 @@ fn wrong_host_key(lab: &Lab) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, line)
 }
 
+/// `--builder SPEC --json probe` on Nix `v`, which must exit 0.
+fn probe(lab: &Lab, v: ClientNix, spec: &str) -> Run {
+    Nixdispatch::on(lab)
+        .client(v)
+        .builder(spec)
+        .args(["--json", "probe"])
+        .expect_exit(0)
+}
+
+/// `--builder SPEC --progress plain -vv build --json ATTR` (nix's argv in the debug lines) on
+/// Nix 2.8, with more `flags` before `--progress`.
+fn build_vv<'a>(lab: &'a Lab, spec: &str, flags: &[&str], attr: &str) -> Nixdispatch<'a> {
+    Nixdispatch::on(lab)
+        .builder(spec)
+        .args(flags)
+        .plain()
+        .args(["-vv", "build", "--json"])
+        .attr(attr)
+}
+
+/// `--builder SPEC --json plan ATTR` on Nix `v`, which must exit 0: the plan.
+fn plan(lab: &Lab, v: ClientNix, spec: &str, attr: &str) -> serde_json::Value {
+    Nixdispatch::on(lab)
+        .client(v)
+        .builder(spec)
+        .args(["--json", "plan"])
+        .attr(attr)
+        .expect_exit(0)
+        .json()
+}
+
 /// A loopback port nothing listens on (privileged, and no lab binds it).
 const CLOSED_PORT: u16 = 1;
 
@@ -75,26 +106,23 @@ const CLOSED_PORT: u16 = 1;
 
 #[test]
 fn host_key_in_the_machines_line_is_honoured() {
-    if skip_unless_root("host_key_in_the_machines_line_is_honoured") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec_with_host_key();
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--builder", &spec, "--json", "probe"], BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = probe(&lab, v, &spec);
         let b = &run.json()["builders"][0];
         assert_eq!(b["reachable"], true, "{v:?}: {run:?}");
         assert!(b["error"].is_null(), "{v:?}: {run:?}");
     }
     // nix accepts the same line: a remote build with it works.
-    let run = build_plain(
-        &lab,
-        ClientNix::V2_8,
-        &spec,
-        &["--json", &lab.flake_ref("hello")],
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .builder(&spec)
+        .plain()
+        .args(["build", "--json"])
+        .attr("hello")
+        .expect_exit(0);
     assert!(run.stderr.contains("mode: remote"), "{run:?}");
     let out = &result_paths(&run)[0];
     assert!(lab.builder_has(out), "not built on seasmoke: {run:?}");
@@ -102,39 +130,22 @@ fn host_key_in_the_machines_line_is_honoured() {
 
 #[test]
 fn a_wrong_host_key_in_the_machines_line_is_refused_and_nix_never_uses_it() {
-    if skip_unless_root("a_wrong_host_key_in_the_machines_line_is_refused_and_nix_never_uses_it") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = format!(
         "ssh-ng://seasmoke x86_64-linux - 2 1 - - {}",
         wrong_host_key(&lab)
     );
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--builder", &spec, "--json", "probe"], BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = probe(&lab, v, &spec);
         let b = &run.json()["builders"][0];
         assert_eq!(b["reachable"], false, "{v:?}: {run:?}");
         let error = b["error"].as_str().unwrap_or_default();
         assert!(error.contains("host key"), "{v:?}: {error:?}");
     }
     let before = lab.builder_connections();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "-vv",
-            "build",
-            "--json",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = build_vv(&lab, &spec, &[], "chain").expect_exit(0);
     assert!(run.stderr.contains("mode: local"), "{run:?}");
     assert!(
         run.stderr.contains("host key"),
@@ -154,10 +165,9 @@ fn a_wrong_host_key_in_the_machines_line_is_refused_and_nix_never_uses_it() {
 
 #[test]
 fn probes_honour_nix_sshopts() {
-    if skip_unless_root("probes_honour_nix_sshopts") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let good = std::fs::read_to_string(lab.ssh_config()).expect("ssh config");
     let port = format!("Port {}", lab.builder_port());
     assert!(good.contains(&port), "{good}");
@@ -166,18 +176,13 @@ fn probes_honour_nix_sshopts() {
     let spec = lab.builder_spec();
     for v in ClientNix::ALL {
         let before = lab.builder_connections();
-        let mut cmd = lab.nixdispatch(v, common::bin());
-        cmd.env("NIX_SSHOPTS", format!("-F {}", wrong.display()))
-            .args([
-                "--builder",
-                &spec,
-                "--connect-timeout",
-                "2",
-                "--json",
-                "probe",
-            ]);
-        let run = common::run_limited(cmd, Duration::from_secs(30));
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .env("NIX_SSHOPTS", format!("-F {}", wrong.display()))
+            .builder(&spec)
+            .args(["--connect-timeout", "2", "--json", "probe"])
+            .bound(Duration::from_secs(30))
+            .expect_exit(0);
         let b = &run.json()["builders"][0];
         assert_eq!(b["reachable"], false, "{v:?}: {run:?}");
         assert_eq!(b["error"], "connection refused", "{v:?}: {run:?}");
@@ -189,28 +194,18 @@ fn probes_honour_nix_sshopts() {
 
 #[test]
 fn a_dead_second_builder_is_reported_and_left_out() {
-    if skip_unless_root("a_dead_second_builder_is_reported_and_left_out") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec();
     let dead = format!("ssh-ng://127.0.0.1:{CLOSED_PORT} x86_64-linux - 8 10");
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--builder",
-            &dead,
-            "--json",
-            "plan",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let plan = run.json();
+    let plan = Nixdispatch::on(&lab)
+        .builder(&spec)
+        .builder(&dead)
+        .args(["--json", "plan"])
+        .attr("chain")
+        .expect_exit(0)
+        .json();
     assert_eq!(plan["mode"], "remote", "{plan}");
     let builders = plan["builders"].as_array().unwrap();
     assert_eq!(builders.len(), 2, "{plan}");
@@ -228,24 +223,7 @@ fn a_dead_second_builder_is_reported_and_left_out() {
         .iter()
         .all(|p| p["source"] == "build" && p["from"] == "ssh-ng://seasmoke"));
 
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--builder",
-            &dead,
-            "--progress",
-            "plain",
-            "-vv",
-            "build",
-            "--json",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = build_vv(&lab, &spec, &["--builder", &dead], "chain").expect_exit(0);
     for line in nix_argv_lines(&run) {
         assert!(
             !line.contains("127.0.0.1"),
@@ -258,38 +236,20 @@ fn a_dead_second_builder_is_reported_and_left_out() {
 
 #[test]
 fn a_tarpit_second_builder_never_reaches_nix() {
-    if skip_unless_root("a_tarpit_second_builder_never_reaches_nix") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // Accepts TCP (the kernel's backlog) and never says a word: ssh waits for a banner forever.
     let tarpit = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = tarpit.local_addr().expect("addr").port();
     // Faster than seasmoke: nix would try it first if it were given it.
     let slow = format!("ssh-ng://127.0.0.1:{port} x86_64-linux - 8 10");
-    let spec = lab.builder_spec();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--builder",
-            &slow,
-            "--connect-timeout",
-            "2",
-            "--progress",
-            "plain",
-            "-vv",
-            "build",
-            "--json",
-            &lab.flake_ref("chain"),
-        ],
+    let flags = ["--builder", &slow, "--connect-timeout", "2"];
+    let run = build_vv(&lab, &lab.builder_spec(), &flags, "chain")
         // Several times the connect timeout plus a small remote build: catches a wait on the
         // tarpit (ssh would wait for its banner forever), asserts no speed.
-        Duration::from_secs(60),
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+        .bound(Duration::from_secs(60))
+        .expect_exit(0);
     assert!(run.stderr.contains("mode: remote"), "{run:?}");
     for line in nix_argv_lines(&run) {
         assert!(line.contains("ssh-ng://seasmoke"), "{line}");
@@ -307,13 +267,9 @@ fn a_tarpit_second_builder_never_reaches_nix() {
 
 #[test]
 fn a_signing_builder_is_a_substituter_and_nothing_builds() {
-    if skip_unless_root("a_signing_builder_is_a_substituter_and_nothing_builds") {
+    let Some(lab) = lab_with(|o| o.builder_signs = true) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        builder_signs: true,
-        ..LabOptions::default()
-    });
+    };
     let held = lab
         .build_on_builder(&lab.flake_ref("wide"))
         .expect("seed seasmoke");
@@ -323,14 +279,7 @@ fn a_signing_builder_is_a_substituter_and_nothing_builds() {
         (ClientNix::V2_8, lab.builder_spec()),
         (ClientNix::V2_26, lab.builder_spec_with_host_key()),
     ] {
-        let run = nixdispatch(
-            &lab,
-            v,
-            &["--builder", &spec, "--json", "plan", &inst],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
-        let plan = run.json();
+        let plan = plan(&lab, v, &spec, "wide");
         assert_eq!(plan["mode"], "substitute", "{v:?}: {plan}");
         assert_eq!(plan["counts"]["to_build"], 0, "{v:?}: {plan}");
         let paths = plan["paths"].as_array().unwrap();
@@ -342,13 +291,11 @@ fn a_signing_builder_is_a_substituter_and_nothing_builds() {
             "{v:?}: {plan}"
         );
 
-        let run = nixdispatch(
-            &lab,
-            v,
-            &["--builder", &spec, "--json", "-vv", "build", &inst],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .builder(&spec)
+            .args(["--json", "-vv", "build", &inst])
+            .expect_exit(0);
         for line in nix_argv_lines(&run) {
             assert!(
                 line.contains("extra-substituters") && line.contains("ssh-ng://seasmoke"),
@@ -383,13 +330,9 @@ fn a_signing_builder_is_a_substituter_and_nothing_builds() {
 
 #[test]
 fn the_cache_and_the_builder_each_provide_their_part() {
-    if skip_unless_root("the_cache_and_the_builder_each_provide_their_part") {
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    });
+    };
     let in_cache = lab
         .push_to_cache(&lab.flake_ref("hello"))
         .expect("fill the cache");
@@ -399,14 +342,11 @@ fn the_cache_and_the_builder_each_provide_their_part() {
     let spec = lab.builder_spec();
     let (hello, chain) = (lab.flake_ref("hello"), lab.flake_ref("chain"));
     let v = ClientNix::V2_8;
-    let run = nixdispatch(
-        &lab,
-        v,
-        &["--builder", &spec, "--json", "plan", &hello, &chain],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let plan = run.json();
+    let plan = Nixdispatch::on(&lab)
+        .builder(&spec)
+        .args(["--json", "plan", &hello, &chain])
+        .expect_exit(0)
+        .json();
     assert_eq!(plan["mode"], "substitute", "{plan}");
     assert_eq!(plan["counts"]["to_build"], 0, "{plan}");
     assert!(
@@ -433,13 +373,10 @@ fn the_cache_and_the_builder_each_provide_their_part() {
     );
 
     let requests_before = lab.cache_requests().len();
-    let run = nixdispatch(
-        &lab,
-        v,
-        &["--builder", &spec, "--json", "build", &hello, &chain],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .builder(&spec)
+        .args(["--json", "build", &hello, &chain])
+        .expect_exit(0);
     let events = run.json_lines();
     assert_eq!(events[0]["mode"], "substitute", "{run:?}");
     let requests = lab.cache_requests()[requests_before..].to_vec();
@@ -486,32 +423,14 @@ fn the_cache_and_the_builder_each_provide_their_part() {
 
 #[test]
 fn asking_the_builder_does_not_make_it_ask_its_caches() {
-    if skip_unless_root("asking_the_builder_does_not_make_it_ask_its_caches") {
-        return;
-    }
     // With http_cache, the lab's cache is seasmoke's substituter too.
-    let lab = lab(LabOptions {
-        http_cache: true,
-        ..LabOptions::default()
-    });
+    let Some(lab) = lab_with(|o| o.http_cache = true) else {
+        return;
+    };
     lab.push_to_cache(&lab.flake_ref("hello"))
         .expect("something in the cache");
-    let spec = lab.builder_spec();
     let before = lab.cache_requests().len();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "plan",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let plan = run.json();
+    let plan = plan(&lab, ClientNix::V2_8, &lab.builder_spec(), "chain");
     assert_eq!(plan["mode"], "remote", "{plan}");
     assert_eq!(plan["paths"].as_array().unwrap().len(), 3, "{plan}");
     let requests = lab.cache_requests()[before..].to_vec();
@@ -531,14 +450,16 @@ fn asking_the_builder_does_not_make_it_ask_its_caches() {
 
 #[test]
 fn doctor_on_a_healthy_lab_and_with_auth_refused() {
-    if skip_unless_root("doctor_on_a_healthy_lab_and_with_auth_refused") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec();
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--builder", &spec, "doctor"], BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .builder(&spec)
+            .arg("doctor")
+            .expect_exit(0);
         assert!(
             run.stdout
                 .lines()
@@ -548,13 +469,11 @@ fn doctor_on_a_healthy_lab_and_with_auth_refused() {
         assert!(!run.stdout.contains("error"), "{v:?}: {run:?}");
     }
     lab.set_fault(Fault::AuthRefused);
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &["--builder", &spec, "--connect-timeout", "2", "doctor"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = Nixdispatch::on(&lab)
+        .builder(&spec)
+        .args(["--connect-timeout", "2", "doctor"])
+        .bound(Duration::from_secs(30))
+        .expect_exit(2);
     let lines: Vec<&str> = run.stdout.lines().collect();
     let at = lines
         .iter()
@@ -574,21 +493,15 @@ fn doctor_on_a_healthy_lab_and_with_auth_refused() {
 
 #[test]
 fn the_2_26_client_plans_with_builders_from_its_nix_config() {
-    if skip_unless_root("the_2_26_client_plans_with_builders_from_its_nix_config") {
+    let Some(lab) = lab_with(|o| o.configure_builders_in_nix = true) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        configure_builders_in_nix: true,
-        ..LabOptions::default()
-    });
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &["--json", "plan", &lab.flake_ref("chain")],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let plan = run.json();
+    };
+    let plan = Nixdispatch::on(&lab)
+        .client(ClientNix::V2_26)
+        .args(["--json", "plan"])
+        .attr("chain")
+        .expect_exit(0)
+        .json();
     assert_eq!(plan["mode"], "remote", "{plan}");
     assert_eq!(plan["builders"][0]["uri"], "ssh-ng://seasmoke", "{plan}");
     assert_eq!(plan["builders"][0]["reachable"], true, "{plan}");
@@ -597,11 +510,10 @@ fn the_2_26_client_plans_with_builders_from_its_nix_config() {
 
 #[test]
 fn builders_from_nix_s_default_machines_file() {
-    if skip_unless_root("builders_from_nix_s_default_machines_file") {
-        return;
-    }
     // No `builders` in the client's config: nix's default `@$NIX_CONF_DIR/machines` applies.
-    let lab = lab(LabOptions::default());
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
+        return;
+    };
     std::fs::write(
         lab.client_conf_dir().join("machines"),
         format!(
@@ -611,9 +523,12 @@ fn builders_from_nix_s_default_machines_file() {
     )
     .expect("write machines");
     for v in ClientNix::ALL {
-        let run = nixdispatch(&lab, v, &["--json", "plan", &lab.flake_ref("chain")], BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
-        let plan = run.json();
+        let plan = Nixdispatch::on(&lab)
+            .client(v)
+            .args(["--json", "plan"])
+            .attr("chain")
+            .expect_exit(0)
+            .json();
         assert_eq!(plan["mode"], "remote", "{v:?}: {plan}");
         let builders = plan["builders"].as_array().unwrap();
         assert_eq!(builders.len(), 2, "{v:?}: {plan}");
@@ -628,12 +543,14 @@ fn builders_from_nix_s_default_machines_file() {
 fn assert_push_lands_on_seasmoke(lab: &Lab, spec: &str, extra: &[&str]) {
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
-        let inst = lab.flake_ref("chain");
-        let mut args = vec!["--builder", spec, "--progress", "plain"];
-        args.extend_from_slice(extra);
-        args.extend(["build", "--push", "--json", inst.as_str()]);
-        let run = nixdispatch(lab, v, &args, BOUND);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(lab)
+            .client(v)
+            .builder(spec)
+            .plain()
+            .args(extra)
+            .args(["build", "--push", "--json"])
+            .attr("chain")
+            .expect_exit(0);
         assert!(run.stderr.contains("mode: local"), "{v:?}: {run:?}");
         let out = &result_paths(&run)[0];
         assert!(lab.client_has(v, out), "{v:?}");
@@ -647,20 +564,18 @@ fn assert_push_lands_on_seasmoke(lab: &Lab, spec: &str, extra: &[&str]) {
 
 #[test]
 fn push_after_a_local_build_lands_on_seasmoke() {
-    if skip_unless_root("push_after_a_local_build_lands_on_seasmoke") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // Reachable, but declared for another system only: the plan is local, the push goes there.
     assert_push_lands_on_seasmoke(&lab, "ssh-ng://seasmoke aarch64-linux - 2 1 - - -", &[]);
 }
 
 #[test]
 fn push_after_a_forced_local_build_lands_on_seasmoke() {
-    if skip_unless_root("push_after_a_forced_local_build_lands_on_seasmoke") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     assert_push_lands_on_seasmoke(&lab, &lab.builder_spec(), &["--mode", "local"]);
 }
 
@@ -668,26 +583,18 @@ fn push_after_a_forced_local_build_lands_on_seasmoke() {
 
 #[test]
 fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
-    if skip_unless_root("json_is_only_json_lines_and_plain_has_no_escape_codes") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let spec = lab.builder_spec();
     for v in ClientNix::ALL {
         lab.renew_nonce().expect("fresh paths");
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--json",
-                "build",
-                &lab.flake_ref("chain"),
-            ],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .builder(&spec)
+            .args(["--json", "build"])
+            .attr("chain")
+            .expect_exit(0);
         let lines: Vec<&str> = run.stdout.lines().collect();
         assert!(lines.len() >= 2, "{v:?}: {run:?}");
         let events: Vec<serde_json::Value> = lines
@@ -718,16 +625,22 @@ fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
         );
 
         lab.renew_nonce().expect("fresh paths");
-        let run = build_plain(&lab, v, &spec, &[&lab.flake_ref("chain")]);
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let build = |attr: &str| {
+            Nixdispatch::on(&lab)
+                .client(v)
+                .builder(&spec)
+                .plain()
+                .arg("build")
+                .attr(attr)
+        };
+        let run = build("chain").expect_exit(0);
         assert!(run.stderr.contains("mode: remote"), "{v:?}: {run:?}");
         assert!(
             !run.stderr.contains('\u{1b}') && !run.stdout.contains('\u{1b}'),
             "{v:?}: escape codes in plain output: {run:?}"
         );
         // nix colours its errors: a failure's lines must come out plain too.
-        let run = build_plain(&lab, v, &spec, &[&lab.flake_ref("fail")]);
-        assert_eq!(run.code, Some(1), "{v:?}: {run:?}");
+        let run = build("fail").expect_exit(1);
         assert!(
             !run.stderr.contains('\u{1b}') && !run.stdout.contains('\u{1b}'),
             "{v:?}: escape codes in plain output: {run:?}"
@@ -737,26 +650,15 @@ fn json_is_only_json_lines_and_plain_has_no_escape_codes() {
 
 #[test]
 fn plain_output_with_debug_lines_has_no_escape_codes() {
-    if skip_unless_root("plain_output_with_debug_lines_has_no_escape_codes") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
-    let spec = lab.builder_spec();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--progress",
-            "plain",
-            "-vv",
-            "build",
-            &lab.flake_ref("hello"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    };
+    let run = Nixdispatch::on(&lab)
+        .seasmoke()
+        .plain()
+        .args(["-vv", "build"])
+        .attr("hello")
+        .expect_exit(0);
     assert!(
         !run.stderr.contains('\u{1b}'),
         "escape codes in plain output: {run:?}"
@@ -767,33 +669,17 @@ fn plain_output_with_debug_lines_has_no_escape_codes() {
 
 #[test]
 fn many_paths_under_latency_take_few_connections() {
-    if skip_unless_root("many_paths_under_latency_take_few_connections") {
+    let Some(lab) = lab_with(|o| {
+        o.latency = Duration::from_millis(30);
+        o.fixtures = vec![Fixture::wide("wide200", 200)];
+    }) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        latency: Duration::from_millis(30),
-        fixtures: vec![Fixture::wide("wide200", 200)],
-        ..LabOptions::default()
-    });
+    };
     lab.build_on_builder(&lab.flake_ref("wide200"))
         .expect("seed seasmoke");
-    let spec = lab.builder_spec();
     let before = lab.builder_connections();
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_8,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "plan",
-            &lab.flake_ref("wide200"),
-        ],
-        // One query per path would cost 200 round trips of 60 ms and more: still far inside.
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let plan = run.json();
+    // One query per path would cost 200 round trips of 60 ms and more: still far inside BOUND.
+    let plan = plan(&lab, ClientNix::V2_8, &lab.builder_spec(), "wide200");
     assert_eq!(plan["mode"], "substitute", "{plan}");
     assert_eq!(plan["counts"]["from_builders"], 201, "{plan}");
     let used = lab.builder_connections() - before;

@@ -4,21 +4,17 @@
 
 mod common;
 
-use common::{lab, nixdispatch};
-use nixdispatch_lab::{skip_unless_root, ClientNix, LabOptions};
+use common::{lab_with, Nixdispatch};
+use nixdispatch_lab::ClientNix;
 use std::time::Duration;
 
 const BOUND: Duration = Duration::from_secs(180);
 
 #[test]
 fn a_remote_build_rides_the_probe_connection_on_every_client() {
-    if skip_unless_root("a_remote_build_rides_the_probe_connection_on_every_client") {
+    let Some(lab) = lab_with(|o| o.latency = Duration::from_millis(5)) else {
         return;
-    }
-    let lab = lab(LabOptions {
-        latency: Duration::from_millis(5),
-        ..LabOptions::default()
-    });
+    };
     for v in ClientNix::ALL {
         let spec = lab.builder_spec_with_host_key();
 
@@ -37,20 +33,14 @@ fn a_remote_build_rides_the_probe_connection_on_every_client() {
         // nixdispatch: the probe's master, and nothing else.
         lab.renew_nonce().expect("new nonce");
         let before = lab.builder_connections();
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--builder",
-                &spec,
-                "--progress",
-                "plain",
-                "build",
-                &lab.flake_ref("chain"),
-            ],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(0), "{v:?}: {run:?}");
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .builder(&spec)
+            .plain()
+            .arg("build")
+            .attr("chain")
+            .bound(BOUND)
+            .expect_exit(0);
         assert!(run.stderr.contains("mode: remote"), "{v:?}: {run:?}");
         assert!(
             run.stderr.contains("on seasmoke"),

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{build_plain, lab, nixdispatch, run_limited, BOUND};
-use nixdispatch_lab::{skip_unless_root, ClientNix, Lab, LabOptions};
+use common::{lab_or_skip, plain_nix_run, run_limited, Nixdispatch, BOUND};
+use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 
 /// Makes seasmoke's only substituter an HTTP URL that is not a binary cache (404 for
 /// `nix-cache-info`): its nix then warns "does not appear to be a binary cache" on every store
@@ -19,28 +19,18 @@ fn give_seasmoke_a_substituter_that_is_not_a_cache(lab: &Lab) {
 
 #[test]
 fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
-    if skip_unless_root("a_warning_relayed_at_error_level_does_not_fail_a_successful_build") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     give_seasmoke_a_substituter_that_is_not_a_cache(&lab);
     let spec = lab.builder_spec();
 
     // Plain nix beside: the same remote build succeeds and relays the warning as an error.
-    let mut nix = lab.client_command(ClientNix::V2_26, "nix");
-    nix.args([
-        "build",
-        "--no-link",
-        "--log-format",
-        "internal-json",
-        "-v",
-        "--max-jobs",
-        "0",
-        "--builders",
-        &spec,
-        &lab.flake_ref("hello"),
-    ]);
-    let plain = run_limited(nix, BOUND);
+    let hello = lab.flake_ref("hello");
+    let json_log = ["--log-format", "internal-json", "-v"];
+    let remote_only = ["--max-jobs", "0", "--builders", &spec, &hello];
+    let args = [&["build", "--no-link"][..], &json_log, &remote_only].concat();
+    let plain = plain_nix_run(&lab, ClientNix::V2_26, &args);
     assert_eq!(plain.code, Some(0), "plain nix: {plain:?}");
     assert!(
         plain
@@ -52,19 +42,15 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 
     lab.renew_nonce().expect("fresh paths");
-    let run = nixdispatch(
-        &lab,
-        ClientNix::V2_26,
-        &[
-            "--builder",
-            &spec,
-            "--json",
-            "build",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let on_2_26 = || {
+        Nixdispatch::on(&lab)
+            .client(ClientNix::V2_26)
+            .builder(&spec)
+    };
+    let run = on_2_26()
+        .args(["--json", "build"])
+        .attr("chain")
+        .expect_exit(0);
     let events = run.json_lines();
     let summary = events.last().cloned().unwrap_or_default();
     assert_eq!(summary["event"], "summary", "{run:?}");
@@ -80,8 +66,7 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 
     lab.renew_nonce().expect("fresh paths");
-    let run = build_plain(&lab, ClientNix::V2_26, &spec, &[&lab.flake_ref("chain")]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = on_2_26().plain().arg("build").attr("chain").expect_exit(0);
     assert!(
         run.stderr.lines().any(|l| l.starts_with("done in")),
         "{run:?}"
@@ -92,48 +77,37 @@ fn a_warning_relayed_at_error_level_does_not_fail_a_successful_build() {
     );
 }
 
+/// The `drv` of every entry in a summary's list.
+fn drvs(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
 fn a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled() {
-    if skip_unless_root("a_build_nix_cancels_because_another_failed_is_said_to_be_cancelled") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     for v in ClientNix::ALL {
         // Two independent derivations at once, no --keep-going: `fail` fails after a few lines,
         // nix stops `slow` (600 s of ticks) unfinished.
-        let run = nixdispatch(
-            &lab,
-            v,
-            &[
-                "--mode",
-                "local",
-                "--json",
-                "build",
-                &lab.flake_ref("fail"),
-                &lab.flake_ref("slow"),
-                "--",
-                "--max-jobs",
-                "2",
-            ],
-            BOUND,
-        );
-        assert_eq!(run.code, Some(1), "{v:?}: {run:?}");
+        let (fail, slow) = (lab.flake_ref("fail"), lab.flake_ref("slow"));
+        let run = Nixdispatch::on(&lab)
+            .client(v)
+            .args(["--mode", "local", "--json", "build", &fail, &slow])
+            .args(["--", "--max-jobs", "2"])
+            .expect_exit(1);
         let events = run.json_lines();
         let summary = events.last().cloned().unwrap_or_default();
         assert_eq!(summary["event"], "summary", "{v:?}: {run:?}");
         assert_eq!(summary["ok"], false);
-        let failed: Vec<&str> = summary["failed"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
-            .unwrap_or_default();
+        let failed = drvs(&summary["failed"]);
         assert!(
             matches!(failed.as_slice(), [one] if one.ends_with("-fail.drv")),
             "{v:?}: {run:?}"
         );
-        let cancelled: Vec<&str> = summary["cancelled"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|f| f["drv"].as_str()).collect())
-            .unwrap_or_default();
+        let cancelled = drvs(&summary["cancelled"]);
         assert!(
             matches!(cancelled.as_slice(), [one] if one.ends_with("-slow.drv")),
             "{v:?}: {run:?}"
@@ -152,10 +126,9 @@ fn base64(text: &str) -> String {
 
 #[test]
 fn a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh() {
-    if skip_unless_root("a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // The URI says port 22; `-o Port=` in NIX_SSHOPTS comes first on ssh's command line and
     // wins (ssh keeps the first value), so the connection still reaches seasmoke's proxy port.
     // The lab's ssh config sets `HostKeyAlias seasmoke`: ssh looks the key up as `seasmoke`,
@@ -167,10 +140,10 @@ fn a_pinned_host_key_on_an_explicit_port_22_is_found_by_ssh() {
     );
     let spec = |key: &str| format!("ssh-ng://seasmoke:22 x86_64-linux - 2 1 - - {key}");
     let probe = |spec: &str| {
-        let mut cmd = lab.nixdispatch(ClientNix::V2_8, common::bin());
-        cmd.env("NIX_SSHOPTS", &sshopts)
-            .args(["--builder", spec, "probe", "--json"]);
-        run_limited(cmd, BOUND)
+        let run = Nixdispatch::on(&lab)
+            .env("NIX_SSHOPTS", &sshopts)
+            .builder(spec);
+        run.args(["probe", "--json"]).run()
     };
     let pinned = spec(&base64(lab.builder_host_key()));
     let run = probe(&pinned);
@@ -230,9 +203,8 @@ fn client_config(lab: &Lab, extra: &str) -> String {
 
 /// Runs `nixdispatch ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
 fn nixdispatch_with(lab: &Lab, v: ClientNix, config: &str, args: &[&str]) -> common::Run {
-    let mut cmd = lab.nixdispatch(v, common::bin());
-    cmd.env("NIX_CONFIG", config).args(args);
-    run_limited(cmd, BOUND)
+    let run = Nixdispatch::on(lab).client(v).env("NIX_CONFIG", config);
+    run.args(args).run()
 }
 
 /// Runs plain `nix ARGS` as vermax `v` with `NIX_CONFIG` set to `config`.
@@ -276,12 +248,9 @@ fn plan_json(run: &common::Run) -> serde_json::Value {
 
 #[test]
 fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths() {
-    if skip_unless_root(
-        "a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths",
-    ) {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     // The lab's HTTP cache, holding `hello` without any signature.
     let hello = push_to(&lab, "hello", &lab.cache_dir(), false);
     let cache = lab.cache_url();
@@ -295,14 +264,11 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
         &format!("substituters = {cache}\ntrusted-public-keys = {key}"),
     );
     let installable = lab.flake_ref("hello");
+    let dry_run = ["build", "--dry-run", "--no-link", &installable];
+    let build_l = ["build", "--no-link", "-L", &installable];
     for v in ClientNix::ALL {
         // Plain nix's dry run: it will be fetched.
-        let dry = nix_with(
-            &lab,
-            v,
-            &trusted,
-            &["build", "--dry-run", "--no-link", &installable],
-        );
+        let dry = nix_with(&lab, v, &trusted, &dry_run);
         assert_eq!(dry.code, Some(0), "{v:?}: {dry:?}");
         assert!(dry.stderr.contains("will be fetched"), "{v:?}: {dry:?}");
 
@@ -356,12 +322,7 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
 
         // Without it, plain nix refuses the unsigned substitute and builds, as planned.
         lab.reset_client(v).expect("empty the client's store");
-        let real = nix_with(
-            &lab,
-            v,
-            &untrusted,
-            &["build", "--no-link", "-L", &installable],
-        );
+        let real = nix_with(&lab, v, &untrusted, &build_l);
         assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
         assert!(
             // 2.8: "is not signed by any of the keys"; 2.26: "as it's not signed by any of the keys".
@@ -374,10 +335,9 @@ fn a_substituter_with_trusted_1_is_planned_as_the_source_of_its_unsigned_paths()
 
 #[test]
 fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
-    if skip_unless_root("the_cache_with_the_lower_priority_number_is_the_planned_source") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     let second = lab.dir().join("second-cache");
     push_to(&lab, "hello", &lab.cache_dir(), true);
     push_to(&lab, "hello", &second, true);
@@ -385,6 +345,7 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
     let file = format!("file://{}", second.display());
     let key = lab.cache_public_key().to_owned();
     let installable = lab.flake_ref("hello");
+    let build_v = ["build", "--no-link", "-v", &installable];
     let v = ClientNix::V2_8;
     for (first, second_prio, expected) in [(50, 10, file.clone()), (10, 50, http.clone())] {
         let config = client_config(
@@ -408,12 +369,7 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
         assert!(from.starts_with(&expected), "{expected}: {plan}");
 
         // Plain nix beside: it fetches from the same cache.
-        let real = nix_with(
-            &lab,
-            v,
-            &config,
-            &["build", "--no-link", "-v", &installable],
-        );
+        let real = nix_with(&lab, v, &config, &build_v);
         assert_eq!(real.code, Some(0), "{real:?}");
         assert!(
             real.stderr
@@ -427,10 +383,9 @@ fn the_cache_with_the_lower_priority_number_is_the_planned_source() {
 
 #[test]
 fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
-    if skip_unless_root("a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config") {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
         return;
-    }
-    let lab = lab(LabOptions::default());
+    };
     lab.push_to_cache(&lab.flake_ref("hello"))
         .expect("fill the cache");
     // A flake that publishes its cache and key in nixConfig, like a flake input does.
@@ -457,6 +412,7 @@ fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
     )
     .expect("write flake.nix");
     let installable = format!("path:{}#hello", dir.display());
+    let build_v = ["build", "--no-link", "-v", &installable];
     for v in ClientNix::ALL {
         // No substituters and no keys of the user's own: only the flake brings them.
         let accept = client_config(&lab, "substituters =\naccept-flake-config = true");
@@ -484,12 +440,7 @@ fn a_flake_s_own_cache_is_planned_when_nix_accepts_its_nix_config() {
         );
 
         // Plain nix beside, with accept-flake-config: it fetches from the flake's cache.
-        let real = nix_with(
-            &lab,
-            v,
-            &accept,
-            &["build", "--no-link", "-v", &installable],
-        );
+        let real = nix_with(&lab, v, &accept, &build_v);
         assert_eq!(real.code, Some(0), "{v:?}: {real:?}");
         assert!(
             real.stderr

@@ -90,6 +90,11 @@ pub struct DaemonOptions {
     pub root: Option<PathBuf>,
     /// Lines appended to `/etc/nix/nix.conf` (read by the daemon and alice).
     pub extra_nix_config: String,
+    /// Run this machine's own Nix 2.8 (Debian 12) as the daemon and alice's nix instead of a
+    /// chroot root: a daemon that does not say whether it trusts its client (2.15 added that).
+    /// The root is then this machine's `/usr` and `/var` (bound read-only in spirit: nothing is
+    /// written there) and an overlay of its `/etc` whose changes stay in the lab.
+    pub this_machine_nix: bool,
 }
 
 impl Default for DaemonOptions {
@@ -102,14 +107,25 @@ impl Default for DaemonOptions {
             sudo_timeout_minutes: 5.0,
             root: None,
             extra_nix_config: String::new(),
+            this_machine_nix: false,
         }
     }
 }
 
 /// The namespace + chroot preamble of the daemon variant. Arguments: ROOT NIXDIR LABDIR DAEMONDIR
-/// HOSTNAME COMMAND...
+/// HOSTNAME MACHINE COMMAND...; MACHINE is `-`, or `machine` to build ROOT from this machine's
+/// own `/usr`, `/var` and an overlay of its `/etc` (whose upper layer is `DAEMONDIR/etc-upper`:
+/// the machine's `/etc` is never written).
 const DAEMON_CHROOT: &str = concat!(
-    "set -e\nT=$1 N=$2 L=$3 D=$4 H=$5; shift 5\n",
+    "set -e\nT=$1 N=$2 L=$3 D=$4 H=$5 M=$6; shift 6\n",
+    r#"if [ "$M" = machine ]; then
+mount --rbind /usr "$T/usr"
+mount --rbind /var "$T/var"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$D/etc-upper,workdir=$D/etc-work" "$T/etc"
+mkdir -p "$T/etc/nix" "$T/etc/ssh"
+touch "$T/etc/ssh/ssh_config"
+fi
+"#,
     chroot_mounts!(),
     r#"for f in passwd group shadow sudoers; do [ ! -e "$T/etc/$f" ] || mount --bind "$D/etc/$f" "$T/etc/$f"; done
 mount --bind "$D/etc/nix" "$T/etc/nix"
@@ -133,15 +149,27 @@ pub struct DaemonClient<'a> {
 impl Lab {
     /// Starts vermax's nix-daemon variant (see the module docs). About half a second.
     pub fn start_daemon(&self, opts: DaemonOptions) -> Result<DaemonClient<'_>, LabError> {
-        let root = opts.root.clone().unwrap_or_else(|| self.trixie.clone());
+        let root = if opts.this_machine_nix {
+            self.machine_root()?
+        } else {
+            opts.root.clone().unwrap_or_else(|| self.trixie.clone())
+        };
+        // Where the root's files really are (this machine's for `this_machine_nix`).
+        let users_from = if opts.this_machine_nix {
+            PathBuf::from("/")
+        } else {
+            root.clone()
+        };
         for need in ["usr/bin/nix-daemon", "usr/bin/setpriv"] {
-            if !root.join(need).exists() {
-                return Err(LabError::Missing(root.join(need).display().to_string()));
+            if !users_from.join(need).exists() {
+                return Err(LabError::Missing(
+                    users_from.join(need).display().to_string(),
+                ));
             }
         }
-        if opts.sudo != Sudo::None && !root.join("usr/bin/sudo").exists() {
+        if opts.sudo != Sudo::None && !users_from.join("usr/bin/sudo").exists() {
             return Err(LabError::Missing(
-                root.join("usr/bin/sudo").display().to_string(),
+                users_from.join("usr/bin/sudo").display().to_string(),
             ));
         }
         let d = self.dir.join("daemon");
@@ -157,11 +185,21 @@ impl Lab {
         chmod(&d.join("root/.ssh"), 0o700)?;
 
         // Users, as the root has them plus alice.
-        let etc = |name: &str| fs::read_to_string(root.join("etc").join(name)).unwrap_or_default();
-        let mut passwd = etc("passwd");
+        let etc =
+            |name: &str| fs::read_to_string(users_from.join("etc").join(name)).unwrap_or_default();
+        // alice's uid and gid are hers alone: this machine's own uid 1000 (a cloud image's first
+        // user) would otherwise be who the daemon sees, and it trusts no such user.
+        let not_uid = |text: String| -> String {
+            let id = UID.to_string();
+            text.lines()
+                .filter(|l| l.split(':').nth(2) != Some(id.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let mut passwd = not_uid(etc("passwd"));
         passwd += &format!("{USER}:x:{UID}:{UID}:Alice:/home/{USER}:/bin/bash\n");
         // With sudo, alice is in group sudo (as a NixOS user is in wheel).
-        let mut group: String = etc("group")
+        let mut group: String = not_uid(etc("group"))
             .lines()
             .map(|l| match l.strip_prefix("sudo:x:27:") {
                 Some(members) if opts.sudo != Sudo::None && members.is_empty() => {
@@ -252,6 +290,30 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The mount points of [`DaemonOptions::this_machine_nix`]'s root (`LABDIR/daemon/machine`):
+    /// empty directories, merged-/usr links, the overlay's layers beside it.
+    fn machine_root(&self) -> Result<PathBuf, LabError> {
+        let d = self.dir.join("daemon");
+        let root = d.join("machine");
+        for sub in [
+            "usr", "var", "etc", "nix", "proc", "dev", "tmp", "run", "root", "home",
+        ] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        for sub in ["etc-upper", "etc-work"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        for link in ["bin", "sbin", "lib", "lib64"] {
+            let at = root.join(link);
+            if at.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(format!("usr/{link}"), &at)?;
+            }
+        }
+        Ok(root)
+    }
+}
+
 /// The machines line NixOS writes for seasmoke with root's key.
 pub fn machines_line() -> String {
     format!("ssh-ng://root@seasmoke x86_64-linux {ROOT_KEY} 2 1 - - -")
@@ -314,6 +376,11 @@ impl DaemonClient<'_> {
             self.lab.dir.display().to_string(),
             self.dir().display().to_string(),
             "vermax".into(),
+            if self.opts.this_machine_nix {
+                "machine".into()
+            } else {
+                "-".into()
+            },
         ]
     }
 

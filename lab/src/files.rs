@@ -155,6 +155,9 @@ impl Lab {
         if self.opts.builder_signs {
             seasmoke += &format!("secret-key-files = {d}/seasmoke/signing.sec\n");
         }
+        if let Some(users) = &self.opts.builder_daemon_trusted_users {
+            seasmoke += &format!("trusted-users = {users}\n");
+        }
         fs::write(self.dir.join("seasmoke/etc-nix/nix.conf"), seasmoke)?;
         fs::write(
             self.dir.join("upstream/etc-nix/nix.conf"),

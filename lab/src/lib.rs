@@ -28,6 +28,12 @@
 //! - A TCP proxy (threads in this process) in front of seasmoke's sshd adds a one-way delay in
 //!   each direction and injects [`Fault`]s. The port in the lab's ssh config is the proxy's.
 //!
+//! - Away and loops: [`RefusedCache`] and [`StalledCache`] (substituters that are away),
+//!   [`Lab::start_vermax_sshd`] (vermax reachable over ssh as `vermax`, on its own store: a
+//!   builder that is the client itself), [`LabOptions::builder_daemon_trusted_users`] (seasmoke's
+//!   sessions through a daemon that does not trust them), [`DaemonOptions::this_machine_nix`]
+//!   (this machine's Nix 2.8 as vermax's daemon: trust not reported).
+//!
 //! ## Using it in a test
 //! ```no_run
 //! use nixdispatch_lab::{skip_unless_root, ClientNix, Fault, Lab, LabOptions};
@@ -147,6 +153,7 @@
 mod cleanup;
 mod clients;
 pub mod daemon;
+mod dead_cache;
 mod error;
 mod faults;
 mod files;
@@ -161,9 +168,11 @@ mod scripts;
 mod seasmoke;
 mod sys;
 mod upstream;
+mod vermax_sshd;
 
 pub use clients::ClientNix;
 pub use daemon::{DaemonClient, DaemonOptions, Sudo};
+pub use dead_cache::{RefusedCache, StalledCache};
 pub use error::LabError;
 pub(crate) use error::{failed, Result};
 pub use faults::Fault;
@@ -171,6 +180,7 @@ pub use fixtures::{default_fixtures, Fixture, Shape};
 pub use lab::Lab;
 pub use options::LabOptions;
 pub use roots::{sid_root, trixie_root, BuilderNix};
+pub use vermax_sshd::VermaxSshd;
 
 /// Where `scripts/lab-deps` puts the trixie root, unless `NIXDISPATCH_LAB_ROOT` says otherwise.
 pub const DEFAULT_LAB_ROOT: &str = "/var/lib/nixdispatch-lab";

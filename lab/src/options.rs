@@ -30,6 +30,10 @@ pub struct LabOptions {
     pub extra_nix_config: String,
     /// Which Nix seasmoke runs (2.26 by default; 2.34 from the sid root).
     pub builder_nix: BuilderNix,
+    /// seasmoke runs a nix-daemon with this `trusted-users` and its ssh sessions go through it
+    /// (`NIX_REMOTE=daemon`), as a NixOS builder whose build user is not trusted. `None`: the
+    /// sessions open seasmoke's store themselves, as root, always trusted.
+    pub builder_daemon_trusted_users: Option<String>,
 }
 
 impl Default for LabOptions {
@@ -44,6 +48,7 @@ impl Default for LabOptions {
             fixtures: Vec::new(),
             extra_nix_config: String::new(),
             builder_nix: BuilderNix::default(),
+            builder_daemon_trusted_users: None,
         }
     }
 }

@@ -191,11 +191,19 @@ impl Lab {
                 "/bin/sh",
                 "-c",
                 // pid 1 of the namespace; it ends (and with it the namespace) when stdin reaches
-                // EOF: when the Lab's process dies without Drop running.
-                "/usr/sbin/sshd -D -e -f \"$0\" & /usr/sbin/sshd -D -e -f \"$1\" & read -r _",
+                // EOF: when the Lab's process dies without Drop running. With a daemon, its
+                // builds' ssh reads the lab's ssh config (NIX_SSHOPTS).
+                "[ \"$2\" = - ] || NIX_SSHOPTS=\"-F $3/ssh_config\" /usr/bin/nix-daemon & \
+                 /usr/sbin/sshd -D -e -f \"$0\" & /usr/sbin/sshd -D -e -f \"$1\" & read -r _",
             ])
             .arg(format!("{d}/seasmoke/sshd_config"))
             .arg(format!("{d}/seasmoke/sshd_impostor_config"))
+            .arg(if self.opts.builder_daemon_trusted_users.is_some() {
+                "daemon"
+            } else {
+                "-"
+            })
+            .arg(&d)
             .env_clear()
             .envs(self.builder_env())
             .stdin(Stdio::piped())
@@ -251,8 +259,13 @@ impl Lab {
     pub(crate) fn write_sshd_configs(&self) -> Result<()> {
         let d = self.dir.display();
         let ports = lock(&self.ports);
+        let daemon = if self.opts.builder_daemon_trusted_users.is_some() {
+            " NIX_REMOTE=daemon"
+        } else {
+            ""
+        };
         let env = format!(
-            "SetEnv {LAB_MARKER_VAR}={d} NIX_CONF_DIR={d}/seasmoke/etc-nix HOME={d}/seasmoke/home"
+            "SetEnv {LAB_MARKER_VAR}={d} NIX_CONF_DIR={d}/seasmoke/etc-nix HOME={d}/seasmoke/home{daemon}"
         );
         for (file, port, key) in [
             ("sshd_config", ports.sshd, "host_key"),

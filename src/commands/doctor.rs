@@ -10,11 +10,31 @@ use serde::Serialize;
 
 mod signing_key;
 
+/// How bad a finding is; shown and serialised as `ok`, `warn` or `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warn,
+    Error,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: the listing aligns the words with `{:<5}`.
+        f.pad(match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        })
+    }
+}
+
 /// One finding.
 #[derive(Debug, Serialize)]
 struct Check {
-    /// `ok`, `warn` or `error`.
-    level: &'static str,
+    /// How bad it is.
+    level: Level,
     /// What was found.
     what: String,
     /// How to fix it, when something is wrong.
@@ -23,21 +43,21 @@ struct Check {
 
 fn ok(what: impl Into<String>) -> Check {
     Check {
-        level: "ok",
+        level: Level::Ok,
         what: what.into(),
         fix: None,
     }
 }
 fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
-        level: "warn",
+        level: Level::Warn,
         what: what.into(),
         fix: Some(fix.into()),
     }
 }
 fn error(what: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
-        level: "error",
+        level: Level::Error,
         what: what.into(),
         fix: Some(fix.into()),
     }
@@ -98,6 +118,14 @@ pub async fn run(settings: &Settings) -> Result<i32> {
                 Some(ProbeFailure::AuthFailed) => {
                     "authorize your key on the builder (and root's key, when nix-daemon opens the connection)".to_owned()
                 }
+                Some(ProbeFailure::ForwardsBack(_)) => format!(
+                    "on {}: add the user nix logs in as to trusted-users (programs.nixdispatch.builderHost.trustedUsers), or leave this machine out of its builders",
+                    s.host()
+                ),
+                Some(ProbeFailure::ThisMachine) => format!(
+                    "leave {} out of this machine's builders (a fleet-wide list: filter out each host's own name); nixdispatch leaves it out meanwhile",
+                    s.host()
+                ),
                 Some(ProbeFailure::NixMissing) => {
                     "make nix available to non-interactive ssh on the builder (e.g. NixOS, or PATH in ~/.bashrc / sshd SetEnv)".to_owned()
                 }
@@ -147,7 +175,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         canary_checks(settings, local_trusted, &canary_builders, &mut checks).await;
     }
 
-    let errors = checks.iter().filter(|c| c.level == "error").count();
+    let errors = checks.iter().filter(|c| c.level == Level::Error).count();
     if settings.json {
         let doc = serde_json::json!({ "checks": checks, "errors": errors });
         crate::output::stdout_line(&doc.to_string(), false)?;

@@ -1,7 +1,7 @@
 //! One module per subcommand (`build`, `home`, `os`, `plan`, `probe`, `doctor`, `monitor`,
-//! `completions`), each a short composition of the pipeline's parts; the steps `build`, `home`
-//! and `os` share are modules named for what they are (`planning`, `run`, `attempt`,
-//! `activate`, `push`, `sudo`, `outcome`, `reality`).
+//! `stats`, `completions`), each a short composition of the pipeline's parts. The steps `build`, `home`
+//! and `os` share live beside the pipeline, not here: [`crate::planning`] (the front half) and
+//! [`crate::run`] (attempt, activate, push, sudo, outcome, reality).
 
 use crate::cli::Via;
 use crate::cli::{Cli, Command};
@@ -21,6 +21,7 @@ pub mod os;
 pub mod plan;
 pub mod probe;
 pub mod sessions;
+pub mod stats;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -29,6 +30,14 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Completions { shell } => completions::run(shell),
         Command::Monitor => monitor::run(&Display::from_global(&cli.global, terminal)),
+        Command::Stats => stats::run(
+            crate::history::state_dir(
+                std::env::var_os("XDG_STATE_HOME").as_deref(),
+                std::env::var_os("HOME").as_deref(),
+            )
+            .as_deref(),
+            cli.global.json,
+        ),
         command => {
             let runtime = runtime()?;
             let result = runtime.block_on(async {
@@ -63,7 +72,7 @@ async fn run_async(
         Command::Sessions(args) => sessions::list(&settings, &args).await,
         Command::Attach(args) => sessions::attach(&settings, &args).await,
         Command::Cancel(args) => sessions::cancel(&settings, &args).await,
-        Command::Completions { .. } | Command::Monitor => Ok(0),
+        Command::Completions { .. } | Command::Monitor | Command::Stats => Ok(0),
     }
 }
 

@@ -47,8 +47,14 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
         );
     }
     if !s.verified {
+        // Never "alive" for a builder whose sshd was not seen (its name resolves only for root).
+        let stage = if s.alive == Some(true) {
+            "alive, not verified"
+        } else {
+            "not checked"
+        };
         return format!(
-            "{:<16} alive, not verified  {}  ({})",
+            "{:<16} {stage}  {}  ({})",
             s.host(),
             s.note.as_deref().unwrap_or("nix decides"),
             s.machine.uri
@@ -65,13 +71,48 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
     } else {
         trust.to_owned()
     };
+    // A builder verified through the daemon or sudo had no round trip of ours measured.
+    let rtt = s
+        .rtt_ms
+        .map_or_else(|| "rtt unknown".to_owned(), |ms| format!("{ms:>6.1} ms"));
     format!(
-        "{:<16} reachable  {:>6.1} ms  nix {}  {}  {}  ({})",
+        "{:<16} reachable  {rtt}  nix {}  {}  {}  ({})",
         s.host(),
-        s.rtt_ms.unwrap_or_default(),
         s.nix_version.as_deref().unwrap_or("?"),
         s.systems.join(","),
         trust,
         s.machine.uri
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::BuilderId;
+    use crate::machines::parse_machines;
+
+    fn verified(rtt_ms: Option<f64>) -> Builder {
+        let mut none = |_: &std::path::Path| None;
+        let machine = parse_machines("ssh-ng://seasmoke x86_64-linux", "test", &mut none)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .remove(0);
+        let mut b = Builder::declared(
+            BuilderId(0),
+            machine,
+            crate::probe::Identity::Own("test".into()),
+        );
+        b.reachable = true;
+        b.verified = true;
+        b.rtt_ms = rtt_ms;
+        b
+    }
+
+    #[test]
+    fn a_round_trip_that_was_not_measured_is_unknown_never_zero() {
+        let line = describe(&verified(None), true);
+        assert!(line.contains("rtt unknown"), "{line}");
+        assert!(!line.contains(" ms"), "{line}");
+        let line = describe(&verified(Some(12.5)), false);
+        assert!(line.contains("12.5 ms"), "{line}");
+    }
 }

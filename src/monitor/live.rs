@@ -40,9 +40,27 @@ impl Monitor {
         }
     }
 
-    /// Shows the run's mode and the one-sentence reason for it (the plan), above the progress.
+    /// Shows the run's mode and the one-sentence reason for it (the plan), above the progress,
+    /// with the whole run's expected time when the history knows it ([`Monitor::set_history`]).
     pub fn set_header(&mut self, mode: &str, reason: &str) {
+        self.renderer
+            .expected(self.state.run_estimate(Instant::now()));
         self.renderer.header(mode, reason);
+    }
+
+    /// The size of each store path the plan copies (see [`State::set_sizes`]).
+    pub fn set_sizes(&mut self, sizes: std::collections::BTreeMap<String, u64>) {
+        self.state.set_sizes(sizes);
+    }
+
+    /// What earlier runs took, and this run's steps (see [`State::set_history`]). Call before
+    /// [`Monitor::set_header`], so the plan is shown with the run's expected time.
+    pub fn set_history(
+        &mut self,
+        history: std::sync::Arc<crate::history::History>,
+        run: Option<crate::history::RunEstimate>,
+    ) {
+        self.state.set_history(history, run);
     }
 
     /// The stores this run uses (builder and substituter URIs, e.g. `ssh-ng://seasmoke`), so

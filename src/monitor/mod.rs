@@ -17,7 +17,7 @@ pub use names::{drv_paths_in, host_of};
 pub use state::{
     is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
 };
-pub use summary::{CancelledBuild, FailedBuild, Summary};
+pub use summary::{CancelledBuild, FailedBuild, SourceTotals, Summary};
 
 /// How many of a running build's last log lines are kept, to show when it fails.
 pub const LOG_TAIL_LINES: usize = 20;

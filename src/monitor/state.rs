@@ -6,6 +6,7 @@
 //! read).
 
 mod attribution;
+mod eta;
 mod outbox;
 mod stores;
 mod view;
@@ -15,15 +16,18 @@ pub use outbox::Happening;
 
 use super::names::is_local_store;
 use super::store_path_name;
-use super::summary::{CancelledBuild, FailedBuild};
+use super::summary::{CancelledBuild, FailedBuild, SourceTotals};
 use super::{LOG_TAIL_BYTES, LOG_TAIL_LINES, MAX_KEPT_TEXT, MAX_RUNNING, MAX_RUNNING_BUILDS};
+use crate::history::estimate::Estimate;
+use crate::history::{History, RunEstimate};
 use crate::log::{
     strip_ansi, Activity, ActivityId, ActivityResult, ActivityType, Event, Progress, Verbosity,
 };
 use attribution::{PendingBuild, RecentBuild};
 use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use stores::host_key;
 
 /// A derivation being built right now.
@@ -44,6 +48,11 @@ pub struct RunningBuild {
     /// Whether the builder was seen working on it (its own build activity, log lines, phases).
     /// A remote build never seen working was the builder handing back an output it already had.
     pub seen_working: bool,
+    /// How long it should take, when the history knows (the median of its earlier builds of
+    /// the same name on the same host).
+    pub expected_time: Option<Duration>,
+    /// The plan says the builder already has its outputs: nix's build hook only copies them.
+    pub copy_back: bool,
 }
 
 impl RunningBuild {
@@ -81,6 +90,8 @@ pub struct Transfer {
     pub expected: u64,
     /// When it started.
     pub started: Instant,
+    /// How long it should take, when the history knows.
+    pub expected_time: Option<Duration>,
 }
 
 /// Totals of one kind of activity.
@@ -146,6 +157,8 @@ pub struct State {
     substituted: BTreeMap<String, u64>,
     copied_from: BTreeMap<String, u64>,
     copied_to: BTreeMap<String, u64>,
+    /// Paths, bytes and seconds per source of what arrived.
+    from_sources: BTreeMap<String, SourceTotals>,
     sources: BTreeSet<String>,
     known_stores: Vec<String>,
     recent_builds: VecDeque<RecentBuild>,
@@ -169,6 +182,16 @@ pub struct State {
     /// The distinct builder and store names seen, at most [`MAX_PEERS`]; later ones are
     /// counted under [`OTHER_PEERS`], so every per-peer map stays small.
     peers: BTreeSet<String>,
+    /// The NAR size of each path the plan copies ([`State::set_sizes`]).
+    sizes: HashMap<String, u64>,
+    /// What earlier runs took, for each step's expected time ([`State::set_history`]).
+    history: Option<Arc<History>>,
+    /// This run's steps, for the whole run's estimate.
+    eta: Option<Box<RunEstimate>>,
+    /// The whole run's estimate as last worked out, and when; `None` inside while unknown.
+    estimate: Option<(Instant, Option<Estimate>)>,
+    /// A step started or ended since the estimate was worked out.
+    estimate_stale: bool,
 }
 
 /// `text` cut to `max` bytes (at a character boundary): what the state keeps of a string
@@ -196,6 +219,15 @@ impl State {
     pub fn update(&mut self, event: &Event, now: Instant) -> bool {
         self.started.get_or_insert(now);
         self.last = Some(now);
+        let changed = self.apply(event, now);
+        if self.estimate_stale {
+            self.refresh_estimate(now);
+        }
+        changed
+    }
+
+    #[inline(always)]
+    fn apply(&mut self, event: &Event, now: Instant) -> bool {
         match event {
             Event::Start(start) => self.start(start.id, start.parent, &start.activity, now),
             Event::Stop { id } => self.stop(*id, now),
@@ -279,6 +311,13 @@ impl State {
                 }
                 let host = self.peer(&host_key(machine));
                 let drv_path = &bounded(drv_path, MAX_KEPT_TEXT);
+                let copy_back = host != "local" && self.is_copy_back(drv_path);
+                let expected = if copy_back {
+                    self.expected_copy_back(drv_path)
+                } else {
+                    self.expected_build(drv_path, &host)
+                };
+                self.step_started(drv_path, now);
                 self.builds.insert(
                     id,
                     RunningBuild {
@@ -289,11 +328,15 @@ impl State {
                         started: now,
                         log_tail: VecDeque::new(),
                         seen_working: machine.is_empty(),
+                        expected_time: expected,
+                        copy_back,
                     },
                 );
                 self.happen(Happening::BuildStarted {
                     drv_path: drv_path.clone(),
                     host,
+                    expected,
+                    copy_back,
                 });
                 true
             }
@@ -348,9 +391,12 @@ impl State {
             substituted: self.substituted.clone(),
             copied_from: self.copied_from.clone(),
             copied_to: self.copied_to.clone(),
+            from_sources: self.from_sources.clone(),
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
             peers: self.peers.clone(),
+            sizes: self.sizes.clone(),
+            history: self.history.clone(),
             ..State::default()
         }
     }
@@ -368,6 +414,9 @@ impl State {
         if kind != TransferKind::CopyTo {
             self.sources.insert(peer.to_string());
         }
+        let expected = self.expected_copy(path, peer);
+        let total_bytes = self.sizes.get(path).copied();
+        self.step_started(path, now);
         self.transfers.insert(
             id,
             Transfer {
@@ -376,14 +425,17 @@ impl State {
                 name: store_path_name(path).to_string(),
                 peer: peer.to_string(),
                 done: 0,
-                expected: 0,
+                expected: total_bytes.unwrap_or(0),
                 started: now,
+                expected_time: expected,
             },
         );
         self.happen(Happening::TransferStarted {
             kind,
             path: path.to_string(),
             peer: peer.to_string(),
+            expected,
+            total_bytes,
         });
     }
 
@@ -429,7 +481,10 @@ impl State {
             (self.transfers.get_mut(&transfer_id), result)
         {
             transfer.done = progress.done;
-            transfer.expected = progress.expected;
+            // nix's total where it gives one, else the size the plan knew.
+            if progress.expected > 0 {
+                transfer.expected = progress.expected;
+            }
             return true;
         }
         match (self.live.get_mut(&id), result) {
@@ -473,6 +528,7 @@ impl State {
 
     fn stop(&mut self, id: ActivityId, now: Instant) -> bool {
         if let Some(build) = self.builds.remove(&id) {
+            self.step_ended(&build.drv_path);
             self.finish_build(id, build, now);
             return true;
         }
@@ -493,6 +549,7 @@ impl State {
     }
 
     fn finish_transfer(&mut self, transfer: Transfer, now: Instant) {
+        self.step_ended(&transfer.path);
         let bytes = transfer.done.max(transfer.expected);
         *self.transfers_done.entry(transfer.kind).or_default() += 1;
         *self.transfer_bytes_done.entry(transfer.kind).or_default() += bytes;
@@ -502,12 +559,20 @@ impl State {
             TransferKind::CopyTo => &mut self.copied_to,
         };
         *per_peer.entry(transfer.peer.clone()).or_default() += 1;
+        let elapsed = now.saturating_duration_since(transfer.started);
+        if transfer.kind != TransferKind::CopyTo {
+            let totals = self.from_sources.entry(transfer.peer.clone()).or_default();
+            totals.paths += 1;
+            totals.bytes = totals.bytes.saturating_add(bytes);
+            totals.secs += elapsed.as_secs_f64();
+        }
         self.happen(Happening::TransferFinished {
             kind: transfer.kind,
             path: transfer.path,
             peer: transfer.peer,
             bytes,
-            elapsed: now.saturating_duration_since(transfer.started),
+            total_bytes: (transfer.expected > 0).then_some(transfer.expected),
+            elapsed,
         });
     }
 }

@@ -28,6 +28,9 @@ pub struct Summary {
     /// Bytes of store paths (NAR size, as nix reports copy progress) that arrived in this store by
     /// substitution or copy.
     pub bytes_downloaded: u64,
+    /// Per source (substituter or builder URI) of the paths that arrived: how many, their
+    /// bytes and the seconds their copies took.
+    pub from_sources: BTreeMap<String, SourceTotals>,
     /// Builds that failed, with their last log lines (at most [`super::MAX_FAILED_KEPT`]).
     pub failed: Vec<FailedBuild>,
     /// Builds nix stopped unfinished, e.g. because another one failed (without
@@ -39,6 +42,17 @@ pub struct Summary {
     pub errors: Vec<String>,
     /// Seconds from the first line of the log to the end of the run.
     pub elapsed_secs: f64,
+}
+
+/// What came from one source in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SourceTotals {
+    /// Store paths.
+    pub paths: u64,
+    /// Their bytes, as nix reported them (0 where it did not).
+    pub bytes: u64,
+    /// The seconds their copies took, added up.
+    pub secs: f64,
 }
 
 /// A build that failed, with what is needed to see why.

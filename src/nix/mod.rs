@@ -189,8 +189,46 @@ impl Nix {
         let out = self.command().args(["store", "ping"]).output().await.ok()?;
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
-        trusted_line(&text)
+        match trusted_line(&text) {
+            Some(trusted) => Some(trusted),
+            None => self.trust_from_an_ignored_setting().await,
+        }
     }
+
+    /// A daemon that does not say whether it trusts us (before Nix 2.15, or a client older
+    /// than that) still says when it ignores a restricted setting from an untrusted client:
+    /// at debug level up to 2.21 (a warning after), which it relays to a client that asks for
+    /// debug output. So `store ping` is sent one harmless restricted setting
+    /// (`builders-use-substitutes`, which only matters to builds) and the daemon's words are
+    /// looked for. `None` when the answer does not tell (nix failed, or took over 10 s).
+    async fn trust_from_an_ignored_setting(&self) -> Option<bool> {
+        let mut cmd = self.command();
+        cmd.args([
+            "store",
+            "ping",
+            "--option",
+            "builders-use-substitutes",
+            "true",
+            "--debug",
+        ]);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.output())
+            .await
+            .ok()?
+            .ok()?;
+        out.status
+            .success()
+            .then(|| !ignored_as_untrusted(&String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// Whether a daemon's log says it ignored a setting because the client is not trusted (Nix
+/// 2.8's "ignoring the user-specified setting '…', because it is a restricted setting and you
+/// are not a trusted user"; 2.22+ "Ignoring the client-specified setting …").
+pub fn ignored_as_untrusted(log: &str) -> bool {
+    log.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.contains("because it is a restricted setting and you are not a trusted user")
+    })
 }
 
 /// `trusted` of `nix store info --json`: `1`/`0` up to 2.2x, `true`/`false` on 2.34 (recorded).
@@ -300,6 +338,16 @@ pub fn error_headline(error: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_that_ignores_a_restricted_setting_does_not_trust_us() {
+        // Nix 2.8's daemon at debug level, relayed to a `--debug` client; 2.22+'s warning.
+        let old = "performing daemon worker op: 1\nignoring the user-specified setting 'builders-use-substitutes', because it is a restricted setting and you are not a trusted user\n";
+        let new = "warning: Ignoring the client-specified setting 'builders-use-substitutes', because it is a restricted setting and you are not a trusted user\n";
+        assert!(ignored_as_untrusted(old));
+        assert!(ignored_as_untrusted(new));
+        assert!(!ignored_as_untrusted("Store URL: daemon\nVersion: 2.8.0\n"));
+    }
 
     #[test]
     fn error_line_prefers_the_error() {

@@ -28,6 +28,8 @@ pub struct PathInfo {
     pub signatures: Vec<String>,
     /// Whether it is content-addressed (then it needs no signature to be trusted).
     pub content_addressed: bool,
+    /// Its NAR size in bytes, when nix said.
+    pub nar_size: Option<u64>,
 }
 
 /// The `nix path-info` arguments that ask for JSON in the form this nix reads best: with
@@ -103,11 +105,13 @@ fn entry(path: &str, info: &Value, store_dir: &str) -> Option<PathInfo> {
         .map(|a| a.iter().filter_map(signature).collect())
         .unwrap_or_default();
     let content_addressed = info.get("ca").is_some_and(|v| !v.is_null());
+    let nar_size = info.get("narSize").and_then(Value::as_u64);
     Some(PathInfo {
         path,
         references,
         signatures,
         content_addressed,
+        nar_size,
     })
 }
 
@@ -151,6 +155,10 @@ mod tests {
             "srcfile was added with nix-store --add"
         );
         assert!(!get(A).content_addressed);
+        assert!(
+            get(A).nar_size.is_some_and(|n| n > 0),
+            "every version says narSize"
+        );
         assert!(get(A).signatures.is_empty());
         let sigs = &get(B).signatures;
         assert_eq!(sigs.len(), 1);

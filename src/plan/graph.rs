@@ -67,6 +67,9 @@ pub struct CacheHit {
     pub uri: String,
     /// The path's references, from its narinfo.
     pub references: Vec<StorePath>,
+    /// Its NAR size in bytes (`NarSize`), when the narinfo says: the size of the copy.
+    #[serde(default)]
+    pub nar_size: Option<u64>,
 }
 
 /// A path a builder's store holds.
@@ -81,6 +84,9 @@ pub struct BuilderHit {
     /// rebuilding, but only for a derivation output, and only once all that derivation's inputs
     /// are valid locally.
     pub substitutable: bool,
+    /// Its NAR size in bytes in that store, when known: the size of the copy.
+    #[serde(default)]
+    pub nar_size: Option<u64>,
 }
 
 /// Where the missing paths can be found, as the sources answered.

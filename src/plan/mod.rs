@@ -157,6 +157,10 @@ pub struct Plan {
     /// trusted user): pass none, except an empty `builders` to build locally.
     #[serde(skip)]
     pub daemon_decides: bool,
+    /// The substituters nix is to use when some configured ones are dead (refused, or silent:
+    /// [`crate::sources::cache::CacheAnswers::dead`]), in nix's order; `None`: nix's own.
+    #[serde(skip)]
+    pub substituters: Option<Vec<String>>,
     /// What each candidate mode would take, when a history was consulted (the contract's
     /// `estimates`; empty otherwise).
     #[serde(skip)]

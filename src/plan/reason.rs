@@ -121,8 +121,14 @@ pub(super) fn remote_reason(
         .map(|i| builders.views[*i].state.host().to_owned())
         .collect();
     let verb = if hosts.len() == 1 { "is" } else { "are" };
+    // A builder nobody could check (not verified, its sshd not seen) is only configured.
+    let checked = used.iter().all(|i| {
+        let state = builders.views[*i].state;
+        state.verified || state.alive == Some(true)
+    });
+    let stage = if checked { "reachable" } else { "configured" };
     let mut reason = format!(
-        "{} must be built and {} {verb} reachable",
+        "{} must be built and {} {verb} {stage}",
         derivations(to_build.len()),
         join_and(&hosts)
     );
@@ -167,7 +173,19 @@ pub(super) fn local_reason(
         } else {
             "no builder is"
         };
-        format!("{what} must be built and {none} unreachable ({why})")
+        // A builder left out (this machine, or one that would pass builds back) answered: it
+        // is not unreachable, it is not to be used.
+        let left_out = builders.views.iter().all(|v| {
+            matches!(
+                v.state.failure,
+                Some(
+                    crate::probe::ProbeFailure::ThisMachine
+                        | crate::probe::ProbeFailure::ForwardsBack(_)
+                )
+            )
+        });
+        let state = if left_out { "unusable" } else { "unreachable" };
+        format!("{what} must be built and {none} {state} ({why})")
     }
 }
 

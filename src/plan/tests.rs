@@ -108,6 +108,7 @@ fn cached(input: &mut PlanInput, name: &str, refs: &[&str]) {
     let hit = CacheHit {
         uri: CACHE.into(),
         references: refs.iter().map(|r| out(r)).collect(),
+        nar_size: None,
     };
     input.availability.in_caches.insert(out(name), hit);
 }
@@ -123,6 +124,7 @@ fn on_builder(input: &mut PlanInput, name: &str, uri: &str, substitutable: bool,
         builder,
         references: refs.iter().map(|r| out(r)).collect(),
         substitutable,
+        nar_size: None,
     };
     input
         .availability
@@ -675,6 +677,20 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
     );
     assert!(p.builds.iter().all(|b| b.from.is_none()));
     assert!(p.paths.iter().all(|p| p.from.is_none()));
+
+    // Left out as this machine: answered, not unreachable.
+    let mut me = builder("ssh-ng://vermax x86_64-linux", false);
+    me.failure = Some(crate::probe::ProbeFailure::ThisMachine);
+    i.builders = vec![me];
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Local);
+    assert!(
+        p.reason.starts_with(
+            "3 derivations must be built and the builder is unusable (vermax: this machine"
+        ),
+        "{}",
+        p.reason
+    );
 
     i.builders = vec![down, builder("ssh-ng://pi aarch64-linux", true)];
     assert_eq!(

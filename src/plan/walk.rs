@@ -177,6 +177,7 @@ impl<'a> Walk<'a> {
             builds,
             builder_substituters,
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         }
     }

@@ -43,6 +43,12 @@ pub enum ProbeFailure {
     RootSsh(String),
     /// Our ssh reached it, but this nix cannot use it (why, in one line).
     NixCannotUse(String),
+    /// The builder is this machine: its store is this run's store (same boot, same store
+    /// directory), so nix would wait forever building there (NixOS/nix#2029).
+    ThisMachine,
+    /// It does not trust us, so nix hands it whole derivations, and its own builders name
+    /// this machine (the host): it would pass the build back here (NixOS/nix#10740).
+    ForwardsBack(String),
     /// Something on this machine failed before ssh could try (a directory, a file, running
     /// ssh): the whole line.
     Local(String),
@@ -99,6 +105,13 @@ impl fmt::Display for ProbeFailure {
             ProbeFailure::RootSsh(reason) => {
                 write!(f, "root's ssh (the nix-daemon's) fails: {reason}")
             }
+            ProbeFailure::ThisMachine => f.write_str(
+                "this machine under another name: its store is this run's own store, where nix would wait forever on its own locks (NixOS/nix#2029); left out",
+            ),
+            ProbeFailure::ForwardsBack(host) => write!(
+                f,
+                "it does not trust nix's ssh user and its own builders name {host}, this machine: nix would hand it whole derivations, which it would pass back here, where this run holds their locks, forever (NixOS/nix#10740); left out: add that user to its trusted-users, or leave this machine out of its builders",
+            ),
             ProbeFailure::NixCannotUse(why) | ProbeFailure::Local(why) => f.write_str(why),
         }
     }

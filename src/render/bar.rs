@@ -1,8 +1,9 @@
 //! Live progress on a terminal (indicatif), like nix-output-monitor.
 
 use super::frame::{frame, FrameInput, TermSize};
-use super::text::{duration, failure_block, happening_line, summary_lines, where_built, Repeats};
+use super::text::{duration, happening_line, summary_lines, where_built, Repeats};
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::monitor::{drv_paths_in, host_of, store_path_name, Happening, State, Summary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashSet;
@@ -31,12 +32,17 @@ pub struct BarRenderer {
     repeats: Repeats,
     /// Failed builds whose last log lines nix's own error message already showed.
     logs_shown: HashSet<String>,
+    /// Each failure said once.
+    failures: super::text::Failures,
     /// The terminal's echo of control characters, turned off while the frame is shown.
     echo: Option<ControlEcho>,
     ended: bool,
     out: Output,
     color: bool,
     verbose: u8,
+    logs: LogsArg,
+    /// `--progress tree`: the run's dependency tree instead of the running builds' lines.
+    tree: bool,
 }
 
 impl BarRenderer {
@@ -71,12 +77,27 @@ impl BarRenderer {
             last_sync: None,
             repeats: Repeats::default(),
             logs_shown: HashSet::new(),
+            failures: super::text::Failures::default(),
             echo: None,
             ended: false,
             out,
             color,
             verbose,
+            logs: LogsArg::Failed,
+            tree: false,
         }
+    }
+
+    /// The same renderer drawing the run's dependency tree (`--progress tree`).
+    pub fn as_tree(mut self) -> Self {
+        self.tree = true;
+        self
+    }
+
+    /// The same renderer showing the build logs `--logs` asks for.
+    pub fn with_logs(mut self, logs: LogsArg) -> Self {
+        self.logs = logs;
+        self
     }
 
     /// The same renderer drawing for a terminal of a fixed size.
@@ -102,7 +123,11 @@ impl BarRenderer {
 
     fn print_happenings(&mut self, state: &State) {
         for happening in state.happenings() {
+            let happening = &*super::text::with_logs(happening, self.logs);
             let line = match happening {
+                Happening::BuildLog { drv_path, line } if self.logs == LogsArg::All => {
+                    Some(super::text::log_line(drv_path, line))
+                }
                 Happening::BuildFinished { .. } => happening_line(happening, self.verbose)
                     .map(|l| format!("{} {l}", self.paint("32", "✓"))),
                 Happening::BuildReused { drv_path, host } => Some(format!(
@@ -133,14 +158,18 @@ impl BarRenderer {
                         // nix's error above already showed the log; name the build only.
                         let mut bare = build.clone();
                         bare.log.clear();
-                        failure_block(&bare)
+                        self.failures.block(&bare)
                     } else {
-                        failure_block(build)
+                        self.failures.block(build)
                     };
                     Some(format!("{} {block}", self.paint("31;1", "✗")))
                 }
                 Happening::BuildStarted { .. } | Happening::TransferStarted { .. } => None,
                 Happening::TransferFinished { .. } if self.verbose == 0 => None,
+                Happening::Message {
+                    level: crate::log::Verbosity::Error,
+                    text,
+                } if super::text::reports_known_failure(text, state) => self.failures.report(text),
                 Happening::Message { level, text } => {
                     if text.contains("log lines:") {
                         self.logs_shown
@@ -168,8 +197,14 @@ impl BarRenderer {
             now,
             size: (self.size)(),
             color: self.color,
+            estimate: state.run_estimate(now),
         };
-        let lines: Vec<String> = frame(state, &input)
+        let lines = if self.tree {
+            super::frame::tree_frame(state, &input)
+        } else {
+            frame(state, &input)
+        };
+        let lines: Vec<String> = lines
             .iter()
             .map(|line| crate::output::clean(line, self.color).into_owned())
             .collect();
@@ -271,6 +306,15 @@ impl ControlEcho {
 }
 
 impl Render for BarRenderer {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        if let Some(estimate) = estimate {
+            self.println(&format!(
+                "expected: {}",
+                super::text::estimate_words(&estimate)
+            ));
+        }
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         self.header = Some((mode.to_string(), reason.to_string()));
         self.last_sync = None;

@@ -82,6 +82,7 @@ mod tests {
             }],
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         };
         assert_eq!(

@@ -34,6 +34,8 @@ pub struct FrameInput<'a> {
     pub size: TermSize,
     /// Whether to colour.
     pub color: bool,
+    /// What the whole run has left, when the history knows any of its steps.
+    pub estimate: Option<crate::history::estimate::Estimate>,
 }
 
 /// The widest overall bar, in columns.
@@ -85,9 +87,152 @@ pub fn frame(state: &State, input: &FrameInput<'_>) -> Vec<String> {
     lines
 }
 
+/// The deepest a tree line is indented; deeper steps line up there.
+const MAX_TREE_DEPTH: usize = 12;
+
+/// `--progress tree`: the header and overall rows, then the run's dependency tree (each top
+/// step with what it waits for below it): done `✓`, running `⏵` (copies `↓`) with host,
+/// elapsed and expected times, waiting `·`. Never taller than the terminal: the running steps
+/// always stay, then waiting ones, then done ones, the rest counted on one line. Without the
+/// run's steps (`nixdispatch monitor`) it is the bars' frame.
+pub fn tree_frame(state: &State, input: &FrameInput<'_>) -> Vec<String> {
+    let Some(run) = state.run_steps() else {
+        return frame(state, input);
+    };
+    let width = input.size.cols.max(1);
+    let mut lines = vec![header_line(input, width)];
+    lines.extend(overall_lines(state, width, input.color));
+    let room = input.size.rows.saturating_sub(1).max(1);
+    if lines.len() >= room {
+        lines.truncate(room);
+        return lines;
+    }
+    // Depth-first from the tops, each step once (where it is first reached).
+    let steps = run.steps();
+    let mut seen = vec![false; steps.len()];
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    let mut roots = run.roots();
+    roots.sort_by(|a, b| steps[*a].name.cmp(&steps[*b].name));
+    let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
+    while let Some((i, depth)) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        order.push((i, depth));
+        let mut deps: Vec<usize> = steps[i]
+            .deps
+            .iter()
+            .copied()
+            .filter(|d| !seen[*d])
+            .collect();
+        deps.sort_by(|a, b| steps[*b].name.cmp(&steps[*a].name));
+        stack.extend(deps.into_iter().map(|d| (d, depth + 1)));
+    }
+    // What fits: running first, then waiting, then done; shown in tree order.
+    let rank = |i: usize| match run.progress(i) {
+        Some(Some(_)) => 0,
+        None => 1,
+        Some(None) => 2,
+    };
+    let left = room - lines.len();
+    let mut keep = vec![false; steps.len()];
+    let mut hidden = [0usize; 3];
+    if order.len() <= left {
+        order.iter().for_each(|(i, _)| keep[*i] = true);
+    } else {
+        let mut by_rank: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
+        by_rank.sort_by_key(|i| rank(*i));
+        let shown = left.saturating_sub(1);
+        for (n, i) in by_rank.into_iter().enumerate() {
+            if n < shown {
+                keep[i] = true;
+            } else {
+                hidden[rank(i)] += 1;
+            }
+        }
+    }
+    for (i, depth) in order {
+        if keep[i] {
+            lines.push(tree_line(run, i, depth, input, width));
+        }
+    }
+    if hidden.iter().any(|n| *n > 0) {
+        let words: Vec<String> = [
+            (hidden[0], "running"),
+            (hidden[1], "waiting"),
+            (hidden[2], "done"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
+        lines.push(
+            Line::default()
+                .add("  ", "")
+                .add(format!("… {} not shown", words.join(", ")), "2")
+                .render(width, input.color),
+        );
+    }
+    lines
+}
+
+/// One step of the tree: `  ⏵ NAME on HOST 3.0s of ~5.0s`, indented by its depth.
+fn tree_line(
+    run: &crate::history::RunEstimate,
+    i: usize,
+    depth: usize,
+    input: &FrameInput<'_>,
+    width: usize,
+) -> String {
+    use crate::history::StepKind;
+    let step = &run.steps()[i];
+    let expected = step.secs.and_then(|s| Duration::try_from_secs_f64(s).ok());
+    let indent = "  ".repeat(depth.min(MAX_TREE_DEPTH) + 1);
+    let place = match step.kind {
+        StepKind::Build => format!(" {}", where_built(&step.place)),
+        StepKind::Copy => format!(" from {}", host_of(&step.place)),
+    };
+    let (glyph, style, time) = match run.progress(i) {
+        Some(Some(started)) => (
+            if step.kind == StepKind::Copy {
+                "↓"
+            } else {
+                "⏵"
+            },
+            "33",
+            with_expected(
+                duration(input.now.saturating_duration_since(started)),
+                expected,
+            ),
+        ),
+        None => (
+            "·",
+            "2",
+            expected.map_or(String::new(), |e| format!("~{}", duration(e))),
+        ),
+        Some(None) => ("✓", "32", String::new()),
+    };
+    let mut line = Line::default()
+        .add(indent, "")
+        .add(glyph, style)
+        .add(" ", "")
+        .add(&step.name, if glyph == "·" { "2" } else { "" })
+        .add(place, "2");
+    if !time.is_empty() {
+        line = line.add(" ", "").add(time, "2");
+    }
+    line.render(width, input.color)
+}
+
 fn header_line(input: &FrameInput<'_>, width: usize) -> String {
     let spinner = SPINNER[(input.elapsed.as_millis() / 100 % SPINNER.len() as u128) as usize];
-    let clock = clock(input.elapsed);
+    let mut clock = clock(input.elapsed);
+    if let Some(estimate) = &input.estimate {
+        let left = self::clock(Duration::from_secs_f64(estimate.secs.clamp(0.0, 1e9)));
+        // "≥": some steps are new to the history, so the run takes longer than this.
+        let approx = if estimate.partial { "≥" } else { "~" };
+        clock = format!("{clock}, {approx}{left} left");
+    }
     let mut text = Line::default().add(spinner, "36").add(" ", "");
     match input.header {
         Some((mode, reason)) => {
@@ -286,14 +431,21 @@ pub fn byte_progress(done: u64, expected: u64) -> String {
 /// `  ⏵ NAME on HOST (PHASE) 12s: LAST LOG LINE`, shortened to `width`: first the log line
 /// goes, then the phase, then the name is cut, then the host goes; the time always stays.
 fn build_line(build: &RunningBuild, now: Instant, width: usize, color: bool) -> String {
-    let elapsed = duration(now.saturating_duration_since(build.started));
-    let place = format!(" {}", where_built(&build.host));
+    let elapsed = with_expected(
+        duration(now.saturating_duration_since(build.started)),
+        build.expected_time,
+    );
+    let place = if build.copy_back {
+        format!(" from {} (built there before)", host_of(&build.host))
+    } else {
+        format!(" {}", where_built(&build.host))
+    };
     let mut phase = build
         .phase
         .as_deref()
         .map(|p| format!(" ({p})"))
         .unwrap_or_default();
-    let marker = "  ⏵ ";
+    let marker = if build.copy_back { "  ↓ " } else { "  ⏵ " };
     let fixed = |place: &str, phase: &str| {
         display_width(marker) + display_width(place) + display_width(phase) + 1 + elapsed.len()
     };
@@ -336,7 +488,10 @@ fn transfer_line(transfer: &Transfer, now: Instant, width: usize, color: bool) -
     let peer = format!(" {dir} {}", host_of(&transfer.peer));
     let elapsed = format!(
         " {}",
-        duration(now.saturating_duration_since(transfer.started))
+        with_expected(
+            duration(now.saturating_duration_since(transfer.started)),
+            transfer.expected_time
+        )
     );
     let line = |size: &str, elapsed: &str| {
         let mut line = Line::default().add(arrow, "36").add(&transfer.name, "");
@@ -345,9 +500,39 @@ fn transfer_line(transfer: &Transfer, now: Instant, width: usize, color: bool) -
         }
         line.add(&peer, "").add(elapsed, "2")
     };
-    let candidates = [line(full, &elapsed), line(done, &elapsed), line(done, "")];
+    // The rate so far, and what is left at that rate, once bytes move.
+    let secs = now
+        .saturating_duration_since(transfer.started)
+        .as_secs_f64();
+    let rate = (transfer.done > 0 && secs > 0.0).then(|| transfer.done as f64 / secs);
+    let with_rate = match rate {
+        Some(rate) if transfer.expected > transfer.done => {
+            let left = (transfer.expected - transfer.done) as f64 / rate;
+            format!(
+                "{full}, {}/s, {} left",
+                bytes(rate as u64),
+                duration(Duration::try_from_secs_f64(left).unwrap_or_default())
+            )
+        }
+        Some(rate) => format!("{full}, {}/s", bytes(rate as u64)),
+        None => full.to_string(),
+    };
+    let candidates = [
+        line(&with_rate, &elapsed),
+        line(full, &elapsed),
+        line(done, &elapsed),
+        line(done, ""),
+    ];
     let fitting = candidates.iter().find(|l| l.width() <= width);
-    fitting.unwrap_or(&candidates[2]).render(width, color)
+    fitting.unwrap_or(&candidates[3]).render(width, color)
+}
+
+/// `12s` beside what the history expects: `12s of ~30s`; alone when it does not know.
+fn with_expected(elapsed: String, expected: Option<Duration>) -> String {
+    match expected {
+        Some(e) => format!("{elapsed} of ~{}", duration(e)),
+        None => elapsed,
+    }
 }
 
 fn paint(text: &str, style: &str, color: bool) -> String {

@@ -121,6 +121,7 @@ fn render(state: &State, t0: Instant, cols: usize, rows: usize, color: bool) -> 
             now: t0 + Duration::from_secs(12),
             size: TermSize { cols, rows },
             color,
+            estimate: None,
         },
     )
 }
@@ -143,8 +144,8 @@ fn a_busy_remote_build_on_100_columns() {
             "  ⏵ hello-2.12 on seasmoke (buildPhase) 11s: CC hello.o",
             "  ⏵ other-1.0 locally 7.0s",
             "  ⏵ a-very-long-derivation-name-that-does-not-fit-1.0 on seasmoke 3.0s",
-            "  ↓ zlib-1.3 300.00 KiB of 1.00 MiB from seasmoke 2.0s",
-            "  ↓ source.tar.gz 2.00 MiB of 6.00 MiB from cache.nixos.org 8.0s",
+            "  ↓ zlib-1.3 300.00 KiB of 1.00 MiB, 150.00 KiB/s, 4.8s left from seasmoke 2.0s",
+            "  ↓ source.tar.gz 2.00 MiB of 6.00 MiB, 256.00 KiB/s, 16s left from cache.nixos.org 8.0s",
         ],
     );
 }

@@ -104,6 +104,10 @@ impl GithubRenderer {
 }
 
 impl Render for GithubRenderer {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        self.inner.expected(estimate);
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         self.mode = mode.to_owned();
         self.reason = reason.to_owned();

@@ -13,9 +13,9 @@ mod plain;
 pub mod record;
 pub mod result_file;
 mod silent;
-mod text;
+pub(crate) mod text;
 
-use crate::cli::ProgressArg;
+use crate::cli::{LogsArg, ProgressArg};
 use crate::monitor::{State, Summary};
 use std::io::Write;
 use std::time::Instant;
@@ -30,6 +30,11 @@ pub use silent::SilentRenderer;
 pub trait Render {
     /// Shows the run's mode and the reason for it, once, before the progress.
     fn header(&mut self, mode: &str, reason: &str);
+
+    /// The whole run's expected time as it starts, when the history knows any of its steps;
+    /// called just before [`Render::header`]. Renderers that show no estimate ignore it;
+    /// wrappers pass it on.
+    fn expected(&mut self, _estimate: Option<crate::history::estimate::Estimate>) {}
 
     /// Shows a line of the caller's own without garbling the progress.
     fn message(&mut self, text: &str);
@@ -52,6 +57,8 @@ pub trait Render {
 pub enum RendererKind {
     /// indicatif bars on stderr.
     Bar,
+    /// The bars' header and totals over the run's dependency tree, on stderr.
+    Tree,
     /// Plain lines on stderr, no escape codes.
     Plain,
     /// JSON lines on stdout.
@@ -89,10 +96,11 @@ pub fn choose(
             ProgressArg::None => RendererKind::Silent,
             ProgressArg::Plain => RendererKind::Plain,
             ProgressArg::Auto | ProgressArg::Bar if stderr_is_terminal => RendererKind::Bar,
-            ProgressArg::Auto | ProgressArg::Bar => RendererKind::Plain,
+            ProgressArg::Tree if stderr_is_terminal => RendererKind::Tree,
+            ProgressArg::Auto | ProgressArg::Bar | ProgressArg::Tree => RendererKind::Plain,
         }
     };
-    let color = kind == RendererKind::Bar && !no_color;
+    let color = matches!(kind, RendererKind::Bar | RendererKind::Tree) && !no_color;
     Choice { kind, color }
 }
 
@@ -104,11 +112,27 @@ pub fn no_color_requested(value: Option<&std::ffi::OsStr>) -> bool {
 /// Builds the chosen renderer on the process's stderr (stdout for JSON). `verbose` (the count
 /// of `-v`) adds builders' log lines and nix's informational messages.
 pub fn renderer(choice: Choice, verbose: u8) -> Box<dyn Render + Send> {
+    renderer_with_logs(choice, verbose, LogsArg::Failed)
+}
+
+/// [`renderer`], showing the build logs `--logs` asks for.
+pub fn renderer_with_logs(choice: Choice, verbose: u8, logs: LogsArg) -> Box<dyn Render + Send> {
     match choice.kind {
-        RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose)),
-        RendererKind::Plain => Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose)),
-        RendererKind::Json => Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose)),
-        RendererKind::Silent => Box::new(SilentRenderer::new(Box::new(std::io::stderr()))),
+        RendererKind::Bar => Box::new(BarRenderer::stderr(choice.color, verbose).with_logs(logs)),
+        RendererKind::Tree => Box::new(
+            BarRenderer::stderr(choice.color, verbose)
+                .with_logs(logs)
+                .as_tree(),
+        ),
+        RendererKind::Plain => {
+            Box::new(PlainRenderer::new(Box::new(std::io::stderr()), verbose).with_logs(logs))
+        }
+        RendererKind::Json => {
+            Box::new(JsonRenderer::new(Box::new(std::io::stdout()), verbose).with_logs(logs))
+        }
+        RendererKind::Silent => {
+            Box::new(SilentRenderer::new(Box::new(std::io::stderr())).with_logs(logs))
+        }
     }
 }
 
@@ -117,6 +141,8 @@ pub type Output = Box<dyn Write + Send>;
 
 #[cfg(test)]
 mod frame_tests;
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,7 +1,11 @@
 //! Plain lines for CI logs: one per start and finish, no escape codes ever.
 
-use super::text::{happening_line, stopped_lines, summary_lines, Repeats};
+use super::text::{
+    estimate_words, happening_line, log_line, reports_known_failure, stopped_lines, summary_lines,
+    with_logs, Failures, Repeats,
+};
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::log::strip_ansi;
 use crate::monitor::{Happening, State, Summary};
 use std::io::Write;
@@ -15,6 +19,10 @@ pub struct PlainRenderer {
     out: Output,
     verbose: u8,
     repeats: Repeats,
+    /// The whole run's expected time at its start, shown under the header.
+    expected: Option<crate::history::estimate::Estimate>,
+    logs: LogsArg,
+    failures: Failures,
 }
 
 impl PlainRenderer {
@@ -25,7 +33,16 @@ impl PlainRenderer {
             out,
             verbose,
             repeats: Repeats::default(),
+            expected: None,
+            logs: LogsArg::Failed,
+            failures: Failures::default(),
         }
+    }
+
+    /// The same renderer showing the build logs `--logs` asks for.
+    pub fn with_logs(mut self, logs: LogsArg) -> Self {
+        self.logs = logs;
+        self
     }
 
     fn line(&mut self, text: &str) {
@@ -35,20 +52,53 @@ impl PlainRenderer {
 }
 
 impl Render for PlainRenderer {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        self.expected = estimate;
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         self.line(&strip_ansi(&format!("mode: {mode} — {reason}")));
+        if let Some(estimate) = self.expected.take() {
+            self.line(&format!("expected: {}", estimate_words(&estimate)));
+        }
     }
 
     fn message(&mut self, text: &str) {
         self.line(&strip_ansi(text));
     }
 
-    fn draw(&mut self, state: &State, _now: Instant) {
+    fn draw(&mut self, state: &State, now: Instant) {
         for happening in state.happenings() {
-            let Some(line) = happening_line(happening, self.verbose) else {
+            let happening = &*with_logs(happening, self.logs);
+            let line = match happening {
+                Happening::BuildLog { drv_path, line } if self.logs == LogsArg::All => {
+                    Some(log_line(drv_path, line))
+                }
+                Happening::BuildFailed { build } => Some(self.failures.block(build)),
+                Happening::Message {
+                    level: crate::log::Verbosity::Error,
+                    text,
+                } if reports_known_failure(text, state) => self.failures.report(text),
+                _ => happening_line(happening, self.verbose),
+            };
+            let Some(mut line) = line else {
                 continue;
             };
+            // After each build that ends, what the whole run has left.
+            if let (
+                Happening::BuildFinished { .. }
+                | Happening::BuildReused { .. }
+                | Happening::BuildCancelled { .. },
+                Some(estimate),
+            ) = (happening, state.run_estimate(now))
+            {
+                line.push_str(&format!("; {}", estimate_words(&estimate)));
+            }
             if let Happening::Message { level, text } = happening {
+                if *level == crate::log::Verbosity::Error && reports_known_failure(text, state) {
+                    self.line(&line);
+                    continue;
+                }
                 if !self.repeats.admit(*level, text) {
                     continue;
                 }

@@ -32,6 +32,8 @@ pub struct RunRecord {
     pub builds: BTreeMap<String, (BuildEnd, String)>,
     /// Each store path that came from elsewhere, and from where.
     pub fetched: BTreeMap<String, String>,
+    /// What the run's builds and copies took, for the history ([`crate::history`]).
+    pub learned: crate::history::Recording,
 }
 
 /// The shared record a [`Recorder`] fills.
@@ -62,7 +64,67 @@ pub fn lock(record: &SharedRecord) -> std::sync::MutexGuard<'_, RunRecord> {
     record.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Adds what these happenings say about times to the run's history recording: each build's
+/// time and outcome per name and host, each copy's bytes and time per store.
+fn learn(learned: &mut crate::history::Recording, happenings: &[Happening]) {
+    use crate::history::{BuildSample, CopySample, Direction};
+    use crate::monitor::store_path_name;
+    let mut at = None;
+    let mut now = || *at.get_or_insert_with(crate::history::unix_now);
+    for h in happenings {
+        match h {
+            Happening::BuildFinished {
+                drv_path,
+                host,
+                elapsed,
+            } => learned.add_build(
+                store_path_name(drv_path),
+                host,
+                BuildSample {
+                    at: now(),
+                    secs: Some(elapsed.as_secs_f64()),
+                    ok: true,
+                },
+            ),
+            Happening::BuildFailed { build } => learned.add_build(
+                store_path_name(&build.drv),
+                &build.host,
+                BuildSample {
+                    at: now(),
+                    secs: None,
+                    ok: false,
+                },
+            ),
+            Happening::TransferFinished {
+                kind,
+                path,
+                peer,
+                bytes,
+                elapsed,
+                ..
+            } => learned.add_copy(
+                store_path_name(path),
+                peer,
+                CopySample {
+                    at: now(),
+                    direction: match kind {
+                        TransferKind::CopyTo => Direction::To,
+                        TransferKind::Substitute | TransferKind::CopyFrom => Direction::From,
+                    },
+                    bytes: *bytes,
+                    secs: elapsed.as_secs_f64(),
+                },
+            ),
+            _ => {}
+        }
+    }
+}
+
 impl Render for Recorder {
+    fn expected(&mut self, estimate: Option<crate::history::estimate::Estimate>) {
+        self.inner.expected(estimate);
+    }
+
     fn header(&mut self, mode: &str, reason: &str) {
         {
             let mut r = lock(&self.record);
@@ -79,6 +141,7 @@ impl Render for Recorder {
     fn draw(&mut self, state: &State, now: Instant) {
         {
             let mut r = lock(&self.record);
+            learn(&mut r.learned, state.happenings());
             for h in state.happenings() {
                 let (drv, end, host) = match h {
                     Happening::BuildFinished { drv_path, host, .. } => {

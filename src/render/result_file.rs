@@ -308,6 +308,7 @@ mod tests {
             builds: Vec::new(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         };
         let names: Vec<String> = ["a", "c", "e", "g"].map(String::from).to_vec();

@@ -1,7 +1,8 @@
 //! `--progress none` and `--quiet`: nothing but errors.
 
-use super::text::failure_block;
+use super::text::{failure_block, log_line, with_logs};
 use super::{Output, Render};
+use crate::cli::LogsArg;
 use crate::log::{strip_ansi, Verbosity};
 use crate::monitor::{Happening, State, Summary};
 use std::io::Write;
@@ -11,12 +12,22 @@ use std::time::Instant;
 /// lines, as they happen. Successful runs print nothing.
 pub struct SilentRenderer {
     out: Output,
+    logs: LogsArg,
 }
 
 impl SilentRenderer {
     /// Writes to `out` (stderr in the program).
     pub fn new(out: Output) -> Self {
-        SilentRenderer { out }
+        SilentRenderer {
+            out,
+            logs: LogsArg::Failed,
+        }
+    }
+
+    /// The same renderer showing the build logs `--logs` asks for.
+    pub fn with_logs(mut self, logs: LogsArg) -> Self {
+        self.logs = logs;
+        self
     }
 }
 
@@ -27,7 +38,11 @@ impl Render for SilentRenderer {
 
     fn draw(&mut self, state: &State, _now: Instant) {
         for happening in state.happenings() {
+            let happening = &*with_logs(happening, self.logs);
             let text = match happening {
+                Happening::BuildLog { drv_path, line } if self.logs == LogsArg::All => {
+                    log_line(drv_path, line)
+                }
                 Happening::Message {
                     level: Verbosity::Error,
                     text,

@@ -337,6 +337,8 @@ fn choosing_a_renderer() {
     assert_eq!(kind(Auto, false, false, true), RendererKind::Bar);
     assert_eq!(kind(Auto, false, false, false), RendererKind::Plain);
     assert_eq!(kind(Bar, false, false, false), RendererKind::Plain);
+    assert_eq!(kind(Tree, false, false, true), RendererKind::Tree);
+    assert_eq!(kind(Tree, false, false, false), RendererKind::Plain);
     assert_eq!(kind(Plain, false, false, true), RendererKind::Plain);
     assert_eq!(kind(None, false, false, true), RendererKind::Silent);
     assert_eq!(kind(Auto, false, true, true), RendererKind::Silent);

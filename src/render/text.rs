@@ -1,7 +1,9 @@
 //! The human sentences shared by the bar, plain and silent renderers.
 
 use crate::log::{strip_ansi, Verbosity};
-use crate::monitor::{host_of, store_path_name, FailedBuild, Happening, Summary, TransferKind};
+use crate::monitor::{
+    drv_paths_in, host_of, store_path_name, FailedBuild, Happening, Summary, TransferKind,
+};
 use std::time::Duration;
 
 /// "local" or "on seasmoke", for a build host key.
@@ -36,10 +38,27 @@ pub fn bytes(n: u64) -> String {
 /// verbosity. Never contains escape codes.
 pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
     match happening {
-        Happening::BuildStarted { drv_path, host } => Some(format!(
-            "building {} {}",
+        Happening::BuildStarted {
+            drv_path,
+            host,
+            expected,
+            copy_back: true,
+        } => Some(format!(
+            "copying {} from {} (built there before){}",
             store_path_name(drv_path),
-            where_built(host)
+            host_of(host),
+            expected_note(*expected)
+        )),
+        Happening::BuildStarted {
+            drv_path,
+            host,
+            expected,
+            copy_back: false,
+        } => Some(format!(
+            "building {} {}{}",
+            store_path_name(drv_path),
+            where_built(host),
+            expected_note(*expected)
         )),
         Happening::BuildFinished {
             drv_path,
@@ -67,26 +86,36 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
             duration(*elapsed)
         )),
         Happening::BuildFailed { build } => Some(failure_block(build)),
-        Happening::BuildLog { drv_path, line } if verbose > 0 => Some(format!(
-            "{}> {}",
-            store_path_name(drv_path),
-            strip_ansi(line)
-        )),
+        Happening::BuildLog { drv_path, line } if verbose > 0 => Some(log_line(drv_path, line)),
         Happening::BuildPhase { drv_path, phase } if verbose > 0 => {
             Some(format!("{}: {phase}", store_path_name(drv_path)))
         }
         Happening::BuildLog { .. } | Happening::BuildPhase { .. } => None,
-        Happening::TransferStarted { kind, path, peer } => Some(match kind {
-            TransferKind::Substitute => format!("fetching {} from {peer}", store_path_name(path)),
-            TransferKind::CopyFrom => format!("copying {} from {peer}", store_path_name(path)),
-            TransferKind::CopyTo => format!("copying {} to {peer}", store_path_name(path)),
-        }),
+        Happening::TransferStarted {
+            kind,
+            path,
+            peer,
+            expected,
+            ..
+        } => {
+            let (verb, dir) = match kind {
+                TransferKind::Substitute => ("fetching", "from"),
+                TransferKind::CopyFrom => ("copying", "from"),
+                TransferKind::CopyTo => ("copying", "to"),
+            };
+            Some(format!(
+                "{verb} {} {dir} {peer}{}",
+                store_path_name(path),
+                expected_note(*expected)
+            ))
+        }
         Happening::TransferFinished {
             kind,
             path,
             peer,
             bytes: n,
             elapsed,
+            ..
         } => {
             let (verb, dir) = match kind {
                 TransferKind::Substitute => ("fetched", "from"),
@@ -110,6 +139,42 @@ pub fn happening_line(happening: &Happening, verbose: u8) -> Option<String> {
     }
 }
 
+/// What `--logs` leaves of a happening: a failed build without its log lines under
+/// `--logs none`; the happening itself otherwise.
+pub fn with_logs(
+    happening: &Happening,
+    logs: crate::cli::LogsArg,
+) -> std::borrow::Cow<'_, Happening> {
+    match (happening, logs) {
+        (Happening::BuildFailed { build }, crate::cli::LogsArg::None) if !build.log.is_empty() => {
+            let mut bare = build.clone();
+            bare.log.clear();
+            std::borrow::Cow::Owned(Happening::BuildFailed { build: bare })
+        }
+        _ => std::borrow::Cow::Borrowed(happening),
+    }
+}
+
+/// A builder's log line as `--logs all` and `-v` show it: `NAME> line`.
+pub fn log_line(drv_path: &str, line: &str) -> String {
+    format!("{}> {}", store_path_name(drv_path), strip_ansi(line))
+}
+
+/// ` (expected 12s)`, or nothing when the history does not know.
+pub fn expected_note(expected: Option<Duration>) -> String {
+    expected.map_or(String::new(), |e| format!(" (expected {})", duration(e)))
+}
+
+/// `about 1m20s left`, `at least 12s left` when some steps are not known, for the whole run.
+pub fn estimate_words(estimate: &crate::history::estimate::Estimate) -> String {
+    let left = duration(Duration::try_from_secs_f64(estimate.secs).unwrap_or_default());
+    if estimate.partial {
+        format!("at least {left} left (estimate partial: some steps are new)")
+    } else {
+        format!("about {left} left")
+    }
+}
+
 /// Whether a nix message of `level` is shown: errors and warnings always; notices and
 /// information (e.g. "these 3 derivations will be built") with `-v`; chattier levels never
 /// (nixdispatch runs nix with `-v` to get build activity, not to show evaluation chatter).
@@ -122,17 +187,97 @@ pub fn message_shown(level: Verbosity, verbose: u8) -> bool {
     }
 }
 
-/// "nd-fail failed locally; its last log lines:" and the lines, indented.
+/// "nd-fail failed locally; its last log lines:" and the lines, indented, then how to see the
+/// whole log.
 pub fn failure_block(build: &FailedBuild) -> String {
+    failure_block_with(build, None)
+}
+
+/// [`failure_block`] with nix's reason (`builder failed with exit code 1`) when known.
+pub fn failure_block_with(build: &FailedBuild, reason: Option<&str>) -> String {
     let name = store_path_name(&build.drv);
     let mut block = format!("build of {} failed {}", build.drv, where_built(&build.host));
+    if let Some(reason) = reason {
+        block.push_str(&format!(" ({reason})"));
+    }
     if !build.log.is_empty() {
         block.push_str(&format!("; last {} log lines:", build.log.len()));
         for line in &build.log {
             block.push_str(&format!("\n  {name}> {line}"));
         }
     }
+    block.push_str(&format!("\n  the whole log: nix log {}", build.drv));
     block
+}
+
+/// Whether nix's error `text` only reports the failure of builds the state follows (nix's
+/// "builder for 'X' failed with exit code 1" and its log lines, 2.26's "build of 'X' on 'H'
+/// failed", 2.34's "Cannot build 'X'", the closing "build of 'X', 'Y' failed"): the failure
+/// block of each says it already, so a human display shows nix's report not again.
+pub fn reports_known_failure(text: &str, state: &crate::monitor::State) -> bool {
+    let text = strip_ansi(text);
+    let headline = text.lines().next().unwrap_or_default();
+    let is_report = headline.contains("builder for '")
+        || headline.contains("Cannot build '")
+        || (headline.contains("build of '") && headline.contains("failed"));
+    let drvs = drv_paths_in(headline);
+    is_report && !drvs.is_empty() && drvs.iter().all(|d| state.knows_build(d))
+}
+
+/// Why nix says a build failed, from its report: `builder failed with exit code 1`.
+pub fn failure_reason(text: &str) -> Option<String> {
+    let text = strip_ansi(text);
+    let line = if let Some(at) = text.find("Reason: ") {
+        text[at + "Reason: ".len()..].lines().next()?
+    } else {
+        let at = text.find("failed with ")?;
+        text[at..].lines().next()?
+    };
+    let reason = line.trim().trim_end_matches(['.', ';']).trim();
+    (!reason.is_empty()).then(|| reason.to_string())
+}
+
+/// How many failures [`Failures`] remembers.
+const FAILURES_KEPT: usize = 256;
+
+/// Each failed build said once, in one block, for the human displays: nix's own report of a
+/// failure the block shows is folded into it (its reason in the block's first line, or on a
+/// line of its own right after a block already shown).
+#[derive(Debug, Default)]
+pub struct Failures {
+    reasons: std::collections::HashMap<String, String>,
+    shown: std::collections::HashSet<String>,
+}
+
+impl Failures {
+    /// nix's report `text` of failures the block shows: `None` to show nothing, or the reason
+    /// line for blocks already shown. Call only when [`reports_known_failure`] holds.
+    pub fn report(&mut self, text: &str) -> Option<String> {
+        let reason = failure_reason(text)?;
+        let headline = strip_ansi(text);
+        let headline = headline.lines().next().unwrap_or_default();
+        let drvs = drv_paths_in(headline);
+        let [drv] = drvs.as_slice() else {
+            // The closing "build of 'A', 'B' failed": each block said it.
+            return None;
+        };
+        if self.shown.contains(*drv) {
+            return Some(format!("  {}: {reason}", store_path_name(drv)));
+        }
+        if self.reasons.len() < FAILURES_KEPT {
+            self.reasons.insert(drv.to_string(), reason);
+        }
+        None
+    }
+
+    /// The block of a failed build, with nix's reason when its report came first.
+    pub fn block(&mut self, build: &FailedBuild) -> String {
+        let reason = self.reasons.remove(&build.drv);
+        if self.shown.len() < FAILURES_KEPT {
+            self.shown.insert(build.drv.clone());
+        }
+        failure_block_with(build, reason.as_deref())
+    }
 }
 
 /// The closing block: what was built where, fetched from where, bytes, failures, elapsed.
@@ -197,6 +342,19 @@ pub fn summary_lines(summary: &Summary) -> Vec<String> {
     }
     if summary.bytes_downloaded > 0 {
         lines.push(format!("downloaded {}", bytes(summary.bytes_downloaded)));
+    }
+    for (source, totals) in &summary.from_sources {
+        let secs = Duration::try_from_secs_f64(totals.secs).unwrap_or_default();
+        let size = if totals.bytes > 0 {
+            format!("{} in ", bytes(totals.bytes))
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  from {source}: {}, {size}{}",
+            plural(totals.paths, "path"),
+            duration(secs)
+        ));
     }
     for failed in &summary.failed {
         lines.push(format!(

@@ -8,6 +8,7 @@
 //! to), [`reality`] (the plan against what nix did). The front half is [`crate::planning`].
 
 mod activate;
+mod ask;
 mod attempt;
 pub mod noop;
 mod outcome;
@@ -107,6 +108,10 @@ pub async fn execute(
         return Ok(0);
     }
     check_sign_key(run)?;
+    if run.ask && !self::ask::plan(settings, &job.planned.plan).await? {
+        crate::output::stderr_line("nixdispatch: nothing was built (answered no)");
+        return Ok(0);
+    }
     let (monitor, record) = prepare_display(&job);
     if run.detach {
         return detach(&job, monitor).await;
@@ -119,8 +124,18 @@ pub async fn execute(
     if !attempt.ok {
         return Err(failed(&job, &plan, &attempt, &record, monitor).await);
     }
+    if run.ask
+        && attempt.steps_activation.is_some()
+        && !self::ask::activation(&job.target, &attempt.results, &mut monitor).await?
+    {
+        monitor.message("nixdispatch: built, not activated (answered no)");
+        monitor.finish_with(Instant::now(), true);
+        remember(&job, &record).await;
+        return Ok(0);
+    }
     if let Some(why) = activate(&job, &attempt, &mut monitor).await? {
         monitor.finish_with(Instant::now(), false);
+        remember(&job, &record).await;
         return Err(Error::Failed(why));
     }
     let pushed = self::push::push_all(
@@ -133,6 +148,7 @@ pub async fn execute(
     )
     .await;
     let summary = monitor.finish_with(Instant::now(), true);
+    remember(&job, &record).await;
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if run.result_file.is_some() {
         let nix_json = Some(attempt.stdout.as_slice());
@@ -156,7 +172,6 @@ async fn plan_run<'a>(
 ) -> Result<(Job<'a>, Option<crate::run::noop::Done>)> {
     let installables = target.installables()?;
     let checked = if crate::run::noop::applies(
-        &target,
         runner,
         &request.build_args,
         request.rebuild,
@@ -246,6 +261,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
     }
     let (recorder, record) = Recorder::new(inner);
     let mut monitor = Monitor::new(Box::new(recorder));
+    let history_warning = with_history(job, &mut monitor);
     monitor.set_known_stores(
         planned
             .builders
@@ -255,10 +271,99 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
             .collect::<Vec<_>>(),
     );
     monitor.set_header(&planned.plan.mode.to_string(), &planned.plan.reason);
-    for w in &planned.warnings {
+    for w in planned.warnings.iter().chain(&history_warning) {
         monitor.message(&format!("warning: {w}"));
     }
     (monitor, record)
+}
+
+/// Gives the display what earlier runs took (read once, here): each step's expected time and
+/// the whole run's. Returns the one warning for a history that could not be read.
+fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
+    // Without a state directory there is no history, but the run's steps still tell a copy
+    // from a build.
+    let planned = &job.planned;
+    // The planner read it already when it weighed the builders against this machine.
+    let (history, warning) = match (&planned.history, job.settings.state_dir.as_deref()) {
+        (Some(history), _) => (history.clone(), planned.history_warning.clone()),
+        (None, Some(dir)) => {
+            let loaded = crate::history::load(dir);
+            (std::sync::Arc::new(loaded.history), loaded.warning)
+        }
+        (None, None) => Default::default(),
+    };
+    let run = planned.run_estimate(&history, &job.settings.nix_config.max_jobs);
+    monitor.set_history(history, Some(run));
+    monitor.set_sizes(planned.nar_sizes.clone());
+    warning
+}
+
+/// Adds what this run learned (each build's and copy's time, each builder's probe) to the
+/// history, once, at its end; a history that cannot be written costs one warning.
+async fn remember(job: &Job<'_>, record: &SharedRecord) {
+    let Some(dir) = job.settings.state_dir.as_deref() else {
+        return;
+    };
+    let mut learned = std::mem::take(&mut crate::render::record::lock(record).learned);
+    size_copied_outputs(job, &mut learned).await;
+    let at = crate::history::unix_now();
+    for b in &job.planned.builders {
+        if let Some(rtt_ms) = b.rtt_ms {
+            learned.add_probe(
+                b.machine.uri.as_ref(),
+                crate::history::ProbeSample { at, rtt_ms },
+            );
+        }
+    }
+    if let Err(why) = crate::history::save(dir, &learned) {
+        crate::output::stderr_line(&format!(
+            "nixdispatch: warning: the history of this run was not saved: {why}"
+        ));
+    }
+}
+
+/// Sizes the copies back from builders that nix's log left without one (Nix 2.8 over
+/// ssh-ng), from this store's `nix path-info` of the built outputs: one call, bounded, only when
+/// such a copy happened. Without sizes the history would never learn a link's bandwidth there.
+async fn size_copied_outputs(job: &Job<'_>, learned: &mut crate::history::Recording) {
+    let no_size: std::collections::HashSet<String> = learned
+        .unsized_copies()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if no_size.is_empty() {
+        return;
+    }
+    let planned = &job.planned;
+    let outputs: Vec<&crate::store_path::StorePath> = planned
+        .plan
+        .builds
+        .iter()
+        .filter(|b| b.from.is_some())
+        .filter_map(|b| planned.graph.derivations.get(&b.drv))
+        .flat_map(|d| d.outputs.values())
+        .filter(|out| no_size.contains(out.display_name()))
+        .collect();
+    let Some(store_dir) = outputs.first().map(|out| out.store_dir().to_owned()) else {
+        return;
+    };
+    let nix = &job.settings.nix;
+    let args = crate::nix::path_info::args(Some(nix.caps))
+        .iter()
+        .map(|a| a.to_string())
+        .chain(outputs.iter().map(|out| out.as_str().to_owned()));
+    let asked = tokio::time::timeout(crate::deadlines::LOCAL_CHECK, nix.output("nix", args));
+    let Ok(Ok(out)) = asked.await else {
+        return;
+    };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&out) else {
+        return;
+    };
+    for info in crate::nix::path_info::parse(&json, &store_dir) {
+        if let Some(bytes) = info.nar_size.filter(|b| *b > 0) {
+            learned.size_copies(info.path.display_name(), bytes);
+        }
+    }
 }
 
 /// As nixos-rebuild and nh do: ask for the password now, on the terminal, not after a long
@@ -486,6 +591,7 @@ async fn failed(
     )
     .await;
     monitor.finish_with(Instant::now(), false);
+    remember(job, record).await;
     write_result_file(run, plan, &outcome, false);
     Error::Failed(line)
 }

@@ -59,20 +59,8 @@ pub struct Done {
 }
 
 /// Whether the check may run for this request (see the module documentation).
-pub fn applies(
-    target: &Target,
-    runner: Runner,
-    build_args: &[OsString],
-    rebuild: bool,
-    dry_run: bool,
-) -> bool {
-    matches!(
-        target,
-        Target::Build { .. } | Target::Home { .. } | Target::Os { .. }
-    ) && runner == Runner::Nix
-        && !rebuild
-        && !dry_run
-        && !build_args.iter().any(|a| a == "--")
+pub fn applies(runner: Runner, build_args: &[OsString], rebuild: bool, dry_run: bool) -> bool {
+    runner == Runner::Nix && !rebuild && !dry_run && !build_args.iter().any(|a| a == "--")
 }
 
 /// The plan of a noop: nothing missing, `wanted` outputs valid (as the planner makes it; with
@@ -89,6 +77,7 @@ pub fn noop_plan(wanted: usize, settings: &Settings) -> Plan {
         builds: Vec::new(),
         builder_substituters: Vec::new(),
         daemon_decides: settings.daemon.as_ref().is_some_and(|d| d.decides()),
+        substituters: None,
         estimates: Vec::new(),
     }
 }
@@ -194,27 +183,12 @@ mod tests {
 
     #[test]
     fn skipped_where_it_changes_the_meaning() {
-        let build = Target::Build {
-            installables: vec![".".into()],
-        };
-        assert!(applies(&build, Runner::Nix, &[], false, false));
-        assert!(!applies(&build, Runner::Nix, &[], true, false));
-        assert!(!applies(&build, Runner::Nix, &[], false, true));
-        let home = Target::Home {
-            flake: ".".into(),
-            configuration: "me".into(),
-            action: dispatch::HomeAction::Switch,
-        };
-        assert!(applies(&home, Runner::Nix, &[], false, false));
+        assert!(applies(Runner::Nix, &[], false, false));
+        assert!(!applies(Runner::Nix, &[], true, false));
+        assert!(!applies(Runner::Nix, &[], false, true));
+        assert!(applies(Runner::Nix, &[], false, false));
+        assert!(!applies(Runner::Nh { as_root: true }, &[], false, false));
         assert!(!applies(
-            &home,
-            Runner::Nh { as_root: true },
-            &[],
-            false,
-            false
-        ));
-        assert!(!applies(
-            &build,
             Runner::Nix,
             &["--".into(), "x".into()],
             false,

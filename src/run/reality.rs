@@ -95,6 +95,7 @@ mod tests {
                 .collect(),
             builder_substituters: Vec::new(),
             daemon_decides: false,
+            substituters: None,
             estimates: Vec::new(),
         }
     }
@@ -108,6 +109,7 @@ mod tests {
             copied_from: BTreeMap::new(),
             copied_to: BTreeMap::new(),
             bytes_downloaded: 0,
+            from_sources: BTreeMap::new(),
             failed: Vec::new(),
             cancelled: Vec::new(),
             builds_cancelled: 0,

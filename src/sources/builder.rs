@@ -148,6 +148,7 @@ async fn query_batch(
                     builder,
                     references: info.references,
                     substitutable,
+                    nar_size: info.nar_size,
                 },
             )
         })

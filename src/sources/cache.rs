@@ -27,7 +27,26 @@ struct Held {
 }
 
 /// One cache's answer: what it holds, or why it could not be asked.
-type Answer = Result<Held, String>;
+type Answer = Result<Held, Unasked>;
+
+/// Why a cache could not be asked.
+#[derive(Debug, Clone)]
+pub struct Unasked {
+    /// One human reason.
+    why: String,
+    /// It refused the connection or did not answer `nix-cache-info` in time: nix would spend
+    /// retries on it (about 4 s refused, minutes stalled), so it is left out of the run.
+    dead: bool,
+}
+
+impl Unasked {
+    fn other(why: impl Into<String>) -> Unasked {
+        Unasked {
+            why: why.into(),
+            dead: false,
+        }
+    }
+}
 
 /// One entry of nix's `substituters`, with the store settings in its query string that decide
 /// whether nix takes unsigned paths from it and in which order it is asked.
@@ -69,6 +88,12 @@ impl Substituter {
 /// Requests in flight per cache.
 const CONCURRENCY: usize = 64;
 
+/// The most a cache's `nix-cache-info` may take, connection included. A cache that refuses the
+/// connection or says nothing by then is dead for this run: nix itself would retry a refused
+/// one for about 4 s (Nix 2.8, four tries with back-off) and wait up to
+/// `stalled-download-timeout` (300 s) on a silent one, then retry (seen here, 2026-12-04).
+pub const CACHE_INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The most the whole batch of questions to the caches may take (each request also has its own
 /// timeout): what is not answered by then counts as unknown, and the run goes on.
 pub const BATCH_DEADLINE: Duration = Duration::from_secs(60);
@@ -83,6 +108,10 @@ pub struct CacheAnswers {
     pub refused: BTreeMap<StorePath, (String, String)>,
     /// One line per cache that could not be asked, and per cache whose paths nix would refuse.
     pub warnings: Vec<String>,
+    /// The caches that refused the connection or did not answer `nix-cache-info` within
+    /// [`CACHE_INFO_TIMEOUT`], as configured (query included), with why: nix is not to be
+    /// handed them.
+    pub dead: Vec<(String, String)>,
 }
 
 /// The trust rules nix applies to substitutes.
@@ -126,18 +155,48 @@ impl Trust {
     }
 }
 
-/// Asks every cache about every path; the first cache by priority wins for each path.
-pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) -> CacheAnswers {
-    let mut answers = CacheAnswers::default();
-    if paths.is_empty() || substituters.is_empty() {
-        return answers;
-    }
-    let client = match reqwest::Client::builder()
+/// The `nix-cache-info` of each HTTP cache, asked ahead of the narinfo questions (while nix
+/// evaluates and the builders are probed), by the URI as configured: a cache that is away
+/// then costs the run nothing beyond what evaluation takes anyway.
+#[derive(Debug, Clone, Default)]
+pub struct CacheInfos(BTreeMap<String, Result<String, Unasked>>);
+
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("nixdispatch/", env!("CARGO_PKG_VERSION")))
         .build()
-    {
+}
+
+/// Asks every HTTP cache among `substituters` for its `nix-cache-info`, all at once, each
+/// within [`CACHE_INFO_TIMEOUT`].
+pub async fn cache_infos(substituters: &[String]) -> CacheInfos {
+    let Ok(client) = http_client() else {
+        return CacheInfos::default();
+    };
+    let asks = substituters.iter().filter_map(|uri| {
+        let base = Substituter::parse(uri).base;
+        let http = base.starts_with("http://") || base.starts_with("https://");
+        let client = &client;
+        http.then_some(async move { (uri.clone(), fetch_cache_info(client, &base).await) })
+    });
+    CacheInfos(futures::future::join_all(asks).await.into_iter().collect())
+}
+
+/// Asks every cache about every path; the first cache by priority wins for each path. A cache
+/// whose `nix-cache-info` is in `infos` is not asked for it again.
+pub async fn query(
+    substituters: &[String],
+    paths: &[StorePath],
+    trust: &Trust,
+    infos: &CacheInfos,
+) -> CacheAnswers {
+    let mut answers = CacheAnswers::default();
+    if paths.is_empty() || substituters.is_empty() {
+        return answers;
+    }
+    let client = match http_client() {
         Ok(c) => c,
         Err(err) => {
             answers
@@ -152,13 +211,16 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
     let per_cache = substituters.iter().map(|substituter| async {
         // A little after the per-request deadline, so what was answered in time is kept.
         let hard = deadline + Duration::from_secs(2);
-        let ask = ask_cache(&client, substituter, paths, trust, deadline);
+        let ask = ask_cache(&client, substituter, paths, trust, deadline, infos);
         match tokio::time::timeout_at(hard, ask).await {
             Ok(answer) => answer,
             Err(_) => (
                 i64::MAX,
                 substituter.uri.clone(),
-                Err(format!("no answer within {}s", BATCH_DEADLINE.as_secs())),
+                Err(Unasked::other(format!(
+                    "no answer within {}s",
+                    BATCH_DEADLINE.as_secs()
+                ))),
             ),
         }
     });
@@ -180,7 +242,8 @@ pub async fn query(substituters: &[String], paths: &[StorePath], trust: &Trust) 
                 }
                 refused_by_cache.push((uri, held.refused.into_iter().collect()));
             }
-            Err(why) => answers
+            Err(Unasked { why, dead: true }) => answers.dead.push((uri, why)),
+            Err(Unasked { why, .. }) => answers
                 .warnings
                 .push(format!("cache {uri} was not asked: {why}")),
         }
@@ -233,14 +296,24 @@ async fn ask_cache(
     paths: &[StorePath],
     trust: &Trust,
     deadline: tokio::time::Instant,
+    infos: &CacheInfos,
 ) -> (i64, String, Answer) {
     let base = substituter.base.as_str();
     let result = if base.starts_with("http://") || base.starts_with("https://") {
-        ask_http(client, base, substituter, paths, trust, deadline).await
+        let info = match infos.0.get(&substituter.uri) {
+            Some(info) => info.clone(),
+            None => fetch_cache_info(client, base).await,
+        };
+        match info {
+            Ok(info) => ask_http(client, base, info, substituter, paths, trust, deadline).await,
+            Err(unasked) => Err(unasked),
+        }
     } else if let Some(dir) = base.strip_prefix("file://") {
         ask_dir(dir, substituter, paths, trust, deadline).await
     } else {
-        Err("only http(s):// and file:// caches are asked".to_owned())
+        Err(Unasked::other(
+            "only http(s):// and file:// caches are asked",
+        ))
     };
     let uri = substituter.uri.clone();
     match result {
@@ -262,23 +335,35 @@ fn priority(cache_info: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A cache's `nix-cache-info`: connection, headers and body together within
+/// [`CACHE_INFO_TIMEOUT`].
+async fn fetch_cache_info(client: &reqwest::Client, base: &str) -> Result<String, Unasked> {
+    tokio::time::timeout(CACHE_INFO_TIMEOUT, async {
+        let response = client
+            .get(format!("{base}/nix-cache-info"))
+            .timeout(CACHE_INFO_TIMEOUT)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())?;
+        super::remote::capped_text(response).await
+    })
+    .await
+    .map_err(|_| dead_after_timeout())?
+    .map_err(|err| Unasked {
+        why: short_http_error(&err),
+        dead: err.is_connect() || err.is_timeout(),
+    })
+}
+
 async fn ask_http(
     client: &reqwest::Client,
     base: &str,
+    info: String,
     substituter: &Substituter,
     paths: &[StorePath],
     trust: &Trust,
     deadline: tokio::time::Instant,
-) -> Result<(String, Held), String> {
-    let info = client
-        .get(format!("{base}/nix-cache-info"))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|err| short_http_error(&err))?;
-    let info = super::remote::capped_text(info)
-        .await
-        .map_err(|err| short_http_error(&err))?;
+) -> Result<(String, Held), Unasked> {
     let held = ask_each(paths, substituter, trust, deadline, |name| async move {
         let resp = client.get(format!("{base}/{name}")).send().await.ok()?;
         if !resp.status().is_success() {
@@ -296,10 +381,10 @@ async fn ask_dir(
     paths: &[StorePath],
     trust: &Trust,
     deadline: tokio::time::Instant,
-) -> Result<(String, Held), String> {
+) -> Result<(String, Held), Unasked> {
     let info = tokio::fs::read_to_string(format!("{dir}/nix-cache-info"))
         .await
-        .map_err(|err| format!("cannot read {dir}/nix-cache-info: {err}"))?;
+        .map_err(|err| Unasked::other(format!("cannot read {dir}/nix-cache-info: {err}")))?;
     let held = ask_each(paths, substituter, trust, deadline, |name| async move {
         tokio::fs::read_to_string(format!("{dir}/{name}"))
             .await
@@ -371,15 +456,29 @@ fn hit_from(
         Ok(CacheHit {
             uri: substituter.uri.clone(),
             references: info.references,
+            nar_size: info.nar_size,
         }),
     ))
+}
+
+fn dead_after_timeout() -> Unasked {
+    Unasked {
+        why: format!(
+            "no answer to nix-cache-info within {}s",
+            CACHE_INFO_TIMEOUT.as_secs()
+        ),
+        dead: true,
+    }
 }
 
 fn short_http_error(err: &reqwest::Error) -> String {
     if err.is_connect() {
         "cannot connect".to_owned()
     } else if err.is_timeout() {
-        "timed out".to_owned()
+        format!(
+            "no answer to nix-cache-info within {}s",
+            CACHE_INFO_TIMEOUT.as_secs()
+        )
     } else if let Some(status) = err.status() {
         format!("HTTP {status}")
     } else {

@@ -41,14 +41,26 @@ pub fn graph_paths(graph: &Graph) -> Vec<StorePath> {
     set.into_iter().cloned().collect()
 }
 
+/// What the sources said.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// Where each path is.
+    pub availability: Availability,
+    /// One line per source that could not be asked.
+    pub warnings: Vec<String>,
+    /// The substituters that refused the connection or said nothing in time, with why
+    /// ([`cache::CacheAnswers::dead`]).
+    pub dead_substituters: Vec<(String, String)>,
+}
+
 /// Asks the local store, then (for what it lacks) the caches and the builders at once.
-/// Returns the availability and one warning line per source that could not be asked.
 pub async fn gather(
     nix: &Nix,
     config: &NixConfig,
     graph: &Graph,
     builders: &[Builder],
-) -> Result<(Availability, Vec<String>)> {
+    infos: &cache::CacheInfos,
+) -> Result<Gathered> {
     let all = graph_paths(graph);
     let valid_locally = local::valid_paths(nix, &all).await?;
     let missing: Vec<StorePath> = all
@@ -65,7 +77,7 @@ pub async fn gather(
         require_sigs: config.require_sigs,
     };
     let key_names = config.trusted_key_names();
-    let caches = cache::query(&config.substituters, &missing, &trust);
+    let caches = cache::query(&config.substituters, &missing, &trust, infos);
     let stores = futures::future::join_all(builders.iter().filter_map(|b| {
         let connection = b.connection.clone()?;
         let missing = &missing;
@@ -104,7 +116,11 @@ pub async fn gather(
             Err(why) => warnings.push(format!("{host}'s store was not asked: {why}")),
         }
     }
-    Ok((availability, warnings))
+    Ok(Gathered {
+        availability,
+        warnings,
+        dead_substituters: caches.dead,
+    })
 }
 
 #[cfg(test)]

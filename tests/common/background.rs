@@ -65,13 +65,7 @@ impl Background {
 
     /// `nixdispatch --builder SPEC --progress plain build ATTR` as vermax (Nix 2.8).
     pub fn build(lab: &Lab, attr: &str) -> Background {
-        let spec = lab.builder_spec();
-        let attr = lab.flake_ref(attr);
-        Background::nixdispatch(
-            lab,
-            ClientNix::V2_8,
-            &["--builder", &spec, "--progress", "plain", "build", &attr],
-        )
+        super::Nixdispatch::build_on_seasmoke(lab, attr).background()
     }
 
     /// Waits (at most `limit`) for a stderr line containing `text`; false when none came.
@@ -87,6 +81,25 @@ impl Background {
             }
         }
         false
+    }
+
+    /// Waits (at most `limit`) for a stderr line containing `text`, failing the test with every
+    /// line seen when none came.
+    pub fn expect_line(&mut self, text: &str, limit: Duration) {
+        assert!(
+            self.wait_for(text, limit),
+            "no line with {text:?} within {limit:?}: {:#?}",
+            self.seen
+        );
+    }
+
+    /// `--builder SEASMOKE --progress plain build ATTR` as vermax (Nix 2.8), once its build is
+    /// under way on seasmoke (its "building ATTR on seasmoke" line, within a minute).
+    pub fn building_on_seasmoke(lab: &Lab, attr: &str) -> Background {
+        let mut run = Background::build(lab, attr);
+        let line = format!("building {attr} on seasmoke");
+        run.expect_line(&line, Duration::from_secs(60));
+        run
     }
 
     /// Waits until `path` exists, failing the test (with every line seen) after `limit`.

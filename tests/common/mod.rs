@@ -3,15 +3,19 @@
 #![allow(dead_code)]
 
 pub mod background;
+pub mod nixdispatch;
 pub mod procs;
 pub mod terminal;
 
 #[allow(unused_imports)] // not every test file runs one
-pub use background::Background;
+pub use self::{
+    background::Background,
+    nixdispatch::{lab_or_skip, lab_with, skipped, switch_via, Nixdispatch},
+};
 
 use nixdispatch_lab::{ClientNix, Lab, LabOptions};
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -80,11 +84,38 @@ pub fn alice(client: &nixdispatch_lab::DaemonClient<'_>, args: &[&str]) -> Run {
     run_limited(cmd, BOUND)
 }
 
+/// Starts the lab's daemon variant (vermax's nix-daemon as root, alice its user), or fails the
+/// test with the lab's reason.
+pub fn daemon(
+    lab: &Lab,
+    opts: nixdispatch_lab::DaemonOptions,
+) -> nixdispatch_lab::DaemonClient<'_> {
+    lab.start_daemon(opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`daemon`] with the default options as `set` changes them.
+pub fn daemon_with(
+    lab: &Lab,
+    set: impl FnOnce(&mut nixdispatch_lab::DaemonOptions),
+) -> nixdispatch_lab::DaemonClient<'_> {
+    let mut opts = nixdispatch_lab::DaemonOptions::default();
+    set(&mut opts);
+    daemon(lab, opts)
+}
+
 /// `nixdispatch --builder SPEC --progress plain build ARGS...` as vermax, bounded by [`BOUND`].
 pub fn build_plain(lab: &Lab, v: ClientNix, spec: &str, args: &[&str]) -> Run {
     let mut all = vec!["--builder", spec, "--progress", "plain", "build"];
     all.extend_from_slice(args);
     nixdispatch(lab, v, &all, BOUND)
+}
+
+/// Plain `nix ARGS` as vermax with Nix `v`, beside nixdispatch (the reference it is held to),
+/// bounded by [`BOUND`].
+pub fn plain_nix_run(lab: &Lab, v: ClientNix, args: &[&str]) -> Run {
+    let mut cmd = lab.client_command(v, "nix");
+    cmd.args(args);
+    run_limited(cmd, BOUND)
 }
 
 /// Runs a command with a hang bound, collecting both pipes.
@@ -98,16 +129,20 @@ pub fn run_limited(cmd: Command, limit: Duration) -> Run {
     }
 }
 
+/// Starts `cmd` with these stdin, stdout and stderr.
+pub fn spawn(cmd: &mut Command, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Child {
+    cmd.stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start: {e}"))
+}
+
 /// Runs a command with no stdin, killing it after `limit` (a hang bound). Returns its output and
 /// how long it ran.
 pub fn run_output(mut cmd: Command, limit: Duration) -> (Output, Duration) {
     let t0 = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn(&mut cmd, Stdio::null(), Stdio::piped(), Stdio::piped());
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let ro = std::thread::spawn(move || {
@@ -138,6 +173,28 @@ pub fn run_output(mut cmd: Command, limit: Duration) -> (Output, Duration) {
     };
     (output, elapsed)
 }
+
+/// Asserts that an `os switch` ran the lab system's switch-to-configuration (its marker, for
+/// `switch` or nh's `test`), naming `what` and showing the run if not.
+pub fn assert_os_switched(lab: &Lab, what: &str, run: &Run) {
+    let switched = lab.marker("os-switch").or_else(|| lab.marker("os-test"));
+    assert!(
+        switched.is_some(),
+        "{what}: switch-to-configuration did not run: {run:?}"
+    );
+}
+
+/// The subcommands CONTRACT.md promises.
+pub const CONTRACT_COMMANDS: [&str; 8] = [
+    "build",
+    "home",
+    "os",
+    "plan",
+    "probe",
+    "doctor",
+    "monitor",
+    "completions",
+];
 
 /// A generous bound for commands that should finish in seconds.
 pub const BOUND: Duration = Duration::from_secs(120);

@@ -17,12 +17,7 @@ pub struct Terminal {
 impl Terminal {
     /// Starts `script` (program, arguments, environment and directory set by the caller).
     pub fn start(mut script: Command) -> Terminal {
-        let mut child = script
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("script");
+        let mut child = super::spawn(&mut script, Stdio::piped(), Stdio::piped(), Stdio::null());
         let stdin = child.stdin.take().expect("stdin");
         let mut stdout = child.stdout.take().expect("stdout");
         let (tx, screen) = mpsc::channel::<Vec<u8>>();

@@ -88,7 +88,7 @@ mod tests {
     fn an_untrusted_key_comes_with_the_line_to_paste() {
         let c = finding("seasmoke", &[KEY.to_owned()], &["other-1:AAAA".to_owned()])
             .expect("a finding");
-        assert_eq!(c.level, "warn");
+        assert_eq!(c.level.to_string(), "warn");
         assert!(c.what.contains("signs with seasmoke-1"), "{}", c.what);
         let fix = c.fix.unwrap_or_default();
         assert!(fix.contains(&format!("publicKey = \"{KEY}\";")), "{fix}");
@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn a_trusted_key_is_ok_and_no_key_says_nothing() {
         let c = finding("seasmoke", &[KEY.to_owned()], &[KEY.to_owned()]).expect("a finding");
-        assert_eq!(c.level, "ok");
+        assert_eq!(c.level.to_string(), "ok");
         assert!(finding("seasmoke", &[], &[KEY.to_owned()]).is_none());
     }
 

@@ -310,6 +310,16 @@ impl State {
         self.decide_pending(false);
     }
 
+    /// Whether `drv` is a build of this run the state follows or followed (running, recently
+    /// ended, waiting for a verdict, or failed): a failure of it is shown by the state's own
+    /// [`super::Happening::BuildFailed`], so nix's report of the same failure need not be.
+    pub fn knows_build(&self, drv: &str) -> bool {
+        self.builds.values().any(|b| b.drv_path == drv)
+            || self.recent_builds.iter().any(|b| b.drv_path == drv)
+            || self.pending.iter().any(|b| b.drv_path == drv)
+            || self.failed.iter().any(|b| b.drv == drv)
+    }
+
     /// nix's "builder for 'X' failed" names the build that really failed. When X was taken as
     /// done while the counters pinned the failure on another build (with `--keep-going`, nix
     /// stops a build's activity when it lets go of it, not when it ends, seen with 2.8 and

@@ -16,6 +16,11 @@ pub enum Happening {
         drv_path: String,
         /// Builder store URI or `"local"`.
         host: String,
+        /// How long it should take, when the history knows.
+        expected: Option<Duration>,
+        /// The plan says the builder already has its outputs: nix's build hook only copies
+        /// them here (a copy, shown as one).
+        copy_back: bool,
     },
     /// A build finished and nix did not count it as failed.
     BuildFinished {
@@ -72,6 +77,10 @@ pub enum Happening {
         path: String,
         /// The other store.
         peer: String,
+        /// How long it should take, when the history knows.
+        expected: Option<Duration>,
+        /// Its size, when the plan knows it (the source's NAR size).
+        total_bytes: Option<u64>,
     },
     /// A store path arrived or was sent.
     TransferFinished {
@@ -81,8 +90,10 @@ pub enum Happening {
         path: String,
         /// The other store.
         peer: String,
-        /// Bytes copied, as far as nix reported them.
+        /// Bytes copied, as far as nix reported them (else its size as the plan knew it).
         bytes: u64,
+        /// Its size, when nix or the plan said.
+        total_bytes: Option<u64>,
         /// How long it took.
         elapsed: Duration,
     },

@@ -37,14 +37,23 @@ impl State {
     /// Build totals: nix's own `Builds` counters where it sent them, else what was seen.
     pub fn builds(&self) -> Counts {
         let nix = self.aggregate(ActivityType::Builds);
-        let running = self.builds.len() as u64;
+        let seen_running = self.builds.len() as u64;
         let done = self.builds_done.max(self.builds_carried + nix.done);
         let failed = self.builds_failed.max(nix.failed);
+        // nix counts a build done (or failed) before it stops the build's activity: with its
+        // counters, a build it counted is not also running, or it would be counted twice
+        // ("2/5 done, 1 failed" for 4 derivations).
+        let (running, expected) = if self.builds_counted {
+            let expected = (self.builds_carried + nix.expected).max(done + failed);
+            (seen_running.min(expected - done - failed), expected)
+        } else {
+            (seen_running, done + seen_running + failed)
+        };
         Counts {
             done,
             running,
             failed,
-            expected: (self.builds_carried + nix.expected).max(done + running + failed),
+            expected,
             ..Counts::default()
         }
     }
@@ -156,6 +165,7 @@ impl State {
             copied_from: self.copied_from.clone(),
             copied_to: self.copied_to.clone(),
             bytes_downloaded,
+            from_sources: self.from_sources.clone(),
             failed: self.failed.clone(),
             cancelled: self.cancelled.clone(),
             builds_cancelled: self.builds_cancelled,
