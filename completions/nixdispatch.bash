@@ -16,8 +16,14 @@ _nixdispatch() {
             ",$1")
                 cmd="nixdispatch"
                 ;;
+            nixdispatch,attach)
+                cmd="nixdispatch__subcmd__attach"
+                ;;
             nixdispatch,build)
                 cmd="nixdispatch__subcmd__build"
+                ;;
+            nixdispatch,cancel)
+                cmd="nixdispatch__subcmd__cancel"
                 ;;
             nixdispatch,completions)
                 cmd="nixdispatch__subcmd__completions"
@@ -43,11 +49,20 @@ _nixdispatch() {
             nixdispatch,probe)
                 cmd="nixdispatch__subcmd__probe"
                 ;;
+            nixdispatch,sessions)
+                cmd="nixdispatch__subcmd__sessions"
+                ;;
             nixdispatch,stats)
                 cmd="nixdispatch__subcmd__stats"
                 ;;
+            nixdispatch__subcmd__help,attach)
+                cmd="nixdispatch__subcmd__help__subcmd__attach"
+                ;;
             nixdispatch__subcmd__help,build)
                 cmd="nixdispatch__subcmd__help__subcmd__build"
+                ;;
+            nixdispatch__subcmd__help,cancel)
+                cmd="nixdispatch__subcmd__help__subcmd__cancel"
                 ;;
             nixdispatch__subcmd__help,completions)
                 cmd="nixdispatch__subcmd__help__subcmd__completions"
@@ -73,6 +88,9 @@ _nixdispatch() {
             nixdispatch__subcmd__help,probe)
                 cmd="nixdispatch__subcmd__help__subcmd__probe"
                 ;;
+            nixdispatch__subcmd__help,sessions)
+                cmd="nixdispatch__subcmd__help__subcmd__sessions"
+                ;;
             nixdispatch__subcmd__help,stats)
                 cmd="nixdispatch__subcmd__help__subcmd__stats"
                 ;;
@@ -83,7 +101,7 @@ _nixdispatch() {
 
     case "${cmd}" in
         nixdispatch)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version build home os plan probe doctor monitor stats completions help"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version build home os plan probe doctor monitor sessions attach cancel stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,6 +131,60 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__attach)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -129,7 +201,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__build)
-            opts="-v -q -h -V --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,6 +247,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -190,8 +266,8 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        nixdispatch__subcmd__completions)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version bash elvish fish powershell zsh"
+        nixdispatch__subcmd__cancel)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +295,60 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__completions)
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -237,7 +367,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__doctor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -267,6 +397,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -283,7 +417,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__help)
-            opts="build home os plan probe doctor monitor stats completions help"
+            opts="build home os plan probe doctor monitor sessions attach cancel stats completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -296,7 +430,35 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__help__subcmd__cancel)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -422,6 +584,20 @@ _nixdispatch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        nixdispatch__subcmd__help__subcmd__sessions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         nixdispatch__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -437,7 +613,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__home)
-            opts="-c -v -q -h -V --flake --configuration --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch build"
+            opts="-c -v -q -h -V --flake --configuration --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version switch build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,6 +671,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -511,7 +691,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__monitor)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -541,6 +721,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -557,7 +741,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__os)
-            opts="-H -v -q -h -V --flake --hostname --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version switch boot test build"
+            opts="-H -v -q -h -V --flake --hostname --detach --no-local-fallback --ask --push --push-to --sign-key --result-file --result-format --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version switch boot test build"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,6 +799,10 @@ _nixdispatch() {
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
                     return 0
                     ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
                 --progress)
                     COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
                     return 0
@@ -631,7 +819,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__plan)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -659,6 +847,10 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -677,7 +869,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__probe)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -705,6 +897,60 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "auto bar plain tree none" -- "${cur}"))
+                    return 0
+                    ;;
+                --logs)
+                    COMPREPLY=($(compgen -W "none failed all" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        nixdispatch__subcmd__sessions)
+            opts="-v -q -h -V --all --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --builder)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "auto substitute remote local" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --silent-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --via)
+                    COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)
@@ -723,7 +969,7 @@ _nixdispatch() {
             return 0
             ;;
         nixdispatch__subcmd__stats)
-            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --json --progress --logs --verbose --quiet --help --version"
+            opts="-v -q -h -V --builder --mode --probe-timeout --connect-timeout --silent-timeout --via --remote-via --json --progress --logs --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,6 +997,10 @@ _nixdispatch() {
                     ;;
                 --via)
                     COMPREPLY=($(compgen -W "nix nh" -- "${cur}"))
+                    return 0
+                    ;;
+                --remote-via)
+                    COMPREPLY=($(compgen -W "hook session" -- "${cur}"))
                     return 0
                     ;;
                 --progress)

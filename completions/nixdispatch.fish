@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_nixdispatch_global_optspecs
-    string join \n builder= mode= connect-timeout= silent-timeout= via= json progress= logs= v/verbose q/quiet h/help V/version
+    string join \n builder= mode= connect-timeout= silent-timeout= via= remote-via= json progress= logs= v/verbose q/quiet h/help V/version
 end
 
 function __fish_nixdispatch_needs_command
@@ -33,6 +33,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l connect-timeout
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -53,6 +55,9 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "plan" -d 'D
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "sessions" -d 'List the remote build sessions on every builder: running, done, failed, lost'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "attach" -d 'Follow a session\'s log to its end, then copy its results here'
+complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "cancel" -d 'Stop a session on its builder, leaving nothing of it running there'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "stats" -d 'What the history has learned: build times per derivation name and host, link speeds, builders\' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget)'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -70,6 +75,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l connec
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -78,6 +85,7 @@ none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l detach -d 'Start the build as a session on the builder and return once it runs, printing its id; a later run of the same installables, or `attach`, picks up its results'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
@@ -102,6 +110,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l connect
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -110,6 +120,7 @@ none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l detach -d 'Start the build as a session on the builder and return once it runs, printing its id; a later run of the same installables, or `attach`, picks up its results'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
@@ -134,6 +145,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l connect-t
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -142,6 +155,7 @@ none\t'Nothing but errors and the result'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
 failed\t'The last lines of the builds that failed'
 all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l detach -d 'Start the build as a session on the builder and return once it runs, printing its id; a later run of the same installables, or `attach`, picks up its results'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l no-local-fallback -d 'When a builder vanishes mid-run, fail instead of finishing the build locally once'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l ask -d 'Show the plan and ask before building (home and os: then what changes between the current and the new generation, and ask again before activating); needs a terminal'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l push -d 'After success, copy the results to the reachable builders whose systems fit them (short for --push-to each of them), signed as --sign-key says'
@@ -159,6 +173,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l connect
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -181,6 +197,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l connec
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -203,6 +221,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l conne
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -225,6 +245,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l conn
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -238,6 +260,79 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s v -l
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l all -d 'Every session on the builders, also those other machines started and those already used up (copied home, failure shown, lost) [default: this machine\'s, not yet used up]'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -s V -l version -d 'Print version'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
+substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
+remote\t'Build on the reachable builders'
+local\t'Build here, with no remote builders'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l connect-timeout -l probe-timeout -d 'The most one builder probe may take, connection and first command together, in seconds [default: 3, or `connect-timeout` in ~/.config/nixdispatch/config.toml]. After `build`, `--connect-timeout` is nix\'s own (binary caches): write this one in front of `build`, or as `--probe-timeout`' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
+nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
+bar\t'Live bars (needs a terminal on stderr)'
+plain\t'One plain line per event, for CI logs'
+tree\t'The dependency tree of what is building, waiting and done, with hosts and times (needs a terminal on stderr)'
+none\t'Nothing but errors and the result'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l logs -d 'Which build logs to show: none, the last lines of failed builds, or every line of every build, prefixed by its name (like nix\'s -L)' -r -f -a "none\t'No build log lines, failed builds included (named, with the `nix log` command)'
+failed\t'The last lines of the builds that failed'
+all\t'Every line of every build, prefixed by the build\'s name'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l json -d 'Machine-readable output on stdout: one JSON document, or JSON lines of events for build, home, os and monitor (the last one a summary). After `build`, `--json` is nix\'s own (its result JSON): write this one in front of `build`'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -s v -l verbose -d 'Say more (repeat for even more)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -s q -l quiet -d 'Say less: errors and the result only'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -s V -l version -d 'Print version'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l builder -d 'A builder in nix machines-file syntax, e.g. \'ssh-ng://seasmoke x86_64-linux - 8 2 big-parallel,kvm\'. Repeatable; when given, replaces the builders nix is configured with' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l mode -d 'Force a mode instead of choosing one' -r -f -a "auto\t'Choose from what the builders and caches hold'
 substitute\t'Build nothing: copy every missing path from a cache or a builder\'s store'
@@ -247,6 +342,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l connec
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -269,6 +366,8 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l 
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l silent-timeout -d 'How long a builder may stay silent mid-run (no log and no answer to nixdispatch\'s keepalive) before it counts as gone, in seconds [default: 60, or `silent-timeout` in ~/.config/nixdispatch/config.toml]' -r
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
+session\t'A build session on the builder'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -282,13 +381,16 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s 
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s q -l quiet -d 'Say less: errors and the result only'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "stats" -d 'What the history has learned: build times per derivation name and host, link speeds, builders\' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget)'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor stats completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "build" -d 'Realise installables in the best mode (like `nix build`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "home" -d 'Build and activate a home-manager configuration (like `nh home`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "os" -d 'Build and activate a NixOS configuration (like `nh os`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "plan" -d 'Decide and explain where every missing path will come from; builds and copies nothing'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "probe" -d 'Probe every configured builder over SSH, all at once'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "doctor" -d 'Check the distributed-build setup and say how to fix what is wrong'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "monitor" -d 'Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "sessions" -d 'List the remote build sessions on every builder: running, done, failed, lost'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "attach" -d 'Follow a session\'s log to its end, then copy its results here'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "cancel" -d 'Stop a session on its builder, leaving nothing of it running there'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "stats" -d 'What the history has learned: build times per derivation name and host, link speeds, builders\' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget)'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand help; and not __fish_seen_subcommand_from build home os plan probe doctor monitor sessions attach cancel stats completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -201,6 +201,12 @@ async fn run_inner(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // Listening before the child is ours: a Ctrl-C between the two would otherwise reach
+    // neither this loop nor `interrupted_between_children`, and be lost.
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
     let _running = Running::start();
     let mut child = cmd.spawn().map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => {
@@ -214,11 +220,6 @@ async fn run_inner(
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::input("the child's pipes were not set up"));
     };
-
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| Error::io("listening for Ctrl-C", e))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("listening for SIGTERM", e))?;
 
     let mut out_lines = LineReader::new(stdout);
     if keep == Keep::Stdout {

@@ -63,6 +63,14 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, global = true)]
     pub via: Option<Via>,
 
+    /// How a remote build runs: `hook` (nix's build hook, one ssh session per derivation,
+    /// dies with this client) or `session` (the derivations copied to the builder, one
+    /// `nix build` started there that outlives this client, its log streamed here, the outputs
+    /// copied home). A session is used only when the whole build goes to one builder your own
+    /// ssh reaches; otherwise the hook, and the run says why.
+    #[arg(long, value_enum, default_value_t = RemoteVia::Hook, global = true)]
+    pub remote_via: RemoteVia,
+
     /// Machine-readable output on stdout: one JSON document, or JSON lines of events for
     /// build, home, os and monitor (the last one a summary). After `build`, `--json` is nix's
     /// own (its result JSON): write this one in front of `build`.
@@ -98,6 +106,16 @@ pub enum ModeArg {
     Remote,
     /// Build here, with no remote builders.
     Local,
+}
+
+/// The values of `--remote-via`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum RemoteVia {
+    /// nix's build hook on this machine.
+    #[default]
+    Hook,
+    /// A build session on the builder.
+    Session,
 }
 
 /// The programs that can run `home` and `os` builds.
@@ -154,6 +172,12 @@ pub enum Command {
     Doctor,
     /// Draw a `nix ... --log-format internal-json -v` log read on stdin (like `nom --json`).
     Monitor,
+    /// List the remote build sessions on every builder: running, done, failed, lost.
+    Sessions(SessionsArgs),
+    /// Follow a session's log to its end, then copy its results here.
+    Attach(AttachArgs),
+    /// Stop a session on its builder, leaving nothing of it running there.
+    Cancel(CancelArgs),
     /// What the history has learned: build times per derivation name and host, link speeds,
     /// builders' round trips (from $XDG_STATE_HOME/nixdispatch/history; delete it to forget).
     Stats,
@@ -168,6 +192,11 @@ pub enum Command {
 /// Options of the commands that run a build.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
+    /// Start the build as a session on the builder and return once it runs, printing its id;
+    /// a later run of the same installables, or `attach`, picks up its results.
+    #[arg(long)]
+    pub detach: bool,
+
     /// When a builder vanishes mid-run, fail instead of finishing the build locally once.
     #[arg(long)]
     pub no_local_fallback: bool,
@@ -298,6 +327,31 @@ pub struct OsArgs {
     /// Arguments passed to nix untouched (after `--`).
     #[arg(last = true, value_name = "NIX ARGS")]
     pub nix_args: Vec<OsString>,
+}
+
+/// `nixdispatch sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Every session on the builders, also those other machines started and those already
+    /// used up (copied home, failure shown, lost) [default: this machine's, not yet used up]
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `nixdispatch attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The session to follow [default: the only one of this machine that is not used up]
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+}
+
+/// `nixdispatch cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The session to stop (`nixdispatch sessions` lists them).
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 /// `nixdispatch plan`.

@@ -34,6 +34,7 @@ pub mod probe;
 pub mod redact;
 pub mod render;
 pub mod run;
+pub mod session;
 pub mod settings;
 pub mod sources;
 pub mod store_path;

@@ -30,6 +30,9 @@ pub struct Planned {
     pub systems: std::collections::BTreeSet<String>,
     /// The top-level outputs the run realises.
     pub wanted: Vec<crate::store_path::StorePath>,
+    /// The same outputs as `DRV^OUT,...` installables for a build session on a builder
+    /// ([`crate::session`]); empty when one cannot be named safely.
+    pub session_installables: Vec<String>,
     /// The derivations behind them (empty when nothing was missing), for the run's estimate.
     pub graph: plan::Graph,
     /// The NAR size of each path the plan copies from a cache or a builder, where the source
@@ -127,6 +130,7 @@ pub fn noop_planned(
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
+        session_installables: Vec::new(),
         graph: plan::Graph::default(),
         nar_sizes: Default::default(),
         history: None,
@@ -346,6 +350,7 @@ async fn plan_graph(
         warnings.insert(0, w);
     }
     let wanted = input_wanted(&graph);
+    let session_installables = session_installables(&graph);
     let knowledge = history.as_ref().map_or_else(Default::default, |loaded| {
         let local_jobs = local_job_slots(&settings.nix_config.max_jobs) as u32;
         knowledge(&loaded.history, &graph, &builders, local_jobs)
@@ -382,6 +387,7 @@ async fn plan_graph(
         installables: Vec::new(),
         systems: Default::default(),
         wanted,
+        session_installables,
         graph: input.graph,
         nar_sizes,
         history_warning: history.as_ref().and_then(|l| l.warning.clone()),
@@ -691,6 +697,30 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
             unchecked.join(", ")
         ));
     }
+}
+
+/// The wanted outputs as `DRV^OUT,...` installables, one per derivation; empty when one of
+/// them has no producer in the graph or cannot be passed to a builder's shell.
+fn session_installables(graph: &plan::Graph) -> Vec<String> {
+    let index = graph.output_index();
+    let mut by_drv: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for out in &graph.wanted {
+        let Some((drv, name)) = index.producer(out) else {
+            return Vec::new();
+        };
+        by_drv
+            .entry(drv.path.as_str())
+            .or_default()
+            .push(name.to_owned());
+    }
+    let mut all = Vec::new();
+    for (drv, outputs) in by_drv {
+        match crate::session::remote::drv_installable(drv, &outputs) {
+            Ok(i) => all.push(i),
+            Err(_) => return Vec::new(),
+        }
+    }
+    all
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub struct Settings {
     pub github: Option<crate::render::github::GithubEnv>,
     /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
     pub daemon: Option<DaemonClient>,
+    /// `--remote-via`: nix's build hook or a build session on the builder.
+    pub remote_via: crate::cli::RemoteVia,
     /// Where the history lives (`$XDG_STATE_HOME/nixdispatch`, [`crate::history::state_dir`]);
     /// `None` without `XDG_STATE_HOME` and `HOME`: no history then.
     pub state_dir: Option<PathBuf>,
@@ -340,6 +342,7 @@ impl Settings {
             nix_config,
             github: crate::render::github::GithubEnv::from_env(),
             daemon,
+            remote_via: global.remote_via,
         })
     }
 }

@@ -106,6 +106,29 @@ impl Lab {
         }
     }
 
+    /// The command lines of every process in seasmoke's pid namespace but its init and sshds
+    /// (sessions, nix, builds), for tests that check what a run left running there.
+    pub fn builder_processes(&self) -> Vec<String> {
+        let ns = lock(&self.seasmoke).as_ref().and_then(|s| s.pidns.clone());
+        let Some(ns) = ns else { return Vec::new() };
+        sys::pids_in_namespace(&ns)
+            .into_iter()
+            .filter_map(|p| fs::read(format!("/proc/{p}/cmdline")).ok())
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|c| {
+                !c.is_empty()
+                    && !c.contains("sshd")
+                    && !c.starts_with("/bin/sh -c /usr/sbin/sshd")
+                    && !c.starts_with("read")
+            })
+            .collect()
+    }
+
     /// Is seasmoke's sshd running (not killed)?
     pub fn builder_running(&self) -> bool {
         lock(&self.seasmoke).is_some()

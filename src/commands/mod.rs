@@ -20,6 +20,7 @@ mod monitor;
 pub mod os;
 pub mod plan;
 pub mod probe;
+pub mod sessions;
 pub mod stats;
 
 /// Runs the parsed command line; returns the exit code of a run that did not fail.
@@ -68,6 +69,9 @@ async fn run_async(
         Command::Home(args) => home::run(&settings, &args).await,
         Command::Os(args) => os::run(&settings, &args).await,
         Command::Doctor => doctor::run(&settings).await,
+        Command::Sessions(args) => sessions::list(&settings, &args).await,
+        Command::Attach(args) => sessions::attach(&settings, &args).await,
+        Command::Cancel(args) => sessions::cancel(&settings, &args).await,
         Command::Completions { .. } | Command::Monitor | Command::Stats => Ok(0),
     }
 }

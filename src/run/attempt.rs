@@ -33,6 +33,44 @@ pub(super) struct Attempt {
     pub stdout: Vec<u8>,
 }
 
+impl Attempt {
+    /// An attempt stopped because its builder went away, with why: the run's fallback
+    /// finishes locally once (or fails under `--no-local-fallback`).
+    pub(super) fn stopped(why: String) -> Attempt {
+        Attempt {
+            ok: false,
+            status: "stopped".to_owned(),
+            results: Vec::new(),
+            steps_activation: None,
+            failed: Vec::new(),
+            last_error: None,
+            stopped: Some(why),
+            stdout: Vec::new(),
+        }
+    }
+
+    /// A failed attempt as the monitor saw it (a session's build that failed on the builder):
+    /// the failed builds and nix's last error from its log, `status` as nix's exit line.
+    pub(super) fn failed_from(monitor: &mut Monitor, status: String) -> Attempt {
+        monitor.end_of_log(Instant::now());
+        let state = monitor.state();
+        Attempt {
+            ok: false,
+            status,
+            results: Vec::new(),
+            steps_activation: None,
+            failed: state
+                .failed_builds()
+                .iter()
+                .map(|f| (f.drv.clone(), f.host.clone()))
+                .collect(),
+            last_error: state.errors().last().map(|e| crate::nix::error_headline(e)),
+            stopped: None,
+            stdout: Vec::new(),
+        }
+    }
+}
+
 /// The builders nix is given this run that nixdispatch holds a connection to: the watchdog
 /// keeps asking them whether they are still there.
 pub(super) fn watched_builders(planned: &Planned) -> Vec<Watched> {

@@ -14,6 +14,7 @@ pub mod noop;
 mod outcome;
 pub mod push;
 pub mod reality;
+pub(crate) mod session;
 pub mod sudo;
 
 use self::attempt::Attempt;
@@ -112,6 +113,9 @@ pub async fn execute(
         return Ok(0);
     }
     let (monitor, record) = prepare_display(&job);
+    if run.detach {
+        return detach(&job, monitor).await;
+    }
     let _keepalive = sudo_up_front(&job).await?;
     let started = Instant::now();
     let (mut monitor, plan, attempt) = build_with_fallback(&job, monitor, checked).await?;
@@ -418,7 +422,10 @@ async fn build_with_fallback(
     let watched = attempt::watched_builders(planned);
     let mut attempt = match checked {
         Some(done) => replayed(job, &plan, done, &mut monitor)?,
-        None => job.build(&plan, &states, &mut monitor, &watched).await?,
+        None => match session_first(job, &plan, &mut monitor).await? {
+            Some(failed) => failed,
+            None => job.build(&plan, &states, &mut monitor, &watched).await?,
+        },
     };
     if !attempt.ok && plan.uses_builders() {
         let why = match attempt.stopped.clone() {
@@ -443,6 +450,67 @@ async fn build_with_fallback(
         }
     }
     Ok((monitor, plan, attempt))
+}
+
+/// The build as a session on the builder, when the run takes one ([`session::choose`]):
+/// `Some(attempt)` when it failed there; `None` when the ordinary build step follows (the
+/// session's outputs are here then, or there was no session).
+async fn session_first(
+    job: &Job<'_>,
+    plan: &Plan,
+    monitor: &mut Monitor,
+) -> Result<Option<Attempt>> {
+    let Some(builder) = session::choose(job, plan, monitor).await else {
+        return Ok(None);
+    };
+    Ok(match session::run(job, builder, monitor).await? {
+        Some(session::Ended::Failed(attempt)) => Some(*attempt),
+        Some(session::Ended::Copied | session::Ended::Detached(_)) | None => None,
+    })
+}
+
+/// `--detach`: starts the build as a session on the builder and returns once it runs, its id
+/// on stdout. Nothing to build on a builder: the run is an ordinary one (a noop needs no
+/// session); a session that cannot be: exit 3 with why.
+async fn detach(job: &Job<'_>, mut monitor: Monitor) -> Result<i32> {
+    let plan = &job.planned.plan;
+    if matches!(plan.mode, Mode::Noop) {
+        monitor.message("nixdispatch: --detach: nothing to build, everything is here");
+        monitor.finish_with(Instant::now(), true);
+        return Ok(0);
+    }
+    let builder = match session::eligible(job, plan) {
+        Ok(b) => b,
+        Err(why) => {
+            monitor.finish_with(Instant::now(), false);
+            return Err(Error::Impossible(format!(
+                "--detach needs a build session on a builder, and {why}; run without --detach"
+            )));
+        }
+    };
+    match session::run(job, builder, &mut monitor).await? {
+        Some(session::Ended::Detached(id)) => {
+            monitor.message(&format!(
+                "nixdispatch: session {id} runs on {}: `nixdispatch attach {id}` follows it; the next run of the same installables picks up its results",
+                builder.host()
+            ));
+            monitor.finish_with(Instant::now(), true);
+            // With --json, stdout is the events' (the message above carries the id).
+            if !job.settings.json {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{id}");
+                let _ = out.flush();
+            }
+            Ok(0)
+        }
+        _ => {
+            monitor.finish_with(Instant::now(), false);
+            Err(Error::Impossible(format!(
+                "--detach: no session could be started on {}; the reason is above",
+                builder.host()
+            )))
+        }
+    }
 }
 
 /// The noop check's build ([`crate::run::noop`]), its held-back log shown now as it would have
@@ -581,7 +649,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
 /// The environment of the nix (or nh) processes this run starts: they ride the ssh masters
 /// the probe opened, one handshake per builder per run instead of one per derivation. Not for
 /// a daemon client: the daemon's ssh runs as root and never sees our environment.
-fn nix_env(settings: &Settings) -> Vec<(OsString, OsString)> {
+pub(crate) fn nix_env(settings: &Settings) -> Vec<(OsString, OsString)> {
     if settings.daemon.is_some() {
         return Vec::new();
     }

@@ -39,7 +39,7 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
   --latency-ms MS      one-way delay added each way to seasmoke (default 30)
   --cap-secs S         plain nix is killed after this long in the tarpit rows (default 10)
   --only LIST          comma-separated scenarios (default all):
-                       noop,remote,held,down,tarpit,plan,daemon
+                       noop,remote,session,held,down,tarpit,plan,daemon
   --clients LIST       Nix clients (default 2.8,2.26,2.34; the daemon rows run on 2.26 and 2.34)
   --chains LIST        derivations per chain in the remote rows (default 3,6,10,30)
   --wide LIST          paths of the planning fixtures, half of them on seasmoke (default 500,5000)
@@ -48,7 +48,9 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
                        markers, keeping the hand-written text around them";
 
 /// Every scenario, in the order they run.
-pub const ALL_SCENARIOS: [&str; 7] = ["noop", "remote", "held", "down", "tarpit", "plan", "daemon"];
+pub const ALL_SCENARIOS: [&str; 8] = [
+    "noop", "remote", "session", "held", "down", "tarpit", "plan", "daemon",
+];
 
 /// Set by SIGINT/SIGTERM/SIGHUP: the bench stops at the next measurement.
 pub static STOP: AtomicBool = AtomicBool::new(false);

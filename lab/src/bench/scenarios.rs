@@ -7,6 +7,10 @@
 //! 2. `remote` (one row per chain length N, `#chain` for 3, `#chainN` otherwise): seasmoke
 //!    empty, latency added each way. `nix build --no-link --max-jobs 0 --builders '<spec>' X` vs
 //!    `nixdispatch --builder '<spec>' build --no-link X`. Target ≤ 0.8.
+//!    `session` (one row per chain length N, the same fixtures): the same plain nix against
+//!    `nixdispatch --builder '<spec>' --remote-via session build --no-link X` (issue 21: one
+//!    `nix build` on seasmoke, its log followed, the outputs copied back once); beside the
+//!    `remote` rows of the same run it compares the build hook with a session. Target ≤ 0.8.
 //! 3. `held`: seasmoke already holds `#chain` (built there, signed, untimed); the client has
 //!    nothing. Plain nix in remote mode (the builds go to seasmoke, which finds them valid, and
 //!    the outputs are copied back) vs nixdispatch. Target ≤ 0.8.
@@ -136,7 +140,7 @@ fn long_plan(n: usize) -> bool {
 /// Runs every scenario the configuration asks for, pushing rows as they finish (so that an
 /// interrupted bench still reports what it measured).
 pub fn all(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
-    if cfg.wants("noop") || cfg.wants("remote") || cfg.wants("held") {
+    if cfg.wants("noop") || cfg.wants("remote") || cfg.wants("session") || cfg.wants("held") {
         builder_up(cfg, rows)?;
     }
     if cfg.wants("down") {
@@ -341,6 +345,51 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                     &|| renew(&lab),
                     &|| nix_remote(&lab, v, &spec, &x),
                     &|| nd_build(cfg, &lab, v, &spec, &x),
+                )?;
+                note_modes(&mut row);
+                rows.push(row);
+            }
+        }
+        if cfg.wants("session") {
+            for &n in &cfg.chains {
+                let x = lab.flake_ref(&chain_name(n));
+                let mut row = Row::new(
+                    &format!("session{n}"),
+                    "session",
+                    format!(
+                        "session: build #{} ({n} drvs) as a session on seasmoke, {ms} ms each way",
+                        chain_name(n)
+                    ),
+                    v,
+                    Target::RatioAtMost(0.8),
+                )
+                .commands(
+                    "nix build --no-link --max-jobs 0 --builders '<spec>' X",
+                    "nixdispatch --builder '<spec>' --remote-via session build --no-link X",
+                );
+                pair(
+                    &lab,
+                    &mut row,
+                    cfg.runs_for(long_chain(n)),
+                    &nothing,
+                    &|| renew(&lab),
+                    &|| nix_remote(&lab, v, &spec, &x),
+                    &|| {
+                        nd_cmd(
+                            cfg,
+                            &lab,
+                            v,
+                            &[
+                                "--builder",
+                                &spec,
+                                "--remote-via",
+                                "session",
+                                "build",
+                                "--no-link",
+                                &x,
+                            ],
+                        )
+                    },
                 )?;
                 note_modes(&mut row);
                 rows.push(row);
