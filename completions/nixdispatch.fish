@@ -34,7 +34,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l silent-timeout 
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_needs_command" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -76,7 +76,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l silent
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand build" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -111,7 +111,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l silent-
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand home" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -146,7 +146,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l silent-ti
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand os" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -174,7 +174,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l silent-
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand plan" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -198,7 +198,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l silent
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand probe" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -222,7 +222,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l silen
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand doctor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -246,7 +246,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l sile
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand monitor" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -270,7 +270,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l sil
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand sessions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -295,7 +295,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l silen
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand attach" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -319,7 +319,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l silen
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand cancel" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -343,7 +343,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l silent
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand stats" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'
@@ -367,7 +367,7 @@ complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l 
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l via -d 'What runs `home` and `os` builds [default: nh where it is on PATH, else nix]' -r -f -a "nix\t'`nix build`, then the activation script'
 nh\t'`nh home` / `nh os`'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l remote-via -d 'How a remote build runs: `hook` (nix\'s build hook, one ssh session per derivation, dies with this client) or `session` (the derivations copied to the builder, one `nix build` started there that outlives this client, its log streamed here, the outputs copied home). A session is used only when the whole build goes to one builder your own ssh reaches; otherwise the hook, and the run says why' -r -f -a "hook\t'nix\'s build hook on this machine'
-session\t'A build session on the builder'"
+session\t'A build session on the builder (the default: faster from a few derivations on, and it outlives this client)'"
 complete -c nixdispatch -n "__fish_nixdispatch_using_subcommand completions" -l progress -d 'How to show progress: bars on a terminal, plain lines elsewhere' -r -f -a "auto\t'Bars on a terminal, plain lines elsewhere'
 bar\t'Live bars (needs a terminal on stderr)'
 plain\t'One plain line per event, for CI logs'

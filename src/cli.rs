@@ -68,7 +68,7 @@ pub struct GlobalArgs {
     /// `nix build` started there that outlives this client, its log streamed here, the outputs
     /// copied home). A session is used only when the whole build goes to one builder your own
     /// ssh reaches; otherwise the hook, and the run says why.
-    #[arg(long, value_enum, default_value_t = RemoteVia::Hook, global = true)]
+    #[arg(long, value_enum, default_value_t = RemoteVia::Session, global = true)]
     pub remote_via: RemoteVia,
 
     /// Machine-readable output on stdout: one JSON document, or JSON lines of events for
@@ -112,9 +112,10 @@ pub enum ModeArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum RemoteVia {
     /// nix's build hook on this machine.
-    #[default]
     Hook,
-    /// A build session on the builder.
+    /// A build session on the builder (the default: faster from a few derivations on, and it
+    /// outlives this client).
+    #[default]
     Session,
 }
 

@@ -232,7 +232,9 @@ fn silent_builder_run(lab: &Lab, extra: &[&str]) -> Background {
     let mut run = Nixdispatch::on(lab)
         .seasmoke()
         .plain()
-        .args(["--silent-timeout", "5", "build"])
+        // nix's build hook, whose link the watchdog guards: a session would go on building on
+        // seasmoke and the run would end with its id (tests/sessions.rs).
+        .args(["--remote-via", "hook", "--silent-timeout", "5", "build"])
         .args(extra)
         .attr("slow20")
         .background();
