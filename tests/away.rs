@@ -58,8 +58,14 @@ fn refused_cache_costs_no_retries(v: ClientNix) {
         lines_naming(&plain, &url).len()
     );
 
+    left_out_in_one_line(&lab, v, &url, "cannot connect", "refused");
+}
+
+/// nixdispatch builds `#chain` with the dead cache `url` configured: it finishes, one line
+/// names the cache as left out and says `why`, and nix never tried it (no other line names it).
+fn left_out_in_one_line(lab: &Lab, v: ClientNix, url: &str, why: &str, kind: &str) {
     let run = nixdispatch(
-        &lab,
+        lab,
         v,
         &[
             "--progress",
@@ -71,12 +77,12 @@ fn refused_cache_costs_no_retries(v: ClientNix) {
         BOUND,
     );
     assert_eq!(run.code, Some(0), "{run:?}");
-    let named = lines_naming(&run, &url);
+    let named = lines_naming(&run, url);
     assert_eq!(named.len(), 1, "one line, and nix never tried it: {run:?}");
     assert!(named[0].contains("left out of this run"), "{run:?}");
-    assert!(named[0].contains("cannot connect"), "{run:?}");
+    assert!(named[0].contains(why), "{run:?}");
     eprintln!(
-        "nix {}: nixdispatch with a refused cache: {:.1}s",
+        "nix {}: nixdispatch with a {kind} cache: {:.1}s",
         v.version(),
         run.elapsed.as_secs_f64()
     );
@@ -127,28 +133,7 @@ fn stalled_cache_does_not_hold_the_run(v: ClientNix, with_plain_nix: bool) {
         );
     }
 
-    let run = nixdispatch(
-        &lab,
-        v,
-        &[
-            "--progress",
-            "plain",
-            "build",
-            "--no-link",
-            &lab.flake_ref("chain"),
-        ],
-        BOUND,
-    );
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let named = lines_naming(&run, &url);
-    assert_eq!(named.len(), 1, "one line, and nix never tried it: {run:?}");
-    assert!(named[0].contains("left out of this run"), "{run:?}");
-    assert!(named[0].contains("no answer to nix-cache-info"), "{run:?}");
-    eprintln!(
-        "nix {}: nixdispatch with a stalled cache: {:.1}s",
-        v.version(),
-        run.elapsed.as_secs_f64()
-    );
+    left_out_in_one_line(&lab, v, &url, "no answer to nix-cache-info", "stalled");
 }
 
 #[test]
