@@ -3,7 +3,7 @@
 //! proxy's bandwidth cap) and the builds are quick with large outputs: once the history knows
 //! both sides, the plan builds here and its reason names both estimates. The first time, with
 //! nothing known, the choice is the presence rule's and the reason says no estimate was used.
-//! Tests assert choices and the reason's shape, never a time.
+//! Tests assert choices and the reason's shape, never a time (clients 2.8, 2.26, 2.34).
 
 mod common;
 
@@ -42,7 +42,7 @@ fn quick_builds_with_big_outputs_behind_a_slow_link_build_here_once_the_history_
     };
     let spec = lab.builder_spec();
     let heavy = lab.flake_ref("heavy");
-    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+    for v in [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34] {
         let state = state_dir(&lab, v);
         let auto = ["--builder", &spec, "--json", "build", "--no-link", &heavy];
 

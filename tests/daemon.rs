@@ -397,6 +397,16 @@ fn os_switch_as_alice_on_a_terminal(
     via: &str,
     limit: Duration,
 ) -> (Option<i32>, String, usize) {
+    os_switch_as_alice_drawn(lab, via, "plain", limit)
+}
+
+/// [`os_switch_as_alice_on_a_terminal`] with the display `--progress PROGRESS`.
+fn os_switch_as_alice_drawn(
+    lab: &Lab,
+    via: &str,
+    progress: &str,
+    limit: Duration,
+) -> (Option<i32>, String, usize) {
     // 0.02 minutes: the timestamp lapses 1.2 s after the password, long before the build ends.
     let client = daemon_with(lab, |o| {
         o.sudo = Sudo::Password;
@@ -404,9 +414,39 @@ fn os_switch_as_alice_on_a_terminal(
     });
     let flake = slow_os_flake(&client, &lab.markers_dir(), 4);
     let mut cmd = client.nixdispatch(bin());
-    cmd.args(["--via", via, "--mode", "local", "--progress", "plain"])
+    cmd.args(["--via", via, "--mode", "local", "--progress", progress])
         .args(["os", "switch", "--flake", &flake, "-H", "vermax"]);
     on_a_terminal(cmd, limit)
+}
+
+/// Issue 20, prompts get through: the second prompt comes after the build, while the bars or
+/// the tree are drawn; it must be on the terminal and answerable (the answer is typed only once
+/// the prompt's words are seen, so a hidden prompt would end the run unanswered).
+fn sudo_prompt_gets_through(progress: &str) {
+    let Some(lab) = lab_or_skip(LabOptions::default()) else {
+        return;
+    };
+    let (code, out, answered) = os_switch_as_alice_drawn(&lab, "nix", progress, BOUND);
+    assert_eq!(code, Some(0), "{progress}: exit {code:?}: {out}");
+    assert_eq!(
+        answered, 2,
+        "{progress}: one prompt before the build, one at activation under the display: {out}"
+    );
+    assert_eq!(
+        lab.marker("os-switch").as_deref(),
+        Some("switch 0"),
+        "{progress}: {out}"
+    );
+}
+
+#[test]
+fn a_sudo_prompt_gets_through_the_bars() {
+    sudo_prompt_gets_through("bar");
+}
+
+#[test]
+fn a_sudo_prompt_gets_through_the_tree() {
+    sudo_prompt_gets_through("tree");
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn a_second_run_of_the_same_names_carries_expected_times_per_step_and_for_the_ru
         ..LabOptions::default()
     });
     let spec = lab.builder_spec();
-    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+    for v in [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34] {
         let state = state_dir(&lab, v);
         for fixture in ["eta", "etawide"] {
             let installable = lab.flake_ref(fixture);
@@ -170,7 +170,7 @@ fn copies_carry_their_bytes_and_a_second_copy_its_expected_time() {
         http_cache: true,
         ..LabOptions::default()
     });
-    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+    for v in [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34] {
         let state = state_dir(&lab, v);
         let installable = lab.flake_ref("big");
         for round in 0..2 {
@@ -217,7 +217,7 @@ fn an_output_the_builder_already_has_is_shown_as_a_copy_not_a_build() {
     }
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
-    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+    for v in [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34] {
         lab.renew_nonce().expect("fresh paths");
         lab.build_on_builder(&lab.flake_ref("wide"))
             .expect("seed seasmoke");
@@ -258,7 +258,7 @@ fn a_copy_from_the_builder_has_bytes_and_a_total_on_every_client() {
     let lab = lab(LabOptions::default());
     let spec = lab.builder_spec();
     // Nix 2.8 reports no byte progress for ssh-ng copies: the builder's NAR size stands in.
-    for v in [ClientNix::V2_8, ClientNix::V2_34] {
+    for v in [ClientNix::V2_8, ClientNix::V2_26, ClientNix::V2_34] {
         lab.renew_nonce().expect("fresh paths");
         lab.build_on_builder(&lab.flake_ref("big"))
             .expect("seed seasmoke");
