@@ -70,6 +70,11 @@ impl Monitor {
         self.state.set_known_stores(uris);
     }
 
+    /// See [`crate::monitor::State::builds_run_there`].
+    pub fn builds_run_there(&mut self, host: &str) {
+        self.state.builds_run_there(host);
+    }
+
     /// Starts following a new nix run on the same display (a retry after the first run failed):
     /// what the failed run finished is kept, its failures and errors are dropped, so the
     /// summary covers the whole job and the retry alone decides whether it failed.

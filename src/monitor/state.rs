@@ -161,6 +161,9 @@ pub struct State {
     from_sources: BTreeMap<String, SourceTotals>,
     sources: BTreeSet<String>,
     known_stores: Vec<String>,
+    /// Builders whose builds this log shows as the builder's own nix ran them (a session's log,
+    /// relocated): there a build is always real work, never the build hook's copy-back.
+    builds_run_there: BTreeSet<String>,
     recent_builds: VecDeque<RecentBuild>,
     failed: Vec<FailedBuild>,
     /// Stopped builds that may be the failure nix counted, oldest stop first.
@@ -311,7 +314,8 @@ impl State {
                 }
                 let host = self.peer(&host_key(machine));
                 let drv_path = &bounded(drv_path, MAX_KEPT_TEXT);
-                let copy_back = host != "local" && self.is_copy_back(drv_path);
+                let run_there = self.builds_run_there.contains(&host);
+                let copy_back = host != "local" && !run_there && self.is_copy_back(drv_path);
                 let expected = if copy_back {
                     self.expected_copy_back(drv_path)
                 } else {
@@ -327,7 +331,7 @@ impl State {
                         phase: None,
                         started: now,
                         log_tail: VecDeque::new(),
-                        seen_working: machine.is_empty(),
+                        seen_working: machine.is_empty() || run_there,
                         expected_time: expected,
                         copy_back,
                     },
@@ -394,6 +398,7 @@ impl State {
             from_sources: self.from_sources.clone(),
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
+            builds_run_there: self.builds_run_there.clone(),
             peers: self.peers.clone(),
             sizes: self.sizes.clone(),
             history: self.history.clone(),

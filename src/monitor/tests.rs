@@ -622,3 +622,29 @@ fn an_undecided_stop_is_decided_when_the_log_ends() {
     assert_eq!(summary.failed[0].drv, DRV);
     assert_eq!(summary.builds_cancelled, 1);
 }
+
+#[test]
+fn a_quiet_build_in_a_session_log_is_built_there_not_reused() {
+    // A session's log, relocated: the builder's own nix built it (no log line, no phase).
+    let lines = vec![
+        start(2, 104, "[]"),
+        result(2, 105, "[0,1,0,0]"),
+        start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#)),
+        result(2, 105, "[1,1,0,0]"),
+        stop(3),
+        stop(2),
+    ];
+    // Through the build hook the same stream is an output seasmoke already had.
+    let (hook, now) = feed(&lines);
+    assert_eq!(hook.summary(now).reused.get(SEASMOKE), Some(&1));
+    let mut session = State::new();
+    session.builds_run_there(SEASMOKE);
+    let mut now = Instant::now();
+    for line in &lines {
+        now += Duration::from_millis(1);
+        session.update(&parse_line(line), now);
+    }
+    let summary = session.summary(now);
+    assert_eq!(summary.built.get(SEASMOKE), Some(&1), "{summary:?}");
+    assert!(summary.reused.is_empty(), "{summary:?}");
+}

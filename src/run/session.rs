@@ -358,6 +358,7 @@ pub(crate) async fn follow(
 ) -> Result<Followed> {
     let inv = session::follow(conn, id).map_err(Error::Failed)?;
     let uri = builder.machine.uri.to_string();
+    monitor.builds_run_there(&uri);
     let progress = ProgressHandle::default();
     let stop = watchdog::watch(
         vec![watched.clone()],

@@ -61,6 +61,13 @@ impl State {
         self.known_stores = uris.into_iter().collect();
     }
 
+    /// The log that follows shows `host`'s builds as its own nix ran them (a session on the
+    /// builder): each one is real work there, never a copy-back of an output it already had.
+    pub fn builds_run_there(&mut self, host: &str) {
+        let host = self.peer(&host_key(host));
+        self.builds_run_there.insert(host);
+    }
+
     /// The stores given to [`State::set_known_stores`].
     pub fn known_stores(&self) -> &[String] {
         &self.known_stores
