@@ -320,44 +320,22 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
             });
             rows.push(row);
         }
-        if cfg.wants("remote") {
-            for &n in &cfg.chains {
-                let x = lab.flake_ref(&chain_name(n));
-                let mut row = Row::new(
-                    &format!("remote{n}"),
-                    "remote",
-                    format!(
-                        "remote: build #{} ({n} drvs) on seasmoke, {ms} ms each way",
-                        chain_name(n)
-                    ),
-                    v,
-                    Target::RatioAtMost(0.8),
-                )
-                .commands(
-                    "nix build --no-link --max-jobs 0 --builders '<spec>' X",
-                    "nixdispatch --builder '<spec>' build --no-link X",
-                );
-                pair(
-                    &lab,
-                    &mut row,
-                    cfg.runs_for(long_chain(n)),
-                    &nothing,
-                    &|| renew(&lab),
-                    &|| nix_remote(&lab, v, &spec, &x),
-                    &|| nd_build(cfg, &lab, v, &spec, &x),
-                )?;
-                note_modes(&mut row);
-                rows.push(row);
+        // The same chains through nix's build hook and as a session on seasmoke (issue 21),
+        // each asked for by name: the default may be either.
+        for (scenario, via, what) in [
+            ("remote", "hook", "on seasmoke"),
+            ("session", "session", "as a session on seasmoke"),
+        ] {
+            if !cfg.wants(scenario) {
+                continue;
             }
-        }
-        if cfg.wants("session") {
             for &n in &cfg.chains {
                 let x = lab.flake_ref(&chain_name(n));
                 let mut row = Row::new(
-                    &format!("session{n}"),
-                    "session",
+                    &format!("{scenario}{n}"),
+                    scenario,
                     format!(
-                        "session: build #{} ({n} drvs) as a session on seasmoke, {ms} ms each way",
+                        "{scenario}: build #{} ({n} drvs) {what}, {ms} ms each way",
                         chain_name(n)
                     ),
                     v,
@@ -365,8 +343,24 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                 )
                 .commands(
                     "nix build --no-link --max-jobs 0 --builders '<spec>' X",
-                    "nixdispatch --builder '<spec>' --remote-via session build --no-link X",
+                    &format!("nixdispatch --builder '<spec>' --remote-via {via} build --no-link X"),
                 );
+                let nd = || {
+                    nd_cmd(
+                        cfg,
+                        &lab,
+                        v,
+                        &[
+                            "--builder",
+                            &spec,
+                            "--remote-via",
+                            via,
+                            "build",
+                            "--no-link",
+                            &x,
+                        ],
+                    )
+                };
                 pair(
                     &lab,
                     &mut row,
@@ -374,22 +368,7 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                     &nothing,
                     &|| renew(&lab),
                     &|| nix_remote(&lab, v, &spec, &x),
-                    &|| {
-                        nd_cmd(
-                            cfg,
-                            &lab,
-                            v,
-                            &[
-                                "--builder",
-                                &spec,
-                                "--remote-via",
-                                "session",
-                                "build",
-                                "--no-link",
-                                &x,
-                            ],
-                        )
-                    },
+                    &nd,
                 )?;
                 note_modes(&mut row);
                 rows.push(row);
