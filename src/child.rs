@@ -6,7 +6,10 @@
 //! signal races us: we decide, forward SIGINT to every process of the group (nix, nh, their ssh
 //! and build processes), give them a moment, then SIGKILL what is left.
 
-use crate::dispatch::Invocation;
+mod invocation;
+
+pub use invocation::{Invocation, LogStream, Results};
+
 use crate::log::{shown, Lines};
 use crate::{Error, Result};
 use std::future::Future;

@@ -80,8 +80,35 @@ async fn members(
 
 /// `INST."NAME"SUFFIX`, with `#` added for a flake reference that has no fragment yet.
 fn member(inst: &str, name: &str, suffix: &str) -> Result<String> {
-    let quoted = crate::dispatch::quote_attr(name).map_err(Error::from)?;
+    let quoted = quote_attr(name).map_err(|e| Error::Input(e.to_string()))?;
     Ok(format!("{inst}.{quoted}{suffix}"))
+}
+
+/// A name nix cannot select in an attribute path: a `"` cannot be quoted there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the configuration name {0:?} contains '\"', which nix cannot select in an attribute path: rename the configuration")]
+pub struct UnquotableName(pub String);
+
+/// `"NAME"` for an attribute path inside a flake fragment. Nix percent-decodes the fragment
+/// and then splits it on dots outside quotes (no escapes inside quotes), so the name is quoted
+/// and characters a URL fragment cannot hold are percent-encoded; `@`, `.` and the like stay.
+pub fn quote_attr(name: &str) -> Result<String, UnquotableName> {
+    if name.contains('"') {
+        return Err(UnquotableName(name.to_owned()));
+    }
+    let mut quoted = String::from("\"");
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c) {
+            quoted.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                quoted.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    quoted.push('"');
+    Ok(quoted)
 }
 
 /// The derivation and outputs an installable stands for (None: a plain store path, or unknown).

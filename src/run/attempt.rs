@@ -1,8 +1,8 @@
 //! One attempt at the build: nix (or nh) run as the plan says, its log drawn live, the builders
 //! it was given watched (a silent one stops it), and what came of it.
 
-use crate::child::{self, Keep, Pipe, Report};
-use crate::dispatch::{self, Context, Invocation, LogStream, Results, Runner, Target};
+use crate::child::{self, Invocation, Keep, LogStream, Pipe, Report, Results};
+use crate::dispatch::{self, Context, Runner, Target};
 use crate::monitor::{store_path_name, Monitor};
 use crate::plan::Plan;
 use crate::planning::Planned;

@@ -24,8 +24,8 @@
 //! nix's words (ours would become installables), and runs through nh (nh evaluates and builds
 //! itself). `home` and `os` through nix activate the checked build's result as usual.
 
-use crate::child::{self, Keep, Pipe, Report};
-use crate::dispatch::{self, Context, Invocation, Runner, Target};
+use crate::child::{self, Invocation, Keep, Pipe, Report};
+use crate::dispatch::{self, Context, Runner, Target};
 use crate::plan::{Counts, Mode, Plan};
 use crate::settings::Settings;
 use crate::Result;

@@ -11,9 +11,8 @@
 use super::attempt::Attempt;
 use super::Job;
 use crate::builder::Builder;
-use crate::child::{self, Keep, Pipe, Report};
+use crate::child::{self, Invocation, Keep, Pipe, Report};
 use crate::cli::RemoteVia;
-use crate::dispatch::Invocation;
 use crate::monitor::Monitor;
 use crate::plan::{Mode, Plan, Source};
 use crate::probe::Connection;

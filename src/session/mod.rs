@@ -13,7 +13,7 @@ pub mod remote;
 pub use id::{key_of, SessionId};
 pub use remote::{Script, Started};
 
-use crate::dispatch::{Invocation, LogStream, Results};
+use crate::child::{Invocation, LogStream, Results};
 use crate::probe::Connection;
 use std::borrow::Cow;
 use std::time::Duration;
