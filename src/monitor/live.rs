@@ -1,6 +1,6 @@
 //! The monitor of a live run: a [`State`] and the renderer that shows it.
 
-use super::{State, Summary};
+use super::{RunRecord, State, Summary};
 use crate::log::{parse_line, Event};
 use crate::render::Render;
 use std::time::Instant;
@@ -27,6 +27,8 @@ use std::time::Instant;
 pub struct Monitor {
     state: State,
     renderer: Box<dyn Render + Send>,
+    /// What the run did, when kept ([`Monitor::keep_record`]).
+    record: Option<RunRecord>,
     finished: bool,
 }
 
@@ -36,8 +38,31 @@ impl Monitor {
         Monitor {
             state: State::new(),
             renderer,
+            record: None,
             finished: false,
         }
+    }
+
+    /// Keeps a [`RunRecord`] of what the run did (how each build ended and where, where each
+    /// fetched path came from, what it all took), for the result file and the history: read it
+    /// with [`Monitor::record`] or [`Monitor::finish_with_record`]. Call before feeding lines.
+    pub fn keep_record(&mut self) {
+        self.record.get_or_insert_with(RunRecord::default);
+    }
+
+    /// What the run did so far, when kept ([`Monitor::keep_record`]).
+    pub fn record(&self) -> Option<&RunRecord> {
+        self.record.as_ref()
+    }
+
+    /// Draws the state and moves on: the happenings drawn are noted in the record, then
+    /// dropped.
+    fn show(&mut self, now: Instant) {
+        if let Some(record) = &mut self.record {
+            record.note(self.state.happenings());
+        }
+        self.renderer.draw(&self.state, now);
+        self.state.clear_happenings();
     }
 
     /// Shows the run's mode and the one-sentence reason for it (the plan), above the progress,
@@ -80,8 +105,7 @@ impl Monitor {
     /// summary covers the whole job and the retry alone decides whether it failed.
     pub fn restart(&mut self, now: Instant) {
         self.state.settle();
-        self.renderer.draw(&self.state, now);
-        self.state.clear_happenings();
+        self.show(now);
         self.state = self.state.next_attempt();
     }
 
@@ -101,8 +125,7 @@ impl Monitor {
     pub fn feed_event(&mut self, event: &Event, now: Instant) -> bool {
         let changed = self.state.update(event, now);
         if changed {
-            self.renderer.draw(&self.state, now);
-            self.state.clear_happenings();
+            self.show(now);
         }
         changed
     }
@@ -110,16 +133,14 @@ impl Monitor {
     /// Lets the renderer catch up when no line came for a while (e.g. call it every 100-500 ms
     /// while waiting on nix); renderers cap their own redraw rate, so calling it often is cheap.
     pub fn tick(&mut self, now: Instant) {
-        self.renderer.draw(&self.state, now);
-        self.state.clear_happenings();
+        self.show(now);
     }
 
     /// The nix run's log has ended (its process exited): decides the builds whose ending was
     /// still open (see [`State::settle`]) and shows them. [`Monitor::finish`] does it too.
     pub fn end_of_log(&mut self, now: Instant) {
         self.state.settle();
-        self.renderer.draw(&self.state, now);
-        self.state.clear_happenings();
+        self.show(now);
     }
 
     /// What the run did so far; the whole state, for callers that want more than the summary.
@@ -136,23 +157,33 @@ impl Monitor {
     /// line) and returns the summary. `summary.ok` is what the log says (no failed build, no
     /// error of nix's own that ended the run): the verdict of `nixdispatch monitor`, which
     /// has no exit status to go by. Callers that ran nix use [`Monitor::finish_with`].
-    pub fn finish(mut self, now: Instant) -> Summary {
+    pub fn finish(self, now: Instant) -> Summary {
+        self.finish_recorded(now).0
+    }
+
+    /// [`Monitor::finish`], with what the run did ([`Monitor::keep_record`]; empty when not kept).
+    pub fn finish_recorded(mut self, now: Instant) -> (Summary, RunRecord) {
         self.state.settle();
         let ok = !self.state.has_failed();
-        self.finish_with(now, ok)
+        self.finish_with_record(now, ok)
     }
 
     /// Like [`Monitor::finish`], with the verdict given: whether nix (or nh, or the activation)
     /// succeeded, by its exit status. The log's messages never overrule it.
-    pub fn finish_with(mut self, now: Instant, ok: bool) -> Summary {
+    pub fn finish_with(self, now: Instant, ok: bool) -> Summary {
+        self.finish_with_record(now, ok).0
+    }
+
+    /// [`Monitor::finish_with`], with what the run did, its last happenings included
+    /// ([`Monitor::keep_record`]; empty when not kept).
+    pub fn finish_with_record(mut self, now: Instant, ok: bool) -> (Summary, RunRecord) {
         self.finished = true;
         self.state.settle();
         let mut summary = self.state.summary(now);
         summary.ok = ok;
-        self.renderer.draw(&self.state, now);
-        self.state.clear_happenings();
+        self.show(now);
         self.renderer.finish(&self.state, &summary);
-        summary
+        (summary, self.record.take().unwrap_or_default())
     }
 }
 
@@ -163,8 +194,7 @@ impl Drop for Monitor {
         }
         let now = Instant::now();
         self.state.settle();
-        self.renderer.draw(&self.state, now);
-        self.state.clear_happenings();
+        self.show(now);
         let mut summary = self.state.summary(now);
         summary.ok = false;
         self.renderer.abandon(&self.state, &summary);

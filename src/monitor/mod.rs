@@ -7,6 +7,7 @@
 mod drive;
 mod live;
 mod names;
+mod record;
 mod state;
 mod summary;
 
@@ -14,6 +15,7 @@ pub use crate::store_path::short_name as store_path_name;
 pub use drive::drive;
 pub use live::Monitor;
 pub use names::{drv_paths_in, host_of};
+pub use record::{BuildEnd, RunRecord};
 pub use state::{
     is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
 };

@@ -5,7 +5,6 @@ use super::*;
 use crate::cli::LogsArg;
 use crate::history::History;
 use crate::monitor::Monitor;
-use crate::render::record::Recorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,8 @@ fn data(name: &str) -> String {
 
 /// Replays `log` into `renderer` with `history`; returns what the run recorded for the history.
 fn replay(log: &str, renderer: Box<dyn Render + Send>, history: Option<History>) -> History {
-    let (recorder, record) = Recorder::new(renderer);
-    let mut monitor = Monitor::new(Box::new(recorder));
+    let mut monitor = Monitor::new(renderer);
+    monitor.keep_record();
     if let Some(h) = history {
         monitor.set_history(Arc::new(h), None);
     }
@@ -29,9 +28,8 @@ fn replay(log: &str, renderer: Box<dyn Render + Send>, history: Option<History>)
         now += Duration::from_millis(10);
         monitor.feed_line(line, now);
     }
-    monitor.finish(now);
-    let learned = std::mem::take(&mut record::lock(&record).learned);
-    learned
+    let (_, record) = monitor.finish_recorded(now);
+    record.learned
 }
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {

@@ -10,7 +10,6 @@ mod frame;
 pub mod github;
 mod json;
 mod plain;
-pub mod record;
 pub mod result_file;
 mod silent;
 pub(crate) mod text;

@@ -25,7 +25,6 @@ use crate::monitor::Monitor;
 use crate::plan::{Mode, Plan};
 use crate::planning::{make_plan_with, Evaluation, Planned};
 use crate::render;
-use crate::render::record::{Recorder, SharedRecord};
 use crate::render::result_file::InstallableResult;
 use crate::settings::Settings;
 use crate::watchdog::Watched;
@@ -112,7 +111,7 @@ pub async fn execute(
         crate::output::stderr_line("nixdispatch: nothing was built (answered no)");
         return Ok(0);
     }
-    let (monitor, record) = prepare_display(&job);
+    let monitor = prepare_display(&job);
     if run.detach {
         return detach(&job, monitor).await;
     }
@@ -122,20 +121,20 @@ pub async fn execute(
     compare_with_reality(&plan, &mut monitor);
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
-        return Err(failed(&job, &plan, &attempt, &record, monitor).await);
+        return Err(failed(&job, &plan, &attempt, monitor).await);
     }
     if run.ask
         && attempt.steps_activation.is_some()
         && !self::ask::activation(&job.target, &attempt.results, &mut monitor).await?
     {
         monitor.message("nixdispatch: built, not activated (answered no)");
-        monitor.finish_with(Instant::now(), true);
-        remember(&job, &record).await;
+        let (_, record) = monitor.finish_with_record(Instant::now(), true);
+        remember(&job, record.learned).await;
         return Ok(0);
     }
     if let Some(why) = activate(&job, &attempt, &mut monitor).await? {
-        monitor.finish_with(Instant::now(), false);
-        remember(&job, &record).await;
+        let (_, record) = monitor.finish_with_record(Instant::now(), false);
+        remember(&job, record.learned).await;
         return Err(Error::Failed(why));
     }
     let pushed = self::push::push_all(
@@ -147,8 +146,9 @@ pub async fn execute(
         &mut monitor,
     )
     .await;
-    let summary = monitor.finish_with(Instant::now(), true);
-    remember(&job, &record).await;
+    let (summary, mut record) = monitor.finish_with_record(Instant::now(), true);
+    let learned = std::mem::take(&mut record.learned);
+    remember(&job, learned).await;
     tracing::debug!(elapsed = ?started.elapsed(), built = summary.built_total(), "done");
     if run.result_file.is_some() {
         let nix_json = Some(attempt.stdout.as_slice());
@@ -241,7 +241,7 @@ fn check_sign_key(run: &RunArgs) -> Result<()> {
 
 /// The live display: the renderer the settings choose, GitHub's workflow commands in Actions,
 /// a record of what happened (for the result file), the plan's header and warnings shown.
-fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
+fn prepare_display(job: &Job<'_>) -> Monitor {
     let (settings, planned) = (job.settings, &job.planned);
     // nh asks sudo for the password itself, on the terminal, mid-run: bars redrawn around its
     // prompt would garble it, so such runs show plain lines.
@@ -259,8 +259,8 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
             Box::new(std::io::stderr()),
         ));
     }
-    let (recorder, record) = Recorder::new(inner);
-    let mut monitor = Monitor::new(Box::new(recorder));
+    let mut monitor = Monitor::new(inner);
+    monitor.keep_record();
     let history_warning = with_history(job, &mut monitor);
     monitor.set_known_stores(
         planned
@@ -274,7 +274,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
     for w in planned.warnings.iter().chain(&history_warning) {
         monitor.message(&format!("warning: {w}"));
     }
-    (monitor, record)
+    monitor
 }
 
 /// Gives the display what earlier runs took (read once, here): each step's expected time and
@@ -300,11 +300,10 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
 
 /// Adds what this run learned (each build's and copy's time, each builder's probe) to the
 /// history, once, at its end; a history that cannot be written costs one warning.
-async fn remember(job: &Job<'_>, record: &SharedRecord) {
+async fn remember(job: &Job<'_>, mut learned: crate::history::Recording) {
     let Some(dir) = job.settings.state_dir.as_deref() else {
         return;
     };
-    let mut learned = std::mem::take(&mut crate::render::record::lock(record).learned);
     size_copied_outputs(job, &mut learned).await;
     let at = crate::history::unix_now();
     for b in &job.planned.builders {
@@ -564,17 +563,13 @@ fn compare_with_reality(plan: &Plan, monitor: &mut Monitor) {
 
 /// After a failed build: pushes what was realised anyway and writes the result file; the
 /// run's error.
-async fn failed(
-    job: &Job<'_>,
-    plan: &Plan,
-    attempt: &Attempt,
-    record: &SharedRecord,
-    mut monitor: Monitor,
-) -> Error {
+async fn failed(job: &Job<'_>, plan: &Plan, attempt: &Attempt, mut monitor: Monitor) -> Error {
     let (settings, run) = (job.settings, job.run);
     let line = attempt::failure_line(attempt);
     let outcome = if run.result_file.is_some() || run.push || !run.push_to.is_empty() {
-        outcomes(settings, job.request, &job.target, plan, record, None).await
+        // What the log showed so far: the builds that ended before nix stopped.
+        let record = monitor.record().cloned().unwrap_or_default();
+        outcomes(settings, job.request, &job.target, plan, &record, None).await
     } else {
         Vec::new()
     };
@@ -590,8 +585,8 @@ async fn failed(
         &mut monitor,
     )
     .await;
-    monitor.finish_with(Instant::now(), false);
-    remember(job, record).await;
+    let (_, record) = monitor.finish_with_record(Instant::now(), false);
+    remember(job, record.learned).await;
     write_result_file(run, plan, &outcome, false);
     Error::Failed(line)
 }
