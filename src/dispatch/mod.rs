@@ -1,11 +1,11 @@
 //! Plan → commands: every command line nixdispatch runs, built from the plan and the target.
 //! Pure: nothing here spawns or reads anything ([`crate::child`] runs what is built here).
 //!
-//! - [`target`]: what to realise (`build`, `home`, `os`) and the installables it stands for;
-//! - [`steps`]: a target carried out as the plan says: the build, then the activation steps;
-//! - [`argv`]: the `nix build` and `nh` command lines, with the options for the plan's mode;
-//! - [`push`]: signing and copying for `--push`;
-//! - [`sudo`]: sudo's own commands.
+//! - `target.rs`: what to realise (`build`, `home`, `os`) and the installables it stands for;
+//! - `steps.rs`: a target carried out as the plan says: the build, then the activation steps;
+//! - `argv.rs`: the `nix build` and `nh` command lines, with the options for the plan's mode;
+//! - `push.rs`: signing and copying for `--push`;
+//! - `sudo.rs`: sudo's own commands.
 
 mod argv;
 mod push;

@@ -1,8 +1,7 @@
 //! The monitor of a live run: a [`State`] and the renderer that shows it.
 
-use super::{RunRecord, State, Summary};
+use super::{Render, RunRecord, State, Summary};
 use crate::log::{parse_line, Event};
-use crate::render::Render;
 use std::time::Instant;
 
 /// Follows one nix run: feed it nix's stderr lines as they come, then [`Monitor::finish`] it for

@@ -8,6 +8,7 @@ mod drive;
 mod live;
 mod names;
 mod record;
+mod render;
 mod state;
 mod summary;
 
@@ -16,6 +17,7 @@ pub use drive::drive;
 pub use live::Monitor;
 pub use names::{drv_paths_in, host_of};
 pub use record::{BuildEnd, RunRecord};
+pub use render::Render;
 pub use state::{
     is_forwarded_warning, Counts, Happening, RunningBuild, State, Transfer, TransferKind,
 };

@@ -1,6 +1,6 @@
 //! `--result-file FILE --result-format json|junit`: every installable, its outputs, what became
 //! of it (built, fetched, valid, failed, cancelled) and where it was built, for CI. What became
-//! of each is decided in [`crate::run`] (its `outcome` step); this only writes it down.
+//! of each is decided in `run/outcome.rs`; this only writes it down.
 
 use crate::cli::ResultFormat;
 use crate::plan::Plan;
