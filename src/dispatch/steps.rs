@@ -296,11 +296,8 @@ mod tests {
         let env = nix_ssh_env(share(), None);
         let p = plan(Mode::Local, vec![], &[]);
         let ctx = Context {
-            plan: &p,
-            builders: &[],
-            nix: &NIX_2_26,
-            nix_args: &[],
             env: &env,
+            ..bare(&p)
         };
         let s = steps(&os(OsAction::Switch), Runner::Nix, &ctx).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.build.env, env);

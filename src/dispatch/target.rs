@@ -163,21 +163,14 @@ pub(super) fn check_flake(flake: &str) -> Result<&str, DispatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::steps;
     use crate::dispatch::test_support::*;
-    use crate::dispatch::{steps, Context};
-    use crate::nix::version::tests::NIX_2_26;
     use crate::plan::Mode;
 
     #[test]
     fn build_takes_installables_that_are_not_options() {
         let p = plan(Mode::Noop, vec![], &[]);
-        let ctx = Context {
-            plan: &p,
-            builders: &[],
-            nix: &NIX_2_26,
-            nix_args: &[],
-            env: &[],
-        };
+        let ctx = bare(&p);
         let empty = Target::Build {
             installables: vec![],
         };
@@ -200,13 +193,7 @@ mod tests {
         assert_eq!(quote_attr("-x"), Ok("\"-x\"".into()));
         assert_eq!(quote_attr("a\"b"), Err(UnquotableName("a\"b".into())));
         let p = plan(Mode::Noop, vec![], &[]);
-        let ctx = Context {
-            plan: &p,
-            builders: &[],
-            nix: &NIX_2_26,
-            nix_args: &[],
-            env: &[],
-        };
+        let ctx = bare(&p);
         let frag = Target::Home {
             flake: ".#me".into(),
             configuration: "me".into(),
@@ -227,13 +214,7 @@ mod tests {
     #[test]
     fn nh_refuses_option_like_names() {
         let p = plan(Mode::Noop, vec![], &[]);
-        let ctx = Context {
-            plan: &p,
-            builders: &[],
-            nix: &NIX_2_26,
-            nix_args: &[],
-            env: &[],
-        };
+        let ctx = bare(&p);
         let t = Target::Home {
             flake: ".".into(),
             configuration: "-me".into(),

@@ -2,8 +2,9 @@
 
 use crate::builder::{Builder, BuilderId};
 use crate::child::Invocation;
-use crate::dispatch::Steps;
+use crate::dispatch::{Context, Steps};
 use crate::machines::parse_machines;
+use crate::nix::version::tests::NIX_2_26;
 use crate::plan::{Counts, Mode, Plan, PlannedBuild};
 use crate::store_path::StorePath;
 use std::path::Path;
@@ -118,4 +119,15 @@ pub(super) fn words(inv: &Invocation) -> Vec<String> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect()
+}
+
+/// A context with no builder, no user arguments and no environment, on Nix 2.26.
+pub(super) fn bare(plan: &Plan) -> Context<'_> {
+    Context {
+        plan,
+        builders: &[],
+        nix: &NIX_2_26,
+        nix_args: &[],
+        env: &[],
+    }
 }
