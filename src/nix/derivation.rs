@@ -8,8 +8,8 @@
 //! - 2.33+ (format 4): `{"version": 4, "derivations": {BASENAME: {…, "inputs": {"srcs": […],
 //!   "drvs": {…}}}}}`.
 
+use super::graph::{Derivation, Graph};
 use super::Nix;
-use crate::plan::{Derivation, Graph};
 use crate::store_path::StorePath;
 use crate::{Error, Result};
 use serde_json::Value;

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod config;
 pub mod derivation;
+pub mod graph;
 pub mod installables;
 pub mod path_info;
 pub mod version;
