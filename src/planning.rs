@@ -98,7 +98,7 @@ impl Planned {
     pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
         self.builders
             .iter()
-            .filter(|b| b.reachable)
+            .filter(|b| b.reachable())
             .map(|b| b.machine.clone())
             .collect()
     }
@@ -252,11 +252,9 @@ async fn probe_builders(settings: &Settings) -> Vec<Builder> {
     let mut probed = probe::probe_for(settings, &settings.builders, true).await;
     // A builder our ssh reached but this nix cannot talk to (a port in the URI before
     // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
-    for b in probed.iter_mut().filter(|b| b.reachable) {
+    for b in probed.iter_mut().filter(|b| b.reachable()) {
         if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
-            b.reachable = false;
-            b.failure = Some(probe::ProbeFailure::NixCannotUse(why));
-            b.connection = None;
+            b.leave_out(probe::ProbeFailure::NixCannotUse(why));
         }
     }
     probed
@@ -371,7 +369,7 @@ async fn plan_graph(
     warnings.retain(|w| {
         !input.builders.iter().any(|b| {
             matches!(
-                b.failure,
+                b.failure(),
                 Some(probe::ProbeFailure::ThisMachine | probe::ProbeFailure::ForwardsBack(_))
             ) && w.starts_with(&format!("builder {}", b.host()))
                 && plan
@@ -409,7 +407,7 @@ fn knowledge(
 ) -> plan::Knowledge {
     use crate::history::host_key;
     use plan::cost::LOCAL;
-    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable()).collect();
     let mut k = plan::Knowledge {
         consulted: true,
         local_jobs: local_jobs.max(1),
@@ -516,7 +514,7 @@ async fn ask_through_daemon(
         .iter()
         .enumerate()
         .filter(|(_, b)| {
-            b.reachable && b.verified && (b.connection.is_none() || b.root_check_pending)
+            b.reachable() && b.verified() && (b.connection().is_none() || b.root_check_pending())
         })
         .map(|(i, b)| async move {
             let held = probe::through_daemon::held(&b.machine, missing, limit).await;
@@ -525,24 +523,9 @@ async fn ask_through_daemon(
     let answers = futures::future::join_all(asks).await;
     for (i, held) in answers {
         let b = &mut builders[i];
-        let pending = std::mem::take(&mut b.root_check_pending);
-        let held = match held {
-            Ok(held) => {
-                if pending {
-                    b.alive = Some(true);
-                }
-                held
-            }
-            Err(reason) => {
-                if pending {
-                    b.reachable = false;
-                    b.failure = Some(probe::ProbeFailure::RootSsh(reason));
-                    b.connection = None;
-                }
-                continue;
-            }
-        };
-        if b.connection.is_some() {
+        b.root_check_answered(held.as_ref().map(|_| ()).map_err(Clone::clone));
+        let Ok(held) = held else { continue };
+        if b.connection().is_some() {
             // Our own ssh already said what its store holds (`sources::gather`).
             continue;
         }
@@ -611,7 +594,7 @@ fn leave_out_dead(
 /// it is given back here (NixOS/nix#10740), with the fix.
 fn loop_warning(b: &Builder) -> Option<String> {
     let host = b.host();
-    match &b.failure {
+    match &b.failure() {
         Some(probe::ProbeFailure::ThisMachine) => {
             return Some(format!("builder {host} is {}", b.failure_words()))
         }
@@ -620,7 +603,7 @@ fn loop_warning(b: &Builder) -> Option<String> {
         }
         _ => {}
     }
-    if !(b.reachable && b.may_forward) {
+    if !(b.reachable() && b.may_forward) {
         return None;
     }
     let (who, fix) = match b.machine.uri.ssh().and_then(|a| a.user.clone()) {
@@ -664,12 +647,12 @@ pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&Daemo
     let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
     let unverified: Vec<&str> = states
         .iter()
-        .filter(|s| s.unverified().is_some() && s.alive == Some(true))
+        .filter(|s| s.unverified().is_some() && s.alive() == Some(true))
         .map(|s| s.host())
         .collect();
     let unchecked: Vec<&str> = states
         .iter()
-        .filter(|s| s.unverified().is_some() && s.alive != Some(true))
+        .filter(|s| s.unverified().is_some() && s.alive() != Some(true))
         .map(|s| s.host())
         .collect();
     if daemon.decides() {
@@ -739,10 +722,15 @@ mod tests {
             machine,
             crate::probe::Identity::Own("test".into()),
         );
-        b.reachable = true;
-        b.alive = Some(true);
-        b.verified = !unverified;
-        b.note = unverified.then(|| "alive; not verified".to_owned());
+        b.set_status(if unverified {
+            crate::builder::Status::Unverified {
+                alive: Some(true),
+                note: Some("alive; not verified".to_owned()),
+                connection: None,
+            }
+        } else {
+            crate::builder::Status::Verified { connection: None }
+        });
         b.systems = Vec::new();
         b
     }
@@ -798,8 +786,7 @@ mod tests {
             line.contains("add root to seasmoke's trusted-users"),
             "{line}"
         );
-        b.reachable = false;
-        b.failure = Some(probe::ProbeFailure::ThisMachine);
+        b.leave_out(probe::ProbeFailure::ThisMachine);
         let line = loop_warning(&b).unwrap_or_default();
         assert!(
             line.starts_with("builder seasmoke is this machine under another name"),

@@ -25,7 +25,7 @@ pub use master::{nix_ssh_share_opts, query_timeout, remove_shared_socket_dir, Co
 pub use outcome::{classify_ssh_error, ProbeFailure};
 pub use this_machine::StoreIdentity;
 
-use crate::builder::{Builder, BuilderId};
+use crate::builder::{Builder, BuilderId, Seen, Status};
 use crate::machines::Machine;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,18 +135,24 @@ fn leave_out_loops(builders: &mut [Builder]) {
     let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
     let mut here: Vec<String> = builders
         .iter()
-        .filter(|b| b.failure == Some(ProbeFailure::ThisMachine))
+        .filter(|b| b.failure() == Some(&ProbeFailure::ThisMachine))
         .map(|b| short(b.machine.uri.ssh().map_or("", |a| a.host.as_str())))
         .collect();
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         here.push(short(name.trim()));
     }
     here.retain(|h| !h.is_empty() && h != "localhost");
-    for b in builders.iter_mut().filter(|b| b.reachable && b.may_forward) {
-        if let Some(host) = b.forwards_to.iter().find(|h| here.contains(&short(h))) {
-            b.reachable = false;
-            b.failure = Some(ProbeFailure::ForwardsBack(host.clone()));
-            b.connection = None;
+    for b in builders
+        .iter_mut()
+        .filter(|b| b.reachable() && b.may_forward)
+    {
+        let back = b
+            .forwards_to
+            .iter()
+            .find(|h| here.contains(&short(h)))
+            .cloned();
+        if let Some(host) = back {
+            b.leave_out(ProbeFailure::ForwardsBack(host));
         }
     }
 }
@@ -202,74 +208,75 @@ async fn as_daemon(
     let live = liveness(machine, timeout, ssh_opts);
     let (mut own, root, live) = futures::join!(own, root_probe, live);
     let root_is_here = matches!(&root, Some(Ok(info)) if is_here(info, here));
-    if own.failure == Some(ProbeFailure::ThisMachine) || root_is_here {
-        own.identity = Identity::Daemon;
-        own.reachable = false;
-        own.failure = Some(ProbeFailure::ThisMachine);
-        own.connection = None;
+    own.identity = Identity::Daemon;
+    if own.failure() == Some(&ProbeFailure::ThisMachine) || root_is_here {
+        own.leave_out(ProbeFailure::ThisMachine);
         return own;
     }
     // Our own ssh got in: whatever the banner check saw, the sshd is alive.
-    let live = if own.reachable { Liveness::Alive } else { live };
-    let s = &mut own;
-    s.identity = Identity::Daemon;
-    let own_error = s.failure.take();
-    let own_trust = s.trusted.take();
-    s.alive = match &live {
+    let live = if own.reachable() {
+        Liveness::Alive
+    } else {
+        live
+    };
+    let own_error = own.failure().cloned();
+    // Our own ssh's answer on trust is not the daemon's.
+    own.trusted = None;
+    let connection = own.connection().cloned();
+    let alive = match &live {
         Liveness::Alive => Some(true),
         Liveness::Dead(_) => Some(false),
         Liveness::Unknown(_) => None,
     };
-    match root {
+    let status = match root {
         Some(Ok(info)) => {
-            s.verified = true;
-            s.reachable = true;
-            s.alive = Some(true);
             // The daemon's answer says nothing of the builder's nix: keep what our ssh learned.
             if info.nix_version.is_some() {
-                info.apply(s);
+                info.apply(&mut own);
             }
+            Status::Verified { connection }
         }
-        Some(Err(reason)) => {
-            s.verified = true;
-            s.reachable = false;
-            s.failure = Some(ProbeFailure::RootSsh(reason));
-            s.connection = None;
-        }
-        None if check_later => {
-            // Root's answer comes with the question of what the builder holds; until then the
-            // builder counts as the daemon will see it, and a failure there takes it out.
-            s.verified = true;
-            s.reachable = true;
-            s.root_check_pending = true;
-        }
-        None => {
-            s.verified = false;
-            match live {
-                Liveness::Dead(reason) => {
-                    s.reachable = false;
-                    s.failure = Some(reason);
-                }
-                Liveness::Alive | Liveness::Unknown(_) => {
-                    s.reachable = true;
-                    // ssh's verdict alone: the fix that follows it is for the user's ssh.
-                    let yours = match (&own_error, own_trust) {
-                        (Some(e), _) => {
-                            format!("your own ssh: {}", e.headline())
-                        }
-                        (None, _) => "your own ssh reaches it".to_owned(),
-                    };
-                    let unknown = match &live {
-                        Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
-                        _ => String::new(),
-                    };
-                    s.note = Some(format!(
+        Some(Err(reason)) => Status::Unusable {
+            failure: Some(ProbeFailure::RootSsh(reason)),
+            seen: Seen {
+                alive,
+                verified: true,
+                note: None,
+            },
+        },
+        // Root's answer comes with the question of what the builder holds; until then the
+        // builder counts as the daemon will see it, and a failure there takes it out.
+        None if check_later => Status::PendingRootCheck { alive, connection },
+        None => match live {
+            Liveness::Dead(reason) => Status::Unusable {
+                failure: Some(reason),
+                seen: Seen {
+                    alive,
+                    verified: false,
+                    note: None,
+                },
+            },
+            Liveness::Alive | Liveness::Unknown(_) => {
+                // ssh's verdict alone: the fix that follows it is for the user's ssh.
+                let yours = match &own_error {
+                    Some(e) => format!("your own ssh: {}", e.headline()),
+                    None => "your own ssh reaches it".to_owned(),
+                };
+                let unknown = match &live {
+                    Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
+                    _ => String::new(),
+                };
+                Status::Unverified {
+                    alive,
+                    note: Some(format!(
                         "{unknown}the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
-                    ));
+                    )),
+                    connection,
                 }
             }
-        }
-    }
+        },
+    };
+    own.set_status(status);
     own
 }
 
@@ -285,7 +292,7 @@ async fn probe_one(
     here: Option<&StoreIdentity>,
 ) -> Builder {
     if let Err(failure) = ssh_address(&builder.machine) {
-        builder.failure = Some(failure);
+        builder.leave_out(failure);
         return builder;
     }
     let started = Instant::now();
@@ -295,24 +302,28 @@ async fn probe_one(
     )
     .await;
     match attempt {
-        Err(_) => builder.failure = Some(ProbeFailure::TimedOut(Some(timeout))),
-        Ok(Err(failure)) => builder.failure = Some(failure),
+        Err(_) => builder.leave_out(ProbeFailure::TimedOut(Some(timeout))),
+        Ok(Err(failure)) => builder.leave_out(failure),
         Ok(Ok((_, info, _))) if is_here(&info, here) => {
             // The connection closes here: nix is never to be given this builder.
-            builder.failure = Some(ProbeFailure::ThisMachine);
-            builder.alive = Some(true);
-            builder.verified = true;
+            builder.set_status(Status::Unusable {
+                failure: Some(ProbeFailure::ThisMachine),
+                seen: Seen {
+                    alive: Some(true),
+                    verified: true,
+                    note: None,
+                },
+            });
         }
         Ok(Ok((connection, info, rtt))) => {
-            builder.reachable = true;
-            builder.alive = Some(true);
-            builder.verified = true;
             builder.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
             info.apply(&mut builder);
-            builder.connection = Some(Arc::new(connection));
+            builder.set_status(Status::Verified {
+                connection: Some(Arc::new(connection)),
+            });
         }
     }
-    tracing::debug!(host = %builder.host(), elapsed = ?started.elapsed(), reachable = builder.reachable, "probed");
+    tracing::debug!(host = %builder.host(), elapsed = ?started.elapsed(), reachable = builder.reachable(), "probed");
     builder
 }
 
@@ -346,15 +357,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .remove(0);
         let mut b = Builder::declared(BuilderId(i), machine, Identity::Own("t".into()));
-        b.reachable = true;
+        b.set_status(Status::Verified { connection: None });
         b
     }
 
     #[test]
     fn a_builder_that_would_pass_builds_back_here_is_left_out() {
         let mut me = builder("ssh-ng://vermax.lan x86_64-linux", 0);
-        me.reachable = false;
-        me.failure = Some(ProbeFailure::ThisMachine);
+        me.leave_out(ProbeFailure::ThisMachine);
         let mut loops = builder("ssh-ng://seasmoke x86_64-linux", 1);
         loops.may_forward = true;
         loops.forwards_to = vec!["vermax".into()];
@@ -364,10 +374,10 @@ mod tests {
         let mut all = vec![me, loops, elsewhere];
         leave_out_loops(&mut all);
         assert_eq!(
-            all[1].failure,
-            Some(ProbeFailure::ForwardsBack("vermax".into()))
+            all[1].failure(),
+            Some(&ProbeFailure::ForwardsBack("vermax".into()))
         );
-        assert!(!all[1].reachable);
-        assert!(all[2].reachable, "{:?}", all[2].failure);
+        assert!(!all[1].reachable());
+        assert!(all[2].reachable(), "{:?}", all[2].failure());
     }
 }

@@ -100,17 +100,17 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     let mut canary_builders = Vec::new();
     for b in &probed {
         let s = b;
-        if daemon && s.reachable {
+        if daemon && s.reachable() {
             // The real question is whether the daemon's builds get there: the canary below
             // answers it, for root, whatever the probe could verify.
             canary_builders.push(b);
-            if !s.verified {
+            if !s.verified() {
                 continue;
             }
         }
-        if !s.reachable {
+        if !s.reachable() {
             let reason = s.failure_words();
-            let fix = match &s.failure {
+            let fix = match &s.failure() {
                 Some(ProbeFailure::RootSsh(_)) => canary::fix_for(&reason, Some(&b.machine)),
                 Some(ProbeFailure::HostKeyMismatch | ProbeFailure::HostKeyUnverified) => {
                     format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host())
@@ -145,7 +145,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             continue;
         }
         checks.push(ok(format!("builder {}", describe(s, daemon))));
-        if let Some(conn) = &b.connection {
+        if let Some(conn) = b.connection() {
             let keys = signing_key::published_keys(conn, settings.connect_timeout).await;
             checks.extend(signing_key::finding(
                 s.host(),

@@ -36,19 +36,19 @@ pub async fn run(settings: &Settings) -> Result<i32> {
 /// One line per builder: `seasmoke  reachable  12.5 ms  nix 2.26.3  x86_64-linux  trusted`.
 /// `daemon_client`: a nix-daemon runs our builds, so a root-verified builder says so.
 pub fn describe(s: &Builder, daemon_client: bool) -> String {
-    if !s.reachable {
+    if !s.reachable() {
         return format!(
             "{:<16} unreachable  {}  ({})",
             s.host(),
-            s.failure
+            s.failure()
                 .as_ref()
                 .map_or_else(|| "unknown error".to_owned(), ToString::to_string),
             s.machine.uri
         );
     }
-    if !s.verified {
+    if !s.verified() {
         // Never "alive" for a builder whose sshd was not seen (its name resolves only for root).
-        let stage = if s.alive == Some(true) {
+        let stage = if s.alive() == Some(true) {
             "alive, not verified"
         } else {
             "not checked"
@@ -56,7 +56,7 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
         return format!(
             "{:<16} {stage}  {}  ({})",
             s.host(),
-            s.note.as_deref().unwrap_or("nix decides"),
+            s.note().as_deref().unwrap_or("nix decides"),
             s.machine.uri
         );
     }
@@ -101,8 +101,7 @@ mod tests {
             machine,
             crate::probe::Identity::Own("test".into()),
         );
-        b.reachable = true;
-        b.verified = true;
+        b.set_status(crate::builder::Status::Verified { connection: None });
         b.rtt_ms = rtt_ms;
         b
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 /// Every builder probed; a line on stderr for each that could not be asked.
 async fn reachable(settings: &Settings) -> Vec<Builder> {
     let probed = probe_for(settings, &settings.builders, false).await;
-    for b in probed.iter().filter(|b| b.connection.is_none()) {
+    for b in probed.iter().filter(|b| b.connection().is_none()) {
         crate::output::stderr_line(&format!(
             "nixdispatch: warning: the sessions on {} cannot be asked: {}",
             b.host(),
@@ -23,14 +23,14 @@ async fn reachable(settings: &Settings) -> Vec<Builder> {
     }
     probed
         .into_iter()
-        .filter(|b| b.connection.is_some())
+        .filter(|b| b.connection().is_some())
         .collect()
 }
 
 /// The sessions of every reachable builder, each with its builder.
 async fn every_session(builders: &[Builder]) -> Vec<(usize, Listed)> {
     let asks = builders.iter().enumerate().map(|(i, b)| async move {
-        let Some(conn) = &b.connection else {
+        let Some(conn) = b.connection() else {
             return (i, Err("no connection".to_owned()));
         };
         (i, session::list(conn).await)
@@ -177,7 +177,7 @@ async fn find(settings: &Settings, id: Option<&str>) -> Result<(Builder, Listed)
 /// it).
 pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
     let (builder, listed) = find(settings, args.id.as_deref()).await?;
-    let Some(conn) = builder.connection.clone() else {
+    let Some(conn) = builder.connection().cloned() else {
         return Err(Error::Failed(format!(
             "{} is not reachable",
             builder.host()
@@ -259,7 +259,7 @@ pub async fn cancel(settings: &Settings, args: &CancelArgs) -> Result<i32> {
     let id = SessionId::parse(&args.id).map_err(Error::input)?;
     let builders = reachable(settings).await;
     for b in &builders {
-        let Some(conn) = &b.connection else { continue };
+        let Some(conn) = b.connection() else { continue };
         match session::cancel(conn, &id).await {
             Ok(true) => {
                 crate::output::stderr_line(&format!(

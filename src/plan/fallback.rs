@@ -12,6 +12,10 @@ pub fn fall_back_locally(plan: &mut Plan, builders: &mut [Builder], why: &str) {
         build.from = None;
     }
     for builder in builders {
-        builder.reachable = false;
+        let seen = builder.seen();
+        builder.set_status(crate::builder::Status::Unusable {
+            failure: builder.failure().cloned(),
+            seen,
+        });
     }
 }

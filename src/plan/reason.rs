@@ -14,7 +14,7 @@ impl BuilderView<'_> {
     /// Why it does not take `drv`, as a short clause naming it.
     pub(super) fn why_not(&self, drv: &Derivation) -> String {
         let host = self.state.host();
-        if !self.state.reachable {
+        if !self.state.reachable() {
             return format!("{host}: {}", self.state.failure_words());
         }
         let machine = &self.state.machine;
@@ -41,7 +41,7 @@ impl BuilderViews<'_> {
     pub(super) fn why_unreachable(&self) -> String {
         self.views
             .iter()
-            .filter(|v| !v.state.reachable)
+            .filter(|v| !v.state.reachable())
             .map(|v| format!("{}: {}", v.state.host(), v.state.failure_words()))
             .collect::<Vec<_>>()
             .join("; ")
@@ -124,7 +124,7 @@ pub(super) fn remote_reason(
     // A builder nobody could check (not verified, its sshd not seen) is only configured.
     let checked = used.iter().all(|i| {
         let state = builders.views[*i].state;
-        state.verified || state.alive == Some(true)
+        state.verified() || state.alive() == Some(true)
     });
     let stage = if checked { "reachable" } else { "configured" };
     let mut reason = format!(
@@ -177,7 +177,7 @@ pub(super) fn local_reason(
         // is not unreachable, it is not to be used.
         let left_out = builders.views.iter().all(|v| {
             matches!(
-                v.state.failure,
+                v.state.failure(),
                 Some(
                     crate::probe::ProbeFailure::ThisMachine
                         | crate::probe::ProbeFailure::ForwardsBack(_)

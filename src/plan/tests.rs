@@ -64,9 +64,11 @@ fn builder(line: &str, reachable: bool) -> Builder {
         machine(line),
         crate::probe::Identity::Own("test".into()),
     );
-    b.reachable = reachable;
-    b.verified = reachable;
-    b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+    if reachable {
+        b.set_status(crate::builder::Status::Verified { connection: None });
+    } else {
+        b.leave_out(crate::probe::ProbeFailure::Refused);
+    }
     b.systems = Vec::new();
     b
 }
@@ -665,7 +667,7 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
     );
 
     let mut down = builder("ssh-ng://seasmoke x86_64-linux", false);
-    down.failure = Some(crate::probe::ProbeFailure::TimedOut(Some(
+    down.leave_out(crate::probe::ProbeFailure::TimedOut(Some(
         std::time::Duration::from_secs(3),
     )));
     i.builders = vec![down.clone()];
@@ -680,7 +682,7 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
 
     // Left out as this machine: answered, not unreachable.
     let mut me = builder("ssh-ng://vermax x86_64-linux", false);
-    me.failure = Some(crate::probe::ProbeFailure::ThisMachine);
+    me.leave_out(crate::probe::ProbeFailure::ThisMachine);
     i.builders = vec![me];
     let p = run(&i);
     assert_eq!(p.mode, Mode::Local);
@@ -818,7 +820,7 @@ fn falling_back_builds_the_rest_here_and_says_why() {
         "seasmoke stopped answering, so the rest is built locally"
     );
     assert!(p.builds.iter().all(|b| b.from.is_none()));
-    assert!(builders.iter().all(|b| !b.reachable));
+    assert!(builders.iter().all(|b| !b.reachable()));
 }
 
 /// What a history that saw `two quick builds with 6 MB outputs` knows, here and on seasmoke.

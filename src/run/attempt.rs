@@ -77,7 +77,7 @@ pub(super) fn watched_builders(planned: &Planned) -> Vec<Watched> {
     planned
         .builders
         .iter()
-        .filter(|b| b.reachable)
+        .filter(|b| b.reachable())
         .filter_map(Watched::of)
         .collect()
 }
@@ -109,7 +109,7 @@ pub(super) async fn run_build(
     // be left for a local build (the same condition as the fallback below).
     let watched: Vec<Watched> = watched
         .iter()
-        .filter(|w| plan.uses_builders() && states.iter().any(|s| s.reachable && s.id == w.id))
+        .filter(|w| plan.uses_builders() && states.iter().any(|s| s.reachable() && s.id == w.id))
         .cloned()
         .collect();
     let foreground = super::sudo::nh_needs_sudo(settings, target, runner);
@@ -230,7 +230,7 @@ pub(super) async fn vanished_builder(settings: &Settings, planned: &Planned) -> 
         return None;
     }
     let again = crate::probe::probe_for(settings, &live, false).await;
-    again.iter().find(|b| !b.reachable).map(|b| {
+    again.iter().find(|b| !b.reachable()).map(|b| {
         format!(
             "builder {} went away during the build: {}",
             b.host(),

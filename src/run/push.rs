@@ -192,7 +192,7 @@ async fn fitting_builders(
 ) -> Vec<Destination> {
     // `--mode local` and a builder that vanished leave no live probe: ask again now.
     let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.reachable) {
+    let builders = if planned.builders.iter().any(|b| b.reachable()) {
         &planned.builders
     } else {
         probed_now = crate::probe::probe_for(settings, &settings.builders, false).await;
@@ -203,7 +203,7 @@ async fn fitting_builders(
     };
     let chosen: Vec<Destination> = builders
         .iter()
-        .filter(|b| b.reachable)
+        .filter(|b| b.reachable())
         .filter(|b| fits(&b.machine.systems) || fits(&b.systems))
         .map(|b| Destination {
             uri: b.machine.store_uri(),

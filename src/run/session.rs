@@ -87,11 +87,11 @@ fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'
         .planned
         .builders
         .iter()
-        .find(|b| b.reachable && b.machine.uri.to_string().as_str() == *uri)
+        .find(|b| b.reachable() && b.machine.uri.to_string().as_str() == *uri)
     else {
         return Err(format!("{uri} is not reachable"));
     };
-    if builder.connection.is_none() {
+    if builder.connection().is_none() {
         return Err(format!("your own ssh does not reach {}", builder.host()));
     }
     let version = builder
@@ -137,7 +137,7 @@ pub(super) async fn choose<'a>(
         (Ok(b), RemoteVia::Session) => Some(b),
         (Ok(b), RemoteVia::Hook) if detach => Some(b),
         (Ok(b), RemoteVia::Hook) => {
-            let conn = b.connection.as_ref()?;
+            let conn = b.connection()?;
             let key = session::key_of(&job.planned.session_installables);
             match session::list(conn).await {
                 Ok(all) => all
@@ -170,7 +170,7 @@ pub(super) async fn choose<'a>(
 /// plan copies from one builder ([`joinable`]).
 async fn done_session<'a>(job: &'a Job<'_>, plan: &Plan) -> Option<&'a Builder> {
     let b = joinable(job, plan)?;
-    let conn = b.connection.as_ref()?;
+    let conn = b.connection()?;
     let key = session::key_of(&job.planned.session_installables);
     let all = session::list(conn).await.ok()?;
     all.iter()
@@ -185,7 +185,7 @@ pub(super) async fn run(
     builder: &Builder,
     monitor: &mut Monitor,
 ) -> Result<Option<Ended>> {
-    let Some(conn) = builder.connection.clone() else {
+    let Some(conn) = builder.connection().cloned() else {
         return Ok(None);
     };
     let host = builder.host().to_owned();
@@ -421,7 +421,7 @@ async fn cancel_after_interrupt(
     if result.is_err() {
         let again =
             crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false).await;
-        if let Some(conn) = again.first().and_then(|b| b.connection.clone()) {
+        if let Some(conn) = again.first().and_then(|b| b.connection().cloned()) {
             result = session::cancel(&conn, id).await;
         }
     }
@@ -460,7 +460,7 @@ async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
                     .await;
             again
                 .first()
-                .filter(|b| !b.reachable)
+                .filter(|b| !b.reachable())
                 .map(|b| words(b.failure_words()))
         }
     }
