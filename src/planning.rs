@@ -5,7 +5,7 @@ use crate::builder::Builder;
 use crate::nix::installables::expand_attribute_sets;
 use crate::plan::{self, Availability, Plan, PlanInput};
 use crate::probe;
-use crate::settings::{DaemonClient, Settings};
+use crate::settings::Settings;
 use crate::sources;
 use crate::Result;
 use serde::Serialize;
@@ -19,9 +19,10 @@ fn input_wanted(graph: &plan::Graph) -> Vec<crate::store_path::StorePath> {
 pub struct Planned {
     /// The decision.
     pub plan: Plan,
-    /// Every configured builder as probed and planned with (empty when nothing was missing:
-    /// no SSH at all); dispatch reads these.
-    pub builders: Vec<Builder>,
+    /// What it was decided from: every configured builder as probed (empty when nothing was
+    /// missing: no SSH at all), the derivations behind the outputs (empty when the noop check
+    /// answered), where paths are. A fallback is planned again from it.
+    pub input: PlanInput,
     /// Sources that could not be asked.
     pub warnings: Vec<String>,
     /// The installables as built: attribute sets opened into their members.
@@ -33,8 +34,6 @@ pub struct Planned {
     /// The same outputs as `DRV^OUT,...` installables for a build session on a builder
     /// ([`crate::session`]); empty when one cannot be named safely.
     pub session_installables: Vec<String>,
-    /// The derivations behind them (empty when nothing was missing), for the run's estimate.
-    pub graph: plan::Graph,
     /// The NAR size of each path the plan copies from a cache or a builder, where the source
     /// said: the total of a copy whose progress nix does not report (2.8 over ssh-ng).
     pub nar_sizes: std::collections::BTreeMap<String, u64>,
@@ -59,12 +58,28 @@ pub struct PlanReport<'a> {
 }
 
 impl Planned {
+    /// Every configured builder as probed and planned with (empty when nothing was missing);
+    /// dispatch reads these.
+    pub fn builders(&self) -> &[Builder] {
+        &self.input.builders
+    }
+
+    /// The plan that finishes the run here after `why` (a builder went away mid-run): the
+    /// planner again, told so.
+    pub fn fall_back(&self, why: &str) -> Result<Plan> {
+        let input = PlanInput {
+            fell_back: Some(why.to_owned()),
+            ..self.input.clone()
+        };
+        Ok(plan::plan(&input)?)
+    }
+
     /// The contract's JSON view.
     pub fn report(&self) -> PlanReport<'_> {
         PlanReport {
             mode: self.plan.mode,
             reason: &self.plan.reason,
-            builders: &self.builders,
+            builders: self.builders(),
             counts: &self.plan.counts,
             paths: &self.plan.paths,
             warnings: &self.warnings,
@@ -77,7 +92,7 @@ impl Planned {
         if host == "local" {
             return local_job_slots(local_max_jobs);
         }
-        self.builders
+        self.builders()
             .iter()
             .find(|b| b.machine.uri == host)
             .map_or(1, |b| (b.machine.max_jobs as usize).max(1))
@@ -89,14 +104,14 @@ impl Planned {
         history: &crate::history::History,
         local_max_jobs: &str,
     ) -> crate::history::RunEstimate {
-        crate::history::RunEstimate::for_plan(&self.plan, &self.graph, history, |host| {
+        crate::history::RunEstimate::for_plan(&self.plan, &self.input.graph, history, |host| {
             self.job_slots(host, local_max_jobs)
         })
     }
 
     /// The machines of the reachable builders, for nix's `builders` setting.
     pub fn live_builders(&self) -> Vec<crate::machines::Machine> {
-        self.builders
+        self.builders()
             .iter()
             .filter(|b| b.reachable())
             .map(|b| b.machine.clone())
@@ -114,6 +129,31 @@ pub struct Evaluation<'a> {
     /// The noop check found something missing ([`crate::run::noop`]): the builders are probed
     /// while nix evaluates, and the local store is asked once.
     pub missing: bool,
+    /// nix's `--fallback` (the plan's reason says what it does).
+    pub fallback: bool,
+}
+
+/// The nix daemon that runs our builds, as the plan needs it (its trust, read once in
+/// Settings).
+fn daemon(settings: &Settings) -> Option<plan::Daemon> {
+    settings.daemon.as_ref().map(|d| plan::Daemon {
+        decides: d.decides(),
+    })
+}
+
+/// The input of a plan the noop check answered: `outputs` outputs, all valid.
+fn checked_noop(settings: &Settings, outputs: usize) -> PlanInput {
+    PlanInput {
+        local_system: settings.nix_config.system.clone(),
+        daemon: daemon(settings),
+        checked_noop: Some(outputs),
+        ..PlanInput::default()
+    }
+}
+
+/// The plan of a noop with `outputs` outputs (the noop check's own invocation is this plan's).
+pub fn noop_plan(settings: &Settings, outputs: usize) -> Result<Plan> {
+    Ok(plan::plan(&checked_noop(settings, outputs))?)
 }
 
 /// The plan of a run the noop check found to be a noop, and built ([`crate::run::noop`]).
@@ -121,21 +161,21 @@ pub fn noop_planned(
     settings: &Settings,
     installables: &[String],
     done: &crate::run::noop::Done,
-) -> Planned {
+) -> Result<Planned> {
     let outputs = crate::nix::build_json::out_paths(&done.stdout).len();
-    Planned {
-        plan: crate::run::noop::noop_plan(outputs, settings),
-        builders: Vec::new(),
+    let input = checked_noop(settings, outputs);
+    Ok(Planned {
+        plan: plan::plan(&input)?,
+        input,
         warnings: ignored_builder_warning(settings).into_iter().collect(),
         installables: installables.to_vec(),
         systems: Default::default(),
         wanted: Vec::new(),
         session_installables: Vec::new(),
-        graph: plan::Graph::default(),
         nar_sizes: Default::default(),
         history: None,
         history_warning: None,
-    }
+    })
 }
 
 /// Evaluates the installables and decides where every missing path comes from.
@@ -203,7 +243,7 @@ pub async fn make_plan_with(
         .map(|d| d.system.clone())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut planned = plan_graph(settings, &installables, graph, how.rebuild, ahead).await?;
+    let mut planned = plan_graph(settings, &installables, graph, how, ahead).await?;
     planned.installables = installables;
     planned.systems = systems;
     planned.warnings.extend(notes);
@@ -264,9 +304,10 @@ async fn plan_graph(
     settings: &Settings,
     installables: &[String],
     graph: plan::Graph,
-    rebuild: bool,
+    how: Evaluation<'_>,
     ahead: Option<Ahead>,
 ) -> Result<Planned> {
+    let rebuild = how.rebuild;
     let mut wanted_valid = if ahead.is_some() {
         // The noop check found something missing: the local store is asked once, below.
         Default::default()
@@ -334,7 +375,7 @@ async fn plan_graph(
             if untrusted {
                 // The daemon ignores builders-use-substitutes and extra substituters from us: a
                 // builder's store can only serve what its build hook copies back. The plan's reason
-                // says the daemon decides (`explain_daemon`).
+                // says the daemon decides ([`plan::plan`]).
                 for hits in availability.on_builders.values_mut() {
                     for hit in hits {
                         hit.substitutable = false;
@@ -360,10 +401,13 @@ async fn plan_graph(
         forced: settings.forced,
         local_system: settings.nix_config.system.clone(),
         knowledge,
+        daemon: daemon(settings),
+        nix_fallback: how.fallback,
+        substituters,
+        checked_noop: None,
+        fell_back: None,
     };
-    let mut plan = plan::plan(&input)?;
-    plan.substituters = substituters;
-    explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
+    let plan = plan::plan(&input)?;
     // One line names a builder left out as this machine or as one that would pass builds back
     // here: the reason, when it says why no builder took the build; else a warning.
     warnings.retain(|w| {
@@ -380,13 +424,12 @@ async fn plan_graph(
     let nar_sizes = nar_sizes(&plan, &input.availability);
     Ok(Planned {
         plan,
-        builders: input.builders,
+        input,
         warnings,
         installables: Vec::new(),
         systems: Default::default(),
         wanted,
         session_installables,
-        graph: input.graph,
         nar_sizes,
         history_warning: history.as_ref().and_then(|l| l.warning.clone()),
         history: history.map(|l| std::sync::Arc::new(l.history)),
@@ -639,49 +682,6 @@ pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does 
 it ignores per-run builders and uses its own (nix's builders setting, planned with here); add \
 yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builders per run";
 
-/// Says in the plan's reason who really decides: the nix daemon when it does not trust us, nix
-/// when a builder could not be verified as the daemon will reach it. Marks the plan so that
-/// dispatch passes nothing the daemon would ignore.
-pub fn explain_daemon(plan: &mut Plan, states: &[Builder], daemon: Option<&DaemonClient>) {
-    let Some(daemon) = daemon else { return };
-    let uses_builders = matches!(plan.mode, plan::Mode::Remote | plan::Mode::Substitute);
-    let unverified: Vec<&str> = states
-        .iter()
-        .filter(|s| s.unverified().is_some() && s.alive() == Some(true))
-        .map(|s| s.host())
-        .collect();
-    let unchecked: Vec<&str> = states
-        .iter()
-        .filter(|s| s.unverified().is_some() && s.alive() != Some(true))
-        .map(|s| s.host())
-        .collect();
-    if daemon.decides() {
-        plan.daemon_decides = true;
-        if plan.mode != plan::Mode::Noop {
-            plan.reason.push_str(
-                "; the nix daemon decides: it does not trust you, so it uses its own builders and \
-                 substituters whatever is passed (trusted-users)",
-            );
-        }
-    }
-    if uses_builders && !unverified.is_empty() {
-        let verb = if unverified.len() == 1 { "is" } else { "are" };
-        plan.reason.push_str(&format!(
-            "; {} {verb} alive but not verified: the nix daemon connects as root with root's key, \
-             which nixdispatch cannot use, so nix decides",
-            unverified.join(", ")
-        ));
-    }
-    if uses_builders && !unchecked.is_empty() {
-        let verb = if unchecked.len() == 1 { "was" } else { "were" };
-        plan.reason.push_str(&format!(
-            "; {} {verb} not checked (nixdispatch could reach neither its sshd nor root's ssh): \
-             nix decides",
-            unchecked.join(", ")
-        ));
-    }
-}
-
 /// The wanted outputs as `DRV^OUT,...` installables, one per derivation; empty when one of
 /// them has no producer in the graph or cannot be passed to a builder's shell.
 fn session_installables(graph: &plan::Graph) -> Vec<String> {
@@ -710,7 +710,6 @@ fn session_installables(graph: &plan::Graph) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::machines::parse_machines;
-    use crate::plan::{Counts, Mode};
 
     fn state(unverified: bool) -> Builder {
         let mut none = |_: &std::path::Path| None;
@@ -733,20 +732,6 @@ mod tests {
         });
         b.systems = Vec::new();
         b
-    }
-
-    fn plan(mode: Mode) -> Plan {
-        Plan {
-            mode,
-            reason: "1 derivation must be built and seasmoke is reachable".into(),
-            counts: Counts::default(),
-            paths: Vec::new(),
-            builds: Vec::new(),
-            builder_substituters: Vec::new(),
-            daemon_decides: false,
-            substituters: None,
-            estimates: Vec::new(),
-        }
     }
 
     #[test]
@@ -792,42 +777,5 @@ mod tests {
             line.starts_with("builder seasmoke is this machine under another name"),
             "{line}"
         );
-    }
-
-    #[test]
-    fn a_single_user_plan_is_left_alone() {
-        let mut p = plan(Mode::Remote);
-        explain_daemon(&mut p, &[state(true)], None);
-        assert_eq!(p, plan(Mode::Remote));
-    }
-
-    #[test]
-    fn an_unverified_builder_leaves_the_choice_to_nix_and_says_so() {
-        let mut p = plan(Mode::Remote);
-        let daemon = DaemonClient {
-            trusted: Some(true),
-            ignored_cli_builders: false,
-        };
-        explain_daemon(&mut p, &[state(true)], Some(&daemon));
-        assert!(!p.daemon_decides);
-        assert!(
-            p.reason.contains("seasmoke is alive but not verified"),
-            "{}",
-            p.reason
-        );
-        assert!(p.reason.contains("nix decides"), "{}", p.reason);
-    }
-
-    #[test]
-    fn an_untrusted_user_is_told_the_daemon_decides() {
-        let mut p = plan(Mode::Remote);
-        let daemon = DaemonClient {
-            trusted: Some(false),
-            ignored_cli_builders: true,
-        };
-        explain_daemon(&mut p, &[state(false)], Some(&daemon));
-        assert!(p.daemon_decides);
-        assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
-        assert!(!p.reason.contains("not verified"), "{}", p.reason);
     }
 }

@@ -4,7 +4,6 @@
 use crate::cli::BuildArgs;
 use crate::dispatch::{Runner, Target};
 use crate::nix_flags::NixBuildFlags;
-use crate::plan::Forced;
 use crate::run::{execute, NixRequest, Stdout};
 use crate::settings::Settings;
 use crate::{Error, Result};
@@ -51,20 +50,11 @@ fn understood(settings: &Settings, flags: &NixBuildFlags) -> Result<Settings> {
     }
     if flags.offline {
         settings.nix_config.substituters.clear();
-        if settings.forced == Forced::Auto {
-            settings.forced = Forced::Local;
-        }
     }
-    if let Some(jobs) = &flags.max_jobs {
-        if jobs.trim() == "0" {
-            match settings.forced {
-                Forced::Auto => settings.forced = Forced::Remote,
-                Forced::Local => return Err(Error::input(
-                    "-j 0 builds nothing here, and --mode local builds only here: drop one of them",
-                )),
-                _ => {}
-            }
-        }
-    }
+    let no_local_jobs = flags.max_jobs.as_deref().is_some_and(|j| j.trim() == "0");
+    settings.forced = settings
+        .forced
+        .under_nix_flags(flags.offline, no_local_jobs)
+        .map_err(Error::input)?;
     Ok(settings)
 }

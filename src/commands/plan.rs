@@ -87,7 +87,7 @@ fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {
     let println = |text: String| crate::output::stdout_line(&text, true);
     let plan = &planned.plan;
     println(format!("mode: {} ({})", plan.mode, plan.reason))?;
-    for b in &planned.builders {
+    for b in planned.builders() {
         println(format!(
             "  builder {}",
             describe(b, settings.daemon.is_some())

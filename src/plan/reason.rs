@@ -1,14 +1,85 @@
 //! The English of the plan: its one-sentence reasons and why a builder does not take a
 //! derivation. Every word a user reads about a plan's decision is written here.
 
-use super::builds_locally_anyway;
 use super::eligibility::{BuilderView, BuilderViews};
 use super::graph::Derivation;
 use super::walk::{Decision, Walk};
+use super::{builds_locally_anyway, Daemon, Mode, Plan};
 use crate::builder::Builder;
 use crate::machines::FeatureMismatch;
 use crate::store_path::StorePath;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The reason of every noop plan (also the noop check's, [`crate::run::noop`]).
+pub const NOOP_REASON: &str = "everything is already in the local store";
+
+/// What nix's `--fallback` adds to a plan that substitutes everything.
+pub(super) const NIX_FALLBACK: &str =
+    "; with --fallback, nix builds whatever a source fails to give";
+
+/// `-j 0` with `--mode local` ([`super::Forced::under_nix_flags`]).
+pub(super) const NO_LOCAL_JOBS_BUT_LOCAL: &str =
+    "-j 0 builds nothing here, and --mode local builds only here: drop one of them";
+
+/// `--mode remote` with no builder configured.
+pub(super) const REMOTE_WITHOUT_BUILDERS: &str =
+    "--mode remote, but no builders are configured: add one with --builder or nix's builders setting";
+
+/// `--mode substitute` when something must be built.
+pub(super) fn cannot_substitute(to_build: &[&Derivation]) -> String {
+    format!(
+        "--mode substitute, but {} must be built ({}): no cache or builder has {}",
+        derivations(to_build.len()),
+        some_names(to_build),
+        if to_build.len() == 1 { "it" } else { "them" },
+    )
+}
+
+/// The reason of a plan that finishes the run here after `why` (a builder went away).
+pub(super) fn fell_back(why: &str) -> String {
+    format!("{why}, so the rest is built locally")
+}
+
+/// Who really decides, when a nix daemon runs the builds: the daemon when it does not trust
+/// us, nix when a builder could not be verified as the daemon will reach it. Empty when
+/// nixdispatch's plan stands.
+pub(super) fn daemon_words(plan: &Plan, builders: &[Builder], daemon: Daemon) -> String {
+    let mut words = String::new();
+    let uses_builders = matches!(plan.mode, Mode::Remote | Mode::Substitute);
+    let unverified: Vec<&str> = builders
+        .iter()
+        .filter(|b| b.unverified().is_some() && b.alive() == Some(true))
+        .map(|b| b.host())
+        .collect();
+    let unchecked: Vec<&str> = builders
+        .iter()
+        .filter(|b| b.unverified().is_some() && b.alive() != Some(true))
+        .map(|b| b.host())
+        .collect();
+    if daemon.decides && plan.mode != Mode::Noop {
+        words.push_str(
+            "; the nix daemon decides: it does not trust you, so it uses its own builders and \
+             substituters whatever is passed (trusted-users)",
+        );
+    }
+    if uses_builders && !unverified.is_empty() {
+        let verb = if unverified.len() == 1 { "is" } else { "are" };
+        words.push_str(&format!(
+            "; {} {verb} alive but not verified: the nix daemon connects as root with root's key, \
+             which nixdispatch cannot use, so nix decides",
+            unverified.join(", ")
+        ));
+    }
+    if uses_builders && !unchecked.is_empty() {
+        let verb = if unchecked.len() == 1 { "was" } else { "were" };
+        words.push_str(&format!(
+            "; {} {verb} not checked (nixdispatch could reach neither its sshd nor root's ssh): \
+             nix decides",
+            unchecked.join(", ")
+        ));
+    }
+    words
+}
 
 impl BuilderView<'_> {
     /// Why it does not take `drv`, as a short clause naming it.
@@ -45,6 +116,23 @@ impl BuilderViews<'_> {
             .map(|v| format!("{}: {}", v.state.host(), v.state.failure_words()))
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    /// `--mode remote` when no reachable builder takes `drv`.
+    pub(super) fn cannot_build_remotely(&self, drv: &Derivation) -> String {
+        format!(
+            "--mode remote, but no reachable builder can build {}: {}",
+            system_and_features(drv),
+            self.why_none_takes(drv)
+        )
+    }
+
+    /// `--mode remote` when no builder is reachable.
+    pub(super) fn none_reachable(&self) -> String {
+        format!(
+            "--mode remote, but no builder is reachable ({})",
+            self.why_unreachable()
+        )
     }
 
     pub(super) fn why_none_takes(&self, drv: &Derivation) -> String {
@@ -96,6 +184,45 @@ impl Walk<'_> {
             (_, true) => join_and(&parts),
             (true, false) => orphan_note,
             (false, false) => format!("{}, and {orphan_note}", join_and(&parts)),
+        }
+    }
+
+    /// The reason of a `--mode local` plan.
+    pub(super) fn forced_local_reason(
+        &self,
+        to_build: &[&Derivation],
+        builders: &BuilderViews<'_>,
+    ) -> String {
+        if to_build.is_empty() {
+            format!(
+                "--mode local: nothing needs building; {}",
+                self.sources_sentence(builders)
+            )
+        } else {
+            format!(
+                "--mode local: {} will be built here",
+                derivations(to_build.len())
+            )
+        }
+    }
+
+    /// The reason of a `--mode remote` plan.
+    pub(super) fn forced_remote_reason(
+        &self,
+        to_build: &[&Derivation],
+        chosen: &HashMap<&StorePath, &Builder>,
+        builders: &BuilderViews<'_>,
+    ) -> String {
+        if to_build.is_empty() {
+            format!(
+                "--mode remote: nothing needs building; {}",
+                self.sources_sentence(builders)
+            )
+        } else {
+            format!(
+                "--mode remote: {}",
+                remote_reason(to_build, chosen, builders)
+            )
         }
     }
 

@@ -95,7 +95,7 @@ fn input(drvs: Vec<Derivation>, wanted: &[&str]) -> PlanInput {
         builders: Vec::new(),
         forced: Forced::Auto,
         local_system: X86.into(),
-        knowledge: Default::default(),
+        ..PlanInput::default()
     }
 }
 
@@ -811,16 +811,112 @@ fn falling_back_builds_the_rest_here_and_says_why() {
     let drvs = vec![drv("a", &["b"]), drv("b", &[])];
     let mut i = input(drvs, &["a"]);
     i.builders = vec![seasmoke()];
-    let mut p = run(&i);
-    let mut builders = i.builders.clone();
-    fall_back_locally(&mut p, &mut builders, "seasmoke stopped answering");
+    assert_eq!(run(&i).mode, Mode::Remote);
+    i.fell_back = Some("seasmoke stopped answering".into());
+    let p = run(&i);
     assert_eq!(p.mode, Mode::Local);
     assert_eq!(
         p.reason,
         "seasmoke stopped answering, so the rest is built locally"
     );
     assert!(p.builds.iter().all(|b| b.from.is_none()));
-    assert!(builders.iter().all(|b| !b.reachable()));
+    // No builder is handed to nix any more.
+    let flags: Vec<String> =
+        crate::dispatch::mode_flags(&p, &i.builders, &crate::nix::version::tests::NIX_2_26)
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+    assert!(
+        flags.windows(3).any(|w| w == ["--option", "builders", ""]),
+        "{flags:?}"
+    );
+}
+
+fn unverified_seasmoke() -> Builder {
+    let mut b = seasmoke();
+    b.set_status(crate::builder::Status::Unverified {
+        alive: Some(true),
+        note: Some("alive; not verified".to_owned()),
+        connection: None,
+    });
+    b
+}
+
+#[test]
+fn a_single_user_plan_is_left_alone() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![unverified_seasmoke()];
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Remote);
+    assert_eq!(
+        p.reason,
+        "1 derivation must be built and seasmoke is reachable"
+    );
+    assert!(!p.daemon_decides);
+}
+
+#[test]
+fn an_unverified_builder_leaves_the_choice_to_nix_and_says_so() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![unverified_seasmoke()];
+    i.daemon = Some(Daemon { decides: false });
+    let p = run(&i);
+    assert!(!p.daemon_decides);
+    assert!(
+        p.reason.contains("seasmoke is alive but not verified"),
+        "{}",
+        p.reason
+    );
+    assert!(p.reason.contains("nix decides"), "{}", p.reason);
+}
+
+#[test]
+fn an_untrusted_user_is_told_the_daemon_decides() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![seasmoke()];
+    i.daemon = Some(Daemon { decides: true });
+    let p = run(&i);
+    assert!(p.daemon_decides);
+    assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
+    assert!(!p.reason.contains("not verified"), "{}", p.reason);
+    // A noop stays a noop, the daemon's to decide all the same.
+    let noop = run(&PlanInput {
+        checked_noop: Some(2),
+        ..i
+    });
+    assert_eq!(noop.mode, Mode::Noop);
+    assert_eq!(noop.reason, NOOP_REASON);
+    assert_eq!(noop.counts.valid_locally, 2);
+    assert!(noop.daemon_decides);
+}
+
+#[test]
+fn with_nix_fallback_a_substitute_plan_says_what_nix_does() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    cached(&mut i, "a", &[]);
+    i.nix_fallback = true;
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Substitute);
+    assert!(
+        p.reason
+            .ends_with("; with --fallback, nix builds whatever a source fails to give"),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
+fn nix_flags_force_a_mode() {
+    assert_eq!(Forced::Auto.under_nix_flags(true, false), Ok(Forced::Local));
+    assert_eq!(
+        Forced::Auto.under_nix_flags(false, true),
+        Ok(Forced::Remote)
+    );
+    assert_eq!(
+        Forced::Substitute.under_nix_flags(true, true),
+        Ok(Forced::Substitute)
+    );
+    assert!(Forced::Local.under_nix_flags(false, true).is_err());
 }
 
 /// What a history that saw `two quick builds with 6 MB outputs` knows, here and on seasmoke.

@@ -75,7 +75,7 @@ impl Attempt {
 /// keeps asking them whether they are still there.
 pub(super) fn watched_builders(planned: &Planned) -> Vec<Watched> {
     planned
-        .builders
+        .builders()
         .iter()
         .filter(|b| b.reachable())
         .filter_map(Watched::of)

@@ -160,8 +160,7 @@ pub async fn execute(
     Ok(0)
 }
 
-/// Plans the run (with `--fallback`, the reason says nix builds what a source fails to give)
-/// and the environment its nix processes get. A noop is known from the noop check, whose
+/// Plans the run and the environment its nix processes get. A noop is known from the noop check, whose
 /// build is the run's ([`crate::run::noop`]): it comes back with the job.
 async fn plan_run<'a>(
     settings: &'a Settings,
@@ -184,9 +183,9 @@ async fn plan_run<'a>(
     } else {
         crate::run::noop::Checked::Unknown
     };
-    let (mut planned, done) = match checked {
+    let (planned, done) = match checked {
         crate::run::noop::Checked::Noop(done) => (
-            crate::planning::noop_planned(settings, &installables, &done),
+            crate::planning::noop_planned(settings, &installables, &done)?,
             Some(done),
         ),
         checked => {
@@ -194,18 +193,13 @@ async fn plan_run<'a>(
                 eval_args: &request.eval_args,
                 rebuild: request.rebuild,
                 missing: matches!(checked, crate::run::noop::Checked::Missing),
+                fallback: request.fallback,
             };
             (make_plan_with(settings, &installables, how).await?, None)
         }
     };
     // After the probe: nix's ssh rides the masters it opened.
     let env = nix_env(settings);
-    if request.fallback && planned.plan.mode == Mode::Substitute {
-        planned
-            .plan
-            .reason
-            .push_str("; with --fallback, nix builds whatever a source fails to give");
-    }
     let target = match target {
         Target::Build { .. } => Target::Build {
             installables: planned.installables.clone(),
@@ -264,7 +258,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
     let history_warning = with_history(job, &mut monitor);
     monitor.set_known_stores(
         planned
-            .builders
+            .builders()
             .iter()
             .map(|b| b.machine.uri.to_string())
             .chain(settings.nix_config.substituters.iter().cloned())
@@ -307,7 +301,7 @@ async fn remember(job: &Job<'_>, record: &SharedRecord) {
     let mut learned = std::mem::take(&mut crate::render::record::lock(record).learned);
     size_copied_outputs(job, &mut learned).await;
     let at = crate::history::unix_now();
-    for b in &job.planned.builders {
+    for b in job.planned.builders() {
         if let Some(rtt_ms) = b.rtt_ms {
             learned.add_probe(
                 b.machine.uri.as_ref(),
@@ -340,7 +334,7 @@ async fn size_copied_outputs(job: &Job<'_>, learned: &mut crate::history::Record
         .builds
         .iter()
         .filter(|b| b.from.is_some())
-        .filter_map(|b| planned.graph.derivations.get(&b.drv))
+        .filter_map(|b| planned.input.graph.derivations.get(&b.drv))
         .flat_map(|d| d.outputs.values())
         .filter(|out| no_size.contains(out.display_name()))
         .collect();
@@ -418,13 +412,13 @@ async fn build_with_fallback(
 ) -> Result<(Monitor, Plan, Attempt)> {
     let (settings, run, planned) = (job.settings, job.run, &job.planned);
     let mut plan = planned.plan.clone();
-    let mut states = planned.builders.clone();
+    let states = planned.builders();
     let watched = attempt::watched_builders(planned);
     let mut attempt = match checked {
         Some(done) => replayed(job, &plan, done, &mut monitor)?,
         None => match session_first(job, &plan, &mut monitor).await? {
             Some(failed) => failed,
-            None => job.build(&plan, &states, &mut monitor, &watched).await?,
+            None => job.build(&plan, states, &mut monitor, &watched).await?,
         },
     };
     if !attempt.ok && plan.uses_builders() {
@@ -443,10 +437,10 @@ async fn build_with_fallback(
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
-            crate::plan::fall_back_locally(&mut plan, &mut states, &why);
+            plan = planned.fall_back(&why)?;
             monitor.restart(Instant::now());
             monitor.set_header(&plan.mode.to_string(), &plan.reason);
-            attempt = job.build(&plan, &states, &mut monitor, &[]).await?;
+            attempt = job.build(&plan, states, &mut monitor, &[]).await?;
         }
     }
     Ok((monitor, plan, attempt))

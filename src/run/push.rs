@@ -192,8 +192,8 @@ async fn fitting_builders(
 ) -> Vec<Destination> {
     // `--mode local` and a builder that vanished leave no live probe: ask again now.
     let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.reachable()) {
-        &planned.builders
+    let builders = if planned.builders().iter().any(|b| b.reachable()) {
+        planned.builders()
     } else {
         probed_now = crate::probe::probe_for(settings, &settings.builders, false).await;
         &probed_now

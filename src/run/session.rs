@@ -85,7 +85,7 @@ fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'
     };
     let Some(builder) = job
         .planned
-        .builders
+        .builders()
         .iter()
         .find(|b| b.reachable() && b.machine.uri.to_string().as_str() == *uri)
     else {
