@@ -55,7 +55,7 @@ pub struct Viewpoint {
 impl Viewpoint {
     /// What Settings read of this user and the daemon.
     pub fn of(settings: &crate::settings::Settings) -> Viewpoint {
-        let daemon = settings.daemon.as_ref();
+        let daemon = settings.daemon();
         Viewpoint {
             user: settings.user_label(),
             client: daemon.is_some(),
@@ -79,8 +79,8 @@ pub async fn probe_for(
     };
     probe_all(
         machines,
-        settings.connect_timeout,
-        &settings.ssh_opts,
+        settings.connect_timeout(),
+        settings.ssh_opts(),
         viewpoint,
     )
     .await

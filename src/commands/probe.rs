@@ -6,9 +6,9 @@ use crate::Result;
 
 /// Probes and prints; exit 0 whatever the builders' state (the report is the result).
 pub async fn run(settings: &Settings) -> Result<i32> {
-    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
+    let probed = crate::probe::probe_for(settings, settings.builders(), false).await;
     let statuses = &probed;
-    if settings.json {
+    if settings.json() {
         let doc = serde_json::json!({ "builders": statuses });
         crate::output::stdout_line(&doc.to_string(), false)?;
         return Ok(0);
@@ -16,19 +16,15 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     if statuses.is_empty() {
         crate::output::stderr_line(&format!(
             "no builders configured ({}): set nix's `builders` (nix.buildMachines on NixOS) or pass --builder",
-            settings.builders_origin
+            settings.builders_origin()
         ));
         return Ok(0);
     }
-    if settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.ignored_cli_builders)
-    {
+    if settings.daemon().is_some_and(|d| d.ignored_cli_builders) {
         crate::output::stderr_line(&format!("warning: {}", crate::planning::IGNORED_BUILDER));
     }
     for s in statuses {
-        crate::output::stdout_line(&describe(s, settings.daemon.is_some()), true)?;
+        crate::output::stdout_line(&describe(s, settings.daemon().is_some()), true)?;
     }
     Ok(0)
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Every builder probed; a line on stderr for each that could not be asked.
 async fn reachable(settings: &Settings) -> Vec<Builder> {
-    let probed = probe_for(settings, &settings.builders, false).await;
+    let probed = probe_for(settings, settings.builders(), false).await;
     for b in probed.iter().filter(|b| b.connection().is_none()) {
         crate::output::stderr_line(&format!(
             "nixdispatch: warning: the sessions on {} cannot be asked: {}",
@@ -51,7 +51,7 @@ async fn every_session(builders: &[Builder]) -> Vec<(usize, Listed)> {
 /// This machine's name as the builder keeps it (see [`session::start`]).
 fn this_client(settings: &Settings) -> String {
     settings
-        .defaults
+        .defaults()
         .hostname
         .chars()
         .map(|c| {
@@ -79,7 +79,7 @@ pub async fn list(settings: &Settings, args: &SessionsArgs) -> Result<i32> {
         .filter(|(_, s)| args.all || (s.client == client && open(s)))
         .collect();
     shown.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    if settings.json {
+    if settings.json() {
         let sessions: Vec<serde_json::Value> = shown
             .iter()
             .map(|(i, s)| {
@@ -223,7 +223,7 @@ pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
             }
             let _ = session::finish(&conn, &id, true).await;
             monitor.finish_with(Instant::now(), true);
-            if !settings.json && settings.verbosity >= 0 {
+            if !settings.json() && settings.verbosity() >= 0 {
                 for o in &listed.outputs {
                     crate::output::stdout_line(o, false)?;
                 }

@@ -146,7 +146,7 @@ pub struct Evaluation<'a> {
 /// The nix daemon that runs our builds, as the plan needs it (its trust, read once in
 /// Settings).
 fn daemon(settings: &Settings) -> Option<plan::Daemon> {
-    settings.daemon.as_ref().map(|d| plan::Daemon {
+    settings.daemon().map(|d| plan::Daemon {
         decides: d.decides(),
     })
 }
@@ -154,7 +154,7 @@ fn daemon(settings: &Settings) -> Option<plan::Daemon> {
 /// The input of a plan the noop check answered: `outputs` outputs, all valid.
 fn checked_noop(settings: &Settings, outputs: usize) -> PlanInput {
     PlanInput {
-        local_system: settings.nix_config.system.clone(),
+        local_system: settings.nix_config().system.clone(),
         daemon: daemon(settings),
         checked_noop: Some(outputs),
         ..PlanInput::default()
@@ -207,17 +207,17 @@ pub async fn make_plan_with(
     let mut notes = Vec::new();
     let evaluate = async {
         match settings
-            .nix
+            .nix()
             .derivation_graph_with(&installables, how.eval_args)
             .await
         {
             Ok(graph) => Ok(graph),
             Err(err) => {
                 // Only when nix cannot show them: opening attribute sets costs an evaluation.
-                match expand_attribute_sets(&settings.nix, &installables, how.eval_args).await? {
+                match expand_attribute_sets(settings.nix(), &installables, how.eval_args).await? {
                     Some((members, skipped)) if !members.is_empty() => {
                         let graph = settings
-                            .nix
+                            .nix()
                             .derivation_graph_with(&members, how.eval_args)
                             .await?;
                         installables = members;
@@ -289,23 +289,28 @@ async fn effective_substitution(
     installables: &[String],
 ) -> (crate::nix::config::NixConfig, Vec<String>) {
     // The daemon's answer to `nix store ping`, read once in Settings.
-    let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
-    sources::substituters::effective(&settings.nix, &settings.nix_config, installables, untrusted)
-        .await
+    let untrusted = settings.daemon().is_some_and(|d| d.decides());
+    sources::substituters::effective(
+        settings.nix(),
+        settings.nix_config(),
+        installables,
+        untrusted,
+    )
+    .await
 }
 
 /// Every configured builder, probed (none with `--mode local`).
 async fn probe_builders(settings: &Settings) -> Vec<Builder> {
-    if settings.forced == plan::Forced::Local {
+    if settings.forced() == plan::Forced::Local {
         return Vec::new();
     }
     // A daemon that trusts us is asked what each builder holds (`ask_through_daemon`), which
     // checks root's ssh too.
-    let mut probed = probe::probe_for(settings, &settings.builders, true).await;
+    let mut probed = probe::probe_for(settings, settings.builders(), true).await;
     // A builder our ssh reached but this nix cannot talk to (a port in the URI before
     // 2.31) is not reachable for nix. One that did not answer keeps the probe's reason.
     for b in probed.iter_mut().filter(|b| b.reachable()) {
-        if let Some(why) = settings.nix.cannot_use_builder(&b.machine) {
+        if let Some(why) = settings.nix().cannot_use_builder(&b.machine) {
             b.leave_out(probe::ProbeFailure::NixCannotUse(why));
         }
     }
@@ -324,7 +329,7 @@ async fn plan_graph(
         // The noop check found something missing: the local store is asked once, below.
         Default::default()
     } else {
-        sources::local::valid_paths(&settings.nix, &graph.wanted).await?
+        sources::local::valid_paths(settings.nix(), &graph.wanted).await?
     };
     if rebuild {
         // Valid or not, the installables themselves are built again.
@@ -341,7 +346,7 @@ async fn plan_graph(
             };
             (availability, Vec::new(), Vec::new())
         } else {
-            let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
+            let untrusted = settings.daemon().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
             let (mut builders, ((nix_config, notes), infos)) = match ahead {
                 Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
@@ -356,21 +361,17 @@ async fn plan_graph(
                 mut availability,
                 mut warnings,
                 dead_substituters,
-            } = sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos).await?;
+            } = sources::gather(settings.nix(), &nix_config, &graph, &builders, &infos).await?;
             let (live, lines) = warnings::leave_out_dead(
                 &nix_config.substituters,
-                &settings.nix_config.substituters,
+                &settings.nix_config().substituters,
                 &dead_substituters,
             );
             substituters = live;
             warnings.extend(lines);
             warnings.extend(builders.iter().filter_map(warnings::loop_warning));
             warnings.extend(notes);
-            if settings
-                .daemon
-                .as_ref()
-                .is_some_and(|d| d.trusted == Some(true))
-            {
+            if settings.daemon().is_some_and(|d| d.trusted == Some(true)) {
                 through_daemon::ask(settings, &graph, &mut builders, &mut availability).await;
             }
             if rebuild {
@@ -381,8 +382,8 @@ async fn plan_graph(
                 }
             }
             // What earlier runs took weighs the choice between here and the builders.
-            if settings.forced == plan::Forced::Auto {
-                history = settings.state_dir.as_deref().map(crate::history::load);
+            if settings.forced() == plan::Forced::Auto {
+                history = settings.state_dir().map(crate::history::load);
             }
             if untrusted {
                 // The daemon ignores builders-use-substitutes and extra substituters from us: a
@@ -403,15 +404,15 @@ async fn plan_graph(
     let wanted = input_wanted(&graph);
     let session_installables = session_installables(&graph);
     let knowledge = history.as_ref().map_or_else(Default::default, |loaded| {
-        let local_jobs = local_job_slots(&settings.nix_config.max_jobs) as u32;
+        let local_jobs = local_job_slots(&settings.nix_config().max_jobs) as u32;
         knowledge(&loaded.history, &graph, &builders, local_jobs)
     });
     let input = PlanInput {
         graph,
         availability,
         builders,
-        forced: settings.forced,
-        local_system: settings.nix_config.system.clone(),
+        forced: settings.forced(),
+        local_system: settings.nix_config().system.clone(),
         knowledge,
         daemon: daemon(settings),
         nix_fallback: how.fallback,

@@ -80,11 +80,11 @@ pub(super) fn loop_warning(b: &Builder) -> Option<String> {
 /// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it; when the
 /// daemon's trust could not be told, that it may.
 pub(super) fn ignored_builder_warning(settings: &Settings) -> Option<String> {
-    let daemon = settings.daemon.as_ref()?;
+    let daemon = settings.daemon()?;
     if daemon.ignored_cli_builders {
         return Some(IGNORED_BUILDER.to_owned());
     }
-    let per_run = settings.builders_origin == "--builder";
+    let per_run = settings.builders_origin() == "--builder";
     (per_run && daemon.trusted.is_none()).then(|| MAYBE_IGNORED_BUILDER.to_owned())
 }
 

@@ -99,7 +99,7 @@ pub(super) async fn run_build(
     let ctx = Context {
         plan,
         builders: states,
-        nix: &settings.nix.version,
+        nix: &settings.nix().version,
         nix_args,
         env,
     };
@@ -117,7 +117,7 @@ pub(super) async fn run_build(
         &steps.build,
         monitor,
         watched,
-        settings.silent_timeout,
+        settings.silent_timeout(),
         foreground,
     )
     .await?;

@@ -246,7 +246,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
         display.progress = ProgressArg::Plain;
     }
     let mut inner = display.renderer();
-    if let (Some(env), false) = (&settings.github, settings.json) {
+    if let (Some(env), false) = (settings.github(), settings.json()) {
         inner = Box::new(render::github::GithubRenderer::new(
             inner,
             env.clone(),
@@ -261,7 +261,7 @@ fn prepare_display(job: &Job<'_>) -> (Monitor, SharedRecord) {
             .builders()
             .iter()
             .map(|b| b.machine.uri.to_string())
-            .chain(settings.nix_config.substituters.iter().cloned())
+            .chain(settings.nix_config().substituters.iter().cloned())
             .collect::<Vec<_>>(),
     );
     monitor.set_header(&planned.plan.mode.to_string(), &planned.plan.reason);
@@ -278,7 +278,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
     // from a build.
     let planned = &job.planned;
     // The planner read it already when it weighed the builders against this machine.
-    let (history, warning) = match (&planned.history, job.settings.state_dir.as_deref()) {
+    let (history, warning) = match (&planned.history, job.settings.state_dir()) {
         (Some(history), _) => (history.clone(), planned.history_warning.clone()),
         (None, Some(dir)) => {
             let loaded = crate::history::load(dir);
@@ -286,7 +286,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
         }
         (None, None) => Default::default(),
     };
-    let run = planned.run_estimate(&history, &job.settings.nix_config.max_jobs);
+    let run = planned.run_estimate(&history, &job.settings.nix_config().max_jobs);
     monitor.set_history(history, Some(run));
     monitor.set_sizes(planned.nar_sizes.clone());
     warning
@@ -295,7 +295,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
 /// Adds what this run learned (each build's and copy's time, each builder's probe) to the
 /// history, once, at its end; a history that cannot be written costs one warning.
 async fn remember(job: &Job<'_>, record: &SharedRecord) {
-    let Some(dir) = job.settings.state_dir.as_deref() else {
+    let Some(dir) = job.settings.state_dir() else {
         return;
     };
     let mut learned = std::mem::take(&mut crate::render::record::lock(record).learned);
@@ -341,7 +341,7 @@ async fn size_copied_outputs(job: &Job<'_>, learned: &mut crate::history::Record
     let Some(store_dir) = outputs.first().map(|out| out.store_dir().to_owned()) else {
         return;
     };
-    let nix = &job.settings.nix;
+    let nix = job.settings.nix();
     let args = crate::nix::path_info::args(Some(nix.caps))
         .iter()
         .map(|a| a.to_string())
@@ -490,7 +490,7 @@ async fn detach(job: &Job<'_>, mut monitor: Monitor) -> Result<i32> {
             ));
             monitor.finish_with(Instant::now(), true);
             // With --json, stdout is the events' (the message above carries the id).
-            if !job.settings.json {
+            if !job.settings.json() {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{id}");
                 let _ = out.flush();
@@ -518,7 +518,7 @@ fn replayed(
     let ctx = dispatch::Context {
         plan,
         builders: &[],
-        nix: &job.settings.nix.version,
+        nix: &job.settings.nix().version,
         nix_args: &job.request.build_args,
         env: &job.env,
     };
@@ -618,7 +618,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
     let mut out = std::io::stdout().lock();
     match stdout {
         // `nixdispatch --json build`: stdout is nixdispatch's events, nothing else.
-        Stdout::Nix { .. } if settings.json => {}
+        Stdout::Nix { .. } if settings.json() => {}
         Stdout::Nix { json, out_paths } => {
             if json {
                 let _ = out.write_all(nix_json);
@@ -630,7 +630,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
             }
         }
         Stdout::ResultPaths => {
-            if !settings.json && settings.verbosity >= 0 {
+            if !settings.json() && settings.verbosity() >= 0 {
                 for r in results {
                     let _ = writeln!(out, "{}", r.display());
                 }
@@ -644,13 +644,10 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
 /// the probe opened, one handshake per builder per run instead of one per derivation. Not for
 /// a daemon client: the daemon's ssh runs as root and never sees our environment.
 pub(crate) fn nix_env(settings: &Settings) -> Vec<(OsString, OsString)> {
-    if settings.daemon.is_some() {
+    if settings.daemon().is_some() {
         return Vec::new();
     }
-    let env = dispatch::nix_ssh_env(
-        crate::probe::nix_ssh_share_opts(),
-        settings.nix_sshopts.as_deref(),
-    );
+    let env = dispatch::nix_ssh_env(crate::probe::nix_ssh_share_opts(), settings.nix_sshopts());
     if !env.is_empty() {
         tracing::debug!(env = ?env, "nix rides the probe's ssh masters");
     }

@@ -86,7 +86,7 @@ pub fn check_invocation(
     let ctx = Context {
         plan: &plan,
         builders: &[],
-        nix: &settings.nix.version,
+        nix: &settings.nix().version,
         nix_args: build_args,
         env,
     };

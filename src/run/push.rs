@@ -146,7 +146,7 @@ async fn copy_to(
     let watch = watchdog::watch(
         dest.watched.clone().into_iter().collect(),
         progress.clone(),
-        settings.silent_timeout,
+        settings.silent_timeout(),
     );
     let finished = child::run_until(
         &copy,
@@ -195,7 +195,7 @@ async fn fitting_builders(
     let builders = if planned.builders().iter().any(|b| b.reachable()) {
         planned.builders()
     } else {
-        probed_now = crate::probe::probe_for(settings, &settings.builders, false).await;
+        probed_now = crate::probe::probe_for(settings, settings.builders(), false).await;
         &probed_now
     };
     let fits = |systems: &[String]| {

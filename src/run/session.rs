@@ -70,11 +70,7 @@ fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'
     if job.request.rebuild {
         return Err("--rebuild is nix's build hook's".to_owned());
     }
-    if settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.trusted != Some(true))
-    {
+    if settings.daemon().is_some_and(|d| d.trusted != Some(true)) {
         return Err("the nix daemon does not trust you, so it would refuse the outputs copied back from a session".to_owned());
     }
     let [uri] = targets else {
@@ -133,7 +129,7 @@ pub(super) async fn choose<'a>(
     monitor: &mut Monitor,
 ) -> Option<&'a Builder> {
     let detach = job.run.detach;
-    match (eligible(job, plan), job.settings.remote_via) {
+    match (eligible(job, plan), job.settings.remote_via()) {
         (Ok(b), RemoteVia::Session) => Some(b),
         (Ok(b), RemoteVia::Hook) if detach => Some(b),
         (Ok(b), RemoteVia::Hook) => {
@@ -215,7 +211,7 @@ pub(super) async fn run(
     let request = session::Request {
         key: &key,
         id: &fresh,
-        client: &job.settings.defaults.hostname,
+        client: &job.settings.defaults().hostname,
         installables,
         outputs: &outputs,
     };
@@ -301,7 +297,7 @@ async fn copy_derivations(
     let stop = watchdog::watch(
         vec![watched.clone()],
         progress.clone(),
-        job.settings.silent_timeout,
+        job.settings.silent_timeout(),
     );
     // nix's "copying path ..." lines are shown only when the copy failed.
     let mut said: Vec<String> = Vec::new();
@@ -363,7 +359,7 @@ pub(crate) async fn follow(
     let stop = watchdog::watch(
         vec![watched.clone()],
         progress.clone(),
-        settings.silent_timeout,
+        settings.silent_timeout(),
     );
     let mut end = None;
     let on = |report: Report<'_>| match report {
@@ -447,8 +443,8 @@ async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
     };
     match crate::probe::liveness(
         &builder.machine,
-        settings.connect_timeout,
-        &settings.ssh_opts,
+        settings.connect_timeout(),
+        settings.ssh_opts(),
     )
     .await
     {
@@ -548,7 +544,7 @@ pub(crate) async fn copy_home(
         Some(watched) => futures::future::Either::Left(watchdog::watch(
             vec![watched],
             progress.clone(),
-            settings.silent_timeout,
+            settings.silent_timeout(),
         )),
         None => futures::future::Either::Right(std::future::pending()),
     };
