@@ -23,7 +23,7 @@ pub use crate::builder::{Builder, BuilderId};
 use crate::store_path::StorePath;
 use eligibility::BuilderViews;
 pub use reason::NOOP_REASON;
-use reason::{derivations, local_reason, remote_reason};
+use reason::{local_reason, remote_reason};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -410,16 +410,10 @@ impl ByCost {
         let mut hosts: Vec<&str> = chosen.values().map(|b| b.host()).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        let through = format!("through {}", reason::join_and(&hosts));
+        let through = reason::through(&hosts);
         let estimate = |mode, costed: &Result<cost::Costed, Vec<String>>, what: &str| {
             let (secs, why) = match costed {
-                Ok(c) => {
-                    let copy = cost::copy_words(c).map_or(String::new(), |w| format!(" ({w})"));
-                    (
-                        Some(c.secs),
-                        format!("{} {what}{copy}", cost::about(c.secs)),
-                    )
-                }
+                Ok(c) => (Some(c.secs), reason::estimate_why(c, what)),
                 Err(unknown) => (None, cost::unknown_words(unknown)),
             };
             Estimate { mode, secs, why }
@@ -452,13 +446,12 @@ impl ByCost {
         let clearly_shorter = local.secs < remote.secs * cost::SWITCH_MARGIN
             && remote.secs - local.secs >= cost::SWITCH_MIN_GAIN;
         if !builders_serve && clearly_shorter {
-            let copy = cost::copy_words(&remote).map_or(String::new(), |w| format!(" ({w})"));
             return ByCost {
-                local_reason: Some(format!(
-                    "{} must be built: {} here against {} {through}{copy}",
-                    derivations(to_build.len()),
-                    cost::about(local.secs),
-                    cost::about(remote.secs),
+                local_reason: Some(reason::cheaper_here(
+                    to_build.len(),
+                    &local,
+                    &remote,
+                    &through,
                 )),
                 remote_words: None,
                 estimates,
@@ -466,11 +459,7 @@ impl ByCost {
         }
         ByCost {
             local_reason: None,
-            remote_words: Some(format!(
-                "{} {through} against {} here",
-                cost::about(remote.secs),
-                cost::about(local.secs)
-            )),
+            remote_words: Some(reason::remote_against_here(&remote, &local, &through)),
             estimates,
         }
     }

@@ -332,6 +332,54 @@ pub(super) fn system_and_features(drv: &Derivation) -> String {
     }
 }
 
+/// `through a and b`: the builders a remote plan uses.
+pub(super) fn through(hosts: &[&str]) -> String {
+    format!("through {}", join_and(hosts))
+}
+
+/// One candidate's estimate in words: `about 12 s here (… to copy back …)`.
+pub(super) fn estimate_why(costed: &super::cost::Costed, what: &str) -> String {
+    format!(
+        "{} {what}{}",
+        super::cost::about(costed.secs),
+        copy_clause(costed)
+    )
+}
+
+/// The reason of a local plan chosen because it is clearly faster than the builders.
+pub(super) fn cheaper_here(
+    to_build: usize,
+    local: &super::cost::Costed,
+    remote: &super::cost::Costed,
+    through: &str,
+) -> String {
+    format!(
+        "{} must be built: {} here against {} {through}{}",
+        derivations(to_build),
+        super::cost::about(local.secs),
+        super::cost::about(remote.secs),
+        copy_clause(remote),
+    )
+}
+
+/// What a remote plan's reason adds when a history was weighed and the builders stay.
+pub(super) fn remote_against_here(
+    remote: &super::cost::Costed,
+    local: &super::cost::Costed,
+    through: &str,
+) -> String {
+    format!(
+        "{} {through} against {} here",
+        super::cost::about(remote.secs),
+        super::cost::about(local.secs)
+    )
+}
+
+/// ` (12.0 MB to copy back at 1.0 MB/s)`, or nothing when nothing is copied.
+fn copy_clause(costed: &super::cost::Costed) -> String {
+    super::cost::copy_words(costed).map_or(String::new(), |w| format!(" ({w})"))
+}
+
 /// The first two names, and how many more.
 pub(super) fn some_names(drvs: &[&Derivation]) -> String {
     let names: Vec<&str> = drvs.iter().take(2).map(|d| d.path.display_name()).collect();
