@@ -241,6 +241,26 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
 }
 
 #[test]
+fn an_untrusting_daemon_takes_no_builder_store_as_a_substituter() {
+    let mut i = input(
+        vec![drv("hello", &["glibc"]), drv("glibc", &[])],
+        &["hello"],
+    );
+    i.builders = vec![seasmoke()];
+    on_builder(&mut i, "hello", "ssh-ng://seasmoke", true, &["glibc"]);
+    cached(&mut i, "glibc", &[]);
+    i.daemon = Some(Daemon { decides: true });
+    let p = run(&i);
+    // Copied back by the build hook, not substituted.
+    assert!(p.builder_substituters.is_empty());
+    assert_eq!(
+        source_of(&p, "hello"),
+        (Source::Builder, Some("ssh-ng://seasmoke".into()))
+    );
+    assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
+}
+
+#[test]
 fn a_cache_wins_over_a_builder() {
     let mut i = input(vec![drv("hello", &[])], &["hello"]);
     i.builders = vec![seasmoke()];

@@ -346,7 +346,6 @@ async fn plan_graph(
             };
             (availability, Vec::new(), Vec::new())
         } else {
-            let untrusted = settings.daemon().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
             let (mut builders, ((nix_config, notes), infos)) = match ahead {
                 Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
@@ -384,16 +383,6 @@ async fn plan_graph(
             // What earlier runs took weighs the choice between here and the builders.
             if settings.forced() == plan::Forced::Auto {
                 history = settings.state_dir().map(crate::history::load);
-            }
-            if untrusted {
-                // The daemon ignores builders-use-substitutes and extra substituters from us: a
-                // builder's store can only serve what its build hook copies back. The plan's reason
-                // says the daemon decides ([`plan::plan`]).
-                for hits in availability.on_builders.values_mut() {
-                    for hit in hits {
-                        hit.substitutable = false;
-                    }
-                }
             }
             (availability, builders, warnings)
         };
