@@ -2,9 +2,14 @@
 //! machines entry), alive (its sshd answered), verified (its store and trust answered the
 //! identity nix itself will use), what its nix says, and whose identity answered.
 //!
-//! The probe fills it, the plan reads it, dispatch passes the live ones to nix. Everything
-//! refers to a builder by its [`BuilderId`], never by its URI string: two entries may share a
-//! URI, and a URI is text to print, not a key.
+//! How far it was checked is one [`Status`]: the probe sets it whole, and later findings (nix
+//! cannot use it, it would pass builds back here, root's ssh failed the daemon's question)
+//! take it out through [`Builder::leave_out`] or settle it through
+//! [`Builder::root_check_answered`]; everything else reads it through the accessors. The plan
+//! reads it, dispatch passes the live ones to nix.
+//!
+//! Everything refers to a builder by its [`BuilderId`], never by its URI string: two entries
+//! may share a URI, and a URI is text to print, not a key.
 
 use crate::machines::Machine;
 use crate::probe::{Connection, Identity, ProbeFailure};
