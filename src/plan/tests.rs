@@ -214,8 +214,8 @@ fn cache_hits_are_substituted_and_their_references_walked() {
     );
 }
 
-#[test]
-fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
+/// hello on seasmoke (substitutable, referring to glibc), glibc in the cache.
+fn hello_on_seasmoke_glibc_cached() -> PlanInput {
     let mut i = input(
         vec![drv("hello", &["glibc"]), drv("glibc", &[])],
         &["hello"],
@@ -223,6 +223,12 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
     i.builders = vec![seasmoke()];
     on_builder(&mut i, "hello", "ssh-ng://seasmoke", true, &["glibc"]);
     cached(&mut i, "glibc", &[]);
+    i
+}
+
+#[test]
+fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
+    let i = hello_on_seasmoke_glibc_cached();
     let p = run(&i);
     assert_eq!(p.mode, Mode::Substitute);
     assert_eq!(
@@ -242,13 +248,7 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
 
 #[test]
 fn an_untrusting_daemon_takes_no_builder_store_as_a_substituter() {
-    let mut i = input(
-        vec![drv("hello", &["glibc"]), drv("glibc", &[])],
-        &["hello"],
-    );
-    i.builders = vec![seasmoke()];
-    on_builder(&mut i, "hello", "ssh-ng://seasmoke", true, &["glibc"]);
-    cached(&mut i, "glibc", &[]);
+    let mut i = hello_on_seasmoke_glibc_cached();
     i.daemon = Some(Daemon { decides: true });
     let p = run(&i);
     // Copied back by the build hook, not substituted.
