@@ -8,24 +8,30 @@
 //!
 //! The parts: `master` (the ssh master and the [`Connection`] over it), `info` (the one
 //! round trip of questions and its reader), `identity` (whose ssh nix uses; liveness without
-//! credentials; root's ssh through sudo), `through_daemon` (the daemon's own view), `outcome`
-//! ([`ProbeFailure`], the one place a failure becomes words).
+//! credentials; root's ssh through sudo), `as_daemon` (a daemon client's view of a builder:
+//! our ssh, root's, and its sshd at once), `through_daemon` (the daemon's own view), `loops`
+//! (builders that would pass builds back here), `this_machine`, `outcome` ([`ProbeFailure`],
+//! the one place a failure becomes words).
 
+mod as_daemon;
 mod identity;
 mod info;
+mod loops;
 mod master;
 mod outcome;
 mod this_machine;
 pub mod through_daemon;
 
+use as_daemon::{as_daemon, Look};
 pub use identity::{liveness, Identity, Liveness};
 pub(crate) use info::{RemoteInfo, INFO_SCRIPT};
+use loops::leave_out_loops;
 use master::connect_and_ask;
 pub use master::{nix_ssh_share_opts, query_timeout, remove_shared_socket_dir, Connection};
 pub use outcome::{classify_ssh_error, ProbeFailure};
 pub use this_machine::StoreIdentity;
 
-use crate::builder::{Builder, BuilderId};
+use crate::builder::{Builder, BuilderId, Seen, Status};
 use crate::machines::Machine;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +55,7 @@ pub struct Viewpoint {
 impl Viewpoint {
     /// What Settings read of this user and the daemon.
     pub fn of(settings: &crate::settings::Settings) -> Viewpoint {
-        let daemon = settings.daemon.as_ref();
+        let daemon = settings.daemon();
         Viewpoint {
             user: settings.user_label(),
             client: daemon.is_some(),
@@ -73,8 +79,8 @@ pub async fn probe_for(
     };
     probe_all(
         machines,
-        settings.connect_timeout,
-        &settings.ssh_opts,
+        settings.connect_timeout(),
+        settings.ssh_opts(),
         viewpoint,
     )
     .await
@@ -128,151 +134,6 @@ pub async fn probe_all(
     probed
 }
 
-/// Leaves out a builder that would pass our builds back here: it may forward
-/// ([`Builder::may_forward`]) and one of its builders is named as this machine is named (our
-/// host name, or the name of a builder of ours that is this machine).
-fn leave_out_loops(builders: &mut [Builder]) {
-    let short = |h: &str| h.split('.').next().unwrap_or(h).to_ascii_lowercase();
-    let mut here: Vec<String> = builders
-        .iter()
-        .filter(|b| b.failure == Some(ProbeFailure::ThisMachine))
-        .map(|b| short(b.machine.uri.ssh().map_or("", |a| a.host.as_str())))
-        .collect();
-    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        here.push(short(name.trim()));
-    }
-    here.retain(|h| !h.is_empty() && h != "localhost");
-    for b in builders.iter_mut().filter(|b| b.reachable && b.may_forward) {
-        if let Some(host) = b.forwards_to.iter().find(|h| here.contains(&short(h))) {
-            b.reachable = false;
-            b.failure = Some(ProbeFailure::ForwardsBack(host.clone()));
-            b.connection = None;
-        }
-    }
-}
-
-/// How a daemon client looks at a builder besides its own ssh.
-struct Look<'a> {
-    /// Root's ssh through `sudo -n`.
-    sudo: bool,
-    /// The daemon answers with root's ssh.
-    daemon_verifies: bool,
-    /// ... later, with the question of what the builder holds.
-    check_later: bool,
-    /// This machine's store, to leave out a builder that is this machine.
-    here: Option<&'a StoreIdentity>,
-}
-
-/// A daemon client's view of a builder: the daemon connects as root, so our own probe tells
-/// what the builder's store holds but not whether root's ssh works. Root's ssh is tried through
-/// `sudo -n` when it needs no password; otherwise the builder is at best alive, not verified,
-/// and left to nix. The three looks run at once: one connect timeout bounds them all.
-async fn as_daemon(
-    declared: Builder,
-    timeout: Duration,
-    ssh_opts: &[String],
-    look: Look<'_>,
-) -> Builder {
-    let Look {
-        sudo,
-        daemon_verifies,
-        check_later,
-        here,
-    } = look;
-    let machine = &declared.machine.clone();
-    let own = probe_one(declared, timeout, ssh_opts.to_vec(), here);
-    if !matches!(machine.scheme(), "ssh" | "ssh-ng") {
-        return own.await;
-    }
-    let root_probe = async {
-        if sudo {
-            Some(identity::probe_as_root(machine, timeout).await)
-        } else if daemon_verifies && !check_later {
-            // The daemon answers with root's ssh: whether it gets in, not the builder's details.
-            let limit = crate::deadlines::Deadlines::new(timeout).through_daemon;
-            Some(
-                through_daemon::held(machine, &[], limit)
-                    .await
-                    .map(|_| RemoteInfo::default()),
-            )
-        } else {
-            None
-        }
-    };
-    let live = liveness(machine, timeout, ssh_opts);
-    let (mut own, root, live) = futures::join!(own, root_probe, live);
-    let root_is_here = matches!(&root, Some(Ok(info)) if is_here(info, here));
-    if own.failure == Some(ProbeFailure::ThisMachine) || root_is_here {
-        own.identity = Identity::Daemon;
-        own.reachable = false;
-        own.failure = Some(ProbeFailure::ThisMachine);
-        own.connection = None;
-        return own;
-    }
-    // Our own ssh got in: whatever the banner check saw, the sshd is alive.
-    let live = if own.reachable { Liveness::Alive } else { live };
-    let s = &mut own;
-    s.identity = Identity::Daemon;
-    let own_error = s.failure.take();
-    let own_trust = s.trusted.take();
-    s.alive = match &live {
-        Liveness::Alive => Some(true),
-        Liveness::Dead(_) => Some(false),
-        Liveness::Unknown(_) => None,
-    };
-    match root {
-        Some(Ok(info)) => {
-            s.verified = true;
-            s.reachable = true;
-            s.alive = Some(true);
-            // The daemon's answer says nothing of the builder's nix: keep what our ssh learned.
-            if info.nix_version.is_some() {
-                info.apply(s);
-            }
-        }
-        Some(Err(reason)) => {
-            s.verified = true;
-            s.reachable = false;
-            s.failure = Some(ProbeFailure::RootSsh(reason));
-            s.connection = None;
-        }
-        None if check_later => {
-            // Root's answer comes with the question of what the builder holds; until then the
-            // builder counts as the daemon will see it, and a failure there takes it out.
-            s.verified = true;
-            s.reachable = true;
-            s.root_check_pending = true;
-        }
-        None => {
-            s.verified = false;
-            match live {
-                Liveness::Dead(reason) => {
-                    s.reachable = false;
-                    s.failure = Some(reason);
-                }
-                Liveness::Alive | Liveness::Unknown(_) => {
-                    s.reachable = true;
-                    // ssh's verdict alone: the fix that follows it is for the user's ssh.
-                    let yours = match (&own_error, own_trust) {
-                        (Some(e), _) => {
-                            format!("your own ssh: {}", e.headline())
-                        }
-                        (None, _) => "your own ssh reaches it".to_owned(),
-                    };
-                    let unknown = match &live {
-                        Liveness::Unknown(why) => format!("liveness not checked: {why}; "),
-                        _ => String::new(),
-                    };
-                    s.note = Some(format!(
-                        "{unknown}the nix-daemon connects as root with root's key and known_hosts, which nixdispatch cannot use ({yours}; `sudo -n` is not available)"
-                    ));
-                }
-            }
-        }
-    }
-    own
-}
-
 /// Whether the builder that gave `info` is this machine ([`this_machine`]).
 fn is_here(info: &RemoteInfo, here: Option<&StoreIdentity>) -> bool {
     here.is_some() && info.store.as_ref() == here
@@ -285,7 +146,7 @@ async fn probe_one(
     here: Option<&StoreIdentity>,
 ) -> Builder {
     if let Err(failure) = ssh_address(&builder.machine) {
-        builder.failure = Some(failure);
+        builder.leave_out(failure);
         return builder;
     }
     let started = Instant::now();
@@ -295,24 +156,28 @@ async fn probe_one(
     )
     .await;
     match attempt {
-        Err(_) => builder.failure = Some(ProbeFailure::TimedOut(Some(timeout))),
-        Ok(Err(failure)) => builder.failure = Some(failure),
+        Err(_) => builder.leave_out(ProbeFailure::TimedOut(Some(timeout))),
+        Ok(Err(failure)) => builder.leave_out(failure),
         Ok(Ok((_, info, _))) if is_here(&info, here) => {
             // The connection closes here: nix is never to be given this builder.
-            builder.failure = Some(ProbeFailure::ThisMachine);
-            builder.alive = Some(true);
-            builder.verified = true;
+            builder.set_status(Status::Unusable {
+                failure: Some(ProbeFailure::ThisMachine),
+                seen: Seen {
+                    alive: Some(true),
+                    verified: true,
+                    note: None,
+                },
+            });
         }
         Ok(Ok((connection, info, rtt))) => {
-            builder.reachable = true;
-            builder.alive = Some(true);
-            builder.verified = true;
             builder.rtt_ms = Some((rtt.as_secs_f64() * 1000.0 * 10.0).round() / 10.0);
             info.apply(&mut builder);
-            builder.connection = Some(Arc::new(connection));
+            builder.set_status(Status::Verified {
+                connection: Some(Arc::new(connection)),
+            });
         }
     }
-    tracing::debug!(host = %builder.host(), elapsed = ?started.elapsed(), reachable = builder.reachable, "probed");
+    tracing::debug!(host = %builder.host(), elapsed = ?started.elapsed(), reachable = builder.reachable(), "probed");
     builder
 }
 
@@ -333,41 +198,4 @@ pub(crate) fn ssh_address(
         .uri
         .ssh()
         .ok_or_else(|| ProbeFailure::NotProbed(machine.scheme().to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::machines::parse_machines;
-
-    fn builder(line: &str, i: usize) -> Builder {
-        let mut none = |_: &std::path::Path| None;
-        let machine = parse_machines(line, "test", &mut none)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
-        let mut b = Builder::declared(BuilderId(i), machine, Identity::Own("t".into()));
-        b.reachable = true;
-        b
-    }
-
-    #[test]
-    fn a_builder_that_would_pass_builds_back_here_is_left_out() {
-        let mut me = builder("ssh-ng://vermax.lan x86_64-linux", 0);
-        me.reachable = false;
-        me.failure = Some(ProbeFailure::ThisMachine);
-        let mut loops = builder("ssh-ng://seasmoke x86_64-linux", 1);
-        loops.may_forward = true;
-        loops.forwards_to = vec!["vermax".into()];
-        let mut elsewhere = builder("ssh-ng://other x86_64-linux", 2);
-        elsewhere.may_forward = true;
-        elsewhere.forwards_to = vec!["third".into(), "localhost".into()];
-        let mut all = vec![me, loops, elsewhere];
-        leave_out_loops(&mut all);
-        assert_eq!(
-            all[1].failure,
-            Some(ProbeFailure::ForwardsBack("vermax".into()))
-        );
-        assert!(!all[1].reachable);
-        assert!(all[2].reachable, "{:?}", all[2].failure);
-    }
 }

@@ -14,56 +14,59 @@ use std::time::Duration;
 /// The default of `--connect-timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: f64 = 3.0;
 
-/// Everything a run needs to know, resolved.
-#[derive(Debug, Clone)]
+/// Everything a run needs to know, resolved once ([`Settings::resolve`]; `build` then applies
+/// nix's own flags, once, with [`Settings::with_nix_build_flags`]) and read through its
+/// accessors: nothing changes it while the run reads it. How progress is shown is chosen from
+/// it by [`crate::render::Display`].
+#[derive(Debug)]
 pub struct Settings {
     /// The builders to probe, from `--builder` or nix's `builders` setting.
-    pub builders: Vec<Machine>,
+    builders: Vec<Machine>,
     /// Where the builders came from, for messages.
-    pub builders_origin: String,
+    builders_origin: String,
     /// `--mode`.
-    pub forced: Forced,
+    forced: Forced,
     /// `--connect-timeout`.
-    pub connect_timeout: Duration,
+    connect_timeout: Duration,
     /// `--silent-timeout`: how long a builder may be silent mid-run before it counts as gone.
-    pub silent_timeout: Duration,
+    silent_timeout: Duration,
     /// What runs `home`/`os` builds.
-    pub via: Via,
+    via: Via,
     /// `--json`.
-    pub json: bool,
+    json: bool,
     /// `--progress`.
-    pub progress: ProgressArg,
+    progress: ProgressArg,
     /// `--logs`.
-    pub logs: LogsArg,
+    logs: LogsArg,
     /// `-v` count minus `-q`.
-    pub verbosity: i8,
+    verbosity: i8,
     /// The terminal and `NO_COLOR`, read at start.
-    pub terminal: Terminal,
+    terminal: Terminal,
     /// We run as root (effective uid 0).
-    pub as_root: bool,
+    as_root: bool,
     /// Our effective uid.
-    pub euid: u32,
+    euid: u32,
     /// `nh` is on PATH.
-    pub nh_on_path: bool,
+    nh_on_path: bool,
     /// Where `home` and `os` look when not told.
-    pub defaults: Defaults,
+    defaults: Defaults,
     /// `NIX_SSHOPTS`, split as nix splits it.
-    pub ssh_opts: Vec<String>,
+    ssh_opts: Vec<String>,
     /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
-    pub nix_sshopts: Option<String>,
+    nix_sshopts: Option<String>,
     /// The local nix.
-    pub nix: Nix,
+    nix: Nix,
     /// nix's resolved settings.
-    pub nix_config: NixConfig,
+    nix_config: NixConfig,
     /// `GITHUB_ACTIONS=true` (Forgejo and Gitea alike): workflow commands and a step summary.
-    pub github: Option<crate::render::github::GithubEnv>,
+    github: Option<crate::render::github::GithubEnv>,
     /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
-    pub daemon: Option<DaemonClient>,
+    daemon: Option<DaemonClient>,
     /// `--remote-via`: nix's build hook or a build session on the builder.
-    pub remote_via: crate::cli::RemoteVia,
+    remote_via: crate::cli::RemoteVia,
     /// Where the history lives (`$XDG_STATE_HOME/nixdispatch`, [`crate::history::state_dir`]);
     /// `None` without `XDG_STATE_HOME` and `HOME`: no history then.
-    pub state_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
 }
 
 /// What the process's terminal and environment say about output: read once, at start, before
@@ -87,49 +90,6 @@ impl Terminal {
             stderr: std::io::stderr().is_terminal(),
             no_color: crate::render::no_color_requested(std::env::var_os("NO_COLOR").as_deref()),
         }
-    }
-}
-
-/// How progress is shown: the one renderer choice, for `build`/`home`/`os` and `monitor` alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Display {
-    /// `--progress`.
-    pub progress: ProgressArg,
-    /// `--logs`.
-    pub logs: LogsArg,
-    /// `--json`.
-    pub json: bool,
-    /// `-q`.
-    pub quiet: bool,
-    /// The count of `-v`.
-    pub verbose: u8,
-    /// The terminal.
-    pub terminal: Terminal,
-}
-
-impl Display {
-    /// From the global options, for commands that resolve no [`Settings`] (`monitor`).
-    pub fn from_global(global: &GlobalArgs, terminal: Terminal) -> Display {
-        Display {
-            progress: global.progress,
-            logs: global.logs,
-            json: global.json,
-            quiet: global.quiet,
-            verbose: global.verbose,
-            terminal,
-        }
-    }
-
-    /// The renderer these options and this terminal ask for ([`crate::render::choose`]).
-    pub fn renderer(&self) -> Box<dyn crate::render::Render + Send> {
-        let choice = crate::render::choose(
-            self.progress,
-            self.json,
-            self.quiet,
-            self.terminal.stderr,
-            self.terminal.no_color,
-        );
-        crate::render::renderer_with_logs(choice, self.verbose, self.logs)
     }
 }
 
@@ -207,6 +167,130 @@ struct ConfigFile {
 }
 
 impl Settings {
+    /// The builders to probe, from `--builder` or nix's `builders` setting (or `build`'s
+    /// `--builders`).
+    pub fn builders(&self) -> &[Machine] {
+        &self.builders
+    }
+
+    /// Where the builders came from, for messages.
+    pub fn builders_origin(&self) -> &str {
+        &self.builders_origin
+    }
+
+    /// The mode asked for: `--mode`, as nix's own flags change it.
+    pub fn forced(&self) -> Forced {
+        self.forced
+    }
+
+    /// `--connect-timeout`.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// `--silent-timeout`: how long a builder may be silent mid-run before it counts as gone.
+    pub fn silent_timeout(&self) -> Duration {
+        self.silent_timeout
+    }
+
+    /// What runs `home`/`os` builds.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    /// `--json`.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// `-v` count minus `-q`.
+    pub fn verbosity(&self) -> i8 {
+        self.verbosity
+    }
+
+    /// The terminal and `NO_COLOR`, read at start.
+    pub fn terminal(&self) -> Terminal {
+        self.terminal
+    }
+
+    /// We run as root (effective uid 0).
+    pub fn as_root(&self) -> bool {
+        self.as_root
+    }
+
+    /// `nh` is on PATH.
+    pub fn nh_on_path(&self) -> bool {
+        self.nh_on_path
+    }
+
+    /// Where `home` and `os` look when not told.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// `NIX_SSHOPTS`, split as nix splits it.
+    pub fn ssh_opts(&self) -> &[String] {
+        &self.ssh_opts
+    }
+
+    /// `NIX_SSHOPTS` exactly as set, for the nix processes we start (nix splits it itself).
+    pub fn nix_sshopts(&self) -> Option<&str> {
+        self.nix_sshopts.as_deref()
+    }
+
+    /// The local nix.
+    pub fn nix(&self) -> &Nix {
+        &self.nix
+    }
+
+    /// nix's resolved settings.
+    pub fn nix_config(&self) -> &NixConfig {
+        &self.nix_config
+    }
+
+    /// `GITHUB_ACTIONS=true`: workflow commands and a step summary.
+    pub fn github(&self) -> Option<&crate::render::github::GithubEnv> {
+        self.github.as_ref()
+    }
+
+    /// Set when a nix-daemon runs our builds (a non-root user of a multi-user install).
+    pub fn daemon(&self) -> Option<&DaemonClient> {
+        self.daemon.as_ref()
+    }
+
+    /// `--remote-via`: nix's build hook or a build session on the builder.
+    pub fn remote_via(&self) -> crate::cli::RemoteVia {
+        self.remote_via
+    }
+
+    /// Where the history lives; `None` without `XDG_STATE_HOME` and `HOME`: no history then.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// These settings as `build`'s nix flags change them, once, before the run reads them:
+    /// `--builders`/`--option builders` choose the builders (as `--builder` does), `--offline`
+    /// uses no substituter and builds here what `--mode auto` would send away, `-j 0` builds
+    /// nothing here ([`Forced::under_nix_flags`]).
+    pub fn with_nix_build_flags(
+        mut self,
+        flags: &crate::nix_flags::NixBuildFlags,
+    ) -> Result<Settings> {
+        if let Some(spec) = &flags.builders {
+            self.builders = parse_cli_builders(std::slice::from_ref(spec))?.unwrap_or_default();
+            self.builders_origin = "--builders".to_owned();
+        }
+        if flags.offline {
+            self.nix_config.substituters.clear();
+        }
+        let no_local_jobs = flags.max_jobs.as_deref().is_some_and(|j| j.trim() == "0");
+        self.forced = self
+            .forced
+            .under_nix_flags(flags.offline, no_local_jobs)
+            .map_err(Error::input)?;
+        Ok(self)
+    }
+
     /// Every bound this run puts on a wait that scales with `--connect-timeout`.
     pub fn deadlines(&self) -> crate::deadlines::Deadlines {
         crate::deadlines::Deadlines::new(self.connect_timeout)
@@ -349,7 +433,8 @@ impl Settings {
 
 impl Settings {
     /// How progress is shown this run ([`Display::renderer`]).
-    pub fn display(&self) -> Display {
+    pub fn display(&self) -> crate::render::Display {
+        use crate::render::Display;
         Display {
             progress: self.progress,
             logs: self.logs,

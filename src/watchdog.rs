@@ -81,7 +81,7 @@ impl Watched {
             id: builder.id,
             host: builder.host().to_owned(),
             uri: builder.machine.uri.to_string(),
-            connection: builder.connection.clone()?,
+            connection: builder.connection()?.clone(),
         })
     }
 }

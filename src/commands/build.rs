@@ -4,15 +4,14 @@
 use crate::cli::BuildArgs;
 use crate::dispatch::{Runner, Target};
 use crate::nix_flags::NixBuildFlags;
-use crate::plan::Forced;
 use crate::run::{execute, NixRequest, Stdout};
 use crate::settings::Settings;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Builds the installables (`.` when none is given, as nix does).
-pub async fn run(settings: &Settings, args: &BuildArgs) -> Result<i32> {
-    let flags = NixBuildFlags::read(&args.nix_args, settings.nix.version.at_least(2, 9));
-    let settings = understood(settings, &flags)?;
+pub async fn run(settings: Settings, args: &BuildArgs) -> Result<i32> {
+    let flags = NixBuildFlags::read(&args.nix_args, settings.nix().version.at_least(2, 9));
+    let settings = settings.with_nix_build_flags(&flags)?;
     let installables = if args.installables.is_empty() && !flags.file_or_expr {
         vec![".".to_owned()]
     } else {
@@ -26,7 +25,7 @@ pub async fn run(settings: &Settings, args: &BuildArgs) -> Result<i32> {
         fallback: flags.fallback,
         stdout: Stdout::Nix {
             json: flags.json,
-            out_paths: flags.print_out_paths && settings.nix.version.at_least(2, 9),
+            out_paths: flags.print_out_paths && settings.nix().version.at_least(2, 9),
         },
     };
     execute(
@@ -37,34 +36,4 @@ pub async fn run(settings: &Settings, args: &BuildArgs) -> Result<i32> {
         &request,
     )
     .await
-}
-
-/// The settings as nix's flags change them: `--builders`/`--option builders` choose the
-/// builders (as `--builder` does), `--offline` uses no substituter and no builder, `-j 0`
-/// builds nothing here.
-fn understood(settings: &Settings, flags: &NixBuildFlags) -> Result<Settings> {
-    let mut settings = settings.clone();
-    if let Some(spec) = &flags.builders {
-        settings.builders =
-            crate::settings::parse_cli_builders(std::slice::from_ref(spec))?.unwrap_or_default();
-        settings.builders_origin = "--builders".to_owned();
-    }
-    if flags.offline {
-        settings.nix_config.substituters.clear();
-        if settings.forced == Forced::Auto {
-            settings.forced = Forced::Local;
-        }
-    }
-    if let Some(jobs) = &flags.max_jobs {
-        if jobs.trim() == "0" {
-            match settings.forced {
-                Forced::Auto => settings.forced = Forced::Remote,
-                Forced::Local => return Err(Error::input(
-                    "-j 0 builds nothing here, and --mode local builds only here: drop one of them",
-                )),
-                _ => {}
-            }
-        }
-    }
-    Ok(settings)
 }

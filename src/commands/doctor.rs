@@ -66,19 +66,20 @@ fn error(what: impl Into<String>, fix: impl Into<String>) -> Check {
 /// Runs every check; exit 0 when nothing is an error, else exit 2 (a configuration problem).
 pub async fn run(settings: &Settings) -> Result<i32> {
     let mut checks = Vec::new();
-    let cfg = &settings.nix_config;
+    let cfg = settings.nix_config();
     checks.push(ok(format!(
         "nix {} on PATH, system {}",
-        settings.nix.version, cfg.system
+        settings.nix().version,
+        cfg.system
     )));
 
-    if settings.builders.is_empty() {
+    if settings.builders().is_empty() {
         checks.push(warn(
-            format!("no builders configured ({})", settings.builders_origin),
+            format!("no builders configured ({})", settings.builders_origin()),
             "declare builders in nix (nix.buildMachines on NixOS, `builders = ...` or /etc/nix/machines) or pass --builder",
         ));
     }
-    let local_trusted = settings.nix.local_trust().await;
+    let local_trusted = settings.nix().local_trust().await;
     match local_trusted {
         // Plain nix works for an untrusted user (the daemon uses its own builders): a warning.
         Some(false) => checks.push(warn(
@@ -95,22 +96,22 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
     }
 
-    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
-    let daemon = settings.daemon.is_some();
+    let probed = crate::probe::probe_for(settings, settings.builders(), false).await;
+    let daemon = settings.daemon().is_some();
     let mut canary_builders = Vec::new();
     for b in &probed {
         let s = b;
-        if daemon && s.reachable {
+        if daemon && s.reachable() {
             // The real question is whether the daemon's builds get there: the canary below
             // answers it, for root, whatever the probe could verify.
             canary_builders.push(b);
-            if !s.verified {
+            if !s.verified() {
                 continue;
             }
         }
-        if !s.reachable {
+        if !s.reachable() {
             let reason = s.failure_words();
-            let fix = match &s.failure {
+            let fix = match &s.failure() {
                 Some(ProbeFailure::RootSsh(_)) => canary::fix_for(&reason, Some(&b.machine)),
                 Some(ProbeFailure::HostKeyMismatch | ProbeFailure::HostKeyUnverified) => {
                     format!("check the key with `ssh {}` and update known_hosts, or put the host key in the machines line's 8th field", s.host())
@@ -137,7 +138,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             checks.push(error(format!("builder {}: {reason}", s.host()), fix));
             continue;
         }
-        if let Some((problem, fix)) = settings.nix.builder_limit(&b.machine) {
+        if let Some((problem, fix)) = settings.nix().builder_limit(&b.machine) {
             checks.push(error(
                 format!("builder {}: reachable, but {problem}", s.host()),
                 fix,
@@ -145,8 +146,8 @@ pub async fn run(settings: &Settings) -> Result<i32> {
             continue;
         }
         checks.push(ok(format!("builder {}", describe(s, daemon))));
-        if let Some(conn) = &b.connection {
-            let keys = signing_key::published_keys(conn, settings.connect_timeout).await;
+        if let Some(conn) = b.connection() {
+            let keys = signing_key::published_keys(conn, settings.connect_timeout()).await;
             checks.extend(signing_key::finding(
                 s.host(),
                 &keys,
@@ -176,7 +177,7 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     }
 
     let errors = checks.iter().filter(|c| c.level == Level::Error).count();
-    if settings.json {
+    if settings.json() {
         let doc = serde_json::json!({ "checks": checks, "errors": errors });
         crate::output::stdout_line(&doc.to_string(), false)?;
     } else {

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 
 /// Resolves the flake and configuration name as home-manager does, then runs.
 pub async fn run(settings: &Settings, args: &HomeArgs) -> Result<i32> {
-    let flake = settings.defaults.home_flake(&args.flake);
+    let flake = settings.defaults().home_flake(&args.flake);
     let configuration = match &args.configuration {
         Some(c) => c.clone(),
         None => default_configuration(settings, &flake).await?,
@@ -33,11 +33,14 @@ pub async fn run(settings: &Settings, args: &HomeArgs) -> Result<i32> {
 
 /// `$USER@$(hostname)` when the flake has it, else `$USER`, as home-manager picks.
 async fn default_configuration(settings: &Settings, flake: &str) -> Result<String> {
-    let user = settings.defaults.user.clone().ok_or_else(|| {
+    let user = settings.defaults().user.clone().ok_or_else(|| {
         Error::input("USER is not set: set it, or name the configuration with -c NAME")
     })?;
-    let host = &settings.defaults.hostname;
-    let names = settings.nix.attr_names(flake, "homeConfigurations").await?;
+    let host = &settings.defaults().hostname;
+    let names = settings
+        .nix()
+        .attr_names(flake, "homeConfigurations")
+        .await?;
     let candidates = [format!("{user}@{host}"), user];
     candidates
         .iter()

@@ -6,7 +6,8 @@
 use crate::cli::Via;
 use crate::cli::{Cli, Command};
 use crate::dispatch::Runner;
-use crate::settings::{Display, Settings, Terminal};
+use crate::render::Display;
+use crate::settings::{Settings, Terminal};
 use crate::{Error, Result};
 
 /// nix's error headline, for the subcommands (it lives with nix's other readers).
@@ -65,7 +66,7 @@ async fn run_async(
     match command {
         Command::Plan(args) => plan::run(&settings, &args).await,
         Command::Probe => probe::run(&settings).await,
-        Command::Build(args) => build::run(&settings, &args).await,
+        Command::Build(args) => build::run(settings, &args).await,
         Command::Home(args) => home::run(&settings, &args).await,
         Command::Os(args) => os::run(&settings, &args).await,
         Command::Doctor => doctor::run(&settings).await,
@@ -106,14 +107,14 @@ fn init_tracing(verbose: u8, quiet: bool, terminal: Terminal) {
 
 /// What runs `home`/`os`: nh when asked for (it must be on PATH), else nix.
 fn runner(settings: &Settings) -> Result<Runner> {
-    match settings.via {
+    match settings.via() {
         Via::Nix => Ok(Runner::Nix),
-        Via::Nh if !settings.nix.caps.runs_nh() => Err(Error::input(format!(
+        Via::Nh if !settings.nix().caps.runs_nh() => Err(Error::input(format!(
             "--via nh needs Nix 2.20 or later (nh runs `nix config show`), and this nix is {}: use --via nix or upgrade nix",
-            settings.nix.version
+            settings.nix().version
         ))),
-        Via::Nh if settings.nh_on_path => Ok(Runner::Nh {
-            as_root: settings.as_root,
+        Via::Nh if settings.nh_on_path() => Ok(Runner::Nh {
+            as_root: settings.as_root(),
         }),
         Via::Nh => Err(Error::input(
             "--via nh, but nh is not on PATH: install nh (nix profile install nixpkgs#nh) or use --via nix",

@@ -2,7 +2,7 @@
 //! `nom --json`. The back half of the pipeline alone: log → monitor → render.
 
 use crate::monitor::{Monitor, Summary};
-use crate::settings::Display;
+use crate::render::Display;
 use crate::{Error, Result};
 
 /// Reads nix's log from stdin to its end, showing it as `--progress`/`--json` ask; exit 0, or

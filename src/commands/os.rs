@@ -8,13 +8,13 @@ use crate::Result;
 
 /// Resolves the flake and host name as nixos-rebuild does, then runs.
 pub async fn run(settings: &Settings, args: &OsArgs) -> Result<i32> {
-    let flake = settings.defaults.os_flake(&args.flake);
+    let flake = settings.defaults().os_flake(&args.flake);
     let target = Target::Os {
         flake,
         hostname: args
             .hostname
             .clone()
-            .unwrap_or_else(|| settings.defaults.hostname.clone()),
+            .unwrap_or_else(|| settings.defaults().hostname.clone()),
         action: match args.action.unwrap_or_default() {
             CliAction::Switch => OsAction::Switch,
             CliAction::Boot => OsAction::Boot,

@@ -10,7 +10,7 @@ use crate::Result;
 /// Plans and prints the plan (JSON: CONTRACT.md's `plan --json`).
 pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
     let planned = make_plan(settings, &args.installables).await?;
-    if settings.json {
+    if settings.json() {
         // stdout is the JSON document; what could not be asked still deserves a line.
         for w in &planned.warnings {
             crate::output::stderr_line(&format!("nixdispatch: warning: {w}"));
@@ -32,12 +32,12 @@ pub async fn run(settings: &Settings, args: &PlanArgs) -> Result<i32> {
 /// critical path) from the history, or null, and why; then each other mode the planner weighed
 /// ([`crate::plan::cost`]).
 fn estimates(settings: &Settings, planned: &Planned) -> serde_json::Value {
-    let history = match (&planned.history, settings.state_dir.as_deref()) {
+    let history = match (&planned.history, settings.state_dir()) {
         (Some(history), _) => history.clone(),
         (None, Some(dir)) => std::sync::Arc::new(crate::history::load(dir).history),
         (None, None) => Default::default(),
     };
-    let run = planned.run_estimate(&history, &settings.nix_config.max_jobs);
+    let run = planned.run_estimate(&history, &settings.nix_config().max_jobs);
     let (secs, why) = match run.remaining(std::time::Instant::now()) {
         _ if run.is_empty() => (Some(0.0), "nothing to build or copy".to_string()),
         None => (
@@ -87,10 +87,10 @@ fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {
     let println = |text: String| crate::output::stdout_line(&text, true);
     let plan = &planned.plan;
     println(format!("mode: {} ({})", plan.mode, plan.reason))?;
-    for b in &planned.builders {
+    for b in planned.builders() {
         println(format!(
             "  builder {}",
-            describe(b, settings.daemon.is_some())
+            describe(b, settings.daemon().is_some())
         ))?;
     }
     for w in &planned.warnings {
@@ -101,7 +101,7 @@ fn print_human(settings: &Settings, planned: &Planned) -> Result<()> {
         "  {} valid locally, {} from caches, {} from builders, {} to build",
         c.valid_locally, c.from_caches, c.from_builders, c.to_build
     ))?;
-    if settings.verbosity < 0 {
+    if settings.verbosity() < 0 {
         return Ok(());
     }
     for p in &plan.paths {

@@ -6,9 +6,9 @@ use crate::Result;
 
 /// Probes and prints; exit 0 whatever the builders' state (the report is the result).
 pub async fn run(settings: &Settings) -> Result<i32> {
-    let probed = crate::probe::probe_for(settings, &settings.builders, false).await;
+    let probed = crate::probe::probe_for(settings, settings.builders(), false).await;
     let statuses = &probed;
-    if settings.json {
+    if settings.json() {
         let doc = serde_json::json!({ "builders": statuses });
         crate::output::stdout_line(&doc.to_string(), false)?;
         return Ok(0);
@@ -16,19 +16,15 @@ pub async fn run(settings: &Settings) -> Result<i32> {
     if statuses.is_empty() {
         crate::output::stderr_line(&format!(
             "no builders configured ({}): set nix's `builders` (nix.buildMachines on NixOS) or pass --builder",
-            settings.builders_origin
+            settings.builders_origin()
         ));
         return Ok(0);
     }
-    if settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.ignored_cli_builders)
-    {
+    if settings.daemon().is_some_and(|d| d.ignored_cli_builders) {
         crate::output::stderr_line(&format!("warning: {}", crate::planning::IGNORED_BUILDER));
     }
     for s in statuses {
-        crate::output::stdout_line(&describe(s, settings.daemon.is_some()), true)?;
+        crate::output::stdout_line(&describe(s, settings.daemon().is_some()), true)?;
     }
     Ok(0)
 }
@@ -36,19 +32,19 @@ pub async fn run(settings: &Settings) -> Result<i32> {
 /// One line per builder: `seasmoke  reachable  12.5 ms  nix 2.26.3  x86_64-linux  trusted`.
 /// `daemon_client`: a nix-daemon runs our builds, so a root-verified builder says so.
 pub fn describe(s: &Builder, daemon_client: bool) -> String {
-    if !s.reachable {
+    if !s.reachable() {
         return format!(
             "{:<16} unreachable  {}  ({})",
             s.host(),
-            s.failure
+            s.failure()
                 .as_ref()
                 .map_or_else(|| "unknown error".to_owned(), ToString::to_string),
             s.machine.uri
         );
     }
-    if !s.verified {
+    if !s.verified() {
         // Never "alive" for a builder whose sshd was not seen (its name resolves only for root).
-        let stage = if s.alive == Some(true) {
+        let stage = if s.alive() == Some(true) {
             "alive, not verified"
         } else {
             "not checked"
@@ -56,7 +52,7 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
         return format!(
             "{:<16} {stage}  {}  ({})",
             s.host(),
-            s.note.as_deref().unwrap_or("nix decides"),
+            s.note().as_deref().unwrap_or("nix decides"),
             s.machine.uri
         );
     }
@@ -101,8 +97,7 @@ mod tests {
             machine,
             crate::probe::Identity::Own("test".into()),
         );
-        b.reachable = true;
-        b.verified = true;
+        b.set_status(crate::builder::Status::Verified { connection: None });
         b.rtt_ms = rtt_ms;
         b
     }

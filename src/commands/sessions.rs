@@ -13,8 +13,8 @@ use std::time::Instant;
 
 /// Every builder probed; a line on stderr for each that could not be asked.
 async fn reachable(settings: &Settings) -> Vec<Builder> {
-    let probed = probe_for(settings, &settings.builders, false).await;
-    for b in probed.iter().filter(|b| b.connection.is_none()) {
+    let probed = probe_for(settings, settings.builders(), false).await;
+    for b in probed.iter().filter(|b| b.connection().is_none()) {
         crate::output::stderr_line(&format!(
             "nixdispatch: warning: the sessions on {} cannot be asked: {}",
             b.host(),
@@ -23,14 +23,14 @@ async fn reachable(settings: &Settings) -> Vec<Builder> {
     }
     probed
         .into_iter()
-        .filter(|b| b.connection.is_some())
+        .filter(|b| b.connection().is_some())
         .collect()
 }
 
 /// The sessions of every reachable builder, each with its builder.
 async fn every_session(builders: &[Builder]) -> Vec<(usize, Listed)> {
     let asks = builders.iter().enumerate().map(|(i, b)| async move {
-        let Some(conn) = &b.connection else {
+        let Some(conn) = b.connection() else {
             return (i, Err("no connection".to_owned()));
         };
         (i, session::list(conn).await)
@@ -51,7 +51,7 @@ async fn every_session(builders: &[Builder]) -> Vec<(usize, Listed)> {
 /// This machine's name as the builder keeps it (see [`session::start`]).
 fn this_client(settings: &Settings) -> String {
     settings
-        .defaults
+        .defaults()
         .hostname
         .chars()
         .map(|c| {
@@ -79,7 +79,7 @@ pub async fn list(settings: &Settings, args: &SessionsArgs) -> Result<i32> {
         .filter(|(_, s)| args.all || (s.client == client && open(s)))
         .collect();
     shown.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-    if settings.json {
+    if settings.json() {
         let sessions: Vec<serde_json::Value> = shown
             .iter()
             .map(|(i, s)| {
@@ -177,7 +177,7 @@ async fn find(settings: &Settings, id: Option<&str>) -> Result<(Builder, Listed)
 /// it).
 pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
     let (builder, listed) = find(settings, args.id.as_deref()).await?;
-    let Some(conn) = builder.connection.clone() else {
+    let Some(conn) = builder.connection().cloned() else {
         return Err(Error::Failed(format!(
             "{} is not reachable",
             builder.host()
@@ -223,7 +223,7 @@ pub async fn attach(settings: &Settings, args: &AttachArgs) -> Result<i32> {
             }
             let _ = session::finish(&conn, &id, true).await;
             monitor.finish_with(Instant::now(), true);
-            if !settings.json && settings.verbosity >= 0 {
+            if !settings.json() && settings.verbosity() >= 0 {
                 for o in &listed.outputs {
                     crate::output::stdout_line(o, false)?;
                 }
@@ -259,7 +259,7 @@ pub async fn cancel(settings: &Settings, args: &CancelArgs) -> Result<i32> {
     let id = SessionId::parse(&args.id).map_err(Error::input)?;
     let builders = reachable(settings).await;
     for b in &builders {
-        let Some(conn) = &b.connection else { continue };
+        let Some(conn) = b.connection() else { continue };
         match session::cancel(conn, &id).await {
             Ok(true) => {
                 crate::output::stderr_line(&format!(

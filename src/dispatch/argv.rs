@@ -47,7 +47,7 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
     let mut option = |name: &str, value: String| {
         flags.extend(["--option".into(), name.into(), OsString::from(value)]);
     };
-    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable).collect();
+    let live: Vec<&Builder> = builders.iter().filter(|b| b.reachable()).collect();
     // Dead caches are left out as dead builders are, in every mode (a local build still
     // substitutes). A daemon that does not trust us takes this too: it keeps the entries that
     // are among its own substituters and trusted-substituters, which are all the plan has.
@@ -273,8 +273,11 @@ mod tests {
     #[test]
     fn an_unverified_builder_never_gets_max_jobs_0() {
         let mut seasmoke = state("ssh-ng://seasmoke x86_64-linux - 4 1", true);
-        seasmoke.verified = false;
-        seasmoke.note = Some("alive; not verified".into());
+        seasmoke.set_status(crate::builder::Status::Unverified {
+            alive: None,
+            note: Some("alive; not verified".into()),
+            connection: None,
+        });
         let p = plan(Mode::Remote, vec![Some("ssh-ng://seasmoke")], &[]);
         let argv = build_argv(&p, &[seasmoke], &NIX_2_26, &[]);
         assert!(!argv.contains(&"--max-jobs".to_string()), "{argv:?}");

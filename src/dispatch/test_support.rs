@@ -20,9 +20,11 @@ pub(super) fn state(line: &str, reachable: bool) -> Builder {
         machine,
         crate::probe::Identity::Own("test".into()),
     );
-    b.reachable = reachable;
-    b.verified = reachable;
-    b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+    if reachable {
+        b.set_status(crate::builder::Status::Verified { connection: None });
+    } else {
+        b.leave_out(crate::probe::ProbeFailure::Refused);
+    }
     b.systems = Vec::new();
     b
 }

@@ -19,7 +19,7 @@ impl BuilderView<'_> {
     /// it (nix's rule) and, when the probe learned its systems, the builder really builds that
     /// system.
     pub(super) fn takes(&self, drv: &Derivation) -> bool {
-        self.state.reachable
+        self.state.reachable()
             && self.state.machine.can_build_with_systems(
                 &self.declared,
                 &drv.system,
@@ -64,7 +64,7 @@ impl<'a> BuilderViews<'a> {
     }
 
     pub(super) fn is_reachable(&self, id: BuilderId) -> bool {
-        self.get(id).is_some_and(|v| v.state.reachable)
+        self.get(id).is_some_and(|v| v.state.reachable())
     }
 
     pub(super) fn host_of(&self, id: BuilderId) -> &'a str {
@@ -78,7 +78,7 @@ impl<'a> BuilderViews<'a> {
     }
 
     pub(super) fn any_reachable(&self) -> bool {
-        self.views.iter().any(|v| v.state.reachable)
+        self.views.iter().any(|v| v.state.reachable())
     }
 
     /// The best builder among those that take `drv`, as nix would favour it: highest speed

@@ -17,23 +17,24 @@ mod reason;
 mod walk;
 
 pub use cost::{Estimate, Knowledge};
-pub use fallback::fall_back_locally;
 pub use graph::{Availability, BuilderHit, CacheHit, Derivation, Graph, OutputIndex};
 
 pub use crate::builder::{Builder, BuilderId};
 use crate::store_path::StorePath;
 use eligibility::BuilderViews;
-use reason::{derivations, local_reason, remote_reason, some_names, system_and_features};
+pub use reason::NOOP_REASON;
+use reason::{local_reason, remote_reason};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use walk::Walk;
 
 /// The mode `--mode` forces, or `Auto` to choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forced {
     /// Choose from what the sources and builders answered.
+    #[default]
     Auto,
     /// Build nothing anywhere; impossible when something must be built.
     Substitute,
@@ -43,8 +44,35 @@ pub enum Forced {
     Local,
 }
 
+impl Forced {
+    /// The mode as nix's own flags change it: `--offline` builds here what `--mode auto`
+    /// would have sent away, `-j 0` (`no_local_jobs`) builds nothing here. `Err`: the flags
+    /// contradict `--mode` (a usage error).
+    pub fn under_nix_flags(self, offline: bool, no_local_jobs: bool) -> Result<Forced, String> {
+        let mut forced = self;
+        if offline && forced == Forced::Auto {
+            forced = Forced::Local;
+        }
+        if no_local_jobs {
+            match forced {
+                Forced::Auto => forced = Forced::Remote,
+                Forced::Local => return Err(reason::NO_LOCAL_JOBS_BUT_LOCAL.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(forced)
+    }
+}
+
+/// The nix daemon that runs our builds, as far as it bears on the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daemon {
+    /// It does not trust us: it uses its own builders and substituters whatever is passed.
+    pub decides: bool,
+}
+
 /// Everything the decision depends on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanInput {
     /// The derivations and the wanted outputs.
     pub graph: Graph,
@@ -59,6 +87,18 @@ pub struct PlanInput {
     pub local_system: String,
     /// What the history knows of these derivations and links (empty: decide by presence).
     pub knowledge: Knowledge,
+    /// The nix daemon that runs our builds; `None`: nix builds in this process.
+    pub daemon: Option<Daemon>,
+    /// nix's `--fallback`: what a substituter or builder store fails to give is built.
+    pub nix_fallback: bool,
+    /// The substituters nix is to use when some configured ones are dead (refused, or silent:
+    /// [`crate::sources::cache::CacheAnswers::dead`]), in nix's order; `None`: nix's own.
+    pub substituters: Option<Vec<String>>,
+    /// The noop check found every output valid ([`crate::run::noop`]): how many outputs nix
+    /// made links for. The plan is then a noop without a walk.
+    pub checked_noop: Option<usize>,
+    /// A builder went away mid-run, with why: the plan that finishes the run here, once.
+    pub fell_back: Option<String>,
 }
 
 /// The mode of a run (CONTRACT.md).
@@ -168,6 +208,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of a run with nothing missing (its counts to be filled in).
+    fn noop() -> Plan {
+        Plan {
+            mode: Mode::Noop,
+            reason: NOOP_REASON.to_owned(),
+            counts: Counts::default(),
+            paths: Vec::new(),
+            builds: Vec::new(),
+            builder_substituters: Vec::new(),
+            daemon_decides: false,
+            substituters: None,
+            estimates: Vec::new(),
+        }
+    }
+
     /// Whether every derivation to build has a builder, so nix can be told to build nothing
     /// locally (`--max-jobs 0`) and still finish.
     pub fn all_builds_remote(&self) -> bool {
@@ -199,12 +254,40 @@ impl From<Impossible> for crate::Error {
     }
 }
 
-/// The reason of every noop plan (also the noop check's, [`crate::run::noop`]).
-pub const NOOP_REASON: &str = "everything is already in the local store";
-
 /// Decides the plan. Pure and deterministic: the same input gives the same plan, paths sorted.
 /// Fails only when a forced mode cannot be honoured.
+///
+/// The plan it returns is final: mode, every word of its reason (who really decides when a
+/// nix daemon runs the builds, what `--fallback` does, a fallback's why) and what nix is given.
+/// Falling back is this function again, with [`PlanInput::fell_back`].
 pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
+    let mut plan = match input.checked_noop {
+        Some(outputs) => Plan {
+            counts: Counts {
+                valid_locally: outputs,
+                ..Counts::default()
+            },
+            ..Plan::noop()
+        },
+        None => decide(input)?,
+    };
+    plan.substituters = input.substituters.clone();
+    if let Some(daemon) = input.daemon {
+        plan.daemon_decides = daemon.decides;
+        plan.reason
+            .push_str(&reason::daemon_words(&plan, &input.builders, daemon));
+    }
+    if input.nix_fallback && plan.mode == Mode::Substitute {
+        plan.reason.push_str(reason::NIX_FALLBACK);
+    }
+    Ok(match &input.fell_back {
+        Some(why) => fallback::finish_here(plan, why),
+        None => plan,
+    })
+}
+
+/// The decision from what the walk finds: mode, reason, and where every path comes from.
+fn decide(input: &PlanInput) -> Result<Plan, Impossible> {
     let builders = BuilderViews::new(input);
     let use_builders = input.forced != Forced::Local;
     let walk = Walk::run(input, &builders, use_builders);
@@ -218,17 +301,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
 
     match input.forced {
         Forced::Local => {
-            let reason = if to_build.is_empty() {
-                format!(
-                    "--mode local: nothing needs building; {}",
-                    walk.sources_sentence(&builders)
-                )
-            } else {
-                format!(
-                    "--mode local: {} will be built here",
-                    derivations(to_build.len())
-                )
-            };
+            let reason = walk.forced_local_reason(&to_build, &builders);
             Ok(walk.finish(Mode::Local, reason, &HashMap::new(), &builders))
         }
         Forced::Substitute => {
@@ -236,18 +309,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
                 let reason = walk.substitute_reason(&builders);
                 return Ok(walk.finish(Mode::Substitute, reason, &HashMap::new(), &builders));
             }
-            Err(Impossible(format!(
-                "--mode substitute, but {} must be built ({}): no cache or builder has {}",
-                derivations(to_build.len()),
-                some_names(&to_build),
-                if to_build.len() == 1 { "it" } else { "them" },
-            )))
+            Err(Impossible(reason::cannot_substitute(&to_build)))
         }
         Forced::Remote => {
             if builders.views.is_empty() {
-                return Err(Impossible(
-                    "--mode remote, but no builders are configured: add one with --builder or nix's builders setting".into(),
-                ));
+                return Err(Impossible(reason::REMOTE_WITHOUT_BUILDERS.into()));
             }
 
             let mut chosen = HashMap::new();
@@ -256,32 +322,13 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
                     Some(b) => {
                         chosen.insert(&drv.path, b);
                     }
-                    None => {
-                        return Err(Impossible(format!(
-                            "--mode remote, but no reachable builder can build {}: {}",
-                            system_and_features(drv),
-                            builders.why_none_takes(drv)
-                        )))
-                    }
+                    None => return Err(Impossible(builders.cannot_build_remotely(drv))),
                 }
             }
             if !builders.any_reachable() {
-                return Err(Impossible(format!(
-                    "--mode remote, but no builder is reachable ({})",
-                    builders.why_unreachable()
-                )));
+                return Err(Impossible(builders.none_reachable()));
             }
-            let reason = if to_build.is_empty() {
-                format!(
-                    "--mode remote: nothing needs building; {}",
-                    walk.sources_sentence(&builders)
-                )
-            } else {
-                format!(
-                    "--mode remote: {}",
-                    remote_reason(&to_build, &chosen, &builders)
-                )
-            };
+            let reason = walk.forced_remote_reason(&to_build, &chosen, &builders);
             Ok(walk.finish(Mode::Remote, reason, &chosen, &builders))
         }
         Forced::Auto => {
@@ -363,16 +410,10 @@ impl ByCost {
         let mut hosts: Vec<&str> = chosen.values().map(|b| b.host()).collect();
         hosts.sort_unstable();
         hosts.dedup();
-        let through = format!("through {}", reason::join_and(&hosts));
+        let through = reason::through(&hosts);
         let estimate = |mode, costed: &Result<cost::Costed, Vec<String>>, what: &str| {
             let (secs, why) = match costed {
-                Ok(c) => {
-                    let copy = cost::copy_words(c).map_or(String::new(), |w| format!(" ({w})"));
-                    (
-                        Some(c.secs),
-                        format!("{} {what}{copy}", cost::about(c.secs)),
-                    )
-                }
+                Ok(c) => (Some(c.secs), reason::estimate_why(c, what)),
                 Err(unknown) => (None, cost::unknown_words(unknown)),
             };
             Estimate { mode, secs, why }
@@ -405,13 +446,12 @@ impl ByCost {
         let clearly_shorter = local.secs < remote.secs * cost::SWITCH_MARGIN
             && remote.secs - local.secs >= cost::SWITCH_MIN_GAIN;
         if !builders_serve && clearly_shorter {
-            let copy = cost::copy_words(&remote).map_or(String::new(), |w| format!(" ({w})"));
             return ByCost {
-                local_reason: Some(format!(
-                    "{} must be built: {} here against {} {through}{copy}",
-                    derivations(to_build.len()),
-                    cost::about(local.secs),
-                    cost::about(remote.secs),
+                local_reason: Some(reason::cheaper_here(
+                    to_build.len(),
+                    &local,
+                    &remote,
+                    &through,
                 )),
                 remote_words: None,
                 estimates,
@@ -419,11 +459,7 @@ impl ByCost {
         }
         ByCost {
             local_reason: None,
-            remote_words: Some(format!(
-                "{} {through} against {} here",
-                cost::about(remote.secs),
-                cost::about(local.secs)
-            )),
+            remote_words: Some(reason::remote_against_here(&remote, &local, &through)),
             estimates,
         }
     }

@@ -64,9 +64,11 @@ fn builder(line: &str, reachable: bool) -> Builder {
         machine(line),
         crate::probe::Identity::Own("test".into()),
     );
-    b.reachable = reachable;
-    b.verified = reachable;
-    b.failure = (!reachable).then_some(crate::probe::ProbeFailure::Refused);
+    if reachable {
+        b.set_status(crate::builder::Status::Verified { connection: None });
+    } else {
+        b.leave_out(crate::probe::ProbeFailure::Refused);
+    }
     b.systems = Vec::new();
     b
 }
@@ -93,7 +95,7 @@ fn input(drvs: Vec<Derivation>, wanted: &[&str]) -> PlanInput {
         builders: Vec::new(),
         forced: Forced::Auto,
         local_system: X86.into(),
-        knowledge: Default::default(),
+        ..PlanInput::default()
     }
 }
 
@@ -212,8 +214,8 @@ fn cache_hits_are_substituted_and_their_references_walked() {
     );
 }
 
-#[test]
-fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
+/// hello on seasmoke (substitutable, referring to glibc), glibc in the cache.
+fn hello_on_seasmoke_glibc_cached() -> PlanInput {
     let mut i = input(
         vec![drv("hello", &["glibc"]), drv("glibc", &[])],
         &["hello"],
@@ -221,6 +223,12 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
     i.builders = vec![seasmoke()];
     on_builder(&mut i, "hello", "ssh-ng://seasmoke", true, &["glibc"]);
     cached(&mut i, "glibc", &[]);
+    i
+}
+
+#[test]
+fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
+    let i = hello_on_seasmoke_glibc_cached();
     let p = run(&i);
     assert_eq!(p.mode, Mode::Substitute);
     assert_eq!(
@@ -236,6 +244,20 @@ fn a_substitutable_path_on_a_reachable_builder_comes_from_it() {
         p.reason,
         "nothing needs building: 1 path comes from https://cache.nixos.org and 1 from seasmoke"
     );
+}
+
+#[test]
+fn an_untrusting_daemon_takes_no_builder_store_as_a_substituter() {
+    let mut i = hello_on_seasmoke_glibc_cached();
+    i.daemon = Some(Daemon { decides: true });
+    let p = run(&i);
+    // Copied back by the build hook, not substituted.
+    assert!(p.builder_substituters.is_empty());
+    assert_eq!(
+        source_of(&p, "hello"),
+        (Source::Builder, Some("ssh-ng://seasmoke".into()))
+    );
+    assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
 }
 
 #[test]
@@ -665,7 +687,7 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
     );
 
     let mut down = builder("ssh-ng://seasmoke x86_64-linux", false);
-    down.failure = Some(crate::probe::ProbeFailure::TimedOut(Some(
+    down.leave_out(crate::probe::ProbeFailure::TimedOut(Some(
         std::time::Duration::from_secs(3),
     )));
     i.builders = vec![down.clone()];
@@ -680,7 +702,7 @@ fn auto_builds_locally_and_says_why_when_no_builder_takes_the_work() {
 
     // Left out as this machine: answered, not unreachable.
     let mut me = builder("ssh-ng://vermax x86_64-linux", false);
-    me.failure = Some(crate::probe::ProbeFailure::ThisMachine);
+    me.leave_out(crate::probe::ProbeFailure::ThisMachine);
     i.builders = vec![me];
     let p = run(&i);
     assert_eq!(p.mode, Mode::Local);
@@ -809,16 +831,112 @@ fn falling_back_builds_the_rest_here_and_says_why() {
     let drvs = vec![drv("a", &["b"]), drv("b", &[])];
     let mut i = input(drvs, &["a"]);
     i.builders = vec![seasmoke()];
-    let mut p = run(&i);
-    let mut builders = i.builders.clone();
-    fall_back_locally(&mut p, &mut builders, "seasmoke stopped answering");
+    assert_eq!(run(&i).mode, Mode::Remote);
+    i.fell_back = Some("seasmoke stopped answering".into());
+    let p = run(&i);
     assert_eq!(p.mode, Mode::Local);
     assert_eq!(
         p.reason,
         "seasmoke stopped answering, so the rest is built locally"
     );
     assert!(p.builds.iter().all(|b| b.from.is_none()));
-    assert!(builders.iter().all(|b| !b.reachable));
+    // No builder is handed to nix any more.
+    let flags: Vec<String> =
+        crate::dispatch::mode_flags(&p, &i.builders, &crate::nix::version::tests::NIX_2_26)
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+    assert!(
+        flags.windows(3).any(|w| w == ["--option", "builders", ""]),
+        "{flags:?}"
+    );
+}
+
+fn unverified_seasmoke() -> Builder {
+    let mut b = seasmoke();
+    b.set_status(crate::builder::Status::Unverified {
+        alive: Some(true),
+        note: Some("alive; not verified".to_owned()),
+        connection: None,
+    });
+    b
+}
+
+#[test]
+fn a_single_user_plan_is_left_alone() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![unverified_seasmoke()];
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Remote);
+    assert_eq!(
+        p.reason,
+        "1 derivation must be built and seasmoke is reachable"
+    );
+    assert!(!p.daemon_decides);
+}
+
+#[test]
+fn an_unverified_builder_leaves_the_choice_to_nix_and_says_so() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![unverified_seasmoke()];
+    i.daemon = Some(Daemon { decides: false });
+    let p = run(&i);
+    assert!(!p.daemon_decides);
+    assert!(
+        p.reason.contains("seasmoke is alive but not verified"),
+        "{}",
+        p.reason
+    );
+    assert!(p.reason.contains("nix decides"), "{}", p.reason);
+}
+
+#[test]
+fn an_untrusted_user_is_told_the_daemon_decides() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    i.builders = vec![seasmoke()];
+    i.daemon = Some(Daemon { decides: true });
+    let p = run(&i);
+    assert!(p.daemon_decides);
+    assert!(p.reason.contains("the nix daemon decides"), "{}", p.reason);
+    assert!(!p.reason.contains("not verified"), "{}", p.reason);
+    // A noop stays a noop, the daemon's to decide all the same.
+    let noop = run(&PlanInput {
+        checked_noop: Some(2),
+        ..i
+    });
+    assert_eq!(noop.mode, Mode::Noop);
+    assert_eq!(noop.reason, NOOP_REASON);
+    assert_eq!(noop.counts.valid_locally, 2);
+    assert!(noop.daemon_decides);
+}
+
+#[test]
+fn with_nix_fallback_a_substitute_plan_says_what_nix_does() {
+    let mut i = input(vec![drv("a", &[])], &["a"]);
+    cached(&mut i, "a", &[]);
+    i.nix_fallback = true;
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Substitute);
+    assert!(
+        p.reason
+            .ends_with("; with --fallback, nix builds whatever a source fails to give"),
+        "{}",
+        p.reason
+    );
+}
+
+#[test]
+fn nix_flags_force_a_mode() {
+    assert_eq!(Forced::Auto.under_nix_flags(true, false), Ok(Forced::Local));
+    assert_eq!(
+        Forced::Auto.under_nix_flags(false, true),
+        Ok(Forced::Remote)
+    );
+    assert_eq!(
+        Forced::Substitute.under_nix_flags(true, true),
+        Ok(Forced::Substitute)
+    );
+    assert!(Forced::Local.under_nix_flags(false, true).is_err());
 }
 
 /// What a history that saw `two quick builds with 6 MB outputs` knows, here and on seasmoke.

@@ -43,6 +43,9 @@ impl<'a> Walk<'a> {
         let mut visited: HashSet<&'a StorePath> = HashSet::new();
         let mut decided: HashMap<&'a StorePath, Decision<'a>> = HashMap::new();
         let mut stack: Vec<&'a StorePath> = graph.wanted.iter().rev().collect();
+        // A daemon that does not trust us ignores builders-use-substitutes and extra
+        // substituters from us: a builder's store serves only what its build hook copies back.
+        let daemon_decides = input.daemon.is_some_and(|d| d.decides);
 
         while let Some(path) = stack.pop() {
             if !visited.insert(path) {
@@ -63,7 +66,7 @@ impl<'a> Walk<'a> {
             };
             if let Some(hit) = held
                 .iter()
-                .find(|h| h.substitutable && builders.is_reachable(h.builder))
+                .find(|h| h.substitutable && !daemon_decides && builders.is_reachable(h.builder))
             {
                 walk.entries
                     .push((path, Decision::BuilderSubstitute(hit.builder)));

@@ -5,6 +5,7 @@
 //! [`renderer`], and hand it to a [`crate::monitor::Monitor`].
 
 mod bar;
+mod display;
 pub mod dry_run;
 mod frame;
 pub mod github;
@@ -21,6 +22,7 @@ use std::io::Write;
 pub use crate::monitor::Render;
 
 pub use bar::BarRenderer;
+pub use display::Display;
 pub use frame::TermSize;
 pub use json::JsonRenderer;
 pub use plain::PlainRenderer;

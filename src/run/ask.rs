@@ -21,7 +21,7 @@ const DIFF_LINES: usize = 200;
 /// Shows the plan and asks whether to build it; `Ok(false)` for no. Nothing to build (noop)
 /// asks nothing.
 pub async fn plan(settings: &Settings, plan: &Plan) -> Result<bool> {
-    if !settings.terminal.stdin {
+    if !settings.terminal().stdin {
         return Err(Error::input(
             "--ask needs a terminal to answer on, and stdin is not one: run it in a terminal, or drop --ask",
         ));

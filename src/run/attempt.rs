@@ -75,9 +75,9 @@ impl Attempt {
 /// keeps asking them whether they are still there.
 pub(super) fn watched_builders(planned: &Planned) -> Vec<Watched> {
     planned
-        .builders
+        .builders()
         .iter()
-        .filter(|b| b.reachable)
+        .filter(|b| b.reachable())
         .filter_map(Watched::of)
         .collect()
 }
@@ -99,7 +99,7 @@ pub(super) async fn run_build(
     let ctx = Context {
         plan,
         builders: states,
-        nix: &settings.nix.version,
+        nix: &settings.nix().version,
         nix_args,
         env,
     };
@@ -109,7 +109,7 @@ pub(super) async fn run_build(
     // be left for a local build (the same condition as the fallback below).
     let watched: Vec<Watched> = watched
         .iter()
-        .filter(|w| plan.uses_builders() && states.iter().any(|s| s.reachable && s.id == w.id))
+        .filter(|w| plan.uses_builders() && states.iter().any(|s| s.reachable() && s.id == w.id))
         .cloned()
         .collect();
     let foreground = super::sudo::nh_needs_sudo(settings, target, runner);
@@ -117,7 +117,7 @@ pub(super) async fn run_build(
         &steps.build,
         monitor,
         watched,
-        settings.silent_timeout,
+        settings.silent_timeout(),
         foreground,
     )
     .await?;
@@ -230,7 +230,7 @@ pub(super) async fn vanished_builder(settings: &Settings, planned: &Planned) -> 
         return None;
     }
     let again = crate::probe::probe_for(settings, &live, false).await;
-    again.iter().find(|b| !b.reachable).map(|b| {
+    again.iter().find(|b| !b.reachable()).map(|b| {
         format!(
             "builder {} went away during the build: {}",
             b.host(),

@@ -160,8 +160,7 @@ pub async fn execute(
     Ok(0)
 }
 
-/// Plans the run (with `--fallback`, the reason says nix builds what a source fails to give)
-/// and the environment its nix processes get. A noop is known from the noop check, whose
+/// Plans the run and the environment its nix processes get. A noop is known from the noop check, whose
 /// build is the run's ([`crate::run::noop`]): it comes back with the job.
 async fn plan_run<'a>(
     settings: &'a Settings,
@@ -184,9 +183,9 @@ async fn plan_run<'a>(
     } else {
         crate::run::noop::Checked::Unknown
     };
-    let (mut planned, done) = match checked {
+    let (planned, done) = match checked {
         crate::run::noop::Checked::Noop(done) => (
-            crate::planning::noop_planned(settings, &installables, &done),
+            crate::planning::noop_planned(settings, &installables, &done)?,
             Some(done),
         ),
         checked => {
@@ -194,18 +193,13 @@ async fn plan_run<'a>(
                 eval_args: &request.eval_args,
                 rebuild: request.rebuild,
                 missing: matches!(checked, crate::run::noop::Checked::Missing),
+                fallback: request.fallback,
             };
             (make_plan_with(settings, &installables, how).await?, None)
         }
     };
     // After the probe: nix's ssh rides the masters it opened.
     let env = nix_env(settings);
-    if request.fallback && planned.plan.mode == Mode::Substitute {
-        planned
-            .plan
-            .reason
-            .push_str("; with --fallback, nix builds whatever a source fails to give");
-    }
     let target = match target {
         Target::Build { .. } => Target::Build {
             installables: planned.installables.clone(),
@@ -252,7 +246,7 @@ fn prepare_display(job: &Job<'_>) -> Monitor {
         display.progress = ProgressArg::Plain;
     }
     let mut inner = display.renderer();
-    if let (Some(env), false) = (&settings.github, settings.json) {
+    if let (Some(env), false) = (settings.github(), settings.json()) {
         inner = Box::new(render::github::GithubRenderer::new(
             inner,
             env.clone(),
@@ -264,10 +258,10 @@ fn prepare_display(job: &Job<'_>) -> Monitor {
     let history_warning = with_history(job, &mut monitor);
     monitor.set_known_stores(
         planned
-            .builders
+            .builders()
             .iter()
             .map(|b| b.machine.uri.to_string())
-            .chain(settings.nix_config.substituters.iter().cloned())
+            .chain(settings.nix_config().substituters.iter().cloned())
             .collect::<Vec<_>>(),
     );
     monitor.set_header(&planned.plan.mode.to_string(), &planned.plan.reason);
@@ -284,7 +278,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
     // from a build.
     let planned = &job.planned;
     // The planner read it already when it weighed the builders against this machine.
-    let (history, warning) = match (&planned.history, job.settings.state_dir.as_deref()) {
+    let (history, warning) = match (&planned.history, job.settings.state_dir()) {
         (Some(history), _) => (history.clone(), planned.history_warning.clone()),
         (None, Some(dir)) => {
             let loaded = crate::history::load(dir);
@@ -292,7 +286,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
         }
         (None, None) => Default::default(),
     };
-    let run = planned.run_estimate(&history, &job.settings.nix_config.max_jobs);
+    let run = planned.run_estimate(&history, &job.settings.nix_config().max_jobs);
     monitor.set_history(history, Some(run));
     monitor.set_sizes(planned.nar_sizes.clone());
     warning
@@ -301,12 +295,12 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
 /// Adds what this run learned (each build's and copy's time, each builder's probe) to the
 /// history, once, at its end; a history that cannot be written costs one warning.
 async fn remember(job: &Job<'_>, mut learned: crate::history::Recording) {
-    let Some(dir) = job.settings.state_dir.as_deref() else {
+    let Some(dir) = job.settings.state_dir() else {
         return;
     };
     size_copied_outputs(job, &mut learned).await;
     let at = crate::history::unix_now();
-    for b in &job.planned.builders {
+    for b in job.planned.builders() {
         if let Some(rtt_ms) = b.rtt_ms {
             learned.add_probe(
                 b.machine.uri.as_ref(),
@@ -339,14 +333,14 @@ async fn size_copied_outputs(job: &Job<'_>, learned: &mut crate::history::Record
         .builds
         .iter()
         .filter(|b| b.from.is_some())
-        .filter_map(|b| planned.graph.derivations.get(&b.drv))
+        .filter_map(|b| planned.input.graph.derivations.get(&b.drv))
         .flat_map(|d| d.outputs.values())
         .filter(|out| no_size.contains(out.display_name()))
         .collect();
     let Some(store_dir) = outputs.first().map(|out| out.store_dir().to_owned()) else {
         return;
     };
-    let nix = &job.settings.nix;
+    let nix = job.settings.nix();
     let args = crate::nix::path_info::args(Some(nix.caps))
         .iter()
         .map(|a| a.to_string())
@@ -417,13 +411,13 @@ async fn build_with_fallback(
 ) -> Result<(Monitor, Plan, Attempt)> {
     let (settings, run, planned) = (job.settings, job.run, &job.planned);
     let mut plan = planned.plan.clone();
-    let mut states = planned.builders.clone();
+    let states = planned.builders();
     let watched = attempt::watched_builders(planned);
     let mut attempt = match checked {
         Some(done) => replayed(job, &plan, done, &mut monitor)?,
         None => match session_first(job, &plan, &mut monitor).await? {
             Some(failed) => failed,
-            None => job.build(&plan, &states, &mut monitor, &watched).await?,
+            None => job.build(&plan, states, &mut monitor, &watched).await?,
         },
     };
     if !attempt.ok && plan.uses_builders() {
@@ -442,10 +436,10 @@ async fn build_with_fallback(
             monitor.message(&format!(
                 "nixdispatch: {why}; finishing the build locally, once (--no-local-fallback turns this off)"
             ));
-            crate::plan::fall_back_locally(&mut plan, &mut states, &why);
+            plan = planned.fall_back(&why)?;
             monitor.restart(Instant::now());
             monitor.set_header(&plan.mode.to_string(), &plan.reason);
-            attempt = job.build(&plan, &states, &mut monitor, &[]).await?;
+            attempt = job.build(&plan, states, &mut monitor, &[]).await?;
         }
     }
     Ok((monitor, plan, attempt))
@@ -495,7 +489,7 @@ async fn detach(job: &Job<'_>, mut monitor: Monitor) -> Result<i32> {
             ));
             monitor.finish_with(Instant::now(), true);
             // With --json, stdout is the events' (the message above carries the id).
-            if !job.settings.json {
+            if !job.settings.json() {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{id}");
                 let _ = out.flush();
@@ -523,7 +517,7 @@ fn replayed(
     let ctx = dispatch::Context {
         plan,
         builders: &[],
-        nix: &job.settings.nix.version,
+        nix: &job.settings.nix().version,
         nix_args: &job.request.build_args,
         env: &job.env,
     };
@@ -619,7 +613,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
     let mut out = std::io::stdout().lock();
     match stdout {
         // `nixdispatch --json build`: stdout is nixdispatch's events, nothing else.
-        Stdout::Nix { .. } if settings.json => {}
+        Stdout::Nix { .. } if settings.json() => {}
         Stdout::Nix { json, out_paths } => {
             if json {
                 let _ = out.write_all(nix_json);
@@ -631,7 +625,7 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
             }
         }
         Stdout::ResultPaths => {
-            if !settings.json && settings.verbosity >= 0 {
+            if !settings.json() && settings.verbosity() >= 0 {
                 for r in results {
                     let _ = writeln!(out, "{}", r.display());
                 }
@@ -645,13 +639,10 @@ fn print_stdout(settings: &Settings, stdout: Stdout, results: &[PathBuf], nix_js
 /// the probe opened, one handshake per builder per run instead of one per derivation. Not for
 /// a daemon client: the daemon's ssh runs as root and never sees our environment.
 pub(crate) fn nix_env(settings: &Settings) -> Vec<(OsString, OsString)> {
-    if settings.daemon.is_some() {
+    if settings.daemon().is_some() {
         return Vec::new();
     }
-    let env = dispatch::nix_ssh_env(
-        crate::probe::nix_ssh_share_opts(),
-        settings.nix_sshopts.as_deref(),
-    );
+    let env = dispatch::nix_ssh_env(crate::probe::nix_ssh_share_opts(), settings.nix_sshopts());
     if !env.is_empty() {
         tracing::debug!(env = ?env, "nix rides the probe's ssh masters");
     }

@@ -26,7 +26,6 @@
 
 use crate::child::{self, Invocation, Keep, Pipe, Report};
 use crate::dispatch::{self, Context, Runner, Target};
-use crate::plan::{Counts, Mode, Plan};
 use crate::settings::Settings;
 use crate::Result;
 use std::ffi::OsString;
@@ -63,25 +62,6 @@ pub fn applies(runner: Runner, build_args: &[OsString], rebuild: bool, dry_run: 
     runner == Runner::Nix && !rebuild && !dry_run && !build_args.iter().any(|a| a == "--")
 }
 
-/// The plan of a noop: nothing missing, `wanted` outputs valid (as the planner makes it; with
-/// a daemon that does not trust us, marked as the daemon's to decide, as `explain_daemon` does).
-pub fn noop_plan(wanted: usize, settings: &Settings) -> Plan {
-    Plan {
-        mode: Mode::Noop,
-        reason: crate::plan::NOOP_REASON.to_owned(),
-        counts: Counts {
-            valid_locally: wanted,
-            ..Counts::default()
-        },
-        paths: Vec::new(),
-        builds: Vec::new(),
-        builder_substituters: Vec::new(),
-        daemon_decides: settings.daemon.as_ref().is_some_and(|d| d.decides()),
-        substituters: None,
-        estimates: Vec::new(),
-    }
-}
-
 /// The flags that make the build a check: nothing built here or on a builder, nothing fetched.
 /// They come after the user's words, so they win.
 pub const CHECK_FLAGS: [&str; 8] = [
@@ -102,11 +82,11 @@ pub fn check_invocation(
     build_args: &[OsString],
     env: &[(OsString, OsString)],
 ) -> Result<Invocation> {
-    let plan = noop_plan(0, settings);
+    let plan = crate::planning::noop_plan(settings, 0)?;
     let ctx = Context {
         plan: &plan,
         builders: &[],
-        nix: &settings.nix.version,
+        nix: &settings.nix().version,
         nix_args: build_args,
         env,
     };

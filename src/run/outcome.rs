@@ -29,7 +29,7 @@ pub(super) async fn outcomes(
             Some(d) => d,
             None => {
                 crate::nix::installables::installable_derivations(
-                    &settings.nix,
+                    settings.nix(),
                     &installables,
                     &request.eval_args,
                 )
@@ -44,7 +44,7 @@ pub(super) async fn outcomes(
         .flatten()
         .flat_map(|(_, outs)| outs.values().cloned())
         .collect();
-    if let Ok(valid) = crate::sources::local::valid_paths(&settings.nix, &outputs).await {
+    if let Ok(valid) = crate::sources::local::valid_paths(settings.nix(), &outputs).await {
         let valid: std::collections::BTreeSet<&str> = valid.iter().map(|p| p.as_str()).collect();
         settle(&mut results, |p| valid.contains(p));
     }

@@ -146,7 +146,7 @@ async fn copy_to(
     let watch = watchdog::watch(
         dest.watched.clone().into_iter().collect(),
         progress.clone(),
-        settings.silent_timeout,
+        settings.silent_timeout(),
     );
     let finished = child::run_until(
         &copy,
@@ -192,10 +192,10 @@ async fn fitting_builders(
 ) -> Vec<Destination> {
     // `--mode local` and a builder that vanished leave no live probe: ask again now.
     let probed_now;
-    let builders = if planned.builders.iter().any(|b| b.reachable) {
-        &planned.builders
+    let builders = if planned.builders().iter().any(|b| b.reachable()) {
+        planned.builders()
     } else {
-        probed_now = crate::probe::probe_for(settings, &settings.builders, false).await;
+        probed_now = crate::probe::probe_for(settings, settings.builders(), false).await;
         &probed_now
     };
     let fits = |systems: &[String]| {
@@ -203,7 +203,7 @@ async fn fitting_builders(
     };
     let chosen: Vec<Destination> = builders
         .iter()
-        .filter(|b| b.reachable)
+        .filter(|b| b.reachable())
         .filter(|b| fits(&b.machine.systems) || fits(&b.systems))
         .map(|b| Destination {
             uri: b.machine.store_uri(),

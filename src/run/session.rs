@@ -69,11 +69,7 @@ fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'
     if job.request.rebuild {
         return Err("--rebuild is nix's build hook's".to_owned());
     }
-    if settings
-        .daemon
-        .as_ref()
-        .is_some_and(|d| d.trusted != Some(true))
-    {
+    if settings.daemon().is_some_and(|d| d.trusted != Some(true)) {
         return Err("the nix daemon does not trust you, so it would refuse the outputs copied back from a session".to_owned());
     }
     let [uri] = targets else {
@@ -84,13 +80,13 @@ fn one_builder<'a>(job: &'a Job<'_>, targets: &[&str]) -> std::result::Result<&'
     };
     let Some(builder) = job
         .planned
-        .builders
+        .builders()
         .iter()
-        .find(|b| b.reachable && b.machine.uri.to_string().as_str() == *uri)
+        .find(|b| b.reachable() && b.machine.uri.to_string().as_str() == *uri)
     else {
         return Err(format!("{uri} is not reachable"));
     };
-    if builder.connection.is_none() {
+    if builder.connection().is_none() {
         return Err(format!("your own ssh does not reach {}", builder.host()));
     }
     let version = builder
@@ -132,11 +128,11 @@ pub(super) async fn choose<'a>(
     monitor: &mut Monitor,
 ) -> Option<&'a Builder> {
     let detach = job.run.detach;
-    match (eligible(job, plan), job.settings.remote_via) {
+    match (eligible(job, plan), job.settings.remote_via()) {
         (Ok(b), RemoteVia::Session) => Some(b),
         (Ok(b), RemoteVia::Hook) if detach => Some(b),
         (Ok(b), RemoteVia::Hook) => {
-            let conn = b.connection.as_ref()?;
+            let conn = b.connection()?;
             let key = session::key_of(&job.planned.session_installables);
             match session::list(conn).await {
                 Ok(all) => all
@@ -169,7 +165,7 @@ pub(super) async fn choose<'a>(
 /// plan copies from one builder ([`joinable`]).
 async fn done_session<'a>(job: &'a Job<'_>, plan: &Plan) -> Option<&'a Builder> {
     let b = joinable(job, plan)?;
-    let conn = b.connection.as_ref()?;
+    let conn = b.connection()?;
     let key = session::key_of(&job.planned.session_installables);
     let all = session::list(conn).await.ok()?;
     all.iter()
@@ -184,7 +180,7 @@ pub(super) async fn run(
     builder: &Builder,
     monitor: &mut Monitor,
 ) -> Result<Option<Ended>> {
-    let Some(conn) = builder.connection.clone() else {
+    let Some(conn) = builder.connection().cloned() else {
         return Ok(None);
     };
     let host = builder.host().to_owned();
@@ -214,7 +210,7 @@ pub(super) async fn run(
     let request = session::Request {
         key: &key,
         id: &fresh,
-        client: &job.settings.defaults.hostname,
+        client: &job.settings.defaults().hostname,
         installables,
         outputs: &outputs,
     };
@@ -300,7 +296,7 @@ async fn copy_derivations(
     let stop = watchdog::watch(
         vec![watched.clone()],
         progress.clone(),
-        job.settings.silent_timeout,
+        job.settings.silent_timeout(),
     );
     // nix's "copying path ..." lines are shown only when the copy failed.
     let mut said: Vec<String> = Vec::new();
@@ -362,7 +358,7 @@ pub(crate) async fn follow(
     let stop = watchdog::watch(
         vec![watched.clone()],
         progress.clone(),
-        settings.silent_timeout,
+        settings.silent_timeout(),
     );
     let mut end = None;
     let on = |report: Report<'_>| match report {
@@ -420,7 +416,7 @@ async fn cancel_after_interrupt(
     if result.is_err() {
         let again =
             crate::probe::probe_for(settings, std::slice::from_ref(&builder.machine), false).await;
-        if let Some(conn) = again.first().and_then(|b| b.connection.clone()) {
+        if let Some(conn) = again.first().and_then(|b| b.connection().cloned()) {
             result = session::cancel(&conn, id).await;
         }
     }
@@ -446,8 +442,8 @@ async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
     };
     match crate::probe::liveness(
         &builder.machine,
-        settings.connect_timeout,
-        &settings.ssh_opts,
+        settings.connect_timeout(),
+        settings.ssh_opts(),
     )
     .await
     {
@@ -459,7 +455,7 @@ async fn gone(job: &Job<'_>, builder: &Builder) -> Option<String> {
                     .await;
             again
                 .first()
-                .filter(|b| !b.reachable)
+                .filter(|b| !b.reachable())
                 .map(|b| words(b.failure_words()))
         }
     }
@@ -547,7 +543,7 @@ pub(crate) async fn copy_home(
         Some(watched) => futures::future::Either::Left(watchdog::watch(
             vec![watched],
             progress.clone(),
-            settings.silent_timeout,
+            settings.silent_timeout(),
         )),
         None => futures::future::Either::Right(std::future::pending()),
     };

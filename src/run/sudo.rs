@@ -16,7 +16,7 @@ pub const REFRESH: Duration = Duration::from_secs(60);
 /// Whether nh will ask sudo itself (a system configuration activated by a non-root user): its
 /// prompt must reach the terminal, so nh runs in the terminal's foreground.
 pub fn nh_needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
-    !settings.as_root
+    !settings.as_root()
         && matches!(runner, Runner::Nh { .. })
         && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }
@@ -24,7 +24,7 @@ pub fn nh_needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bo
 /// Whether activating `target` will need sudo: a system configuration, switched through nix
 /// (nh asks for sudo itself), by someone who is not root.
 pub fn needs_sudo(settings: &Settings, target: &Target, runner: Runner) -> bool {
-    !settings.as_root
+    !settings.as_root()
         && runner == Runner::Nix
         && matches!(target, Target::Os { action, .. } if *action != dispatch::OsAction::Build)
 }

@@ -79,7 +79,7 @@ pub async fn gather(
     let key_names = config.trusted_key_names();
     let caches = cache::query(&config.substituters, &missing, &trust, infos);
     let stores = futures::future::join_all(builders.iter().filter_map(|b| {
-        let connection = b.connection.clone()?;
+        let connection = b.connection().cloned()?;
         let missing = &missing;
         let key_names = &key_names;
         Some(async move {

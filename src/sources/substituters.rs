@@ -2,7 +2,7 @@
 //! `nix config show` lists:
 //!
 //! - a flake's `nixConfig` adds or replaces them for commands on that flake, when nix accepts it
-//!   (`accept-flake-config`, or a "yes, always" saved in `trusted-settings.json`); only the
+//!   (`accept-flake-config`, or a "yes, always" saved in `trusted-settings.json()`); only the
 //!   flake named on the command line counts, never its inputs' `nixConfig`;
 //! - a nix daemon that does not trust the user keeps its own substituters and keys, and takes
 //!   the user's extra substituters only when they are in its `trusted-substituters`.
@@ -21,7 +21,7 @@ const RELEVANT: [&str; 5] = [
     "require-sigs",
 ];
 
-/// What `~/.local/share/nix/trusted-settings.json` holds: setting name, then value as nix
+/// What `~/.local/share/nix/trusted-settings.json()` holds: setting name, then value as nix
 /// joins it (list items separated by one space), then whether the user trusted it for good.
 pub type TrustedSettings = BTreeMap<String, BTreeMap<String, bool>>;
 
@@ -70,7 +70,7 @@ pub fn flake_refs(installables: &[String]) -> Vec<String> {
 }
 
 /// Reads a flake's substitution settings from its `nixConfig`, as `(name, value)` with list
-/// values joined by spaces (nix's own spelling, which `trusted-settings.json` keys on).
+/// values joined by spaces (nix's own spelling, which `trusted-settings.json()` keys on).
 async fn flake_config(nix: &Nix, flake: &str) -> Result<Vec<(String, String)>, String> {
     let file = match local_flake_file(flake) {
         Some(file) => file,
@@ -170,14 +170,14 @@ fn nix_string(text: &str) -> String {
     out
 }
 
-/// `$XDG_DATA_HOME/nix/trusted-settings.json` (or `~/.local/share/...`); empty when absent or
+/// `$XDG_DATA_HOME/nix/trusted-settings.json()` (or `~/.local/share/...`); empty when absent or
 /// unreadable (nix then asks, or ignores the flake's settings without a terminal).
 fn read_trusted_settings() -> TrustedSettings {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    base.and_then(|b| std::fs::read(b.join("nix/trusted-settings.json")).ok())
+    base.and_then(|b| std::fs::read(b.join("nix/trusted-settings.json()")).ok())
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }

@@ -20,10 +20,10 @@ pub enum Outcome {
 pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration) -> Outcome {
     let system = machine
         .and_then(|m| {
-            (!m.systems.is_empty() && !m.systems.contains(&settings.nix_config.system))
+            (!m.systems.is_empty() && !m.systems.contains(&settings.nix_config().system))
                 .then(|| m.systems[0].clone())
         })
-        .unwrap_or_else(|| settings.nix_config.system.clone());
+        .unwrap_or_else(|| settings.nix_config().system.clone());
     // It goes into a Nix string below: a system name is `arch-os`, nothing else.
     let system = if system
         .bytes()
@@ -31,7 +31,7 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
     {
         system
     } else {
-        settings.nix_config.system.clone()
+        settings.nix_config().system.clone()
     };
     let nonce = format!(
         "{}-{}",
@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
         "derivation {{ name = \"nixdispatch-canary\"; system = \"{system}\"; builder = \"/bin/sh\"; \
          args = [ \"-c\" \"echo {nonce} > $out\" ]; }}"
     );
-    let mut cmd = settings.nix.command();
+    let mut cmd = settings.nix().command();
     cmd.args([
         "build",
         "--no-link",
@@ -58,7 +58,7 @@ pub async fn run(settings: &Settings, machine: Option<&Machine>, limit: Duration
     if let Some(m) = machine {
         cmd.arg("--option")
             .arg("builders")
-            .arg(m.to_line_as(settings.nix.version.speed_factor_syntax()));
+            .arg(m.to_line_as(settings.nix().version.speed_factor_syntax()));
     }
     cmd.arg("--expr").arg(expr);
     cmd.stdout(std::process::Stdio::null())
