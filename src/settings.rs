@@ -144,9 +144,9 @@ fn flake_or(given: &Option<String>, default: &Option<String>) -> String {
 pub struct DaemonClient {
     /// Whether it trusts us (`nix store ping`'s `Trusted:`, Nix 2.15+); `None` when unknown.
     pub trusted: Option<bool>,
-    /// `--builder` was given but the daemon ignores it (we are not trusted): the builders are
-    /// nix's configured ones, which the daemon uses.
-    pub ignored_cli_builders: bool,
+    /// The per-run builders flag (`--builder`, or `build`'s `--builders`) the daemon ignores
+    /// (we are not trusted): the builders are nix's configured ones, which the daemon uses.
+    pub ignored_cli_builders: Option<&'static str>,
 }
 
 impl DaemonClient {
@@ -277,8 +277,18 @@ impl Settings {
         flags: &crate::nix_flags::NixBuildFlags,
     ) -> Result<Settings> {
         if let Some(spec) = &flags.builders {
-            self.builders = parse_cli_builders(std::slice::from_ref(spec))?.unwrap_or_default();
-            self.builders_origin = "--builders".to_owned();
+            let builders = parse_cli_builders(std::slice::from_ref(spec))?.unwrap_or_default();
+            match &mut self.daemon {
+                // As with `--builder`: an untrusted user's `--builders` never reaches the
+                // daemon's builds, so plan with the builders it uses, and say so.
+                Some(daemon) if daemon.decides() => {
+                    daemon.ignored_cli_builders = Some("--builders")
+                }
+                _ => {
+                    self.builders = builders;
+                    self.builders_origin = "--builders".to_owned();
+                }
+            }
         }
         if flags.offline {
             self.nix_config.substituters.clear();
@@ -357,7 +367,7 @@ impl Settings {
         let daemon = if crate::nix::is_daemon_client(as_root) {
             Some(DaemonClient {
                 trusted: nix.local_trust().await,
-                ignored_cli_builders: false,
+                ignored_cli_builders: None,
             })
         } else {
             None
@@ -367,7 +377,7 @@ impl Settings {
             (Some(_), Some(d)) if d.decides() => (
                 None,
                 Some(DaemonClient {
-                    ignored_cli_builders: true,
+                    ignored_cli_builders: Some("--builder"),
                     ..d
                 }),
             ),

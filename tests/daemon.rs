@@ -248,10 +248,24 @@ fn an_untrusted_user_is_told_the_daemon_decides() {
         "{run:?}"
     );
 
-    // And the build does what the plan says: on the daemon's builder.
-    let build = alice(&client, &["--json", "build", &lab.flake_ref("chain")]);
+    // And the build does what the plan says: on the daemon's builder. nix's own `--builders`
+    // among build's words is ignored by the daemon the same way, and said the same way.
+    let build = alice(
+        &client,
+        &[
+            "--json",
+            "build",
+            &lab.flake_ref("chain"),
+            "--builders",
+            other,
+        ],
+    );
     assert_eq!(build.code, Some(0), "{build:?}");
     assert!(local_builds(&build).is_empty(), "built locally: {build:?}");
+    assert!(
+        build.stdout.contains("--builders has no effect"),
+        "{build:?}"
+    );
 
     let doctor = alice(&client, &["doctor"]);
     assert_eq!(doctor.code, Some(0), "{doctor:?}");

@@ -20,8 +20,11 @@ pub async fn run(settings: &Settings) -> Result<i32> {
         ));
         return Ok(0);
     }
-    if settings.daemon().is_some_and(|d| d.ignored_cli_builders) {
-        crate::output::stderr_line(&format!("warning: {}", crate::planning::IGNORED_BUILDER));
+    if let Some(flag) = settings.daemon().and_then(|d| d.ignored_cli_builders) {
+        crate::output::stderr_line(&format!(
+            "warning: {}",
+            crate::planning::ignored_builder(flag)
+        ));
     }
     for s in statuses {
         crate::output::stdout_line(&describe(s, settings.daemon().is_some()), true)?;

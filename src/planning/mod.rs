@@ -19,7 +19,7 @@ use std::ffi::OsString;
 mod through_daemon;
 mod warnings;
 
-pub use warnings::{IGNORED_BUILDER, MAYBE_IGNORED_BUILDER};
+pub use warnings::{ignored_builder, MAYBE_IGNORED_BUILDER};
 
 fn input_wanted(graph: &plan::Graph) -> Vec<crate::store_path::StorePath> {
     graph.wanted.clone()
@@ -166,13 +166,13 @@ pub fn noop_plan(settings: &Settings, outputs: usize) -> Result<Plan> {
     Ok(plan::plan(&checked_noop(settings, outputs))?)
 }
 
-/// The plan of a run the noop check found to be a noop, and built ([`crate::run::noop`]).
+/// The plan of a run the noop check found to be a noop, and built with `outputs` outputs
+/// (`crate::run::noop`).
 pub fn noop_planned(
     settings: &Settings,
     installables: &[String],
-    done: &crate::run::noop::Done,
+    outputs: usize,
 ) -> Result<Planned> {
-    let outputs = crate::nix::build_json::out_paths(&done.stdout).len();
     let input = checked_noop(settings, outputs);
     Ok(Planned {
         plan: plan::plan(&input)?,

@@ -77,12 +77,12 @@ pub(super) fn loop_warning(b: &Builder) -> Option<String> {
     ))
 }
 
-/// [`IGNORED_BUILDER`], when `--builder` was given to a daemon that ignores it; when the
-/// daemon's trust could not be told, that it may.
+/// [`ignored_builder`], when `--builder` or `--builders` was given to a daemon that ignores it;
+/// when the daemon's trust could not be told, that it may.
 pub(super) fn ignored_builder_warning(settings: &Settings) -> Option<String> {
     let daemon = settings.daemon()?;
-    if daemon.ignored_cli_builders {
-        return Some(IGNORED_BUILDER.to_owned());
+    if let Some(flag) = daemon.ignored_cli_builders {
+        return Some(ignored_builder(flag));
     }
     let per_run = settings.builders_origin() == "--builder";
     (per_run && daemon.trusted.is_none()).then(|| MAYBE_IGNORED_BUILDER.to_owned())
@@ -93,10 +93,15 @@ pub const MAYBE_IGNORED_BUILDER: &str = "the nix daemon does not say whether it 
 (Nix before 2.15) and nixdispatch could not tell: if it does not, it ignores --builder and uses \
 its own builders; add yourself to trusted-users (nix.settings.trusted-users on NixOS) to be sure";
 
-/// The warning for `--builder` given to an untrusted daemon client.
-pub const IGNORED_BUILDER: &str = "--builder has no effect: the nix daemon does not trust you, so \
-it ignores per-run builders and uses its own (nix's builders setting, planned with here); add \
-yourself to trusted-users (nix.settings.trusted-users on NixOS) to choose builders per run";
+/// The warning for `flag` (`--builder`, or `build`'s `--builders`) given to an untrusted daemon
+/// client.
+pub fn ignored_builder(flag: &str) -> String {
+    format!(
+        "{flag} has no effect: the nix daemon does not trust you, so it ignores per-run \
+builders and uses its own (nix's builders setting, planned with here); add yourself to \
+trusted-users (nix.settings.trusted-users on NixOS) to choose builders per run"
+    )
+}
 
 /// Drops the line naming a builder left out as this machine or as one that would pass builds
 /// back here when the plan's reason already says it (why no builder took the build).

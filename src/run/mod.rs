@@ -185,7 +185,11 @@ async fn plan_run<'a>(
     };
     let (planned, done) = match checked {
         crate::run::noop::Checked::Noop(done) => (
-            crate::planning::noop_planned(settings, &installables, &done)?,
+            crate::planning::noop_planned(
+                settings,
+                &installables,
+                crate::nix::build_json::out_paths(&done.stdout).len(),
+            )?,
             Some(done),
         ),
         checked => {
