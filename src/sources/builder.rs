@@ -18,6 +18,19 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Why a builder's store could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The builder stopped answering mid-query (a silent link, a wedged store): what it holds
+    /// counts as unknown.
+    #[error("stopped answering: {0}")]
+    Silent(String),
+    /// It answered, but not with what was asked (a failing command, a broken connection, an
+    /// unreadable answer).
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Paths per remote command at most: one round trip each.
 const BATCH: usize = 1000;
 
@@ -59,7 +72,7 @@ pub async fn query(
     paths: &[StorePath],
     trusted_key_names: &[&str],
     require_sigs: bool,
-) -> Result<BTreeMap<StorePath, BuilderHit>, String> {
+) -> Result<BTreeMap<StorePath, BuilderHit>, QueryError> {
     use futures::StreamExt;
     let caps = nix_version.and_then(Capabilities::of_text);
     let rules = (trusted_key_names, require_sigs);
@@ -85,11 +98,13 @@ async fn query_batch(
     caps: Option<Capabilities>,
     batch: &[StorePath],
     (trusted_key_names, require_sigs): (&[&str], bool),
-) -> Result<Vec<(StorePath, BuilderHit)>, String> {
+) -> Result<Vec<(StorePath, BuilderHit)>, QueryError> {
     let deadline = connection.query_timeout();
     if !connection.control_path().exists() {
         // ssh's keepalives closed the master: the link stopped passing packets.
-        return Err("stopped answering: the connection went silent and was closed".to_owned());
+        return Err(QueryError::Silent(
+            "the connection went silent and was closed".to_owned(),
+        ));
     }
     let out = bounded(
         deadline,
@@ -105,10 +120,10 @@ async fn query_batch(
     )
     .await?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(QueryError::Failed(format!(
             "`nix-store --check-validity` failed on the builder: {}",
             crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
-        ));
+        )));
     }
     let valid = super::valid_in_batch(batch, &String::from_utf8_lossy(&out.stdout));
     if valid.is_empty() {
@@ -125,13 +140,16 @@ async fn query_batch(
         out = path_info(connection, crate::nix::path_info::FALLBACK_ARGS, &valid).await?;
     }
     if !out.status.success() {
-        return Err(format!(
+        return Err(QueryError::Failed(format!(
             "`nix path-info` failed on the builder: {}",
             crate::nix::last_error_line(&String::from_utf8_lossy(&out.stderr))
-        ));
+        )));
     }
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|err| format!("the builder's `nix path-info --json` is unreadable: {err}"))?;
+    let json: Value = serde_json::from_slice(&out.stdout).map_err(|err| {
+        QueryError::Failed(format!(
+            "the builder's `nix path-info --json` is unreadable: {err}"
+        ))
+    })?;
     let store_dir = valid.first().map_or("/nix/store", |p| p.store_dir());
     Ok(crate::nix::path_info::parse(&json, store_dir)
         .into_iter()
@@ -162,14 +180,14 @@ async fn bounded(
     deadline: Duration,
     what: &str,
     run: impl std::future::Future<Output = Result<std::process::Output, openssh::Error>>,
-) -> Result<std::process::Output, String> {
+) -> Result<std::process::Output, QueryError> {
     match tokio::time::timeout(deadline, run).await {
         Ok(Ok(out)) => Ok(out),
-        Ok(Err(err)) => Err(format!("the connection broke: {err}")),
-        Err(_) => Err(format!(
-            "stopped answering: `{what}` gave no answer within {}s",
+        Ok(Err(err)) => Err(QueryError::Failed(format!("the connection broke: {err}"))),
+        Err(_) => Err(QueryError::Silent(format!(
+            "`{what}` gave no answer within {}s",
             deadline.as_secs_f64().round()
-        )),
+        ))),
     }
 }
 
@@ -178,7 +196,7 @@ async fn path_info(
     connection: &Connection,
     args: &[&str],
     paths: &[&StorePath],
-) -> Result<std::process::Output, String> {
+) -> Result<std::process::Output, QueryError> {
     bounded(
         connection.query_timeout(),
         "nix path-info",

@@ -110,7 +110,7 @@ pub async fn gather(
                     availability.on_builders.entry(path).or_default().push(hit);
                 }
             }
-            Err(why) if why.starts_with("stopped answering") => warnings.push(format!(
+            Err(why @ builder::QueryError::Silent(_)) => warnings.push(format!(
                 "builder {host} {why}: what it holds counts as unknown"
             )),
             Err(why) => warnings.push(format!("{host}'s store was not asked: {why}")),
