@@ -54,9 +54,6 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
     if let Some(substituters) = &plan.substituters {
         option("substituters", substituters.join(" "));
     }
-    // A probe that could not see what nix will see never takes the choice away from nix.
-    let all_verified = live.iter().all(|b| b.unverified().is_none());
-    let nothing_here = plan.builds_only_remotely() && !live.is_empty() && all_verified;
     match plan.mode {
         Mode::Noop | Mode::Local => option("builders", String::new()),
         Mode::Substitute | Mode::Remote if plan.daemon_decides => {}
@@ -80,7 +77,7 @@ pub fn mode_flags(plan: &Plan, builders: &[Builder], nix: &NixVersion) -> Vec<Os
             }
         }
     }
-    if nothing_here {
+    if !plan.may_build_locally {
         flags.extend(["--max-jobs".into(), "0".into()]);
     }
     flags
@@ -162,6 +159,7 @@ mod tests {
         user: &[&str],
     ) -> Vec<String> {
         let nix_args: Vec<OsString> = user.iter().map(OsString::from).collect();
+        let plan = &settled(plan, builders);
         let ctx = Context {
             plan,
             builders,

@@ -224,6 +224,7 @@ mod tests {
     fn run_steps(target: &Target, runner: Runner, p: &Plan, user: &[&str]) -> Steps {
         let nix_args: Vec<OsString> = user.iter().map(OsString::from).collect();
         let b = builders();
+        let p = &settled(p, &b);
         let ctx = Context {
             plan: p,
             builders: &b,

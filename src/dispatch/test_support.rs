@@ -81,6 +81,7 @@ pub(super) fn plan(mode: Mode, builds: Vec<Option<&str>>, substituters: &[&str])
         daemon_decides: false,
         substituters: None,
         estimates: Vec::new(),
+        may_build_locally: true,
     }
 }
 
@@ -121,6 +122,15 @@ pub(super) fn words(inv: &Invocation) -> Vec<String> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect()
+}
+
+/// A hand-made plan as `plan::plan` would finish it with these builders as probed (whether
+/// nix may build here).
+pub(super) fn settled(plan: &Plan, builders: &[Builder]) -> Plan {
+    Plan {
+        may_build_locally: !plan.nothing_here(builders),
+        ..plan.clone()
+    }
 }
 
 /// A context with no builder, no user arguments and no environment, on Nix 2.26.

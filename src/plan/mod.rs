@@ -205,6 +205,11 @@ pub struct Plan {
     /// `estimates`; empty otherwise).
     #[serde(skip)]
     pub estimates: Vec<Estimate>,
+    /// Whether nix may build here. `false` (nix is given `--max-jobs 0`) only when every
+    /// build has a builder and every live builder was verified: a probe that could not see
+    /// what nix will see never takes the choice away from nix ([`Plan::nothing_here`]).
+    #[serde(skip)]
+    pub may_build_locally: bool,
 }
 
 impl Plan {
@@ -220,6 +225,7 @@ impl Plan {
             daemon_decides: false,
             substituters: None,
             estimates: Vec::new(),
+            may_build_locally: true,
         }
     }
 
@@ -233,6 +239,16 @@ impl Plan {
     /// builder verified, nix is told to build nothing here (`--max-jobs 0`).
     pub fn builds_only_remotely(&self) -> bool {
         self.mode == Mode::Remote && !self.builds.is_empty() && self.all_builds_remote()
+    }
+
+    /// Whether, with these builders as probed, nix is to build nothing here: the plan builds
+    /// only remotely, some builder is live, and every live builder was verified. Read through
+    /// [`Plan::may_build_locally`], which [`plan`] sets from it.
+    pub fn nothing_here(&self, builders: &[Builder]) -> bool {
+        let mut live = builders.iter().filter(|b| b.reachable()).peekable();
+        self.builds_only_remotely()
+            && live.peek().is_some()
+            && live.all(|b| b.unverified().is_none())
     }
 
     /// Whether this plan hands work to builders (a build, or a copy from a builder's store), so
@@ -280,10 +296,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
     if input.nix_fallback && plan.mode == Mode::Substitute {
         plan.reason.push_str(reason::NIX_FALLBACK);
     }
-    Ok(match &input.fell_back {
+    let mut plan = match &input.fell_back {
         Some(why) => fallback::finish_here(plan, why),
         None => plan,
-    })
+    };
+    plan.may_build_locally = !plan.nothing_here(&input.builders);
+    Ok(plan)
 }
 
 /// The decision from what the walk finds: mode, reason, and where every path comes from.

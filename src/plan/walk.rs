@@ -182,6 +182,8 @@ impl<'a> Walk<'a> {
             daemon_decides: false,
             substituters: None,
             estimates: Vec::new(),
+            // Set by `plan::plan` once the plan is final.
+            may_build_locally: true,
         }
     }
 }

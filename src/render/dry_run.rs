@@ -84,6 +84,7 @@ mod tests {
             daemon_decides: false,
             substituters: None,
             estimates: Vec::new(),
+            may_build_locally: true,
         };
         assert_eq!(
             lines(&plan),

@@ -216,6 +216,7 @@ mod tests {
             daemon_decides: false,
             substituters: None,
             estimates: Vec::new(),
+            may_build_locally: true,
         };
         let names: Vec<String> = ["a", "c", "e", "g"].map(String::from).to_vec();
         let derived = vec![Some(a), Some(c), Some(e), Some(g)];

@@ -97,6 +97,7 @@ mod tests {
             daemon_decides: false,
             substituters: None,
             estimates: Vec::new(),
+            may_build_locally: true,
         }
     }
 
