@@ -474,3 +474,55 @@ fn cancel_stops_a_detached_session_and_a_failed_one_shows_its_failure_once() {
         "{again:?}"
     );
 }
+
+#[test]
+fn a_session_builds_as_many_derivations_at_once_as_the_machines_line_allows() {
+    // Two independent leaves of 2 s each, maxJobs 2 on the machines line: nix's build hook
+    // would run both on seasmoke at once, so the session must too (seasmoke's own max-jobs is
+    // 1, which would build them one after the other). Watched in the session's log, relayed:
+    // both leaves start before either is done.
+    let lab = lab(LabOptions {
+        fixtures: vec![Fixture::wide("pair", 2).build_secs(2.0)],
+        builder_max_jobs: 2,
+        ..LabOptions::default()
+    });
+    let spec = lab.builder_spec();
+    let attr = lab.flake_ref("pair");
+    let run = nixdispatch(
+        &lab,
+        ClientNix::V2_34,
+        &[
+            "--builder",
+            &spec,
+            "--remote-via",
+            "session",
+            "--json",
+            "build",
+            "--no-link",
+            &attr,
+        ],
+        BOUND,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let events = run.json_lines();
+    let leaf = |e: &serde_json::Value| {
+        e["drv"]
+            .as_str()
+            .is_some_and(|d| d.contains("pair-") && !d.ends_with("-pair.drv"))
+    };
+    let order: Vec<&str> = events
+        .iter()
+        .filter(|e| leaf(e))
+        .filter_map(|e| e["event"].as_str())
+        .filter(|e| *e == "build_start" || *e == "build_done")
+        .collect();
+    assert!(
+        run.stdout.contains("session"),
+        "the build did not run as a session: {run:?}"
+    );
+    assert_eq!(
+        order.iter().take(2).copied().collect::<Vec<_>>(),
+        ["build_start", "build_start"],
+        "the leaves ran one after the other: {order:?}\n{run:?}"
+    );
+}

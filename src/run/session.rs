@@ -211,6 +211,7 @@ pub(super) async fn run(
         key: &key,
         id: &fresh,
         client: &job.settings.defaults().hostname,
+        jobs: builder.machine.max_jobs,
         installables,
         outputs: &outputs,
     };

@@ -139,6 +139,8 @@ pub struct Request<'a> {
     pub id: &'a SessionId,
     /// This machine's name, shown by `sessions`.
     pub client: &'a str,
+    /// Builds at once on the builder: its machines line's maxJobs (at least 1).
+    pub jobs: u32,
     /// `DRV^OUTPUTS`, checked by [`remote::drv_installable`].
     pub installables: &'a [String],
     /// The output paths, checked store paths.
@@ -166,7 +168,8 @@ pub async fn start(
         })
         .collect();
     let n = req.installables.len().to_string();
-    let mut args: Vec<&str> = vec![req.key, req.id.as_str(), &client, &n];
+    let jobs = req.jobs.max(1).to_string();
+    let mut args: Vec<&str> = vec![req.key, req.id.as_str(), &client, &jobs, &n];
     args.extend(req.installables.iter().map(String::as_str));
     args.extend(req.outputs.iter().map(String::as_str));
     let text = run_script(conn, Script::Start, &args).await?;

@@ -79,19 +79,22 @@ nd_prune() {
 "#;
 
 /// What the supervisor runs, written to `DIR/supervise`: nix's build of every wanted output,
-/// its log and exit code into the session directory, out-links as gc roots.
+/// its log and exit code into the session directory, out-links as gc roots. It builds as many
+/// derivations at once as the machines line's maxJobs (`DIR/jobs`), as nix's build hook would
+/// have sent there: the builder's own `max-jobs` (1 by default) would run them one by one.
 const SUPERVISOR: &str = r#"d=$1
 echo $$ > "$d/pid.new" && mv -f "$d/pid.new" "$d/pid"
 set --
 while IFS= read -r i; do set -- "$@" "$i"; done < "$d/drvs"
-nix --extra-experimental-features "nix-command flakes" build --out-link "$d/result" --log-format internal-json -v "$@" >> "$d/log" 2>&1 < /dev/null
+jobs=$(cat "$d/jobs" 2>/dev/null || echo 1)
+nix --extra-experimental-features "nix-command flakes" build --max-jobs "$jobs" --out-link "$d/result" --log-format internal-json -v "$@" >> "$d/log" 2>&1 < /dev/null
 echo $? > "$d/status.new"
 mv -f "$d/status.new" "$d/status""#;
 
-/// `KEY ID CLIENT N DRV^OUTS... OUTPUT...`: joins the unfinished session of the same key, or
+/// `KEY ID CLIENT JOBS N DRV^OUTS... OUTPUT...`: joins the unfinished session of the same key, or
 /// starts one. Prints `lost ID` for each session of the key that died unfinished, then
 /// `joined ID STATE`, `started ID` or `error WHY`.
-const START: &str = r#"key=$1; id=$2; client=$3; n=$4; shift 4
+const START: &str = r#"key=$1; id=$2; client=$3; jobs=$4; n=$5; shift 5
 base=$(nd_base)
 if [ -z "$base" ]; then echo "error no writable directory for sessions on the builder (tried ~/.cache and ${TMPDIR:-/tmp})"; exit 0; fi
 if ! command -v setsid > /dev/null 2>&1; then echo "error setsid (util-linux) is not on the builder"; exit 0; fi
@@ -114,6 +117,7 @@ d="$base/$id"
 if ! mkdir -m 700 "$d"; then echo "error cannot create $d on the builder"; exit 0; fi
 printf "%s$nl" "$key" > "$d/key"
 printf "%s$nl" "$client" > "$d/client"
+printf "%s$nl" "$jobs" > "$d/jobs"
 date -u +%Y-%m-%dT%H:%M:%SZ > "$d/started"
 : > "$d/drvs"; : > "$d/outputs"; : > "$d/log"
 i=0
