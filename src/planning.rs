@@ -280,6 +280,7 @@ async fn plan_graph(
         wanted_valid.clear();
     }
     let mut substituters = None;
+    let mut configured_substituters = Vec::new();
     let mut history = None;
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
@@ -312,6 +313,7 @@ async fn plan_graph(
                 &dead_substituters,
             );
             substituters = live;
+            configured_substituters.clone_from(&nix_config.substituters);
             warnings.extend(lines);
             warnings.extend(builders.iter().filter_map(loop_warning));
             warnings.extend(notes);
@@ -371,6 +373,16 @@ async fn plan_graph(
     };
     let mut plan = plan::plan(&input)?;
     plan.substituters = substituters;
+    if let Some(first) = builders_before_caches(
+        &plan,
+        &input.builders,
+        &input.availability,
+        plan.substituters
+            .as_deref()
+            .unwrap_or(&configured_substituters),
+    ) {
+        plan.substituters = Some(first);
+    }
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     // One line names a builder left out as this machine or as one that would pass builds back
     // here: the reason, when it says why no builder took the build; else a warning.
@@ -480,6 +492,33 @@ fn knowledge(
         }
     }
     k
+}
+
+/// The substituters nix is to use when the plan takes a path from a builder's store that a
+/// cache holds too (the builder's link measured clearly faster, [`plan::cost`]): those builders'
+/// stores first, then `caches` in their order. nix asks its substituters in the order given and
+/// takes the first that has the path; appended (`extra-substituters`, as every other builder
+/// substituter is passed) the cache would still serve it. `None`: no such path, nix's order.
+fn builders_before_caches(
+    plan: &plan::Plan,
+    builders: &[Builder],
+    availability: &Availability,
+    caches: &[String],
+) -> Option<Vec<String>> {
+    let chosen_over_cache = plan
+        .paths
+        .iter()
+        .any(|p| p.source == plan::Source::Builder && availability.in_caches.contains_key(&p.path));
+    if !chosen_over_cache {
+        return None;
+    }
+    let first: Vec<String> = builders
+        .iter()
+        .filter(|b| plan.builder_substituters.contains(&b.id))
+        .map(|b| b.machine.store_uri())
+        .collect();
+    let rest = caches.iter().filter(|c| !first.contains(c)).cloned();
+    Some(first.iter().cloned().chain(rest).collect())
 }
 
 /// nix's `max-jobs` as build slots here (`auto`: the CPUs; at least 1).
