@@ -817,6 +817,45 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_chosen_over_a_cache_comes_first_in_the_substituters() {
+        let b = state(false);
+        let path =
+            crate::store_path::StorePath::parse(&format!("/nix/store/{}-big", "a".repeat(32)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let mut availability = Availability::default();
+        availability.in_caches.insert(
+            path.clone(),
+            plan::CacheHit {
+                uri: "http://a".into(),
+                references: Vec::new(),
+                nar_size: Some(10_000_000),
+            },
+        );
+        let mut p = plan(Mode::Substitute);
+        p.paths.push(plan::PlannedPath {
+            path,
+            source: plan::Source::Builder,
+            from: Some("ssh-ng://root@seasmoke".into()),
+        });
+        p.builder_substituters.push(b.id);
+        let caches = ["http://a".to_string(), "file:///c".to_string()];
+        assert_eq!(
+            builders_before_caches(&p, std::slice::from_ref(&b), &availability, &caches),
+            Some(vec![
+                "ssh-ng://root@seasmoke".to_string(),
+                "http://a".into(),
+                "file:///c".into()
+            ])
+        );
+        // From the cache, as nix would anyway: nix's own order.
+        p.paths[0].source = plan::Source::Cache;
+        assert_eq!(
+            builders_before_caches(&p, &[b], &availability, &caches),
+            None
+        );
+    }
+
+    #[test]
     fn dead_substituters_are_left_out_with_one_line_each() {
         let configured: Vec<String> = ["http://a", "http://dead", "file:///c"]
             .iter()
