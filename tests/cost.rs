@@ -51,8 +51,20 @@ fn quick_builds_with_big_outputs_behind_a_slow_link_build_here_once_the_history_
 
         // Nothing known: the presence rule, and the reason says so.
         lab.renew_nonce().expect("fresh paths");
-        let first = plan_event(&run(&lab, v, &state, &auto));
+        let first_run = run(&lab, v, &state, &auto);
+        let first = plan_event(&first_run);
         assert_eq!(first["mode"], "remote", "{v:?}: {first}");
+        // What the history learns of the link (for the note; never asserted, a time).
+        for e in first_run
+            .json_lines()
+            .iter()
+            .filter(|e| e["event"] == "copy_done")
+        {
+            eprintln!(
+                "{v:?}: copied back {} ({} B) in {} s",
+                e["name"], e["bytes"], e["secs"]
+            );
+        }
         let reason = first["reason"].as_str().unwrap_or_default();
         assert!(reason.contains("no estimate was used"), "{v:?}: {reason}");
 
