@@ -4,10 +4,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What `nix copy --to file://` writes as `nix-cache-info`, served until it exists.
 const CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n";
@@ -16,7 +16,38 @@ pub struct HttpCache {
     port: u16,
     stop: Arc<AtomicBool>,
     log: Arc<Mutex<Vec<String>>>,
+    link: Arc<Link>,
     accept: Option<JoinHandle<()>>,
+}
+
+/// The cap on the bytes the cache sends, shared by its connections.
+#[derive(Default)]
+struct Link {
+    /// Bytes per second (0: unlimited).
+    rate: AtomicU64,
+    /// When the link is free again.
+    free: Mutex<Option<Instant>>,
+}
+
+impl Link {
+    /// Waits until `bytes` more have crossed the link at its rate.
+    fn pass(&self, bytes: usize) {
+        let rate = self.rate.load(Ordering::SeqCst);
+        if rate == 0 {
+            return;
+        }
+        let busy = Duration::from_secs_f64(bytes as f64 / rate as f64);
+        let done = {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let start = free.map_or_else(Instant::now, |f| f.max(Instant::now()));
+            *free = Some(start + busy);
+            start + busy
+        };
+        let now = Instant::now();
+        if done > now {
+            thread::sleep(done - now);
+        }
+    }
 }
 
 impl HttpCache {
@@ -25,17 +56,18 @@ impl HttpCache {
         let port = listener.local_addr()?.port();
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let link = Arc::new(Link::default());
         let accept = {
-            let (stop, log) = (stop.clone(), log.clone());
+            let (stop, log, link) = (stop.clone(), log.clone(), link.clone());
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (root, log) = (root.clone(), log.clone());
+                    let (root, log, link) = (root.clone(), log.clone(), link.clone());
                     thread::spawn(move || {
-                        let _ = serve(conn, &root, &log);
+                        let _ = serve(conn, &root, &log, &link);
                     });
                 }
             })
@@ -44,12 +76,21 @@ impl HttpCache {
             port,
             stop,
             log,
+            link,
             accept: Some(accept),
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Caps what the cache sends at `bytes_per_sec`, all connections together (`None`:
+    /// unlimited). Applies to bodies sent from then on.
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.link
+            .rate
+            .store(bytes_per_sec.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// `METHOD /path STATUS` for every request served so far.
@@ -71,7 +112,12 @@ impl Drop for HttpCache {
     }
 }
 
-fn serve(conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    root: &Path,
+    log: &Mutex<Vec<String>>,
+    link: &Link,
+) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
@@ -119,7 +165,10 @@ fn serve(conn: TcpStream, root: &Path, log: &Mutex<Vec<String>>) -> std::io::Res
         body.len()
     )?;
     if method != "HEAD" {
-        out.write_all(&body)?;
+        for chunk in body.chunks(64 * 1024) {
+            link.pass(chunk.len());
+            out.write_all(chunk)?;
+        }
     }
     out.flush()?;
     let _ = out.shutdown(Shutdown::Write);

@@ -13,6 +13,12 @@ impl Lab {
         format!("http://127.0.0.1:{}", self.http.port())
     }
 
+    /// Caps the bytes per second the HTTP cache sends, all requests together (`None`:
+    /// unlimited): a cache behind a slow link.
+    pub fn set_cache_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.http.set_bandwidth(bytes_per_sec);
+    }
+
     /// The `file://` directory behind [`Lab::cache_url`].
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.join("upstream/cache")

@@ -14,7 +14,9 @@
 //!   link's measured bandwidth) and the build hook's round trips; the link is shared, so the
 //!   whole run is never shorter than all its bytes over that bandwidth;
 //! - copies from caches are the same whichever way the builds go, so they are left out of the
-//!   comparison.
+//!   comparison; but a path both a cache and a reachable builder's store hold comes from the
+//!   builder when its link was measured clearly faster for the path's NAR size
+//!   ([`builder_over_cache`]; a large output behind a slow cache, a builder on the LAN).
 //!
 //! The estimate is compared, never trusted blindly: a local plan replaces the presence rule's
 //! remote one only when it is clearly shorter ([`SWITCH_MARGIN`], [`SWITCH_MIN_GAIN`]), and every run's real times go
@@ -54,7 +56,7 @@ pub struct Knowledge {
     pub build_secs: HashMap<(String, String), f64>,
     /// Typical bytes of all of a derivation's outputs together, by name.
     pub output_bytes: HashMap<String, u64>,
-    /// Bytes per second measured from each builder (by URI) to here.
+    /// Bytes per second measured from each builder and cache (by URI as written) to here.
     pub bandwidth: HashMap<String, f64>,
     /// How many times faster than this machine each builder (by URI) built the names both built.
     pub speed_vs_local: HashMap<String, f64>,
@@ -245,6 +247,87 @@ fn visit<'a>(
     order.push(drv);
 }
 
+/// One path the walk takes from a builder's store although a cache holds it too: the builder's
+/// link was measured clearly faster for a copy of this size (the reason names both).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fetch {
+    /// The builder, as people know it.
+    pub host: String,
+    /// The cache passed over.
+    pub cache: String,
+    /// The NAR's bytes.
+    pub bytes: u64,
+    /// The copy from the builder's store, seconds.
+    pub builder_secs: f64,
+    /// The copy from the cache, seconds.
+    pub cache_secs: f64,
+}
+
+/// Seconds to copy `bytes` from `uri` (a cache or a builder, as written) at its measured
+/// bandwidth, plus a round trip when one was measured; `None` when the link was never measured.
+fn fetch_secs(knows: &Knowledge, uri: &str, bytes: u64) -> Option<f64> {
+    let rate = knows.bandwidth.get(uri).copied().filter(|b| *b > 0.0)?;
+    Some(bytes as f64 / rate + knows.rtt_secs.get(uri).copied().unwrap_or(0.0))
+}
+
+/// Whether a path of `bytes` the cache at `cache` holds comes clearly faster from the store of
+/// the builder at `builder` (same margins as choosing a local build: a fifth and
+/// [`SWITCH_MIN_GAIN`] shorter). `None` when either link was never measured, the size is
+/// unknown, or no history was consulted: then the cache, as nix would.
+pub(super) fn builder_over_cache(
+    knows: &Knowledge,
+    bytes: Option<u64>,
+    cache: &str,
+    builder: &str,
+    host: &str,
+) -> Option<Fetch> {
+    if !knows.consulted {
+        return None;
+    }
+    let bytes = bytes.filter(|b| *b > 0)?;
+    let cache_secs = fetch_secs(knows, cache, bytes)?;
+    let builder_secs = fetch_secs(knows, builder, bytes)?;
+    let clearly =
+        builder_secs < cache_secs * SWITCH_MARGIN && cache_secs - builder_secs >= SWITCH_MIN_GAIN;
+    clearly.then(|| Fetch {
+        host: host.to_owned(),
+        cache: cache.to_owned(),
+        bytes,
+        builder_secs,
+        cache_secs,
+    })
+}
+
+/// "1 path (10.0 MB) from seasmoke's store rather than http://cache: about 1 s against about
+/// 10 s", one clause per builder and cache.
+pub(super) fn fetch_words(fetches: &[Fetch]) -> Option<String> {
+    let mut groups: BTreeMap<(&str, &str), (usize, u64, f64, f64)> = BTreeMap::new();
+    for f in fetches {
+        let g = groups.entry((&f.host, &f.cache)).or_default();
+        g.0 += 1;
+        g.1 += f.bytes;
+        g.2 += f.builder_secs;
+        g.3 += f.cache_secs;
+    }
+    let clauses: Vec<String> = groups
+        .into_iter()
+        .map(|((host, cache), (n, b, there, cached))| {
+            let paths = if n == 1 {
+                "1 path".to_owned()
+            } else {
+                format!("{n} paths")
+            };
+            format!(
+                "{paths} ({}) from {host}'s store rather than {cache}: {} against {}",
+                bytes(b),
+                about(there),
+                about(cached)
+            )
+        })
+        .collect();
+    (!clauses.is_empty()).then(|| clauses.join("; "))
+}
+
 /// "about 4 s", "about 2.5 min": an estimate as people read it.
 pub fn about(secs: f64) -> String {
     if secs < 1.0 {
@@ -409,6 +492,47 @@ mod tests {
         assert_eq!(
             unknown_words(&unknown),
             "no estimate was used: the history does not know a on seasmoke"
+        );
+    }
+
+    #[test]
+    fn a_builder_clearly_faster_than_the_cache_is_preferred_with_both_numbers() {
+        const CACHE: &str = "http://cache";
+        let mut k = knows(&[]);
+        k.bandwidth.insert(CACHE.into(), 1_000_000.0);
+        k.bandwidth.insert(SEASMOKE.into(), 50_000_000.0);
+        let f = builder_over_cache(&k, Some(10_000_000), CACHE, SEASMOKE, "seasmoke")
+            .unwrap_or_else(|| panic!("10 s against 0.2 s"));
+        assert_eq!((f.cache_secs, f.builder_secs), (10.0, 0.2));
+        assert_eq!(
+            fetch_words(&[f]).as_deref(),
+            Some("1 path (10.0 MB) from seasmoke's store rather than http://cache: under 1 s against about 10 s")
+        );
+        // A small path saves under two seconds: the cache, as nix would.
+        assert_eq!(
+            builder_over_cache(&k, Some(1_000_000), CACHE, SEASMOKE, "seasmoke"),
+            None
+        );
+        // A close call keeps the cache.
+        k.bandwidth.insert(SEASMOKE.into(), 1_100_000.0);
+        assert_eq!(
+            builder_over_cache(&k, Some(10_000_000), CACHE, SEASMOKE, "seasmoke"),
+            None
+        );
+        // Unknown size, unmeasured link, or no history: never guessed.
+        k.bandwidth.insert(SEASMOKE.into(), 50_000_000.0);
+        assert_eq!(
+            builder_over_cache(&k, None, CACHE, SEASMOKE, "seasmoke"),
+            None
+        );
+        assert_eq!(
+            builder_over_cache(&k, Some(10_000_000), "http://other", SEASMOKE, "seasmoke"),
+            None
+        );
+        k.consulted = false;
+        assert_eq!(
+            builder_over_cache(&k, Some(10_000_000), CACHE, SEASMOKE, "seasmoke"),
+            None
         );
     }
 

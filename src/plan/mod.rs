@@ -94,6 +94,8 @@ pub struct PlanInput {
     /// The substituters nix is to use when some configured ones are dead (refused, or silent:
     /// [`crate::sources::cache::CacheAnswers::dead`]), in nix's order; `None`: nix's own.
     pub substituters: Option<Vec<String>>,
+    /// nix's substituters as configured, in nix's order (empty when nothing was asked of them).
+    pub configured_substituters: Vec<String>,
     /// The noop check found every output valid ([`crate::run::noop`]): how many outputs nix
     /// made links for. The plan is then a noop without a walk.
     pub checked_noop: Option<usize>,
@@ -287,7 +289,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
         },
         None => decide(input)?,
     };
-    plan.substituters = input.substituters.clone();
+    plan.substituters = builders_before_caches(&plan, input).or_else(|| input.substituters.clone());
     if let Some(daemon) = input.daemon {
         plan.daemon_decides = daemon.decides;
         plan.reason
@@ -302,6 +304,34 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Impossible> {
     };
     plan.may_build_locally = !plan.nothing_here(&input.builders);
     Ok(plan)
+}
+
+/// The substituters nix is to use when the plan takes a path from a builder's store that a
+/// cache holds too (the builder's link measured clearly faster, [`cost`]): those builders'
+/// stores first, then the caches nix would use, in their order. nix asks its substituters in
+/// the order given and takes the first that has the path; appended (`extra-substituters`, as
+/// every other builder substituter is passed) the cache would still serve it. `None`: no such
+/// path, nix's own order (less the dead caches).
+fn builders_before_caches(plan: &Plan, input: &PlanInput) -> Option<Vec<String>> {
+    let chosen_over_cache = plan
+        .paths
+        .iter()
+        .any(|p| p.source == Source::Builder && input.availability.in_caches.contains_key(&p.path));
+    if !chosen_over_cache {
+        return None;
+    }
+    let first: Vec<String> = input
+        .builders
+        .iter()
+        .filter(|b| plan.builder_substituters.contains(&b.id))
+        .map(|b| b.machine.store_uri())
+        .collect();
+    let caches = input
+        .substituters
+        .as_deref()
+        .unwrap_or(&input.configured_substituters);
+    let rest = caches.iter().filter(|c| !first.contains(c)).cloned();
+    Some(first.iter().cloned().chain(rest).collect())
 }
 
 /// The decision from what the walk finds: mode, reason, and where every path comes from.

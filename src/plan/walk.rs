@@ -1,6 +1,7 @@
 //! The walk over the build graph, as nix's own `queryMissing` walks it: how each missing path
 //! is realised, before builders are assigned to builds.
 
+use super::cost::{self, Fetch};
 use super::eligibility::{copy_back_builder, BuilderViews};
 use super::graph::{BuilderHit, Derivation};
 use super::{
@@ -24,6 +25,8 @@ pub(super) struct Walk<'a> {
     pub(super) valid_locally: usize,
     pub(super) entries: Vec<(&'a StorePath, Decision<'a>)>,
     pub(super) to_build: BTreeMap<&'a StorePath, &'a Derivation>,
+    /// Paths a cache holds that come from a builder's store instead, measured clearly faster.
+    pub(super) by_cost: Vec<Fetch>,
 }
 
 impl<'a> Walk<'a> {
@@ -39,6 +42,7 @@ impl<'a> Walk<'a> {
             valid_locally: 0,
             entries: Vec::new(),
             to_build: BTreeMap::new(),
+            by_cost: Vec::new(),
         };
         let mut visited: HashSet<&'a StorePath> = HashSet::new();
         let mut decided: HashMap<&'a StorePath, Decision<'a>> = HashMap::new();
@@ -55,15 +59,41 @@ impl<'a> Walk<'a> {
                 walk.valid_locally += 1;
                 continue;
             }
-            if let Some(hit) = avail.in_caches.get(path) {
-                walk.entries.push((path, Decision::Cache(&hit.uri)));
-                stack.extend(hit.references.iter().rev());
-                continue;
-            }
             let held: &'a [BuilderHit] = match avail.on_builders.get(path) {
                 Some(hits) if use_builders => hits,
                 _ => &[],
             };
+            if let Some(hit) = avail.in_caches.get(path) {
+                // The cache first, as nix's substituters go, unless a builder's store was
+                // measured clearly faster for a copy of this size.
+                let faster = held
+                    .iter()
+                    .filter(|h| h.substitutable && builders.is_reachable(h.builder))
+                    .filter_map(|h| {
+                        let uri = builders.uri_of(h.builder)?;
+                        let bytes = hit.nar_size.or(h.nar_size);
+                        let host = builders.host_of(h.builder);
+                        let fetch = cost::builder_over_cache(
+                            &input.knowledge,
+                            bytes,
+                            &hit.uri,
+                            &uri,
+                            host,
+                        )?;
+                        Some((h, fetch))
+                    })
+                    .min_by(|a, b| a.1.builder_secs.total_cmp(&b.1.builder_secs));
+                if let Some((builder_hit, fetch)) = faster {
+                    walk.entries
+                        .push((path, Decision::BuilderSubstitute(builder_hit.builder)));
+                    walk.by_cost.push(fetch);
+                    stack.extend(builder_hit.references.iter().rev());
+                    continue;
+                }
+                walk.entries.push((path, Decision::Cache(&hit.uri)));
+                stack.extend(hit.references.iter().rev());
+                continue;
+            }
             if let Some(hit) = held
                 .iter()
                 .find(|h| h.substitutable && !daemon_decides && builders.is_reachable(h.builder))
@@ -160,6 +190,10 @@ impl<'a> Walk<'a> {
             })
             .collect();
         paths.sort_by(|a, b| a.path.cmp(&b.path));
+        let reason = match cost::fetch_words(&self.by_cost) {
+            Some(words) => format!("{reason}; {words}"),
+            None => reason,
+        };
         let builds = self
             .to_build
             .keys()

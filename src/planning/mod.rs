@@ -336,6 +336,7 @@ async fn plan_graph(
         wanted_valid.clear();
     }
     let mut substituters = None;
+    let mut configured_substituters = Vec::new();
     let mut history = None;
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
@@ -367,6 +368,7 @@ async fn plan_graph(
                 &dead_substituters,
             );
             substituters = live;
+            configured_substituters.clone_from(&nix_config.substituters);
             warnings.extend(lines);
             warnings.extend(builders.iter().filter_map(warnings::loop_warning));
             warnings.extend(notes);
@@ -394,7 +396,13 @@ async fn plan_graph(
     let session_installables = session_installables(&graph);
     let knowledge = history.as_ref().map_or_else(Default::default, |loaded| {
         let local_jobs = local_job_slots(&settings.nix_config().max_jobs) as u32;
-        knowledge(&loaded.history, &graph, &builders, local_jobs)
+        knowledge(
+            &loaded.history,
+            &graph,
+            &availability,
+            &builders,
+            local_jobs,
+        )
     });
     let input = PlanInput {
         graph,
@@ -406,6 +414,7 @@ async fn plan_graph(
         daemon: daemon(settings),
         nix_fallback: how.fallback,
         substituters,
+        configured_substituters,
         checked_noop: None,
         fell_back: None,
     };
@@ -431,10 +440,13 @@ async fn plan_graph(
 /// the sizes their outputs had when copied, each builder's link speed and its speed against
 /// this machine (measured on names both have built: the machines line's speed factor ranks
 /// builders against each other, not against here, so it is not used), and this run's round
-/// trips.
+/// trips; and the download rate of each cache holding one of the graph's paths (learned from
+/// its substitutions: bytes over seconds), so a path a slow cache and a fast builder both hold
+/// can come from the builder.
 fn knowledge(
     history: &crate::history::History,
     graph: &plan::Graph,
+    availability: &Availability,
     builders: &[Builder],
     local_jobs: u32,
 ) -> plan::Knowledge {
@@ -469,6 +481,13 @@ fn knowledge(
             .collect();
         if let Some(sizes) = sizes.filter(|s| !s.is_empty()) {
             k.output_bytes.insert(name.to_owned(), sizes.iter().sum());
+        }
+    }
+    for hit in availability.in_caches.values() {
+        if !k.bandwidth.contains_key(&hit.uri) {
+            if let Some(rate) = history.bandwidth(&hit.uri) {
+                k.bandwidth.insert(hit.uri.clone(), rate);
+            }
         }
     }
     for b in &live {

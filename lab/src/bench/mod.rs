@@ -7,11 +7,14 @@
 //! The order of the sides rotates from run to run, so neither always runs first.
 //!
 //! - [`scenarios`]: what each row runs (noop, remote chains, held, down, tarpit, plan, daemon).
+//! - [`cost`]: the rows of choosing by cost (slow link, fast link, slow cache, first run, a
+//!   noisy link's regret).
 //! - [`measure`]: timing one process, counting ssh sessions (TCP connections seasmoke's proxy
 //!   accepted) and HTTP cache requests meanwhile; rounds of sides; medians.
 //! - [`report`]: the text table, `--json` (serde_json), and the generated part of
 //!   `BENCHMARKS.md` (`--markdown FILE`).
 
+mod cost;
 mod measure;
 mod report;
 mod scenarios;
@@ -39,7 +42,7 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
   --latency-ms MS      one-way delay added each way to seasmoke (default 30)
   --cap-secs S         plain nix is killed after this long in the tarpit rows (default 10)
   --only LIST          comma-separated scenarios (default all):
-                       noop,remote,session,held,down,tarpit,plan,daemon
+                       noop,remote,session,held,down,tarpit,plan,daemon,cost
   --clients LIST       Nix clients (default 2.8,2.26,2.34; the daemon rows run on 2.26 and 2.34)
   --chains LIST        derivations per chain in the remote rows (default 3,6,10,30)
   --wide LIST          paths of the planning fixtures, half of them on seasmoke (default 500,5000)
@@ -48,8 +51,8 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
                        markers, keeping the hand-written text around them";
 
 /// Every scenario, in the order they run.
-pub const ALL_SCENARIOS: [&str; 8] = [
-    "noop", "remote", "session", "held", "down", "tarpit", "plan", "daemon",
+pub const ALL_SCENARIOS: [&str; 9] = [
+    "noop", "remote", "session", "held", "down", "tarpit", "plan", "daemon", "cost",
 ];
 
 /// Set by SIGINT/SIGTERM/SIGHUP: the bench stops at the next measurement.

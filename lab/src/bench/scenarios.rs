@@ -159,6 +159,9 @@ pub fn all(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
             }
         }
     }
+    if cfg.wants("cost") {
+        super::cost::rows(cfg, rows)?;
+    }
     Ok(())
 }
 
