@@ -3,7 +3,8 @@
 
 use super::{store_path_name, Happening, TransferKind};
 use crate::history::{BuildSample, CopySample, Direction, Recording};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 /// How a build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,13 +29,25 @@ pub struct RunRecord {
     pub fetched: BTreeMap<String, String>,
     /// What the run's builds and copies took, for the history ([`crate::history`]).
     pub learned: Recording,
+    /// Per peer, when its last copy ended: the link time already credited to a copy.
+    link_busy_until: HashMap<String, Instant>,
 }
 
 impl RunRecord {
     /// Adds what these happenings (one draw's worth) say: how builds ended, where paths came
     /// from, what builds and copies took.
     pub fn note(&mut self, happenings: &[Happening]) {
-        learn(&mut self.learned, happenings);
+        self.note_at(happenings, Instant::now());
+    }
+
+    /// [`RunRecord::note`] of happenings seen at `now`.
+    fn note_at(&mut self, happenings: &[Happening], now: Instant) {
+        learn(
+            &mut self.learned,
+            &mut self.link_busy_until,
+            happenings,
+            now,
+        );
         for h in happenings {
             let (drv, end, host) = match h {
                 Happening::BuildFinished { drv_path, host, .. } => {
@@ -61,9 +74,32 @@ impl RunRecord {
     }
 }
 
+/// The link time of a copy from or to `peer` that took `elapsed` and ended at `now`: the part
+/// of it no earlier copy of the run over the same link was already credited with. Nix 2.26+
+/// starts every path's copy activity at once and moves the paths one after the other, so the
+/// second of two 2.5 s copies reports 5 s; summed, the link would look half as fast as it is.
+/// Copies that never overlap (nix 2.8's hook) keep their whole time.
+fn link_time(
+    busy_until: &mut HashMap<String, Instant>,
+    peer: &str,
+    elapsed: Duration,
+    now: Instant,
+) -> Duration {
+    let start = now.checked_sub(elapsed).unwrap_or(now);
+    let from = busy_until.get(peer).map_or(start, |busy| start.max(*busy));
+    let busy = busy_until.entry(peer.to_owned()).or_insert(now);
+    *busy = (*busy).max(now);
+    now.saturating_duration_since(from)
+}
+
 /// Adds what these happenings say about times to the run's history recording: each build's
-/// time and outcome per name and host, each copy's bytes and time per store.
-fn learn(learned: &mut Recording, happenings: &[Happening]) {
+/// time and outcome per name and host, each copy's bytes and link time per store.
+fn learn(
+    learned: &mut Recording,
+    busy_until: &mut HashMap<String, Instant>,
+    happenings: &[Happening],
+    seen: Instant,
+) {
     let mut at = None;
     let mut now = || *at.get_or_insert_with(crate::history::unix_now);
     for h in happenings {
@@ -107,10 +143,52 @@ fn learn(learned: &mut Recording, happenings: &[Happening]) {
                         TransferKind::Substitute | TransferKind::CopyFrom => Direction::From,
                     },
                     bytes: *bytes,
-                    secs: elapsed.as_secs_f64(),
+                    secs: link_time(busy_until, peer, *elapsed, seen).as_secs_f64(),
                 },
             ),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(path: &str, secs: f64) -> Happening {
+        Happening::TransferFinished {
+            kind: TransferKind::CopyFrom,
+            path: format!("/nix/store/{}-{path}", "a".repeat(32)),
+            peer: "ssh-ng://seasmoke".into(),
+            bytes: 1_000_000,
+            total_bytes: None,
+            elapsed: Duration::from_secs_f64(secs),
+        }
+    }
+
+    fn secs_of(record: &RunRecord, name: &str) -> Vec<f64> {
+        record
+            .learned
+            .copies
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .flat_map(|(_, samples)| samples.iter().map(|s| (s.secs * 100.0).round() / 100.0))
+            .collect()
+    }
+
+    #[test]
+    fn copies_nix_starts_together_are_credited_the_link_time_each_really_took() {
+        // nix 2.26+: both copies start at 0; one ends at 2.5 s, the other at 5 s.
+        let t0 = Instant::now();
+        let mut record = RunRecord::default();
+        record.note_at(&[copy("one", 2.5)], t0 + Duration::from_millis(2500));
+        record.note_at(&[copy("two", 5.0)], t0 + Duration::from_millis(5000));
+        assert_eq!(secs_of(&record, "one"), [2.5]);
+        assert_eq!(secs_of(&record, "two"), [2.5]);
+        // nix 2.8's hook: one after the other, each its own time.
+        let mut record = RunRecord::default();
+        record.note_at(&[copy("one", 2.5)], t0 + Duration::from_millis(2500));
+        record.note_at(&[copy("two", 2.5)], t0 + Duration::from_millis(5000));
+        assert_eq!(secs_of(&record, "two"), [2.5]);
     }
 }
