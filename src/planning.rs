@@ -154,6 +154,7 @@ pub async fn make_plan_with(
     let mut installables = installables.to_vec();
     let mut notes = Vec::new();
     let evaluate = async {
+        let _phase = crate::timing::phase("evaluation");
         match settings
             .nix
             .derivation_graph_with(&installables, how.eval_args)
@@ -182,9 +183,9 @@ pub async fn make_plan_with(
     let ahead = async {
         if how.missing {
             let (builders, (substitution, infos)) = futures::join!(
-                probe_builders(settings),
+                crate::timing::timed("probe", probe_builders(settings)),
                 // Opened attribute sets name the same flakes.
-                substitution_and_caches(settings, asked)
+                crate::timing::timed("substituters", substitution_and_caches(settings, asked))
             );
             Some(Ahead {
                 builders,
@@ -273,7 +274,11 @@ async fn plan_graph(
         // The noop check found something missing: the local store is asked once, below.
         Default::default()
     } else {
-        sources::local::valid_paths(&settings.nix, &graph.wanted).await?
+        crate::timing::timed(
+            "local-validity",
+            sources::local::valid_paths(&settings.nix, &graph.wanted),
+        )
+        .await?
     };
     if rebuild {
         // Valid or not, the installables themselves are built again.
@@ -296,8 +301,11 @@ async fn plan_graph(
                 Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
                 None => {
                     futures::join!(
-                        probe_builders(settings),
-                        substitution_and_caches(settings, installables)
+                        crate::timing::timed("probe", probe_builders(settings)),
+                        crate::timing::timed(
+                            "substituters",
+                            substitution_and_caches(settings, installables)
+                        )
                     )
                 }
             };
@@ -305,7 +313,11 @@ async fn plan_graph(
                 mut availability,
                 mut warnings,
                 dead_substituters,
-            } = sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos).await?;
+            } = crate::timing::timed(
+                "store-queries",
+                sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos),
+            )
+            .await?;
             let (live, lines) = leave_out_dead(
                 &nix_config.substituters,
                 &settings.nix_config.substituters,
@@ -320,7 +332,11 @@ async fn plan_graph(
                 .as_ref()
                 .is_some_and(|d| d.trusted == Some(true))
             {
-                ask_through_daemon(settings, &graph, &mut builders, &mut availability).await;
+                crate::timing::timed(
+                    "holdings-through-daemon",
+                    ask_through_daemon(settings, &graph, &mut builders, &mut availability),
+                )
+                .await;
             }
             if rebuild {
                 for wanted in &graph.wanted {
@@ -331,6 +347,7 @@ async fn plan_graph(
             }
             // What earlier runs took weighs the choice between here and the builders.
             if settings.forced == plan::Forced::Auto {
+                let _phase = crate::timing::phase("history-load");
                 history = settings.state_dir.as_deref().map(crate::history::load);
             }
             if untrusted {
@@ -363,7 +380,10 @@ async fn plan_graph(
         local_system: settings.nix_config.system.clone(),
         knowledge,
     };
-    let mut plan = plan::plan(&input)?;
+    let mut plan = {
+        let _phase = crate::timing::phase("plan");
+        plan::plan(&input)?
+    };
     plan.substituters = substituters;
     explain_daemon(&mut plan, &input.builders, settings.daemon.as_ref());
     // One line names a builder left out as this machine or as one that would pass builds back
