@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod deadlines;
 pub mod dispatch;
+pub mod early_holdings;
 pub mod error;
 pub mod history;
 pub mod log;

@@ -196,15 +196,22 @@ pub async fn make_plan_with(
             None
         }
     };
-    let (graph, ahead) = futures::join!(evaluate, ahead);
-    let graph: plan::Graph = graph?;
+    // The builders' holdings, asked of a trusting daemon as soon as the paths are known
+    // (crate::early_holdings), while the probe still runs.
+    let evaluate = async {
+        let graph: plan::Graph = evaluate.await?;
+        let early = crate::early_holdings::EarlyHoldings::start(settings, &graph, how.missing);
+        Ok::<_, crate::Error>((graph, early))
+    };
+    let (evaluated, ahead) = futures::join!(evaluate, ahead);
+    let (graph, early) = evaluated?;
     let systems = graph
         .derivations
         .values()
         .map(|d| d.system.clone())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut planned = plan_graph(settings, &installables, graph, how.rebuild, ahead).await?;
+    let mut planned = plan_graph(settings, &installables, graph, how.rebuild, ahead, early).await?;
     planned.installables = installables;
     planned.systems = systems;
     planned.warnings.extend(notes);
@@ -269,6 +276,7 @@ async fn plan_graph(
     graph: plan::Graph,
     rebuild: bool,
     ahead: Option<Ahead>,
+    mut early: crate::early_holdings::EarlyHoldings,
 ) -> Result<Planned> {
     let mut wanted_valid = if ahead.is_some() {
         // The noop check found something missing: the local store is asked once, below.
@@ -334,7 +342,13 @@ async fn plan_graph(
             {
                 crate::timing::timed(
                     "holdings-through-daemon",
-                    ask_through_daemon(settings, &graph, &mut builders, &mut availability),
+                    ask_through_daemon(
+                        settings,
+                        &graph,
+                        &mut builders,
+                        &mut availability,
+                        &mut early,
+                    ),
                 )
                 .await;
             }
@@ -525,6 +539,7 @@ async fn ask_through_daemon(
     graph: &plan::Graph,
     builders: &mut [Builder],
     availability: &mut Availability,
+    early: &mut crate::early_holdings::EarlyHoldings,
 ) {
     let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
         .into_iter()
@@ -532,16 +547,24 @@ async fn ask_through_daemon(
         .collect();
     let limit = settings.deadlines().through_daemon;
     let missing = &missing;
-    let asks = builders
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| {
-            b.reachable && b.verified && (b.connection.is_none() || b.root_check_pending)
-        })
-        .map(|(i, b)| async move {
-            let held = probe::through_daemon::held(&b.machine, missing, limit).await;
+    let mut asks = Vec::new();
+    for (i, b) in builders.iter().enumerate().filter(|(_, b)| {
+        b.reachable && b.verified && (b.connection.is_none() || b.root_check_pending)
+    }) {
+        // Asked already while the probe ran (the same answer: see crate::early_holdings).
+        let started = early.take(b.machine.uri.as_ref());
+        asks.push(async move {
+            let early = match started {
+                Some(started) => started.answer().await,
+                None => None,
+            };
+            let held = match early {
+                Some(held) => held,
+                None => probe::through_daemon::held(&b.machine, missing, limit).await,
+            };
             (i, held)
         });
+    }
     let answers = futures::future::join_all(asks).await;
     for (i, held) in answers {
         let b = &mut builders[i];
