@@ -523,7 +523,16 @@ fn phase_cells(r: &Row) -> Option<Vec<String>> {
 fn phase_markdown(rows: &[Row]) -> Option<String> {
     let lines: Vec<String> = rows
         .iter()
-        .filter_map(|r| {
+        .enumerate()
+        // Rows that share nixdispatch's runs (the daemon rows against two baselines) once.
+        .filter(|(i, r)| {
+            !rows[..*i].iter().any(|q| {
+                q.client == r.client
+                    && !q.nd.is_empty()
+                    && q.nd.iter().map(|s| s.secs).eq(r.nd.iter().map(|s| s.secs))
+            })
+        })
+        .filter_map(|(_, r)| {
             let cells = phase_cells(r)?;
             Some(format!(
                 "| {} | {} | {} | {} |",
@@ -871,5 +880,59 @@ mod tests {
         let f = figures(&tarpit);
         assert_eq!(f.verdict, Verdict::Met);
         assert_eq!(fmt_ratio(f.ratio), "< 0.175");
+    }
+
+    #[test]
+    fn the_phase_table_has_a_line_per_row_of_phases() {
+        use crate::bench::measure::PhaseTime;
+        let phase = |name: &str, start_secs: f64, took_secs: f64| PhaseTime {
+            name: name.into(),
+            start_secs,
+            took_secs,
+        };
+        let run = |secs: f64, holdings: f64| {
+            let mut s = sample(secs, Outcome::Ok);
+            s.phases = vec![
+                phase("trust-check", 0.01, 0.003),
+                phase("settings", 0.0, 0.02),
+                phase("holdings-through-daemon", 0.3, holdings),
+                phase("nix-build", 0.9, secs - 0.9),
+            ];
+            s
+        };
+        let row = |key: &str, nd: Vec<Sample>| Row {
+            key: key.into(),
+            scenario: "daemon",
+            title: String::new(),
+            client: "2.34",
+            nix_cmd: String::new(),
+            nd_cmd: String::new(),
+            nix: vec![sample(5.0, Outcome::Ok)],
+            nd,
+            target: Target::RatioAtMost(0.8),
+            notes: Vec::new(),
+            extras: Vec::new(),
+        };
+        let nd = vec![run(6.0, 0.5), run(6.2, 0.7), run(5.8, 0.6)];
+        let rows = vec![
+            row("daemon-today", nd.clone()),
+            // The same runs against another baseline: one line.
+            row("daemon-declared", nd),
+            row("noop", vec![sample(0.1, Outcome::Ok)]),
+        ];
+        let t = phase_markdown(&rows).expect("a table");
+        let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| daemon")).collect();
+        assert_eq!(lines.len(), 1, "{t}");
+        // settings, trust, ..., holdings (median 0.60), ..., nix starts at 0.90.
+        assert!(
+            lines[0].starts_with("| daemon-today | 2.34 | 6.00 s | 0.02 | 0.00 | – |"),
+            "{t}"
+        );
+        assert!(
+            lines[0].contains("| 0.60 |") && lines[0].contains("| 0.90 |"),
+            "{t}"
+        );
+        assert!(!t.contains("\n| noop"), "no phases, no line: {t}");
+        assert!(phase_markdown(&rows[2..]).is_none());
     }
 }
