@@ -191,6 +191,7 @@ pub async fn make_plan_with(
                 builders,
                 substitution,
                 infos,
+                valid: None,
             })
         } else {
             None
@@ -198,19 +199,30 @@ pub async fn make_plan_with(
     };
     // The builders' holdings, asked of a trusting daemon as soon as the paths are known
     // (crate::early_holdings), while the probe still runs.
+    // And the local store's answer for every path of the graph, which the store queries need
+    // once the probe is done.
     let evaluate = async {
         let graph: plan::Graph = evaluate.await?;
         let early = crate::early_holdings::EarlyHoldings::start(settings, &graph, how.missing);
-        Ok::<_, crate::Error>((graph, early))
+        let valid = if how.missing {
+            Some(all_valid(settings, &graph).await?)
+        } else {
+            None
+        };
+        Ok::<_, crate::Error>((graph, early, valid))
     };
     let (evaluated, ahead) = futures::join!(evaluate, ahead);
-    let (graph, early) = evaluated?;
+    let (graph, early, valid) = evaluated?;
     let systems = graph
         .derivations
         .values()
         .map(|d| d.system.clone())
         .filter(|s| !s.is_empty())
         .collect();
+    let ahead = ahead.map(|mut a| {
+        a.valid = valid;
+        a
+    });
     let mut planned = plan_graph(settings, &installables, graph, how.rebuild, ahead, early).await?;
     planned.installables = installables;
     planned.systems = systems;
@@ -223,6 +235,20 @@ struct Ahead {
     builders: Vec<Builder>,
     substitution: (crate::nix::config::NixConfig, Vec<String>),
     infos: sources::cache::CacheInfos,
+    /// The local store's answer for every path of the graph, asked while the probe ran.
+    valid: Option<std::collections::BTreeSet<crate::store_path::StorePath>>,
+}
+
+/// Which of the graph's paths ([`sources::graph_paths`]) are valid here.
+async fn all_valid(
+    settings: &Settings,
+    graph: &plan::Graph,
+) -> Result<std::collections::BTreeSet<crate::store_path::StorePath>> {
+    crate::timing::timed(
+        "local-validity",
+        sources::local::valid_paths(&settings.nix, &sources::graph_paths(graph)),
+    )
+    .await
 }
 
 /// [`effective_substitution`], then each HTTP cache's `nix-cache-info` (while the builders
@@ -305,16 +331,23 @@ async fn plan_graph(
         } else {
             let untrusted = settings.daemon.as_ref().is_some_and(|d| d.decides());
             // The probe's handshakes and the flake's settings (a nix call or two) at once.
-            let (mut builders, ((nix_config, notes), infos)) = match ahead {
-                Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
+            // The local store is asked about every path while the probe runs.
+            let (mut builders, ((nix_config, notes), infos), valid) = match ahead {
+                Some(ahead) => (
+                    ahead.builders,
+                    (ahead.substitution, ahead.infos),
+                    ahead.valid,
+                ),
                 None => {
-                    futures::join!(
+                    let (builders, substitution, valid) = futures::join!(
                         crate::timing::timed("probe", probe_builders(settings)),
                         crate::timing::timed(
                             "substituters",
                             substitution_and_caches(settings, installables)
-                        )
-                    )
+                        ),
+                        all_valid(settings, &graph)
+                    );
+                    (builders, substitution, Some(valid?))
                 }
             };
             let sources::Gathered {
@@ -323,7 +356,7 @@ async fn plan_graph(
                 dead_substituters,
             } = crate::timing::timed(
                 "store-queries",
-                sources::gather(&settings.nix, &nix_config, &graph, &builders, &infos),
+                sources::gather_with(&settings.nix, &nix_config, &graph, &builders, &infos, valid),
             )
             .await?;
             let (live, lines) = leave_out_dead(
