@@ -34,6 +34,11 @@
 //!    left from the previous run) and warm (a master up, as within ControlPersist of an earlier
 //!    build), and nixdispatch with today's. Rows: nixdispatch (declared) vs plain nix today
 //!    (target ≤ 0.8), and vs plain nix declared (target ≤ 1.05), cold and warm.
+//!
+//! seasmoke runs the first Nix of `--builders` (2.26 by default) for every row; each further one
+//! (2.34) runs the shortest remote and session chain, held and the smallest plan again, keyed
+//! `ROW@2.34`. nixdispatch's runs carry `RUST_LOG=nixdispatch::timing=debug`: its phase lines
+//! (src/timing.rs) give the report's table of where its time goes.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -129,7 +134,7 @@ impl Row {
 const ND_CONNECT_TIMEOUT: f64 = 3.0;
 
 /// Rows of 10+ derivations, 2,000+ paths, and the daemon rows get `--long-runs`: each of their
-/// runs takes 10 s or more at 30 ms, and the default bench must stay near 12 minutes.
+/// runs takes 10 s or more at 30 ms, and the default bench must stay near 20 minutes.
 fn long_chain(n: usize) -> bool {
     n >= 10
 }
