@@ -1,6 +1,8 @@
-//! What each builder holds, asked through a trusting nix-daemon as soon as the evaluation has
-//! named the paths ([`crate::probe::through_daemon::held`]), while the probe and the store
-//! queries are still under way, instead of after them. On a daemon client that question is the
+//! What each builder holds, asked through a trusting nix-daemon as soon as the run knows that
+//! something is missing and the evaluation has named the paths (after the noop check for
+//! `build`, `home` and `os`; after the wanted outputs' validity for `plan`)
+//! ([`crate::probe::through_daemon::held`]), while the probe and the store queries are still
+//! under way, instead of after them. On a daemon client that question is the
 //! longest step before nix starts (root's ssh session to the builder: about 1 s cold and 0.6 s
 //! over a master at 30 ms each way); the probe alone took 0.2 s of the wait.
 //!

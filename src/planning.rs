@@ -339,6 +339,9 @@ async fn plan_graph(
                     ahead.valid,
                 ),
                 None => {
+                    // Something is missing: a trusting daemon is asked what the builders
+                    // hold while they are probed, as after the noop check.
+                    early = crate::early_holdings::EarlyHoldings::start(settings, &graph, true);
                     let (builders, substitution, valid) = futures::join!(
                         crate::timing::timed("probe", probe_builders(settings)),
                         crate::timing::timed(
