@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod deadlines;
 pub mod dispatch;
+pub mod early_holdings;
 pub mod error;
 pub mod history;
 pub mod log;
@@ -39,6 +40,7 @@ pub mod settings;
 pub mod sources;
 pub mod store_path;
 pub mod store_uri;
+pub mod timing;
 pub mod watchdog;
 
 pub use error::{Error, Result};
@@ -47,6 +49,7 @@ use std::ffi::OsString;
 
 /// Runs nixdispatch with these arguments and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    timing::start();
     let cli = match cli::Cli::try_parse_args(args) {
         Ok(cli) => cli,
         Err(err) => {

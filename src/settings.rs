@@ -362,11 +362,11 @@ impl Settings {
         // Builder specs are checked before anything runs (a bad one is exit 2, nothing spawned).
         let cli_builders = parse_cli_builders(&global.builders)?;
 
-        let nix = Nix::detect().await?;
-        let nix_config = nix.config().await?;
+        let nix = crate::timing::timed("nix-version", Nix::detect()).await?;
+        let nix_config = crate::timing::timed("nix-config", nix.config()).await?;
         let daemon = if crate::nix::is_daemon_client(as_root) {
             Some(DaemonClient {
-                trusted: nix.local_trust().await,
+                trusted: crate::timing::timed("trust-check", nix.local_trust()).await,
                 ignored_cli_builders: None,
             })
         } else {

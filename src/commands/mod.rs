@@ -62,7 +62,7 @@ async fn run_async(
     global: &crate::cli::GlobalArgs,
     terminal: Terminal,
 ) -> Result<i32> {
-    let settings = Settings::resolve(global, terminal).await?;
+    let settings = crate::timing::timed("settings", Settings::resolve(global, terminal)).await?;
     match command {
         Command::Plan(args) => plan::run(&settings, &args).await,
         Command::Probe => probe::run(&settings).await,

@@ -7,6 +7,7 @@ pub mod build_json;
 pub mod cache;
 pub mod capabilities;
 pub mod config;
+pub mod daemon_trust;
 pub mod derivation;
 pub mod graph;
 pub mod installables;
@@ -179,6 +180,17 @@ impl Nix {
     /// when nix does not say. An untrusted daemon client's `--option builders`,
     /// `builders-use-substitutes` and extra substituters are ignored by the daemon.
     pub async fn local_trust(&self) -> Option<bool> {
+        // The daemon's own answer over its socket (protocol 1.35+), without a nix process.
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(socket) = daemon_trust::socket_path(
+            env("NIX_REMOTE").as_deref(),
+            env("NIX_DAEMON_SOCKET_PATH").as_deref(),
+            env("NIX_CONFIG").as_deref(),
+        ) {
+            if let Some(trusted) = daemon_trust::ask(socket).await {
+                return Some(trusted);
+            }
+        }
         if self.caps.store_info {
             // 2.19+: the machine-readable form, on stdout.
             if let Ok(out) = self.output("nix", ["store", "info", "--json"]).await {

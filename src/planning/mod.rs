@@ -206,6 +206,7 @@ pub async fn make_plan_with(
     let mut installables = installables.to_vec();
     let mut notes = Vec::new();
     let evaluate = async {
+        let _phase = crate::timing::phase("evaluation");
         match settings
             .nix()
             .derivation_graph_with(&installables, how.eval_args)
@@ -234,28 +235,46 @@ pub async fn make_plan_with(
     let ahead = async {
         if how.missing {
             let (builders, (substitution, infos)) = futures::join!(
-                probe_builders(settings),
+                crate::timing::timed("probe", probe_builders(settings)),
                 // Opened attribute sets name the same flakes.
-                substitution_and_caches(settings, asked)
+                crate::timing::timed("substituters", substitution_and_caches(settings, asked))
             );
             Some(Ahead {
                 builders,
                 substitution,
                 infos,
+                valid: None,
             })
         } else {
             None
         }
     };
-    let (graph, ahead) = futures::join!(evaluate, ahead);
-    let graph: plan::Graph = graph?;
+    // The builders' holdings, asked of a trusting daemon as soon as the paths are known
+    // (crate::early_holdings), while the probe still runs; and the local store's answer for
+    // every path of the graph, which the store queries need once the probe is done.
+    let evaluate = async {
+        let graph: plan::Graph = evaluate.await?;
+        let early = crate::early_holdings::EarlyHoldings::start(settings, &graph, how.missing);
+        let valid = if how.missing {
+            Some(all_valid(settings, &graph).await?)
+        } else {
+            None
+        };
+        Ok::<_, crate::Error>((graph, early, valid))
+    };
+    let (evaluated, ahead) = futures::join!(evaluate, ahead);
+    let (graph, early, valid) = evaluated?;
     let systems = graph
         .derivations
         .values()
         .map(|d| d.system.clone())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut planned = plan_graph(settings, &installables, graph, how, ahead).await?;
+    let ahead = ahead.map(|mut a| {
+        a.valid = valid;
+        a
+    });
+    let mut planned = plan_graph(settings, &installables, graph, how, ahead, early).await?;
     planned.installables = installables;
     planned.systems = systems;
     planned.warnings.extend(notes);
@@ -267,6 +286,20 @@ struct Ahead {
     builders: Vec<Builder>,
     substitution: (crate::nix::config::NixConfig, Vec<String>),
     infos: sources::cache::CacheInfos,
+    /// The local store's answer for every path of the graph, asked while the probe ran.
+    valid: Option<std::collections::BTreeSet<crate::store_path::StorePath>>,
+}
+
+/// Which of the graph's paths ([`sources::graph_paths`]) are valid here.
+async fn all_valid(
+    settings: &Settings,
+    graph: &plan::Graph,
+) -> Result<std::collections::BTreeSet<crate::store_path::StorePath>> {
+    crate::timing::timed(
+        "local-validity",
+        sources::local::valid_paths(settings.nix(), &sources::graph_paths(graph)),
+    )
+    .await
 }
 
 /// [`effective_substitution`], then each HTTP cache's `nix-cache-info` (while the builders
@@ -323,13 +356,18 @@ async fn plan_graph(
     graph: plan::Graph,
     how: Evaluation<'_>,
     ahead: Option<Ahead>,
+    mut early: crate::early_holdings::EarlyHoldings,
 ) -> Result<Planned> {
     let rebuild = how.rebuild;
     let mut wanted_valid = if ahead.is_some() {
         // The noop check found something missing: the local store is asked once, below.
         Default::default()
     } else {
-        sources::local::valid_paths(settings.nix(), &graph.wanted).await?
+        crate::timing::timed(
+            "local-validity",
+            sources::local::valid_paths(settings.nix(), &graph.wanted),
+        )
+        .await?
     };
     if rebuild {
         // Valid or not, the installables themselves are built again.
@@ -347,21 +385,45 @@ async fn plan_graph(
             };
             (availability, Vec::new(), Vec::new())
         } else {
-            // The probe's handshakes and the flake's settings (a nix call or two) at once.
-            let (mut builders, ((nix_config, notes), infos)) = match ahead {
-                Some(ahead) => (ahead.builders, (ahead.substitution, ahead.infos)),
+            // The probe's handshakes and the flake's settings (a nix call or two) at once;
+            // the local store is asked about every path while the probe runs.
+            let (mut builders, ((nix_config, notes), infos), valid) = match ahead {
+                Some(ahead) => (
+                    ahead.builders,
+                    (ahead.substitution, ahead.infos),
+                    ahead.valid,
+                ),
                 None => {
-                    futures::join!(
-                        probe_builders(settings),
-                        substitution_and_caches(settings, installables)
-                    )
+                    // Something is missing: a trusting daemon is asked what the builders
+                    // hold while they are probed, as after the noop check.
+                    early = crate::early_holdings::EarlyHoldings::start(settings, &graph, true);
+                    let (builders, substitution, valid) = futures::join!(
+                        crate::timing::timed("probe", probe_builders(settings)),
+                        crate::timing::timed(
+                            "substituters",
+                            substitution_and_caches(settings, installables)
+                        ),
+                        all_valid(settings, &graph)
+                    );
+                    (builders, substitution, Some(valid?))
                 }
             };
             let sources::Gathered {
                 mut availability,
                 mut warnings,
                 dead_substituters,
-            } = sources::gather(settings.nix(), &nix_config, &graph, &builders, &infos).await?;
+            } = crate::timing::timed(
+                "store-queries",
+                sources::gather_with(
+                    settings.nix(),
+                    &nix_config,
+                    &graph,
+                    &builders,
+                    &infos,
+                    valid,
+                ),
+            )
+            .await?;
             let (live, lines) = warnings::leave_out_dead(
                 &nix_config.substituters,
                 &settings.nix_config().substituters,
@@ -373,7 +435,17 @@ async fn plan_graph(
             warnings.extend(builders.iter().filter_map(warnings::loop_warning));
             warnings.extend(notes);
             if settings.daemon().is_some_and(|d| d.trusted == Some(true)) {
-                through_daemon::ask(settings, &graph, &mut builders, &mut availability).await;
+                crate::timing::timed(
+                    "holdings-through-daemon",
+                    through_daemon::ask(
+                        settings,
+                        &graph,
+                        &mut builders,
+                        &mut availability,
+                        &mut early,
+                    ),
+                )
+                .await;
             }
             if rebuild {
                 for wanted in &graph.wanted {
@@ -384,6 +456,7 @@ async fn plan_graph(
             }
             // What earlier runs took weighs the choice between here and the builders.
             if settings.forced() == plan::Forced::Auto {
+                let _phase = crate::timing::phase("history-load");
                 history = settings.state_dir().map(crate::history::load);
             }
             (availability, builders, warnings)
@@ -418,7 +491,10 @@ async fn plan_graph(
         checked_noop: None,
         fell_back: None,
     };
-    let plan = plan::plan(&input)?;
+    let plan = {
+        let _phase = crate::timing::phase("plan");
+        plan::plan(&input)?
+    };
     warnings::drop_said_in_reason(&mut warnings, &input.builders, &plan.reason);
     let nar_sizes = nar_sizes(&plan, &input.availability);
     Ok(Planned {

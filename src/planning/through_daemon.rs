@@ -17,6 +17,7 @@ pub(super) async fn ask(
     graph: &plan::Graph,
     builders: &mut [Builder],
     availability: &mut Availability,
+    early: &mut crate::early_holdings::EarlyHoldings,
 ) {
     let missing: Vec<crate::store_path::StorePath> = sources::graph_paths(graph)
         .into_iter()
@@ -24,16 +25,24 @@ pub(super) async fn ask(
         .collect();
     let limit = settings.deadlines().through_daemon;
     let missing = &missing;
-    let asks = builders
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| {
-            b.reachable() && b.verified() && (b.connection().is_none() || b.root_check_pending())
-        })
-        .map(|(i, b)| async move {
-            let held = probe::through_daemon::held(&b.machine, missing, limit).await;
+    let mut asks = Vec::new();
+    for (i, b) in builders.iter().enumerate().filter(|(_, b)| {
+        b.reachable() && b.verified() && (b.connection().is_none() || b.root_check_pending())
+    }) {
+        // Asked already while the probe ran (the same answer: see crate::early_holdings).
+        let started = early.take(b.machine.uri.as_ref());
+        asks.push(async move {
+            let early = match started {
+                Some(started) => started.answer().await,
+                None => None,
+            };
+            let held = match early {
+                Some(held) => held,
+                None => probe::through_daemon::held(&b.machine, missing, limit).await,
+            };
             (i, held)
         });
+    }
     let answers = futures::future::join_all(asks).await;
     for (i, held) in answers {
         let b = &mut builders[i];

@@ -115,9 +115,10 @@ pub async fn execute(
     if run.detach {
         return detach(&job, monitor).await;
     }
-    let _keepalive = sudo_up_front(&job).await?;
+    let _keepalive = crate::timing::timed("sudo", sudo_up_front(&job)).await?;
     let started = Instant::now();
-    let (mut monitor, plan, attempt) = build_with_fallback(&job, monitor, checked).await?;
+    let (mut monitor, plan, attempt) =
+        crate::timing::timed("nix-build", build_with_fallback(&job, monitor, checked)).await?;
     compare_with_reality(&plan, &mut monitor);
     // The verdict is nix's (or nh's) exit status, never the log's message levels.
     if !attempt.ok {
@@ -179,7 +180,11 @@ async fn plan_run<'a>(
         && run.push_to.is_empty()
     {
         // No builders, so no ssh: the check needs no share of the masters (none is open yet).
-        crate::run::noop::check(settings, &target, &request.build_args, &[]).await?
+        crate::timing::timed(
+            "noop-check",
+            crate::run::noop::check(settings, &target, &request.build_args, &[]),
+        )
+        .await?
     } else {
         crate::run::noop::Checked::Unknown
     };
@@ -299,6 +304,7 @@ fn with_history(job: &Job<'_>, monitor: &mut Monitor) -> Option<String> {
 /// Adds what this run learned (each build's and copy's time, each builder's probe) to the
 /// history, once, at its end; a history that cannot be written costs one warning.
 async fn remember(job: &Job<'_>, mut learned: crate::history::Recording) {
+    let _phase = crate::timing::phase("history-save");
     let Some(dir) = job.settings.state_dir() else {
         return;
     };

@@ -193,7 +193,12 @@ pub(super) async fn run(
     let Some(watched) = Watched::of(builder) else {
         return Ok(None);
     };
-    if !copy_derivations(job, &store, &drvs, &watched, monitor).await? {
+    let copied = crate::timing::timed(
+        "session-copy-derivations",
+        copy_derivations(job, &store, &drvs, &watched, monitor),
+    )
+    .await?;
+    if !copied {
         monitor.message(&format!(
             "nixdispatch: the derivations could not be copied to {host} for a session; nix's build hook builds"
         ));
@@ -215,15 +220,16 @@ pub(super) async fn run(
         installables,
         outputs: &outputs,
     };
-    let (started, lost) = match session::start(&conn, &request).await {
-        Ok(answer) => answer,
-        Err(why) => {
-            monitor.message(&format!(
-                "nixdispatch: no session on {host} ({why}); nix's build hook builds"
-            ));
-            return Ok(None);
-        }
-    };
+    let (started, lost) =
+        match crate::timing::timed("session-start", session::start(&conn, &request)).await {
+            Ok(answer) => answer,
+            Err(why) => {
+                monitor.message(&format!(
+                    "nixdispatch: no session on {host} ({why}); nix's build hook builds"
+                ));
+                return Ok(None);
+            }
+        };
     for id in lost {
         monitor.message(&format!(
             "nixdispatch: session {id} on {host} was lost (the builder restarted, or it was killed unfinished): building again"
@@ -267,7 +273,11 @@ pub(super) async fn run(
     let end = if joined_done {
         Followed::End(State::Done, Some(0))
     } else {
-        let followed = follow(job.settings, builder, &conn, &id, &watched, owned, monitor).await;
+        let followed = crate::timing::timed(
+            "session-follow",
+            follow(job.settings, builder, &conn, &id, &watched, owned, monitor),
+        )
+        .await;
         if let Some(guard) = guard {
             guard.disarm();
         }
@@ -556,6 +566,7 @@ pub(crate) async fn copy_home(
         Report::Tick => monitor.tick(Instant::now()),
     };
     tracing::debug!(%id, "copying the session's outputs home");
+    let _phase = crate::timing::phase("copy-back");
     let finished = child::run_until(&inv, Keep::Nothing, on, stop).await?;
     if finished.status.success() && finished.stopped.is_none() {
         return Ok(());

@@ -61,8 +61,24 @@ pub async fn gather(
     builders: &[Builder],
     infos: &cache::CacheInfos,
 ) -> Result<Gathered> {
+    gather_with(nix, config, graph, builders, infos, None).await
+}
+
+/// [`gather`], with the local store's answer for [`graph_paths`] of this graph when it was
+/// asked already (while the builders were probed).
+pub async fn gather_with(
+    nix: &Nix,
+    config: &NixConfig,
+    graph: &Graph,
+    builders: &[Builder],
+    infos: &cache::CacheInfos,
+    known_valid: Option<BTreeSet<StorePath>>,
+) -> Result<Gathered> {
     let all = graph_paths(graph);
-    let valid_locally = local::valid_paths(nix, &all).await?;
+    let valid_locally = match known_valid {
+        Some(valid) => valid,
+        None => local::valid_paths(nix, &all).await?,
+    };
     let missing: Vec<StorePath> = all
         .into_iter()
         .filter(|p| !valid_locally.contains(p))

@@ -61,6 +61,10 @@ pub struct Sample {
     /// Paths nixdispatch takes from the builder's store (plan rows only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_builders: Option<u64>,
+    /// nixdispatch's phases, from its `phase NAME: start +S s, took T s` lines on stderr
+    /// (`RUST_LOG=nixdispatch::timing=debug`, see src/timing.rs); empty for plain nix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
     /// What the process printed on stdout.
     #[serde(skip)]
     pub stdout: String,
@@ -158,9 +162,41 @@ pub fn measure(lab: &Lab, mut cmd: Command, cap: Duration, label: &str) -> Resul
         paths: None,
         to_build: None,
         from_builders: None,
+        phases: phases(&stderr),
         stdout,
         stderr,
     })
+}
+
+/// One phase of a nixdispatch run, as its stderr said.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseTime {
+    /// The phase's name (`settings`, `evaluation`, `probe`, `nix-build`, ...).
+    pub name: String,
+    /// Its start, seconds after nixdispatch started.
+    pub start_secs: f64,
+    /// How long it took, in seconds.
+    pub took_secs: f64,
+}
+
+/// The phase lines of nixdispatch's stderr (src/timing.rs writes them: `phase NAME: start
+/// +0.123 s, took 0.045 s` after tracing's level and target), in the order they ended.
+pub fn phases(stderr: &str) -> Vec<PhaseTime> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("nixdispatch::timing"))
+        .filter_map(|l| {
+            let rest = &l[l.find(": phase ")? + ": phase ".len()..];
+            let (name, rest) = rest.split_once(": start +")?;
+            let (start, rest) = rest.split_once(" s, took ")?;
+            let took = rest.trim_end().strip_suffix(" s")?;
+            Some(PhaseTime {
+                name: name.trim().to_string(),
+                start_secs: start.trim().parse().ok()?,
+                took_secs: took.trim().parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// Sessions seasmoke's sshd has authenticated so far.
@@ -342,6 +378,7 @@ pub(crate) fn sample(secs: f64, outcome: Outcome) -> Sample {
         paths: None,
         to_build: None,
         from_builders: None,
+        phases: Vec::new(),
         stdout: String::new(),
         stderr: String::new(),
     }
@@ -365,6 +402,19 @@ mod tests {
         let nd = median(&[sample(3.0, Outcome::Ok)]);
         assert_eq!(ratio(nd, capped), Some(Ratio::Below(0.025)));
         assert_eq!(median_u64([3, 1, 2].into_iter()), Some(2));
+    }
+
+    #[test]
+    fn phases_are_read_from_stderr() {
+        let err = "mode: remote\n DEBUG nixdispatch::timing: phase settings: start +0.002 s, \
+                   took 0.040 s\nwarning: x\n DEBUG nixdispatch::timing: phase nix-build: \
+                   start +0.500 s, took 2.000 s\n";
+        let p = phases(err);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].name, "settings");
+        assert_eq!(p[0].took_secs, 0.04);
+        assert_eq!(p[1].start_secs, 0.5);
+        assert!(phases("phase x: start +1 s, took 1 s").is_empty());
     }
 
     #[test]

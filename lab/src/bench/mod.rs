@@ -23,13 +23,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use nixdispatch_lab::ClientNix;
+use nixdispatch_lab::{BuilderNix, ClientNix};
 
 /// The usage text of `nixdispatch-lab bench`.
 pub const USAGE: &str = "\
 usage: nixdispatch-lab bench --nixdispatch PATH [--runs N] [--long-runs N] [--latency-ms MS]
-                             [--cap-secs S] [--only LIST] [--clients LIST] [--chains LIST]
-                             [--wide LIST] [--json] [--markdown FILE]
+                             [--cap-secs S] [--only LIST] [--clients LIST] [--builders LIST]
+                             [--chains LIST] [--wide LIST] [--json] [--markdown FILE]
 
 Measures nixdispatch against plain nix on fresh labs, both in the same run, and prints medians,
 ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the target of each row
@@ -44,6 +44,10 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
   --only LIST          comma-separated scenarios (default all):
                        noop,remote,session,held,down,tarpit,plan,daemon,cost
   --clients LIST       Nix clients (default 2.8,2.26,2.34; the daemon rows run on 2.26 and 2.34)
+  --builders LIST      seasmoke's Nix (default 2.26,2.34): every row runs on the first; each
+                       further one (rows keyed ROW@VERSION) runs the short rows of the remote,
+                       session, held and plan scenarios (the shortest chain, held, the smallest
+                       plan), which keeps the default bench near 20 minutes
   --chains LIST        derivations per chain in the remote rows (default 3,6,10,30)
   --wide LIST          paths of the planning fixtures, half of them on seasmoke (default 500,5000)
   --json               one JSON document on stdout instead of the table (progress stays on stderr)
@@ -78,6 +82,8 @@ pub struct Config {
     pub only: Vec<String>,
     /// Clients to run them on.
     pub clients: Vec<ClientNix>,
+    /// seasmoke's Nix: every row on the first, the short rows on the others.
+    pub builders: Vec<BuilderNix>,
     /// Chain lengths of the remote rows.
     pub chains: Vec<usize>,
     /// Path counts of the planning rows.
@@ -186,6 +192,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         cap: Duration::from_secs(10),
         only: ALL_SCENARIOS.iter().map(|s| s.to_string()).collect(),
         clients: ClientNix::EVERY.to_vec(),
+        builders: BuilderNix::ALL.to_vec(),
         chains: vec![3, 6, 10, 30],
         wide: vec![500, 5000],
         json: false,
@@ -221,6 +228,11 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
             "--clients" => {
                 cfg.clients = list(a, v, |s| {
                     ClientNix::EVERY.into_iter().find(|c| c.version() == s)
+                })?
+            }
+            "--builders" => {
+                cfg.builders = list(a, v, |s| {
+                    BuilderNix::ALL.into_iter().find(|b| b.version() == s)
                 })?
             }
             "--chains" => cfg.chains = list(a, v, count)?,
@@ -275,12 +287,18 @@ mod tests {
             "6",
             "--only",
             "remote,daemon",
+            "--builders",
+            "2.34",
         ]))
         .unwrap();
+        assert_eq!(cfg.builders, vec![BuilderNix::V2_34]);
         assert_eq!(cfg.clients, vec![ClientNix::V2_26, ClientNix::V2_34]);
         assert_eq!(cfg.chains, vec![6]);
         assert!(cfg.wants("daemon") && !cfg.wants("plan"));
         assert!(parse_args(&args(&["--nixdispatch", bin, "--clients", "2.9"])).is_err());
+        assert!(parse_args(&args(&["--nixdispatch", bin, "--builders", "2.8"])).is_err());
+        let cfg = parse_args(&args(&["--nixdispatch", bin])).unwrap();
+        assert_eq!(cfg.builders, BuilderNix::ALL.to_vec());
         assert!(parse_args(&args(&["--nixdispatch", bin, "--only", "fast"])).is_err());
         assert!(parse_args(&args(&["--nixdispatch", bin, "--wide", "1"])).is_err());
     }

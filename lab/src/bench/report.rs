@@ -397,6 +397,9 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
             );
         }
     }
+    if let Some(t) = phase_markdown(rows) {
+        let _ = writeln!(o, "\n{t}");
+    }
     let _ = writeln!(o, "\nper run, in seconds (plain nix | nixdispatch):");
     for r in rows {
         let _ = writeln!(
@@ -440,6 +443,127 @@ pub fn table(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
     );
     let _ = writeln!(o, "reproduce: {}", reproduce(cfg));
     o
+}
+
+// ----- phases ----------------------------------------------------------------------------------
+
+/// The columns of the phase table: a heading and the phases (src/timing.rs names) it adds up.
+/// Phases overlap where nixdispatch overlaps them (the probe and the substituters run while nix
+/// evaluates); `settings` includes the trust check.
+const PHASE_COLUMNS: [(&str, &[&str]); 11] = [
+    ("settings", &["settings"]),
+    ("of which trust", &["trust-check"]),
+    ("noop check", &["noop-check"]),
+    ("evaluation", &["evaluation"]),
+    ("probe", &["probe"]),
+    ("substituters", &["substituters"]),
+    ("validity", &["local-validity"]),
+    ("store queries", &["store-queries"]),
+    ("holdings via daemon", &["holdings-through-daemon"]),
+    ("history + plan", &["history-load", "plan"]),
+    ("sudo", &["sudo"]),
+];
+
+/// The median over runs of what `names` took in each run (runs without them left out);
+/// `None` when no run had them.
+fn phase_median(s: &[Sample], took: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = s.iter().filter_map(took).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn phase_took(s: &Sample, names: &[&str]) -> Option<f64> {
+    let hits: Vec<f64> = s
+        .phases
+        .iter()
+        .filter(|p| names.contains(&p.name.as_str()))
+        .map(|p| p.took_secs)
+        .collect();
+    (!hits.is_empty()).then(|| hits.iter().sum())
+}
+
+fn phase_start(s: &Sample, name: &str) -> Option<f64> {
+    s.phases
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.start_secs)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.2}"))
+}
+
+/// The cells of one row's phase line: the [`PHASE_COLUMNS`], then when nix's build started,
+/// how long it ran and the copy back; `None` when nixdispatch logged no phase.
+fn phase_cells(r: &Row) -> Option<Vec<String>> {
+    if r.nd.iter().all(|s| s.phases.is_empty()) {
+        return None;
+    }
+    let mut cells: Vec<String> = PHASE_COLUMNS
+        .iter()
+        .map(|(_, names)| cell(phase_median(&r.nd, |s| phase_took(s, names))))
+        .collect();
+    cells.push(cell(phase_median(&r.nd, |s| phase_start(s, "nix-build"))));
+    cells.push(cell(phase_median(&r.nd, |s| phase_took(s, &["nix-build"]))));
+    cells.push(cell(phase_median(&r.nd, |s| {
+        phase_took(s, &["copy-back", "history-save"])
+    })));
+    Some(cells)
+}
+
+/// The markdown table of where nixdispatch's time goes, per row (median per phase).
+fn phase_markdown(rows: &[Row]) -> Option<String> {
+    let lines: Vec<String> = rows
+        .iter()
+        .enumerate()
+        // Rows that share nixdispatch's runs (the daemon rows against two baselines) once.
+        .filter(|(i, r)| {
+            !rows[..*i].iter().any(|q| {
+                q.client == r.client
+                    && !q.nd.is_empty()
+                    && q.nd.iter().map(|s| s.secs).eq(r.nd.iter().map(|s| s.secs))
+            })
+        })
+        .filter_map(|(_, r)| {
+            let cells = phase_cells(r)?;
+            Some(format!(
+                "| {} | {} | {} | {} |",
+                r.key,
+                r.client,
+                fmt_secs(median(&r.nd)),
+                cells.join(" | ")
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut head: Vec<&str> = vec!["row", "client", "nixdispatch"];
+    head.extend(PHASE_COLUMNS.iter().map(|(h, _)| *h));
+    head.extend(["nix starts at", "nix runs", "copy back + history"]);
+    let mut o = format!(
+        "Where nixdispatch's time goes (seconds, median per phase over the row's runs, from its \
+         `phase` lines: `RUST_LOG=nixdispatch::timing=debug`, or `-vv`). Phases run at once \
+         where nixdispatch overlaps them (the probe and the substituters while nix evaluates); \
+         settings includes the trust check; \"nix starts at\" is when the build's nix process \
+         started, after everything to its left (a noop's build is its noop check); – the phase \
+         did not run.\n\n| {} |\n|{}\n",
+        head.join(" | "),
+        "---|".repeat(head.len())
+    );
+    for l in lines {
+        o.push_str(&l);
+        o.push('\n');
+    }
+    Some(o)
 }
 
 // ----- JSON ------------------------------------------------------------------------------------
@@ -594,6 +718,9 @@ pub fn markdown(cfg: &Config, meta: &Meta, rows: &[Row]) -> String {
          nixdispatch's credential-free liveness check), with \"(N auth)\" when only N of them \
          were authenticated ssh sessions (seasmoke's sshd log); cache = requests the lab's HTTP cache served per run; medians.\n"
     );
+    if let Some(t) = phase_markdown(rows) {
+        let _ = writeln!(o, "{t}");
+    }
     let extras: Vec<String> = rows
         .iter()
         .flat_map(|r| {
@@ -753,5 +880,59 @@ mod tests {
         let f = figures(&tarpit);
         assert_eq!(f.verdict, Verdict::Met);
         assert_eq!(fmt_ratio(f.ratio), "< 0.175");
+    }
+
+    #[test]
+    fn the_phase_table_has_a_line_per_row_of_phases() {
+        use crate::bench::measure::PhaseTime;
+        let phase = |name: &str, start_secs: f64, took_secs: f64| PhaseTime {
+            name: name.into(),
+            start_secs,
+            took_secs,
+        };
+        let run = |secs: f64, holdings: f64| {
+            let mut s = sample(secs, Outcome::Ok);
+            s.phases = vec![
+                phase("trust-check", 0.01, 0.003),
+                phase("settings", 0.0, 0.02),
+                phase("holdings-through-daemon", 0.3, holdings),
+                phase("nix-build", 0.9, secs - 0.9),
+            ];
+            s
+        };
+        let row = |key: &str, nd: Vec<Sample>| Row {
+            key: key.into(),
+            scenario: "daemon",
+            title: String::new(),
+            client: "2.34",
+            nix_cmd: String::new(),
+            nd_cmd: String::new(),
+            nix: vec![sample(5.0, Outcome::Ok)],
+            nd,
+            target: Target::RatioAtMost(0.8),
+            notes: Vec::new(),
+            extras: Vec::new(),
+        };
+        let nd = vec![run(6.0, 0.5), run(6.2, 0.7), run(5.8, 0.6)];
+        let rows = vec![
+            row("daemon-today", nd.clone()),
+            // The same runs against another baseline: one line.
+            row("daemon-declared", nd),
+            row("noop", vec![sample(0.1, Outcome::Ok)]),
+        ];
+        let t = phase_markdown(&rows).expect("a table");
+        let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| daemon")).collect();
+        assert_eq!(lines.len(), 1, "{t}");
+        // settings, trust, ..., holdings (median 0.60), ..., nix starts at 0.90.
+        assert!(
+            lines[0].starts_with("| daemon-today | 2.34 | 6.00 s | 0.02 | 0.00 | – |"),
+            "{t}"
+        );
+        assert!(
+            lines[0].contains("| 0.60 |") && lines[0].contains("| 0.90 |"),
+            "{t}"
+        );
+        assert!(!t.contains("\n| noop"), "no phases, no line: {t}");
+        assert!(phase_markdown(&rows[2..]).is_none());
     }
 }

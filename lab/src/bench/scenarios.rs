@@ -34,17 +34,22 @@
 //!    left from the previous run) and warm (a master up, as within ControlPersist of an earlier
 //!    build), and nixdispatch with today's. Rows: nixdispatch (declared) vs plain nix today
 //!    (target ≤ 0.8), and vs plain nix declared (target ≤ 1.05), cold and warm.
+//!
+//! seasmoke runs the first Nix of `--builders` (2.26 by default) for every row; each further one
+//! (2.34) runs the shortest remote and session chain, held and the smallest plan again, keyed
+//! `ROW@2.34`. nixdispatch's runs carry `RUST_LOG=nixdispatch::timing=debug`: its phase lines
+//! (src/timing.rs) give the report's table of where its time goes.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use nixdispatch_lab::{
-    sid_root, trixie_root, ClientNix, DaemonClient, DaemonOptions, Fault, Fixture, Lab, LabError,
-    LabOptions,
+    sid_root, trixie_root, BuilderNix, ClientNix, DaemonClient, DaemonOptions, Fault, Fixture, Lab,
+    LabError, LabOptions,
 };
 
-use super::measure::{median_u64, one, rounds, Outcome, Sample, Side};
+use super::measure::{median, median_u64, one, ratio, rounds, Outcome, Sample, Side};
 use super::{interrupted, Config};
 
 /// What a row's ratio (or time) must reach, from issue 14's table.
@@ -129,7 +134,7 @@ impl Row {
 const ND_CONNECT_TIMEOUT: f64 = 3.0;
 
 /// Rows of 10+ derivations, 2,000+ paths, and the daemon rows get `--long-runs`: each of their
-/// runs takes 10 s or more at 30 ms, and the default bench must stay near 12 minutes.
+/// runs takes 10 s or more at 30 ms, and the default bench must stay near 20 minutes.
 fn long_chain(n: usize) -> bool {
     n >= 10
 }
@@ -141,7 +146,9 @@ fn long_plan(n: usize) -> bool {
 /// interrupted bench still reports what it measured).
 pub fn all(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
     if cfg.wants("noop") || cfg.wants("remote") || cfg.wants("session") || cfg.wants("held") {
-        builder_up(cfg, rows)?;
+        for (i, &b) in cfg.builders.iter().enumerate() {
+            builder_up(cfg, On::new(b, i == 0), rows)?;
+        }
     }
     if cfg.wants("down") {
         unreachable(cfg, Fault::Down, rows)?;
@@ -150,7 +157,9 @@ pub fn all(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         unreachable(cfg, Fault::Tarpit, rows)?;
     }
     if cfg.wants("plan") {
-        plan(cfg, rows)?;
+        for (i, &b) in cfg.builders.iter().enumerate() {
+            plan(cfg, On::new(b, i == 0), rows)?;
+        }
     }
     if cfg.wants("daemon") {
         for v in [ClientNix::V2_26, ClientNix::V2_34] {
@@ -164,6 +173,47 @@ pub fn all(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// seasmoke's Nix for a group of rows: the first of `--builders` runs every row under its
+/// plain key; each further one the short rows, keyed `ROW@VERSION`.
+#[derive(Clone, Copy)]
+struct On {
+    builder: BuilderNix,
+    first: bool,
+}
+
+impl On {
+    fn new(builder: BuilderNix, first: bool) -> On {
+        On { builder, first }
+    }
+
+    /// The row's key on this builder.
+    fn key(self, key: &str) -> String {
+        if self.first {
+            key.to_string()
+        } else {
+            format!("{key}@{}", self.builder.version())
+        }
+    }
+
+    /// Whether a row's key is one of this builder's.
+    fn owns(self, key: &str) -> bool {
+        if self.first {
+            !key.contains('@')
+        } else {
+            key.ends_with(&self.key(""))
+        }
+    }
+
+    /// Words for the title.
+    fn title(self, title: String) -> String {
+        format!("{title} (seasmoke on Nix {})", self.builder.version())
+    }
+}
+
+/// The environment variable that makes nixdispatch write its phase lines (src/timing.rs) on
+/// stderr without the rest of `-vv` (which would also raise nix's verbosity).
+const PHASES_LOG: (&str, &str) = ("RUST_LOG", "warn,nixdispatch::timing=debug");
 
 fn start(opts: LabOptions) -> Result<Lab, String> {
     Lab::start(opts).map_err(|e| match e {
@@ -190,7 +240,9 @@ fn nix_cmd(lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
 
 fn nd_cmd(cfg: &Config, lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
     let mut c = lab.nixdispatch(v, &cfg.bin);
-    c.args(["--progress", "plain"]).args(args);
+    c.args(["--progress", "plain"])
+        .args(args)
+        .env(PHASES_LOG.0, PHASES_LOG.1);
     c
 }
 
@@ -267,12 +319,18 @@ fn nothing() -> Result<(), String> {
 /// Rows 1-3 on one lab (every client has its own store): a signing builder (so nixdispatch may
 /// substitute from it in `held`), latency on the way to seasmoke, builders only on the command
 /// line.
-fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
+fn builder_up(cfg: &Config, on: On, rows: &mut Vec<Row>) -> Result<(), String> {
+    let shortest = cfg.chains.iter().copied().min();
+    let chains: Vec<usize> = if on.first {
+        cfg.chains.clone()
+    } else {
+        shortest.into_iter().collect()
+    };
     let lab = start(LabOptions {
         latency: cfg.latency,
         builder_signs: true,
-        fixtures: cfg
-            .chains
+        builder_nix: on.builder,
+        fixtures: chains
             .iter()
             .filter(|n| **n != 3)
             .map(|n| Fixture::chain(&chain_name(*n), *n).output_bytes(1024))
@@ -282,7 +340,7 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
     let spec = lab.builder_spec();
     let ms = cfg.latency.as_millis();
     for &v in &cfg.clients {
-        if cfg.wants("noop") {
+        if cfg.wants("noop") && on.first {
             let x = lab.flake_ref("chain");
             let mut row = Row::new(
                 "noop",
@@ -332,15 +390,19 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
             if !cfg.wants(scenario) {
                 continue;
             }
-            for &n in &cfg.chains {
+            for &n in &chains {
                 let x = lab.flake_ref(&chain_name(n));
+                let mut title = format!(
+                    "{scenario}: build #{} ({n} drvs) {what}, {ms} ms each way",
+                    chain_name(n)
+                );
+                if !on.first {
+                    title = on.title(title);
+                }
                 let mut row = Row::new(
-                    &format!("{scenario}{n}"),
+                    &on.key(&format!("{scenario}{n}")),
                     scenario,
-                    format!(
-                        "{scenario}: build #{} ({n} drvs) {what}, {ms} ms each way",
-                        chain_name(n)
-                    ),
+                    title,
                     v,
                     Target::RatioAtMost(0.8),
                 )
@@ -377,12 +439,34 @@ fn builder_up(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
                 rows.push(row);
             }
         }
+        // Beside the session rows: the session against the hook, same chain, same run.
+        for &n in &chains {
+            let find = |scenario: &str| {
+                let key = on.key(&format!("{scenario}{n}"));
+                rows.iter()
+                    .position(|r| r.key == key && r.client == v.version())
+            };
+            if let (Some(hook), Some(session)) = (find("remote"), find("session")) {
+                let (h, s) = (median(&rows[hook].nd), median(&rows[session].nd));
+                if let Some(r) = ratio(s, h) {
+                    let r = r.value();
+                    rows[session]
+                        .notes
+                        .push(format!("session / hook (nixdispatch, same run): {r:.2}"));
+                }
+            }
+        }
         if cfg.wants("held") {
             let x = lab.flake_ref("chain");
+            let title = "held: seasmoke already holds #chain (signed), the client nothing";
             let mut row = Row::new(
+                &on.key("held"),
                 "held",
-                "held",
-                "held: seasmoke already holds #chain (signed), the client nothing".into(),
+                if on.first {
+                    title.into()
+                } else {
+                    on.title(title.into())
+                },
                 v,
                 Target::RatioAtMost(0.8),
             )
@@ -509,12 +593,18 @@ fn unreachable(cfg: &Config, fault: Fault, rows: &mut Vec<Row>) -> Result<(), St
 }
 
 /// Row 5: the cost of deciding, on wide fixtures half of which seasmoke holds.
-fn plan(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
-    let fixtures: Vec<(usize, String)> =
-        cfg.wide.iter().map(|&n| (n, format!("wide{n}"))).collect();
+fn plan(cfg: &Config, on: On, rows: &mut Vec<Row>) -> Result<(), String> {
+    let smallest = cfg.wide.iter().copied().min();
+    let fixtures: Vec<(usize, String)> = cfg
+        .wide
+        .iter()
+        .filter(|n| on.first || Some(**n) == smallest)
+        .map(|&n| (n, format!("wide{n}")))
+        .collect();
     let lab = start(LabOptions {
         latency: cfg.latency,
         http_cache: true,
+        builder_nix: on.builder,
         fixtures: fixtures
             .iter()
             .map(|(n, name)| Fixture::wide(name, *n))
@@ -551,14 +641,15 @@ fn plan(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
     for &v in &cfg.clients {
         for (n, name) in &fixtures {
             let x = lab.flake_ref(name);
+            let title = format!(
+                "plan: #{name} ({n} leaves + root), {} leaves on seasmoke, none local, \
+                 HTTP cache on",
+                n / 2
+            );
             let mut row = Row::new(
-                &format!("plan{n}"),
+                &on.key(&format!("plan{n}")),
                 "plan",
-                format!(
-                    "plan: #{name} ({n} leaves + root), {} leaves on seasmoke, none local, \
-                     HTTP cache on",
-                    n / 2
-                ),
+                if on.first { title } else { on.title(title) },
                 v,
                 Target::RatioAtMost(1.5),
             )
@@ -623,7 +714,7 @@ fn plan(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         // Round trips must not grow with the number of paths: compare the sizes.
         let sizes: Vec<String> = rows
             .iter()
-            .filter(|r| r.scenario == "plan" && r.client == v.version())
+            .filter(|r| r.scenario == "plan" && r.client == v.version() && on.owns(&r.key))
             .map(|r| {
                 format!(
                     "{}: {} ssh / {} cache requests",
@@ -641,9 +732,10 @@ fn plan(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         }
     }
     // For scale: one ssh session to seasmoke at this latency, and nixdispatch's probe alone.
-    if let (Some(&v), Some(row)) = (
+    if let (Some(&v), Some(row), true) = (
         cfg.clients.first(),
         rows.iter_mut().find(|r| r.scenario == "plan"),
+        on.first,
     ) {
         let ssh_config = lab.ssh_config().display().to_string();
         let ssh = || {
@@ -882,7 +974,8 @@ fn daemon(cfg: &Config, v: ClientNix, rows: &mut Vec<Row>) -> Result<(), String>
     };
     let nd = || {
         let mut c = client.nixdispatch(&cfg.bin);
-        c.args(["--progress", "plain", "build", "--no-link", &x]);
+        c.args(["--progress", "plain", "build", "--no-link", &x])
+            .env(PHASES_LOG.0, PHASES_LOG.1);
         c
     };
     let today = || ssh.set(false);
