@@ -525,4 +525,10 @@ fn a_session_builds_as_many_derivations_at_once_as_the_machines_line_allows() {
         ["build_start", "build_start"],
         "the leaves ran one after the other: {order:?}\n{run:?}"
     );
+    // The outputs come home over `ssh://seasmoke`, the same link: credited to the builder.
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {run:?}"));
+    assert_eq!(summary["copied_from"]["ssh-ng://seasmoke"], 3, "{summary}");
 }

@@ -94,6 +94,11 @@ impl Monitor {
         self.state.set_known_stores(uris);
     }
 
+    /// See [`crate::monitor::State::same_link`].
+    pub fn same_link(&mut self, alias: &str, name: &str) {
+        self.state.same_link(alias, name);
+    }
+
     /// See [`crate::monitor::State::builds_run_there`].
     pub fn builds_run_there(&mut self, host: &str) {
         self.state.builds_run_there(host);

@@ -161,6 +161,8 @@ pub struct State {
     from_sources: BTreeMap<String, SourceTotals>,
     sources: BTreeSet<String>,
     known_stores: Vec<String>,
+    /// Other names of a store's link ([`State::same_link`]): `(alias, name)`.
+    aliases: Vec<(String, String)>,
     /// Builders whose builds this log shows as the builder's own nix ran them (a session's log,
     /// relocated): there a build is always real work, never the build hook's copy-back.
     builds_run_there: BTreeSet<String>,
@@ -398,6 +400,7 @@ impl State {
             from_sources: self.from_sources.clone(),
             sources: self.sources.clone(),
             known_stores: self.known_stores.clone(),
+            aliases: self.aliases.clone(),
             builds_run_there: self.builds_run_there.clone(),
             peers: self.peers.clone(),
             sizes: self.sizes.clone(),

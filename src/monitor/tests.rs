@@ -648,3 +648,21 @@ fn a_quiet_build_in_a_session_log_is_built_there_not_reused() {
     assert_eq!(summary.built.get(SEASMOKE), Some(&1), "{summary:?}");
     assert!(summary.reused.is_empty(), "{summary:?}");
 }
+
+#[test]
+fn a_copy_over_another_name_of_a_builders_link_is_credited_to_the_builder() {
+    // A session's outputs come home over `ssh://seasmoke` from `ssh-ng://seasmoke` (nix 2.34's
+    // copy activity and its end).
+    let lines = [
+        r#"@nix {"action":"start","fields":["/nix/store/h492pfb09kdldlqgb1i8ia652kscrscc-chain-1","ssh://seasmoke","local"],"id":7,"level":3,"text":"copying path '/nix/store/h492pfb09kdldlqgb1i8ia652kscrscc-chain-1' from 'ssh://seasmoke'","type":100}"#,
+        r#"@nix {"action":"stop","id":7}"#,
+    ];
+    let mut state = State::new();
+    state.same_link("ssh://seasmoke?ssh-key=/k", SEASMOKE);
+    let now = Instant::now();
+    for line in lines {
+        state.update(&parse_line(line), now);
+    }
+    let summary = state.summary(now);
+    assert_eq!(summary.copied_from, [(SEASMOKE.to_string(), 1)].into());
+}

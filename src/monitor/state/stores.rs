@@ -31,6 +31,10 @@ impl State {
     /// `uri`, or when it names no host (nix 2.26 says `ssh-ng://` for the build hook's copies)
     /// the machine of the remote builds running now, if they all run on one.
     pub(super) fn named_store(&self, uri: &str) -> String {
+        let bare = uri.split('?').next().unwrap_or(uri);
+        if let Some((_, name)) = self.aliases.iter().find(|(alias, _)| alias == bare) {
+            return name.clone();
+        }
         if !uri.ends_with("://") {
             return uri.to_string();
         }
@@ -66,6 +70,15 @@ impl State {
     pub fn builds_run_there(&mut self, host: &str) {
         let host = self.peer(&host_key(host));
         self.builds_run_there.insert(host);
+    }
+
+    /// Copies nix reports from or to `alias` (a store URI, its query aside) went over the link
+    /// of the store named `name`, and are credited to it: a session's outputs come home over
+    /// `ssh://HOST` from a builder declared as `ssh-ng://HOST`.
+    pub fn same_link(&mut self, alias: &str, name: &str) {
+        let alias = alias.split('?').next().unwrap_or(alias).to_string();
+        self.aliases.retain(|(a, _)| *a != alias);
+        self.aliases.push((alias, name.to_string()));
     }
 
     /// The stores given to [`State::set_known_stores`].
