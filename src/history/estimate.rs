@@ -288,6 +288,16 @@ impl RunEstimate {
         }
     }
 
+    /// The step named `key`, already running, really began only now: a remote build whose
+    /// hook spent the time so far copying its inputs there (the history holds the build alone).
+    pub fn began_work(&mut self, key: &str, now: Instant) {
+        if let Some(i) = self.step(key) {
+            if matches!(self.status[i], Status::Running(_)) {
+                self.status[i] = Status::Running(now);
+            }
+        }
+    }
+
     /// The step named `key` ended (built, copied, failed or cancelled alike).
     pub fn ended(&mut self, key: &str) {
         if let Some(i) = self.step(key) {
@@ -557,6 +567,22 @@ mod tests {
         e.ended("no-such-step");
         assert_eq!(e.expected_secs("s1"), Some(4.0));
         assert_eq!(e.expected_secs("nope"), None);
+    }
+
+    #[test]
+    fn a_remote_build_counts_from_when_the_builder_began() {
+        let mut e = RunEstimate::new(vec![step(0, Some(4.0), &[])], groups(&[1]), keys(1));
+        let t0 = Instant::now();
+        e.began_work("s0", t0);
+        assert_eq!(
+            e.remaining(t0).unwrap().secs,
+            4.0,
+            "not running: nothing to move"
+        );
+        e.started("s0", t0);
+        // Three seconds of copying inputs there, then the build itself begins.
+        e.began_work("s0", t0 + Duration::from_secs(3));
+        assert_eq!(e.remaining(t0 + Duration::from_secs(4)).unwrap().secs, 3.0);
     }
 
     #[test]

@@ -53,9 +53,19 @@ pub struct RunningBuild {
     pub expected_time: Option<Duration>,
     /// The plan says the builder already has its outputs: nix's build hook only copies them.
     pub copy_back: bool,
+    /// The builder's own activity for this build, relayed by the build hook: when it started
+    /// and, once done, how long it took. The hook's activity around it also spans copying the
+    /// inputs there and the outputs back; this is the build alone.
+    pub worked: Option<(Instant, Option<Duration>)>,
 }
 
 impl RunningBuild {
+    /// Since when this build has been building: for a remote one, from the builder's own
+    /// activity on (before it the hook copies the inputs, shown as transfers).
+    pub fn building_since(&self) -> Instant {
+        self.worked.map_or(self.started, |(since, _)| since)
+    }
+
     /// The last line the builder printed, if any.
     pub fn last_line(&self) -> Option<&str> {
         self.log_tail.back().map(String::as_str)
@@ -310,7 +320,9 @@ impl State {
                     .find(|(_, b)| b.host != "local" && b.drv_path == *drv_path);
                 if let Some((outer_id, outer)) = outer {
                     outer.seen_working = true;
+                    outer.worked = Some((now, None));
                     let outer_id = *outer_id;
+                    self.step_began_work(drv_path, now);
                     self.live.insert(id, Live::SameBuildAs(outer_id));
                     return false;
                 }
@@ -336,6 +348,7 @@ impl State {
                         seen_working: machine.is_empty() || run_there,
                         expected_time: expected,
                         copy_back,
+                        worked: None,
                     },
                 );
                 self.happen(Happening::BuildStarted {
@@ -545,6 +558,14 @@ impl State {
             return true;
         }
         match self.live.remove(&id) {
+            Some(Live::SameBuildAs(outer)) => {
+                if let Some(build) = self.builds.get_mut(&outer) {
+                    if let Some((from, took @ None)) = &mut build.worked {
+                        *took = Some(now.saturating_duration_since(*from));
+                    }
+                }
+                false
+            }
             Some(Live::Aggregate(kind, progress)) => {
                 let folded = self.folded.entry(kind).or_default();
                 folded.done += progress.done;

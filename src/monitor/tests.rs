@@ -666,3 +666,45 @@ fn a_copy_over_another_name_of_a_builders_link_is_credited_to_the_builder() {
     let summary = state.summary(now);
     assert_eq!(summary.copied_from, [(SEASMOKE.to_string(), 1)].into());
 }
+
+#[test]
+fn a_remote_build_takes_the_builders_time_not_the_hooks_copies() {
+    // The hook's activity spans sending the source, the build there (relayed, machine "") and
+    // bringing the output back; the history wants the build alone.
+    let steps: Vec<(u64, String)> = vec![
+        (0, start(2, 104, "[]")),
+        (0, result(2, 105, "[0,1,0,0]")),
+        (0, start(3, 105, &format!(r#"["{DRV}","{SEASMOKE}",1,1]"#))),
+        (
+            0,
+            start(4, 100, &format!(r#"["{SRC}","local","{SEASMOKE}"]"#)),
+        ),
+        (400, stop(4)),
+        (0, start(9, 105, &format!(r#"["{DRV}","",1,1]"#))),
+        (250, stop(9)),
+        (
+            0,
+            start(5, 100, &format!(r#"["{OUT}","{SEASMOKE}","local"]"#)),
+        ),
+        (700, stop(5)),
+        (0, result(2, 105, "[1,1,0,0]")),
+        (0, stop(3)),
+    ];
+    let mut state = State::new();
+    let mut now = Instant::now();
+    let mut finished = None;
+    for (after_ms, line) in &steps {
+        now += Duration::from_millis(*after_ms);
+        state.update(&parse_line(line), now);
+        for happening in state.happenings() {
+            if let Happening::BuildFinished { elapsed, host, .. } = happening {
+                finished = Some((host.clone(), *elapsed));
+            }
+        }
+        state.clear_happenings();
+    }
+    assert_eq!(
+        finished,
+        Some((SEASMOKE.to_string(), Duration::from_millis(250)))
+    );
+}

@@ -1111,6 +1111,16 @@ fn a_large_path_behind_a_slow_cache_comes_from_a_builder_measured_faster() {
 }
 
 #[test]
+fn an_untrusting_daemon_takes_the_cache_however_fast_the_builder() {
+    // The daemon ignores the builder's store as a substituter from us: the cache, as nix.
+    let mut i = big_in_cache_and_on_seasmoke(Some(1_000_000.0), Some(50_000_000.0));
+    i.daemon = Some(Daemon { decides: true });
+    let p = run(&i);
+    assert_eq!(p.paths[0].source, Source::Cache, "{:?}", p.paths);
+    assert!(p.builder_substituters.is_empty());
+}
+
+#[test]
 fn without_both_links_measured_the_cache_comes_first_as_today() {
     let today = {
         let mut i = big_in_cache_and_on_seasmoke(None, None);

@@ -68,7 +68,9 @@ impl<'a> Walk<'a> {
                 // measured clearly faster for a copy of this size.
                 let faster = held
                     .iter()
-                    .filter(|h| h.substitutable && builders.is_reachable(h.builder))
+                    .filter(|h| {
+                        h.substitutable && !daemon_decides && builders.is_reachable(h.builder)
+                    })
                     .filter_map(|h| {
                         let uri = builders.uri_of(h.builder)?;
                         let bytes = hit.nar_size.or(h.nar_size);

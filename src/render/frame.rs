@@ -432,7 +432,7 @@ pub fn byte_progress(done: u64, expected: u64) -> String {
 /// goes, then the phase, then the name is cut, then the host goes; the time always stays.
 fn build_line(build: &RunningBuild, now: Instant, width: usize, color: bool) -> String {
     let elapsed = with_expected(
-        duration(now.saturating_duration_since(build.started)),
+        duration(now.saturating_duration_since(build.building_since())),
         build.expected_time,
     );
     let place = if build.copy_back {

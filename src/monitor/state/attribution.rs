@@ -61,7 +61,12 @@ impl State {
     pub(super) fn finish_build(&mut self, id: ActivityId, build: RunningBuild, now: Instant) {
         let nix = self.aggregate(ActivityType::Builds);
         let named = self.failing.remove(&id);
-        let elapsed = now.saturating_duration_since(build.started);
+        // A remote build's time is the builder's own (its relayed activity), without the hook's
+        // copies around it; else the whole activity.
+        let elapsed = match build.worked {
+            Some((_, Some(took))) => took,
+            _ => now.saturating_duration_since(build.started),
+        };
         let ending = if named {
             None
         } else if nix.done > self.done_attributed || !self.builds_counted {

@@ -87,6 +87,13 @@ impl State {
         }
     }
 
+    pub(super) fn step_began_work(&mut self, key: &str, now: Instant) {
+        if let Some(eta) = &mut self.eta {
+            eta.began_work(key, now);
+            self.estimate_stale = true;
+        }
+    }
+
     pub(super) fn step_ended(&mut self, key: &str) {
         if let Some(eta) = &mut self.eta {
             eta.ended(key);
