@@ -97,6 +97,35 @@ fn untimed(what: &str, mut c: Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Teaches the history both sides of a row: one run of `auto` through seasmoke and one of
+/// `x` built here, each on renewed stores.
+fn seed_both_sides(
+    cfg: &Config,
+    lab: &Lab,
+    v: ClientNix,
+    state: &PathBuf,
+    auto: &[&str],
+    x: &str,
+) -> Result<(), String> {
+    renew(lab)?;
+    untimed(
+        "seeding: nixdispatch through seasmoke",
+        nd(cfg, lab, v, state, auto),
+    )?;
+    renew(lab)?;
+    untimed(
+        "seeding: nixdispatch --mode local",
+        nd(
+            cfg,
+            lab,
+            v,
+            state,
+            &["--mode", "local", "build", "--no-link", x],
+        ),
+    )?;
+    Ok(())
+}
+
 fn state(lab: &Lab, key: &str, v: ClientNix) -> PathBuf {
     lab.dir().join(format!("bench-state/{key}-{}", v.version()))
 }
@@ -225,22 +254,7 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         );
         let args = auto(&x);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        renew(&lab)?;
-        untimed(
-            "seeding: nixdispatch through seasmoke",
-            nd(cfg, &lab, v, &st, &args),
-        )?;
-        renew(&lab)?;
-        untimed(
-            "seeding: nixdispatch --mode local",
-            nd(
-                cfg,
-                &lab,
-                v,
-                &st,
-                &["--mode", "local", "build", "--no-link", &x],
-            ),
-        )?;
+        seed_both_sides(cfg, &lab, v, &st, &args, &x)?;
         pair(
             &lab,
             &mut r,
@@ -310,22 +324,7 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         );
         let args = auto(&x);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        renew(&lab)?;
-        untimed(
-            "seeding: nixdispatch through seasmoke",
-            nd(cfg, &lab, v, &st, &args),
-        )?;
-        renew(&lab)?;
-        untimed(
-            "seeding: nixdispatch --mode local",
-            nd(
-                cfg,
-                &lab,
-                v,
-                &st,
-                &["--mode", "local", "build", "--no-link", &x],
-            ),
-        )?;
+        seed_both_sides(cfg, &lab, v, &st, &args, &x)?;
         let forced = [
             "--builder",
             spec.as_str(),
@@ -472,22 +471,7 @@ fn noisy(
     );
     let auto = ["--builder", spec, "build", "--no-link", &x];
     lab.set_bandwidth(Some(SLOW_LINK));
-    renew(lab)?;
-    untimed(
-        "seeding: nixdispatch through seasmoke",
-        nd(cfg, lab, v, &st, &auto),
-    )?;
-    renew(lab)?;
-    untimed(
-        "seeding: nixdispatch --mode local",
-        nd(
-            cfg,
-            lab,
-            v,
-            &st,
-            &["--mode", "local", "build", "--no-link", &x],
-        ),
-    )?;
+    seed_both_sides(cfg, lab, v, &st, &auto, &x)?;
     eprintln!(
         "bench: {} (Nix {} client), 1 run per cap",
         r.title,
