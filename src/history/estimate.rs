@@ -185,6 +185,34 @@ impl RunEstimate {
                 deps: Vec::new(),
             });
         }
+        // What a builder builds comes back here after it (nix's build hook copies each
+        // output back; a session copies them home): a copy step per output, timed from the
+        // history's copies of it over that link. The history's remote build times are the
+        // builder's own and hold no copy.
+        for b in &plan.builds {
+            let (Some(host), Some(&built), Some(drv)) = (
+                b.from.as_deref(),
+                by_path.get(b.drv.as_str()),
+                graph.derivations.get(&b.drv),
+            ) else {
+                continue;
+            };
+            for output in drv.outputs.values() {
+                if by_path.contains_key(output.as_str()) {
+                    continue;
+                }
+                let name = short_name(output.as_str());
+                keys.push((output.as_str().to_string(), steps.len()));
+                steps.push(Step {
+                    name: name.to_string(),
+                    place: host.to_string(),
+                    kind: StepKind::Copy,
+                    group: copies_group,
+                    secs: history.copy_secs(name, host, None),
+                    deps: vec![built],
+                });
+            }
+        }
         for b in &plan.builds {
             let (Some(&i), Some(drv)) =
                 (by_path.get(b.drv.as_str()), graph.derivations.get(&b.drv))

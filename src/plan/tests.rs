@@ -1141,3 +1141,41 @@ fn without_both_links_measured_the_cache_comes_first_as_today() {
         assert_eq!(p, today, "{cache:?} {builder:?}");
     }
 }
+
+#[test]
+fn a_remote_run_is_expected_to_take_its_builds_and_the_copies_back() {
+    use crate::history::{BuildSample, CopySample, Direction, History, RunEstimate, StepKind};
+    let i = two_quick_builds(quick_big_outputs(60.0, 20.0, 100_000_000.0));
+    let p = run(&i);
+    assert_eq!(p.mode, Mode::Remote);
+    let mut h = History::new();
+    for name in ["one", "two"] {
+        let build = BuildSample {
+            at: 1,
+            secs: Some(20.0),
+            ok: true,
+        };
+        h.add_build(name, "ssh-ng://seasmoke", build);
+    }
+    let copy = CopySample {
+        at: 1,
+        direction: Direction::From,
+        bytes: 6_000_000,
+        secs: 3.0,
+    };
+    h.add_copy("one", "ssh-ng://seasmoke", copy);
+    let known = RunEstimate::for_plan(&p, &i.graph, &h, |_| 4);
+    let now = std::time::Instant::now();
+    let left = known.remaining(now).expect("an estimate");
+    // two's copy is unknown: the estimate is partial, never a made-up number.
+    assert!(left.partial, "{left:?}");
+    h.add_copy("two", "ssh-ng://seasmoke", copy);
+    let both = RunEstimate::for_plan(&p, &i.graph, &h, |_| 4);
+    let left = both.remaining(now).expect("an estimate");
+    assert!(!left.partial);
+    assert_eq!(
+        left.secs, 23.0,
+        "the builds at once, then their copies back"
+    );
+    assert_eq!(both.kind_of(out("one").as_str()), Some(StepKind::Copy));
+}
