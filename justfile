@@ -40,7 +40,7 @@ lab-down:
 demo:
     ./scripts/demo
 
-# nixdispatch against plain nix, side by side on the lab (root; debug build, about 18-20 minutes
+# nixdispatch against plain nix, side by side on the lab (root; debug build, about 40 minutes
 # on 2 cores), every row of issue 14 with its target; rewrites the generated part of
 # BENCHMARKS.md. `just bench --only remote --chains 6 --runs 5` for a part (`--help`: options).
 bench *ARGS:

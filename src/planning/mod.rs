@@ -52,6 +52,9 @@ pub struct Planned {
     pub history: Option<std::sync::Arc<crate::history::History>>,
     /// The one warning for a history that could not be read.
     pub history_warning: Option<String>,
+    /// The sessions on the builders, asked during the store queries when the run builds
+    /// ([`Evaluation::builds`]).
+    pub sessions: crate::session::Lookahead,
 }
 
 /// `plan --json`, exactly CONTRACT.md's shape.
@@ -141,6 +144,9 @@ pub struct Evaluation<'a> {
     pub missing: bool,
     /// nix's `--fallback` (the plan's reason says what it does).
     pub fallback: bool,
+    /// The plan is built (not only shown): the builders' sessions are listed during the store
+    /// queries ([`Planned::sessions`]).
+    pub builds: bool,
 }
 
 /// The nix daemon that runs our builds, as the plan needs it (its trust, read once in
@@ -187,6 +193,7 @@ pub fn noop_planned(
         nar_sizes: Default::default(),
         history: None,
         history_warning: None,
+        sessions: Default::default(),
     })
 }
 
@@ -376,6 +383,7 @@ async fn plan_graph(
     let mut substituters = None;
     let mut configured_substituters = Vec::new();
     let mut history = None;
+    let mut sessions = crate::session::Lookahead::default();
     let (availability, builders, warnings) =
         if ahead.is_none() && wanted_valid.len() == graph.wanted.len() {
             // Everything is here: no probe, no SSH connection, no cache query.
@@ -408,6 +416,13 @@ async fn plan_graph(
                     (builders, substitution, Some(valid?))
                 }
             };
+            if how.builds {
+                sessions = crate::session::Lookahead::start(
+                    builders
+                        .iter()
+                        .filter_map(|b| Some((b.machine.uri.as_ref(), b.connection()?))),
+                );
+            }
             let sources::Gathered {
                 mut availability,
                 mut warnings,
@@ -507,6 +522,7 @@ async fn plan_graph(
         session_installables,
         nar_sizes,
         history_warning: history.as_ref().and_then(|l| l.warning.clone()),
+        sessions,
         history: history.map(|l| std::sync::Arc::new(l.history)),
     })
 }

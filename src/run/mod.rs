@@ -203,6 +203,7 @@ async fn plan_run<'a>(
                 rebuild: request.rebuild,
                 missing: matches!(checked, crate::run::noop::Checked::Missing),
                 fallback: request.fallback,
+                builds: !request.dry_run,
             };
             (make_plan_with(settings, &installables, how).await?, None)
         }

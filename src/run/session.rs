@@ -134,7 +134,12 @@ pub(super) async fn choose<'a>(
         (Ok(b), RemoteVia::Hook) => {
             let conn = b.connection()?;
             let key = session::key_of(&job.planned.session_installables);
-            match session::list(conn).await {
+            match job
+                .planned
+                .sessions
+                .list(b.machine.uri.as_ref(), conn)
+                .await
+            {
                 Ok(all) => all
                     .iter()
                     .any(|s| s.key == key && !s.copied && s.state != State::Lost)
@@ -167,7 +172,12 @@ async fn done_session<'a>(job: &'a Job<'_>, plan: &Plan) -> Option<&'a Builder> 
     let b = joinable(job, plan)?;
     let conn = b.connection()?;
     let key = session::key_of(&job.planned.session_installables);
-    let all = session::list(conn).await.ok()?;
+    let all = job
+        .planned
+        .sessions
+        .list(b.machine.uri.as_ref(), conn)
+        .await
+        .ok()?;
     all.iter()
         .any(|s| s.key == key && !s.copied && s.state == State::Done)
         .then_some(b)

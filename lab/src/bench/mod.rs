@@ -47,7 +47,7 @@ ratios (nixdispatch / plain nix; below 1 means nixdispatch is faster) and the ta
   --builders LIST      seasmoke's Nix (default 2.26,2.34): every row runs on the first; each
                        further one (rows keyed ROW@VERSION) runs the short rows of the remote,
                        session, held and plan scenarios (the shortest chain, held, the smallest
-                       plan), which keeps the default bench near 20 minutes
+                       plan), which keeps the default bench near 40 minutes
   --chains LIST        derivations per chain in the remote rows (default 3,6,10,30)
   --wide LIST          paths of the planning fixtures, half of them on seasmoke (default 500,5000)
   --json               one JSON document on stdout instead of the table (progress stays on stderr)

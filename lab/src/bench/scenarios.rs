@@ -134,7 +134,7 @@ impl Row {
 const ND_CONNECT_TIMEOUT: f64 = 3.0;
 
 /// Rows of 10+ derivations, 2,000+ paths, and the daemon rows get `--long-runs`: each of their
-/// runs takes 10 s or more at 30 ms, and the default bench must stay near 20 minutes.
+/// runs takes 10 s or more at 30 ms, and the default bench must stay near 40 minutes.
 fn long_chain(n: usize) -> bool {
     n >= 10
 }
