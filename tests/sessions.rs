@@ -532,3 +532,50 @@ fn a_session_builds_as_many_derivations_at_once_as_the_machines_line_allows() {
         .unwrap_or_else(|| panic!("no summary: {run:?}"));
     assert_eq!(summary["copied_from"]["ssh-ng://seasmoke"], 3, "{summary}");
 }
+
+#[test]
+fn a_hook_run_takes_up_a_detached_session_of_the_same_derivations() {
+    if skip_unless_root("a_hook_run_takes_up_a_detached_session_of_the_same_derivations") {
+        return;
+    }
+    // The session list is asked while the store queries run (session::Lookahead): the hook
+    // run still finds the detached session and follows it instead of building again.
+    let lab = slow_lab("slow5", 5, BuilderNix::default());
+    let v = ClientNix::V2_34;
+    let spec = lab.builder_spec();
+    let attr = lab.flake_ref("slow5");
+    let detached = nixdispatch(
+        &lab,
+        v,
+        &["--builder", &spec, "build", "--detach", &attr],
+        BOUND,
+    );
+    assert_eq!(detached.code, Some(0), "{detached:?}");
+    let id = detached.stdout.trim().to_owned();
+    let hook = nixdispatch(
+        &lab,
+        v,
+        &[
+            "--builder",
+            &spec,
+            "--remote-via",
+            "hook",
+            "--progress",
+            "plain",
+            "build",
+            "--no-link",
+            "--print-out-paths",
+            &attr,
+        ],
+        BOUND,
+    );
+    assert_eq!(hook.code, Some(0), "{hook:?}");
+    assert!(
+        hook.stderr
+            .contains(&format!("session {id} on seasmoke already")),
+        "{hook:?}"
+    );
+    let out = hook.stdout.trim().to_owned();
+    assert!(lab.client_has(v, &out), "{hook:?}");
+    assert_eq!(sessions(&lab, v).len(), 1, "no second session");
+}
