@@ -32,10 +32,10 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use nixdispatch_lab::{ClientNix, Fixture, Lab, LabError, LabOptions};
+use nixdispatch_lab::{ClientNix, Fixture, Lab, LabOptions};
 
 use super::measure::{one, rounds, Sample, Side, NO_CAP};
-use super::scenarios::{Extra, Row, Target};
+use super::scenarios::{lab_err, nix_cmd, renew, Extra, Row, Target};
 use super::{interrupted, Config};
 
 const SLOW_LINK: u64 = 1_000_000;
@@ -55,22 +55,6 @@ fn row(key: &str, title: String, v: ClientNix, target: f64, nix: &str, nd: &str)
         notes: Vec::new(),
         extras: Vec::new(),
     }
-}
-
-fn err(what: &str) -> impl Fn(LabError) -> String + '_ {
-    move |e| format!("{what}: {e}")
-}
-
-fn renew(lab: &Lab) -> Result<(), String> {
-    lab.renew_nonce()
-        .map(|_| ())
-        .map_err(err("renewing the nonce"))
-}
-
-fn nix(lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
-    let mut c = lab.client_command(v, "nix");
-    c.args(args);
-    c
 }
 
 /// nixdispatch with the history in `state`.
@@ -260,7 +244,7 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
             &mut r,
             cfg.runs,
             &|| renew(&lab),
-            &|| nix(&lab, v, &["build", "--no-link", "--builders", &spec, &x]),
+            &|| nix_cmd(&lab, v, &["build", "--no-link", "--builders", &spec, &x]),
             &|| nd(cfg, &lab, v, &st, &args),
         )?;
         note_modes(&mut r);
@@ -367,8 +351,10 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
         );
         let both_hold = || -> Result<(), String> {
             renew(&lab)?;
-            lab.push_to_cache(&x).map_err(err("filling the cache"))?;
-            lab.build_on_builder(&x).map_err(err("seeding seasmoke"))?;
+            lab.push_to_cache(&x)
+                .map_err(lab_err("filling the cache"))?;
+            lab.build_on_builder(&x)
+                .map_err(lab_err("seeding seasmoke"))?;
             Ok(())
         };
         let args = auto(&x);
@@ -395,7 +381,7 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
             &mut r,
             cfg.runs,
             &both_hold,
-            &|| nix(&lab, v, &["build", "--no-link", "--builders", &spec, &x]),
+            &|| nix_cmd(&lab, v, &["build", "--no-link", "--builders", &spec, &x]),
             &|| nd(cfg, &lab, v, &st, &args),
         )?;
         note_modes(&mut r);
@@ -418,7 +404,7 @@ pub fn rows(cfg: &Config, rows: &mut Vec<Row>) -> Result<(), String> {
 
 /// `nix build --no-link --max-jobs 0 --builders SPEC X`.
 fn remote_only(lab: &Lab, v: ClientNix, spec: &str, x: &str) -> Command {
-    nix(
+    nix_cmd(
         lab,
         v,
         &[
@@ -498,7 +484,7 @@ fn noisy(
             lab,
             &format!("{kb} kB/s plain nix"),
             &prepare,
-            nix(lab, v, &["build", "--no-link", "--builders", spec, &x]),
+            nix_cmd(lab, v, &["build", "--no-link", "--builders", spec, &x]),
             NO_CAP,
         )?;
         let ours = one(

@@ -222,17 +222,17 @@ fn start(opts: LabOptions) -> Result<Lab, String> {
     })
 }
 
-fn lab_err(what: &str) -> impl Fn(LabError) -> String + '_ {
+pub(super) fn lab_err(what: &str) -> impl Fn(LabError) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-fn renew(lab: &Lab) -> Result<(), String> {
+pub(super) fn renew(lab: &Lab) -> Result<(), String> {
     lab.renew_nonce()
         .map(|_| ())
         .map_err(lab_err("renewing the nonce"))
 }
 
-fn nix_cmd(lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
+pub(super) fn nix_cmd(lab: &Lab, v: ClientNix, args: &[&str]) -> Command {
     let mut c = lab.client_command(v, "nix");
     c.args(args);
     c
