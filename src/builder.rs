@@ -129,6 +129,18 @@ impl Builder {
         }
     }
 
+    /// For tests: the builder of one machines-file `line`, declared (not probed) and answered
+    /// for by a test identity.
+    #[cfg(test)]
+    pub fn declared_for_test(id: BuilderId, line: &str) -> Builder {
+        let mut none = |_: &std::path::Path| None;
+        let machine = match crate::machines::parse_machines(line, "test", &mut none) {
+            Ok(mut m) if m.len() == 1 => m.remove(0),
+            other => panic!("{line}: {other:?}"),
+        };
+        Builder::declared(id, machine, Identity::Own("test".into()))
+    }
+
     /// Its short name, the contract's `host`.
     pub fn host(&self) -> &str {
         self.machine.host_label()

@@ -88,18 +88,9 @@ pub fn describe(s: &Builder, daemon_client: bool) -> String {
 mod tests {
     use super::*;
     use crate::builder::BuilderId;
-    use crate::machines::parse_machines;
 
     fn verified(rtt_ms: Option<f64>) -> Builder {
-        let mut none = |_: &std::path::Path| None;
-        let machine = parse_machines("ssh-ng://seasmoke x86_64-linux", "test", &mut none)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
-        let mut b = Builder::declared(
-            BuilderId(0),
-            machine,
-            crate::probe::Identity::Own("test".into()),
-        );
+        let mut b = Builder::declared_for_test(BuilderId(0), "ssh-ng://seasmoke x86_64-linux");
         b.set_status(crate::builder::Status::Verified { connection: None });
         b.rtt_ms = rtt_ms;
         b

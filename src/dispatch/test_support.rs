@@ -3,23 +3,12 @@
 use crate::builder::{Builder, BuilderId};
 use crate::child::Invocation;
 use crate::dispatch::{Context, Steps};
-use crate::machines::parse_machines;
 use crate::nix::version::tests::NIX_2_26;
 use crate::plan::{Counts, Mode, Plan, PlannedBuild};
 use crate::store_path::StorePath;
-use std::path::Path;
 
 pub(super) fn state(line: &str, reachable: bool) -> Builder {
-    let mut none = |_: &Path| None;
-    let machine = match parse_machines(line, "test", &mut none) {
-        Ok(mut m) if m.len() == 1 => m.remove(0),
-        other => panic!("{line}: {other:?}"),
-    };
-    let mut b = Builder::declared(
-        BuilderId(0),
-        machine,
-        crate::probe::Identity::Own("test".into()),
-    );
+    let mut b = Builder::declared_for_test(BuilderId(0), line);
     if reachable {
         b.set_status(crate::builder::Status::Verified { connection: None });
     } else {

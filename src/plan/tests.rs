@@ -1,6 +1,4 @@
 use super::*;
-use crate::machines::{parse_machines, Machine};
-use std::path::Path;
 
 const X86: &str = "x86_64-linux";
 const CACHE: &str = "https://cache.nixos.org";
@@ -47,23 +45,11 @@ fn drv(name: &str, deps: &[&str]) -> Derivation {
     }
 }
 
-fn machine(line: &str) -> Machine {
-    let mut none = |_: &Path| None;
-    match parse_machines(line, "test", &mut none) {
-        Ok(mut m) if m.len() == 1 => m.remove(0),
-        other => panic!("{line}: {other:?}"),
-    }
-}
-
 /// A builder with an id of its own (unique in the test process), probed or not.
 fn builder(line: &str, reachable: bool) -> Builder {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let id = BuilderId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let mut b = Builder::declared(
-        id,
-        machine(line),
-        crate::probe::Identity::Own("test".into()),
-    );
+    let mut b = Builder::declared_for_test(id, line);
     if reachable {
         b.set_status(crate::builder::Status::Verified { connection: None });
     } else {

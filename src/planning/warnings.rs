@@ -120,17 +120,11 @@ pub(super) fn drop_said_in_reason(warnings: &mut Vec<String>, builders: &[Builde
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machines::parse_machines;
 
     fn state(unverified: bool) -> Builder {
-        let mut none = |_: &std::path::Path| None;
-        let machine = parse_machines("ssh-ng://root@seasmoke x86_64-linux", "test", &mut none)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
-        let mut b = Builder::declared(
+        let mut b = Builder::declared_for_test(
             crate::builder::BuilderId(0),
-            machine,
-            crate::probe::Identity::Own("test".into()),
+            "ssh-ng://root@seasmoke x86_64-linux",
         );
         b.set_status(if unverified {
             crate::builder::Status::Unverified {
